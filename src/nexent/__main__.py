@@ -1,0 +1,3 @@
+from nexent.cli import main
+
+main()

@@ -1,0 +1,219 @@
+"""The `nexent` command line: serve, worker, migrate and operator commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+
+from nexent.core.db import migrate
+from nexent.core.logging import configure_logging
+from nexent.engines.container import Engines, build_engines
+from nexent.jobs.handlers import PURGE_JOBS
+from nexent.jobs.registry import load_job_modules
+from nexent.jobs.repository import JobRepository
+from nexent.jobs.schemas import JobInfo
+from nexent.settings import Service, Settings, get_settings
+
+app = typer.Typer(help="Nexent: a self-hosted AI agent platform.", no_args_is_help=True)
+admin = typer.Typer(help="Operator commands.", no_args_is_help=True)
+app.add_typer(admin, name="admin")
+
+logger = logging.getLogger("nexent.cli")
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+@app.command()
+def serve(
+    service: Annotated[
+        Service | None, typer.Option(help="Run one service on its own port instead of all of them on 5010.")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Listen address (default NEXENT_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port (default: the service's port).")] = None,
+) -> None:
+    """Start the platform: every service in one process (embedded shape), or one service."""
+    from nexent.server import create_app
+
+    settings = _settings()
+    listen_port = port or settings.port_for(service)
+    listen_host = host or settings.host
+    typer.echo(f"Nexent {'embedded' if service is None else service.value} on http://{listen_host}:{listen_port}")
+    uvicorn.run(
+        create_app(settings, service=service),
+        host=listen_host,
+        port=listen_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Jobs run at once (default NEXENT_QUEUE_WORKERS).")] = None,
+) -> None:
+    """Run background jobs: a Celery worker when NEXENT_QUEUE_BACKEND=celery, else a local worker pool."""
+    settings = _settings()
+    if concurrency is not None:
+        settings = settings.model_copy(update={"queue_workers": concurrency})
+    load_job_modules(settings.job_modules)
+    if settings.queue_backend == "celery":
+        _celery_worker(settings)
+    else:
+        asyncio.run(_local_worker(settings))
+
+
+def _celery_worker(settings: Settings) -> None:
+    from nexent.engines.queue.celery import create_celery
+
+    # The reaper re-sends jobs whose message was lost or whose worker died; it needs an event loop of its own.
+    threading.Thread(target=asyncio.run, args=(_reap_forever(settings),), daemon=True, name="reaper").start()
+    celery = create_celery(settings)
+    celery.worker_main(
+        [
+            "worker",
+            f"--concurrency={max(settings.queue_workers, 1)}",
+            f"--loglevel={settings.log_level}",
+            "--queues=nexent",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ]
+    )
+
+
+async def _reap_forever(settings: Settings) -> None:
+    engines = build_engines(settings, consume_jobs=True)
+    await engines.start()
+    await asyncio.Event().wait()
+
+
+async def _local_worker(settings: Settings) -> None:
+    engines = build_engines(settings, consume_jobs=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await engines.start()
+    typer.echo(f"Nexent worker: {settings.queue_workers} local workers")
+    try:
+        await stop.wait()
+    finally:
+        await engines.close()
+
+
+@app.command("migrate")
+def migrate_command(
+    revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+) -> None:
+    """Bring the database schema up to date."""
+    settings = _settings()
+    migrate(settings.resolved_database_url, revision)
+    typer.echo(f"Database at revision {revision}.")
+
+
+def _run(func: Callable[[Engines], Awaitable[T]]) -> T:
+    """Run an operator action with this process's engines (no workers)."""
+
+    async def main() -> T:
+        engines = build_engines(_settings(), consume_jobs=False)
+        await engines.start()
+        try:
+            return await func(engines)
+        finally:
+            await engines.close()
+
+    return asyncio.run(main())
+
+
+@admin.command("create-tenant")
+def create_tenant(
+    name: Annotated[str, typer.Argument(help="Display name.")],
+    slug: Annotated[str | None, typer.Option(help="URL-safe identifier; derived from the name if omitted.")] = None,
+) -> None:
+    """Create a tenant and print it as JSON."""
+    from pydantic import ValidationError
+
+    from nexent.identity.schemas import TenantCreate
+    from nexent.identity.service import TenantService
+
+    try:
+        data = TenantCreate(name=name, slug=slug)
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def action(engines: Engines) -> str:
+        async with engines.sessions() as session, session.begin():
+            return (await TenantService(session).create(data)).model_dump_json()
+
+    typer.echo(_run(action))
+
+
+@admin.command("list-tenants")
+def list_tenants(limit: Annotated[int, typer.Option(min=1, max=200)] = 50) -> None:
+    """List tenants as JSON."""
+    from nexent.core.pagination import PageParams
+    from nexent.identity.service import TenantService
+
+    async def action(engines: Engines) -> str:
+        async with engines.sessions() as session:
+            page = await TenantService(session).list(PageParams(limit=limit, offset=0), status=None, query=None)
+        return page.model_dump_json(indent=2)
+
+    typer.echo(_run(action))
+
+
+@admin.command("jobs")
+def list_jobs(
+    status: Annotated[str | None, typer.Option(help="queued, running, succeeded or failed.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 20,
+) -> None:
+    """Show recent background jobs as JSON."""
+
+    async def action(engines: Engines) -> str:
+        async with engines.sessions() as session:
+            jobs = await JobRepository(session).list_recent(status=status, limit=limit)
+            return json.dumps([JobInfo.model_validate(job).model_dump(mode="json") for job in jobs], indent=2)
+
+    typer.echo(_run(action))
+
+
+@admin.command("purge-jobs")
+def purge_jobs(
+    older_than_days: Annotated[int, typer.Option(min=0, help="Delete finished jobs older than this.")] = 30,
+) -> None:
+    """Queue the job that deletes old finished jobs; prints its id."""
+
+    async def action(engines: Engines) -> str:
+        load_job_modules(engines.settings.job_modules)
+        return str(await engines.queue.enqueue(PURGE_JOBS, {"older_than_days": older_than_days}))
+
+    typer.echo(_run(action))
+
+
+@admin.command("check")
+def check() -> None:
+    """Check that every configured engine answers; exits 1 if one does not."""
+    results = _run(lambda engines: engines.readiness())
+    typer.echo(json.dumps(results, indent=2))
+    if any(value != "ok" for value in results.values()):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,32 @@
+"""Probes every service answers: liveness, readiness (each engine checked) and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+
+from nexent import __version__
+from nexent.core.deps import EnginesDep
+from nexent.core.errors import problem_response
+from nexent.core.metrics import render_metrics
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="Liveness: the process answers.")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/readyz", summary="Readiness: every configured engine answers.")
+async def readyz(engines: EnginesDep) -> JSONResponse:
+    checks = await engines.readiness()
+    if all(result == "ok" for result in checks.values()):
+        return JSONResponse({"status": "ok", "checks": checks})
+    return problem_response(503, "not_ready", "One or more engines do not answer.", extra={"checks": checks})
+
+
+@router.get("/metrics", summary="Prometheus metrics.", response_class=Response)
+async def metrics() -> Response:
+    payload, content_type = render_metrics()
+    return Response(payload, media_type=content_type)

@@ -1,0 +1,104 @@
+"""The engines one process uses, chosen by settings. No code outside `nexent.engines` knows which is in use."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from nexent.core.db import create_engine, create_session_factory, ping
+from nexent.engines.bus.base import EventBus
+from nexent.engines.bus.local import LocalBus
+from nexent.engines.queue.base import JobQueue
+from nexent.engines.storage.base import ObjectStorage
+from nexent.engines.storage.local import LocalStorage
+from nexent.settings import Settings
+
+logger = logging.getLogger("nexent.engines")
+
+READINESS_TIMEOUT_SECONDS = 3.0
+
+
+@dataclass
+class Engines:
+    settings: Settings
+    db: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    storage: ObjectStorage
+    bus: EventBus
+    queue: JobQueue = field(init=False)
+
+    async def start(self) -> None:
+        await self.storage.start()
+        await self.bus.start()
+        await self.queue.start()
+
+    async def close(self) -> None:
+        await self.queue.close()
+        await self.bus.close()
+        await self.storage.close()
+        await self.db.dispose()
+
+    async def readiness(self) -> dict[str, str]:
+        """Check every engine; returns `{name: "ok" | "error: ..."}`."""
+        checks = {
+            "database": ping(self.db),
+            "storage": self.storage.health(),
+            "queue": self.queue.health(),
+            "bus": self.bus.health(),
+        }
+        results: dict[str, str] = {}
+        for name, check in checks.items():
+            try:
+                await asyncio.wait_for(check, timeout=READINESS_TIMEOUT_SECONDS)
+                results[name] = "ok"
+            except Exception as exc:
+                logger.warning("readiness check failed", extra={"engine": name, "error": repr(exc)})
+                results[name] = f"error: {type(exc).__name__}"
+        return results
+
+
+def build_storage(settings: Settings) -> ObjectStorage:
+    if settings.storage_backend == "s3":
+        from nexent.engines.storage.s3 import S3Storage
+
+        return S3Storage(
+            bucket=settings.s3_bucket,
+            endpoint_url=settings.s3_endpoint_url,
+            region=settings.s3_region,
+            access_key=settings.s3_access_key.get_secret_value() if settings.s3_access_key else None,
+            secret_key=settings.s3_secret_key.get_secret_value() if settings.s3_secret_key else None,
+        )
+    return LocalStorage(settings.resolved_storage_dir)
+
+
+def build_bus(settings: Settings) -> EventBus:
+    if settings.bus_backend == "redis":
+        from nexent.engines.bus.redis import RedisBus
+
+        return RedisBus(settings.redis_url, prefix=settings.redis_prefix)
+    return LocalBus()
+
+
+def build_engines(settings: Settings, *, consume_jobs: bool = True) -> Engines:
+    """Engines for this process. `consume_jobs=False` builds a queue that only enqueues (no local workers,
+    no reaper), for processes whose jobs are run elsewhere."""
+    db = create_engine(settings.resolved_database_url, pool_size=settings.database_pool_size)
+    engines = Engines(
+        settings=settings,
+        db=db,
+        sessions=create_session_factory(db),
+        storage=build_storage(settings),
+        bus=build_bus(settings),
+    )
+    if settings.queue_backend == "celery":
+        from nexent.engines.queue.celery import CeleryQueue
+
+        engines.queue = CeleryQueue(engines, run_reaper=consume_jobs)
+    else:
+        from nexent.engines.queue.local import LocalQueue
+
+        engines.queue = LocalQueue(engines, workers=settings.queue_workers if consume_jobs else 0)
+    return engines

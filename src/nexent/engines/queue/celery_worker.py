@@ -1,0 +1,39 @@
+"""The Celery task that runs jobs; imported by `nexent worker` processes only.
+
+Each worker process keeps one event loop and one set of engines for its whole life, so database connections
+are reused across tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from celery import shared_task
+
+from nexent.engines.container import Engines, build_engines
+from nexent.engines.queue.celery import RUN_JOB_TASK
+from nexent.jobs.registry import load_job_modules
+from nexent.jobs.service import run_job, worker_name
+from nexent.settings import get_settings
+
+_loop: asyncio.AbstractEventLoop | None = None
+_engines: Engines | None = None
+
+
+def _process_engines() -> tuple[asyncio.AbstractEventLoop, Engines]:
+    global _loop, _engines
+    if _loop is None or _engines is None:
+        settings = get_settings()
+        load_job_modules(settings.job_modules)
+        _loop = asyncio.new_event_loop()
+        _engines = build_engines(settings, consume_jobs=False)
+        _loop.run_until_complete(_engines.start())
+    return _loop, _engines
+
+
+@shared_task(name=RUN_JOB_TASK)
+def run_job_task(job_id: str) -> bool:
+    """Run one attempt of the job, unless another worker holds it or it is finished."""
+    loop, engines = _process_engines()
+    return loop.run_until_complete(run_job(engines, uuid.UUID(job_id), worker=worker_name("celery")))

@@ -1,0 +1,98 @@
+"""The app factory: one ASGI app per service, or all services in one app for the embedded shape."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from importlib import resources
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import HTMLResponse
+
+from nexent import __version__
+from nexent.core import health
+from nexent.core.db import migrate_async
+from nexent.core.errors import install_error_handlers
+from nexent.core.logging import configure_logging
+from nexent.core.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
+from nexent.engines.container import build_engines
+from nexent.identity import api as identity_api
+from nexent.jobs.registry import load_job_modules
+from nexent.settings import Service, Settings, get_settings
+
+logger = logging.getLogger("nexent.server")
+
+# Which domain routers each service serves. Later domains add their routers here.
+SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
+    Service.CONFIG: [identity_api.router],
+    Service.RUNTIME: [],
+    Service.MCP: [],
+    Service.NORTHBOUND: [],
+    Service.DATA_PROCESS: [],
+}
+
+# Processes of these services run background jobs (local worker pool, or the Celery reaper).
+_JOB_CONSUMERS = {Service.DATA_PROCESS}
+
+
+def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
+    """Build the app of one service, or of all of them (`service=None`, the embedded shape)."""
+    settings = settings or get_settings()
+    services: Iterable[Service] = [service] if service else list(Service)
+    embedded = service is None
+    label = service.value if service else "embedded"
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        load_job_modules(settings.job_modules)
+        if embedded and settings.auto_migrate:
+            await migrate_async(settings.resolved_database_url)
+        engines = build_engines(settings, consume_jobs=embedded or service in _JOB_CONSUMERS)
+        await engines.start()
+        app.state.engines = engines
+        logger.info("service started", extra={"service": label, "version": __version__})
+        try:
+            yield
+        finally:
+            await engines.close()
+
+    app = FastAPI(
+        title="Nexent" if embedded else f"Nexent {label}",
+        version=__version__,
+        lifespan=lifespan,
+        # Swagger UI loads its assets from a CDN, which a self-hosted, offline install cannot reach.
+        docs_url=None,
+        redoc_url=None,
+    )
+    install_error_handlers(app)
+    app.include_router(health.router)
+    for svc in services:
+        for router in SERVICE_ROUTERS[svc]:
+            app.include_router(router)
+    if embedded or service is Service.CONFIG:
+        app.add_api_route("/", _home, include_in_schema=False, response_class=HTMLResponse)
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=True,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=[REQUEST_ID_HEADER],
+    )
+    app.add_middleware(RequestContextMiddleware, service=label, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+async def _home() -> HTMLResponse:
+    page = resources.files("nexent").joinpath("static/index.html").read_text(encoding="utf-8")
+    return HTMLResponse(page.replace("{{version}}", __version__))
+
+
+def app_factory() -> FastAPI:
+    """Entry point for `uvicorn --factory nexent.server:app_factory` (embedded shape)."""
+    settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)

@@ -1,0 +1,112 @@
+"""The single source of configuration: every setting is a `NEXENT_*` environment variable (or `.env` entry).
+
+`docs/configuration.md` lists each variable with its default; `tests/test_settings.py` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Service(StrEnum):
+    """The API services of the platform; the embedded shape runs them all in one process."""
+
+    CONFIG = "config"
+    RUNTIME = "runtime"
+    MCP = "mcp"
+    NORTHBOUND = "northbound"
+    DATA_PROCESS = "data-process"
+
+
+DEFAULT_PORTS: dict[Service, int] = {
+    Service.CONFIG: 5010,
+    Service.MCP: 5011,
+    Service.DATA_PROCESS: 5012,
+    Service.NORTHBOUND: 5013,
+    Service.RUNTIME: 5014,
+}
+EMBEDDED_PORT = 5010
+
+
+class Settings(BaseSettings):
+    """Platform settings. Engines default to the embedded shape (no external service)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="NEXENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Server
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, description="Overrides the service's default port.")
+    data_dir: Path = Path("data")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
+    admin_token: SecretStr | None = None
+
+    # Relational data
+    database_url: str | None = None
+    auto_migrate: bool = True
+    database_pool_size: int = Field(default=10, gt=0)
+
+    # Object storage
+    storage_backend: Literal["local", "s3"] = "local"
+    storage_dir: Path | None = None
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "nexent"
+    s3_region: str = "us-east-1"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
+
+    # Background jobs
+    queue_backend: Literal["local", "celery"] = "local"
+    queue_workers: int = Field(default=4, ge=0)
+    job_lease_seconds: float = Field(default=60.0, gt=0)
+    job_poll_seconds: float = Field(default=1.0, gt=0)
+    job_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    celery_broker_url: str | None = None
+
+    # Event bus, cancel signals, locks
+    bus_backend: Literal["local", "redis"] = "local"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "nexent:"
+
+    @field_validator("cors_origins", "job_modules", mode="before")
+    @classmethod
+    def _split_comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'nexent.db').resolve()}"
+
+    @property
+    def resolved_storage_dir(self) -> Path:
+        return (self.storage_dir or self.data_dir / "objects").resolve()
+
+    @property
+    def resolved_broker_url(self) -> str:
+        return self.celery_broker_url or self.redis_url
+
+    def port_for(self, service: Service | None) -> int:
+        """The port to listen on: the override, else the service's default, else the embedded port."""
+        if self.port is not None:
+            return self.port
+        return DEFAULT_PORTS[service] if service else EMBEDDED_PORT
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Settings read once per process from the environment."""
+    return Settings()
