@@ -89,7 +89,7 @@ def _celery_worker(settings: Settings) -> None:
             "worker",
             f"--concurrency={max(settings.queue_workers, 1)}",
             f"--loglevel={settings.log_level}",
-            "--queues=nexent",
+            f"--queues={settings.celery_queue}",
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

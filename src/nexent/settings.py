@@ -72,6 +72,7 @@ class Settings(BaseSettings):
     job_poll_seconds: float = Field(default=1.0, gt=0)
     job_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
     celery_broker_url: str | None = None
+    celery_queue: str = "nexent"
 
     # Event bus, cancel signals, locks
     bus_backend: Literal["local", "redis"] = "local"

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
 from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from nexent.core.errors import AppError
 
 Message = dict[str, Any]
+
+
+class Subscription:
+    """Messages of one subscriber. Cancelling a wait (a timeout, a closed client) loses nothing: the next
+    `anext` resumes with the next message."""
+
+    def __init__(self, queue: asyncio.Queue[Message]) -> None:
+        self._queue = queue
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Message:
+        return await self._queue.get()
 
 
 class LockTimeout(AppError):
@@ -22,7 +36,7 @@ class EventBus(Protocol):
     async def start(self) -> None: ...
     async def close(self) -> None: ...
     async def publish(self, channel: str, message: Message) -> None: ...
-    def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[Message]]: ...
+    def subscribe(self, channel: str) -> AbstractAsyncContextManager[Subscription]: ...
     async def request_cancel(self, key: str, *, ttl_seconds: float = 3600) -> None:
         """Raise the cancel flag for `key` and publish `{"type": "cancel"}` on `cancel_channel(key)`."""
         ...

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from nexent.engines.bus.base import LockTimeout, Message, cancel_channel
+from nexent.engines.bus.base import LockTimeout, Message, Subscription, cancel_channel
 
 
 class LocalBus:
@@ -33,16 +33,12 @@ class LocalBus:
             queue.put_nowait(copy.deepcopy(message))
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[Message]]:
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
         queue: asyncio.Queue[Message] = asyncio.Queue()
         self._subscribers[channel].add(queue)
 
-        async def messages() -> AsyncIterator[Message]:
-            while True:
-                yield await queue.get()
-
         try:
-            yield messages()
+            yield Subscription(queue)
         finally:
             self._subscribers[channel].discard(queue)
             if not self._subscribers[channel]:

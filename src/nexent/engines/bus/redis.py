@@ -15,7 +15,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 
-from nexent.engines.bus.base import LockTimeout, Message, cancel_channel
+from nexent.engines.bus.base import LockTimeout, Message, Subscription, cancel_channel
 
 logger = logging.getLogger("nexent.bus")
 
@@ -53,7 +53,7 @@ class RedisBus:
         await self._redis.publish(self._key("ch:" + channel), json.dumps(message))
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[Message]]:
+    async def subscribe(self, channel: str) -> AsyncIterator[Subscription]:
         pubsub = self._require_started()
         queue: asyncio.Queue[Message] = asyncio.Queue()
         redis_channel = self._key("ch:" + channel)
@@ -66,12 +66,8 @@ class RedisBus:
                 self._has_subscriptions.set()
                 await asyncio.wait_for(confirmed.wait(), timeout=10)
 
-        async def messages() -> AsyncIterator[Message]:
-            while True:
-                yield await queue.get()
-
         try:
-            yield messages()
+            yield Subscription(queue)
         finally:
             async with self._subscription_lock:
                 self._subscribers[redis_channel].discard(queue)
@@ -110,13 +106,13 @@ class RedisBus:
             return
         if kind != "message":
             return
-        try:
-            message = json.loads(raw["data"])
-        except (TypeError, ValueError):
-            logger.warning("dropped a malformed bus message", extra={"channel": channel})
-            return
         for queue in list(self._subscribers.get(channel, ())):
-            queue.put_nowait(message)
+            # Decoded once per subscriber, so no two subscribers share (and mutate) one object.
+            try:
+                queue.put_nowait(json.loads(raw["data"]))
+            except (TypeError, ValueError):
+                logger.warning("dropped a malformed bus message", extra={"channel": channel})
+                return
 
     async def request_cancel(self, key: str, *, ttl_seconds: float = 3600) -> None:
         await self._redis.set(self._key("cancel:" + key), "1", px=int(ttl_seconds * 1000))

@@ -37,7 +37,7 @@ def create_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
-        task_default_queue="nexent",
+        task_default_queue=settings.celery_queue,
         broker_connection_retry_on_startup=True,
         broker_transport_options={"visibility_timeout": max(3600, int(settings.job_lease_seconds * 4))},
         worker_hijack_root_logger=False,
