@@ -13,7 +13,7 @@ from typing import Annotated, TypeVar
 import typer
 import uvicorn
 
-from nexent.core.db import migrate
+from nexent.core.db import downgrade, migrate
 from nexent.core.logging import configure_logging
 from nexent.engines.container import Engines, build_engines
 from nexent.jobs.handlers import PURGE_JOBS
@@ -120,9 +120,16 @@ async def _local_worker(settings: Settings) -> None:
 @app.command("migrate")
 def migrate_command(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
+    downgrade_to: Annotated[
+        str | None, typer.Option(help="Revert to this revision instead ('base' drops every table).")
+    ] = None,
 ) -> None:
-    """Bring the database schema up to date."""
+    """Bring the database schema up to date (or revert it)."""
     settings = _settings()
+    if downgrade_to is not None:
+        downgrade(settings.resolved_database_url, downgrade_to)
+        typer.echo(f"Database reverted to revision {downgrade_to}.")
+        return
     migrate(settings.resolved_database_url, revision)
     typer.echo(f"Database at revision {revision}.")
 

@@ -119,6 +119,15 @@ def migrate(url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(url), revision)
 
 
+def downgrade(url: str, revision: str) -> None:
+    """Revert the database to `revision` ("base" removes every table)."""
+    command.downgrade(alembic_config(url), revision)
+
+
 async def migrate_async(url: str, revision: str = "head") -> None:
     # Alembic's env runs its own event loop, so it must not share ours.
     await asyncio.to_thread(migrate, url, revision)
+
+
+async def downgrade_async(url: str, revision: str) -> None:
+    await asyncio.to_thread(downgrade, url, revision)

@@ -1,13 +1,13 @@
 """Errors as RFC 9457 problem documents.
 
 Services raise `AppError` subclasses; the handlers registered by `install_error_handlers` turn them, FastAPI's
-validation errors, Starlette's HTTP errors and anything unexpected into `application/problem+json` answers with
-`type`, `title`, `status`, `detail`, `code` and the request id. Bad input is always a 4xx, never a 500.
+validation errors and Starlette's HTTP errors into `application/problem+json` answers with
+`type`, `title`, `status`, `detail`, `code` and the request id. Bad input is always a 4xx, never a 500;
+unexpected errors become a 500 problem in `RequestContextMiddleware`.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -21,8 +21,6 @@ from nexent.core.context import current_request_id
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://nexent.dev/problems/"
-
-logger = logging.getLogger("nexent.errors")
 
 _CODE_BY_STATUS: dict[int, str] = {
     400: "bad_request",
@@ -94,15 +92,8 @@ class Unavailable(AppError):
     status, code = 503, "unavailable"
 
 
-def problem_response(
-    status: int,
-    code: str,
-    detail: str,
-    *,
-    extra: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """Build an RFC 9457 problem document response."""
+def problem_body(status: int, code: str, detail: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An RFC 9457 problem document, with the current request id."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": _title(status),
@@ -115,7 +106,21 @@ def problem_response(
         body["request_id"] = request_id
     if extra:
         body.update(extra)
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
+    return body
+
+
+def problem_response(
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    extra: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Build an RFC 9457 problem document response."""
+    return JSONResponse(
+        problem_body(status, code, detail, extra), status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE
+    )
 
 
 def _title(status: int) -> str:
@@ -146,8 +151,11 @@ async def _validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "validation_error", "The request is not valid.", extra={"errors": errors})
 
 
-async def _http_error_handler(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc.__cause__, AppError):
+        # FastAPI wraps errors raised while reading the body (such as the body limit) in a plain 400.
+        return await _app_error_handler(request, exc.__cause__)
     code = _CODE_BY_STATUS.get(exc.status_code, "error")
     detail = exc.detail if isinstance(exc.detail, str) else _title(exc.status_code)
     if exc.status_code == 404 and detail == "Not Found":
@@ -155,14 +163,8 @@ async def _http_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, code, detail, headers=dict(exc.headers or {}))
 
 
-async def _unhandled_error_handler(_: Request, exc: Exception) -> JSONResponse:
-    logger.error("unhandled error", exc_info=exc)
-    return problem_response(500, "internal_error", "An unexpected error occurred; it has been logged.")
-
-
 def install_error_handlers(app: FastAPI) -> None:
     """Register the problem-document handlers on an app."""
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)
-    app.add_exception_handler(Exception, _unhandled_error_handler)

@@ -14,13 +14,14 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nexent.core.context import reset_request_id, set_request_id
-from nexent.core.errors import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE, PayloadTooLarge
+from nexent.core.errors import PROBLEM_CONTENT_TYPE, PayloadTooLarge, problem_body
 from nexent.core.metrics import observe_request
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 access_logger = logging.getLogger("nexent.access")
+error_logger = logging.getLogger("nexent.errors")
 
 
 class RequestContextMiddleware:
@@ -40,11 +41,13 @@ class RequestContextMiddleware:
         token = set_request_id(request_id)
         started = time.perf_counter()
         status = 500
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message.setdefault("headers", [])
                 message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.encode(), request_id.encode())]
             await send(message)
@@ -52,9 +55,17 @@ class RequestContextMiddleware:
         try:
             declared = _content_length(scope)
             if declared is not None and declared > self.max_body_bytes:
-                await _send_too_large(send_with_id, self.max_body_bytes, request_id)
+                detail = f"The request body exceeds the limit of {self.max_body_bytes} bytes."
+                await _send_problem(send_with_id, 413, "payload_too_large", detail)
                 return
             await self.app(scope, _limited_receive(receive, self.max_body_bytes), send_with_id)
+        except Exception:
+            error_logger.exception("unhandled error", extra={"path": scope["path"]})
+            if response_started:
+                raise
+            await _send_problem(
+                send_with_id, 500, "internal_error", "An unexpected error occurred; it has been logged."
+            )
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -107,22 +118,8 @@ def _limited_receive(receive: Receive, limit: int) -> Receive:
     return wrapped
 
 
-async def _send_too_large(send: Send, limit: int, request_id: str) -> None:
-    body = json.dumps(
-        {
-            "type": PROBLEM_TYPE_BASE + "payload_too_large",
-            "title": "Request Entity Too Large",
-            "status": 413,
-            "detail": f"The request body exceeds the limit of {limit} bytes.",
-            "code": "payload_too_large",
-            "request_id": request_id,
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [(b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())],
-        }
-    )
+async def _send_problem(send: Send, status: int, code: str, detail: str) -> None:
+    body = json.dumps(problem_body(status, code, detail)).encode()
+    headers = [(b"content-type", PROBLEM_CONTENT_TYPE.encode()), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
