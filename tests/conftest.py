@@ -204,7 +204,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "admin_token": "operator-secret",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture
@@ -227,7 +227,7 @@ async def app_client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-class serve_in_process:  # noqa: N801 - used as a context manager like a function
+class serve_in_process:
     """Run an app's lifespan and give an httpx client over ASGI transport."""
 
     def __init__(self, settings: Settings, service: Service | None = None) -> None:

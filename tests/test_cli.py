@@ -32,7 +32,12 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def nexent(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, "-m", "nexent", *args], env=env, capture_output=True, text=True, timeout=120, cwd=REPO_ROOT
+        [sys.executable, "-m", "nexent", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
     )
     if check and result.returncode != 0:
         raise AssertionError(f"nexent {' '.join(args)} exited {result.returncode}: {result.stderr[-2000:]}")
@@ -78,7 +83,9 @@ def test_embedded_server_starts_on_an_empty_data_dir(embedded: Server, env: dict
     assert httpx.get(f"{embedded.url}/healthz").status_code == 200
     assert httpx.get(f"{embedded.url}/readyz").json()["status"] == "ok"
     created = httpx.post(
-        f"{embedded.url}/api/admin/tenants", json={"name": "Live"}, headers={"Authorization": "Bearer cli-operator"}
+        f"{embedded.url}/api/admin/tenants",
+        json={"name": "Live"},
+        headers={"Authorization": "Bearer cli-operator"},
     )
     assert created.status_code == 201
     assert (Path(env["NEXENT_DATA_DIR"]) / "nexent.db").is_file()
@@ -120,7 +127,7 @@ def test_each_service_starts_alone(tmp_path: Path, service: Service) -> None:
 
 
 def test_service_default_ports() -> None:
-    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    settings = Settings(_env_file=None)
     assert settings.port_for(None) == 5010
     assert {s.value: settings.port_for(s) for s in Service} == {
         "config": 5010,
@@ -130,7 +137,7 @@ def test_service_default_ports() -> None:
         "runtime": 5014,
     }
     assert DEFAULT_PORTS[Service.RUNTIME] == 5014
-    assert Settings(_env_file=None, port=6000).port_for(Service.MCP) == 6000  # type: ignore[call-arg]
+    assert Settings(_env_file=None, port=6000).port_for(Service.MCP) == 6000
 
 
 def test_worker_executes_a_queued_job(env: dict[str, str]) -> None:

@@ -37,9 +37,7 @@ EMBEDDED_PORT = 5010
 class Settings(BaseSettings):
     """Platform settings. Engines default to the embedded shape (no external service)."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="NEXENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix="NEXENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # Server
     host: str = "127.0.0.1"

@@ -97,7 +97,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-QUEUE_SHAPES = ["local-inprocess-sqlite", "local-inprocess-postgres", "local-process-postgres", "celery-postgres"]
+QUEUE_SHAPES = [
+    "local-inprocess-sqlite",
+    "local-inprocess-postgres",
+    "local-process-postgres",
+    "celery-postgres",
+]
 
 
 @pytest.fixture(params=QUEUE_SHAPES)
@@ -105,7 +110,11 @@ async def harness(
     request: pytest.FixtureRequest, tmp_path: Path, pg_url: str, redis_prefix: str
 ) -> AsyncIterator[QueueHarness]:
     shape: str = request.param
-    overrides: dict[str, Any] = {"job_lease_seconds": 2.0, "redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+    overrides: dict[str, Any] = {
+        "job_lease_seconds": 2.0,
+        "redis_url": REDIS_URL,
+        "redis_prefix": redis_prefix,
+    }
     if shape.endswith("postgres"):
         overrides["database_url"] = pg_url
     if shape.startswith("celery"):

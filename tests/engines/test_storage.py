@@ -84,7 +84,19 @@ async def test_list_by_prefix_is_sorted(storage: ObjectStorage) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["", "../escape", "a/../../b", "/absolute", "a//b", "a/./b", "trailing/", "back\\slash", "nul\x00", "x" * 1100]
+    "key",
+    [
+        "",
+        "../escape",
+        "a/../../b",
+        "/absolute",
+        "a//b",
+        "a/./b",
+        "trailing/",
+        "back\\slash",
+        "nul\x00",
+        "x" * 1100,
+    ],
 )
 async def test_unsafe_keys_are_refused(storage: ObjectStorage, key: str) -> None:
     with pytest.raises(InvalidObjectKey):

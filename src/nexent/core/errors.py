@@ -119,7 +119,10 @@ def problem_response(
 ) -> JSONResponse:
     """Build an RFC 9457 problem document response."""
     return JSONResponse(
-        problem_body(status, code, detail, extra), status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE
+        problem_body(status, code, detail, extra),
+        status_code=status,
+        headers=headers,
+        media_type=PROBLEM_CONTENT_TYPE,
     )
 
 
@@ -133,7 +136,11 @@ def _title(status: int) -> str:
 def _validation_errors(errors: Sequence[Any]) -> list[dict[str, Any]]:
     """Reduce pydantic's errors to what a client needs; never echo the raw input back."""
     return [
-        {"loc": [str(part) for part in err.get("loc", ())], "msg": err.get("msg", ""), "type": err.get("type")}
+        {
+            "loc": [str(part) for part in err.get("loc", ())],
+            "msg": err.get("msg", ""),
+            "type": err.get("type"),
+        }
         for err in errors
     ]
 

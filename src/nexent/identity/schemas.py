@@ -19,7 +19,8 @@ class TenantCreate(BaseModel):
 
     name: TenantName
     slug: Slug | None = Field(
-        default=None, description="URL-safe identifier (3-63 of a-z, 0-9, '-'); derived from the name if omitted."
+        default=None,
+        description="URL-safe identifier (3-63 of a-z, 0-9, '-'); derived from the name if omitted.",
     )
 
 

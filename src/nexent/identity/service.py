@@ -66,11 +66,12 @@ class TenantService:
         return tenant
 
     async def list(self, page: PageParams, *, status: TenantStatus | None, query: str | None) -> Page[TenantRead]:
-        tenants, total = await self.repository.list(
-            status=status, query=query, limit=page.limit, offset=page.offset
-        )
+        tenants, total = await self.repository.list(status=status, query=query, limit=page.limit, offset=page.offset)
         return Page[TenantRead](
-            items=[TenantRead.model_validate(t) for t in tenants], total=total, limit=page.limit, offset=page.offset
+            items=[TenantRead.model_validate(t) for t in tenants],
+            total=total,
+            limit=page.limit,
+            offset=page.offset,
         )
 
     async def update(self, tenant_id: uuid.UUID, data: TenantUpdate) -> TenantRead:

@@ -53,9 +53,7 @@ class JobRepository:
 
     async def claimable_ids(self, limit: int) -> list[uuid.UUID]:
         now = utcnow()
-        rows = await self.session.scalars(
-            select(Job.id).where(_claimable(now)).order_by(Job.run_after).limit(limit)
-        )
+        rows = await self.session.scalars(select(Job.id).where(_claimable(now)).order_by(Job.run_after).limit(limit))
         return list(rows)
 
     async def claim(self, job_id: uuid.UUID, *, worker: str, lease_seconds: float) -> bool:
@@ -83,7 +81,13 @@ class JobRepository:
         return _rowcount(result) == 1
 
     async def finish(
-        self, job_id: uuid.UUID, *, worker: str, status: JobStatus, result: dict[str, Any] | None, error: str | None
+        self,
+        job_id: uuid.UUID,
+        *,
+        worker: str,
+        status: JobStatus,
+        result: dict[str, Any] | None,
+        error: str | None,
     ) -> bool:
         """Record the attempt's outcome, if this worker still holds the job."""
         outcome = await self.session.execute(
@@ -133,7 +137,9 @@ class JobRepository:
                 or_(
                     and_(Job.status == JobStatus.QUEUED, Job.run_after <= queued_before),
                     and_(
-                        Job.status == JobStatus.RUNNING, Job.lease_expires_at < now, Job.attempts < Job.max_attempts
+                        Job.status == JobStatus.RUNNING,
+                        Job.lease_expires_at < now,
+                        Job.attempts < Job.max_attempts,
                     ),
                 )
             )

@@ -97,9 +97,7 @@ async def _record(
     error: str | None,
 ) -> None:
     async with engines.sessions() as session, session.begin():
-        recorded = await JobRepository(session).finish(
-            job_id, worker=worker, status=status, result=result, error=error
-        )
+        recorded = await JobRepository(session).finish(job_id, worker=worker, status=status, result=result, error=error)
     if not recorded:
         logger.warning("job outcome not recorded: the lease was lost to another worker", extra={"job_id": str(job_id)})
 

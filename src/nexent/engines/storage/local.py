@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import os
 import tempfile
 from pathlib import Path
@@ -83,7 +84,7 @@ class LocalStorage:
         validate_prefix(prefix)
         return await asyncio.to_thread(self._list, prefix)
 
-    def _list(self, prefix: str) -> list[str]:
+    def _list(self, prefix: str) -> builtins.list[str]:
         if not self.root.is_dir():
             return []
         keys = []
