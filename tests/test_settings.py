@@ -21,7 +21,7 @@ def documented() -> dict[str, str]:
 def expected_default(name: str) -> str:
     field = Settings.model_fields[name]
     value = field.default_factory() if field.default_factory is not None else field.default  # type: ignore[call-arg]
-    if value is None or value == []:
+    if value is None or value in ([], {}):
         return "*(none)*" if value is None else "*(empty)*"
     if isinstance(value, bool):
         return f"`{str(value).lower()}`"

@@ -26,7 +26,7 @@ logger = logging.getLogger("nexent.server")
 
 # Which domain routers each service serves. Later domains add their routers here.
 SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
-    Service.CONFIG: [identity_api.router],
+    Service.CONFIG: identity_api.routers,
     Service.RUNTIME: [],
     Service.MCP: [],
     Service.NORTHBOUND: [],

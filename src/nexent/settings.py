@@ -48,6 +48,26 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     admin_token: SecretStr | None = None
+    public_url: str | None = None
+
+    # Identity and secrets
+    jwt_secret: SecretStr | None = None
+    encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    access_token_minutes: int = Field(default=15, gt=0)
+    refresh_token_days: int = Field(default=30, gt=0)
+    open_signup: bool = True
+    login_max_attempts: int = Field(default=10, gt=0)
+    login_window_seconds: int = Field(default=300, gt=0)
+
+    # Single sign-on (OpenID Connect)
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid email profile"
+    oidc_role_claim: str = "roles"
+    oidc_role_map: dict[str, str] = Field(default_factory=dict)
+    oidc_default_role: Literal["owner", "admin", "developer", "user"] = "user"
+    oidc_tenant: str | None = None
 
     # Relational data
     database_url: str | None = None
@@ -77,7 +97,7 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "nexent:"
 
-    @field_validator("cors_origins", "job_modules", mode="before")
+    @field_validator("cors_origins", "job_modules", "encryption_keys", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
@@ -97,6 +117,10 @@ class Settings(BaseSettings):
     @property
     def resolved_broker_url(self) -> str:
         return self.celery_broker_url or self.redis_url
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
     def port_for(self, service: Service | None) -> int:
         """The port to listen on: the override, else the service's default, else the embedded port."""

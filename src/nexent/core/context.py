@@ -1,21 +1,33 @@
-"""Per-request context shared by logging, errors and metrics."""
+"""Per-request context shared by logging, errors, metrics and the audit log."""
 
 from __future__ import annotations
 
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
+from dataclasses import dataclass
 
-_request_id: ContextVar[str | None] = ContextVar("nexent_request_id", default=None)
+
+@dataclass(frozen=True)
+class RequestInfo:
+    request_id: str
+    client_ip: str | None
+
+
+_request: ContextVar[RequestInfo | None] = ContextVar("nexent_request", default=None)
+
+
+def current_request() -> RequestInfo | None:
+    return _request.get()
 
 
 def current_request_id() -> str | None:
     """The id of the request being handled, if any."""
-    return _request_id.get()
+    info = _request.get()
+    return info.request_id if info else None
 
 
-def set_request_id(value: str | None) -> object:
-    """Set the request id; returns a token for `reset_request_id`."""
-    return _request_id.set(value)
+def set_request(info: RequestInfo | None) -> Token[RequestInfo | None]:
+    return _request.set(info)
 
 
-def reset_request_id(token: object) -> None:
-    _request_id.reset(token)  # type: ignore[arg-type]
+def reset_request(token: Token[RequestInfo | None]) -> None:
+    _request.reset(token)

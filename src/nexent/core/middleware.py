@@ -13,7 +13,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from nexent.core.context import reset_request_id, set_request_id
+from nexent.core.context import RequestInfo, reset_request, set_request
 from nexent.core.errors import PROBLEM_CONTENT_TYPE, PayloadTooLarge, problem_body
 from nexent.core.metrics import observe_request
 
@@ -38,7 +38,8 @@ class RequestContextMiddleware:
             return
 
         request_id = _incoming_request_id(scope) or uuid.uuid4().hex
-        token = set_request_id(request_id)
+        client = scope.get("client")
+        token = set_request(RequestInfo(request_id=request_id, client_ip=client[0] if client else None))
         started = time.perf_counter()
         status = 500
         response_started = False
@@ -81,7 +82,7 @@ class RequestContextMiddleware:
                     "duration_ms": round(elapsed * 1000, 2),
                 },
             )
-            reset_request_id(token)
+            reset_request(token)
 
 
 def _incoming_request_id(scope: Scope) -> str | None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from nexent.core.db import create_engine, create_session_factory, ping
+from nexent.core.keys import KeyRing, load_keyring
 from nexent.engines.bus.base import EventBus
 from nexent.engines.bus.local import LocalBus
 from nexent.engines.queue.base import JobQueue
@@ -28,6 +29,7 @@ class Engines:
     sessions: async_sessionmaker[AsyncSession]
     storage: ObjectStorage
     bus: EventBus
+    keys: KeyRing = field(repr=False)
     queue: JobQueue = field(init=False)
 
     async def start(self) -> None:
@@ -92,6 +94,7 @@ def build_engines(settings: Settings, *, consume_jobs: bool = True) -> Engines:
         sessions=create_session_factory(db),
         storage=build_storage(settings),
         bus=build_bus(settings),
+        keys=load_keyring(settings),
     )
     if settings.queue_backend == "celery":
         from nexent.engines.queue.celery import CeleryQueue

@@ -1,45 +1,302 @@
-"""Operator routes for tenants: `/api/admin/tenants`."""
+"""Identity routes: sign-in, the caller, members, groups, invitations, API keys, audit log, operator tenants."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Response, status
 
-from nexent.core.deps import SessionDep
+from nexent.core.deps import EnginesDep, SessionDep
 from nexent.core.pagination import Page, PageParamsDep
-from nexent.identity.auth import RequireOperator
+from nexent.identity.auth import Caller, CurrentCaller, RequireOperator, RequirePermission, UserCaller
 from nexent.identity.models import TenantStatus
-from nexent.identity.schemas import TenantCreate, TenantRead, TenantUpdate
-from nexent.identity.service import TenantService
+from nexent.identity.permissions import Permission
+from nexent.identity.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyRead,
+    AuditEventRead,
+    GroupCreate,
+    GroupRead,
+    GroupUpdate,
+    InvitationAccept,
+    InvitationCreate,
+    InvitationCreated,
+    InvitationRead,
+    LoginRequest,
+    LogoutRequest,
+    MemberRead,
+    MemberUpdate,
+    MeRead,
+    MeUpdate,
+    PasswordChange,
+    RefreshRequest,
+    RegisterRequest,
+    SwitchTenantRequest,
+    TenantBrief,
+    TenantCreate,
+    TenantRead,
+    TenantUpdate,
+    TokenPair,
+    UserRead,
+)
+from nexent.identity.service import (
+    ApiKeyService,
+    AuditService,
+    AuthService,
+    GroupService,
+    InvitationService,
+    MemberService,
+    TenantService,
+    accept_invitation,
+)
 
-router = APIRouter(prefix="/api/admin/tenants", tags=["tenants"])
+# --- Sign-in ---------------------------------------------------------------------------------------------------
+
+auth_router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a tenant.")
-async def create_tenant(body: TenantCreate, _: RequireOperator, session: SessionDep) -> TenantRead:
-    return await TenantService(session).create(body)
+@auth_router.post("/register", status_code=status.HTTP_201_CREATED, summary="Create an account.")
+async def register(body: RegisterRequest, session: SessionDep, engines: EnginesDep) -> TokenPair:
+    """Without an invitation this creates a tenant owned by the new user (unless sign-up is closed); the very
+    first user of the platform is also its administrator."""
+    return await AuthService(session, engines).register(body)
 
 
-@router.get("", summary="List tenants.")
+@auth_router.post("/login", summary="Sign in with email and password.")
+async def login(body: LoginRequest, session: SessionDep, engines: EnginesDep) -> TokenPair:
+    return await AuthService(session, engines).login(body)
+
+
+@auth_router.post("/refresh", summary="Trade a refresh token for a new token pair.")
+async def refresh(body: RefreshRequest, session: SessionDep, engines: EnginesDep) -> TokenPair:
+    return await AuthService(session, engines).refresh(body.refresh_token)
+
+
+@auth_router.post(
+    "/logout",
+    summary="End the session of a refresh token (or every session).",
+    status_code=204,
+    response_class=Response,
+)
+async def logout(body: LogoutRequest, session: SessionDep, engines: EnginesDep) -> None:
+    await AuthService(session, engines).logout(body.refresh_token, everywhere=body.everywhere)
+
+
+@auth_router.post("/switch-tenant", summary="Get tokens for another tenant the caller belongs to.")
+async def switch_tenant(
+    body: SwitchTenantRequest, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> TokenPair:
+    return await AuthService(session, engines).switch_tenant(caller, body.tenant_id, body.refresh_token)
+
+
+# --- The caller ------------------------------------------------------------------------------------------------
+
+me_router = APIRouter(prefix="/api/me", tags=["me"])
+
+
+@me_router.get("", summary="The caller: user, tenant, role, permissions and other tenants.")
+async def read_me(caller: CurrentCaller, session: SessionDep, engines: EnginesDep) -> MeRead:
+    return await AuthService(session, engines).me(caller)
+
+
+@me_router.patch("", summary="Change the caller's display name.")
+async def update_me(body: MeUpdate, caller: UserCaller, session: SessionDep, engines: EnginesDep) -> UserRead:
+    return await AuthService(session, engines).update_me(caller, body.display_name)
+
+
+@me_router.post(
+    "/password", summary="Change the password; ends every session.", status_code=204, response_class=Response
+)
+async def change_password(body: PasswordChange, caller: UserCaller, session: SessionDep, engines: EnginesDep) -> None:
+    await AuthService(session, engines).change_password(caller, body)
+
+
+# --- Members ---------------------------------------------------------------------------------------------------
+
+members_router = APIRouter(prefix="/api/members", tags=["members"])
+ManageMembers = Annotated[Caller, RequirePermission(Permission.MANAGE_MEMBERS)]
+
+
+@members_router.get("", summary="Members of the caller's tenant.")
+async def list_members(caller: UserCaller, session: SessionDep, page: PageParamsDep) -> Page[MemberRead]:
+    return await MemberService(session, caller).list(page)
+
+
+@members_router.get("/{user_id}", summary="One member.")
+async def get_member(user_id: uuid.UUID, caller: UserCaller, session: SessionDep) -> MemberRead:
+    return await MemberService(session, caller).get(user_id)
+
+
+@members_router.patch("/{user_id}", summary="Change a member's role, deactivate or reactivate them.")
+async def update_member(
+    user_id: uuid.UUID, body: MemberUpdate, caller: ManageMembers, session: SessionDep
+) -> MemberRead:
+    return await MemberService(session, caller).update(user_id, body)
+
+
+@members_router.delete(
+    "/{user_id}", summary="Remove a member from the tenant.", status_code=204, response_class=Response
+)
+async def remove_member(user_id: uuid.UUID, caller: ManageMembers, session: SessionDep) -> None:
+    await MemberService(session, caller).remove(user_id)
+
+
+# --- Groups ----------------------------------------------------------------------------------------------------
+
+groups_router = APIRouter(prefix="/api/groups", tags=["groups"])
+ManageGroups = Annotated[Caller, RequirePermission(Permission.MANAGE_GROUPS)]
+
+
+@groups_router.post("", status_code=status.HTTP_201_CREATED, summary="Create a group.")
+async def create_group(body: GroupCreate, caller: ManageGroups, session: SessionDep) -> GroupRead:
+    return await GroupService(session, caller).create(body)
+
+
+@groups_router.get("", summary="Groups of the tenant.")
+async def list_groups(caller: UserCaller, session: SessionDep, page: PageParamsDep) -> Page[GroupRead]:
+    return await GroupService(session, caller).list(page)
+
+
+@groups_router.get("/{group_id}", summary="One group with its members.")
+async def get_group(group_id: uuid.UUID, caller: UserCaller, session: SessionDep) -> GroupRead:
+    return await GroupService(session, caller).get(group_id)
+
+
+@groups_router.patch("/{group_id}", summary="Rename or describe a group.")
+async def update_group(group_id: uuid.UUID, body: GroupUpdate, caller: ManageGroups, session: SessionDep) -> GroupRead:
+    return await GroupService(session, caller).update(group_id, body)
+
+
+@groups_router.delete(
+    "/{group_id}", summary="Delete a group (its shares go with it).", status_code=204, response_class=Response
+)
+async def delete_group(group_id: uuid.UUID, caller: ManageGroups, session: SessionDep) -> None:
+    await GroupService(session, caller).delete(group_id)
+
+
+@groups_router.put("/{group_id}/members/{user_id}", summary="Add a member to a group.")
+async def add_group_member(
+    group_id: uuid.UUID, user_id: uuid.UUID, caller: ManageGroups, session: SessionDep
+) -> GroupRead:
+    return await GroupService(session, caller).add_member(group_id, user_id)
+
+
+@groups_router.delete("/{group_id}/members/{user_id}", summary="Remove a member from a group.")
+async def remove_group_member(
+    group_id: uuid.UUID, user_id: uuid.UUID, caller: ManageGroups, session: SessionDep
+) -> GroupRead:
+    return await GroupService(session, caller).remove_member(group_id, user_id)
+
+
+# --- Invitations -----------------------------------------------------------------------------------------------
+
+invitations_router = APIRouter(prefix="/api/invitations", tags=["invitations"])
+ManageInvitations = Annotated[Caller, RequirePermission(Permission.MANAGE_INVITATIONS)]
+
+
+@invitations_router.post("", status_code=status.HTTP_201_CREATED, summary="Create an invitation code.")
+async def create_invitation(
+    body: InvitationCreate, caller: ManageInvitations, session: SessionDep
+) -> InvitationCreated:
+    return await InvitationService(session, caller).create(body)
+
+
+@invitations_router.get("", summary="Invitations of the tenant (codes are not shown again).")
+async def list_invitations(caller: ManageInvitations, session: SessionDep, page: PageParamsDep) -> Page[InvitationRead]:
+    return await InvitationService(session, caller).list(page)
+
+
+@invitations_router.delete(
+    "/{invitation_id}", summary="Revoke an invitation.", status_code=204, response_class=Response
+)
+async def revoke_invitation(invitation_id: uuid.UUID, caller: ManageInvitations, session: SessionDep) -> None:
+    await InvitationService(session, caller).revoke(invitation_id)
+
+
+@invitations_router.post("/accept", summary="Join another tenant with an invitation code.")
+async def accept(body: InvitationAccept, caller: UserCaller, session: SessionDep, engines: EnginesDep) -> TenantBrief:
+    return await accept_invitation(session, engines, caller, body.code)
+
+
+# --- API keys --------------------------------------------------------------------------------------------------
+
+api_keys_router = APIRouter(prefix="/api/api-keys", tags=["api keys"])
+ManageApiKeys = Annotated[Caller, RequirePermission(Permission.MANAGE_OWN_API_KEYS)]
+
+
+@api_keys_router.post("", status_code=status.HTTP_201_CREATED, summary="Create an API key; the secret is shown once.")
+async def create_api_key(body: ApiKeyCreate, caller: ManageApiKeys, session: SessionDep) -> ApiKeyCreated:
+    return await ApiKeyService(session, caller).create(body)
+
+
+@api_keys_router.get("", summary="API keys (own ones; admins see all). Only prefixes are shown.")
+async def list_api_keys(caller: ManageApiKeys, session: SessionDep, page: PageParamsDep) -> Page[ApiKeyRead]:
+    return await ApiKeyService(session, caller).list(page)
+
+
+@api_keys_router.delete("/{key_id}", summary="Revoke an API key.", status_code=204, response_class=Response)
+async def revoke_api_key(key_id: uuid.UUID, caller: ManageApiKeys, session: SessionDep) -> None:
+    await ApiKeyService(session, caller).revoke(key_id)
+
+
+# --- Audit log -------------------------------------------------------------------------------------------------
+
+audit_router = APIRouter(prefix="/api/audit-log", tags=["audit"])
+
+
+@audit_router.get("", summary="Security-relevant changes in the tenant, newest first.")
+async def list_audit_events(
+    caller: Annotated[Caller, RequirePermission(Permission.READ_AUDIT_LOG)],
+    session: SessionDep,
+    page: PageParamsDep,
+    action: Annotated[str | None, Query(max_length=60)] = None,
+    resource_type: Annotated[str | None, Query(max_length=40)] = None,
+) -> Page[AuditEventRead]:
+    return await AuditService(session, caller).list(page, action=action, resource_type=resource_type)
+
+
+# --- Operator: tenants -----------------------------------------------------------------------------------------
+
+tenants_router = APIRouter(prefix="/api/admin/tenants", tags=["operator"])
+
+
+@tenants_router.post("", status_code=status.HTTP_201_CREATED, summary="Create a tenant.")
+async def create_tenant(body: TenantCreate, operator: RequireOperator, session: SessionDep) -> TenantRead:
+    return await TenantService(session, operator).create(body)
+
+
+@tenants_router.get("", summary="List tenants.")
 async def list_tenants(
-    _: RequireOperator,
+    operator: RequireOperator,
     session: SessionDep,
     page: PageParamsDep,
     status: Annotated[TenantStatus | None, Query(description="Only tenants in this state.")] = None,
     q: Annotated[str | None, Query(max_length=120, description="Substring of the name or slug.")] = None,
 ) -> Page[TenantRead]:
-    return await TenantService(session).list(page, status=status, query=q)
+    return await TenantService(session, operator).list(page, status=status, query=q)
 
 
-@router.get("/{tenant_id}", summary="Read a tenant.")
-async def get_tenant(tenant_id: uuid.UUID, _: RequireOperator, session: SessionDep) -> TenantRead:
-    return await TenantService(session).get(tenant_id)
+@tenants_router.get("/{tenant_id}", summary="Read a tenant.")
+async def get_tenant(tenant_id: uuid.UUID, operator: RequireOperator, session: SessionDep) -> TenantRead:
+    return await TenantService(session, operator).get(tenant_id)
 
 
-@router.patch("/{tenant_id}", summary="Rename, disable or re-enable a tenant.")
+@tenants_router.patch("/{tenant_id}", summary="Rename, disable or re-enable a tenant.")
 async def update_tenant(
-    tenant_id: uuid.UUID, body: TenantUpdate, _: RequireOperator, session: SessionDep
+    tenant_id: uuid.UUID, body: TenantUpdate, operator: RequireOperator, session: SessionDep
 ) -> TenantRead:
-    return await TenantService(session).update(tenant_id, body)
+    return await TenantService(session, operator).update(tenant_id, body)
+
+
+routers = [
+    auth_router,
+    me_router,
+    members_router,
+    groups_router,
+    invitations_router,
+    api_keys_router,
+    audit_router,
+    tenants_router,
+]

@@ -1,37 +1,198 @@
-"""Who may call identity routes. The operator is whoever holds `NEXENT_ADMIN_TOKEN`; user sign-in, roles and
-API keys extend this module."""
+"""Who is calling, as typed FastAPI dependencies.
+
+- `CurrentCaller`: a signed-in user (bearer access token) or an API key, bound to one tenant.
+- `UserCaller`: a signed-in user only (API keys may not manage anything).
+- `RequirePermission(p)`: a caller whose role grants `p` (see `permissions.py`).
+- `RequireOperator`: the platform operator (the `NEXENT_ADMIN_TOKEN`, or a platform administrator's token).
+
+The role comes from the database on every request, so a role change or a deactivation applies at once.
+"""
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Annotated, Any
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
 
-from nexent.core.deps import SettingsDep
-from nexent.core.errors import Forbidden, Unauthorized
+from nexent.core.db import utcnow
+from nexent.core.deps import EnginesDep, SessionDep, SettingsDep
+from nexent.core.errors import AppError, Forbidden, Unauthorized
+from nexent.identity.models import ApiKey, Membership, MemberStatus, Role, Tenant, TenantStatus, User
+from nexent.identity.permissions import API_KEY_PERMISSIONS, ROLE_PERMISSIONS, Permission
+from nexent.identity.repository import find_api_key_by_hash, touch_api_key
+from nexent.identity.tokens import API_KEY_PREFIX, InvalidAccessToken, decode_access_token, hash_secret
 
-_bearer = HTTPBearer(auto_error=False)
+_bearer = HTTPBearer(auto_error=False, description="An access token or an API key.")
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
+_TOUCH_INTERVAL = timedelta(minutes=1)
+_DAY_SECONDS = 86_400
 
 
+class QuotaExceeded(AppError):
+    status, code = 429, "quota_exceeded"
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The authenticated principal of a request, within one tenant."""
+
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    role: Role
+    is_platform_admin: bool = False
+    api_key_id: uuid.UUID | None = None
+    allowed_agent_ids: frozenset[uuid.UUID] | None = None
+
+    @property
+    def permissions(self) -> frozenset[Permission]:
+        granted = ROLE_PERMISSIONS[self.role]
+        return granted & API_KEY_PERMISSIONS if self.api_key_id else granted
+
+    def can(self, permission: Permission) -> bool:
+        return permission in self.permissions
+
+    def may_use_agent(self, agent_id: uuid.UUID) -> bool:
+        """API keys limited to some agents may use only those."""
+        return self.allowed_agent_ids is None or agent_id in self.allowed_agent_ids
+
+
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+async def get_caller(
+    credentials: Credentials, session: SessionDep, engines: EnginesDep, settings: SettingsDep
+) -> Caller:
+    if credentials is None:
+        raise Unauthorized("Send 'Authorization: Bearer <access token or API key>'.", headers=_CHALLENGE)
+    secret = credentials.credentials
+    if secret.startswith(API_KEY_PREFIX):
+        return await _api_key_caller(secret, session, engines)
+    try:
+        claims = decode_access_token(engines.keys.jwt_secret, secret)
+    except InvalidAccessToken as exc:
+        code = "token_expired" if str(exc) == "expired" else "invalid_token"
+        message = "The access token has expired; refresh it." if code == "token_expired" else "Invalid access token."
+        raise Unauthorized(message, code=code, headers=_CHALLENGE) from None
+    user, membership, _ = await _active_member(session, claims.user_id, claims.tenant_id)
+    return Caller(
+        user_id=user.id,
+        tenant_id=membership.tenant_id,
+        role=Role(membership.role),
+        is_platform_admin=user.is_platform_admin,
+    )
+
+
+async def _active_member(
+    session: SessionDep, user_id: uuid.UUID, tenant_id: uuid.UUID
+) -> tuple[User, Membership, Tenant]:
+    """The user, their membership and the tenant, if all are still active; else 401."""
+    member = await session.scalar(
+        select(Membership).where(Membership.user_id == user_id, Membership.tenant_id == tenant_id)
+    )
+    user = await session.get(User, user_id)
+    tenant = await session.get(Tenant, tenant_id)
+    if member is None or user is None or tenant is None:
+        raise Unauthorized("The credentials no longer match a member.", code="invalid_token", headers=_CHALLENGE)
+    if member.status != MemberStatus.ACTIVE:
+        raise Unauthorized("This membership is deactivated.", code="member_deactivated", headers=_CHALLENGE)
+    if tenant.status != TenantStatus.ACTIVE:
+        raise Unauthorized("This tenant is disabled.", code="tenant_disabled", headers=_CHALLENGE)
+    return user, member, tenant
+
+
+async def _api_key_caller(secret: str, session: SessionDep, engines: EnginesDep) -> Caller:
+    key: ApiKey | None = await find_api_key_by_hash(session, hash_secret(secret))
+    if key is None:
+        raise Unauthorized("Invalid API key.", code="invalid_api_key", headers=_CHALLENGE)
+    now = utcnow()
+    if key.revoked_at is not None:
+        raise Unauthorized("This API key has been revoked.", code="api_key_revoked", headers=_CHALLENGE)
+    if key.expires_at is not None and key.expires_at <= now:
+        raise Unauthorized("This API key has expired.", code="api_key_expired", headers=_CHALLENGE)
+    user, membership, _ = await _active_member(session, key.user_id, key.tenant_id)
+    if key.daily_quota is not None:
+        used = await engines.bus.hit(f"api-key-quota:{key.id}", window_seconds=_DAY_SECONDS)
+        if used > key.daily_quota:
+            seconds_left = _DAY_SECONDS - int(now.timestamp()) % _DAY_SECONDS
+            raise QuotaExceeded(
+                f"This API key's quota of {key.daily_quota} requests a day is used up.",
+                headers={"Retry-After": str(seconds_left)},
+            )
+    if key.last_used_at is None or now - key.last_used_at > _TOUCH_INTERVAL:
+        await touch_api_key(session, key.id)
+    return Caller(
+        user_id=user.id,
+        tenant_id=key.tenant_id,
+        role=Role(membership.role),
+        is_platform_admin=False,
+        api_key_id=key.id,
+        allowed_agent_ids=frozenset(uuid.UUID(a) for a in key.agent_ids) if key.agent_ids is not None else None,
+    )
+
+
+CurrentCaller = Annotated[Caller, Depends(get_caller)]
+
+
+def require_user(caller: CurrentCaller) -> Caller:
+    if caller.api_key_id is not None:
+        raise Forbidden("API keys cannot do this; sign in as a user.", code="api_key_not_allowed")
+    return caller
+
+
+UserCaller = Annotated[Caller, Depends(require_user)]
+
+
+def RequirePermission(permission: Permission) -> Any:
+    """Dependency: a caller whose role grants `permission`; 403 `permission_denied` otherwise."""
+
+    def dependency(caller: CurrentCaller) -> Caller:
+        if not caller.can(permission):
+            if caller.api_key_id is not None:
+                raise Forbidden("API keys cannot do this; sign in as a user.", code="api_key_not_allowed")
+            raise Forbidden(f"Your role ({caller.role}) does not allow this ({permission}).", code="permission_denied")
+        return caller
+
+    return Depends(dependency)
+
+
+@dataclass(frozen=True)
 class Operator:
-    """The platform operator (holder of the admin token)."""
+    """The platform operator: the admin token's holder, or a platform administrator (`user_id`)."""
+
+    user_id: uuid.UUID | None
 
 
-def require_operator(
-    settings: SettingsDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+async def require_operator(
+    settings: SettingsDep, credentials: Credentials, session: SessionDep, engines: EnginesDep
 ) -> Operator:
     if credentials is None:
         raise Unauthorized("Send the operator token as 'Authorization: Bearer <token>'.", headers=_CHALLENGE)
-    if settings.admin_token is None:
-        raise Forbidden("The operator API is disabled: set NEXENT_ADMIN_TOKEN to enable it.", code="operator_disabled")
-    expected = settings.admin_token.get_secret_value().encode()
-    if not hmac.compare_digest(credentials.credentials.encode(), expected):
-        raise Unauthorized("The operator token is not valid.", code="invalid_token", headers=_CHALLENGE)
-    return Operator()
+    token = credentials.credentials
+    if settings.admin_token is not None and hmac.compare_digest(
+        token.encode(), settings.admin_token.get_secret_value().encode()
+    ):
+        return Operator(user_id=None)
+    if token.startswith(API_KEY_PREFIX):
+        raise Forbidden("API keys cannot use the operator API.", code="api_key_not_allowed")
+    try:
+        claims = decode_access_token(engines.keys.jwt_secret, token)
+    except InvalidAccessToken:
+        if settings.admin_token is None:
+            raise Forbidden(
+                "The operator API needs NEXENT_ADMIN_TOKEN or a platform administrator's token.",
+                code="operator_disabled",
+            ) from None
+        raise Unauthorized("The operator token is not valid.", code="invalid_token", headers=_CHALLENGE) from None
+    user, _, _ = await _active_member(session, claims.user_id, claims.tenant_id)
+    if not user.is_platform_admin:
+        raise Forbidden("Only platform administrators may do this.", code="permission_denied")
+    return Operator(user_id=user.id)
 
 
 RequireOperator = Annotated[Operator, Depends(require_operator)]

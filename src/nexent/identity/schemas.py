@@ -6,27 +6,33 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from nexent.identity.models import TenantStatus
+from nexent.identity.models import MemberStatus, Role, SharePermission, TenantStatus
 
 TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9](?:[a-z0-9-]{1,61}[a-z0-9])$")]
+# Length limits on the raw password: long enough for passphrases, short enough that hashing can't be abused.
+Password = Annotated[str, StringConstraints(min_length=8, max_length=256)]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 
-class TenantCreate(BaseModel):
+class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+
+# --- Tenants ---------------------------------------------------------------------------------------------------
+
+
+class TenantCreate(Strict):
     name: TenantName
     slug: Slug | None = Field(
-        default=None,
-        description="URL-safe identifier (3-63 of a-z, 0-9, '-'); derived from the name if omitted.",
+        default=None, description="URL-safe identifier (3-63 of a-z, 0-9, '-'); derived from the name if omitted."
     )
 
 
-class TenantUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class TenantUpdate(Strict):
     name: TenantName | None = None
     status: TenantStatus | None = None
 
@@ -40,3 +46,203 @@ class TenantRead(BaseModel):
     status: TenantStatus
     created_at: datetime
     updated_at: datetime
+
+
+# --- Sign-in ---------------------------------------------------------------------------------------------------
+
+
+class RegisterRequest(Strict):
+    email: EmailStr
+    password: Password
+    display_name: DisplayName | None = None
+    tenant_name: TenantName | None = Field(default=None, description="Name of the new tenant (without invitation).")
+    invitation_code: Secret | None = None
+
+
+class LoginRequest(Strict):
+    email: EmailStr
+    password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    tenant_id: uuid.UUID | None = Field(default=None, description="Tenant to sign in to; default: the last used.")
+
+
+class RefreshRequest(Strict):
+    refresh_token: Secret
+
+
+class LogoutRequest(Strict):
+    refresh_token: Secret
+    everywhere: bool = Field(default=False, description="Also end every other session of this user.")
+
+
+class SwitchTenantRequest(Strict):
+    tenant_id: uuid.UUID
+    refresh_token: Secret
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    email: str
+    display_name: str
+    is_platform_admin: bool
+    created_at: datetime
+
+
+class TenantBrief(BaseModel):
+    id: uuid.UUID
+    name: str
+    slug: str
+    role: Role
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    expires_in: int = Field(description="Seconds until the access token expires.")
+    user: UserRead
+    tenant: TenantBrief
+
+
+class MeRead(BaseModel):
+    user: UserRead
+    tenant: TenantBrief
+    permissions: list[str]
+    tenants: list[TenantBrief]
+    api_key_id: uuid.UUID | None = Field(default=None, description="Set when the caller is an API key.")
+
+
+class MeUpdate(Strict):
+    display_name: DisplayName
+
+
+class PasswordChange(Strict):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    new_password: Password
+
+
+# --- Members ---------------------------------------------------------------------------------------------------
+
+
+class MemberRead(BaseModel):
+    user_id: uuid.UUID
+    email: str
+    display_name: str
+    role: Role
+    status: MemberStatus
+    joined_at: datetime
+
+
+class MemberUpdate(Strict):
+    role: Role | None = None
+    status: MemberStatus | None = None
+
+
+# --- Groups and sharing ----------------------------------------------------------------------------------------
+
+
+class GroupCreate(Strict):
+    name: DisplayName
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] = ""
+
+
+class GroupUpdate(Strict):
+    name: DisplayName | None = None
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+
+
+class GroupRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    description: str
+    member_ids: list[uuid.UUID] = []
+    created_at: datetime
+
+
+class ShareRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    resource_type: str
+    resource_id: uuid.UUID
+    group_id: uuid.UUID
+    permission: SharePermission
+
+
+# --- Invitations -----------------------------------------------------------------------------------------------
+
+
+class InvitationCreate(Strict):
+    role: Role = Role.USER
+    group_ids: list[uuid.UUID] = Field(default_factory=list, max_length=50)
+    email: EmailStr | None = Field(default=None, description="Only this email may accept it.")
+    max_uses: int = Field(default=1, ge=1, le=10_000)
+    expires_in_hours: int = Field(default=168, ge=1, le=24 * 90)
+
+
+class InvitationRead(BaseModel):
+    id: uuid.UUID
+    code_prefix: str
+    role: Role
+    group_ids: list[uuid.UUID]
+    email: str | None
+    max_uses: int
+    uses: int
+    expires_at: datetime
+    revoked: bool
+    created_at: datetime
+
+
+class InvitationCreated(InvitationRead):
+    code: str = Field(description="Shown once; share it with the invitee.")
+
+
+class InvitationAccept(Strict):
+    code: Secret
+
+
+# --- API keys --------------------------------------------------------------------------------------------------
+
+
+class ApiKeyCreate(Strict):
+    name: DisplayName
+    agent_ids: list[uuid.UUID] | None = Field(default=None, max_length=200, description="Limit the key to agents.")
+    expires_at: datetime | None = None
+    daily_quota: int | None = Field(default=None, ge=1, le=10_000_000, description="Requests per UTC day.")
+
+
+class ApiKeyRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    prefix: str
+    user_id: uuid.UUID
+    agent_ids: list[uuid.UUID] | None
+    daily_quota: int | None
+    expires_at: datetime | None
+    revoked: bool
+    last_used_at: datetime | None
+    created_at: datetime
+
+
+class ApiKeyCreated(ApiKeyRead):
+    secret: str = Field(description="Shown once; send it as 'Authorization: Bearer <secret>'.")
+
+
+# --- Audit log -------------------------------------------------------------------------------------------------
+
+
+class AuditEventRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    actor_user_id: uuid.UUID | None
+    actor_api_key_id: uuid.UUID | None
+    action: str
+    resource_type: str
+    resource_id: str | None
+    details: dict[str, object]
+    ip: str | None
+    request_id: str | None
+    created_at: datetime
