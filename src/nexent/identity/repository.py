@@ -97,7 +97,7 @@ class UserRepository:
             .where(Membership.user_id == user_id)
             .order_by(Membership.created_at)
         )
-        return [(membership, tenant) for membership, tenant in rows.tuples()]
+        return [(membership, tenant) for membership, tenant in rows]
 
 
 class MembershipRepository(TenantScopedRepository[Membership]):
@@ -116,7 +116,7 @@ class MembershipRepository(TenantScopedRepository[Membership]):
             .limit(limit)
             .offset(offset)
         )
-        return [(membership, user) for membership, user in rows.tuples()], await self.count()
+        return [(membership, user) for membership, user in rows], await self.count()
 
     async def count_active_owners(self) -> int:
         return await self.count(Membership.role == "owner", Membership.status == MemberStatus.ACTIVE)
@@ -152,7 +152,7 @@ class GroupRepository(TenantScopedRepository[Group]):
             .where(GroupMember.tenant_id == self.tenant_id, GroupMember.group_id.in_(list(group_ids)))
             .order_by(GroupMember.created_at)
         )
-        for group_id, user_id in rows.tuples():
+        for group_id, user_id in rows:
             members[group_id].append(user_id)
         return members
 
