@@ -127,7 +127,10 @@ async def test_logout_everywhere_ends_every_session(client: httpx.AsyncClient) -
     [
         "garbage",
         "a.b.c",
-        jwt.encode({"sub": str(uuid.uuid4()), "tid": str(uuid.uuid4()), "role": "owner"}, "a-key-of-someone-else-entirely-0123456789"),
+        jwt.encode(
+            {"sub": str(uuid.uuid4()), "tid": str(uuid.uuid4()), "role": "owner"},
+            "a-key-of-someone-else-entirely-0123456789",
+        ),
     ],
 )
 async def test_malformed_and_foreign_tokens_are_refused(client: httpx.AsyncClient, token: str) -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from nexent.core.deps import EnginesDep, SessionDep
 from nexent.core.pagination import Page, PageParamsDep
+from nexent.identity import oidc
 from nexent.identity.auth import Caller, CurrentCaller, RequireOperator, RequirePermission, UserCaller
 from nexent.identity.models import TenantStatus
 from nexent.identity.permissions import Permission
@@ -89,6 +91,52 @@ async def switch_tenant(
     body: SwitchTenantRequest, caller: UserCaller, session: SessionDep, engines: EnginesDep
 ) -> TokenPair:
     return await AuthService(session, engines).switch_tenant(caller, body.tenant_id, body.refresh_token)
+
+
+@auth_router.get("/oidc/login", summary="Start single sign-on: redirects to the identity provider.")
+async def oidc_login(request: Request, engines: EnginesDep) -> RedirectResponse:
+    redirect = await oidc.begin(engines, _callback_url(request))
+    response = RedirectResponse(redirect.url, status_code=status.HTTP_302_FOUND)
+    response.set_cookie(
+        oidc.STATE_COOKIE,
+        redirect.cookie,
+        max_age=oidc.STATE_TTL_SECONDS,
+        path=oidc.COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@auth_router.get("/oidc/callback", summary="Finish single sign-on; answers with a token pair.")
+async def oidc_callback(
+    request: Request,
+    session: SessionDep,
+    engines: EnginesDep,
+    code: Annotated[str | None, Query(max_length=4096)] = None,
+    state: Annotated[str | None, Query(max_length=1024)] = None,
+    error: Annotated[str | None, Query(max_length=200)] = None,
+) -> JSONResponse:
+    if error or not code or not state:
+        raise oidc.SsoFailed(f"The identity provider refused the sign-in: {error or 'no code'}.")
+    pair = await oidc.complete(
+        session,
+        engines,
+        redirect_uri=_callback_url(request),
+        code=code,
+        state=state,
+        cookie=request.cookies.get(oidc.STATE_COOKIE),
+    )
+    response = JSONResponse(pair.model_dump(mode="json"))
+    response.delete_cookie(oidc.STATE_COOKIE, path=oidc.COOKIE_PATH)
+    return response
+
+
+def _callback_url(request: Request) -> str:
+    settings = request.app.state.engines.settings
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    return f"{base}/api/auth/oidc/callback"
 
 
 # --- The caller ------------------------------------------------------------------------------------------------
