@@ -174,6 +174,32 @@ def test_admin_tenant_commands(env: dict[str, str]) -> None:
     assert bad.returncode == 2 and "slug" in bad.stderr
 
 
+def test_admin_user_commands(env: dict[str, str]) -> None:
+    server = Server(env)
+    try:
+        registered = httpx.post(
+            f"{server.url}/api/auth/register", json={"email": "locked@example.com", "password": "forgotten-one"}
+        )
+        assert registered.status_code == 201
+        changed = nexent(env, "admin", "set-password", "locked@example.com", "--password", "a-new-password")
+        assert "changed" in changed.stdout
+        refreshed = httpx.post(
+            f"{server.url}/api/auth/refresh", json={"refresh_token": registered.json()["refresh_token"]}
+        )
+        assert refreshed.status_code == 401
+        login = httpx.post(
+            f"{server.url}/api/auth/login", json={"email": "locked@example.com", "password": "a-new-password"}
+        )
+        assert login.status_code == 200 and login.json()["user"]["is_platform_admin"] is True
+        nexent(env, "admin", "platform-admin", "locked@example.com", "--revoke")
+        me = httpx.get(f"{server.url}/api/me", headers={"Authorization": f"Bearer {login.json()['access_token']}"})
+        assert me.json()["user"]["is_platform_admin"] is False
+        missing = nexent(env, "admin", "set-password", "nobody@example.com", "--password", "whatever-1", check=False)
+        assert missing.returncode == 2
+    finally:
+        server.stop()
+
+
 def test_admin_check_reports_engines(env: dict[str, str], tmp_path: Path) -> None:
     nexent(env, "migrate")
     ok = nexent(env, "admin", "check")

@@ -185,6 +185,51 @@ def list_tenants(limit: Annotated[int, typer.Option(min=1, max=200)] = 50) -> No
     typer.echo(_run(action))
 
 
+@admin.command("set-password")
+def set_password(
+    email: Annotated[str, typer.Argument(help="The user's email.")],
+    password: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True, help="The new password.")
+    ],
+) -> None:
+    """Set a user's password (for a locked-out user) and end all their sessions."""
+    from nexent.identity.passwords import hash_password
+    from nexent.identity.repository import RefreshTokenRepository, UserRepository
+
+    if not 8 <= len(password) <= 256:
+        raise typer.BadParameter("the password needs 8 to 256 characters")
+
+    async def action(engines: Engines) -> str:
+        async with engines.sessions() as session, session.begin():
+            user = await UserRepository(session).get_by_email(email)
+            if user is None:
+                raise typer.BadParameter(f"no user {email!r}")
+            user.password_hash = await hash_password(password)
+            await RefreshTokenRepository(session).revoke_all(user.id)
+        return f"Password of {email} changed; their sessions are ended."
+
+    typer.echo(_run(action))
+
+
+@admin.command("platform-admin")
+def platform_admin(
+    email: Annotated[str, typer.Argument(help="The user's email.")],
+    revoke: Annotated[bool, typer.Option("--revoke", help="Take the right away instead.")] = False,
+) -> None:
+    """Give a user (or take away) the platform administrator's right to manage tenants."""
+    from nexent.identity.repository import UserRepository
+
+    async def action(engines: Engines) -> str:
+        async with engines.sessions() as session, session.begin():
+            user = await UserRepository(session).get_by_email(email)
+            if user is None:
+                raise typer.BadParameter(f"no user {email!r}")
+            user.is_platform_admin = not revoke
+        return f"{email} is {'no longer ' if revoke else ''}a platform administrator."
+
+    typer.echo(_run(action))
+
+
 @admin.command("jobs")
 def list_jobs(
     status: Annotated[str | None, typer.Option(help="queued, running, succeeded or failed.")] = None,

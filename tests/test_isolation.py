@@ -1,0 +1,784 @@
+"""Tenant isolation: no endpoint may leak another tenant's data.
+
+The suite enumerates every route of the embedded app, so a route added later is covered without touching this
+file, as long as the tables below know how to call it. Two tenants are set up on a fresh database (SQLite and
+PostgreSQL): A, with an owner, an invited member in a group, a pending invitation and API keys, and B, whose owner
+(and B's API key) then attack A's data with every route. A third tenant, C, is the positive control: its owner calls
+every route with C's own ids and the example bodies, which proves the bodies are valid and the ids real (so B's 404s
+mean "isolated", not "malformed request").
+
+Adding a route? The tests fail with a message naming the table to extend:
+
+- `PUBLIC`: routes that need no credentials at all (probes, sign-in). Everything else must answer 401 without them.
+- `OPERATOR`: platform-operator routes (`/api/admin/...`); a tenant's owner must get 403 there.
+- `PATH_PARAMS`: for each path parameter name, how to get a tenant's values of it (A's values when B attacks).
+- `BODIES`: for each (method, path) that takes a JSON body, a VALID example body; point ids in it at
+  `ctx.target` (the tenant under attack) so that the request is an attempt on that tenant's data.
+- `QUERIES`: query strings for routes that need one to pass validation.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+
+import fastapi.routing
+import httpx
+import jwt
+import pytest
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from nexent.identity.models import Role
+from nexent.identity.tokens import AccessClaims, issue_access_token
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process
+from tests.support.identity import PASSWORD, bearer, register
+
+THIS_FILE = "tests/test_isolation.py"
+OPERATOR_HEADERS = {"Authorization": "Bearer operator-secret"}
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+# A caller refused before any lookup may get 403 with one of these codes; every other refusal must be a 404.
+REFUSED_BEFORE_LOOKUP = frozenset({"api_key_not_allowed", "permission_denied"})
+# Fields that may change between two reads of unchanged data.
+VOLATILE_FIELDS = frozenset({"request_id"})
+# Well-formed secrets that match nothing.
+UNKNOWN_REFRESH_TOKEN = "nxr_isolation-probe-matches-no-session"
+UNKNOWN_INVITATION_CODE = "nxi_isolation-probe-matches-no-invitation"
+
+Key = tuple[str, str]  # (method, path as declared, e.g. "/api/groups/{group_id}")
+
+
+# --- The tenants ---------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Account:
+    email: str
+    display_name: str
+    user_id: str
+    access_token: str
+    refresh_token: str
+
+
+@dataclass(frozen=True)
+class TenantData:
+    """One tenant and everything in it that a route may point at."""
+
+    label: str
+    tenant_id: str
+    name: str
+    slug: str
+    owner: Account
+    member: Account  # invited into the tenant, in `group_id`
+    group_id: str
+    group_name: str
+    group_description: str
+    member_invitation_id: str  # used up by `member`
+    member_invitation_code: str
+    invitation_id: str  # pending
+    invitation_code: str
+    invitation_code_prefix: str
+    invitee_email: str
+    api_key_id: str  # the owner's
+    api_key_name: str
+    api_key_prefix: str
+    api_key_secret: str
+    revoked_key_id: str
+    revoked_key_secret: str
+
+    def visible_markers(self) -> dict[str, str]:
+        """What the tenant's owner sees of it; none of it may reach another tenant."""
+        return {
+            "tenant id": self.tenant_id,
+            "tenant name": self.name,
+            "tenant slug": self.slug,
+            "owner user id": self.owner.user_id,
+            "owner email": self.owner.email,
+            "owner display name": self.owner.display_name,
+            "member user id": self.member.user_id,
+            "member email": self.member.email,
+            "member display name": self.member.display_name,
+            "group id": self.group_id,
+            "group name": self.group_name,
+            "group description": self.group_description,
+            "used invitation id": self.member_invitation_id,
+            "pending invitation id": self.invitation_id,
+            "invitation code prefix": self.invitation_code_prefix,
+            "invitee email": self.invitee_email,
+            "api key id": self.api_key_id,
+            "api key name": self.api_key_name,
+            "api key prefix": self.api_key_prefix,
+            "revoked api key id": self.revoked_key_id,
+        }
+
+    def secret_markers(self) -> dict[str, str]:
+        return {
+            "owner access token": self.owner.access_token,
+            "owner refresh token": self.owner.refresh_token,
+            "member access token": self.member.access_token,
+            "member refresh token": self.member.refresh_token,
+            "used invitation code": self.member_invitation_code,
+            "invitation code": self.invitation_code,
+            "api key secret": self.api_key_secret,
+            "revoked api key secret": self.revoked_key_secret,
+        }
+
+    def markers(self) -> dict[str, str]:
+        return {**self.visible_markers(), **self.secret_markers()}
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """For an example body: `target` is the tenant the request points at, `own` the caller's tenant."""
+
+    target: TenantData
+    own: TenantData
+
+
+# --- The tables ----------------------------------------------------------------------------------------------------
+
+PUBLIC: frozenset[Key] = frozenset(
+    {
+        ("GET", "/"),
+        ("GET", "/healthz"),
+        ("GET", "/readyz"),
+        ("GET", "/metrics"),
+        ("GET", "/openapi.json"),
+        ("HEAD", "/openapi.json"),
+        ("POST", "/api/auth/register"),
+        ("POST", "/api/auth/login"),
+        ("POST", "/api/auth/refresh"),
+        ("POST", "/api/auth/logout"),
+        ("GET", "/api/auth/oidc/login"),
+        ("GET", "/api/auth/oidc/callback"),
+    }
+)
+
+OPERATOR_PREFIX = "/api/admin/"
+OPERATOR: frozenset[Key] = frozenset(
+    {
+        ("POST", "/api/admin/tenants"),
+        ("GET", "/api/admin/tenants"),
+        ("GET", "/api/admin/tenants/{tenant_id}"),
+        ("PATCH", "/api/admin/tenants/{tenant_id}"),
+    }
+)
+
+# Path parameter name -> a tenant's values of it. Several values mean: try each.
+PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
+    "tenant_id": lambda t: [t.tenant_id],
+    "user_id": lambda t: [t.member.user_id, t.owner.user_id],
+    "group_id": lambda t: [t.group_id],
+    "invitation_id": lambda t: [t.invitation_id],
+    "key_id": lambda t: [t.api_key_id],
+}
+
+# (method, path) -> a valid JSON body. Bodies are attacks where they can be: they try to change the target.
+BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
+    ("POST", "/api/auth/register"): lambda c: {
+        "email": f"probe-{uuid.uuid4().hex[:12]}@probe-isolation.example.com",
+        "password": PASSWORD,
+    },
+    ("POST", "/api/auth/login"): lambda c: {
+        "email": c.own.owner.email,
+        "password": PASSWORD,
+        "tenant_id": c.target.tenant_id,
+    },
+    ("POST", "/api/auth/refresh"): lambda c: {"refresh_token": UNKNOWN_REFRESH_TOKEN},
+    ("POST", "/api/auth/logout"): lambda c: {"refresh_token": UNKNOWN_REFRESH_TOKEN},
+    ("POST", "/api/auth/switch-tenant"): lambda c: {
+        "tenant_id": c.target.tenant_id,
+        "refresh_token": c.own.owner.refresh_token,
+    },
+    ("PATCH", "/api/me"): lambda c: {"display_name": "Renamed By A Probe"},
+    ("POST", "/api/me/password"): lambda c: {"current_password": PASSWORD, "new_password": PASSWORD},
+    ("PATCH", "/api/members/{user_id}"): lambda c: {"role": "user", "status": "deactivated"},
+    ("POST", "/api/groups"): lambda c: {"name": f"Probe group {uuid.uuid4().hex[:8]}"},
+    ("PATCH", "/api/groups/{group_id}"): lambda c: {"name": "Renamed by a probe", "description": "probed"},
+    ("POST", "/api/invitations"): lambda c: {"role": "user", "group_ids": [c.target.group_id]},
+    ("POST", "/api/invitations/accept"): lambda c: {"code": UNKNOWN_INVITATION_CODE},
+    ("POST", "/api/api-keys"): lambda c: {"name": "Probe key"},
+    ("POST", "/api/admin/tenants"): lambda c: {"name": f"Probe tenant {uuid.uuid4().hex[:8]}"},
+    ("PATCH", "/api/admin/tenants/{tenant_id}"): lambda c: {"name": "Renamed by a probe", "status": "disabled"},
+}
+
+# (method, path) -> query parameters a route needs to pass validation.
+QUERIES: dict[Key, dict[str, str]] = {}
+
+
+# --- Routes --------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    path_format: str
+    params: tuple[str, ...]
+    has_body: bool
+
+    @property
+    def key(self) -> Key:
+        return (self.method, self.path)
+
+    @property
+    def kind(self) -> str:
+        if self.key in PUBLIC:
+            return "public"
+        if self.key in OPERATOR or self.path.startswith(OPERATOR_PREFIX):
+            return "operator"
+        return "tenant"
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}"
+
+
+def discover(app: FastAPI) -> tuple[list[Endpoint], list[str]]:
+    """Every (method, path) the app serves, and the routes the suite cannot call."""
+    # Newer FastAPI keeps included routers as `_IncludedRouter` entries in `app.routes`; `iter_route_contexts`
+    # flattens them into the effective routes (with prefixes applied). Older versions list the routes directly.
+    iterate = getattr(fastapi.routing, "iter_route_contexts", None)
+    routes: list[Any] = list(iterate(app.routes)) if iterate is not None else list(app.routes)
+    endpoints: list[Endpoint] = []
+    problems: list[str] = []
+    for route in routes:
+        original = getattr(route, "original_route", route)
+        path: str | None = getattr(route, "path", None)
+        methods: set[str] | None = getattr(route, "methods", None)
+        if not path or not methods:
+            problems.append(
+                f"{original!r} is not a plain HTTP route; the isolation suite cannot call it: extend {THIS_FILE}."
+            )
+            continue
+        has_body = isinstance(original, APIRoute) and getattr(route, "body_field", None) is not None
+        params = tuple(getattr(route, "param_convertors", {}))
+        path_format: str = getattr(route, "path_format", path)
+        endpoints.extend(Endpoint(m, path, path_format, params, has_body) for m in sorted(methods))
+    return endpoints, problems
+
+
+def table_problems(endpoints: Iterable[Endpoint]) -> list[str]:
+    problems = []
+    for endpoint in endpoints:
+        for name in endpoint.params:
+            if name not in PATH_PARAMS:
+                problems.append(
+                    f"{endpoint}: unknown path parameter {{{name}}}; add to PATH_PARAMS in {THIS_FILE} how to get "
+                    "a tenant's value of it."
+                )
+        if endpoint.has_body and endpoint.key not in BODIES:
+            problems.append(f"{endpoint}: takes a JSON body; add a VALID example body to BODIES in {THIS_FILE}.")
+        if endpoint.path.startswith(OPERATOR_PREFIX) and endpoint.key not in OPERATOR:
+            problems.append(f"{endpoint}: an operator route; add it to OPERATOR in {THIS_FILE}.")
+    return problems
+
+
+def fail_with_table_problem(problem: str) -> NoReturn:
+    pytest.fail(problem, pytrace=False)
+
+
+def param_values(endpoint: Endpoint, name: str, tenant: TenantData) -> list[str]:
+    getter = PATH_PARAMS.get(name)
+    if getter is None:
+        fail_with_table_problem(
+            f"{endpoint}: unknown path parameter {{{name}}}; add to PATH_PARAMS in {THIS_FILE} how to get a "
+            "tenant's value of it."
+        )
+    return getter(tenant)
+
+
+def assignments(endpoint: Endpoint, target: TenantData, own: TenantData | None = None) -> list[dict[str, str]]:
+    """Path parameter values pointing at `target`; with `own`, also every mix of `target`'s and `own`'s values
+    in which at least one points at `target` (e.g. B's group with A's member)."""
+    choices: list[list[tuple[str, bool]]] = []
+    for name in endpoint.params:
+        options = [(value, True) for value in param_values(endpoint, name, target)]
+        if own is not None:
+            options += [(value, False) for value in param_values(endpoint, name, own)]
+        choices.append(options)
+    return [
+        {name: value for name, (value, _) in zip(endpoint.params, combination, strict=True)}
+        for combination in itertools.product(*choices)
+        if not endpoint.params or any(is_target for _, is_target in combination)
+    ]
+
+
+def body_for(endpoint: Endpoint, ctx: Ctx) -> dict[str, Any] | None:
+    if not endpoint.has_body:
+        return None
+    factory = BODIES.get(endpoint.key)
+    if factory is None:
+        fail_with_table_problem(f"{endpoint}: takes a JSON body; add a VALID example body to BODIES in {THIS_FILE}.")
+    return factory(ctx)
+
+
+# --- Requests and checks -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exchange:
+    endpoint: Endpoint
+    caller: str
+    url: str
+    body: dict[str, Any] | None
+    headers: dict[str, str]
+    response: httpx.Response
+
+    def describe(self) -> str:
+        body = f" {json.dumps(self.body)}" if self.body is not None else ""
+        text = self.response.text if len(self.response.text) < 600 else self.response.text[:600] + "..."
+        return f"{self.endpoint.method} {self.url}{body} as {self.caller} -> {self.response.status_code} {text}"
+
+
+async def call(
+    client: httpx.AsyncClient,
+    endpoint: Endpoint,
+    values: dict[str, str],
+    *,
+    caller: str,
+    headers: dict[str, str],
+    ctx: Ctx,
+) -> Exchange:
+    url = endpoint.path_format.format(**values)
+    body = body_for(endpoint, ctx)
+    response = await client.request(
+        endpoint.method, url, headers=headers, json=body, params=QUERIES.get(endpoint.key, {})
+    )
+    return Exchange(endpoint, caller, url, body, headers, response)
+
+
+def problem_code(response: httpx.Response) -> str | None:
+    """The problem document's `code`, or None when the answer is not a problem document."""
+    if response.headers.get("content-type") != PROBLEM_CONTENT_TYPE:
+        return None
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    code = body.get("code") if isinstance(body, dict) else None
+    return code if isinstance(code, str) and code else None
+
+
+def leaks(exchange: Exchange, markers: dict[str, str]) -> list[str]:
+    """Markers of another tenant in the answer that the caller did not send itself."""
+    sent = exchange.url + json.dumps(exchange.body) + json.dumps(exchange.headers)
+    received = exchange.response.text + json.dumps(dict(exchange.response.headers))
+    return [f"{label} ({value})" for label, value in markers.items() if value not in sent and value in received]
+
+
+def check_leaks(exchange: Exchange, markers: dict[str, str], failures: list[str]) -> None:
+    leaked = leaks(exchange, markers)
+    if leaked:
+        failures.append(f"LEAK of {', '.join(leaked)}: {exchange.describe()}")
+
+
+def check_not_found(exchange: Exchange, failures: list[str]) -> None:
+    """404, or 403 when the caller is refused before any lookup; a problem document either way."""
+    status, code = exchange.response.status_code, problem_code(exchange.response)
+    if status == 404 and code is not None:
+        return
+    if status == 403 and code in REFUSED_BEFORE_LOOKUP:
+        return
+    hint = ""
+    if status == 422:
+        hint = f" (a 422 proves nothing: fix the example in BODIES/QUERIES/PATH_PARAMS of {THIS_FILE}, or the route)"
+    failures.append(f"expected 404 (or 403 {sorted(REFUSED_BEFORE_LOOKUP)}){hint}: {exchange.describe()}")
+
+
+def report(failures: list[str], what: str) -> None:
+    assert not failures, f"{len(failures)} {what}:\n" + "\n".join(failures)
+
+
+def normalized(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: normalized(v) for k, v in value.items() if k not in VOLATILE_FIELDS}
+    if isinstance(value, list):
+        return [normalized(v) for v in value]
+    return value
+
+
+# --- The world -----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class World:
+    backend: str
+    app: FastAPI
+    client: httpx.AsyncClient
+    endpoints: list[Endpoint]
+    route_problems: list[str]
+    a: TenantData  # the victim
+    b: TenantData  # the attacker
+    c: TenantData  # the positive control
+
+    def of_kind(self, *kinds: str) -> list[Endpoint]:
+        return [e for e in self.endpoints if e.kind in kinds]
+
+    @property
+    def jwt_secret(self) -> bytes:
+        secret: bytes = self.app.state.engines.keys.jwt_secret
+        return secret
+
+
+async def expect(response_coroutine: Any, status: int) -> dict[str, Any]:
+    response: httpx.Response = await response_coroutine
+    assert response.status_code == status, response.text
+    if status == 204:
+        return {}
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def account(pair: dict[str, Any]) -> Account:
+    return Account(
+        email=pair["user"]["email"],
+        display_name=pair["user"]["display_name"],
+        user_id=pair["user"]["id"],
+        access_token=pair["access_token"],
+        refresh_token=pair["refresh_token"],
+    )
+
+
+async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
+    """A tenant with an owner, a member invited into a group, a pending invitation, an API key and a revoked one."""
+    title = label.capitalize()
+    domain = f"{label}-isolation.example.com"
+    pair = await register(
+        client,
+        f"{label}.owner@{domain}",
+        display_name=f"{title} Owner Person",
+        tenant_name=f"{title} Isolation Tenant",
+    )
+    assert pair["user"]["is_platform_admin"] is False
+    owner = account(pair)
+    tenant = pair["tenant"]
+    headers = bearer(owner.access_token)
+
+    group_body = {"name": f"{title} Secret Group", "description": f"{title} group description"}
+    group = await expect(client.post("/api/groups", json=group_body, headers=headers), 201)
+    member_email = f"{label}.member@{domain}"
+    member_invitation = await expect(
+        client.post(
+            "/api/invitations",
+            json={"role": "developer", "group_ids": [group["id"]], "email": member_email},
+            headers=headers,
+        ),
+        201,
+    )
+    member_pair = await register(
+        client, member_email, display_name=f"{title} Member Person", invitation_code=member_invitation["code"]
+    )
+    assert member_pair["tenant"]["id"] == tenant["id"]
+    member = account(member_pair)
+    group = await expect(client.get(f"/api/groups/{group['id']}", headers=headers), 200)
+    assert group["member_ids"] == [member.user_id]
+
+    invitee_email = f"{label}.invitee@{domain}"
+    invitation = await expect(
+        client.post(
+            "/api/invitations",
+            json={"role": "user", "group_ids": [group["id"]], "email": invitee_email},
+            headers=headers,
+        ),
+        201,
+    )
+    key = await expect(client.post("/api/api-keys", json={"name": f"{title} Robot Key"}, headers=headers), 201)
+    revoked = await expect(client.post("/api/api-keys", json={"name": f"{title} Retired Key"}, headers=headers), 201)
+    await expect(client.delete(f"/api/api-keys/{revoked['id']}", headers=headers), 204)
+
+    return TenantData(
+        label=label,
+        tenant_id=tenant["id"],
+        name=tenant["name"],
+        slug=tenant["slug"],
+        owner=owner,
+        member=member,
+        group_id=group["id"],
+        group_name=group["name"],
+        group_description=group["description"],
+        member_invitation_id=member_invitation["id"],
+        member_invitation_code=member_invitation["code"],
+        invitation_id=invitation["id"],
+        invitation_code=invitation["code"],
+        invitation_code_prefix=invitation["code_prefix"],
+        invitee_email=invitee_email,
+        api_key_id=key["id"],
+        api_key_name=key["name"],
+        api_key_prefix=key["prefix"],
+        api_key_secret=key["secret"],
+        revoked_key_id=revoked["id"],
+        revoked_key_secret=revoked["secret"],
+    )
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+async def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, pg_databases: PostgresDatabases
+) -> AsyncIterator[World]:
+    """One app on a fresh database with tenants A, B and C, shared by the tests of this module."""
+    backend: str = request.param
+    overrides: dict[str, Any] = {"database_url": await pg_databases.create()} if backend == "postgres" else {}
+    server = serve_in_process(make_settings(tmp_path_factory.mktemp(f"isolation-{backend}"), **overrides))
+    async with server as client:
+        # The platform's first user becomes its administrator: let that be someone outside A and B.
+        first = await register(client, "root@platform-isolation.example.com")
+        assert first["user"]["is_platform_admin"] is True
+        a = await build_tenant(client, "alpha")
+        b = await build_tenant(client, "bravo")
+        c = await build_tenant(client, "charlie")
+        endpoints, problems = discover(server.app)
+        yield World(backend, server.app, client, endpoints, problems, a, b, c)
+
+
+async def snapshot(world: World) -> dict[str, Any]:
+    """Everything A's owner (and the operator, for A's tenant) can read of A; every read must succeed."""
+    a, state = world.a, {}
+    ctx = Ctx(target=a, own=a)
+    for endpoint in world.of_kind("tenant", "operator"):
+        if endpoint.method != "GET":
+            continue
+        if endpoint.kind == "operator":
+            if not endpoint.params:
+                continue  # platform-wide lists: other tests add tenants
+            caller, headers = "operator", OPERATOR_HEADERS
+        else:
+            caller, headers = "A's owner", bearer(a.owner.access_token)
+        for values in assignments(endpoint, a):
+            exchange = await call(world.client, endpoint, values, caller=caller, headers=headers, ctx=ctx)
+            assert exchange.response.status_code == 200, f"A's own data must be readable: {exchange.describe()}"
+            state[f"GET {exchange.url}"] = normalized(exchange.response.json())
+    return state
+
+
+def assert_unchanged(before: dict[str, Any], after: dict[str, Any]) -> None:
+    changed = [url for url in before if before[url] != after.get(url)]
+    assert not changed, "A's data changed:\n" + "\n".join(
+        f"{url}\n  before: {before[url]}\n  after:  {after.get(url)}" for url in changed
+    )
+
+
+# --- Tests ---------------------------------------------------------------------------------------------------------
+
+
+async def test_every_route_is_covered_by_the_tables(world: World) -> None:
+    keys = {e.key for e in world.endpoints}
+    # Guard against a discovery that silently finds nothing (e.g. FastAPI changing how it stores routes).
+    assert {("GET", "/api/members/{user_id}"), ("POST", "/api/groups"), ("GET", "/healthz")} <= keys, keys
+    problems = world.route_problems + table_problems(world.endpoints)
+    assert not problems, "Routes the isolation suite cannot check yet:\n" + "\n".join(problems)
+
+
+def credentials_without_access(world: World) -> dict[str, dict[str, str]]:
+    a, b = world.a, world.b
+    now = datetime.now(UTC)
+    claims = {
+        "iss": "nexent",
+        "typ": "access",
+        "sub": a.owner.user_id,
+        "tid": a.tenant_id,
+        "role": "owner",
+        "iat": int(now.timestamp()),
+        "exp": int((now + timedelta(minutes=15)).timestamp()),
+    }
+
+    def b64(part: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(part).encode()).rstrip(b"=").decode()
+
+    forged = jwt.encode(claims, "not-the-platform-key-but-long-enough-for-hs256", algorithm="HS256")
+    unsigned = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}."
+    expired = issue_access_token(
+        world.jwt_secret,
+        AccessClaims(uuid.UUID(a.owner.user_id), uuid.UUID(a.tenant_id), Role.OWNER),
+        -timedelta(minutes=1),
+    )
+    foreign_tenant = issue_access_token(
+        world.jwt_secret,
+        AccessClaims(uuid.UUID(b.owner.user_id), uuid.UUID(a.tenant_id), Role.OWNER),
+        timedelta(minutes=15),
+    )
+    return {
+        "no credentials": {},
+        "basic auth": {"Authorization": "Basic b3BlcmF0b3I6c2VjcmV0"},
+        "bearer garbage": bearer("garbage"),
+        "bearer nxk_garbage": bearer("nxk_garbage"),
+        "refresh token as bearer": bearer(a.owner.refresh_token),
+        "jwt signed with another key": bearer(forged),
+        "unsigned jwt": bearer(unsigned),
+        "expired jwt": bearer(expired),
+        "B's user in A's tenant, platform-signed": bearer(foreign_tenant),
+        "revoked api key": bearer(a.revoked_key_secret),
+    }
+
+
+CREDENTIAL_VARIANTS = [
+    "no credentials",
+    "basic auth",
+    "bearer garbage",
+    "bearer nxk_garbage",
+    "refresh token as bearer",
+    "jwt signed with another key",
+    "unsigned jwt",
+    "expired jwt",
+    "B's user in A's tenant, platform-signed",
+    "revoked api key",
+]
+
+
+@pytest.mark.parametrize("variant", CREDENTIAL_VARIANTS)
+async def test_without_valid_credentials_every_route_answers_401(world: World, variant: str) -> None:
+    headers = credentials_without_access(world)[variant]
+    before = await snapshot(world)
+    failures: list[str] = []
+    ctx = Ctx(target=world.a, own=world.b)
+    markers = world.a.markers()
+    endpoints = world.of_kind("tenant", "operator")
+    assert endpoints
+    for endpoint in endpoints:
+        for values in assignments(endpoint, world.a):
+            exchange = await call(world.client, endpoint, values, caller=variant, headers=headers, ctx=ctx)
+            check_leaks(exchange, markers, failures)
+            response = exchange.response
+            if response.status_code != 401 or problem_code(response) is None:
+                failures.append(f"expected a 401 problem document: {exchange.describe()}")
+            elif response.headers.get("www-authenticate") != "Bearer":
+                failures.append(f"a 401 without 'WWW-Authenticate: Bearer': {exchange.describe()}")
+    report(failures, f"routes that do not refuse '{variant}'")
+    assert_unchanged(before, await snapshot(world))
+
+
+async def test_public_routes_need_no_credentials(world: World) -> None:
+    failures: list[str] = []
+    ctx = Ctx(target=world.a, own=world.b)
+    markers = world.a.markers()
+    for endpoint in world.of_kind("public"):
+        for values in assignments(endpoint, world.a):
+            exchange = await call(world.client, endpoint, values, caller="nobody", headers={}, ctx=ctx)
+            check_leaks(exchange, markers, failures)
+            response = exchange.response
+            if response.status_code >= 500 or (
+                response.status_code == 401 and problem_code(response) == "unauthorized"
+            ):
+                failures.append(f"a PUBLIC route that does not answer without credentials: {exchange.describe()}")
+    report(failures, "public routes that fail")
+
+
+def attacker_headers(world: World, caller: str) -> dict[str, str]:
+    return bearer(world.b.owner.access_token if caller == "B's owner" else world.b.api_key_secret)
+
+
+def references_target(body: dict[str, Any] | None, target: TenantData) -> bool:
+    text = json.dumps(body)
+    return body is not None and any(value in text for value in target.visible_markers().values())
+
+
+@pytest.mark.parametrize("caller", ["B's owner", "B's API key"])
+async def test_another_tenants_ids_are_not_found(world: World, caller: str) -> None:
+    """Every route that points at something (by path, or by an id in its body) answers 404 for A's ids."""
+    headers = attacker_headers(world, caller)
+    ctx = Ctx(target=world.a, own=world.b)
+    markers = world.a.markers()
+    before = await snapshot(world)
+    failures: list[str] = []
+    probed = 0
+    for endpoint in world.of_kind("tenant", "public"):
+        if endpoint.params:
+            combinations = assignments(endpoint, world.a, world.b)
+        elif references_target(body_for(endpoint, ctx), world.a):
+            combinations = [{}]
+        else:
+            continue
+        for values in combinations:
+            exchange = await call(world.client, endpoint, values, caller=caller, headers=headers, ctx=ctx)
+            probed += 1
+            check_leaks(exchange, markers, failures)
+            check_not_found(exchange, failures)
+    assert probed > 0
+    report(failures, f"answers to {caller} about A's data that are not 404")
+    assert_unchanged(before, await snapshot(world))
+
+
+@pytest.mark.parametrize("caller", ["B's owner", "B's API key"])
+async def test_lists_show_nothing_of_another_tenant(world: World, caller: str) -> None:
+    headers = attacker_headers(world, caller)
+    ctx = Ctx(target=world.a, own=world.b)
+    markers = world.a.markers()
+    failures: list[str] = []
+    lists = [e for e in world.of_kind("tenant") if e.method == "GET" and not e.params]
+    assert lists
+    for endpoint in lists:
+        exchange = await call(world.client, endpoint, {}, caller=caller, headers=headers, ctx=ctx)
+        check_leaks(exchange, markers, failures)
+        status, code = exchange.response.status_code, problem_code(exchange.response)
+        refused = status == 403 and code in REFUSED_BEFORE_LOOKUP and caller == "B's API key"
+        if status != 200 and not refused:
+            failures.append(f"expected 200 (B's owner may read every list of B): {exchange.describe()}")
+    report(failures, f"lists that fail or leak to {caller}")
+
+    # The control: the same lists show A's owner all of A, so the markers are what a leak would look like.
+    seen = ""
+    for endpoint in lists:
+        exchange = await call(
+            world.client, endpoint, {}, caller="A's owner", headers=bearer(world.a.owner.access_token), ctx=ctx
+        )
+        seen += exchange.response.text
+    unseen = [label for label, value in world.a.visible_markers().items() if value not in seen]
+    assert not unseen, f"A's owner does not see these of A in any list; the leak check is blind to them: {unseen}"
+
+
+@pytest.mark.parametrize("caller", ["B's owner", "B's API key"])
+async def test_operator_routes_refuse_tenant_callers(world: World, caller: str) -> None:
+    headers = attacker_headers(world, caller)
+    ctx = Ctx(target=world.a, own=world.b)
+    markers = world.a.markers()
+    before = await snapshot(world)
+    failures: list[str] = []
+    endpoints = world.of_kind("operator")
+    assert endpoints
+    for endpoint in endpoints:
+        for values in assignments(endpoint, world.a):
+            exchange = await call(world.client, endpoint, values, caller=caller, headers=headers, ctx=ctx)
+            check_leaks(exchange, markers, failures)
+            status, code = exchange.response.status_code, problem_code(exchange.response)
+            if status != 403 or code not in REFUSED_BEFORE_LOOKUP:
+                failures.append(f"expected 403 {sorted(REFUSED_BEFORE_LOOKUP)}: {exchange.describe()}")
+    report(failures, f"operator routes that do not refuse {caller}")
+    assert_unchanged(before, await snapshot(world))
+
+
+_METHOD_ORDER = {"GET": 0, "HEAD": 0, "POST": 1, "PUT": 2, "PATCH": 3, "DELETE": 4}
+
+
+async def test_the_examples_reach_the_handlers(world: World) -> None:
+    """The positive control: C's owner (and the operator) calling every route with C's own ids and the example
+    bodies gets past validation, and every read succeeds. So B's 404s above are about ownership, not a bad
+    request. Runs on C only, which nothing else uses: it deletes and disables things."""
+    c = world.c
+    ctx = Ctx(target=c, own=c)
+    failures: list[str] = []
+
+    def order(endpoint: Endpoint) -> tuple[int, int, int]:
+        # Operator routes last (they disable C), deletions after the rest, most specific deletions first.
+        return (endpoint.kind == "operator", _METHOD_ORDER.get(endpoint.method, 5), -len(endpoint.params))
+
+    for endpoint in sorted(world.of_kind("public", "tenant", "operator"), key=order):
+        if endpoint.kind == "operator":
+            caller, headers = "operator", OPERATOR_HEADERS
+        else:
+            caller, headers = "C's owner", bearer(c.owner.access_token)
+        for values in assignments(endpoint, c):
+            exchange = await call(world.client, endpoint, values, caller=caller, headers=headers, ctx=ctx)
+            status = exchange.response.status_code
+            if status == 422 or status >= 500:
+                failures.append(
+                    f"the example does not reach the handler: fix BODIES/QUERIES in {THIS_FILE} (or the route): "
+                    f"{exchange.describe()}"
+                )
+            elif endpoint.method == "GET" and endpoint.kind != "public" and status != 200:
+                failures.append(f"C's owner cannot read C's own data with PATH_PARAMS' values: {exchange.describe()}")
+    report(failures, "examples that do not reach their handler")
