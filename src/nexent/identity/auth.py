@@ -106,15 +106,21 @@ async def _active_member(
     return user, member, tenant
 
 
-async def _api_key_caller(secret: str, session: SessionDep, engines: EnginesDep) -> Caller:
+async def _valid_api_key(session: SessionDep, secret: str) -> ApiKey:
+    """The key of this secret, if it exists, is not revoked and has not expired; else 401."""
     key: ApiKey | None = await find_api_key_by_hash(session, hash_secret(secret))
     if key is None:
         raise Unauthorized("Invalid API key.", code="invalid_api_key", headers=_CHALLENGE)
-    now = utcnow()
     if key.revoked_at is not None:
         raise Unauthorized("This API key has been revoked.", code="api_key_revoked", headers=_CHALLENGE)
-    if key.expires_at is not None and key.expires_at <= now:
+    if key.expires_at is not None and key.expires_at <= utcnow():
         raise Unauthorized("This API key has expired.", code="api_key_expired", headers=_CHALLENGE)
+    return key
+
+
+async def _api_key_caller(secret: str, session: SessionDep, engines: EnginesDep) -> Caller:
+    key = await _valid_api_key(session, secret)
+    now = utcnow()
     user, membership, _ = await _active_member(session, key.user_id, key.tenant_id)
     if key.daily_quota is not None:
         used = await engines.bus.hit(f"api-key-quota:{key.id}", window_seconds=_DAY_SECONDS)
@@ -179,6 +185,7 @@ async def require_operator(
     ):
         return Operator(user_id=None)
     if token.startswith(API_KEY_PREFIX):
+        await _valid_api_key(session, token)
         raise Forbidden("API keys cannot use the operator API.", code="api_key_not_allowed")
     try:
         claims = decode_access_token(engines.keys.jwt_secret, token)
