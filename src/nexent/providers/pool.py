@@ -1,0 +1,224 @@
+"""A logical model served by one or more endpoints: spreads calls over the healthy ones, fails over when one
+errors, retries with backoff, and keeps the model's limits (concurrent calls per process, requests per minute
+across processes through the event bus). Every call is reported, with its tokens and timings, to `on_usage`."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from nexent.engines.bus.base import EventBus
+from nexent.providers.openai_compat import Endpoint
+from nexent.providers.types import (
+    REQUEST_BOUND,
+    RETRYABLE,
+    ChatChunk,
+    ErrorCode,
+    Message,
+    ProviderError,
+    ToolSpec,
+    Usage,
+)
+
+UNHEALTHY_SECONDS = 30.0
+_MAX_BACKOFF_SECONDS = 8.0
+_RPM_WINDOW_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class CallReport:
+    """What one call cost and how it went; written to the usage table and the metrics."""
+
+    model_id: uuid.UUID | None
+    operation: str  # chat, embed, rerank
+    usage: Usage
+    latency_ms: float
+    ttft_ms: float | None
+    error: ErrorCode | None
+
+
+UsageSink = Callable[[CallReport], Awaitable[None]]
+
+# Process-wide state shared by every client of the same model.
+_unhealthy_until: dict[str, float] = {}
+_semaphores: dict[uuid.UUID, tuple[int, asyncio.Semaphore]] = {}
+_rotation: dict[uuid.UUID | None, itertools.count[int]] = {}
+
+
+def _semaphore(model_id: uuid.UUID, limit: int) -> asyncio.Semaphore:
+    current = _semaphores.get(model_id)
+    if current is None or current[0] != limit:
+        current = _semaphores[model_id] = (limit, asyncio.Semaphore(limit))
+    return current[1]
+
+
+class RoutedModel:
+    """Chat, embedding or rerank calls to one logical model."""
+
+    def __init__(
+        self,
+        *,
+        model_id: uuid.UUID | None,
+        model: str,
+        endpoints: list[Endpoint],
+        bus: EventBus | None = None,
+        max_concurrency: int | None = None,
+        requests_per_minute: int | None = None,
+        max_retries: int = 2,
+        on_usage: UsageSink | None = None,
+    ) -> None:
+        if not endpoints:
+            raise ValueError("a model needs at least one endpoint")
+        self.model_id = model_id
+        self.model = model
+        self.endpoints = endpoints
+        self.bus = bus
+        self.max_concurrency = max_concurrency
+        self.requests_per_minute = requests_per_minute
+        self.max_retries = max_retries
+        self.on_usage = on_usage
+
+    # --- routing ------------------------------------------------------------------------------------------------
+
+    def _order(self) -> list[Endpoint]:
+        """Healthy endpoints first, starting at the next in turn; unhealthy ones last, as a final resort."""
+        counter = _rotation.setdefault(self.model_id, itertools.count())
+        start = next(counter) % len(self.endpoints)
+        turn = self.endpoints[start:] + self.endpoints[:start]
+        now = time.monotonic()
+        healthy = [e for e in turn if _unhealthy_until.get(e.base_url, 0) <= now]
+        return healthy + [e for e in turn if e not in healthy]
+
+    @asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
+        await self._respect_rpm()
+        if self.max_concurrency and self.model_id is not None:
+            async with _semaphore(self.model_id, self.max_concurrency):
+                yield
+        else:
+            yield
+
+    async def _respect_rpm(self) -> None:
+        if not (self.requests_per_minute and self.bus and self.model_id):
+            return
+        key = f"model-rpm:{self.model_id}"
+        for _ in range(60):  # at most an hour of waiting
+            if await self.bus.hit(key, window_seconds=_RPM_WINDOW_SECONDS) <= self.requests_per_minute:
+                return
+            # Over the limit: wait for the next window, when the count starts again.
+            await asyncio.sleep(_RPM_WINDOW_SECONDS - time.time() % _RPM_WINDOW_SECONDS + 0.01)
+        raise ProviderError(ErrorCode.RATE_LIMITED, "The model's requests-per-minute limit keeps being exceeded.")
+
+    async def _attempts(self) -> AsyncIterator[tuple[int, Endpoint]]:
+        """Endpoints to try in order: fail over at once while untried ones remain, then back off and retry."""
+        for attempt in range(self.max_retries + 1):
+            yield attempt, self._order()[attempt % len(self.endpoints)]
+
+    def _should_retry(self, error: ProviderError, attempt: int, endpoint: Endpoint) -> float | None:
+        """Seconds to wait before the next attempt, or None to give up."""
+        if error.code in REQUEST_BOUND or attempt >= self.max_retries:
+            return None
+        _unhealthy_until[endpoint.base_url] = time.monotonic() + UNHEALTHY_SECONDS
+        if len(self.endpoints) > 1 and attempt + 1 < len(self.endpoints):
+            return 0.0  # another endpoint may serve it right away
+        if error.code not in RETRYABLE:
+            return None
+        backoff = min(_MAX_BACKOFF_SECONDS, 0.5 * 2**attempt)
+        return min(_MAX_BACKOFF_SECONDS, error.retry_after) if error.retry_after else backoff
+
+    async def _report(
+        self, operation: str, usage: Usage, started: float, ttft: float | None, error: ErrorCode | None
+    ) -> None:
+        if self.on_usage is None:
+            return
+        await self.on_usage(
+            CallReport(
+                model_id=self.model_id,
+                operation=operation,
+                usage=usage,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                ttft_ms=(ttft - started) * 1000 if ttft is not None else None,
+                error=error,
+            )
+        )
+
+    # --- calls --------------------------------------------------------------------------------------------------
+
+    async def stream(
+        self, messages: list[Message], *, tools: list[ToolSpec] | None = None, **params: Any
+    ) -> AsyncIterator[ChatChunk]:
+        """Stream a chat reply. Failover happens only before the first chunk: a reply is never spliced."""
+        started = time.perf_counter()
+        first: float | None = None
+        usage = Usage()
+        error: ErrorCode | None = None
+        try:
+            async with self._slot():
+                async for attempt, endpoint in self._attempts():
+                    try:
+                        async for chunk in endpoint.stream_chat(self.model, messages, tools, params):
+                            if first is None:
+                                first = time.perf_counter()
+                            if chunk.usage:
+                                usage = chunk.usage
+                            yield chunk
+                        return
+                    except ProviderError as exc:
+                        wait = None if first is not None else self._should_retry(exc, attempt, endpoint)
+                        if wait is None:
+                            raise
+                        await asyncio.sleep(wait)
+        except ProviderError as exc:
+            error = exc.code
+            raise
+        finally:
+            await self._report("chat", usage, started, first, error)
+
+    async def embed(self, texts: list[str], *, batch_size: int = 64) -> tuple[list[list[float]], Usage]:
+        """Embeddings of `texts`, in batches, in order."""
+        vectors: list[list[float]] = []
+        total = Usage()
+        for start in range(0, len(texts), batch_size):
+            batch, usage = await self._call(
+                "embed", lambda e, b=texts[start : start + batch_size]: e.embed(self.model, b)
+            )
+            vectors.extend(batch)
+            total.prompt_tokens += usage.prompt_tokens
+        return vectors, total
+
+    async def rerank(self, query: str, documents: list[str], top_n: int | None = None) -> list[tuple[int, float]]:
+        result: list[tuple[int, float]] = await self._call(
+            "rerank", lambda e: e.rerank(self.model, query, documents, top_n)
+        )
+        return result
+
+    async def _call(self, operation: str, call: Callable[[Endpoint], Awaitable[Any]]) -> Any:
+        started = time.perf_counter()
+        error: ErrorCode | None = None
+        usage = Usage()
+        try:
+            async with self._slot():
+                async for attempt, endpoint in self._attempts():
+                    try:
+                        result = await call(endpoint)
+                    except ProviderError as exc:
+                        wait = self._should_retry(exc, attempt, endpoint)
+                        if wait is None:
+                            raise
+                        await asyncio.sleep(wait)
+                        continue
+                    if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], Usage):
+                        usage = result[1]
+                    return result
+            raise ProviderError(ErrorCode.SERVER_ERROR, "No endpoint answered.")  # pragma: no cover
+        except ProviderError as exc:
+            error = exc.code
+            raise
+        finally:
+            await self._report(operation, usage, started, None, error)

@@ -1,0 +1,143 @@
+"""Request and response shapes of model configurations, checks and usage."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
+
+from nexent.providers.models import CheckStatus, ModelKind, ProviderType
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+BaseUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=500)]
+
+
+def _check_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("base_url must start with http:// or https://")
+    return value.rstrip("/")
+
+
+class EndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    base_url: BaseUrl
+    api_key: SecretStr | None = Field(default=None, description="Stored encrypted; never returned.")
+
+    _url = field_validator("base_url")(_check_url)
+
+
+class Limits(BaseModel):
+    context_window: int | None = Field(default=None, ge=256, le=10_000_000)
+    max_concurrency: int | None = Field(default=None, ge=1, le=10_000, description="Calls at once, per process.")
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
+
+
+class ModelSettings(Limits):
+    """What a connectivity check needs: everything but the name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ModelKind
+    provider: ProviderType = ProviderType.OPENAI_COMPATIBLE
+    model: ModelName
+    base_url: BaseUrl | None = Field(default=None, description="Shorthand for one endpoint.")
+    api_key: SecretStr | None = Field(default=None, description="Key of the `base_url` endpoint.")
+    endpoints: list[EndpointIn] | None = Field(default=None, max_length=20, description="Several servers of one model.")
+
+    _url = field_validator("base_url")(lambda value: _check_url(value) if value is not None else None)
+
+    @model_validator(mode="after")
+    def _endpoints_match_provider(self) -> ModelSettings:
+        if self.base_url is not None and self.endpoints:
+            raise ValueError("give either base_url (and api_key) or endpoints, not both")
+        if self.provider == ProviderType.OPENAI_COMPATIBLE and not (self.base_url or self.endpoints):
+            raise ValueError("an openai_compatible model needs base_url or endpoints")
+        if self.provider == ProviderType.LOCAL and (self.base_url or self.endpoints or self.api_key):
+            raise ValueError("a local model takes no base_url, api_key or endpoints")
+        return self
+
+    def endpoint_list(self) -> list[EndpointIn]:
+        if self.endpoints:
+            return self.endpoints
+        if self.base_url:
+            return [EndpointIn(base_url=self.base_url, api_key=self.api_key)]
+        return []
+
+
+class ModelCreate(ModelSettings):
+    name: Name
+    is_default: bool = Field(default=False, description="The tenant's default model of this kind.")
+
+
+class ModelUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Name | None = None
+    model: ModelName | None = None
+    base_url: BaseUrl | None = None
+    api_key: SecretStr | None = Field(default=None, description="New key for the first endpoint.")
+    endpoints: list[EndpointIn] | None = Field(default=None, max_length=20)
+    context_window: int | None = Field(default=None, ge=256, le=10_000_000)
+    max_concurrency: int | None = Field(default=None, ge=1, le=10_000)
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
+    is_default: Literal[True] | None = Field(default=None, description="Make this the default of its kind.")
+
+    _url = field_validator("base_url")(lambda value: _check_url(value) if value is not None else None)
+
+
+class EndpointRead(BaseModel):
+    base_url: str
+    has_api_key: bool
+
+
+class CheckError(BaseModel):
+    code: str
+    message: str
+
+
+class CheckRead(BaseModel):
+    status: CheckStatus
+    latency_ms: float | None
+    error: CheckError | None
+    checked_at: datetime | None
+
+
+class ModelRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    kind: ModelKind
+    provider: ProviderType
+    model: str
+    endpoints: list[EndpointRead]
+    context_window: int | None
+    dimension: int | None
+    max_concurrency: int | None
+    requests_per_minute: int | None
+    timeout_seconds: float
+    is_default: bool
+    check: CheckRead
+    created_at: datetime
+    updated_at: datetime
+
+
+class CheckResult(BaseModel):
+    ok: bool
+    latency_ms: float
+    error: CheckError | None = None
+    dimension: int | None = Field(default=None, description="Embedding models: the vector size found.")
+
+
+class UsageRow(BaseModel):
+    key: str = Field(description="The model id, agent id or day the row sums up.")
+    calls: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    avg_latency_ms: float
+    avg_ttft_ms: float | None

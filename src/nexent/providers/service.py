@@ -1,0 +1,377 @@
+"""Model configurations of a tenant, connectivity checks, the clients every other domain calls, and usage."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexent.core.db import utcnow
+from nexent.core.errors import BadRequest, NotFound
+from nexent.core.pagination import Page, PageParams
+from nexent.engines.container import Engines
+from nexent.identity.auth import Caller
+from nexent.identity.service import record
+from nexent.providers import local, metrics
+from nexent.providers.models import CheckStatus, ModelConfig, ModelEndpoint, ModelKind, ProviderType, UsageRecord
+from nexent.providers.openai_compat import Endpoint
+from nexent.providers.pool import CallReport, RoutedModel
+from nexent.providers.repository import EndpointRepository, ModelRepository, UsageRepository
+from nexent.providers.schemas import (
+    CheckError,
+    CheckRead,
+    CheckResult,
+    EndpointIn,
+    EndpointRead,
+    ModelCreate,
+    ModelRead,
+    ModelSettings,
+    ModelUpdate,
+    UsageRow,
+)
+from nexent.providers.types import ChatModel, EmbeddingModel, ErrorCode, ProviderError, RerankModel, complete
+
+logger = logging.getLogger("nexent.providers")
+
+# One connection pool per process for every remote model call.
+_http: httpx.AsyncClient | None = None
+
+
+def http_client() -> httpx.AsyncClient:
+    global _http
+    if _http is None or _http.is_closed:
+        _http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200))
+    return _http
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class NoDefaultModel(NotFound):
+    code = "no_default_model"
+
+
+class EndpointNotAllowed(BadRequest):
+    code = "endpoint_not_allowed"
+
+
+class ProviderService:
+    def __init__(self, session: AsyncSession, engines: Engines, caller: Caller) -> None:
+        self.session = session
+        self.engines = engines
+        self.caller = caller
+        self.models = ModelRepository(session, caller.tenant_id)
+        self.endpoints = EndpointRepository(session, caller.tenant_id)
+
+    # --- configurations -----------------------------------------------------------------------------------------
+
+    async def create(self, data: ModelCreate) -> ModelRead:
+        await self._validate(data)
+        config = ModelConfig(
+            tenant_id=self.caller.tenant_id,
+            name=data.name,
+            kind=data.kind,
+            provider=data.provider,
+            model=data.model,
+            context_window=data.context_window,
+            max_concurrency=data.max_concurrency,
+            requests_per_minute=data.requests_per_minute,
+            timeout_seconds=data.timeout_seconds,
+            dimension=local.dimension_of(data.model) if data.provider == ProviderType.LOCAL else None,
+        )
+        if data.is_default or await self.models.count_of_kind(data.kind) == 0:
+            await self.models.clear_default(data.kind)
+            config.is_default = True
+        await self.models.add(config)
+        await self.endpoints.replace(config.id, [self._endpoint(config.id, e) for e in data.endpoint_list()])
+        await record(self.session, self.caller, "model.created", "model", config.id, name=config.name, kind=config.kind)
+        return await self._read(config)
+
+    async def _validate(self, data: ModelSettings) -> None:
+        if data.provider == ProviderType.LOCAL:
+            local.require(data.kind, data.model)
+        for endpoint in data.endpoint_list():
+            await self._check_endpoint_allowed(endpoint.base_url)
+
+    async def _check_endpoint_allowed(self, base_url: str) -> None:
+        """Endpoints on loopback or private networks are fine (Ollama, vLLM beside the platform) unless the
+        operator forbids them for multi-tenant deployments."""
+        if self.engines.settings.allow_private_model_endpoints:
+            return
+        host = urlsplit(base_url).hostname or ""
+        try:
+            infos = await asyncio.to_thread(socket.getaddrinfo, host, None)
+        except OSError:
+            raise EndpointNotAllowed(f"The host {host!r} of the base URL does not resolve.") from None
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
+                raise EndpointNotAllowed(f"Endpoints on private or loopback addresses are not allowed here ({host}).")
+
+    def _endpoint(self, model_id: uuid.UUID, data: EndpointIn, keep_key: str | None = None) -> ModelEndpoint:
+        key = data.api_key.get_secret_value() if data.api_key else None
+        return ModelEndpoint(
+            tenant_id=self.caller.tenant_id,
+            model_config_id=model_id,
+            base_url=data.base_url,
+            api_key_encrypted=self.engines.keys.box.encrypt(key) if key else keep_key,
+        )
+
+    async def _get(self, model_id: uuid.UUID) -> ModelConfig:
+        config = await self.models.get(model_id)
+        if config is None:
+            raise ModelNotFound(f"No model {model_id} in this tenant.")
+        return config
+
+    async def get(self, model_id: uuid.UUID) -> ModelRead:
+        return await self._read(await self._get(model_id))
+
+    async def list_models(self, page: PageParams, *, kind: ModelKind | None) -> Page[ModelRead]:
+        configs, total = await self.models.list_page(kind=kind, limit=page.limit, offset=page.offset)
+        endpoints = await self.endpoints.of_models([c.id for c in configs])
+        return Page[ModelRead](
+            items=[_read(c, endpoints[c.id]) for c in configs], total=total, limit=page.limit, offset=page.offset
+        )
+
+    async def _read(self, config: ModelConfig) -> ModelRead:
+        return _read(config, (await self.endpoints.of_models([config.id]))[config.id])
+
+    async def update(self, model_id: uuid.UUID, data: ModelUpdate) -> ModelRead:
+        config = await self._get(model_id)
+        fields = data.model_dump(exclude_unset=True, exclude={"base_url", "api_key", "endpoints", "is_default"})
+        for name, value in fields.items():
+            setattr(config, name, value)
+        if data.is_default:
+            await self.models.clear_default(config.kind)
+            config.is_default = True
+        current = (await self.endpoints.of_models([config.id]))[config.id]
+        new_endpoints = self._updated_endpoints(config, current, data)
+        if new_endpoints is not None:
+            if config.provider == ProviderType.LOCAL:
+                raise BadRequest("A local model takes no endpoints.", code="invalid_endpoints")
+            for endpoint in new_endpoints:
+                await self._check_endpoint_allowed(endpoint.base_url)
+            await self.endpoints.replace(config.id, new_endpoints)
+        config.updated_at = utcnow()
+        config.check_status = CheckStatus.UNKNOWN
+        await self.session.flush()
+        await record(
+            self.session, self.caller, "model.updated", "model", config.id, fields=sorted(data.model_fields_set)
+        )
+        return await self._read(config)
+
+    def _updated_endpoints(
+        self, config: ModelConfig, current: list[ModelEndpoint], data: ModelUpdate
+    ) -> list[ModelEndpoint] | None:
+        """New endpoints from an update; an endpoint given without a key keeps the key it had at that URL."""
+        keys = {e.base_url: e.api_key_encrypted for e in current}
+        if data.endpoints is not None:
+            return [self._endpoint(config.id, e, keep_key=keys.get(e.base_url)) for e in data.endpoints]
+        if data.base_url is None and data.api_key is None:
+            return None
+        if not current and data.base_url is None:
+            raise BadRequest("This model has no endpoint to set a key on; give base_url.", code="invalid_endpoints")
+        first = EndpointIn(base_url=data.base_url or current[0].base_url, api_key=data.api_key)
+        rest = [
+            self._endpoint(config.id, EndpointIn(base_url=e.base_url), keep_key=e.api_key_encrypted)
+            for e in current[1:]
+        ]
+        return [self._endpoint(config.id, first, keep_key=keys.get(first.base_url)), *rest]
+
+    async def delete(self, model_id: uuid.UUID) -> None:
+        config = await self._get(model_id)
+        await self.models.delete(config)
+        if config.is_default:
+            successor = await self.models.first_of_kind(config.kind, except_id=config.id)
+            if successor is not None:
+                successor.is_default = True
+        await record(self.session, self.caller, "model.deleted", "model", model_id, name=config.name)
+
+    # --- clients ------------------------------------------------------------------------------------------------
+
+    async def client(self, model_id: uuid.UUID, *, agent_id: uuid.UUID | None = None) -> Any:
+        """The client of a configured model: a `ChatModel`, `EmbeddingModel` or `RerankModel` by its kind."""
+        config = await self._get(model_id)
+        endpoints = (await self.endpoints.of_models([config.id]))[config.id]
+        return self._client(config, endpoints, agent_id=agent_id)
+
+    async def default_client(self, kind: ModelKind, *, agent_id: uuid.UUID | None = None) -> Any:
+        config = await self.models.default_of(kind)
+        if config is None:
+            raise NoDefaultModel(f"This tenant has no default {kind.value} model; add one under models.")
+        endpoints = (await self.endpoints.of_models([config.id]))[config.id]
+        return self._client(config, endpoints, agent_id=agent_id)
+
+    def _client(
+        self, config: ModelConfig, endpoints: list[ModelEndpoint], *, agent_id: uuid.UUID | None, max_retries: int = 2
+    ) -> ChatModel | EmbeddingModel | RerankModel:
+        sink = usage_sink(self.engines, self.caller.tenant_id, config.id, config.kind, agent_id)
+        if config.provider == ProviderType.LOCAL:
+            local_model: ChatModel | EmbeddingModel = local.client(
+                config.kind, config.model, on_usage=sink, model_id=config.id
+            )
+            return local_model
+        box = self.engines.keys.box
+        return RoutedModel(
+            model_id=config.id,
+            model=config.model,
+            endpoints=[
+                Endpoint(
+                    http_client(),
+                    e.base_url,
+                    box.decrypt(e.api_key_encrypted) if e.api_key_encrypted else None,
+                    timeout=config.timeout_seconds,
+                )
+                for e in endpoints
+            ],
+            bus=self.engines.bus,
+            max_concurrency=config.max_concurrency,
+            requests_per_minute=config.requests_per_minute,
+            max_retries=max_retries,
+            on_usage=sink,
+        )
+
+    # --- checks -------------------------------------------------------------------------------------------------
+
+    async def check(self, model_id: uuid.UUID) -> CheckResult:
+        config = await self._get(model_id)
+        endpoints = (await self.endpoints.of_models([config.id]))[config.id]
+        result = await probe(self._client(config, endpoints, agent_id=None, max_retries=0), ModelKind(config.kind))
+        config.check_status = CheckStatus.OK if result.ok else CheckStatus.ERROR
+        config.check_latency_ms = result.latency_ms
+        config.check_error_code = result.error.code if result.error else None
+        config.check_error_message = result.error.message if result.error else None
+        config.checked_at = utcnow()
+        if result.dimension:
+            config.dimension = result.dimension
+        return result
+
+    async def check_unsaved(self, data: ModelSettings) -> CheckResult:
+        await self._validate(data)
+        config = ModelConfig(
+            id=None,
+            tenant_id=self.caller.tenant_id,
+            kind=data.kind,
+            provider=data.provider,
+            model=data.model,
+            timeout_seconds=data.timeout_seconds,
+        )
+        endpoints = [self._endpoint(uuid.uuid4(), e) for e in data.endpoint_list()]
+        return await probe(self._client(config, endpoints, agent_id=None, max_retries=0), data.kind)
+
+    # --- usage --------------------------------------------------------------------------------------------------
+
+    async def usage(
+        self, *, group_by: str, since: datetime | None, until: datetime | None, model_id: uuid.UUID | None
+    ) -> list[UsageRow]:
+        rows = await UsageRepository(self.session, self.caller.tenant_id).summary(
+            group_by=group_by, since=since, until=until, model_id=model_id
+        )
+        return [
+            UsageRow(
+                key=str(row["key"]),
+                calls=int(row["calls"]),
+                errors=int(row["errors"] or 0),
+                prompt_tokens=int(row["prompt_tokens"]),
+                completion_tokens=int(row["completion_tokens"]),
+                avg_latency_ms=round(float(row["avg_latency_ms"] or 0), 2),
+                avg_ttft_ms=round(float(row["avg_ttft_ms"]), 2) if row["avg_ttft_ms"] is not None else None,
+            )
+            for row in rows
+        ]
+
+
+def _read(config: ModelConfig, endpoints: list[ModelEndpoint]) -> ModelRead:
+    error = (
+        CheckError(code=config.check_error_code, message=config.check_error_message or "")
+        if config.check_error_code
+        else None
+    )
+    return ModelRead(
+        id=config.id,
+        name=config.name,
+        kind=ModelKind(config.kind),
+        provider=ProviderType(config.provider),
+        model=config.model,
+        endpoints=[EndpointRead(base_url=e.base_url, has_api_key=e.api_key_encrypted is not None) for e in endpoints],
+        context_window=config.context_window,
+        dimension=config.dimension,
+        max_concurrency=config.max_concurrency,
+        requests_per_minute=config.requests_per_minute,
+        timeout_seconds=config.timeout_seconds,
+        is_default=config.is_default,
+        check=CheckRead(
+            status=CheckStatus(config.check_status),
+            latency_ms=config.check_latency_ms,
+            error=error,
+            checked_at=config.checked_at,
+        ),
+        created_at=config.created_at,
+        updated_at=config.updated_at,
+    )
+
+
+async def probe(client: Any, kind: ModelKind) -> CheckResult:
+    """One real, tiny call: a one-word completion, an embedding (its size), or a rerank of two documents."""
+    started = time.perf_counter()
+    dimension: int | None = None
+    try:
+        if kind in (ModelKind.LLM, ModelKind.VLM):
+            await complete(client, [{"role": "user", "content": "Reply with the word OK."}], max_tokens=8)
+        elif kind == ModelKind.EMBEDDING:
+            vectors, _ = await client.embed(["dimension probe"])
+            dimension = len(vectors[0])
+        else:
+            await client.rerank("probe", ["a first document", "a second document"])
+    except ProviderError as exc:
+        return CheckResult(
+            ok=False,
+            latency_ms=round((time.perf_counter() - started) * 1000, 2),
+            error=CheckError(code=exc.code.value, message=exc.message),
+        )
+    return CheckResult(ok=True, latency_ms=round((time.perf_counter() - started) * 1000, 2), dimension=dimension)
+
+
+def usage_sink(
+    engines: Engines, tenant_id: uuid.UUID, model_id: uuid.UUID | None, kind: str, agent_id: uuid.UUID | None
+) -> Any:
+    """Record each call in the usage table (its own transaction) and in the Prometheus metrics."""
+
+    async def sink(report: CallReport) -> None:
+        metrics.observe(tenant_id, model_id, report)
+        if model_id is None:
+            return  # an unsaved model's check
+        try:
+            async with engines.sessions() as session, session.begin():
+                session.add(
+                    UsageRecord(
+                        tenant_id=tenant_id,
+                        model_config_id=model_id,
+                        agent_id=agent_id,
+                        kind=kind,
+                        operation=report.operation,
+                        prompt_tokens=report.usage.prompt_tokens,
+                        completion_tokens=report.usage.completion_tokens,
+                        latency_ms=round(report.latency_ms, 2),
+                        ttft_ms=round(report.ttft_ms, 2) if report.ttft_ms is not None else None,
+                        ok=report.error is None,
+                        error_code=report.error.value if report.error else None,
+                    )
+                )
+        except Exception:
+            logger.warning("could not record model usage", exc_info=True)
+
+    return sink
+
+
+__all__ = ["ErrorCode", "ProviderService", "probe"]

@@ -1,0 +1,371 @@
+"""Model providers against the scripted OpenAI-compatible server: configurations, checks, clients, usage."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from nexent.providers import pool
+from nexent.providers.models import ModelEndpoint
+from nexent.providers.openai_compat import Endpoint
+from nexent.providers.pool import CallReport, RoutedModel
+from nexent.providers.types import ChatAccumulator, ErrorCode, ProviderError, complete
+from tests.conftest import make_settings, serve_in_process
+from tests.support.identity import bearer, invite_and_register, register
+from tests.support.model_server import ChatReply, RunningModelServer, ServiceReply, ToolCall, run_model_server
+from tests.test_http import assert_problem
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[RunningModelServer]:
+    with run_model_server() as served:
+        yield served
+
+
+@pytest.fixture(scope="module")
+def backup_llm() -> Iterator[RunningModelServer]:
+    with run_model_server() as served:
+        yield served
+
+
+@pytest.fixture(autouse=True)
+def _fresh_servers(llm: RunningModelServer, backup_llm: RunningModelServer) -> None:
+    llm.server.reset()
+    backup_llm.server.reset()
+    llm.server.api_key = None
+    pool._unhealthy_until.clear()  # endpoint health is process-wide; tests share the servers
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def client(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    overrides: dict[str, Any] = {"database_url": pg_url} if request.param == "postgres" else {}
+    async with serve_in_process(make_settings(tmp_path, builtin_models=False, **overrides)) as http:
+        yield http
+
+
+@pytest.fixture
+async def owner(client: httpx.AsyncClient) -> dict[str, str]:
+    return bearer((await register(client, f"owner-{uuid.uuid4().hex[:6]}@example.com"))["access_token"])
+
+
+async def add_model(client: httpx.AsyncClient, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    response = await client.post(
+        "/api/models", json={"name": "Chat", "kind": "llm", "model": "gpt-test", **body}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    data: dict[str, Any] = response.json()
+    return data
+
+
+def routed(*servers: RunningModelServer, **options: Any) -> RoutedModel:
+    http = httpx.AsyncClient()
+    return RoutedModel(
+        model_id=uuid.uuid4(),
+        model="gpt-test",
+        endpoints=[Endpoint(http, s.base_url, None, timeout=options.pop("timeout", 5.0)) for s in servers],
+        **options,
+    )
+
+
+# --- Configurations --------------------------------------------------------------------------------------------
+
+
+async def test_model_crud_never_returns_keys(
+    client: httpx.AsyncClient, owner: dict[str, str], llm: RunningModelServer
+) -> None:
+    created = await add_model(client, owner, base_url=llm.base_url + "/", api_key="sk-secret-123", context_window=8192)
+    assert created["endpoints"] == [{"base_url": llm.base_url, "has_api_key": True}]
+    assert created["is_default"] is True and created["check"]["status"] == "unknown"
+    assert "sk-secret-123" not in str(created)
+
+    app = client._transport.app  # type: ignore[attr-defined]
+    async with app.state.engines.sessions() as session:
+        stored = (await session.scalars(select(ModelEndpoint))).one()
+    assert stored.api_key_encrypted and "sk-secret-123" not in stored.api_key_encrypted
+    assert app.state.engines.keys.box.decrypt(stored.api_key_encrypted) == "sk-secret-123"
+
+    # Re-sending an endpoint without its key keeps the key; a second endpoint is added.
+    updated = await client.patch(
+        f"/api/models/{created['id']}",
+        json={"endpoints": [{"base_url": llm.base_url}, {"base_url": "http://127.0.0.1:9/v1", "api_key": "k2"}]},
+        headers=owner,
+    )
+    assert [e["has_api_key"] for e in updated.json()["endpoints"]] == [True, True]
+    listed = await client.get("/api/models", headers=owner)
+    assert listed.json()["total"] == 1 and "sk-secret-123" not in listed.text and "k2" not in listed.text
+
+    second = await add_model(client, owner, name="Other", base_url=llm.base_url)
+    assert second["is_default"] is False
+    await client.patch(f"/api/models/{second['id']}", json={"is_default": True}, headers=owner)
+    first = (await client.get(f"/api/models/{created['id']}", headers=owner)).json()
+    assert first["is_default"] is False
+    assert (await client.delete(f"/api/models/{second['id']}", headers=owner)).status_code == 204
+    assert (await client.get(f"/api/models/{created['id']}", headers=owner)).json()["is_default"] is True
+    assert_problem(await client.get(f"/api/models/{second['id']}", headers=owner), 404, "model_not_found")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"name": "x", "kind": "llm", "model": "m"},
+        {"name": "x", "kind": "llm", "model": "m", "base_url": "ftp://host/v1"},
+        {"name": "x", "kind": "sound", "model": "m", "base_url": "http://h/v1"},
+        {"name": "x", "kind": "llm", "model": "m", "provider": "local", "base_url": "http://h/v1"},
+        {
+            "name": "x",
+            "kind": "llm",
+            "model": "m",
+            "base_url": "http://h/v1",
+            "endpoints": [{"base_url": "http://h/v1"}],
+        },
+        {"name": "x", "kind": "llm", "model": "m", "base_url": "http://h/v1", "max_concurrency": 0},
+    ],
+)
+async def test_invalid_configurations_are_refused(
+    client: httpx.AsyncClient, owner: dict[str, str], body: dict[str, Any]
+) -> None:
+    assert_problem(await client.post("/api/models", json=body, headers=owner), 422, "validation_error")
+
+
+async def test_only_admins_manage_models(client: httpx.AsyncClient, llm: RunningModelServer) -> None:
+    owner = await register(client, "models-owner@example.com")
+    developer = await invite_and_register(client, owner["access_token"], "models-dev@example.com", role="developer")
+    await add_model(client, bearer(owner["access_token"]), base_url=llm.base_url)
+    refused = await client.post(
+        "/api/models",
+        json={"name": "x", "kind": "llm", "model": "m", "base_url": llm.base_url},
+        headers=bearer(developer["access_token"]),
+    )
+    assert_problem(refused, 403, "permission_denied")
+    assert (await client.get("/api/models", headers=bearer(developer["access_token"]))).json()["total"] == 1
+
+
+async def test_private_endpoints_can_be_forbidden(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, builtin_models=False, allow_private_model_endpoints=False)
+    async with serve_in_process(settings) as client:
+        headers = bearer((await register(client, "strict@example.com"))["access_token"])
+        response = await client.post(
+            "/api/models",
+            json={"name": "x", "kind": "llm", "model": "m", "base_url": "http://127.0.0.1:11434/v1"},
+            headers=headers,
+        )
+        assert_problem(response, 400, "endpoint_not_allowed")
+
+
+# --- Checks ----------------------------------------------------------------------------------------------------
+
+
+async def test_check_makes_a_real_call_and_stores_the_status(
+    client: httpx.AsyncClient, owner: dict[str, str], llm: RunningModelServer
+) -> None:
+    model = await add_model(client, owner, base_url=llm.base_url, api_key="sk-right")
+    llm.server.api_key = "sk-right"
+    ok = (await client.post(f"/api/models/{model['id']}/check", headers=owner)).json()
+    assert ok["ok"] is True and ok["error"] is None and ok["latency_ms"] > 0
+    assert llm.server.last_request("/chat/completions").header("authorization") == "Bearer sk-right"
+    stored = (await client.get(f"/api/models/{model['id']}", headers=owner)).json()["check"]
+    assert stored["status"] == "ok" and stored["checked_at"] is not None
+
+    llm.server.api_key = "sk-other"
+    failed = (await client.post(f"/api/models/{model['id']}/check", headers=owner)).json()
+    assert failed["ok"] is False and failed["error"]["code"] == "auth" and "API key" in failed["error"]["message"]
+    stored = (await client.get(f"/api/models/{model['id']}", headers=owner)).json()["check"]
+    assert stored["status"] == "error" and stored["error"]["code"] == "auth"
+
+
+@pytest.mark.parametrize(
+    ("reply", "code"),
+    [
+        (ChatReply.error(404, "The model does not exist"), "not_found"),
+        (ChatReply.error(429, "Slow down"), "rate_limited"),
+        (ChatReply.error(500, "Boom"), "server_error"),
+        (ChatReply.error(400, "This model's maximum context length is 4096 tokens"), "context_length"),
+        (ChatReply.invalid_json(), "bad_response"),
+        (ChatReply.missing_choices(), "bad_response"),
+        (ChatReply.dropped(), "network"),
+        (ChatReply.dropped(after_chunks=2), "network"),
+        (ChatReply.text("late").paced(delay=3.0), "timeout"),
+    ],
+)
+async def test_unsaved_checks_classify_each_failure(
+    client: httpx.AsyncClient, owner: dict[str, str], llm: RunningModelServer, reply: ChatReply, code: str
+) -> None:
+    llm.server.enqueue(reply)
+    body = {"kind": "llm", "model": "gpt-test", "base_url": llm.base_url, "timeout_seconds": 1}
+    result = (await client.post("/api/models/check", json=body, headers=owner)).json()
+    assert result["ok"] is False and result["error"]["code"] == code, result
+    assert result["error"]["message"]
+
+
+async def test_unreachable_servers_are_network_errors(client: httpx.AsyncClient, owner: dict[str, str]) -> None:
+    body = {"kind": "llm", "model": "m", "base_url": "http://127.0.0.1:9/v1"}
+    result = (await client.post("/api/models/check", json=body, headers=owner)).json()
+    assert result["error"]["code"] == "network" and "127.0.0.1:9" in result["error"]["message"]
+
+
+async def test_embedding_and_rerank_checks(
+    client: httpx.AsyncClient, owner: dict[str, str], llm: RunningModelServer
+) -> None:
+    embedding = await add_model(client, owner, name="Embed", kind="embedding", model="emb", base_url=llm.base_url)
+    checked = (await client.post(f"/api/models/{embedding['id']}/check", headers=owner)).json()
+    assert checked["ok"] is True and checked["dimension"] == llm.server.embedding_dim
+    assert (await client.get(f"/api/models/{embedding['id']}", headers=owner)).json()[
+        "dimension"
+    ] == llm.server.embedding_dim
+
+    rerank = {"kind": "rerank", "model": "rr", "base_url": llm.base_url}
+    assert (await client.post("/api/models/check", json=rerank, headers=owner)).json()["ok"] is True
+    llm.server.enqueue_rerank(ServiceReply.missing_data())
+    broken = (await client.post("/api/models/check", json=rerank, headers=owner)).json()
+    assert broken["error"]["code"] == "bad_response"
+
+
+# --- Clients ---------------------------------------------------------------------------------------------------
+
+
+async def test_streaming_text_reasoning_and_usage(llm: RunningModelServer) -> None:
+    llm.server.enqueue(ChatReply.text("The answer is 42.", reasoning="Think, then answer."))
+    model = routed(llm)
+    chunks = [chunk async for chunk in model.stream([{"role": "user", "content": "Question?"}])]
+    assert len([c for c in chunks if c.content]) > 1  # really streamed
+    accumulator = ChatAccumulator()
+    for chunk in chunks:
+        accumulator.add(chunk)
+    result = accumulator.result()
+    assert (result.content, result.reasoning, result.finish_reason) == (
+        "The answer is 42.",
+        "Think, then answer.",
+        "stop",
+    )
+    assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
+    sent = llm.server.last_request("/chat/completions")
+    assert sent is not None and sent.stream is True and sent.stream_options == {"include_usage": True}
+
+
+async def test_tool_calls_are_assembled(llm: RunningModelServer) -> None:
+    llm.server.enqueue(
+        ChatReply.tools(ToolCall("search", {"query": "weather in Paris", "top_k": 3}), ToolCall("clock", {}))
+    )
+    tools = [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}}]
+    result = await complete(routed(llm), [{"role": "user", "content": "Weather?"}], tools=tools)
+    assert [c.name for c in result.tool_calls] == ["search", "clock"]
+    assert result.tool_calls[0].parsed_arguments() == {"query": "weather in Paris", "top_k": 3}
+    assert result.tool_calls[0].id and result.finish_reason == "tool_calls"
+    assert llm.server.last_request("/chat/completions").tools == tools
+
+    llm.server.enqueue(ChatReply.tools(ToolCall("search", '{"query": ')))
+    broken = await complete(routed(llm), [{"role": "user", "content": "x"}])
+    with pytest.raises(ProviderError) as caught:
+        broken.tool_calls[0].parsed_arguments()
+    assert caught.value.code is ErrorCode.BAD_RESPONSE
+
+
+async def test_failover_to_a_healthy_endpoint(llm: RunningModelServer, backup_llm: RunningModelServer) -> None:
+    llm.server.enqueue(ChatReply.error(503, "overloaded"), ChatReply.dropped())
+    model = routed(llm, backup_llm)
+    first = await complete(model, [{"role": "user", "content": "one"}])
+    second = await complete(model, [{"role": "user", "content": "two"}])
+    assert {first.content, second.content} == {"echo: one", "echo: two"}
+    assert len(backup_llm.server.chat_requests) >= 1
+
+
+async def test_calls_are_spread_over_endpoints(llm: RunningModelServer, backup_llm: RunningModelServer) -> None:
+    model = routed(llm, backup_llm)
+    for index in range(6):
+        await complete(model, [{"role": "user", "content": f"n{index}"}])
+    assert len(llm.server.chat_requests) == 3 and len(backup_llm.server.chat_requests) == 3
+
+
+async def test_retries_with_backoff_then_succeeds(llm: RunningModelServer) -> None:
+    llm.server.enqueue(ChatReply.error(429, "slow down", headers={"Retry-After": "0.2"}), ChatReply.text("fine"))
+    result = await complete(routed(llm), [{"role": "user", "content": "x"}])
+    assert result.content == "fine" and len(llm.server.chat_requests) == 2
+
+
+async def test_request_errors_are_not_retried(llm: RunningModelServer, backup_llm: RunningModelServer) -> None:
+    llm.server.enqueue(ChatReply.error(400, "maximum context length exceeded"))
+    with pytest.raises(ProviderError) as caught:
+        await complete(routed(llm, backup_llm), [{"role": "user", "content": "x"}])
+    assert caught.value.code is ErrorCode.CONTEXT_LENGTH
+    assert len(backup_llm.server.chat_requests) == 0
+
+
+async def test_a_broken_stream_is_not_spliced_with_another_answer(
+    llm: RunningModelServer, backup_llm: RunningModelServer
+) -> None:
+    llm.server.enqueue(ChatReply.dropped(after_chunks=3))
+    received: list[str] = []
+
+    async def consume() -> None:
+        async for chunk in routed(llm, backup_llm).stream([{"role": "user", "content": "x"}]):
+            received.append(chunk.content)
+
+    with pytest.raises(ProviderError) as caught:
+        await consume()
+    assert caught.value.code is ErrorCode.NETWORK and received
+    assert len(backup_llm.server.chat_requests) == 0
+
+
+async def test_concurrency_limit(llm: RunningModelServer) -> None:
+    for _ in range(6):
+        llm.server.enqueue(ChatReply.text("ok").paced(delay=0.2))
+    model = routed(llm, max_concurrency=2)
+    await asyncio.gather(*(complete(model, [{"role": "user", "content": "x"}]) for _ in range(6)))
+    assert llm.server.max_in_flight == 2
+
+
+async def test_embeddings_in_batches_keep_order(llm: RunningModelServer) -> None:
+    texts = [f"document number {i}" for i in range(150)]
+    vectors, usage = await routed(llm).embed(texts, batch_size=64)
+    assert len(vectors) == 150 and len(llm.server.embedding_requests) == 3
+    single, _ = await routed(llm).embed([texts[100]])
+    assert single[0] == vectors[100] and usage.prompt_tokens > 0
+
+
+async def test_rerank_orders_by_relevance(llm: RunningModelServer) -> None:
+    ranked = await routed(llm).rerank("red apples", ["green pears", "red apples and more", "apples"], top_n=2)
+    assert [index for index, _ in ranked][:2] == [1, 2]
+
+
+async def test_every_call_is_reported(llm: RunningModelServer) -> None:
+    reports: list[CallReport] = []
+
+    async def sink(report: CallReport) -> None:
+        reports.append(report)
+
+    llm.server.enqueue(ChatReply.text("hello there"), ChatReply.error(401, "bad key"))
+    model = routed(llm, on_usage=sink, max_retries=0)
+    await complete(model, [{"role": "user", "content": "hi"}])
+    with pytest.raises(ProviderError):
+        await complete(model, [{"role": "user", "content": "hi"}])
+    assert [r.error for r in reports] == [None, ErrorCode.AUTH]
+    assert reports[0].usage.completion_tokens > 0 and reports[0].ttft_ms is not None and reports[0].latency_ms > 0
+
+
+# --- Usage through the API -------------------------------------------------------------------------------------
+
+
+async def test_usage_is_metered_by_model_and_exported(
+    client: httpx.AsyncClient, owner: dict[str, str], llm: RunningModelServer
+) -> None:
+    model = await add_model(client, owner, base_url=llm.base_url)
+    for _ in range(2):
+        await client.post(f"/api/models/{model['id']}/check", headers=owner)
+    rows = (await client.get("/api/usage?group_by=model", headers=owner)).json()
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["key"] == model["id"] and row["calls"] == 2 and row["errors"] == 0
+    assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0 and row["avg_ttft_ms"] is not None
+    by_day = (await client.get("/api/usage?group_by=day", headers=owner)).json()
+    assert by_day[0]["calls"] == 2 and len(by_day[0]["key"]) == 10
+    metrics = (await client.get("/metrics")).text
+    assert f'nexent_model_tokens_total{{direction="completion",model="{model["id"]}"' in metrics
+    naive = await client.get("/api/usage?from=2026-01-01T00:00:00", headers=owner)
+    assert_problem(naive, 422, "validation_error")
