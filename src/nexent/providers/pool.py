@@ -185,9 +185,11 @@ class RoutedModel:
         vectors: list[list[float]] = []
         total = Usage()
         for start in range(0, len(texts), batch_size):
-            batch, usage = await self._call(
-                "embed", lambda e, b=texts[start : start + batch_size]: e.embed(self.model, b)
-            )
+
+            async def call(endpoint: Endpoint, chunk: list[str] = texts[start : start + batch_size]) -> Any:
+                return await endpoint.embed(self.model, chunk)
+
+            batch, usage = await self._call("embed", call)
             vectors.extend(batch)
             total.prompt_tokens += usage.prompt_tokens
         return vectors, total
