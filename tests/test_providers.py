@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -319,6 +320,18 @@ async def test_concurrency_limit(llm: RunningModelServer) -> None:
     model = routed(llm, max_concurrency=2)
     await asyncio.gather(*(complete(model, [{"role": "user", "content": "x"}]) for _ in range(6)))
     assert llm.server.max_in_flight == 2
+
+
+async def test_requests_per_minute_wait_for_the_next_window(llm: RunningModelServer) -> None:
+    from nexent.engines.bus.local import LocalBus
+
+    model = routed(llm, bus=LocalBus(), requests_per_minute=2, rate_window_seconds=1.0)
+    started = time.time()
+    await asyncio.gather(*(complete(model, [{"role": "user", "content": f"r{i}"}]) for i in range(3)))
+    finished = time.time()
+    assert len(llm.server.chat_requests) == 3
+    # Two fit in a window; the third had to wait for the next one.
+    assert int(finished // 1.0) > int(started // 1.0)
 
 
 async def test_embeddings_in_batches_keep_order(llm: RunningModelServer) -> None:

@@ -72,6 +72,7 @@ class RoutedModel:
         requests_per_minute: int | None = None,
         max_retries: int = 2,
         on_usage: UsageSink | None = None,
+        rate_window_seconds: float = _RPM_WINDOW_SECONDS,
     ) -> None:
         if not endpoints:
             raise ValueError("a model needs at least one endpoint")
@@ -83,6 +84,7 @@ class RoutedModel:
         self.requests_per_minute = requests_per_minute
         self.max_retries = max_retries
         self.on_usage = on_usage
+        self.rate_window_seconds = rate_window_seconds  # a minute; shorter only in tests
 
     # --- routing ------------------------------------------------------------------------------------------------
 
@@ -109,10 +111,11 @@ class RoutedModel:
             return
         key = f"model-rpm:{self.model_id}"
         for _ in range(60):  # at most an hour of waiting
-            if await self.bus.hit(key, window_seconds=_RPM_WINDOW_SECONDS) <= self.requests_per_minute:
+            window = self.rate_window_seconds
+            if await self.bus.hit(key, window_seconds=window) <= self.requests_per_minute:
                 return
             # Over the limit: wait for the next window, when the count starts again.
-            await asyncio.sleep(_RPM_WINDOW_SECONDS - time.time() % _RPM_WINDOW_SECONDS + 0.01)
+            await asyncio.sleep(window - time.time() % window + 0.01)
         raise ProviderError(ErrorCode.RATE_LIMITED, "The model's requests-per-minute limit keeps being exceeded.")
 
     async def _attempts(self) -> AsyncIterator[tuple[int, Endpoint]]:
