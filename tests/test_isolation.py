@@ -112,6 +112,9 @@ class TenantData:
     model_name: str
     model_base_url: str
     model_api_key: str
+    agent_id: str
+    agent_name: str
+    agent_description: str
 
     def visible_markers(self) -> dict[str, str]:
         """What the tenant's owner sees of it; none of it may reach another tenant."""
@@ -139,6 +142,9 @@ class TenantData:
             "model id": self.model_id,
             "model name": self.model_name,
             "model base url": self.model_base_url,
+            "agent id": self.agent_id,
+            "agent name": self.agent_name,
+            "agent description": self.agent_description,
         }
 
     def secret_markers(self) -> dict[str, str]:
@@ -203,6 +209,7 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "invitation_id": lambda t: [t.invitation_id],
     "key_id": lambda t: [t.api_key_id],
     "model_id": lambda t: [t.model_id],
+    "agent_id": lambda t: [t.agent_id],
 }
 
 # (method, path) -> a valid JSON body. Bodies are attacks where they can be: they try to change the target.
@@ -243,6 +250,9 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
         "timeout_seconds": 2,
     },
     ("PATCH", "/api/models/{model_id}"): lambda c: {"name": "Renamed by a probe", "is_default": True},
+    ("POST", "/api/agents"): lambda c: {"name": f"Probe agent {uuid.uuid4().hex[:8]}"},
+    ("PATCH", "/api/agents/{agent_id}"): lambda c: {"description": "Changed by a probe", "max_steps": 3},
+    ("PUT", "/api/agents/{agent_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
     ("POST", "/api/admin/tenants"): lambda c: {"name": f"Probe tenant {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/admin/tenants/{tenant_id}"): lambda c: {"name": "Renamed by a probe", "status": "disabled"},
 }
@@ -539,6 +549,16 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         "timeout_seconds": 2,
     }
     model = await expect(client.post("/api/models", json=model_body, headers=headers), 201)
+    agent_body = {
+        "name": f"{title} Secret Agent",
+        "description": f"{title} agent description",
+        "model_id": model["id"],
+        "tools": [{"name": "calculator"}],
+    }
+    agent = await expect(client.post("/api/agents", json=agent_body, headers=headers), 201)
+    await expect(
+        client.put(f"/api/agents/{agent['id']}/shares/{group['id']}", json={"permission": "read"}, headers=headers), 200
+    )
 
     return TenantData(
         label=label,
@@ -566,6 +586,9 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         model_name=model["name"],
         model_base_url=model["endpoints"][0]["base_url"],
         model_api_key=str(model_body["api_key"]),
+        agent_id=agent["id"],
+        agent_name=agent["name"],
+        agent_description=agent["description"],
     )
 
 

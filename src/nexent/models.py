@@ -1,5 +1,6 @@
 """Every ORM model, imported in one place so migrations and tests see the whole schema."""
 
+from nexent.agents.models import Agent
 from nexent.core.db import Base
 from nexent.identity.models import (
     ApiKey,
@@ -17,6 +18,7 @@ from nexent.jobs.models import Job
 from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
 
 __all__ = [
+    "Agent",
     "ApiKey",
     "AuditEvent",
     "Base",

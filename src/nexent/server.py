@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 
 from nexent import __version__
+from nexent.agents import api as agents_api
 from nexent.core import health
 from nexent.core.db import migrate_async
 from nexent.core.errors import install_error_handlers
@@ -27,7 +28,7 @@ logger = logging.getLogger("nexent.server")
 
 # Which domain routers each service serves. Later domains add their routers here.
 SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
-    Service.CONFIG: [*identity_api.routers, *providers_api.routers],
+    Service.CONFIG: [*identity_api.routers, *providers_api.routers, *agents_api.routers],
     Service.RUNTIME: [],
     Service.MCP: [],
     Service.NORTHBOUND: [],

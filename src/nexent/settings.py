@@ -64,6 +64,9 @@ class Settings(BaseSettings):
     allow_private_model_endpoints: bool = True
     local_model_threads: int = Field(default=0, ge=0)
 
+    # Agents
+    allow_private_fetch: bool = False
+
     # Single sign-on (OpenID Connect)
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None

@@ -1,0 +1,69 @@
+"""Agent routes: `/api/agents` (drafts) and their group shares."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, ShareIn
+from nexent.agents.service import AgentService
+from nexent.core.deps import SessionDep
+from nexent.core.pagination import Page, PageParamsDep
+from nexent.identity.auth import UserCaller
+from nexent.identity.schemas import ShareRead
+
+router = APIRouter(prefix="/api/agents", tags=["agents"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create an agent draft.")
+async def create_agent(body: AgentCreate, caller: UserCaller, session: SessionDep) -> AgentRead:
+    return await AgentService(session, caller).create(body)
+
+
+@router.get("", summary="Agents the caller may use: all of them for those who manage agents, else shared ones.")
+async def list_agents(
+    caller: UserCaller,
+    session: SessionDep,
+    page: PageParamsDep,
+    q: Annotated[str | None, Query(max_length=80, description="Substring of the name.")] = None,
+) -> Page[AgentRead]:
+    return await AgentService(session, caller).list_agents(page, query=q)
+
+
+@router.get("/{agent_id}", summary="One agent.")
+async def get_agent(agent_id: uuid.UUID, caller: UserCaller, session: SessionDep) -> AgentRead:
+    return await AgentService(session, caller).get(agent_id)
+
+
+@router.patch("/{agent_id}", summary="Change an agent draft.")
+async def update_agent(agent_id: uuid.UUID, body: AgentUpdate, caller: UserCaller, session: SessionDep) -> AgentRead:
+    return await AgentService(session, caller).update(agent_id, body)
+
+
+@router.delete("/{agent_id}", summary="Delete an agent.", status_code=204, response_class=Response)
+async def delete_agent(agent_id: uuid.UUID, caller: UserCaller, session: SessionDep) -> None:
+    await AgentService(session, caller).delete(agent_id)
+
+
+@router.get("/{agent_id}/shares", summary="Groups the agent is shared with.")
+async def list_agent_shares(agent_id: uuid.UUID, caller: UserCaller, session: SessionDep) -> list[ShareRead]:
+    return await AgentService(session, caller).shares_of(agent_id)
+
+
+@router.put("/{agent_id}/shares/{group_id}", summary="Share the agent with a group (read or edit).")
+async def share_agent(
+    agent_id: uuid.UUID, group_id: uuid.UUID, body: ShareIn, caller: UserCaller, session: SessionDep
+) -> ShareRead:
+    return await AgentService(session, caller).share(agent_id, group_id, body)
+
+
+@router.delete(
+    "/{agent_id}/shares/{group_id}", summary="Stop sharing with a group.", status_code=204, response_class=Response
+)
+async def unshare_agent(agent_id: uuid.UUID, group_id: uuid.UUID, caller: UserCaller, session: SessionDep) -> None:
+    await AgentService(session, caller).unshare(agent_id, group_id)
+
+
+routers = [router]

@@ -1,0 +1,232 @@
+"""Agent drafts: validation (model, tools, sub-agents without cycles), access through roles and group shares."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexent.agents.models import Agent
+from nexent.agents.repository import AgentRepository
+from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, Instructions, ShareIn, ToolUse
+from nexent.core.errors import AppError, Conflict, Forbidden, NotFound
+from nexent.core.pagination import Page, PageParams
+from nexent.identity.auth import Caller
+from nexent.identity.models import SharePermission
+from nexent.identity.permissions import Permission
+from nexent.identity.schemas import ShareRead
+from nexent.identity.service import ShareService, record
+from nexent.providers.models import ModelKind
+from nexent.providers.repository import ModelRepository
+from nexent.tools import registry
+
+RESOURCE = "agent"
+
+
+class AgentNotFound(NotFound):
+    code = "agent_not_found"
+
+
+class InvalidAgent(AppError):
+    """A draft that points at things that do not exist or do not fit; `errors` names each field."""
+
+    status, code = 422, "invalid_agent"
+
+
+class AgentService:
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+        self.agents = AgentRepository(session, caller.tenant_id)
+        self.shares = ShareService(session, caller)
+        self.manages = caller.can(Permission.MANAGE_AGENTS)
+
+    # --- reading ------------------------------------------------------------------------------------------------
+
+    async def _get(self, agent_id: uuid.UUID) -> Agent:
+        agent = await self.agents.get(agent_id)
+        if agent is None or not (self.manages or await self.shares.access(RESOURCE, agent.id)):
+            raise AgentNotFound(f"No agent {agent_id} in this tenant.")
+        return agent
+
+    async def _can_edit(self, agent: Agent) -> bool:
+        return self.manages or await self.shares.access(RESOURCE, agent.id) == SharePermission.EDIT
+
+    async def get(self, agent_id: uuid.UUID) -> AgentRead:
+        agent = await self._get(agent_id)
+        return _read(agent, can_edit=await self._can_edit(agent))
+
+    async def list_agents(self, page: PageParams, *, query: str | None) -> Page[AgentRead]:
+        """Members who manage agents see all of them; others see those shared with their groups."""
+        visible = None if self.manages else await self.shares.shared_ids(RESOURCE)
+        agents, total = await self.agents.list_page(only_ids=visible, query=query, limit=page.limit, offset=page.offset)
+        items = [_read(a, can_edit=await self._can_edit(a)) for a in agents]
+        return Page[AgentRead](items=items, total=total, limit=page.limit, offset=page.offset)
+
+    # --- writing ------------------------------------------------------------------------------------------------
+
+    async def create(self, data: AgentCreate) -> AgentRead:
+        if not self.manages:
+            raise Forbidden(
+                f"Your role ({self.caller.role}) does not allow this (agents.manage).", code="permission_denied"
+            )
+        await self._check_name(data.name)
+        agent = Agent(tenant_id=self.caller.tenant_id, created_by=self.caller.user_id)
+        _apply(agent, data.model_dump(exclude_unset=False))
+        await self._validate(agent)
+        try:
+            async with self.session.begin_nested():
+                await self.agents.add(agent)
+        except IntegrityError:
+            raise Conflict(f"An agent named {data.name!r} exists.", code="agent_name_taken") from None
+        await record(self.session, self.caller, "agent.created", RESOURCE, agent.id, name=agent.name)
+        return _read(agent, can_edit=True)
+
+    async def update(self, agent_id: uuid.UUID, data: AgentUpdate) -> AgentRead:
+        agent = await self._get(agent_id)
+        if not await self._can_edit(agent):
+            raise Forbidden("This agent is shared with you to read, not to edit.", code="permission_denied")
+        if data.name is not None:
+            await self._check_name(data.name, except_id=agent.id)
+        changes = data.model_dump(exclude_unset=True)
+        _apply(agent, changes)
+        await self._validate(agent)
+        await self.session.flush()
+        await record(self.session, self.caller, "agent.updated", RESOURCE, agent.id, fields=sorted(changes))
+        return _read(agent, can_edit=True)
+
+    async def delete(self, agent_id: uuid.UUID) -> None:
+        agent = await self._get(agent_id)
+        if not self.manages:
+            raise Forbidden(
+                f"Your role ({self.caller.role}) does not allow this (agents.manage).", code="permission_denied"
+            )
+        callers = [a for a, subs in (await self.agents.sub_agent_graph()).items() if agent.id in subs]
+        if callers:
+            raise Conflict(
+                "Other agents use this one as a sub-agent; remove it from them first.",
+                code="agent_in_use",
+                extra={"used_by": [str(a) for a in callers]},
+            )
+        await self.agents.delete(agent)
+        await record(self.session, self.caller, "agent.deleted", RESOURCE, agent_id, name=agent.name)
+
+    async def _check_name(self, name: str, *, except_id: uuid.UUID | None = None) -> None:
+        if await self.agents.name_taken(name, except_id=except_id):
+            raise Conflict(f"An agent named {name!r} exists.", code="agent_name_taken")
+
+    async def _validate(self, agent: Agent) -> None:
+        """Every reference must exist in this tenant and fit: the model, each tool's settings, the sub-agents."""
+        errors: list[dict[str, Any]] = []
+        if agent.model_id is not None:
+            model = await ModelRepository(self.session, self.caller.tenant_id).get(agent.model_id)
+            if model is None:
+                errors.append(_error(["model_id"], "No such model in this tenant."))
+            elif model.kind not in (ModelKind.LLM, ModelKind.VLM):
+                errors.append(_error(["model_id"], f"The model is an {model.kind} model; agents need an llm or vlm."))
+        seen: set[str] = set()
+        for index, tool in enumerate(agent.tools):
+            name = str(tool.get("name"))
+            if name in seen:
+                errors.append(_error(["tools", index, "name"], f"The tool {name!r} is listed twice."))
+            seen.add(name)
+            try:
+                registry.validate_settings(name, tool.get("settings") or {})
+            except (registry.UnknownTool, registry.ToolSettingsError) as exc:
+                errors.append(_error(["tools", index], str(exc)))
+        errors.extend(await self._sub_agent_errors(agent))
+        if errors:
+            raise InvalidAgent("The agent is not valid.", extra={"errors": errors})
+
+    async def _sub_agent_errors(self, agent: Agent) -> list[dict[str, Any]]:
+        graph = await self.agents.sub_agent_graph()
+        graph[agent.id] = [uuid.UUID(s) for s in agent.sub_agent_ids]
+        errors = [
+            _error(["sub_agent_ids", index], f"No agent {sub} in this tenant.")
+            for index, sub in enumerate(graph[agent.id])
+            if sub not in graph
+        ]
+        if agent.id in graph[agent.id]:
+            errors.append(_error(["sub_agent_ids"], "An agent cannot be its own sub-agent."))
+        elif _reaches(graph, start=agent.id):
+            errors.append(_error(["sub_agent_ids"], "These sub-agents would make a cycle back to this agent."))
+        return errors
+
+    # --- sharing ------------------------------------------------------------------------------------------------
+
+    async def shares_of(self, agent_id: uuid.UUID) -> list[ShareRead]:
+        agent = await self._get(agent_id)
+        return await self.shares.list(RESOURCE, agent.id)
+
+    async def share(self, agent_id: uuid.UUID, group_id: uuid.UUID, data: ShareIn) -> ShareRead:
+        agent = await self._require_manager(agent_id)
+        return await self.shares.share(RESOURCE, agent.id, group_id, data.permission)
+
+    async def unshare(self, agent_id: uuid.UUID, group_id: uuid.UUID) -> None:
+        agent = await self._require_manager(agent_id)
+        await self.shares.unshare(RESOURCE, agent.id, group_id)
+
+    async def _require_manager(self, agent_id: uuid.UUID) -> Agent:
+        agent = await self._get(agent_id)
+        if not self.manages:
+            raise Forbidden("Only members who manage agents may share them.", code="permission_denied")
+        return agent
+
+
+def _not_allowed(caller: Caller) -> Forbidden:
+    return Forbidden(f"Your role ({caller.role}) does not allow this (agents.manage).", code="permission_denied")
+
+
+def _reaches(graph: dict[uuid.UUID, list[uuid.UUID]], *, start: uuid.UUID) -> bool:
+    """Whether following sub-agents from `start` ever leads back to it."""
+    stack, seen = list(graph.get(start, [])), set()
+    while stack:
+        current = stack.pop()
+        if current == start:
+            return True
+        if current in seen:
+            continue
+        seen.add(current)
+        stack.extend(graph.get(current, []))
+    return False
+
+
+def _error(loc: list[Any], msg: str) -> dict[str, Any]:
+    return {"loc": ["body", *map(str, loc)], "msg": msg, "type": "invalid_reference"}
+
+
+def _apply(agent: Agent, values: dict[str, Any]) -> None:
+    for field, value in values.items():
+        if field == "instructions":
+            instructions = value or {}
+            agent.duty = instructions.get("duty", "")
+            agent.constraints = instructions.get("constraints", "")
+            agent.examples = list(instructions.get("examples", []))
+        elif field == "sub_agent_ids":
+            agent.sub_agent_ids = [str(s) for s in value]
+        elif field == "tools":
+            agent.tools = [dict(t) for t in value]
+        else:
+            setattr(agent, field, value)
+
+
+def _read(agent: Agent, *, can_edit: bool) -> AgentRead:
+    return AgentRead(
+        id=agent.id,
+        name=agent.name,
+        description=agent.description,
+        instructions=Instructions(duty=agent.duty, constraints=agent.constraints, examples=agent.examples),
+        model_id=agent.model_id,
+        agent_type=agent.agent_type,
+        tools=[ToolUse(**t) for t in agent.tools],
+        sub_agent_ids=[uuid.UUID(s) for s in agent.sub_agent_ids],
+        max_steps=agent.max_steps,
+        greeting=agent.greeting,
+        example_questions=agent.example_questions,
+        can_edit=can_edit,
+        created_by=agent.created_by,
+        created_at=agent.created_at,
+        updated_at=agent.updated_at,
+    )

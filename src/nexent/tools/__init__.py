@@ -1,0 +1,33 @@
+"""Tools that agents call: the registry (`nexent.tools.registry`) and the built-in tools, registered on import."""
+
+from nexent.tools import builtin as builtin
+from nexent.tools.registry import (
+    Citation,
+    ToolContext,
+    ToolError,
+    ToolRegistry,
+    ToolResult,
+    ToolSpec,
+    all_tools,
+    execute,
+    get,
+    openai_spec,
+    register,
+    validate_settings,
+)
+
+__all__ = [
+    "Citation",
+    "ToolContext",
+    "ToolError",
+    "ToolRegistry",
+    "ToolResult",
+    "ToolSpec",
+    "all_tools",
+    "builtin",
+    "execute",
+    "get",
+    "openai_spec",
+    "register",
+    "validate_settings",
+]
