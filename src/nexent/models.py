@@ -16,21 +16,26 @@ from nexent.identity.models import (
 )
 from nexent.jobs.models import Job
 from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
+from nexent.runtime.models import Conversation, Message, Run, RunEvent
 
 __all__ = [
     "Agent",
     "ApiKey",
     "AuditEvent",
     "Base",
+    "Conversation",
     "Group",
     "GroupMember",
     "Invitation",
     "Job",
     "Membership",
+    "Message",
     "ModelConfig",
     "ModelEndpoint",
     "RefreshToken",
     "ResourceShare",
+    "Run",
+    "RunEvent",
     "Tenant",
     "UsageRecord",
     "User",
