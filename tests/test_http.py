@@ -129,13 +129,23 @@ async def test_request_ids_are_echoed_or_made(app_client: httpx.AsyncClient) -> 
 async def test_metrics_count_requests_by_route_and_status(app_client: httpx.AsyncClient) -> None:
     await app_client.get("/healthz")
     await app_client.get("/api/admin/tenants/00000000-0000-0000-0000-000000000000", headers=OPERATOR)
-    text = (await app_client.get("/metrics")).text
+    assert_problem(await app_client.get("/metrics"), 401, "unauthorized")
+    text = (await app_client.get("/metrics", headers=OPERATOR)).text
     assert 'nexent_http_requests_total{method="GET",route="/healthz",service="embedded",status="200"}' in text
     assert (
         'nexent_http_requests_total{method="GET",route="/api/admin/tenants/{tenant_id}",'
         'service="embedded",status="404"}' in text
     )
     assert 'nexent_http_request_duration_seconds_bucket{le="0.005",method="GET",route="/healthz"' in text
+
+
+async def test_metrics_need_the_metrics_token_or_the_operator(tmp_path: Path) -> None:
+    async with serve_in_process(make_settings(tmp_path, metrics_token="scrape-me")) as client:
+        assert (await client.get("/metrics", headers={"Authorization": "Bearer scrape-me"})).status_code == 200
+        assert (await client.get("/metrics", headers=OPERATOR)).status_code == 200
+        assert_problem(await client.get("/metrics", headers={"Authorization": "Bearer nope"}), 401, "invalid_token")
+    async with serve_in_process(make_settings(tmp_path, admin_token=None)) as client:
+        assert_problem(await client.get("/metrics", headers={"Authorization": "Bearer x"}), 403, "operator_disabled")
 
 
 async def test_cors_allows_only_configured_origins(tmp_path: Path) -> None:

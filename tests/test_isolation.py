@@ -115,6 +115,9 @@ class TenantData:
     agent_id: str
     agent_name: str
     agent_description: str
+    run_id: str
+    conversation_id: str
+    conversation_title: str
 
     def visible_markers(self) -> dict[str, str]:
         """What the tenant's owner sees of it; none of it may reach another tenant."""
@@ -145,6 +148,9 @@ class TenantData:
             "agent id": self.agent_id,
             "agent name": self.agent_name,
             "agent description": self.agent_description,
+            "run id": self.run_id,
+            "conversation id": self.conversation_id,
+            "conversation title": self.conversation_title,
         }
 
     def secret_markers(self) -> dict[str, str]:
@@ -179,7 +185,6 @@ PUBLIC: frozenset[Key] = frozenset(
         ("GET", "/"),
         ("GET", "/healthz"),
         ("GET", "/readyz"),
-        ("GET", "/metrics"),
         ("GET", "/openapi.json"),
         ("HEAD", "/openapi.json"),
         ("POST", "/api/auth/register"),
@@ -194,6 +199,7 @@ PUBLIC: frozenset[Key] = frozenset(
 OPERATOR_PREFIX = "/api/admin/"
 OPERATOR: frozenset[Key] = frozenset(
     {
+        ("GET", "/metrics"),
         ("POST", "/api/admin/tenants"),
         ("GET", "/api/admin/tenants"),
         ("GET", "/api/admin/tenants/{tenant_id}"),
@@ -210,6 +216,8 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "key_id": lambda t: [t.api_key_id],
     "model_id": lambda t: [t.model_id],
     "agent_id": lambda t: [t.agent_id],
+    "run_id": lambda t: [t.run_id],
+    "conversation_id": lambda t: [t.conversation_id],
 }
 
 # (method, path) -> a valid JSON body. Bodies are attacks where they can be: they try to change the target.
@@ -253,6 +261,8 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
     ("POST", "/api/agents"): lambda c: {"name": f"Probe agent {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/agents/{agent_id}"): lambda c: {"description": "Changed by a probe", "max_steps": 3},
     ("PUT", "/api/agents/{agent_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
+    ("POST", "/api/agents/{agent_id}/runs"): lambda c: {"message": "Probe question"},
+    ("PATCH", "/api/conversations/{conversation_id}"): lambda c: {"title": "Renamed by a probe"},
     ("POST", "/api/admin/tenants"): lambda c: {"name": f"Probe tenant {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/admin/tenants/{tenant_id}"): lambda c: {"name": "Renamed by a probe", "status": "disabled"},
 }
@@ -554,11 +564,15 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         "description": f"{title} agent description",
         "model_id": model["id"],
         "tools": [{"name": "calculator"}],
+        "max_steps": 1,
     }
     agent = await expect(client.post("/api/agents", json=agent_body, headers=headers), 201)
     await expect(
         client.put(f"/api/agents/{agent['id']}/shares/{group['id']}", json={"permission": "read"}, headers=headers), 200
     )
+    question = f"{title} secret question about the merger"
+    started = await client.post(f"/api/agents/{agent['id']}/runs", json={"message": question}, headers=headers)
+    assert started.status_code == 200, started.text
 
     return TenantData(
         label=label,
@@ -589,6 +603,9 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         agent_id=agent["id"],
         agent_name=agent["name"],
         agent_description=agent["description"],
+        run_id=started.headers["x-run-id"],
+        conversation_id=started.headers["x-conversation-id"],
+        conversation_title=question,
     )
 
 

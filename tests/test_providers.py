@@ -378,7 +378,7 @@ async def test_usage_is_metered_by_model_and_exported(
     assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0 and row["avg_ttft_ms"] is not None
     by_day = (await client.get("/api/usage?group_by=day", headers=owner)).json()
     assert by_day[0]["calls"] == 2 and len(by_day[0]["key"]) == 10
-    metrics = (await client.get("/metrics")).text
+    metrics = (await client.get("/metrics", headers=bearer("operator-secret"))).text
     assert f'nexent_model_tokens_total{{direction="completion",model="{model["id"]}"' in metrics
     naive = await client.get("/api/usage?from=2026-01-01T00:00:00", headers=owner)
     assert_problem(naive, 422, "validation_error")

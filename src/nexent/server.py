@@ -20,8 +20,11 @@ from nexent.core.logging import configure_logging
 from nexent.core.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
 from nexent.engines.container import build_engines
 from nexent.identity import api as identity_api
+from nexent.identity.auth import RequireMetricsReader
 from nexent.jobs.registry import load_job_modules
 from nexent.providers import api as providers_api
+from nexent.runtime import api as runtime_api
+from nexent.runtime.service import RunManager
 from nexent.settings import Service, Settings, get_settings
 
 logger = logging.getLogger("nexent.server")
@@ -29,7 +32,7 @@ logger = logging.getLogger("nexent.server")
 # Which domain routers each service serves. Later domains add their routers here.
 SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
     Service.CONFIG: [*identity_api.routers, *providers_api.routers, *agents_api.routers],
-    Service.RUNTIME: [],
+    Service.RUNTIME: runtime_api.routers,
     Service.MCP: [],
     Service.NORTHBOUND: [],
     Service.DATA_PROCESS: [],
@@ -54,10 +57,12 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         engines = build_engines(settings, consume_jobs=embedded or service in _JOB_CONSUMERS)
         await engines.start()
         app.state.engines = engines
+        app.state.runs = RunManager(engines)
         logger.info("service started", extra={"service": label, "version": __version__})
         try:
             yield
         finally:
+            await app.state.runs.close()
             await engines.close()
 
     app = FastAPI(
@@ -70,6 +75,14 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     )
     install_error_handlers(app)
     app.include_router(health.router)
+    app.add_api_route(
+        "/metrics",
+        health.metrics_response,
+        methods=["GET"],
+        summary="Prometheus metrics (bearer: NEXENT_METRICS_TOKEN, or the operator).",
+        tags=["operations"],
+        dependencies=[RequireMetricsReader],
+    )
     for svc in services:
         for router in SERVICE_ROUTERS[svc]:
             app.include_router(router)

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     admin_token: SecretStr | None = None
+    metrics_token: SecretStr | None = None
     public_url: str | None = None
 
     # Identity and secrets
@@ -64,8 +65,11 @@ class Settings(BaseSettings):
     allow_private_model_endpoints: bool = True
     local_model_threads: int = Field(default=0, ge=0)
 
-    # Agents
+    # Agents and runs
     allow_private_fetch: bool = False
+    max_concurrent_runs: int = Field(default=64, ge=1)
+    max_concurrent_runs_per_tenant: int = Field(default=16, ge=1)
+    max_queued_runs: int = Field(default=512, ge=0)
 
     # Single sign-on (OpenID Connect)
     oidc_issuer: str | None = None

@@ -15,7 +15,7 @@ from nexent.core.errors import AppError, Conflict, Forbidden, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.identity.auth import Caller
 from nexent.identity.models import SharePermission
-from nexent.identity.permissions import Permission
+from nexent.identity.permissions import ROLE_PERMISSIONS, Permission
 from nexent.identity.schemas import ShareRead
 from nexent.identity.service import ShareService, record
 from nexent.providers.models import ModelKind
@@ -42,12 +42,21 @@ class AgentService:
         self.agents = AgentRepository(session, caller.tenant_id)
         self.shares = ShareService(session, caller)
         self.manages = caller.can(Permission.MANAGE_AGENTS)
+        # Seeing and using agents follows the member's role, also through their API keys.
+        self.sees_all = Permission.MANAGE_AGENTS in ROLE_PERMISSIONS[caller.role]
 
     # --- reading ------------------------------------------------------------------------------------------------
 
+    async def get_record(self, agent_id: uuid.UUID) -> Agent:
+        """The agent, if the caller may use it (a 404 otherwise, as for another tenant's agents)."""
+        agent = await self._get(agent_id)
+        if not self.caller.may_use_agent(agent.id):
+            raise AgentNotFound(f"No agent {agent_id} in this tenant.")
+        return agent
+
     async def _get(self, agent_id: uuid.UUID) -> Agent:
         agent = await self.agents.get(agent_id)
-        if agent is None or not (self.manages or await self.shares.access(RESOURCE, agent.id)):
+        if agent is None or not (self.sees_all or await self.shares.access(RESOURCE, agent.id)):
             raise AgentNotFound(f"No agent {agent_id} in this tenant.")
         return agent
 
@@ -60,7 +69,7 @@ class AgentService:
 
     async def list_agents(self, page: PageParams, *, query: str | None) -> Page[AgentRead]:
         """Members who manage agents see all of them; others see those shared with their groups."""
-        visible = None if self.manages else await self.shares.shared_ids(RESOURCE)
+        visible = None if self.sees_all else await self.shares.shared_ids(RESOURCE)
         agents, total = await self.agents.list_page(only_ids=visible, query=query, limit=page.limit, offset=page.offset)
         items = [_read(a, can_edit=await self._can_edit(a)) for a in agents]
         return Page[AgentRead](items=items, total=total, limit=page.limit, offset=page.offset)

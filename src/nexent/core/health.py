@@ -26,7 +26,8 @@ async def readyz(engines: EnginesDep) -> JSONResponse:
     return problem_response(503, "not_ready", "One or more engines do not answer.", extra={"checks": checks})
 
 
-@router.get("/metrics", summary="Prometheus metrics.", response_class=Response)
-async def metrics() -> Response:
+def metrics_response() -> Response:
+    """Prometheus exposition of this process's metrics (the route and its authorization live in the app factory:
+    the metrics name tenants and models, so only the operator and the scraper may read them)."""
     payload, content_type = render_metrics()
     return Response(payload, media_type=content_type)

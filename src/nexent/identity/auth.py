@@ -203,3 +203,17 @@ async def require_operator(
 
 
 RequireOperator = Annotated[Operator, Depends(require_operator)]
+
+
+async def require_metrics_reader(
+    settings: SettingsDep, credentials: Credentials, session: SessionDep, engines: EnginesDep
+) -> None:
+    """Prometheus with `NEXENT_METRICS_TOKEN`, or the operator (the metrics name tenants and models)."""
+    if credentials is not None and settings.metrics_token is not None:
+        expected = settings.metrics_token.get_secret_value().encode()
+        if hmac.compare_digest(credentials.credentials.encode(), expected):
+            return
+    await require_operator(settings, credentials, session, engines)
+
+
+RequireMetricsReader = Depends(require_metrics_reader)

@@ -13,6 +13,19 @@ from nexent.runtime.models import Conversation, Message, Run, RunEvent
 class RunRepository(TenantScopedRepository[Run]):
     model = Run
 
+    async def list_page(
+        self, *, user_id: uuid.UUID, conversation_id: uuid.UUID | None, status: str | None, limit: int, offset: int
+    ) -> tuple[list[Run], int]:
+        conditions = [Run.user_id == user_id]
+        if conversation_id is not None:
+            conditions.append(Run.conversation_id == conversation_id)
+        if status is not None:
+            conditions.append(Run.status == status)
+        rows = await self.session.scalars(
+            self.select().where(*conditions).order_by(Run.created_at.desc(), Run.id).limit(limit).offset(offset)
+        )
+        return list(rows), await self.count(*conditions)
+
 
 class RunEventRepository(TenantScopedRepository[RunEvent]):
     model = RunEvent

@@ -1,0 +1,127 @@
+"""Run and conversation routes. A run streams as Server-Sent Events: `id: <seq>`, `event: <type>`,
+`data: <json>`; the stream can be resumed with `Last-Event-ID` or `?after=`."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import StreamingResponse
+
+from nexent.core.deps import EnginesDep, SessionDep
+from nexent.core.pagination import Page, PageParamsDep
+from nexent.engines.container import Engines
+from nexent.identity.auth import Caller, RequirePermission
+from nexent.identity.permissions import Permission
+from nexent.runtime.events import follow
+from nexent.runtime.models import RunStatus
+from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, RunCreate, RunRead
+from nexent.runtime.service import RunManager, RuntimeService
+
+router = APIRouter(tags=["runs"])
+Chatter = Annotated[Caller, RequirePermission(Permission.CHAT)]
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def run_manager(request: Request) -> RunManager:
+    manager: RunManager = request.app.state.runs
+    return manager
+
+
+def event_stream(engines: Engines, caller: Caller, run_id: uuid.UUID, after: int) -> StreamingResponse:
+    async def lines() -> AsyncIterator[str]:
+        async for event in follow(engines, caller.tenant_id, run_id, after=after):
+            if event is None:
+                yield ": keep-alive\n\n"
+                continue
+            yield f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(event.data, ensure_ascii=False)}\n\n"
+
+    return StreamingResponse(lines(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+
+@router.post("/api/agents/{agent_id}/runs", summary="Start a run of an agent and stream its events (SSE).")
+async def start_run(
+    agent_id: uuid.UUID, body: RunCreate, request: Request, caller: Chatter, session: SessionDep, engines: EnginesDep
+) -> StreamingResponse:
+    manager = run_manager(request)
+    run = await RuntimeService(session, engines, caller).start(manager, agent_id, body.message, body.conversation_id)
+    await session.commit()  # the run executes in other sessions: it must be stored first
+    manager.submit(caller, run.id)
+    response = event_stream(engines, caller, run.id, after=0)
+    response.headers["X-Run-Id"] = str(run.id)
+    response.headers["X-Conversation-Id"] = str(run.conversation_id)
+    return response
+
+
+@router.get("/api/runs", summary="The caller's runs, latest first.")
+async def list_runs(
+    caller: Chatter,
+    session: SessionDep,
+    engines: EnginesDep,
+    page: PageParamsDep,
+    conversation_id: uuid.UUID | None = None,
+    status: RunStatus | None = None,
+) -> Page[RunRead]:
+    return await RuntimeService(session, engines, caller).list_runs(
+        page, conversation_id=conversation_id, status=status
+    )
+
+
+@router.get("/api/runs/{run_id}", summary="A run's state, answer, error and usage.")
+async def get_run(run_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep) -> RunRead:
+    return await RuntimeService(session, engines, caller).get(run_id)
+
+
+@router.get("/api/runs/{run_id}/events", summary="Replay a run's events after a sequence number, then follow it.")
+async def run_events(
+    run_id: uuid.UUID,
+    caller: Chatter,
+    session: SessionDep,
+    engines: EnginesDep,
+    after: Annotated[int | None, Query(ge=0, description="Last sequence number seen.")] = None,
+    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+) -> StreamingResponse:
+    await RuntimeService(session, engines, caller).get(run_id)
+    resume = after if after is not None else int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
+    return event_stream(engines, caller, run_id, after=resume)
+
+
+@router.post("/api/runs/{run_id}/stop", summary="Stop a run; it ends with run.stopped.", status_code=202)
+async def stop_run(run_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep) -> RunRead:
+    return await RuntimeService(session, engines, caller).stop(run_id)
+
+
+@router.get("/api/conversations", summary="The caller's conversations, latest first.")
+async def list_conversations(
+    caller: Chatter, session: SessionDep, engines: EnginesDep, page: PageParamsDep
+) -> Page[ConversationRead]:
+    return await RuntimeService(session, engines, caller).list_conversations(page)
+
+
+@router.get("/api/conversations/{conversation_id}", summary="A conversation with its messages.")
+async def get_conversation(
+    conversation_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep
+) -> ConversationDetail:
+    return await RuntimeService(session, engines, caller).conversation(conversation_id)
+
+
+@router.patch("/api/conversations/{conversation_id}", summary="Rename a conversation.")
+async def rename_conversation(
+    conversation_id: uuid.UUID, body: ConversationUpdate, caller: Chatter, session: SessionDep, engines: EnginesDep
+) -> ConversationRead:
+    return await RuntimeService(session, engines, caller).rename(conversation_id, body)
+
+
+@router.delete(
+    "/api/conversations/{conversation_id}", summary="Delete a conversation.", status_code=204, response_class=Response
+)
+async def delete_conversation(
+    conversation_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep
+) -> None:
+    await RuntimeService(session, engines, caller).delete_conversation(conversation_id)
+
+
+routers = [router]

@@ -1,0 +1,172 @@
+"""Turning an agent draft into a running smolagents agent: its model (the provider client behind
+`AsyncClientModel`), its tools (registry tools wrapped as smolagents `Tool`s), its sub-agents (managed agents,
+whose events nest under the parent's call) and its instructions."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexent.agents.models import Agent, AgentType
+from nexent.agents.repository import AgentRepository
+from nexent.core.errors import AppError
+from nexent.engines.container import Engines
+from nexent.identity.auth import Caller
+from nexent.providers.models import ModelKind
+from nexent.providers.service import ProviderService
+from nexent.runtime.smol_agents import PlatformToolCallingAgent, silent_logger, stream_run
+from nexent.runtime.smol_model import AsyncClientModel
+from nexent.runtime.smol_tools import make_tool
+from nexent.tools import registry
+from nexent.tools.registry import ToolContext
+
+MAX_SUB_AGENT_DEPTH = 3
+TOOL_TIMEOUT_SECONDS = 120.0
+# Room kept for the agent's own prompt, tools and answer when earlier turns are fed back (characters ~ tokens * 4).
+_HISTORY_SHARE_OF_CONTEXT = 0.5
+_DEFAULT_CONTEXT_TOKENS = 8192
+
+
+class EngineUnavailable(AppError):
+    status, code = 422, "agent_not_runnable"
+
+
+@dataclass
+class RunSetup:
+    """Everything one run needs; built on the server's loop, used from the agent's worker thread."""
+
+    agent: Any
+    model: AsyncClientModel
+    cancel: threading.Event
+
+
+def _identifier(name: str, taken: set[str]) -> str:
+    """A Python identifier from an agent name (smolagents calls sub-agents like tools)."""
+    base = re.sub(r"\W+", "_", name.strip().lower()).strip("_") or "agent"
+    if base[0].isdigit():
+        base = f"agent_{base}"
+    candidate, number = base, 2
+    while candidate in taken:
+        candidate, number = f"{base}_{number}", number + 1
+    taken.add(candidate)
+    return candidate
+
+
+def instructions_of(agent: Agent) -> str:
+    parts = []
+    if agent.duty.strip():
+        parts.append(f"Your duty:\n{agent.duty.strip()}")
+    if agent.constraints.strip():
+        parts.append(f"Constraints you must respect:\n{agent.constraints.strip()}")
+    if agent.examples:
+        shots = "\n\n".join(f"Question: {e['question']}\nAnswer: {e['answer']}" for e in agent.examples)
+        parts.append(f"Examples of good answers:\n{shots}")
+    return "\n\n".join(parts)
+
+
+def task_with_history(message: str, history: list[tuple[str, str]], context_tokens: int | None) -> str:
+    """The user's message, preceded by as many of the latest earlier turns as fit in half the context window."""
+    budget = int((context_tokens or _DEFAULT_CONTEXT_TOKENS) * 4 * _HISTORY_SHARE_OF_CONTEXT) - len(message)
+    kept: list[str] = []
+    for role, content in reversed(history):
+        line = f"{'User' if role == 'user' else 'Assistant'}: {content}"
+        if len(line) > budget:
+            break
+        kept.append(line)
+        budget -= len(line)
+    if not kept:
+        return message
+    omitted = len(history) - len(kept)
+    note = f"({omitted} earlier messages omitted)\n" if omitted else ""
+    return f"Conversation so far:\n{note}" + "\n".join(reversed(kept)) + f"\n\nThe user now says:\n{message}"
+
+
+class EngineBuilder:
+    def __init__(self, session: AsyncSession, engines: Engines, caller: Caller, *, conversation_id: uuid.UUID | None):
+        self.session = session
+        self.engines = engines
+        self.caller = caller
+        self.conversation_id = conversation_id
+        self.providers = ProviderService(session, engines, caller)
+        self.agents = AgentRepository(session, caller.tenant_id)
+        self.loop = asyncio.get_running_loop()
+        self.cancel = threading.Event()
+
+    async def build(self, agent: Agent) -> RunSetup:
+        model = await self._model(agent)
+        smol_agent = await self._agent(agent, model, depth=0, names=set())
+        return RunSetup(agent=smol_agent, model=model, cancel=self.cancel)
+
+    async def _model(self, agent: Agent) -> AsyncClientModel:
+        if agent.model_id is not None:
+            client = await self.providers.client(agent.model_id, agent_id=agent.id)
+            name = str(agent.model_id)
+        else:
+            client = await self.providers.default_client(ModelKind.LLM, agent_id=agent.id)
+            name = "default"
+        return AsyncClientModel(client, self.loop, model_id=name, cancel=self.cancel)
+
+    async def _agent(self, agent: Agent, model: AsyncClientModel, *, depth: int, names: set[str]) -> Any:
+        if agent.agent_type == AgentType.CODE:
+            raise EngineUnavailable(
+                "Code agents cannot run yet on this platform: their sandboxed code worker is not available. "
+                "Use a tool_calling agent.",
+            )
+        managed = []
+        if depth < MAX_SUB_AGENT_DEPTH:
+            for sub_id in agent.sub_agent_ids:
+                sub = await self.agents.get(uuid.UUID(sub_id))
+                if sub is not None:
+                    managed.append(await self._agent(sub, model, depth=depth + 1, names=names))
+        return PlatformToolCallingAgent(
+            tools=[self._tool(entry) for entry in agent.tools],
+            model=model,
+            managed_agents=managed or None,
+            max_steps=agent.max_steps,
+            name=_identifier(agent.name, names) if depth else None,
+            description=agent.description or f"The agent {agent.name}." if depth else None,
+            instructions=instructions_of(agent) or None,
+            logger=silent_logger(),
+            stream_outputs=False,
+        )
+
+    def _tool(self, entry: dict[str, Any]) -> Any:
+        name = str(entry["name"])
+        settings = registry.validate_settings(name, entry.get("settings") or {})
+        cancel_event = asyncio.Event()
+        allow_private = self.engines.settings.allow_private_fetch
+
+        async def execute(tool_name: str, arguments: dict[str, Any]) -> str:
+            if self.cancel.is_set():
+                cancel_event.set()
+            context = ToolContext(
+                tenant_id=self.caller.tenant_id,
+                storage=self.engines.storage,
+                conversation_id=self.conversation_id,
+                settings=settings,
+                allow_private_network=allow_private,
+                cancel_event=cancel_event,
+                deadline=time.monotonic() + TOOL_TIMEOUT_SECONDS,
+            )
+            result = await registry.execute(tool_name, arguments, context)
+            if result.ok:
+                return result.output
+            return json.dumps({"error": result.error_code, "message": result.output})
+
+        spec = registry.openai_spec(name)["function"]
+        return make_tool(spec, execute, self.loop, cancel=self.cancel, timeout=TOOL_TIMEOUT_SECONDS)
+
+
+async def run_events(setup: RunSetup, task: str) -> AsyncIterator[dict[str, Any]]:
+    """The platform events of one run (see `smol_agents.EventMapper`), ending with its terminal event."""
+    async for event in stream_run(setup.agent, task, model=setup.model, cancel=setup.cancel):
+        yield event

@@ -1,0 +1,317 @@
+"""Runs: starting them, executing them off the request with bounded concurrency, stopping them, and keeping
+every turn in its conversation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexent.agents.service import AgentService
+from nexent.core.db import utcnow
+from nexent.core.errors import AppError, NotFound
+from nexent.core.pagination import Page, PageParams
+from nexent.engines.bus.base import cancel_channel
+from nexent.engines.container import Engines
+from nexent.identity.auth import Caller
+from nexent.runtime.engine import EngineBuilder, run_events, task_with_history
+from nexent.runtime.events import RunLog
+from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
+from nexent.runtime.repository import ConversationRepository, MessageRepository, RunRepository
+from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead, RunRead
+
+logger = logging.getLogger("nexent.runtime")
+
+_TITLE_LENGTH = 60
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+
+
+class ConversationNotFound(NotFound):
+    code = "conversation_not_found"
+
+
+class TooManyRuns(AppError):
+    status, code = 429, "too_many_runs"
+
+
+def cancel_key(run_id: uuid.UUID) -> str:
+    return f"run:{run_id}"
+
+
+class RunManager:
+    """Executes runs as tasks of this process: at most `max_concurrent_runs` at once, at most
+    `max_concurrent_runs_per_tenant` of one tenant, and a bounded queue of waiting runs (429 beyond)."""
+
+    def __init__(self, engines: Engines) -> None:
+        self.engines = engines
+        settings = engines.settings
+        self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
+        self._tenant_slots: dict[uuid.UUID, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(settings.max_concurrent_runs_per_tenant)
+        )
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._capacity = settings.max_concurrent_runs + settings.max_queued_runs
+
+    def check_capacity(self) -> None:
+        if len(self._tasks) >= self._capacity:
+            raise TooManyRuns(
+                "The platform is running as many agents as it can; try again shortly.", headers={"Retry-After": "5"}
+            )
+
+    def submit(self, caller: Caller, run_id: uuid.UUID) -> None:
+        self.check_capacity()
+        task = asyncio.create_task(self._guarded(caller, run_id), name=f"nexent-run-{run_id}")
+        self._tasks[run_id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
+
+    async def close(self) -> None:
+        for task in list(self._tasks.values()):
+            task.cancel()
+        for task in list(self._tasks.values()):
+            with contextlib.suppress(BaseException):  # shutting down; each run logs its own end
+                await task
+
+    async def _guarded(self, caller: Caller, run_id: uuid.UUID) -> None:
+        async with self._slots, self._tenant_slots[caller.tenant_id]:
+            try:
+                await execute_run(self.engines, caller, run_id)
+            except Exception:
+                logger.exception("a run failed unexpectedly", extra={"run_id": str(run_id)})
+
+
+async def execute_run(engines: Engines, caller: Caller, run_id: uuid.UUID) -> None:
+    """Run the agent and log every event; whatever happens, the run ends with a terminal event."""
+    log = RunLog(engines, caller.tenant_id, run_id)
+    collected: dict[str, Any] = {"tool_calls": [], "citations": []}
+    try:
+        async with engines.sessions() as session, session.begin():
+            run = await RunRepository(session, caller.tenant_id).get(run_id)
+            assert run is not None
+            if await engines.bus.is_cancelled(cancel_key(run_id)):
+                await _finish(session, run, RunStatus.STOPPED)
+                await log.emit("run.stopped", {"reason": "stopped before it started"})
+                return
+            run.status, run.started_at = RunStatus.RUNNING, utcnow()
+            history = await _history(session, caller.tenant_id, run)
+            agent = await AgentService(session, caller).get_record(run.agent_id) if run.agent_id else None
+            if agent is None:
+                raise RunNotFound("The agent of this run was deleted.")
+            setup = await EngineBuilder(session, engines, caller, conversation_id=run.conversation_id).build(agent)
+            task = task_with_history(run.input, history, None)
+        started = {"run_id": str(run_id), "agent_id": str(agent.id), "conversation_id": str(run.conversation_id)}
+        await log.emit("run.started", started)
+        async with engines.bus.subscribe(cancel_channel(cancel_key(run_id))) as signals:
+            watcher = asyncio.create_task(_watch_cancel(signals, setup.cancel))
+            try:
+                async for event in run_events(setup, task):
+                    await _record(log, event, collected)
+            finally:
+                watcher.cancel()
+    except AppError as exc:
+        await _end_failed(engines, caller, run_id, log, exc.code, exc.detail)
+    except Exception as exc:
+        logger.exception("run failed", extra={"run_id": str(run_id)})
+        await _end_failed(engines, caller, run_id, log, "internal_error", f"The run failed: {type(exc).__name__}.")
+    else:
+        await _end(engines, caller, run_id, log, collected)
+    finally:
+        await log.close()
+
+
+async def _watch_cancel(signals: Any, cancel: Any) -> None:
+    await anext(signals)
+    cancel.set()
+
+
+async def _record(log: RunLog, event: dict[str, Any], collected: dict[str, Any]) -> None:
+    data = json.loads(json.dumps({k: v for k, v in event.items() if k != "type"}, default=str))
+    kind = str(event["type"])
+    if kind == "tool.call" and data.get("parent_call_id") is None:
+        collected["tool_calls"].append(
+            {"id": data.get("call_id"), "name": data.get("name"), "arguments": data.get("arguments")}
+        )
+    if kind in ("run.completed", "run.failed", "run.stopped"):
+        collected["terminal"] = (kind, data)
+        return  # stored by _end with the final state of the run
+    await log.emit(kind, data)
+
+
+async def _history(session: AsyncSession, tenant_id: uuid.UUID, run: Run) -> list[tuple[str, str]]:
+    if run.conversation_id is None:
+        return []
+    messages = await MessageRepository(session, tenant_id).of_conversation(run.conversation_id)
+    return [(m.role, m.content) for m in messages if m.run_id != run.id and m.content]
+
+
+async def _finish(session: AsyncSession, run: Run, status: RunStatus, **fields: Any) -> None:
+    run.status, run.finished_at = status, utcnow()
+    for name, value in fields.items():
+        setattr(run, name, value)
+
+
+async def _end(engines: Engines, caller: Caller, run_id: uuid.UUID, log: RunLog, collected: dict[str, Any]) -> None:
+    kind, data = collected.get("terminal", ("run.failed", {"error": "The agent ended without an answer."}))
+    usage = data.get("usage") or {}
+    async with engines.sessions() as session, session.begin():
+        run = await RunRepository(session, caller.tenant_id).get(run_id)
+        assert run is not None
+        if kind == "run.completed":
+            answer = str(data.get("answer") or "")
+            await _finish(session, run, RunStatus.COMPLETED, final_answer=answer, usage=usage)
+            if run.conversation_id is not None:
+                await MessageRepository(session, caller.tenant_id).add(
+                    Message(
+                        tenant_id=caller.tenant_id,
+                        conversation_id=run.conversation_id,
+                        run_id=run.id,
+                        role="assistant",
+                        content=answer,
+                        tool_calls=collected["tool_calls"],
+                        citations=collected["citations"],
+                        usage=usage,
+                    )
+                )
+        elif kind == "run.stopped":
+            await _finish(session, run, RunStatus.STOPPED, usage=usage)
+        else:
+            message = str(data.get("error") or "The run failed.")
+            await _finish(session, run, RunStatus.FAILED, error_code="agent_failed", error_message=message, usage=usage)
+            data = {**data, "code": "agent_failed", "message": message}
+    await log.emit(kind, data)
+
+
+async def _end_failed(
+    engines: Engines, caller: Caller, run_id: uuid.UUID, log: RunLog, code: str, message: str
+) -> None:
+    async with engines.sessions() as session, session.begin():
+        run = await RunRepository(session, caller.tenant_id).get(run_id)
+        if run is not None and run.status not in FINISHED_RUN_STATUSES:
+            await _finish(session, run, RunStatus.FAILED, error_code=code, error_message=message)
+    await log.emit("run.failed", {"code": code, "message": message})
+
+
+class RuntimeService:
+    """What a caller does with runs and conversations; a caller sees only their own."""
+
+    def __init__(self, session: AsyncSession, engines: Engines, caller: Caller) -> None:
+        self.session = session
+        self.engines = engines
+        self.caller = caller
+        self.runs = RunRepository(session, caller.tenant_id)
+        self.conversations = ConversationRepository(session, caller.tenant_id)
+        self.messages = MessageRepository(session, caller.tenant_id)
+
+    async def start(
+        self, manager: RunManager, agent_id: uuid.UUID, message: str, conversation_id: uuid.UUID | None
+    ) -> Run:
+        """Store the user's message and a queued run, then hand the run to the manager."""
+        manager.check_capacity()
+        agent = await AgentService(self.session, self.caller).get_record(agent_id)
+        if conversation_id is not None:
+            conversation = await self._conversation(conversation_id)
+        else:
+            conversation = await self.conversations.add(
+                Conversation(
+                    tenant_id=self.caller.tenant_id,
+                    user_id=self.caller.user_id,
+                    agent_id=agent.id,
+                    title=_title(message),
+                )
+            )
+        conversation.updated_at = utcnow()
+        run = await self.runs.add(
+            Run(
+                tenant_id=self.caller.tenant_id,
+                agent_id=agent.id,
+                conversation_id=conversation.id,
+                user_id=self.caller.user_id,
+                input=message,
+            )
+        )
+        await self.messages.add(
+            Message(
+                tenant_id=self.caller.tenant_id,
+                conversation_id=conversation.id,
+                run_id=run.id,
+                role="user",
+                content=message,
+            )
+        )
+        return run
+
+    async def _run(self, run_id: uuid.UUID) -> Run:
+        run = await self.runs.get(run_id)
+        if run is None or run.user_id != self.caller.user_id:
+            raise RunNotFound(f"No run {run_id} of yours.")
+        return run
+
+    async def list_runs(
+        self, page: PageParams, *, conversation_id: uuid.UUID | None, status: RunStatus | None
+    ) -> Page[RunRead]:
+        rows, total = await self.runs.list_page(
+            user_id=self.caller.user_id,
+            conversation_id=conversation_id,
+            status=status,
+            limit=page.limit,
+            offset=page.offset,
+        )
+        return Page[RunRead](
+            items=[RunRead.model_validate(r) for r in rows], total=total, limit=page.limit, offset=page.offset
+        )
+
+    async def get(self, run_id: uuid.UUID) -> RunRead:
+        return RunRead.model_validate(await self._run(run_id))
+
+    async def stop(self, run_id: uuid.UUID) -> RunRead:
+        """Ask the process executing the run to stop it; it ends with `run.stopped` within about a second."""
+        run = await self._run(run_id)
+        if run.status not in FINISHED_RUN_STATUSES:
+            await self.engines.bus.request_cancel(cancel_key(run.id))
+        return RunRead.model_validate(run)
+
+    async def _conversation(self, conversation_id: uuid.UUID) -> Conversation:
+        conversation = await self.conversations.get(conversation_id)
+        if conversation is None or conversation.user_id != self.caller.user_id:
+            raise ConversationNotFound(f"No conversation {conversation_id} of yours.")
+        return conversation
+
+    async def list_conversations(self, page: PageParams) -> Page[ConversationRead]:
+        rows, total = await self.conversations.list_page(
+            user_id=self.caller.user_id, limit=page.limit, offset=page.offset
+        )
+        return Page[ConversationRead](
+            items=[ConversationRead.model_validate(c) for c in rows], total=total, limit=page.limit, offset=page.offset
+        )
+
+    async def conversation(self, conversation_id: uuid.UUID) -> ConversationDetail:
+        conversation = await self._conversation(conversation_id)
+        messages = await self.messages.of_conversation(conversation.id)
+        return ConversationDetail(
+            **ConversationRead.model_validate(conversation).model_dump(),
+            messages=[MessageRead.model_validate(m) for m in messages],
+        )
+
+    async def rename(self, conversation_id: uuid.UUID, data: ConversationUpdate) -> ConversationRead:
+        conversation = await self._conversation(conversation_id)
+        conversation.title = data.title
+        conversation.updated_at = utcnow()
+        await self.session.flush()
+        return ConversationRead.model_validate(conversation)
+
+    async def delete_conversation(self, conversation_id: uuid.UUID) -> None:
+        conversation = await self._conversation(conversation_id)
+        await self.conversations.delete(conversation)
+
+
+def _title(message: str) -> str:
+    line = " ".join(message.split())
+    return line if len(line) <= _TITLE_LENGTH else line[: _TITLE_LENGTH - 1].rstrip() + "…"

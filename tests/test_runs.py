@@ -1,0 +1,245 @@
+"""Agent runs end to end over HTTP, against the scripted model server: streamed events, tools, sub-agents,
+replay, stop, failures, conversations."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nexent.providers import pool
+from tests.conftest import make_settings, serve_in_process
+from tests.support.identity import bearer, register
+from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
+from tests.test_http import assert_problem
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[RunningModelServer]:
+    with run_model_server() as served:
+        yield served
+
+
+@pytest.fixture(autouse=True)
+def _fresh(llm: RunningModelServer) -> None:
+    llm.server.reset()
+    pool._unhealthy_until.clear()
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve_in_process(make_settings(tmp_path, builtin_models=False)) as http:
+        yield http
+
+
+@pytest.fixture
+async def owner(client: httpx.AsyncClient, llm: RunningModelServer) -> dict[str, Any]:
+    pair = await register(client, f"runner-{uuid.uuid4().hex[:6]}@example.com")
+    model = await client.post(
+        "/api/models",
+        json={"name": "Scripted", "kind": "llm", "model": "scripted", "base_url": llm.base_url, "timeout_seconds": 10},
+        headers=bearer(pair["access_token"]),
+    )
+    assert model.status_code == 201, model.text
+    return {**pair, "model_id": model.json()["id"]}
+
+
+async def make_agent(client: httpx.AsyncClient, owner: dict[str, Any], **body: Any) -> dict[str, Any]:
+    response = await client.post(
+        "/api/agents",
+        json={"name": f"Agent {uuid.uuid4().hex[:6]}", "model_id": owner["model_id"], **body},
+        headers=bearer(owner["access_token"]),
+    )
+    assert response.status_code == 201, response.text
+    agent: dict[str, Any] = response.json()
+    return agent
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":") and ": " in line)
+        if "event" in fields:
+            events.append({"id": int(fields["id"]), "type": fields["event"], "data": json.loads(fields["data"])})
+    return events
+
+
+async def run(
+    client: httpx.AsyncClient, owner: dict[str, Any], agent_id: str, message: str, **extra: Any
+) -> tuple[httpx.Response, list[dict[str, Any]]]:
+    response = await client.post(
+        f"/api/agents/{agent_id}/runs", json={"message": message, **extra}, headers=bearer(owner["access_token"])
+    )
+    return response, parse_sse(response.text) if response.status_code == 200 else []
+
+
+async def test_a_tool_calling_run_end_to_end(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    agent = await make_agent(client, owner, tools=[{"name": "calculator"}], instructions={"duty": "Do maths."})
+    llm.server.enqueue(ChatReply.tool_call("calculator", {"expression": "6*7"}), ChatReply.text("The answer is 42."))
+    response, events = await run(client, owner, agent["id"], "What is six times seven?")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    types = [e["type"] for e in events]
+    assert types[0] == "run.started" and types[-1] == "run.completed"
+    assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+    call = next(e for e in events if e["type"] == "tool.call")
+    assert call["data"]["name"] == "calculator" and call["data"]["arguments"] == {"expression": "6*7"}
+    result = next(e for e in events if e["type"] == "tool.result")
+    assert "42" in result["data"]["output"]
+    assert events[-1]["data"]["answer"] == "The answer is 42."
+    # The model saw the instructions and the tool.
+    first_request = llm.server.chat_requests[0]
+    assert "Do maths." in first_request.messages[0]["content"]
+    assert any(t["function"]["name"] == "calculator" for t in first_request.tools or [])
+
+    run_id = response.headers["x-run-id"]
+    stored = (await client.get(f"/api/runs/{run_id}", headers=bearer(owner["access_token"]))).json()
+    assert stored["status"] == "completed" and stored["final_answer"] == "The answer is 42."
+    conversation = (
+        await client.get(
+            f"/api/conversations/{response.headers['x-conversation-id']}", headers=bearer(owner["access_token"])
+        )
+    ).json()
+    assert [(m["role"], m["content"]) for m in conversation["messages"]] == [
+        ("user", "What is six times seven?"),
+        ("assistant", "The answer is 42."),
+    ]
+    assert conversation["messages"][1]["tool_calls"][0]["name"] == "calculator"
+    assert conversation["title"] == "What is six times seven?"
+
+    replay = await client.get(f"/api/runs/{run_id}/events?after=2", headers=bearer(owner["access_token"]))
+    assert [e["id"] for e in parse_sse(replay.text)] == [e["id"] for e in events[2:]]
+    resumed = await client.get(
+        f"/api/runs/{run_id}/events", headers={**bearer(owner["access_token"]), "Last-Event-ID": str(len(events) - 1)}
+    )
+    assert [e["type"] for e in parse_sse(resumed.text)] == ["run.completed"]
+
+
+async def test_a_plain_text_reply_is_the_final_answer(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    agent = await make_agent(client, owner)
+    llm.server.enqueue(ChatReply.text("Hello there!"))
+    _, events = await run(client, owner, agent["id"], "Hi")
+    assert events[-1]["type"] == "run.completed" and events[-1]["data"]["answer"] == "Hello there!"
+    assert len(llm.server.chat_requests) == 1
+
+
+async def test_conversation_history_is_fed_back(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    agent = await make_agent(client, owner)
+    llm.server.enqueue(ChatReply.text("Nice to meet you, Ada."), ChatReply.text("Your name is Ada."))
+    first, _ = await run(client, owner, agent["id"], "My name is Ada.")
+    conversation_id = first.headers["x-conversation-id"]
+    second, _ = await run(client, owner, agent["id"], "What is my name?", conversation_id=conversation_id)
+    assert second.headers["x-conversation-id"] == conversation_id
+    prompt = json.dumps(llm.server.chat_requests[-1].messages)
+    assert "My name is Ada." in prompt and "Nice to meet you, Ada." in prompt
+    listed = (await client.get("/api/conversations", headers=bearer(owner["access_token"]))).json()
+    assert [c["id"] for c in listed["items"]] == [conversation_id]
+
+
+async def test_sub_agent_events_are_nested(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    helper = await make_agent(client, owner, name="Researcher", description="Looks things up.")
+    boss = await make_agent(client, owner, name="Boss", sub_agent_ids=[helper["id"]])
+    llm.server.enqueue(
+        ChatReply.tool_call("researcher", {"task": "Find the capital of France."}),
+        ChatReply.text("Paris is the capital."),
+        ChatReply.text("The capital of France is Paris."),
+    )
+    _, events = await run(client, owner, boss["id"], "Capital of France?")
+    call = next(e for e in events if e["type"] == "tool.call" and e["data"]["name"] == "researcher")
+    nested = [e for e in events if e["data"].get("parent_call_id") == call["data"]["call_id"]]
+    assert nested and all(e["data"]["agent"] == "researcher" for e in nested)
+    assert events[-1]["type"] == "run.completed" and "Paris" in events[-1]["data"]["answer"]
+
+
+async def test_model_failures_end_the_run_with_run_failed(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    agent = await make_agent(client, owner, max_steps=2)
+    for _ in range(6):
+        llm.server.enqueue(ChatReply.error(401, "bad key"))
+    response, events = await run(client, owner, agent["id"], "Hello?")
+    assert events[-1]["type"] == "run.failed" and events[-1]["data"]["code"] == "agent_failed"
+    stored = (
+        await client.get(f"/api/runs/{response.headers['x-run-id']}", headers=bearer(owner["access_token"]))
+    ).json()
+    assert stored["status"] == "failed" and stored["error_message"]
+
+
+async def test_garbage_from_the_model_never_hangs_the_stream(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    agent = await make_agent(client, owner, max_steps=2)
+    for _ in range(6):
+        llm.server.enqueue(ChatReply.invalid_json())
+    _, events = await asyncio.wait_for(run(client, owner, agent["id"], "Hello?"), timeout=60)
+    assert events[-1]["type"] in ("run.failed", "run.completed")
+
+
+async def test_a_run_can_be_stopped(client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer) -> None:
+    agent = await make_agent(client, owner)
+    llm.server.enqueue(ChatReply.text("word " * 400).paced(chunk_size=5, chunk_delay=0.02))
+    headers = bearer(owner["access_token"])
+
+    async def start() -> tuple[httpx.Response, list[dict[str, Any]]]:
+        return await run(client, owner, agent["id"], "Talk for a long time.")
+
+    runner = asyncio.create_task(start())
+    await llm.server.await_in_flight(1, timeout=10)
+    runs = (await client.get("/api/conversations", headers=headers)).json()["items"]
+    detail = (await client.get(f"/api/conversations/{runs[0]['id']}", headers=headers)).json()
+    run_id = detail["messages"][0]["run_id"]
+    stopped = await client.post(f"/api/runs/{run_id}/stop", headers=headers)
+    assert stopped.status_code == 202
+    _, events = await asyncio.wait_for(runner, timeout=10)
+    assert events[-1]["type"] == "run.stopped"
+    assert (await client.get(f"/api/runs/{run_id}", headers=headers)).json()["status"] == "stopped"
+
+
+async def test_runs_and_conversations_are_private(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    agent = await make_agent(client, owner)
+    response, _ = await run(client, owner, agent["id"], "Secret question")
+    stranger = await register(client, "stranger-runs@example.com")
+    headers = bearer(stranger["access_token"])
+    assert_problem(await client.get(f"/api/runs/{response.headers['x-run-id']}", headers=headers), 404, "run_not_found")
+    assert_problem(
+        await client.get(f"/api/conversations/{response.headers['x-conversation-id']}", headers=headers),
+        404,
+        "conversation_not_found",
+    )
+    assert_problem(
+        await client.post(f"/api/agents/{agent['id']}/runs", json={"message": "x"}, headers=headers),
+        404,
+        "agent_not_found",
+    )
+
+
+async def test_bad_run_requests(client: httpx.AsyncClient, owner: dict[str, Any]) -> None:
+    agent = await make_agent(client, owner)
+    headers = bearer(owner["access_token"])
+    assert_problem(
+        await client.post(f"/api/agents/{agent['id']}/runs", json={"message": ""}, headers=headers),
+        422,
+        "validation_error",
+    )
+    missing = await client.post(
+        f"/api/agents/{agent['id']}/runs", json={"message": "x", "conversation_id": str(uuid.uuid4())}, headers=headers
+    )
+    assert_problem(missing, 404, "conversation_not_found")
+    code_agent = await make_agent(client, owner, agent_type="code")
+    _, events = await run(client, owner, code_agent["id"], "Compute.")
+    assert events[-1]["type"] == "run.failed" and events[-1]["data"]["code"] == "agent_not_runnable"
