@@ -243,3 +243,47 @@ async def test_bad_run_requests(client: httpx.AsyncClient, owner: dict[str, Any]
     code_agent = await make_agent(client, owner, agent_type="code")
     _, events = await run(client, owner, code_agent["id"], "Compute.")
     assert events[-1]["type"] == "run.failed" and events[-1]["data"]["code"] == "agent_not_runnable"
+
+
+async def test_a_client_that_goes_away_does_not_stop_the_run(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    agent = await make_agent(client, owner)
+    llm.server.enqueue(ChatReply.text("A complete answer, saved although nobody listened.").paced(chunk_delay=0.05))
+    headers = bearer(owner["access_token"])
+    async with client.stream(
+        "POST", f"/api/agents/{agent['id']}/runs", json={"message": "Hi"}, headers=headers
+    ) as live:
+        run_id = live.headers["x-run-id"]
+        async for line in live.aiter_lines():
+            if line.startswith("event: run.started"):
+                break  # the client disconnects here
+
+    async def finished() -> dict[str, Any] | None:
+        state: dict[str, Any] = (await client.get(f"/api/runs/{run_id}", headers=headers)).json()
+        return state if state["status"] == "completed" else None
+
+    from tests.conftest import wait_until
+
+    state = await wait_until(finished, timeout=20)
+    assert state["final_answer"] == "A complete answer, saved although nobody listened."
+
+
+async def test_a_full_platform_answers_429(tmp_path: Path, llm: RunningModelServer) -> None:
+    settings = make_settings(tmp_path, builtin_models=False, max_concurrent_runs=1, max_queued_runs=0)
+    async with serve_in_process(settings) as client:
+        pair = await register(client, "busy@example.com")
+        headers = bearer(pair["access_token"])
+        model = await client.post(
+            "/api/models", json={"name": "m", "kind": "llm", "model": "m", "base_url": llm.base_url}, headers=headers
+        )
+        agent = await client.post("/api/agents", json={"name": "Busy", "model_id": model.json()["id"]}, headers=headers)
+        llm.server.enqueue(ChatReply.text("slow").paced(delay=1.0))
+        first = asyncio.create_task(
+            client.post(f"/api/agents/{agent.json()['id']}/runs", json={"message": "one"}, headers=headers)
+        )
+        await llm.server.await_in_flight(1, timeout=10)
+        second = await client.post(f"/api/agents/{agent.json()['id']}/runs", json={"message": "two"}, headers=headers)
+        body = assert_problem(second, 429, "too_many_runs")
+        assert second.headers["retry-after"] and "try again" in str(body["detail"])
+        assert (await first).status_code == 200
