@@ -13,6 +13,7 @@ import asyncio
 import contextvars
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from smolagents.agents import (
@@ -271,6 +272,11 @@ class PlatformCodeAgent(_StreamingManaged, CodeAgent):
 # --- running in a worker thread -----------------------------------------------------------------------------------
 
 
+# Agent loops block their thread while they wait for the model: each running agent needs a thread of its own
+# (the default executor has only a handful). The run manager bounds how many run at once.
+_agent_threads = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="nexent-agent")
+
+
 async def stream_run(
     agent: Any, task: str, *, model: Any, cancel: threading.Event | None = None, **run_kwargs: Any
 ) -> AsyncIterator[dict[str, Any]]:
@@ -311,7 +317,7 @@ async def stream_run(
         finally:
             emit(None)  # type: ignore[arg-type]
 
-    worker = loop.run_in_executor(None, contextvars.copy_context().run, work)
+    worker = loop.run_in_executor(_agent_threads, contextvars.copy_context().run, work)
     finished = False
     try:
         while (event := await queue.get()) is not None:

@@ -1,0 +1,192 @@
+"""Added latency of an agent run: time to the first answer token and per-token overhead through the platform,
+against streaming the same scripted model directly, at several concurrency levels, in the same run.
+
+Three processes: the scripted OpenAI-compatible model (fixed pace), the platform (`nexent serve`, embedded shape,
+SQLite in a temporary directory), and this client. The direct path streams the model over HTTP with httpx; the
+platform path posts a run and reads its SSE stream until the first `message.delta` and until `run.completed`.
+
+Run: `.venv/bin/python bench/run_latency.py [--levels 1 50 200] [--tokens 20]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL_SERVER = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from tests.support.model_server import ModelServer, run_model_server
+server = ModelServer(first_byte_delay={first:f}, chunk_delay={pace:f}, chunk_size=4)
+with run_model_server(server) as served:
+    print(served.port, flush=True)
+    time.sleep(3600)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"port {port} did not open")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+async def direct(http: httpx.AsyncClient, base: str, message: str) -> tuple[float, float]:
+    started = time.perf_counter()
+    first = 0.0
+    body = {"model": "scripted", "messages": [{"role": "user", "content": message}], "stream": True}
+    async with http.stream("POST", f"{base}/chat/completions", json=body) as response:
+        async for line in response.aiter_lines():
+            if first == 0.0 and line.startswith("data:") and '"content"' in line and '"content":""' not in line:
+                first = time.perf_counter() - started
+    return first, time.perf_counter() - started
+
+
+async def through_platform(
+    http: httpx.AsyncClient, url: str, token: str, agent: str, message: str
+) -> tuple[float, float, bool]:
+    started = time.perf_counter()
+    first = 0.0
+    ok = False
+    headers = {"Authorization": f"Bearer {token}"}
+    async with http.stream("POST", f"{url}/api/agents/{agent}/runs", json={"message": message}, headers=headers) as r:
+        async for line in r.aiter_lines():
+            if first == 0.0 and line == "event: message.delta":
+                first = time.perf_counter() - started
+            if line == "event: run.completed":
+                ok = True
+    return first, time.perf_counter() - started, ok
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 50, 200])
+    parser.add_argument("--tokens", type=int, default=20)
+    parser.add_argument("--first-byte", type=float, default=0.05)
+    parser.add_argument("--pace", type=float, default=0.01)
+    args = parser.parse_args()
+
+    platform_port = free_port()
+    model = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
+        [sys.executable, "-c", MODEL_SERVER.format(repo=str(REPO), first=args.first_byte, pace=args.pace)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert model.stdout is not None
+    model_port = int(model.stdout.readline())
+    data_dir = tempfile.mkdtemp(prefix="nexent-bench-")
+    env = {
+        **os.environ,
+        "NEXENT_DATA_DIR": data_dir,
+        "NEXENT_LOG_LEVEL": "WARNING",
+        "NEXENT_BUILTIN_MODELS": "false",
+        "NEXENT_MAX_CONCURRENT_RUNS": "512",
+        "NEXENT_MAX_CONCURRENT_RUNS_PER_TENANT": "512",
+        "NEXENT_LOGIN_MAX_ATTEMPTS": "1000",
+    }
+    server = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
+        [sys.executable, "-m", "nexent", "serve", "--port", str(platform_port)],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(model_port)
+        wait_port(platform_port)
+        base, url = f"http://127.0.0.1:{model_port}/v1", f"http://127.0.0.1:{platform_port}"
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+            pair = (
+                await http.post(
+                    f"{url}/api/auth/register", json={"email": "bench@example.com", "password": "benchmark-pass"}
+                )
+            ).json()
+            token = pair["access_token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            model_id = (
+                await http.post(
+                    f"{url}/api/models",
+                    json={"name": "m", "kind": "llm", "model": "scripted", "base_url": base},
+                    headers=headers,
+                )
+            ).json()["id"]
+            agent = (
+                await http.post(
+                    f"{url}/api/agents", json={"name": "Bench", "model_id": model_id, "max_steps": 2}, headers=headers
+                )
+            ).json()["id"]
+            message = " ".join(["word"] * args.tokens)
+            await through_platform(http, url, token, agent, message)  # warm up
+            print(
+                f"machine: {platform.node()} ({platform.machine()}, {os.cpu_count()} cores); model first byte "
+                f"{args.first_byte * 1000:.0f} ms, {args.pace * 1000:.0f} ms per chunk"
+            )
+            for level in args.levels:
+                direct_results = await asyncio.gather(*(direct(http, base, message) for _ in range(level)))
+                platform_results = await asyncio.gather(
+                    *(through_platform(http, url, token, agent, message) for _ in range(level))
+                )
+                failures = sum(1 for r in platform_results if not r[2] or r[0] == 0.0)
+                d_first = [r[0] * 1000 for r in direct_results]
+                p_first = [r[0] * 1000 for r in platform_results if r[0]]
+                d_total = [r[1] * 1000 for r in direct_results]
+                p_total = [r[1] * 1000 for r in platform_results if r[2]]
+                added_p50 = statistics.median(p_first) - statistics.median(d_first)
+                added_p99 = percentile(p_first, 0.99) - percentile(d_first, 0.99)
+                chunks = max(1, len("echo: " + message) // 4)
+                per_token = (statistics.median(p_total) - statistics.median(d_total)) / chunks
+                print(
+                    json.dumps(
+                        {
+                            "concurrent": level,
+                            "direct_first_ms": {
+                                "p50": round(statistics.median(d_first), 1),
+                                "p99": round(percentile(d_first, 0.99), 1),
+                            },
+                            "platform_first_ms": {
+                                "p50": round(statistics.median(p_first), 1),
+                                "p99": round(percentile(p_first, 0.99), 1),
+                            },
+                            "added_first_ms": {"p50": round(added_p50, 1), "p99": round(added_p99, 1)},
+                            "added_ms_per_chunk": round(per_token, 2),
+                            "errors": failures,
+                        }
+                    )
+                )
+    finally:
+        server.terminate()
+        model.terminate()
+        server.wait(timeout=30)
+        model.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
