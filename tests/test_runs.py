@@ -287,3 +287,22 @@ async def test_a_full_platform_answers_429(tmp_path: Path, llm: RunningModelServ
         body = assert_problem(second, 429, "too_many_runs")
         assert second.headers["retry-after"] and "try again" in str(body["detail"])
         assert (await first).status_code == 200
+
+
+async def test_a_model_that_times_out_fails_the_run(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    headers = bearer(owner["access_token"])
+    slow = await client.post(
+        "/api/models",
+        json={"name": "Slow", "kind": "llm", "model": "slow", "base_url": llm.base_url, "timeout_seconds": 0.5},
+        headers=headers,
+    )
+    agent = await make_agent(client, owner, model_id=slow.json()["id"], max_steps=1)
+    for _ in range(8):
+        llm.server.enqueue(ChatReply.text("too late").paced(delay=2.0))
+    response, events = await asyncio.wait_for(run(client, owner, agent["id"], "Hello?"), timeout=60)
+    assert events[-1]["type"] == "run.failed"
+    assert "timeout" in events[-1]["data"]["message"].lower() or "time" in events[-1]["data"]["message"].lower()
+    stored = (await client.get(f"/api/runs/{response.headers['x-run-id']}", headers=headers)).json()
+    assert stored["status"] == "failed"
