@@ -15,7 +15,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -26,6 +25,10 @@ from pathlib import Path
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.conftest import free_port, wait_for_port  # noqa: E402 - the repository root is on the path only now
+
 MODEL_SERVER = """
 import sys, time
 sys.path.insert(0, {repo!r})
@@ -35,22 +38,6 @@ with run_model_server(server) as served:
     print(served.port, flush=True)
     time.sleep(3600)
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"port {port} did not open")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -119,8 +106,8 @@ async def main() -> None:
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_port(model_port)
-        wait_port(platform_port)
+        wait_for_port(model_port)
+        wait_for_port(platform_port, timeout=60)
         base, url = f"http://127.0.0.1:{model_port}/v1", f"http://127.0.0.1:{platform_port}"
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
         async with httpx.AsyncClient(timeout=120, limits=limits) as http:
