@@ -5,6 +5,9 @@ whose events nest under the parent's call) and its instructions."""
 from __future__ import annotations
 
 import asyncio
+import copy
+import functools
+import importlib.resources
 import json
 import re
 import threading
@@ -14,6 +17,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent, AgentType
@@ -34,6 +38,14 @@ TOOL_TIMEOUT_SECONDS = 120.0
 # Room kept for the agent's own prompt, tools and answer when earlier turns are fed back (characters ~ tokens * 4).
 _HISTORY_SHARE_OF_CONTEXT = 0.5
 _DEFAULT_CONTEXT_TOKENS = 8192
+
+
+@functools.cache
+def _tool_calling_prompts() -> dict[str, Any]:
+    """smolagents' prompt templates, parsed once per process (it would re-read the YAML for every agent)."""
+    text = importlib.resources.files("smolagents.prompts").joinpath("toolcalling_agent.yaml").read_text()
+    templates: dict[str, Any] = yaml.safe_load(text)
+    return templates
 
 
 class EngineUnavailable(AppError):
@@ -129,6 +141,7 @@ class EngineBuilder:
                     managed.append(await self._agent(sub, model, depth=depth + 1, names=names))
         return PlatformToolCallingAgent(
             tools=[self._tool(entry) for entry in agent.tools],
+            prompt_templates=copy.deepcopy(_tool_calling_prompts()),
             model=model,
             managed_agents=managed or None,
             max_steps=agent.max_steps,
