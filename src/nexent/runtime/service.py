@@ -22,6 +22,7 @@ from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.runtime.engine import EngineBuilder, run_events, task_with_history
 from nexent.runtime.events import RunLog
+from nexent.runtime.jobs import TITLE_CONVERSATION
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
 from nexent.runtime.repository import ConversationRepository, MessageRepository, RunRepository
 from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead, RunRead
@@ -106,6 +107,7 @@ async def execute_run(engines: Engines, caller: Caller, run_id: uuid.UUID) -> No
             if agent is None:
                 raise RunNotFound("The agent of this run was deleted.")
             setup = await EngineBuilder(session, engines, caller, conversation_id=run.conversation_id).build(agent)
+            collected["model_id"] = str(agent.model_id) if agent.model_id else None
             task = task_with_history(run.input, history, None)
         started = {"run_id": str(run_id), "agent_id": str(agent.id), "conversation_id": str(run.conversation_id)}
         await log.emit("run.started", started)
@@ -166,6 +168,7 @@ async def _end(engines: Engines, caller: Caller, run_id: uuid.UUID, log: RunLog,
         assert run is not None
         if kind == "run.completed":
             answer = str(data.get("answer") or "")
+            first_turn = run.conversation_id is not None and await _is_first_run(session, caller.tenant_id, run)
             await _finish(session, run, RunStatus.COMPLETED, final_answer=answer, usage=usage)
             if run.conversation_id is not None:
                 await MessageRepository(session, caller.tenant_id).add(
@@ -180,13 +183,31 @@ async def _end(engines: Engines, caller: Caller, run_id: uuid.UUID, log: RunLog,
                         usage=usage,
                     )
                 )
+            if first_turn:
+                collected["title_conversation"] = str(run.conversation_id)
         elif kind == "run.stopped":
             await _finish(session, run, RunStatus.STOPPED, usage=usage)
         else:
             message = str(data.get("error") or "The run failed.")
             await _finish(session, run, RunStatus.FAILED, error_code="agent_failed", error_message=message, usage=usage)
             data = {**data, "code": "agent_failed", "message": message}
+    if "title_conversation" in collected:
+        # After the commit above: the job runs in other transactions (and SQLite has one writer at a time).
+        await engines.queue.enqueue(
+            TITLE_CONVERSATION,
+            {"conversation_id": collected["title_conversation"], "model_id": collected.get("model_id")},
+            tenant_id=caller.tenant_id,
+            max_attempts=2,
+        )
     await log.emit(kind, data)
+
+
+async def _is_first_run(session: AsyncSession, tenant_id: uuid.UUID, run: Run) -> bool:
+    assert run.conversation_id is not None
+    runs, _ = await RunRepository(session, tenant_id).list_page(
+        user_id=run.user_id or uuid.UUID(int=0), conversation_id=run.conversation_id, status=None, limit=2, offset=0
+    )
+    return len(runs) == 1
 
 
 async def _end_failed(

@@ -1,0 +1,825 @@
+"""The code sandbox (`nexent.runtime.sandbox`): nothing is mocked, every test runs the real worker process.
+
+A canary secret is put in the server's (this process's) environment and in a file outside the sandbox; no output
+may ever contain it. The escape attempts come in three batteries:
+
+- through the executor with its default authorized imports: what a model would write, stopped (mostly) by the
+  AST interpreter, and the interpreter bypasses (string.Formatter.get_field) stopped by the worker's own layers;
+- through the executor with the dangerous modules authorized (os, subprocess, socket, ctypes, ...): the
+  interpreter lets them through, so this checks the worker's audit hook, stubs and kernel limits on their own;
+- raw Python in a hardened worker process, without the interpreter at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from smolagents.agents import CodeAgent
+from smolagents.default_tools import FinalAnswerTool
+from smolagents.models import ChatMessage, MessageRole, Model
+from smolagents.tools import Tool
+
+from nexent.runtime.sandbox import DEFAULT_AUTHORIZED_IMPORTS, WORKER_SCRIPT, SandboxError, SandboxExecutor
+from nexent.runtime.smol_agents import silent_logger
+from nexent.runtime.smol_model import RunCancelled
+
+CANARY = f"canary-{uuid.uuid4().hex}"
+PWNED = f"/tmp/nexent-sandbox-pwned-{uuid.uuid4().hex}"  # world-writable place: only the sandbox can stop it
+IS_ROOT = os.geteuid() == 0
+DANGEROUS_IMPORTS = [
+    "builtins",
+    "ctypes",
+    "gc",
+    "http.client",
+    "importlib",
+    "inspect",
+    "io",
+    "marshal",
+    "mmap",
+    "os",
+    "pathlib",
+    "pickle",
+    "pty",
+    "resource",
+    "shutil",
+    "signal",
+    "socket",
+    "subprocess",
+    "sys",
+    "threading",
+    "types",
+    "urllib.request",
+]
+
+
+class LookupTool(Tool):  # type: ignore[misc]
+    """A real tool: it records where it ran, so the tests can see it ran here, in the agent's thread."""
+
+    name = "lookup"
+    description = "Looks a key up."
+    inputs = {
+        "key": {"type": "string", "description": "the key"},
+        "upper": {"type": "boolean", "description": "upper-case the answer", "nullable": True},
+    }
+    output_type = "string"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[int, int, str]] = []
+
+    def forward(self, key: str, upper: bool | None = None) -> str:
+        self.calls.append((os.getpid(), threading.get_ident(), key))
+        if key == "fail":
+            raise ValueError("no such key")
+        value = f"value-of-{key}"
+        return value.upper() if upper else value
+
+
+class _Listener:
+    """A TCP listener on 127.0.0.1 that the code must not reach (unless the network is allowed)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = int(self.sock.getsockname()[1])
+
+    def accepted(self, wait: float = 0.2) -> bool:
+        self.sock.settimeout(wait)
+        try:
+            conn, _ = self.sock.accept()
+        except TimeoutError:
+            return False
+        conn.close()
+        return True
+
+
+@pytest.fixture(scope="module")
+def canary_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("NEXENT_CANARY_SECRET", CANARY)
+        path = tmp_path_factory.mktemp("secrets") / "canary.txt"
+        path.write_text(CANARY)
+        path.chmod(0o644)
+        yield path
+
+
+@pytest.fixture(scope="module")
+def listener() -> Iterator[_Listener]:
+    server = _Listener()
+    yield server
+    server.sock.close()
+
+
+def _executor(**options: Any) -> SandboxExecutor:
+    executor = SandboxExecutor(**{"timeout_seconds": 5, "cpu_seconds": 3, "memory_mb": 384, **options})
+    executor.send_tools({"final_answer": FinalAnswerTool(), "lookup": LookupTool()})
+    return executor
+
+
+@pytest.fixture(scope="module")
+def executor(canary_file: Path) -> Iterator[SandboxExecutor]:
+    executor = _executor(max_output_chars=5000)
+    yield executor
+    executor.cleanup()
+
+
+@pytest.fixture(scope="module")
+def lenient(canary_file: Path) -> Iterator[SandboxExecutor]:
+    """An executor whose interpreter lets the dangerous modules be imported: only the worker's layers are left."""
+    executor = _executor(authorized_imports=[*DEFAULT_AUTHORIZED_IMPORTS, *DANGEROUS_IMPORTS])
+    yield executor
+    executor.cleanup()
+
+
+def _assert_parent_unaffected(canary_file: Path, cwd: str) -> None:
+    assert os.environ.get("NEXENT_CANARY_SECRET") == CANARY
+    assert canary_file.read_text() == CANARY
+    assert os.getcwd() == cwd
+    assert not os.path.exists(PWNED)
+
+
+def attempt(executor: SandboxExecutor, code: str, canary_file: Path) -> str:
+    """Run an escape attempt: it must fail with SandboxError, leak nothing, and leave the executor usable."""
+    cwd = os.getcwd()
+    with pytest.raises(SandboxError) as failure:
+        executor(code)
+    message = str(failure.value)
+    assert CANARY not in message
+    assert CANARY not in str(executor.state.get("_print_outputs"))
+    assert "root:x:0:0" not in message  # no /etc/passwd content
+    _assert_parent_unaffected(canary_file, cwd)
+    assert executor("6 * 7").output == 42  # still (or again) working
+    return message
+
+
+# --- normal code ------------------------------------------------------------------------------------------------
+
+
+def test_runs_code_captures_prints_and_keeps_variables(executor: SandboxExecutor) -> None:
+    result = executor("import math\nx = math.sqrt(16)\nprint('x is', x)\nx * 2")
+    assert (result.output, result.logs, result.is_final_answer) == (8.0, "x is 4.0\n", False)
+    assert executor("x + 1").output == 5.0
+    assert executor("def double(n):\n    return 2 * n\ndouble(21)").output == 42
+    assert executor("double(x)").output == 8.0
+
+
+def test_final_answer(executor: SandboxExecutor) -> None:
+    result = executor("answer = {'total': 3, 'items': ['a', 'b']}\nfinal_answer(answer)")
+    assert result.is_final_answer
+    assert result.output == {"total": 3, "items": ["a", "b"]}
+
+
+def test_tool_stub_runs_the_real_tool_in_the_parent(executor: SandboxExecutor) -> None:
+    tool = executor.tools["lookup"]
+    assert isinstance(tool, LookupTool)
+    tool.calls.clear()
+    result = executor("a = lookup('alpha')\nb = lookup(key='beta', upper=True)\nprint(a, b)\n[a, b]")
+    assert result.output == ["value-of-alpha", "VALUE-OF-BETA"]
+    assert result.logs == "value-of-alpha VALUE-OF-BETA\n"
+    assert tool.calls == [(os.getpid(), threading.get_ident(), "alpha"), (os.getpid(), threading.get_ident(), "beta")]
+    assert executor.worker_pid not in (None, os.getpid())
+
+
+def test_tool_errors_reach_the_code(executor: SandboxExecutor) -> None:
+    code = "try:\n    lookup('fail')\nexcept Exception as exc:\n    caught = str(exc)\ncaught"
+    assert executor(code).output == "ValueError: no such key"
+    with pytest.raises(SandboxError, match="no such key"):
+        executor("lookup('fail')")
+    with pytest.raises(SandboxError, match="JSON values"):
+        executor("lookup({1, 2})")
+
+
+def test_common_library_code_works(executor: SandboxExecutor) -> None:
+    code = """
+import collections, csv, datetime, decimal, enum, fractions, json, re, statistics, string, textwrap
+from collections import Counter, namedtuple
+Point = namedtuple('Point', 'x y')
+Color = enum.Enum('Color', 'RED GREEN')
+rows = list(csv.reader(['a,b', '1,2']))
+summary = {
+    'point': Point(1, 2).x,
+    'common': Counter('abracadabra').most_common(1)[0][0],
+    'date': datetime.datetime.strptime('2024-02-29', '%Y-%m-%d').strftime('%d/%m'),
+    'decimal': str(decimal.Decimal('0.1') + decimal.Decimal('0.2')),
+    'fraction': str(fractions.Fraction(1, 3) * 3),
+    'json': json.loads(json.dumps({'k': [1, 2]})),
+    'regex': re.findall(r'\\d+', 'a1b22'),
+    'mean': statistics.mean([1, 2, 3]),
+    'letters': string.ascii_lowercase[:3],
+    'wrapped': textwrap.wrap('one two three', 7),
+    'csv': rows,
+    'color': Color.GREEN.value,
+    'utf16': len('h\u00e9'.encode('utf-16')),
+}
+summary
+"""
+    assert executor(code).output == {
+        "point": 1,
+        "common": "a",
+        "date": "29/02",
+        "decimal": "0.3",
+        "fraction": "1",
+        "json": {"k": [1, 2]},
+        "regex": ["1", "22"],
+        "mean": 2,
+        "letters": "abc",
+        "wrapped": ["one two", "three"],
+        "csv": [["a", "b"], ["1", "2"]],
+        "color": 2,
+        "utf16": 6,
+    }
+
+
+def test_variables_cross_as_json_and_survive_a_restart(canary_file: Path) -> None:
+    executor = _executor(timeout_seconds=1.5)
+    try:
+        executor.send_variables({"limit": 3, "names": ["a", "b"], "handle": object(), "_private": 1})
+        assert executor("[limit, names]").output == [3, ["a", "b"]]
+        with pytest.raises(SandboxError, match="handle"):
+            executor("handle")
+        executor("mine = 1")
+        with pytest.raises(SandboxError, match="time limit"):
+            executor("import time\ntime.sleep(20)")
+        assert executor("limit").output == 3  # the agent's variables are sent again to the new worker
+        with pytest.raises(SandboxError, match="mine"):
+            executor("mine")  # the code's own variables are gone, as the error said
+    finally:
+        executor.cleanup()
+
+
+def test_worker_process_is_isolated(executor: SandboxExecutor) -> None:
+    executor("0")
+    pid = executor.worker_pid
+    assert pid is not None
+    info = executor.worker_info
+    assert info["audit_hook"] is True
+    environ = Path(f"/proc/{pid}/environ").read_bytes()
+    assert CANARY.encode() not in environ
+    assert not [v for v in environ.split(b"\0") if v and not v.startswith((b"LC_CTYPE=", b"PYTHON"))]
+    assert os.getpgid(pid) == pid  # its own process group, killed as a whole
+    cwd = os.readlink(f"/proc/{pid}/cwd")
+    assert Path(cwd).name.startswith("nexent-sandbox-")
+    assert info["limits"]["RLIMIT_AS"][0] == 384 << 20
+    assert info["limits"]["RLIMIT_NPROC"] == [0, 0]
+    open_fds = os.listdir(f"/proc/{pid}/fd")
+    assert len(open_fds) <= 6  # stdin, stdout, stderr, two pipes (and maybe one more): no server sockets
+    if IS_ROOT:
+        assert info["uid"] == info["gid"] == 65534
+        assert info["privileges_dropped"] is True
+        status = Path(f"/proc/{pid}/status").read_text()
+        assert "Uid:\t65534\t65534\t65534\t65534" in status
+
+
+def test_cleanup_kills_the_worker_and_removes_its_directory(canary_file: Path) -> None:
+    executor = _executor()
+    executor("open_files = 1")
+    pid = executor.worker_pid
+    assert pid is not None
+    cwd = os.readlink(f"/proc/{pid}/cwd")
+    executor.cleanup()
+    assert executor.worker_pid is None
+    assert not os.path.exists(cwd)
+    assert not os.path.exists(f"/proc/{pid}") or "State:\tZ" in Path(f"/proc/{pid}/status").read_text()
+    assert executor("2 + 2").output == 4  # starts a new one on demand
+    executor.cleanup()
+
+
+def test_cancel_kills_running_code(canary_file: Path) -> None:
+    cancel = threading.Event()
+    executor = _executor(cancel=cancel, timeout_seconds=30)
+    try:
+        executor("0")
+        pid = executor.worker_pid
+        timer = threading.Timer(0.5, cancel.set)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(RunCancelled):
+            executor("import time\ntime.sleep(20)")
+        assert time.monotonic() - started < 3
+        assert executor.worker_pid is None
+        assert pid is not None and not Path(f"/proc/{pid}/cmdline").exists()
+        with pytest.raises(RunCancelled):
+            executor("1")
+        cancel.clear()
+        assert executor("1").output == 1
+    finally:
+        executor.cleanup()
+
+
+def test_code_agent_uses_the_sandbox(canary_file: Path) -> None:
+    class ScriptedModel(Model):  # type: ignore[misc]
+        def __init__(self, replies: list[str]) -> None:
+            super().__init__(model_id="scripted")
+            self.replies = replies
+
+        def generate(self, messages: Any, stop_sequences: Any = None, **kwargs: Any) -> ChatMessage:
+            return ChatMessage(role=MessageRole.ASSISTANT, content=self.replies.pop(0))
+
+    executor = SandboxExecutor(timeout_seconds=5)
+    model = ScriptedModel(
+        [
+            "Thought: read the secrets.\n<code>\nimport os\nprint(os.environ)\n</code>",
+            "Thought: use the tool.\n<code>\nfound = lookup('gamma')\nfinal_answer(found + '!')\n</code>",
+        ]
+    )
+    agent = CodeAgent(
+        tools=[LookupTool()],
+        model=model,
+        executor=executor,
+        additional_authorized_imports=list(executor.authorized_imports),
+        logger=silent_logger(),
+        max_steps=4,
+    )
+    try:
+        assert agent.run("Find gamma.") == "value-of-gamma!"
+        errors = [step.error for step in agent.memory.steps if getattr(step, "error", None)]
+        assert len(errors) == 1
+        assert "Import of os is not allowed" in str(errors[0])
+    finally:
+        agent.cleanup()
+    assert executor.worker_pid is None
+
+
+# --- battery 1: what a model would write, default authorized imports ------------------------------------------
+
+ESCAPES: dict[str, str] = {
+    "os_environ": "import os\nos.environ",
+    "os_getenv": "import os\nos.getenv('NEXENT_CANARY_SECRET')",
+    "proc_self_environ": "open('/proc/self/environ').read()",
+    "etc_passwd": "open('/etc/passwd').read()",
+    "canary_file_absolute": "open('{canary}').read()",
+    "path_traversal": "open('../../../../../../etc/passwd').read()",
+    "write_file": "f = open('{pwned}', 'w')\nf.write('x')",
+    "subprocess_run": "import subprocess\nsubprocess.run(['touch', '{pwned}'])",
+    "os_system": "import os\nos.system('touch {pwned}')",
+    "os_popen": "import os\nos.popen('cat /etc/passwd').read()",
+    "os_fork": "import os\nos.fork()",
+    "os_execv": "import os\nos.execv('/bin/sh', ['sh', '-c', 'touch {pwned}'])",
+    "pty_spawn": "import pty\npty.spawn('/bin/sh')",
+    "fork_bomb": "import os\nwhile True:\n    os.fork()",
+    "multiprocessing": "import multiprocessing\nmultiprocessing.Process(target=print).start()",
+    "socket_connect": "import socket\nsocket.create_connection(('127.0.0.1', {port}))",
+    "urllib_urlopen": "from urllib.request import urlopen\nurlopen('http://127.0.0.1:{port}/').read()",
+    "http_client": "from http.client import HTTPConnection\nHTTPConnection('127.0.0.1', {port}).request('GET', '/')",
+    "dunder_import": "__import__('os').system('touch {pwned}')",
+    "subclasses": "().__class__.__bases__[0].__subclasses__()",
+    "lambda_globals": "(lambda: 0).__globals__",
+    "tool_globals": "final_answer.__globals__",
+    "print_self": "print.__self__",
+    "builtins_subscript": "__builtins__['eval']('1')",
+    "getattr_builtins_exec": "getattr(__builtins__, 'exec')('import os')",
+    "getattr_dunder": "getattr(lookup, '__glo' + 'bals__')",
+    "eval": "eval('1 + 1')",
+    "exec": "exec('import os')",
+    "compile": "compile('import os', 'x', 'exec')",
+    "globals": "globals()",
+    "vars": "vars()",
+    "locals": "locals()",
+    "type_mro_subclasses": "base = type(1).mro()[-1]\ngetattr(base, '__subcl' + 'asses__')()",
+    "type_new_class_dunder": "C = type('C', (), {{}})\nC.__init__.__globals__",
+    "ctypes": "import ctypes\nctypes.CDLL(None)",
+    "importlib": "import importlib\nimportlib.import_module('os')",
+    "sys_modules": "import sys\nsys.modules['os']",
+    "builtins_open": "import builtins\nbuiltins.open('/etc/passwd').read()",
+    "pickle_loads": "import pickle\npickle.loads(b\"cos\\nsystem\\n(S'touch {pwned}'\\ntR.\")",
+    "marshal_loads": "import marshal\nmarshal.loads(b'\\xe3' + b'\\x00' * 40)",
+    "io_open": "import io\nio.open('/etc/passwd').read()",
+    "pathlib_read": "import pathlib\npathlib.Path('/etc/passwd').read_text()",
+    "shutil_copy": "import shutil\nshutil.copy('{canary}', 'stolen.txt')",
+    "signal": "import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)",
+    "resource": "import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))",
+    "gc_objects": "import gc\ngc.get_objects()",
+    "inspect_frames": "import inspect\ninspect.currentframe().f_back.f_globals",
+    "threading": "import threading\nthreading.Thread(target=print).start()",
+    # Bypasses of the AST interpreter: string.Formatter.get_field reads dunder attributes in C. What they reach
+    # must still be stopped by the worker's layers.
+    "formatter_builtins_open": (
+        "import string\n"
+        "opener = string.Formatter().get_field('0.__globals__[__builtins__][open]', [final_answer], {{}})[0]\n"
+        "list(map(opener, ['/etc/passwd']))"
+    ),
+    "formatter_os_system": (
+        "import string\n"
+        "system = string.Formatter().get_field('0.__globals__[inspect].os.system', [final_answer], {{}})[0]\n"
+        "system('touch {pwned}')"
+    ),
+    "formatter_fork_exec": (
+        "import string\n"
+        "path = '0.__globals__[inspect].sys.modules[_posixsubprocess].fork_exec'\n"
+        "string.Formatter().get_field(path, [final_answer], {{}})[0]()"
+    ),
+    "formatter_popen_class": (
+        "import string, functools\n"
+        "subclasses = string.Formatter().get_field('0.__class__.__base__.__subclasses__', [1], {{}})[0]\n"
+        "popen = [c for c in functools.partial(subclasses)() if 'subprocess.Popen' in str(c)][0]\n"
+        "popen(['touch', '{pwned}'])"
+    ),
+    "formatter_traceback_frame": (
+        "import string\n"
+        "try:\n    1 / 0\nexcept Exception as exc:\n"
+        "    frame = string.Formatter().get_field('0.__traceback__.tb_frame', [exc], {{}})[0]\n"
+        "frame"
+    ),
+    "formatter_sys_module": (
+        "import string\nstring.Formatter().get_field('0.__globals__[inspect].sys', [lookup], {{}})[0]"
+    ),
+    "recursion_bomb": "def f(n):\n    return f(n + 1)\nf(0)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ESCAPES))
+def test_escape_attempt_fails_safely(
+    name: str, executor: SandboxExecutor, canary_file: Path, listener: _Listener
+) -> None:
+    code = ESCAPES[name].format(canary=canary_file, pwned=PWNED, port=listener.port)
+    attempt(executor, code, canary_file)
+    assert not listener.accepted(0.01)
+
+
+def test_escape_battery_is_large_enough() -> None:
+    assert len(ESCAPES) >= 30
+    assert len(LENIENT_ESCAPES) >= 30
+    assert len(RAW_ATTEMPTS) >= 30
+
+
+def test_reads_that_succeed_leak_nothing(executor: SandboxExecutor, lenient: SandboxExecutor) -> None:
+    # str.format reads dunder attributes too, but only yields text; the worker holds no secret to show.
+    text = executor("'{0.__globals__}'.format(final_answer)").output
+    assert isinstance(text, str) and "smolagents" in text and CANARY not in text
+    text = executor("'{0.__globals__}'.format(lookup)").output
+    assert CANARY not in text
+    assert lenient("import os\ndict(os.environ)").output == {}
+    # an audit hook cannot be added (the worker's hook vetoes it; CPython then drops the new hook silently)
+    code = (
+        "import sys, marshal\nseen = []\nsys.addaudithook(lambda event, args: seen.append(event))\n"
+        "marshal.dumps(1)\nlen(seen)"
+    )
+    assert lenient(code).output == 0
+    assert lenient("import os\nos.getenv('NEXENT_CANARY_SECRET')").output is None
+
+
+# --- battery 2: dangerous modules authorized, only the worker's layers are left ----------------------------------
+
+# name -> (code, what the error must contain)
+LENIENT_ESCAPES: dict[str, tuple[str, str]] = {
+    "os_system": ("import os\nos.system('touch {pwned}')", "sandbox: os.system"),
+    "os_popen": ("import os\nos.popen('id').read()", "sandbox: os.popen"),
+    "os_fork": ("import os\nos.fork()", "sandbox: os.fork"),
+    "fork_bomb": ("import os\nwhile True:\n    os.fork()", "sandbox: os.fork"),
+    "os_execv": ("import os\nos.execv('/bin/sh', ['sh', '-c', 'touch {pwned}'])", "sandbox: os.execv"),
+    "os_posix_spawn": ("import os\nos.posix_spawn('/bin/touch', ['touch', '{pwned}'], {{}})", "sandbox: os.posix"),
+    "os_kill_parent": ("import os\nos.kill(os.getppid(), 9)", "sandbox: os.kill"),
+    "subprocess_run": ("import subprocess\nsubprocess.run(['touch', '{pwned}'])", "sandbox: subprocess"),
+    "pty_spawn": ("import pty\npty.spawn('/bin/sh')", "sandbox: pty.spawn"),
+    "os_open_passwd": ("import os\nos.open('/etc/passwd', os.O_RDONLY)", "sandbox: open outside"),
+    "proc_environ": ("import pathlib\npathlib.Path('/proc/self/environ').read_bytes()", "sandbox: open outside"),
+    "canary_file": ("import io\nio.open('{canary}').read()", "sandbox: open outside"),
+    "io_fileio": ("import io\nio.FileIO('/etc/passwd').read()", "sandbox: open outside"),
+    "pathlib_read": ("import pathlib\npathlib.Path('/etc/passwd').read_text()", "sandbox: open outside"),
+    "path_traversal": ("import pathlib\npathlib.Path('../../../../etc/passwd').read_text()", "sandbox: open outside"),
+    "write_outside": ("import io\nio.open('{pwned}', 'w').write('x')", "sandbox: open outside"),
+    "listdir_root": ("import os\nos.listdir('/')", "sandbox: os.listdir outside"),
+    "chdir": ("import os\nos.chdir('/')", "sandbox: os.chdir"),
+    "symlink": ("import os\nos.symlink('/etc/passwd', 'link')", "sandbox: os.symlink"),
+    "shutil_copy": ("import shutil\nshutil.copy('{canary}', 'stolen.txt')", "sandbox: shutil.copyfile"),
+    "shutil_rmtree": ("import shutil\nshutil.rmtree('/tmp')", "sandbox: shutil.rmtree"),
+    "socket_connect": ("import socket\nsocket.create_connection(('127.0.0.1', {port}))", "sandbox: socket."),
+    "socket_raw": ("import socket\nsocket.socket(socket.AF_INET, socket.SOCK_STREAM)", "sandbox: socket.__new__"),
+    "urllib": ("from urllib.request import urlopen\nurlopen('http://127.0.0.1:{port}/')", "sandbox: "),
+    "http_client": (
+        "from http.client import HTTPConnection\nHTTPConnection('127.0.0.1', {port}).request('GET', '/')",
+        "sandbox: http.client.connect",
+    ),
+    "ctypes": ("import ctypes\nctypes.CDLL(None).system(b'touch {pwned}')", "ctypes"),
+    "importlib_new_module": ("import importlib\nimportlib.import_module('multiprocessing')", "multiprocessing"),
+    "sys_modules_os": ("import sys\nsys.modules['os'].system('id')", "sandbox: os.system"),
+    "sys_getframe": ("import sys\nsys._getframe().f_globals", "sandbox: frame access"),
+    "sys_settrace": ("import sys\nsys.settrace(print)", "sandbox: sys.settrace"),
+    "inspect_frame": ("import inspect\ninspect.currentframe()", "sandbox: frame access"),
+    "builtins_open": ("import builtins\nlist(map(builtins.open, ['/etc/passwd']))", "sandbox: open outside"),
+    "pickle": ("import pickle\npickle.loads(b\"cos\\nsystem\\n(S'touch {pwned}'\\ntR.\")", "sandbox: pickle"),
+    "marshal": ("import marshal\nmarshal.loads(b'\\xe3' + b'\\x00' * 40)", "sandbox: marshal.loads"),
+    "gc_objects": ("import gc\ngc.get_objects()", "sandbox: gc.get_objects"),
+    "gc_referrers": ("import gc\ngc.get_referrers(lookup)", "sandbox: gc.get_referrers"),
+    "signal_ignore_xcpu": ("import signal\nsignal.signal(signal.SIGXCPU, signal.SIG_IGN)", "sandbox: signal"),
+    "signal_block_xcpu": (
+        "import signal\nsignal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGXCPU])",
+        "sandbox: signal",
+    ),
+    "rlimit_raise_memory": ("import resource\nresource.setrlimit(resource.RLIMIT_AS, (-1, -1))", "sandbox: resource"),
+    "rlimit_raise_cpu": (
+        "import resource\nresource.setrlimit(resource.RLIMIT_CPU, (10**6, resource.getrlimit(resource.RLIMIT_CPU)[1]))",
+        "sandbox: resource.setrlimit",
+    ),
+    "mmap": ("import mmap\nmmap.mmap(-1, 4096)", "sandbox: mmap"),
+    "setuid_root": ("import os\nos.setuid(0)", "sandbox: os.setuid"),
+    "big_file": (
+        "import os\nfd = os.open('big.bin', os.O_WRONLY | os.O_CREAT)\nwhile True:\n    os.write(fd, b'x' * (1 << 20))",
+        "File too large",
+    ),
+    "many_files": (
+        "import os\nfds = []\nfor i in range(1000):\n    fds.append(os.open('many.txt', os.O_RDONLY | os.O_CREAT))",
+        "Too many open files",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LENIENT_ESCAPES))
+def test_escape_attempt_with_dangerous_modules_authorized(
+    name: str, lenient: SandboxExecutor, canary_file: Path, listener: _Listener
+) -> None:
+    code, expected = LENIENT_ESCAPES[name]
+    message = attempt(lenient, code.format(canary=canary_file, pwned=PWNED, port=listener.port), canary_file)
+    assert expected in message
+    assert not listener.accepted(0.01)
+    if name in ("big_file", "many_files"):
+        lenient.cleanup()  # let go of the descriptors the attempt left open
+
+
+def test_threads_are_refused_by_the_process_limit(lenient: SandboxExecutor, canary_file: Path) -> None:
+    if not lenient.worker_info or lenient.worker_info.get("uid") == 0:
+        lenient("0")
+    if lenient.worker_info["uid"] == 0:
+        pytest.skip("RLIMIT_NPROC does not bind root")
+    message = attempt(lenient, "import threading\nthreading.Thread(target=print).start()", canary_file)
+    assert "can't start new thread" in message
+
+
+def test_network_only_when_allowed(canary_file: Path, listener: _Listener) -> None:
+    imports = [*DEFAULT_AUTHORIZED_IMPORTS, "socket"]
+    code = f"import socket\ns = socket.create_connection(('127.0.0.1', {listener.port}), timeout=5)\ns.close()\n'ok'"
+    closed = _executor(authorized_imports=imports)
+    try:
+        message = attempt(closed, code, canary_file)
+        assert "sandbox: socket" in message
+        assert not listener.accepted()
+    finally:
+        closed.cleanup()
+    opened = _executor(authorized_imports=imports, allow_network=True)
+    try:
+        assert opened(code).output == "ok"
+        assert listener.accepted(2)
+        assert opened.worker_info["network_isolated"] is False
+    finally:
+        opened.cleanup()
+
+
+# --- exhaustion: time, memory, output -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tight(canary_file: Path) -> Iterator[SandboxExecutor]:
+    executor = _executor(timeout_seconds=2, cpu_seconds=1, memory_mb=256, max_output_chars=1000)
+    yield executor
+    executor.cleanup()
+
+
+def test_infinite_loop_is_stopped(tight: SandboxExecutor, canary_file: Path) -> None:
+    started = time.monotonic()
+    message = attempt(tight, "while True:\n    pass", canary_file)
+    assert time.monotonic() - started < 6
+    assert "CPU time limit" in message or "time limit" in message or "iterations" in message
+
+
+def test_cpu_burn_in_c_is_stopped_by_the_cpu_limit(canary_file: Path) -> None:
+    executor = _executor(timeout_seconds=20, cpu_seconds=1)
+    try:
+        executor("0")
+        started = time.monotonic()
+        message = attempt(executor, "sum(range(10**14))", canary_file)
+        assert time.monotonic() - started < 10
+        assert "CPU time limit (1 s per step)" in message
+    finally:
+        executor.cleanup()
+
+
+def test_sleeping_code_is_stopped_by_the_wall_clock(tight: SandboxExecutor, canary_file: Path) -> None:
+    tight("kept = 1")
+    pid = tight.worker_pid
+    started = time.monotonic()
+    message = attempt(tight, "import time\ntime.sleep(60)", canary_file)
+    assert time.monotonic() - started < 5
+    assert "time limit of 2 seconds" in message
+    assert tight.worker_pid != pid
+    with pytest.raises(SandboxError, match="kept"):
+        tight("kept")
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "x = ' ' * 10**10",
+        "x = [0] * 10**9",
+        "chunks = []\nfor i in range(10**5):\n    chunks.append('y' * 10**6)",
+        "d = dict.fromkeys(range(10**8))",
+    ],
+    ids=["string", "list", "list_growth", "dict_growth"],
+)
+def test_memory_bombs_are_stopped(code: str, tight: SandboxExecutor, canary_file: Path) -> None:
+    message = attempt(tight, code, canary_file)
+    assert "memory" in message.lower()
+
+
+def test_huge_output_is_truncated(tight: SandboxExecutor) -> None:
+    result = tight("for i in range(10**4):\n    print('x' * 100)\n'y' * 10**6")
+    assert len(result.logs) < 1200
+    assert "output truncated" in result.logs
+    assert isinstance(result.output, str) and len(result.output) < 1200
+    assert tight("1 + 1").output == 2
+
+
+def test_recursion_bomb_leaves_the_worker_running(tight: SandboxExecutor, canary_file: Path) -> None:
+    tight("0")
+    pid = tight.worker_pid
+    message = attempt(tight, "def f(n):\n    return f(n + 1)\nf(0)", canary_file)
+    assert "recursion" in message.lower()
+    assert tight.worker_pid == pid
+
+
+# --- battery 3: raw Python in a hardened worker, no interpreter at all ---------------------------------------------
+
+RAW_RUNNER = r"""
+import importlib.util, json, os, sys
+import ctypes, gc, io, marshal, mmap, pathlib, pickle, pty, resource, shutil, signal, socket, subprocess
+import threading, types, _posixsubprocess
+Popen = subprocess.Popen  # the class itself, as escaped code could find it (object.__subclasses__())
+spec = importlib.util.spec_from_file_location("sandbox_worker", sys.argv[1])
+worker = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(worker)
+config, attempts = json.loads(sys.argv[2]), json.loads(sys.argv[3])
+worker.preload(config)
+info = worker.harden(config)
+scope = dict(globals())
+results = {}
+for name, code in attempts.items():
+    namespace = dict(scope)
+    try:
+        exec(code, namespace)
+        results[name] = "ok: " + repr(namespace.get("result"))[:200]
+    except BaseException as exc:
+        results[name] = f"{type(exc).__name__}: {exc}"[:300]
+os.write(1, json.dumps({"info": info, "results": results}).encode())
+"""
+
+SANDBOX = "sandbox: "
+# name -> (code, what the outcome must contain)
+RAW_ATTEMPTS: dict[str, tuple[str, str]] = {
+    "os_system": ("os.system('touch {pwned}')", SANDBOX),
+    "posix_system": ("sys.modules['posix'].system('touch {pwned}')", SANDBOX),
+    "os_popen": ("os.popen('id')", SANDBOX),
+    "os_fork": ("os.fork()", SANDBOX),
+    "os_forkpty": ("os.forkpty()", SANDBOX),
+    "os_execv": ("os.execv('/bin/sh', ['sh'])", SANDBOX),
+    "os_posix_spawn": ("os.posix_spawn('/bin/touch', ['touch', '{pwned}'], {{}})", SANDBOX),
+    "fork_exec": ("_posixsubprocess.fork_exec()", SANDBOX),
+    "subprocess_popen_class": ("Popen(['touch', '{pwned}'])", SANDBOX),
+    "reimport_extension": ("del sys.modules['_posixsubprocess']\nimport _posixsubprocess", "sandbox: |ModuleNotFound"),
+    "pty_fork": ("pty.fork()", SANDBOX),
+    "kill_parent": ("os.kill(os.getppid(), 0)", SANDBOX),
+    "open_passwd": ("open('/etc/passwd').read()", SANDBOX),
+    "open_proc_environ": ("open('/proc/self/environ', 'rb').read()", SANDBOX),
+    "open_parent_environ": ("open(f'/proc/{{os.getppid()}}/environ', 'rb').read()", SANDBOX),
+    "open_canary": ("open('{canary}').read()", SANDBOX),
+    "open_fd_path": ("open('/proc/self/fd/0').read()", SANDBOX),
+    "open_fd_number": ("open(0).read()", SANDBOX),
+    "os_open": ("os.open('/etc/passwd', os.O_RDONLY)", SANDBOX),
+    "fileio": ("io.FileIO('/etc/passwd')", SANDBOX),
+    "pathlib": ("pathlib.Path('/etc/passwd').read_text()", SANDBOX),
+    "traversal": ("open('../../../../../etc/passwd')", SANDBOX),
+    "write_outside": ("open('{pwned}', 'w')", SANDBOX),
+    "listdir_root": ("os.listdir('/')", SANDBOX),
+    "scandir_root": ("list(os.scandir('/'))", SANDBOX),
+    "chdir": ("os.chdir('/')", SANDBOX),
+    "symlink": ("os.symlink('/etc/passwd', 'link')", SANDBOX),
+    "hardlink": ("os.link('/etc/passwd', 'link')", SANDBOX),
+    "rename_out": ("open('mine.txt', 'w').close()\nos.rename('mine.txt', '{pwned}')", SANDBOX),
+    "socket_new": ("socket.socket()", SANDBOX),
+    "socket_connect": ("socket.create_connection(('127.0.0.1', {port}))", SANDBOX),
+    "getaddrinfo": ("socket.getaddrinfo('localhost', 80)", SANDBOX),
+    "import_new_module": ("import xml.dom.minidom", "sandbox: |ModuleNotFound"),
+    "ctypes_dlopen": ("ctypes.CDLL(None)", SANDBOX),
+    "ctypes_memory": ("ctypes.string_at(id(1), 8)", SANDBOX),
+    "gc_objects": ("gc.get_objects()", SANDBOX),
+    "gc_referrers": ("gc.get_referrers(os)", SANDBOX),
+    "getframe": ("sys._getframe()", SANDBOX),
+    "traceback_frame": ("try:\n    1 / 0\nexcept Exception as exc:\n    result = exc.__traceback__.tb_frame", SANDBOX),
+    "generator_frame": ("result = (x for x in []).gi_frame", SANDBOX),
+    "function_code": ("result = (lambda: 0).__code__", SANDBOX),
+    "set_function_code": ("def f(): pass\nf.__defaults__ = (1,)", SANDBOX),
+    "code_new": ("result = compile('1', 'x', 'eval').replace(co_name='y')", SANDBOX),
+    "function_new": ("types.FunctionType(compile('1', 'x', 'eval'), {{}})", SANDBOX),
+    "marshal_loads": ("marshal.loads(marshal.dumps(compile('1', 'x', 'eval')))", SANDBOX),
+    "pickle_loads": ("pickle.loads(b\"cos\\nsystem\\n(S'touch {pwned}'\\ntR.\")", SANDBOX),
+    "setrlimit_memory": ("resource.setrlimit(resource.RLIMIT_AS, (-1, -1))", SANDBOX),
+    "setrlimit_cpu": ("resource.setrlimit(resource.RLIMIT_CPU, (10**6, resource.getrlimit(0)[1]))", SANDBOX),
+    "setrlimit_cpu_tuple_subclass": (
+        "class Limits(tuple):\n    pass\n"
+        "resource.setrlimit(resource.RLIMIT_CPU, Limits((10**6, resource.getrlimit(resource.RLIMIT_CPU)[1])))",
+        SANDBOX,
+    ),
+    "prlimit": ("resource.prlimit(0, resource.RLIMIT_NOFILE, (10**5, 10**5))", SANDBOX),
+    "signal_ignore": ("signal.signal(signal.SIGXCPU, signal.SIG_IGN)", SANDBOX),
+    "signal_block": ("signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGXCPU])", SANDBOX),
+    "settrace": ("sys.settrace(print)", SANDBOX),
+    "setprofile": ("sys.setprofile(print)", SANDBOX),
+    "current_frames": ("sys._current_frames()", SANDBOX),
+    "addaudithook": ("seen = []\nsys.addaudithook(lambda *a: seen.append(a))\nid(1)\nresult = len(seen)", "ok: 0"),
+    "mmap": ("mmap.mmap(-1, 4096)", SANDBOX),
+    "setuid": ("os.setuid(0)", SANDBOX),
+    "big_file": (
+        "fd = os.open('big.bin', os.O_WRONLY | os.O_CREAT)\n"
+        "try:\n    while True:\n        os.write(fd, bytes(1 << 20))\nfinally:\n    os.close(fd)",
+        "File too large",
+    ),
+    "many_files": (
+        "fds = []\ntry:\n    for i in range(1000):\n        fds.append(os.open('many.txt', os.O_RDONLY | os.O_CREAT))\n"
+        "finally:\n    [os.close(fd) for fd in fds]",
+        "Too many open files",
+    ),
+    "memory": ("result = bytearray(10**9)", "MemoryError"),
+    # positive controls: what the sandbox allows
+    "environment_is_empty": ("result = dict(os.environ)", "ok: {}"),
+    "scratch_files_work": ("open('note.txt', 'w').write('hi')\nresult = open('note.txt').read()", "ok: 'hi'"),
+    "namedtuple_works": ("import collections\nresult = collections.namedtuple('P', 'x')(1).x", "ok: 1"),
+}
+
+
+@pytest.fixture(scope="module")
+def raw_results(canary_file: Path, listener: _Listener) -> dict[str, Any]:
+    workdir = tempfile.mkdtemp(prefix="nexent-sandbox-test-")
+    try:
+        config = {**SandboxExecutor(memory_mb=384).worker_config(), "workdir": workdir}
+        attempts = {
+            name: code.format(canary=canary_file, pwned=PWNED, port=listener.port)
+            for name, (code, _) in RAW_ATTEMPTS.items()
+        }
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-B",
+                "-X",
+                "utf8",
+                "-c",
+                RAW_RUNNER,
+                str(WORKER_SCRIPT),
+                *map(json.dumps, [config, attempts]),
+            ],
+            env={},
+            cwd=workdir,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        results: dict[str, Any] = json.loads(done.stdout)
+        return results
+    finally:
+        subprocess.run(["rm", "-rf", workdir], check=False)
+
+
+@pytest.mark.parametrize("name", sorted(RAW_ATTEMPTS))
+def test_raw_attempt_in_hardened_worker(name: str, raw_results: dict[str, Any], canary_file: Path) -> None:
+    outcome = raw_results["results"][name]
+    assert any(expected in outcome for expected in RAW_ATTEMPTS[name][1].split("|")), outcome
+    assert CANARY not in outcome
+    assert "root:x:0:0" not in outcome
+    _assert_parent_unaffected(canary_file, os.getcwd())
+
+
+def test_raw_worker_dropped_privileges(raw_results: dict[str, Any]) -> None:
+    info = raw_results["info"]
+    assert info["audit_hook"] is True
+    if IS_ROOT:
+        assert info["uid"] == 65534
+
+
+def test_forged_protocol_messages_cannot_hang_the_server(tight: SandboxExecutor, canary_file: Path) -> None:
+    # Through the interpreter bypass, the code reaches the worker's channel and asks for a tool call whose answer
+    # (over 64 KiB) it never reads: the server must give up at the step's deadline, not block on the pipe.
+    grab = (
+        "import string, time\n"
+        "cells = string.Formatter().get_field('0.__wrapped__.__closure__', [lookup], {})[0]\n"
+        "channel = [c.cell_contents for c in cells if not isinstance(c.cell_contents, str)][0]\n"
+    )
+    code = grab + "channel.send({'op': 'call', 'tool': 'lookup', 'args': ['k' * 200000], 'kwargs': {}})\ntime.sleep(30)"
+    started = time.monotonic()
+    message = attempt(tight, code, canary_file)
+    assert time.monotonic() - started < 6
+    assert "stopped reading" in message, message
+    # A malformed call is refused without running anything.
+    forged = grab + "channel.send({'op': 'call', 'tool': 'no_such_tool', 'args': 1, 'kwargs': []})\nchannel.recv()"
+    assert tight(forged).output == {"op": "result", "ok": False, "error": "NameError: no tool named 'no_such_tool'"}
