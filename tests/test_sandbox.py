@@ -26,13 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from smolagents.agents import CodeAgent
 from smolagents.default_tools import FinalAnswerTool
-from smolagents.models import ChatMessage, MessageRole, Model
 from smolagents.tools import Tool
 
 from nexent.runtime.sandbox import DEFAULT_AUTHORIZED_IMPORTS, WORKER_SCRIPT, SandboxError, SandboxExecutor
-from nexent.runtime.smol_agents import silent_logger
 from nexent.runtime.smol_model import RunCancelled
 
 CANARY = f"canary-{uuid.uuid4().hex}"
@@ -317,40 +314,6 @@ def test_cancel_kills_running_code(canary_file: Path) -> None:
         assert executor("1").output == 1
     finally:
         executor.cleanup()
-
-
-def test_code_agent_uses_the_sandbox(canary_file: Path) -> None:
-    class ScriptedModel(Model):  # type: ignore[misc]
-        def __init__(self, replies: list[str]) -> None:
-            super().__init__(model_id="scripted")
-            self.replies = replies
-
-        def generate(self, messages: Any, stop_sequences: Any = None, **kwargs: Any) -> ChatMessage:
-            return ChatMessage(role=MessageRole.ASSISTANT, content=self.replies.pop(0))
-
-    executor = SandboxExecutor(timeout_seconds=5)
-    model = ScriptedModel(
-        [
-            "Thought: read the secrets.\n<code>\nimport os\nprint(os.environ)\n</code>",
-            "Thought: use the tool.\n<code>\nfound = lookup('gamma')\nfinal_answer(found + '!')\n</code>",
-        ]
-    )
-    agent = CodeAgent(
-        tools=[LookupTool()],
-        model=model,
-        executor=executor,
-        additional_authorized_imports=list(executor.authorized_imports),
-        logger=silent_logger(),
-        max_steps=4,
-    )
-    try:
-        assert agent.run("Find gamma.") == "value-of-gamma!"
-        errors = [step.error for step in agent.memory.steps if getattr(step, "error", None)]
-        assert len(errors) == 1
-        assert "Import of os is not allowed" in str(errors[0])
-    finally:
-        agent.cleanup()
-    assert executor.worker_pid is None
 
 
 # --- battery 1: what a model would write, default authorized imports ------------------------------------------

@@ -22,12 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent, AgentType
 from nexent.agents.repository import AgentRepository
-from nexent.core.errors import AppError
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.providers.models import ModelKind
 from nexent.providers.service import ProviderService
-from nexent.runtime.smol_agents import PlatformToolCallingAgent, silent_logger, stream_run
+from nexent.runtime.sandbox import SandboxExecutor
+from nexent.runtime.smol_agents import PlatformCodeAgent, PlatformToolCallingAgent, silent_logger, stream_run
 from nexent.runtime.smol_model import AsyncClientModel
 from nexent.runtime.smol_tools import make_tool
 from nexent.tools import registry
@@ -48,10 +48,6 @@ def _tool_calling_prompts() -> dict[str, Any]:
     return templates
 
 
-class EngineUnavailable(AppError):
-    status, code = 422, "agent_not_runnable"
-
-
 @dataclass
 class RunSetup:
     """Everything one run needs; built on the server's loop, used from the agent's worker thread."""
@@ -59,6 +55,12 @@ class RunSetup:
     agent: Any
     model: AsyncClientModel
     cancel: threading.Event
+    executors: list[SandboxExecutor]
+
+    def cleanup(self) -> None:
+        """Stop the code workers of the run's code agents (blocking: call from a thread)."""
+        for executor in self.executors:
+            executor.cleanup()
 
 
 def _identifier(name: str, taken: set[str]) -> str:
@@ -112,11 +114,12 @@ class EngineBuilder:
         self.agents = AgentRepository(session, caller.tenant_id)
         self.loop = asyncio.get_running_loop()
         self.cancel = threading.Event()
+        self.executors: list[SandboxExecutor] = []
 
     async def build(self, agent: Agent) -> RunSetup:
         model = await self._model(agent)
         smol_agent = await self._agent(agent, model, depth=0, names=set())
-        return RunSetup(agent=smol_agent, model=model, cancel=self.cancel)
+        return RunSetup(agent=smol_agent, model=model, cancel=self.cancel, executors=self.executors)
 
     async def _model(self, agent: Agent) -> AsyncClientModel:
         if agent.model_id is not None:
@@ -128,29 +131,31 @@ class EngineBuilder:
         return AsyncClientModel(client, self.loop, model_id=name, cancel=self.cancel)
 
     async def _agent(self, agent: Agent, model: AsyncClientModel, *, depth: int, names: set[str]) -> Any:
-        if agent.agent_type == AgentType.CODE:
-            raise EngineUnavailable(
-                "Code agents cannot run yet on this platform: their sandboxed code worker is not available. "
-                "Use a tool_calling agent.",
-            )
         managed = []
         if depth < MAX_SUB_AGENT_DEPTH:
             for sub_id in agent.sub_agent_ids:
                 sub = await self.agents.get(uuid.UUID(sub_id))
                 if sub is not None:
                     managed.append(await self._agent(sub, model, depth=depth + 1, names=names))
-        return PlatformToolCallingAgent(
-            tools=[self._tool(entry) for entry in agent.tools],
-            prompt_templates=copy.deepcopy(_tool_calling_prompts()),
-            model=model,
-            managed_agents=managed or None,
-            max_steps=agent.max_steps,
-            name=_identifier(agent.name, names) if depth else None,
-            description=agent.description or f"The agent {agent.name}." if depth else None,
-            instructions=instructions_of(agent) or None,
-            logger=silent_logger(),
-            stream_outputs=False,
-        )
+        common: dict[str, Any] = {
+            "tools": [self._tool(entry) for entry in agent.tools],
+            "model": model,
+            "managed_agents": managed or None,
+            "max_steps": agent.max_steps,
+            "name": _identifier(agent.name, names) if depth else None,
+            "description": (agent.description or f"The agent {agent.name}.") if depth else None,
+            "instructions": instructions_of(agent) or None,
+            "logger": silent_logger(),
+            "stream_outputs": False,
+        }
+        if agent.agent_type == AgentType.CODE:
+            # Generated code runs in a separate, locked-down worker process; tools still run here.
+            executor = SandboxExecutor(cancel=self.cancel)
+            self.executors.append(executor)
+            return PlatformCodeAgent(
+                executor=executor, additional_authorized_imports=list(executor.authorized_imports), **common
+            )
+        return PlatformToolCallingAgent(prompt_templates=copy.deepcopy(_tool_calling_prompts()), **common)
 
     def _tool(self, entry: dict[str, Any]) -> Any:
         name = str(entry["name"])
@@ -181,5 +186,8 @@ class EngineBuilder:
 
 async def run_events(setup: RunSetup, task: str) -> AsyncIterator[dict[str, Any]]:
     """The platform events of one run (see `smol_agents.EventMapper`), ending with its terminal event."""
-    async for event in stream_run(setup.agent, task, model=setup.model, cancel=setup.cancel):
-        yield event
+    try:
+        async for event in stream_run(setup.agent, task, model=setup.model, cancel=setup.cancel):
+            yield event
+    finally:
+        await asyncio.to_thread(setup.cleanup)
