@@ -335,3 +335,35 @@ async def test_a_code_run_end_to_end_in_the_sandbox(
     assert "not allowed" in (failed_step["data"]["error"] or "")
     assert events[-1]["type"] == "run.completed" and "42" in str(events[-1]["data"]["answer"])
     assert "NEXENT" not in json.dumps(events)  # the server's environment never reached the code
+
+
+async def test_older_turns_are_summarised_when_the_window_overflows(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    headers = bearer(owner["access_token"])
+    small = await client.post(
+        "/api/models",
+        json={"name": "Small", "kind": "llm", "model": "small", "base_url": llm.base_url, "context_window": 256},
+        headers=headers,
+    )
+    agent = await make_agent(client, owner, model_id=small.json()["id"])
+
+    def respond(request: Any) -> ChatReply:
+        prompt = json.dumps(request.messages)
+        if "Summarise the conversation" in prompt:
+            return ChatReply.text("The user is Ada, a mathematician who likes engines.")
+        if "Write a title" in prompt:
+            return ChatReply.text("About Ada")
+        return ChatReply.text("Noted. " + "More detail. " * 30)
+
+    llm.server.responder = respond
+    try:
+        first, _ = await run(client, owner, agent["id"], "My name is Ada and I build analytical engines.")
+        conversation_id = first.headers["x-conversation-id"]
+        for question in ("Tell me about engines.", "And about looms?", "What is my name?"):
+            await run(client, owner, agent["id"], question, conversation_id=conversation_id)
+    finally:
+        llm.server.responder = None
+    last = next(r for r in reversed(llm.server.chat_requests) if "What is my name?" in json.dumps(r.messages))
+    assert "The user is Ada" in json.dumps(last.messages)
+    assert "My name is Ada" not in json.dumps(last.messages)  # the old turn itself no longer fits

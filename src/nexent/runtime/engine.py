@@ -25,7 +25,9 @@ from nexent.agents.repository import AgentRepository
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.providers.models import ModelKind
+from nexent.providers.repository import ModelRepository
 from nexent.providers.service import ProviderService
+from nexent.providers.types import complete
 from nexent.runtime.sandbox import SandboxExecutor
 from nexent.runtime.smol_agents import PlatformCodeAgent, PlatformToolCallingAgent, silent_logger, stream_run
 from nexent.runtime.smol_model import AsyncClientModel
@@ -87,21 +89,45 @@ def instructions_of(agent: Agent) -> str:
     return "\n\n".join(parts)
 
 
-def task_with_history(message: str, history: list[tuple[str, str]], context_tokens: int | None) -> str:
-    """The user's message, preceded by as many of the latest earlier turns as fit in half the context window."""
+Turn = tuple[str, str]  # (role, content)
+
+
+def split_history(message: str, history: list[Turn], context_tokens: int | None) -> tuple[list[Turn], list[Turn]]:
+    """The latest earlier turns that fit in half the context window (kept), and the older ones (omitted)."""
     budget = int((context_tokens or _DEFAULT_CONTEXT_TOKENS) * 4 * _HISTORY_SHARE_OF_CONTEXT) - len(message)
-    kept: list[str] = []
+    kept = 0
     for role, content in reversed(history):
-        line = f"{'User' if role == 'user' else 'Assistant'}: {content}"
-        if len(line) > budget:
+        cost = len(content) + len(role) + 2
+        if cost > budget:
             break
-        kept.append(line)
-        budget -= len(line)
-    if not kept:
+        budget -= cost
+        kept += 1
+    cut = len(history) - kept
+    return history[cut:], history[:cut]
+
+
+def compose_task(message: str, kept: list[Turn], summary: str | None) -> str:
+    """The task smolagents gets: a summary of older turns, the recent turns, then the user's message."""
+    if not kept and not summary:
         return message
-    omitted = len(history) - len(kept)
-    note = f"({omitted} earlier messages omitted)\n" if omitted else ""
-    return f"Conversation so far:\n{note}" + "\n".join(reversed(kept)) + f"\n\nThe user now says:\n{message}"
+    parts = ["Conversation so far:"]
+    if summary:
+        parts.append(f"(Summary of the earlier part: {summary})")
+    parts.extend(f"{'User' if role == 'user' else 'Assistant'}: {content}" for role, content in kept)
+    return "\n".join(parts) + f"\n\nThe user now says:\n{message}"
+
+
+_SUMMARY_PROMPT = (
+    "Summarise the conversation below in at most 150 words for the assistant that continues it. Keep names, "
+    "facts, numbers, decisions and open questions; leave out pleasantries.\n\n"
+)
+
+
+async def summarize(client: Any, turns: list[Turn]) -> str:
+    """A short summary of earlier turns, written by the agent's model (the newest 20,000 characters of them)."""
+    text = "\n".join(f"{role}: {content}" for role, content in turns)[-20_000:]
+    result = await complete(client, [{"role": "user", "content": _SUMMARY_PROMPT + text}], max_tokens=300)
+    return " ".join(result.content.split())
 
 
 class EngineBuilder:
@@ -120,6 +146,11 @@ class EngineBuilder:
         model = await self._model(agent)
         smol_agent = await self._agent(agent, model, depth=0, names=set())
         return RunSetup(agent=smol_agent, model=model, cancel=self.cancel, executors=self.executors)
+
+    async def context_window(self, agent: Agent) -> int | None:
+        models = ModelRepository(self.session, self.caller.tenant_id)
+        config = await models.get(agent.model_id) if agent.model_id else await models.default_of(ModelKind.LLM)
+        return config.context_window if config else None
 
     async def _model(self, agent: Agent) -> AsyncClientModel:
         if agent.model_id is not None:

@@ -35,6 +35,8 @@ class Conversation(IdMixin, TimestampMixin, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), default=None)
     title: Mapped[str] = mapped_column(String(200), default="")
+    summary: Mapped[str | None] = mapped_column(Text, default=None)
+    summarized_messages: Mapped[int] = mapped_column(default=0)
 
 
 class Message(IdMixin, Base):

@@ -20,7 +20,8 @@ from nexent.core.pagination import Page, PageParams
 from nexent.engines.bus.base import cancel_channel
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
-from nexent.runtime.engine import EngineBuilder, run_events, task_with_history
+from nexent.providers.types import ProviderError
+from nexent.runtime.engine import EngineBuilder, compose_task, run_events, split_history, summarize
 from nexent.runtime.events import RunLog
 from nexent.runtime.jobs import TITLE_CONVERSATION
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
@@ -106,9 +107,14 @@ async def execute_run(engines: Engines, caller: Caller, run_id: uuid.UUID) -> No
             agent = await AgentService(session, caller).get_record(run.agent_id) if run.agent_id else None
             if agent is None:
                 raise RunNotFound("The agent of this run was deleted.")
-            setup = await EngineBuilder(session, engines, caller, conversation_id=run.conversation_id).build(agent)
+            builder = EngineBuilder(session, engines, caller, conversation_id=run.conversation_id)
+            setup = await builder.build(agent)
             collected["model_id"] = str(agent.model_id) if agent.model_id else None
-            task = task_with_history(run.input, history, None)
+            kept, omitted = split_history(run.input, history, await builder.context_window(agent))
+            conversation_id, message = run.conversation_id, run.input
+        # Outside the transaction: a summary is a model call, and nothing should hold the database meanwhile.
+        summary = await _summary(engines, caller, conversation_id, omitted, setup.model.client) if omitted else None
+        task = compose_task(message, kept, summary)
         started = {"run_id": str(run_id), "agent_id": str(agent.id), "conversation_id": str(run.conversation_id)}
         await log.emit("run.started", started)
         async with engines.bus.subscribe(cancel_channel(cancel_key(run_id))) as signals:
@@ -127,6 +133,28 @@ async def execute_run(engines: Engines, caller: Caller, run_id: uuid.UUID) -> No
         await _end(engines, caller, run_id, log, collected)
     finally:
         await log.close()
+
+
+async def _summary(
+    engines: Engines, caller: Caller, conversation_id: uuid.UUID | None, omitted: list[tuple[str, str]], client: Any
+) -> str | None:
+    """The summary of the turns that no longer fit, reused while the same turns are left out."""
+    if conversation_id is None:
+        return None
+    async with engines.sessions() as session:
+        conversation = await ConversationRepository(session, caller.tenant_id).get(conversation_id)
+        if conversation is not None and conversation.summary and conversation.summarized_messages == len(omitted):
+            return conversation.summary
+    try:
+        summary = await summarize(client, omitted)
+    except ProviderError:
+        logger.warning("could not summarise earlier turns", extra={"conversation_id": str(conversation_id)})
+        return None
+    async with engines.sessions() as session, session.begin():
+        conversation = await ConversationRepository(session, caller.tenant_id).get(conversation_id)
+        if conversation is not None:
+            conversation.summary, conversation.summarized_messages = summary, len(omitted)
+    return summary
 
 
 async def _watch_cancel(signals: Any, cancel: Any) -> None:
