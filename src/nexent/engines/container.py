@@ -22,7 +22,7 @@ logger = logging.getLogger("nexent.engines")
 READINESS_TIMEOUT_SECONDS = 3.0
 
 
-@dataclass
+@dataclass(eq=False)  # compared and hashed by identity: one set of engines per process
 class Engines:
     settings: Settings
     db: AsyncEngine

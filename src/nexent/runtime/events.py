@@ -1,18 +1,18 @@
 """The event log of a run, and reading it as a stream that survives reconnects.
 
 The process that executes a run is the only writer of its log. `RunLog.emit` numbers each event, publishes it on
-the bus at once (live readers see tokens without delay) and stores it: deltas are written in small batches, every
-other event at once, and the terminal event only after everything before it is stored. `follow` replays the
-stored events after a sequence number and then follows the bus, filling any gap from the database, so a client
-that reconnects with `Last-Event-ID` misses nothing and sees nothing twice.
+the bus at once (live readers see tokens without delay) and stores it in the process's next shared batch (every
+50 ms, one transaction for all runs); the terminal event is published only after everything before it is
+stored. `follow` replays the stored events after a sequence number and then follows the bus, filling any gap from
+the database, so a client that reconnects with `Last-Event-ID` misses nothing and sees nothing twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +25,6 @@ logger = logging.getLogger("nexent.runtime")
 
 FLUSH_INTERVAL_SECONDS = 0.05
 _GAP_WAIT_SECONDS = 3.0
-_DELTA_TYPES = frozenset({"message.delta", "thinking.delta"})
 
 
 def channel(run_id: uuid.UUID) -> str:
@@ -42,26 +41,69 @@ class Event:
         return {"seq": self.seq, "type": self.type, "data": self.data}
 
 
+class EventWriter:
+    """Stores the events of every run of this process in shared batches: one transaction every
+    `FLUSH_INTERVAL_SECONDS` however many runs stream at once (SQLite has one writer; PostgreSQL likes fewer
+    commits too)."""
+
+    def __init__(self, engines: Engines) -> None:
+        self.engines = engines
+        self._pending: list[RunEvent] = []
+        self._lock = asyncio.Lock()
+        self._scheduled: asyncio.Task[None] | None = None
+
+    def add(self, event: RunEvent) -> None:
+        self._pending.append(event)
+        if self._scheduled is None or self._scheduled.done():
+            self._scheduled = asyncio.create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Store everything added so far (and whatever was added while waiting for the previous batch)."""
+        async with self._lock:
+            if not self._pending:
+                return
+            batch, self._pending = self._pending, []
+            try:
+                async with self.engines.sessions() as session, session.begin():
+                    session.add_all(batch)
+            except Exception:
+                logger.exception("could not store run events; they stay queued for the next batch")
+                self._pending[:0] = [
+                    RunEvent(tenant_id=e.tenant_id, run_id=e.run_id, seq=e.seq, type=e.type, data=e.data) for e in batch
+                ]
+                raise
+
+
+_writers: weakref.WeakKeyDictionary[Engines, EventWriter] = weakref.WeakKeyDictionary()
+
+
+def writer_for(engines: Engines) -> EventWriter:
+    writer = _writers.get(engines)
+    if writer is None:
+        writer = _writers[engines] = EventWriter(engines)
+    return writer
+
+
 class RunLog:
     def __init__(self, engines: Engines, tenant_id: uuid.UUID, run_id: uuid.UUID, *, last_seq: int = 0) -> None:
         self.engines = engines
         self.tenant_id = tenant_id
         self.run_id = run_id
         self.seq = last_seq
-        self._pending: list[Event] = []
-        self._lock = asyncio.Lock()
-        self._flusher: asyncio.Task[None] | None = None
+        self.writer = writer_for(engines)
 
     async def emit(self, type_: str, data: dict[str, Any] | None = None) -> Event:
         self.seq += 1
         event = Event(self.seq, type_, data or {})
-        self._pending.append(event)
+        self.writer.add(
+            RunEvent(tenant_id=self.tenant_id, run_id=self.run_id, seq=event.seq, type=event.type, data=event.data)
+        )
         if type_ in TERMINAL_EVENTS:
-            await self.flush()  # stored before anyone hears the run is over
-        elif type_ not in _DELTA_TYPES:
-            await self.flush()
-        elif self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_soon())
+            await self.writer.flush()  # stored before anyone hears the run is over
         try:
             await self.engines.bus.publish(channel(self.run_id), event.to_message())
         except Exception:
@@ -69,27 +111,11 @@ class RunLog:
             logger.warning("could not publish a run event", extra={"run_id": str(self.run_id)}, exc_info=True)
         return event
 
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
-        await self.flush()
-
     async def flush(self) -> None:
-        async with self._lock:
-            if not self._pending:
-                return
-            batch, self._pending = self._pending, []
-            async with self.engines.sessions() as session, session.begin():
-                session.add_all(
-                    RunEvent(tenant_id=self.tenant_id, run_id=self.run_id, seq=e.seq, type=e.type, data=e.data)
-                    for e in batch
-                )
+        await self.writer.flush()
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        await self.flush()
+        await self.writer.flush()
 
 
 async def stored_events(engines: Engines, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int) -> list[Event]:
