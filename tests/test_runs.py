@@ -367,3 +367,28 @@ async def test_older_turns_are_summarised_when_the_window_overflows(
     last = next(r for r in reversed(llm.server.chat_requests) if "What is my name?" in json.dumps(r.messages))
     assert "The user is Ada" in json.dumps(last.messages)
     assert "My name is Ada" not in json.dumps(last.messages)  # the old turn itself no longer fits
+
+
+async def test_runs_cut_off_by_a_restart_end_as_interrupted(tmp_path: Path, llm: RunningModelServer) -> None:
+    settings = make_settings(tmp_path, builtin_models=False)
+    async with serve_in_process(settings) as client:
+        pair = await register(client, "restart@example.com")
+        headers = bearer(pair["access_token"])
+        model = await client.post(
+            "/api/models", json={"name": "m", "kind": "llm", "model": "m", "base_url": llm.base_url}, headers=headers
+        )
+        agent = await client.post("/api/agents", json={"name": "Slow", "model_id": model.json()["id"]}, headers=headers)
+        llm.server.enqueue(ChatReply.text("never finished").paced(delay=5.0))
+        started = asyncio.create_task(
+            client.post(f"/api/agents/{agent.json()['id']}/runs", json={"message": "hi"}, headers=headers)
+        )
+        await llm.server.await_in_flight(1, timeout=10)
+        run_id = (await client.get("/api/runs", headers=headers)).json()["items"][0]["id"]
+        started.cancel()
+    # The process went away mid-run; it starts again on the same data.
+    async with serve_in_process(settings) as client:
+        state = (await client.get(f"/api/runs/{run_id}", headers=headers)).json()
+        assert (state["status"], state["error_code"]) == ("failed", "interrupted")
+        events = parse_sse((await client.get(f"/api/runs/{run_id}/events", headers=headers)).text)
+        assert events[-1]["type"] == "run.failed" and events[-1]["data"]["code"] == "interrupted"
+        assert [e["id"] for e in events] == list(range(1, len(events) + 1))

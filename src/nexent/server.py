@@ -58,6 +58,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         await engines.start()
         app.state.engines = engines
         app.state.runs = RunManager(engines)
+        if embedded:
+            await app.state.runs.recover_interrupted()
         logger.info("service started", extra={"service": label, "version": __version__})
         try:
             yield

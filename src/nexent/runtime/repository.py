@@ -5,13 +5,20 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.repository import TenantScopedRepository
-from nexent.runtime.models import Conversation, Message, Run, RunEvent
+from nexent.runtime.models import Conversation, Message, Run, RunEvent, RunStatus
 
 
 class RunRepository(TenantScopedRepository[Run]):
     model = Run
+
+    @staticmethod
+    async def unfinished_everywhere(session: AsyncSession) -> list[Run]:
+        """Runs of every tenant still queued or running: only for the platform's own recovery at start-up."""
+        rows = await session.scalars(select(Run).where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])))
+        return list(rows)
 
     async def list_page(
         self, *, user_id: uuid.UUID, conversation_id: uuid.UUID | None, status: str | None, limit: int, offset: int

@@ -25,7 +25,7 @@ from nexent.runtime.engine import EngineBuilder, compose_task, run_events, split
 from nexent.runtime.events import RunLog
 from nexent.runtime.jobs import TITLE_CONVERSATION
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
-from nexent.runtime.repository import ConversationRepository, MessageRepository, RunRepository
+from nexent.runtime.repository import ConversationRepository, MessageRepository, RunEventRepository, RunRepository
 from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead, RunRead
 
 logger = logging.getLogger("nexent.runtime")
@@ -74,6 +74,24 @@ class RunManager:
         task = asyncio.create_task(self._guarded(caller, run_id), name=f"nexent-run-{run_id}")
         self._tasks[run_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
+
+    async def recover_interrupted(self) -> int:
+        """End the runs a previous life of this process left unfinished (embedded shape: no other process could
+        be executing them). Their followers get `run.failed` with `interrupted`, and nothing waits forever."""
+        async with self.engines.sessions() as session, session.begin():
+            stale = await RunRepository.unfinished_everywhere(session)
+            for run in stale:
+                run.status, run.finished_at = RunStatus.FAILED, utcnow()
+                run.error_code, run.error_message = "interrupted", "The platform restarted while this run was going."
+            ended = [(run.tenant_id, run.id) for run in stale]
+        for tenant_id, run_id in ended:
+            async with self.engines.sessions() as session:
+                last = await RunEventRepository(session, tenant_id).last_seq(run_id)
+            log = RunLog(self.engines, tenant_id, run_id, last_seq=last)
+            await log.emit("run.failed", {"code": "interrupted", "message": "The platform restarted during the run."})
+        if ended:
+            logger.warning("ended runs interrupted by a restart", extra={"count": len(ended)})
+        return len(ended)
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
