@@ -78,9 +78,7 @@ class AgentService:
 
     async def create(self, data: AgentCreate) -> AgentRead:
         if not self.manages:
-            raise Forbidden(
-                f"Your role ({self.caller.role}) does not allow this (agents.manage).", code="permission_denied"
-            )
+            raise _not_allowed(self.caller)
         await self._check_name(data.name)
         agent = Agent(tenant_id=self.caller.tenant_id, created_by=self.caller.user_id)
         _apply(agent, data.model_dump(exclude_unset=False))
@@ -109,9 +107,7 @@ class AgentService:
     async def delete(self, agent_id: uuid.UUID) -> None:
         agent = await self._get(agent_id)
         if not self.manages:
-            raise Forbidden(
-                f"Your role ({self.caller.role}) does not allow this (agents.manage).", code="permission_denied"
-            )
+            raise _not_allowed(self.caller)
         callers = [a for a, subs in (await self.agents.sub_agent_graph()).items() if agent.id in subs]
         if callers:
             raise Conflict(

@@ -88,10 +88,6 @@ class PayloadTooLarge(AppError):
     status, code = 413, "payload_too_large"
 
 
-class Unavailable(AppError):
-    status, code = 503, "unavailable"
-
-
 def problem_body(status: int, code: str, detail: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """An RFC 9457 problem document, with the current request id."""
     body: dict[str, Any] = {

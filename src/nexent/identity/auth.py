@@ -18,14 +18,13 @@ from typing import Annotated, Any
 
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 
 from nexent.core.db import utcnow
 from nexent.core.deps import EnginesDep, SessionDep, SettingsDep
 from nexent.core.errors import AppError, Forbidden, Unauthorized
 from nexent.identity.models import ApiKey, Membership, MemberStatus, Role, Tenant, TenantStatus, User
 from nexent.identity.permissions import API_KEY_PERMISSIONS, ROLE_PERMISSIONS, Permission
-from nexent.identity.repository import find_api_key_by_hash, touch_api_key
+from nexent.identity.repository import find_api_key_by_hash, find_member, touch_api_key
 from nexent.identity.tokens import API_KEY_PREFIX, InvalidAccessToken, decode_access_token, hash_secret
 
 _bearer = HTTPBearer(auto_error=False, description="An access token or an API key.")
@@ -92,13 +91,10 @@ async def _active_member(
     session: SessionDep, user_id: uuid.UUID, tenant_id: uuid.UUID
 ) -> tuple[User, Membership, Tenant]:
     """The user, their membership and the tenant, if all are still active; else 401."""
-    member = await session.scalar(
-        select(Membership).where(Membership.user_id == user_id, Membership.tenant_id == tenant_id)
-    )
-    user = await session.get(User, user_id)
-    tenant = await session.get(Tenant, tenant_id)
-    if member is None or user is None or tenant is None:
+    found = await find_member(session, user_id, tenant_id)
+    if found is None:
         raise Unauthorized("The credentials no longer match a member.", code="invalid_token", headers=_CHALLENGE)
+    user, member, tenant = found
     if member.status != MemberStatus.ACTIVE:
         raise Unauthorized("This membership is deactivated.", code="member_deactivated", headers=_CHALLENGE)
     if tenant.status != TenantStatus.ACTIVE:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -290,6 +289,21 @@ class ApiKeyRepository(TenantScopedRepository[ApiKey]):
         )
 
 
+async def find_member(
+    session: AsyncSession, user_id: uuid.UUID, tenant_id: uuid.UUID
+) -> tuple[User, Membership, Tenant] | None:
+    """Credential lookup (run on every request): the user, their membership and the tenant, in one query."""
+    row = (
+        await session.execute(
+            select(User, Membership, Tenant)
+            .join(Membership, Membership.user_id == User.id)
+            .join(Tenant, Tenant.id == Membership.tenant_id)
+            .where(User.id == user_id, Membership.tenant_id == tenant_id)
+        )
+    ).first()
+    return (row[0], row[1], row[2]) if row else None
+
+
 async def find_api_key_by_hash(session: AsyncSession, secret_hash: str) -> ApiKey | None:
     """Credential lookup: the secret itself proves the right to use this key."""
     result: ApiKey | None = await session.scalar(select(ApiKey).where(ApiKey.secret_hash == secret_hash))
@@ -337,9 +351,6 @@ class RefreshTokenRepository:
         if tenant_id is not None:
             conditions.append(RefreshToken.tenant_id == tenant_id)
         await self.session.execute(update(RefreshToken).where(*conditions).values(revoked_at=utcnow()))
-
-    async def delete_expired(self, before: datetime) -> None:
-        await self.session.execute(delete(RefreshToken).where(RefreshToken.expires_at < before))
 
 
 class AuditRepository(TenantScopedRepository[AuditEvent]):

@@ -56,10 +56,6 @@ def get_handler(name: str) -> JobHandler | None:
     return _handlers.get(name)
 
 
-def handler_names() -> list[str]:
-    return sorted(_handlers)
-
-
 def load_job_modules(extra: Iterable[str] = ()) -> None:
     """Import the modules that register handlers."""
     for module in (*BUILTIN_JOB_MODULES, *extra):
