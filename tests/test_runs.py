@@ -38,9 +38,9 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-@pytest.fixture
-async def owner(client: httpx.AsyncClient, llm: RunningModelServer) -> dict[str, Any]:
-    pair = await register(client, f"runner-{uuid.uuid4().hex[:6]}@example.com")
+async def new_owner(client: httpx.AsyncClient, llm: RunningModelServer, email: str) -> dict[str, Any]:
+    """A tenant owner whose tenant has an LLM served by the scripted model server."""
+    pair = await register(client, email)
     model = await client.post(
         "/api/models",
         json={"name": "Scripted", "kind": "llm", "model": "scripted", "base_url": llm.base_url, "timeout_seconds": 10},
@@ -48,6 +48,11 @@ async def owner(client: httpx.AsyncClient, llm: RunningModelServer) -> dict[str,
     )
     assert model.status_code == 201, model.text
     return {**pair, "model_id": model.json()["id"]}
+
+
+@pytest.fixture
+async def owner(client: httpx.AsyncClient, llm: RunningModelServer) -> dict[str, Any]:
+    return await new_owner(client, llm, f"runner-{uuid.uuid4().hex[:6]}@example.com")
 
 
 async def make_agent(client: httpx.AsyncClient, owner: dict[str, Any], **body: Any) -> dict[str, Any]:
@@ -282,21 +287,16 @@ async def test_a_client_that_goes_away_does_not_stop_the_run(
 async def test_a_full_platform_answers_429(tmp_path: Path, llm: RunningModelServer) -> None:
     settings = make_settings(tmp_path, builtin_models=False, max_concurrent_runs=1, max_queued_runs=0)
     async with serve_in_process(settings) as client:
-        pair = await register(client, "busy@example.com")
-        headers = bearer(pair["access_token"])
-        model = await client.post(
-            "/api/models", json={"name": "m", "kind": "llm", "model": "m", "base_url": llm.base_url}, headers=headers
-        )
-        agent = await client.post("/api/agents", json={"name": "Busy", "model_id": model.json()["id"]}, headers=headers)
+        busy = await new_owner(client, llm, "busy@example.com")
+        headers = bearer(busy["access_token"])
+        agent = await make_agent(client, busy, name="Busy")
         llm.server.enqueue(ChatReply.text("slow").paced(delay=1.0))
-        first = asyncio.create_task(
-            client.post(f"/api/agents/{agent.json()['id']}/runs", json={"message": "one"}, headers=headers)
-        )
+        first = asyncio.create_task(run(client, busy, agent["id"], "one"))
         await llm.server.await_in_flight(1, timeout=10)
-        second = await client.post(f"/api/agents/{agent.json()['id']}/runs", json={"message": "two"}, headers=headers)
+        second = await client.post(f"/api/agents/{agent['id']}/runs", json={"message": "two"}, headers=headers)
         body = assert_problem(second, 429, "too_many_runs")
         assert second.headers["retry-after"] and "try again" in str(body["detail"])
-        assert (await first).status_code == 200
+        assert (await first)[0].status_code == 200
 
 
 async def test_a_model_that_times_out_fails_the_run(
@@ -372,16 +372,11 @@ async def test_older_turns_are_summarised_when_the_window_overflows(
 async def test_runs_cut_off_by_a_restart_end_as_interrupted(tmp_path: Path, llm: RunningModelServer) -> None:
     settings = make_settings(tmp_path, builtin_models=False)
     async with serve_in_process(settings) as client:
-        pair = await register(client, "restart@example.com")
-        headers = bearer(pair["access_token"])
-        model = await client.post(
-            "/api/models", json={"name": "m", "kind": "llm", "model": "m", "base_url": llm.base_url}, headers=headers
-        )
-        agent = await client.post("/api/agents", json={"name": "Slow", "model_id": model.json()["id"]}, headers=headers)
+        restarting = await new_owner(client, llm, "restart@example.com")
+        headers = bearer(restarting["access_token"])
+        agent = await make_agent(client, restarting, name="Slow")
         llm.server.enqueue(ChatReply.text("never finished").paced(delay=5.0))
-        started = asyncio.create_task(
-            client.post(f"/api/agents/{agent.json()['id']}/runs", json={"message": "hi"}, headers=headers)
-        )
+        started = asyncio.create_task(run(client, restarting, agent["id"], "hi"))
         await llm.server.await_in_flight(1, timeout=10)
         run_id = (await client.get("/api/runs", headers=headers)).json()["items"][0]["id"]
         started.cancel()
