@@ -23,7 +23,7 @@ from typing import Any
 
 from nexent.core.errors import BadRequest
 from nexent.providers.models import ModelKind
-from nexent.providers.pool import CallReport
+from nexent.providers.pool import CallReport, report_call
 from nexent.providers.types import ChatChunk, ErrorCode, Message, ProviderError, ToolSpec, Usage
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -136,29 +136,6 @@ _embeddings = _Runtime("embeddings", _load_embeddings)
 _chat = _Runtime("chat", _load_chat)
 
 
-async def _report(
-    sink: UsageSink | None,
-    model_id: uuid.UUID | None,
-    operation: str,
-    usage: Usage,
-    started: float,
-    first: float | None,
-    error: ErrorCode | None,
-) -> None:
-    if sink is None:
-        return
-    await sink(
-        CallReport(
-            model_id=model_id,
-            operation=operation,
-            usage=usage,
-            latency_ms=(time.perf_counter() - started) * 1000,
-            ttft_ms=(first - started) * 1000 if first is not None else None,
-            error=error,
-        )
-    )
-
-
 class LocalEmbeddings:
     """all-MiniLM-L6-v2: L2-normalized 384-dimension vectors."""
 
@@ -178,7 +155,7 @@ class LocalEmbeddings:
 
         vectors, tokens = await _embeddings.run(encode)
         usage = Usage(prompt_tokens=tokens)
-        await _report(self.on_usage, self.model_id, "embed", usage, started, None, None)
+        await report_call(self.on_usage, self.model_id, "embed", usage, started, None, None)
         return vectors, usage
 
 
@@ -271,7 +248,7 @@ class LocalChat:
         finally:
             stop.set()  # the consumer stopped (or finished): end generation between tokens
             usage = Usage(prompt_tokens=counts["prompt"], completion_tokens=counts["completion"])
-            await _report(self.on_usage, self.model_id, "chat", usage, started, first, error)
+            await report_call(self.on_usage, self.model_id, "chat", usage, started, first, error)
 
 
 def _text_of(message: Message) -> str:

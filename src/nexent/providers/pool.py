@@ -45,6 +45,31 @@ class CallReport:
 
 UsageSink = Callable[[CallReport], Awaitable[None]]
 
+
+async def report_call(
+    sink: UsageSink | None,
+    model_id: uuid.UUID | None,
+    operation: str,
+    usage: Usage,
+    started: float,
+    first: float | None,
+    error: ErrorCode | None,
+) -> None:
+    """Hand one call's report to the sink; `started` and `first` are `time.perf_counter()` readings."""
+    if sink is None:
+        return
+    await sink(
+        CallReport(
+            model_id=model_id,
+            operation=operation,
+            usage=usage,
+            latency_ms=(time.perf_counter() - started) * 1000,
+            ttft_ms=(first - started) * 1000 if first is not None else None,
+            error=error,
+        )
+    )
+
+
 # Process-wide state shared by every client of the same model.
 _unhealthy_until: dict[str, float] = {}
 _semaphores: dict[uuid.UUID, tuple[int, asyncio.Semaphore]] = {}
@@ -138,18 +163,7 @@ class RoutedModel:
     async def _report(
         self, operation: str, usage: Usage, started: float, ttft: float | None, error: ErrorCode | None
     ) -> None:
-        if self.on_usage is None:
-            return
-        await self.on_usage(
-            CallReport(
-                model_id=self.model_id,
-                operation=operation,
-                usage=usage,
-                latency_ms=(time.perf_counter() - started) * 1000,
-                ttft_ms=(ttft - started) * 1000 if ttft is not None else None,
-                error=error,
-            )
-        )
+        await report_call(self.on_usage, self.model_id, operation, usage, started, ttft, error)
 
     # --- calls --------------------------------------------------------------------------------------------------
 
