@@ -16,14 +16,14 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from nexent.core.errors import BadRequest
 from nexent.providers.models import ModelKind
-from nexent.providers.pool import CallReport, report_call
+from nexent.providers.pool import UsageSink, report_call
 from nexent.providers.types import ChatChunk, ErrorCode, Message, ProviderError, ToolSpec, Usage
 
 EMBEDDING_MODEL = "all-MiniLM-L6-v2"
@@ -40,8 +40,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TQDM_DISABLE", "1")
-
-UsageSink = Callable[[CallReport], Awaitable[None]]
 
 
 class LocalModelUnavailable(BadRequest):

@@ -249,11 +249,7 @@ async def _end(engines: Engines, caller: Caller, run_id: uuid.UUID, log: RunLog,
 
 
 async def _is_first_run(session: AsyncSession, tenant_id: uuid.UUID, run: Run) -> bool:
-    assert run.conversation_id is not None
-    runs, _ = await RunRepository(session, tenant_id).list_page(
-        user_id=run.user_id or uuid.UUID(int=0), conversation_id=run.conversation_id, status=None, limit=2, offset=0
-    )
-    return len(runs) == 1
+    return await RunRepository(session, tenant_id).count(Run.conversation_id == run.conversation_id) == 1
 
 
 async def _end_failed(
