@@ -1,0 +1,1 @@
+"""Knowledge bases: document parsing, chunking, indexing and search."""

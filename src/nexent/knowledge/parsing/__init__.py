@@ -1,0 +1,16 @@
+"""Document parsing for knowledge bases: 27 formats to structured blocks (headings, paragraphs, tables, OCR text)."""
+
+from .base import FAILURE_CODES, Block, ParsedDocument, ParseFailure, ParseLimits
+from .core import parse_document
+from .detect import SUPPORTED_FORMATS, detect_format
+
+__all__ = [
+    "FAILURE_CODES",
+    "SUPPORTED_FORMATS",
+    "Block",
+    "ParseFailure",
+    "ParseLimits",
+    "ParsedDocument",
+    "detect_format",
+    "parse_document",
+]

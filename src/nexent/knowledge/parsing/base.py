@@ -1,0 +1,54 @@
+"""Types shared by every parser: limits, blocks, the parsed document and the typed failure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+FAILURE_CODES = ("unsupported_format", "corrupt_file", "encrypted", "empty", "too_large")
+
+
+class ParseFailure(Exception):
+    """A document that cannot be parsed, with a code from `FAILURE_CODES` and a message safe to show users."""
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in FAILURE_CODES:
+            raise ValueError(f"unknown parse failure code {code!r}")
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ParseFailure({self.code!r}, {self.message!r})"
+
+
+@dataclass(frozen=True)
+class ParseLimits:
+    """Bounds on what one parse may read or produce."""
+
+    max_bytes: int = 50 * 1024 * 1024
+    max_pages: int = 2000
+    max_archive_members: int = 500
+    max_archive_total_bytes: int = 200 * 1024 * 1024
+    ocr: bool = True
+
+
+@dataclass(frozen=True)
+class Block:
+    """One structural unit of a document (see docs/knowledge.md for the kinds)."""
+
+    kind: str
+    text: str
+    level: int = 0
+    page: int | None = None
+    heading_path: tuple[str, ...] = ()
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """The blocks of one document in reading order."""
+
+    format: str
+    blocks: list[Block] = field(default_factory=list)
+    title: str | None = None
+    page_count: int | None = None
