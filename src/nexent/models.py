@@ -15,6 +15,7 @@ from nexent.identity.models import (
     User,
 )
 from nexent.jobs.models import Job
+from nexent.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
 from nexent.runtime.models import Conversation, Message, Run, RunEvent
 
@@ -28,6 +29,9 @@ __all__ = [
     "GroupMember",
     "Invitation",
     "Job",
+    "KnowledgeBase",
+    "KnowledgeChunk",
+    "KnowledgeDocument",
     "Membership",
     "Message",
     "ModelConfig",

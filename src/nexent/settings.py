@@ -71,6 +71,12 @@ class Settings(BaseSettings):
     max_concurrent_runs_per_tenant: int = Field(default=16, ge=1)
     max_queued_runs: int = Field(default=512, ge=0)
 
+    # Knowledge bases
+    knowledge_max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
+    knowledge_max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    knowledge_max_attempts: int = Field(default=3, ge=1)
+    knowledge_ocr: bool = True
+
     # Single sign-on (OpenID Connect)
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None

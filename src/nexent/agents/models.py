@@ -33,6 +33,7 @@ class Agent(IdMixin, TimestampMixin, Base):
     agent_type: Mapped[str] = mapped_column(String(16), default=AgentType.TOOL_CALLING)
     tools: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     sub_agent_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    knowledge_base_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     max_steps: Mapped[int] = mapped_column(default=10)
     greeting: Mapped[str] = mapped_column(Text, default="")
     example_questions: Mapped[list[str]] = mapped_column(JSON, default=list)

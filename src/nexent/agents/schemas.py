@@ -55,6 +55,9 @@ class AgentCreate(BaseModel):
     agent_type: AgentType = AgentType.TOOL_CALLING
     tools: list[ToolUse] = Field(default_factory=list, max_length=50)
     sub_agent_ids: list[uuid.UUID] = Field(default_factory=list, max_length=20)
+    knowledge_base_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=20, description="Knowledge bases the agent searches (knowledge_base_search)."
+    )
     max_steps: int = Field(default=10, ge=1, le=50)
     greeting: Annotated[str, StringConstraints(max_length=2000)] = ""
     example_questions: list[ShortText] = Field(default_factory=list, max_length=10)
@@ -70,6 +73,7 @@ class AgentUpdate(BaseModel):
     agent_type: AgentType | None = None
     tools: list[ToolUse] | None = Field(default=None, max_length=50)
     sub_agent_ids: list[uuid.UUID] | None = Field(default=None, max_length=20)
+    knowledge_base_ids: list[uuid.UUID] | None = Field(default=None, max_length=20)
     max_steps: int | None = Field(default=None, ge=1, le=50)
     greeting: Annotated[str, StringConstraints(max_length=2000)] | None = None
     example_questions: list[ShortText] | None = Field(default=None, max_length=10)
@@ -84,6 +88,7 @@ class AgentRead(BaseModel):
     agent_type: AgentType
     tools: list[ToolUse]
     sub_agent_ids: list[uuid.UUID]
+    knowledge_base_ids: list[uuid.UUID]
     max_steps: int
     greeting: str
     example_questions: list[str]

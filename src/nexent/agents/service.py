@@ -18,6 +18,7 @@ from nexent.identity.models import SharePermission
 from nexent.identity.permissions import ROLE_PERMISSIONS, Permission
 from nexent.identity.schemas import ShareRead
 from nexent.identity.service import ShareService, record
+from nexent.knowledge.repository import KnowledgeBaseRepository
 from nexent.providers.models import ModelKind
 from nexent.providers.repository import ModelRepository
 from nexent.tools import registry
@@ -71,7 +72,8 @@ class AgentService:
         """Members who manage agents see all of them; others see those shared with their groups."""
         visible = None if self.sees_all else await self.shares.shared_ids(RESOURCE)
         agents, total = await self.agents.list_page(only_ids=visible, query=query, limit=page.limit, offset=page.offset)
-        items = [_read(a, can_edit=await self._can_edit(a)) for a in agents]
+        editable = None if self.manages else await self.shares.shared_ids(RESOURCE, SharePermission.EDIT)
+        items = [_read(a, can_edit=editable is None or a.id in editable) for a in agents]
         return Page[AgentRead](items=items, total=total, limit=page.limit, offset=page.offset)
 
     # --- writing ------------------------------------------------------------------------------------------------
@@ -142,6 +144,17 @@ class AgentService:
             except (registry.UnknownTool, registry.ToolSettingsError) as exc:
                 errors.append(_error(["tools", index], str(exc)))
         errors.extend(await self._sub_agent_errors(agent))
+        known = {
+            kb.id
+            for kb in await KnowledgeBaseRepository(self.session, self.caller.tenant_id).of_ids(
+                [uuid.UUID(k) for k in agent.knowledge_base_ids]
+            )
+        }
+        errors.extend(
+            _error(["knowledge_base_ids", index], f"No knowledge base {kb_id} in this tenant.")
+            for index, kb_id in enumerate(agent.knowledge_base_ids)
+            if uuid.UUID(kb_id) not in known
+        )
         if errors:
             raise InvalidAgent("The agent is not valid.", extra={"errors": errors})
 
@@ -209,8 +222,8 @@ def _apply(agent: Agent, values: dict[str, Any]) -> None:
             agent.duty = instructions.get("duty", "")
             agent.constraints = instructions.get("constraints", "")
             agent.examples = list(instructions.get("examples", []))
-        elif field == "sub_agent_ids":
-            agent.sub_agent_ids = [str(s) for s in value]
+        elif field in ("sub_agent_ids", "knowledge_base_ids"):
+            setattr(agent, field, list(dict.fromkeys(str(s) for s in value)))
         elif field == "tools":
             agent.tools = [dict(t) for t in value]
         else:
@@ -227,6 +240,7 @@ def _read(agent: Agent, *, can_edit: bool) -> AgentRead:
         agent_type=agent.agent_type,
         tools=[ToolUse(**t) for t in agent.tools],
         sub_agent_ids=[uuid.UUID(s) for s in agent.sub_agent_ids],
+        knowledge_base_ids=[uuid.UUID(s) for s in agent.knowledge_base_ids],
         max_steps=agent.max_steps,
         greeting=agent.greeting,
         example_questions=agent.example_questions,

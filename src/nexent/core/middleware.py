@@ -10,6 +10,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Sequence
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,10 +28,20 @@ error_logger = logging.getLogger("nexent.errors")
 class RequestContextMiddleware:
     """Assign a request id, enforce the body limit, log the request and record metrics."""
 
-    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, *, service: str, max_body_bytes: int, body_limits: Sequence[tuple[str, int]] = ()
+    ) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        # Routes that take larger bodies (uploads): (path regular expression, limit in bytes).
+        self.body_limits = [(re.compile(pattern), limit) for pattern, limit in body_limits]
+
+    def _limit_for(self, path: str) -> int:
+        for pattern, limit in self.body_limits:
+            if pattern.fullmatch(path):
+                return limit
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,12 +65,13 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
+            limit = self._limit_for(scope["path"]) if self.body_limits else self.max_body_bytes
             declared = _content_length(scope)
-            if declared is not None and declared > self.max_body_bytes:
-                detail = f"The request body exceeds the limit of {self.max_body_bytes} bytes."
+            if declared is not None and declared > limit:
+                detail = f"The request body exceeds the limit of {limit} bytes."
                 await _send_problem(send_with_id, 413, "payload_too_large", detail)
                 return
-            await self.app(scope, _limited_receive(receive, self.max_body_bytes), send_with_id)
+            await self.app(scope, _limited_receive(receive, limit), send_with_id)
         except Exception:
             error_logger.exception("unhandled error", extra={"path": scope["path"]})
             if response_started:

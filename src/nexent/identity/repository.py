@@ -227,17 +227,20 @@ class ShareRepository(TenantScopedRepository[ResourceShare]):
         )
         return set(rows)
 
-    async def resources_shared_with(self, resource_type: str, group_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    async def resources_shared_with(
+        self, resource_type: str, group_ids: Sequence[uuid.UUID], permission: str | None = None
+    ) -> set[uuid.UUID]:
+        """Resources shared with any of the groups (with exactly `permission`, when given)."""
         if not group_ids:
             return set()
-        rows = await self.session.scalars(
-            select(ResourceShare.resource_id).where(
-                ResourceShare.tenant_id == self.tenant_id,
-                ResourceShare.resource_type == resource_type,
-                ResourceShare.group_id.in_(list(group_ids)),
-            )
+        query = select(ResourceShare.resource_id).where(
+            ResourceShare.tenant_id == self.tenant_id,
+            ResourceShare.resource_type == resource_type,
+            ResourceShare.group_id.in_(list(group_ids)),
         )
-        return set(rows)
+        if permission is not None:
+            query = query.where(ResourceShare.permission == permission)
+        return set(await self.session.scalars(query))
 
 
 class InvitationRepository(TenantScopedRepository[Invitation]):

@@ -718,10 +718,11 @@ class ShareService:
             return SharePermission.EDIT
         return SharePermission.READ if granted else None
 
-    async def shared_ids(self, resource_type: str) -> set[uuid.UUID]:
-        """Resources of a type that the caller's groups may at least read."""
+    async def shared_ids(self, resource_type: str, permission: SharePermission | None = None) -> set[uuid.UUID]:
+        """Resources of a type that the caller's groups may at least read (or that they may edit, when
+        `permission` is `edit`)."""
         group_ids = await self.groups.groups_of_user(self.caller.user_id)
-        return await self.shares.resources_shared_with(resource_type, group_ids)
+        return await self.shares.resources_shared_with(resource_type, group_ids, permission)
 
 
 # --- Invitations -----------------------------------------------------------------------------------------------

@@ -13,12 +13,12 @@ if TYPE_CHECKING:
     from nexent.engines.container import Engines
 
 # Modules that define the platform's own handlers; `NEXENT_JOB_MODULES` adds more.
-BUILTIN_JOB_MODULES = ("nexent.jobs.handlers", "nexent.runtime.jobs")
+BUILTIN_JOB_MODULES = ("nexent.jobs.handlers", "nexent.runtime.jobs", "nexent.knowledge.jobs")
 
 
 @dataclass(frozen=True)
 class JobContext:
-    """What a handler gets: its job, the attempt number (1-based) and the process's engines."""
+    """What a handler gets: its job, the attempt number (1-based) of `max_attempts`, and the process's engines."""
 
     job_id: uuid.UUID
     name: str
@@ -26,6 +26,12 @@ class JobContext:
     tenant_id: uuid.UUID | None
     attempt: int
     engines: Engines
+    max_attempts: int = 1
+
+    @property
+    def last_attempt(self) -> bool:
+        """Whether a failure now fails the job for good."""
+        return self.attempt >= self.max_attempts
 
 
 JobResult = dict[str, Any] | None

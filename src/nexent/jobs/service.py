@@ -52,6 +52,7 @@ async def run_job(engines: Engines, job_id: uuid.UUID, *, worker: str) -> bool:
             tenant_id=job.tenant_id,
             attempt=job.attempts,
             engines=engines,
+            max_attempts=job.max_attempts,
         )
         max_attempts = job.max_attempts
 
