@@ -118,8 +118,10 @@ class _Chunker:
         if section.source and (not section.path or section.path[0] != section.source.rsplit("/", 1)[-1]):
             parts.append(section.source)
         path = list(section.path)
-        if path and self.text.startswith(path[-1], start):
-            path.pop()  # the chunk starts with its own heading
+        for depth, heading in enumerate(path):
+            if self.text.startswith(heading, start):
+                path = path[:depth]  # the chunk starts with this heading and those below it
+                break
         parts.extend(path)
         return " > ".join(parts) + "\n\n" if parts else ""
 

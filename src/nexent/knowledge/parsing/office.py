@@ -138,9 +138,11 @@ class _Docx:
                 self._collect(child, parts)
 
     def run(self) -> None:
-        body = self.document.element.body
+        self._emit(self.document.element.body)
+
+    def _emit(self, parent: Any) -> None:
         items: list[tuple[int, str, bool]] = []
-        for element in self._body_elements(body):
+        for element in self._body_elements(parent):
             if element.tag == _w("p"):
                 kind, level, item = self._paragraph(element)
                 if kind == "list" and item is not None:
@@ -158,7 +160,11 @@ class _Docx:
                 if items:
                     self.builder.list_items(items)
                     items = []
-                self.builder.table(self._table(element))
+                cells = [tc for tr in element.findall(_w("tr")) for tc in tr.findall(_w("tc"))]
+                if len(cells) == 1 and cells[0].find(_w("tbl")) is not None:
+                    self._emit(cells[0])  # a one-cell table used as a frame around other tables
+                else:
+                    self.builder.table(self._table(element))
         if items:
             self.builder.list_items(items)
 
@@ -166,7 +172,7 @@ class _Docx:
         for child in parent:
             if child.tag in (_w("p"), _w("tbl")):
                 yield child
-            elif child.tag in (_w("sdt"), _w("sdtContent"), _w("customXml"), _w("ins")):
+            elif child.tag in (_w("sdt"), _w("sdtContent"), _w("customXml"), _w("ins"), _w("tc")):
                 yield from self._body_elements(child)
 
     def _paragraph(self, p: Any) -> tuple[str, int, tuple[int, str, bool] | None]:
@@ -262,6 +268,10 @@ class _Pptx:
             return
         if getattr(shape, "has_text_frame", False) and shape.has_text_frame:
             self._text_frame(shape, page)
+        elif shape.shape_type == MSO_SHAPE_TYPE.PICTURE:
+            description = shape._element.xpath("./p:nvPicPr/p:cNvPr/@descr")
+            if description:
+                self.builder.add("paragraph", str(description[0]), page)  # alt text, often a caption
 
     def _text_frame(self, shape: Any, page: int) -> None:
         placeholder_type = None

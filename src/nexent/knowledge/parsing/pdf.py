@@ -182,7 +182,7 @@ def _find_tables(data: bytes, pages: list[_Page]) -> None:
                 page = plumber.pages[info.number - 1]
                 found = page.find_tables()
                 for table in found:
-                    rows = [[clean_line(cell or "") for cell in row] for row in table.extract()]
+                    rows = [[clean_line(cell or "") for cell in row] for row in table.extract(x_tolerance=1.5)]
                     rows = [row for row in rows if any(row)]
                     if len(rows) < 2 or max(len(row) for row in rows) < 2:
                         continue

@@ -280,5 +280,15 @@ def parse_rtf(data: bytes, builder: Builder) -> None:
         text = cast("Callable[..., str]", rtf_to_text)(data.decode("latin-1"), errors="ignore")
     except Exception as exc:
         raise ParseFailure("corrupt_file", "The RTF file could not be read.") from exc
-    for paragraph in text.split("\n"):  # striprtf ends each RTF paragraph with one line break
-        builder.add("paragraph", paragraph)
+    rows: list[list[str]] = []
+    for line in text.split("\n"):  # striprtf ends each RTF paragraph with one line break, table rows too
+        stripped = line.strip()
+        if stripped.endswith("|") and len(stripped) > 1:  # striprtf writes a table row as `cell|cell|`
+            rows.append(stripped[:-1].split("|"))
+            continue
+        if rows:
+            builder.table(rows)
+            rows = []
+        builder.add("paragraph", line)
+    if rows:
+        builder.table(rows)
