@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = "nexent:"
 
+    # Knowledge search
+    search_backend: Literal["lancedb", "milvus"] = "lancedb"
+    lancedb_dir: Path | None = None
+    milvus_uri: str | None = None
+    milvus_token: SecretStr | None = None
+    search_fusion: Literal["minmax", "dbsf", "rrf"] = "minmax"
+    search_vector_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+
     @field_validator("cors_origins", "job_modules", "encryption_keys", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
@@ -131,6 +139,14 @@ class Settings(BaseSettings):
     @property
     def resolved_storage_dir(self) -> Path:
         return (self.storage_dir or self.data_dir / "objects").resolve()
+
+    @property
+    def resolved_lancedb_dir(self) -> Path:
+        return (self.lancedb_dir or self.data_dir / "lancedb").resolve()
+
+    @property
+    def resolved_milvus_uri(self) -> str:
+        return self.milvus_uri or str((self.data_dir / "milvus.db").resolve())
 
     @property
     def resolved_broker_url(self) -> str:

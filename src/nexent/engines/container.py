@@ -13,6 +13,7 @@ from nexent.core.keys import KeyRing, load_keyring
 from nexent.engines.bus.base import EventBus
 from nexent.engines.bus.local import LocalBus
 from nexent.engines.queue.base import JobQueue
+from nexent.engines.search.base import SearchEngine
 from nexent.engines.storage.base import ObjectStorage
 from nexent.engines.storage.local import LocalStorage
 from nexent.settings import Settings
@@ -29,16 +30,19 @@ class Engines:
     sessions: async_sessionmaker[AsyncSession]
     storage: ObjectStorage
     bus: EventBus
+    search: SearchEngine
     keys: KeyRing = field(repr=False)
     queue: JobQueue = field(init=False)
 
     async def start(self) -> None:
         await self.storage.start()
         await self.bus.start()
+        await self.search.start()
         await self.queue.start()
 
     async def close(self) -> None:
         await self.queue.close()
+        await self.search.close()
         await self.bus.close()
         await self.storage.close()
         await self.db.dispose()
@@ -50,6 +54,7 @@ class Engines:
             "storage": self.storage.health(),
             "queue": self.queue.health(),
             "bus": self.bus.health(),
+            "search": self.search.health(),
         }
         results: dict[str, str] = {}
         for name, check in checks.items():
@@ -84,6 +89,18 @@ def build_bus(settings: Settings) -> EventBus:
     return LocalBus()
 
 
+def build_search(settings: Settings) -> SearchEngine:
+    fusion, weight = settings.search_fusion, settings.search_vector_weight
+    if settings.search_backend == "milvus":
+        from nexent.engines.search.milvus import MilvusSearch
+
+        token = settings.milvus_token.get_secret_value() if settings.milvus_token else None
+        return MilvusSearch(settings.resolved_milvus_uri, token=token, fusion=fusion, vector_weight=weight)
+    from nexent.engines.search.lancedb import LanceDBSearch
+
+    return LanceDBSearch(settings.resolved_lancedb_dir, fusion=fusion, vector_weight=weight)
+
+
 def build_engines(settings: Settings, *, consume_jobs: bool = True) -> Engines:
     """Engines for this process. `consume_jobs=False` builds a queue that only enqueues (no local workers,
     no reaper), for processes whose jobs are run elsewhere."""
@@ -94,6 +111,7 @@ def build_engines(settings: Settings, *, consume_jobs: bool = True) -> Engines:
         sessions=create_session_factory(db),
         storage=build_storage(settings),
         bus=build_bus(settings),
+        search=build_search(settings),
         keys=load_keyring(settings),
     )
     if settings.queue_backend == "celery":

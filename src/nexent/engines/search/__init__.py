@@ -1,0 +1,1 @@
+"""Knowledge-base search: hybrid BM25 + dense vectors behind one protocol (`base.SearchEngine`)."""
