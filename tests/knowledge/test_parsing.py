@@ -854,3 +854,12 @@ def test_scanned_benchmark_pdf_is_read_by_ocr() -> None:
     assert all(b.kind == "image_text" for b in doc.blocks)
     for word in ("Disability", "Participants", "Blind", "Dexterity"):
         assert word in text
+
+
+def test_multi_page_tiff_frames_are_pages() -> None:
+    buffer = io.BytesIO()
+    first, second = text_image("FIRST PAGE"), text_image("SECOND PAGE")
+    first.save(buffer, "TIFF", save_all=True, append_images=[second])
+    doc = parse_document(buffer.getvalue(), "fax.tif")
+    assert doc.page_count == 2
+    assert [(b.page, b.text.upper()) for b in doc.blocks] == [(1, "FIRST PAGE"), (2, "SECOND PAGE")]

@@ -52,7 +52,7 @@ def _parse(data: bytes, fmt: str, limits: ParseLimits, depth: int, source: str |
         logger.info("parsing a %s file failed: %s: %s", fmt, type(exc).__name__, exc)
         raise ParseFailure("corrupt_file", f"The {fmt.upper()} file is damaged or could not be read.") from exc
     blocks = [block for block in builder.blocks if block.text.strip()]
-    if not any(block.kind != "heading" for block in blocks) and not blocks:
+    if not blocks:
         if fmt in _IMAGES or fmt == "pdf":
             raise ParseFailure("empty", "No text was found in the file (nor by OCR).")
         raise ParseFailure("empty", "The file contains no text.")

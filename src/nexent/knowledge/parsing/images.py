@@ -36,6 +36,8 @@ def parse_image(data: bytes, builder: Builder, limits: ParseLimits) -> int:
         raise ParseFailure("empty", "The image has no text layer and OCR is turned off.")
     frames = 0
     for frame in ImageSequence.Iterator(image):
+        if frames and image.format in ("GIF", "WEBP", "PNG"):
+            break  # animation frames repeat the first one's text
         frames += 1
         if frames > limits.max_pages:
             raise ParseFailure("too_large", f"The image has more than {limits.max_pages} frames.")
