@@ -121,7 +121,7 @@ class Settings(BaseSettings):
     milvus_uri: str | None = None
     milvus_token: SecretStr | None = None
     search_fusion: Literal["minmax", "dbsf", "rrf"] = "minmax"
-    search_vector_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    search_vector_weight: float = Field(default=0.4, ge=0.0, le=1.0)
 
     @field_validator("cors_origins", "job_modules", "encryption_keys", mode="before")
     @classmethod

@@ -21,7 +21,7 @@ from typing import Literal
 
 FusionMethod = Literal["minmax", "dbsf", "rrf"]
 FUSION_METHODS: tuple[FusionMethod, ...] = ("minmax", "dbsf", "rrf")
-DEFAULT_VECTOR_WEIGHT = 0.5
+DEFAULT_VECTOR_WEIGHT = 0.4
 DEFAULT_RRF_K = 60
 
 

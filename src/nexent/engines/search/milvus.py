@@ -17,6 +17,7 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from nexent.engines.search.analysis import analyze, analyze_joined
@@ -91,6 +92,8 @@ class MilvusSearch:
             warnings.simplefilter("ignore")  # milvus-lite imports the deprecated pkg_resources
             from pymilvus import MilvusClient  # type: ignore[import-untyped]
 
+            if "://" not in self.uri:  # Milvus Lite: a local file, whose folder must exist
+                Path(self.uri).expanduser().parent.mkdir(parents=True, exist_ok=True)
             self._client = MilvusClient(uri=self.uri, token=self._token or "", timeout=_TIMEOUT)
 
     async def close(self) -> None:
