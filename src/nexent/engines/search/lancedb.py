@@ -146,7 +146,7 @@ class LanceDBSearch:
         self._db = None
 
     async def health(self) -> None:
-        await self._run(self._db.table_names)
+        await self._run(self._db.list_tables)
 
     # Indexes
 
