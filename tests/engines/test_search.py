@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -264,6 +265,19 @@ async def test_a_second_engine_on_the_same_data_sees_writes(
         assert await engine.search(index, SearchRequest("elsewhere", None, mode="bm25")) == []
     finally:
         await other.close()
+
+
+async def test_concurrent_writes_and_searches(engine: SearchEngine, index: str) -> None:
+    document = hexid()
+    batches = [[chunk(f"parallel batch{b} item{i}", axis(i), document) for i in range(30)] for b in range(8)]
+
+    async def search() -> int:
+        return len(await engine.search(index, SearchRequest("parallel", axis(0), top_k=5)))
+
+    await asyncio.gather(*(engine.upsert(index, batch) for batch in batches), *(search() for _ in range(8)))
+    assert await engine.count(index, document_id=document) == 240
+    hits = await engine.search(index, SearchRequest("batch7", None, mode="bm25", top_k=100))
+    assert {hit.id for hit in hits} == {c.id for c in batches[7]}
 
 
 async def test_bad_input(engine: SearchEngine, index: str) -> None:

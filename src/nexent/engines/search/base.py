@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+import numpy as np
+
 from nexent.core.errors import BadRequest, Conflict, NotFound
 
 Scalar = str | int | float | bool
@@ -144,9 +146,12 @@ def check_id(value: str, what: str) -> str:
 def check_vector(vector: Sequence[float], dimension: int, name: str) -> None:
     if len(vector) != dimension:
         raise DimensionMismatch(f"Index {name!r} holds {dimension}-dimension vectors; got {len(vector)}.")
-    for value in vector:
-        if not math.isfinite(value):
-            raise InvalidSearchInput("Vectors must hold finite numbers.")
+    try:
+        finite = bool(np.isfinite(np.asarray(vector, dtype=np.float64)).all())
+    except (TypeError, ValueError):
+        finite = False
+    if not finite:
+        raise InvalidSearchInput("Vectors must hold finite numbers.")
 
 
 def check_metadata(metadata: Mapping[str, Scalar]) -> None:
