@@ -54,7 +54,7 @@ from fastapi.routing import APIRoute
 
 from nexent.identity.models import Role
 from nexent.identity.tokens import AccessClaims, issue_access_token
-from tests.conftest import PostgresDatabases, make_settings, serve_in_process
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process, wait_until
 from tests.support.identity import PASSWORD, bearer, register
 
 THIS_FILE = "tests/test_isolation.py"
@@ -118,6 +118,13 @@ class TenantData:
     run_id: str
     conversation_id: str
     conversation_title: str
+    kb_id: str
+    kb_name: str
+    kb_description: str
+    document_id: str
+    document_name: str
+    document_phrase: str
+    chunk_id: str
 
     def visible_markers(self) -> dict[str, str]:
         """What the tenant's owner sees of it; none of it may reach another tenant."""
@@ -151,6 +158,18 @@ class TenantData:
             "run id": self.run_id,
             "conversation id": self.conversation_id,
             "conversation title": self.conversation_title,
+            "knowledge base id": self.kb_id,
+            "knowledge base name": self.kb_name,
+            "knowledge base description": self.kb_description,
+        }
+
+    def unlisted_markers(self) -> dict[str, str]:
+        """What the owner reads only below a path parameter (a knowledge base's documents and chunks)."""
+        return {
+            "document id": self.document_id,
+            "document file name": self.document_name,
+            "document text": self.document_phrase,
+            "chunk id": self.chunk_id,
         }
 
     def secret_markers(self) -> dict[str, str]:
@@ -167,7 +186,7 @@ class TenantData:
         }
 
     def markers(self) -> dict[str, str]:
-        return {**self.visible_markers(), **self.secret_markers()}
+        return {**self.visible_markers(), **self.unlisted_markers(), **self.secret_markers()}
 
 
 @dataclass(frozen=True)
@@ -218,6 +237,9 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "agent_id": lambda t: [t.agent_id],
     "run_id": lambda t: [t.run_id],
     "conversation_id": lambda t: [t.conversation_id],
+    "kb_id": lambda t: [t.kb_id],
+    "doc_id": lambda t: [t.document_id],
+    "chunk_id": lambda t: [t.chunk_id],
 }
 
 # (method, path) -> a valid JSON body. Bodies are attacks where they can be: they try to change the target.
@@ -263,12 +285,27 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
     ("PUT", "/api/agents/{agent_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
     ("POST", "/api/agents/{agent_id}/runs"): lambda c: {"message": "Probe question"},
     ("PATCH", "/api/conversations/{conversation_id}"): lambda c: {"title": "Renamed by a probe"},
+    ("POST", "/api/knowledge-bases"): lambda c: {"name": f"Probe knowledge {uuid.uuid4().hex[:8]}"},
+    ("PATCH", "/api/knowledge-bases/{kb_id}"): lambda c: {"description": "Changed by a probe"},
+    ("PUT", "/api/knowledge-bases/{kb_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
+    ("POST", "/api/knowledge-bases/{kb_id}/search"): lambda c: {"query": c.target.document_phrase},
+    ("PATCH", "/api/knowledge-bases/{kb_id}/chunks/{chunk_id}"): lambda c: {"text": "Changed by a probe"},
     ("POST", "/api/admin/tenants"): lambda c: {"name": f"Probe tenant {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/admin/tenants/{tenant_id}"): lambda c: {"name": "Renamed by a probe", "status": "disabled"},
 }
 
+# (method, path) -> multipart files for routes that take uploads instead of a JSON body.
+UPLOADS: dict[Key, Callable[[Ctx], list[tuple[str, tuple[str, bytes, str]]]]] = {
+    ("POST", "/api/knowledge-bases/{kb_id}/documents"): lambda c: [
+        ("file", ("probe.txt", f"Probe upload into {c.target.label}.".encode(), "text/plain"))
+    ],
+}
+
 # (method, path) -> query parameters a route needs to pass validation.
-QUERIES: dict[Key, dict[str, str]] = {}
+QUERIES: dict[Key, dict[str, str]] = {
+    # The progress stream would follow forever; until_idle ends it once nothing is in processing.
+    ("GET", "/api/knowledge-bases/{kb_id}/events"): {"until_idle": "true"},
+}
 
 
 # --- Routes --------------------------------------------------------------------------------------------------------
@@ -331,7 +368,7 @@ def table_problems(endpoints: Iterable[Endpoint]) -> list[str]:
                     f"{endpoint}: unknown path parameter {{{name}}}; add to PATH_PARAMS in {THIS_FILE} how to get "
                     "a tenant's value of it."
                 )
-        if endpoint.has_body and endpoint.key not in BODIES:
+        if endpoint.has_body and endpoint.key not in BODIES and endpoint.key not in UPLOADS:
             problems.append(f"{endpoint}: takes a JSON body; add a VALID example body to BODIES in {THIS_FILE}.")
         if endpoint.path.startswith(OPERATOR_PREFIX) and endpoint.key not in OPERATOR:
             problems.append(f"{endpoint}: an operator route; add it to OPERATOR in {THIS_FILE}.")
@@ -369,7 +406,7 @@ def assignments(endpoint: Endpoint, target: TenantData, own: TenantData | None =
 
 
 def body_for(endpoint: Endpoint, ctx: Ctx) -> dict[str, Any] | None:
-    if not endpoint.has_body:
+    if not endpoint.has_body or endpoint.key in UPLOADS:
         return None
     factory = BODIES.get(endpoint.key)
     if factory is None:
@@ -406,8 +443,14 @@ async def call(
 ) -> Exchange:
     url = endpoint.path_format.format(**values)
     body = body_for(endpoint, ctx)
+    upload = UPLOADS.get(endpoint.key)
     response = await client.request(
-        endpoint.method, url, headers=headers, json=body, params=QUERIES.get(endpoint.key, {})
+        endpoint.method,
+        url,
+        headers=headers,
+        json=body,
+        files=upload(ctx) if upload else None,
+        params=QUERIES.get(endpoint.key, {}),
     )
     return Exchange(endpoint, caller, url, body, headers, response)
 
@@ -557,6 +600,8 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         "base_url": f"http://127.0.0.1:9/{label}-isolation-models/v1",
         "api_key": f"sk-{label}-model-secret-{uuid.uuid4().hex}",
         "timeout_seconds": 2,
+        # The default LLM: background writers (titles, knowledge summaries) fail fast instead of changing data.
+        "is_default": True,
     }
     model = await expect(client.post("/api/models", json=model_body, headers=headers), 201)
     agent_body = {
@@ -573,6 +618,40 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
     question = f"{title} secret question about the merger"
     started = await client.post(f"/api/agents/{agent['id']}/runs", json={"message": question}, headers=headers)
     assert started.status_code == 200, started.text
+
+    # A knowledge base on the tenant's built-in embedding model, with one indexed document.
+    kb_body = {"name": f"{title} Secret Knowledge", "description": f"{title} knowledge description"}
+    kb = await expect(client.post("/api/knowledge-bases", json=kb_body, headers=headers), 201)
+    phrase = f"{title} confidential acquisition memo"
+    uploaded = await expect(
+        client.post(
+            f"/api/knowledge-bases/{kb['id']}/documents",
+            files=[("file", (f"{label}-board-memo.txt", f"{phrase}: the board approved it.".encode(), "text/plain"))],
+            headers=headers,
+        ),
+        201,
+    )
+    document = uploaded["documents"][0]["document"]
+
+    async def indexed() -> bool:
+        current = await expect(
+            client.get(f"/api/knowledge-bases/{kb['id']}/documents/{document['id']}", headers=headers), 200
+        )
+        assert current["status"] != "failed", current
+        return bool(current["status"] == "indexed")
+
+    await wait_until(indexed, timeout=60)
+    chunks = await expect(
+        client.get(f"/api/knowledge-bases/{kb['id']}/documents/{document['id']}/chunks", headers=headers), 200
+    )
+
+    async def background_done() -> bool:
+        # The conversation's title and the knowledge base's summary each try the unreachable default LLM once;
+        # wait for both so that nothing changes A's data (its usage) while the checks run.
+        usage: list[dict[str, Any]] = (await client.get("/api/usage", headers=headers)).json()
+        return any(row["key"] == model["id"] and row["calls"] >= 2 for row in usage)
+
+    await wait_until(background_done, timeout=60)
 
     return TenantData(
         label=label,
@@ -606,6 +685,13 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         run_id=started.headers["x-run-id"],
         conversation_id=started.headers["x-conversation-id"],
         conversation_title=question,
+        kb_id=kb["id"],
+        kb_name=kb["name"],
+        kb_description=kb["description"],
+        document_id=document["id"],
+        document_name=document["file_name"],
+        document_phrase=phrase,
+        chunk_id=chunks["items"][0]["id"],
     )
 
 

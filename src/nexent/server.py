@@ -22,6 +22,7 @@ from nexent.engines.container import build_engines
 from nexent.identity import api as identity_api
 from nexent.identity.auth import RequireMetricsReader
 from nexent.jobs.registry import load_job_modules
+from nexent.knowledge import api as knowledge_api
 from nexent.providers import api as providers_api
 from nexent.runtime import api as runtime_api
 from nexent.runtime.service import RunManager
@@ -31,11 +32,11 @@ logger = logging.getLogger("nexent.server")
 
 # Which domain routers each service serves. Later domains add their routers here.
 SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
-    Service.CONFIG: [*identity_api.routers, *providers_api.routers, *agents_api.routers],
+    Service.CONFIG: [*identity_api.routers, *providers_api.routers, *agents_api.routers, *knowledge_api.routers],
     Service.RUNTIME: runtime_api.routers,
     Service.MCP: [],
     Service.NORTHBOUND: [],
-    Service.DATA_PROCESS: [],
+    Service.DATA_PROCESS: knowledge_api.ingest_routers,
 }
 
 # Processes of these services run background jobs (local worker pool, or the Celery reaper).
@@ -99,7 +100,12 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         allow_headers=["*"],
         expose_headers=[REQUEST_ID_HEADER],
     )
-    app.add_middleware(RequestContextMiddleware, service=label, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        service=label,
+        max_body_bytes=settings.max_body_bytes,
+        body_limits=[(knowledge_api.UPLOAD_PATH, settings.knowledge_max_upload_bytes)],
+    )
     return app
 
 

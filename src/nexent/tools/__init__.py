@@ -1,5 +1,7 @@
-"""Tools that agents call: the registry (`nexent.tools.registry`) and the built-in tools, registered on import."""
+"""Tools that agents call: the registry (`nexent.tools.registry`) and the built-in tools, registered on import
+(`knowledge_base_search` lives with the knowledge domain)."""
 
+from nexent.knowledge import tool as knowledge_tool
 from nexent.tools import builtin as builtin
 from nexent.tools.registry import (
     Citation,
@@ -27,6 +29,7 @@ __all__ = [
     "builtin",
     "execute",
     "get",
+    "knowledge_tool",
     "openai_spec",
     "register",
     "validate_settings",

@@ -19,12 +19,15 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from nexent.core.errors import BadRequest
 from nexent.engines.storage.base import ObjectStorage
+
+if TYPE_CHECKING:
+    from nexent.engines.container import Engines
 
 __all__ = [
     "MAX_OUTPUT_CHARS",
@@ -132,7 +135,8 @@ class ToolResult:
 @dataclass(frozen=True)
 class ToolContext:
     """What a tool may use besides its arguments. `settings` is the agent's validated settings for this tool
-    (None: the tool's defaults); `deadline` is in `time.monotonic()` seconds."""
+    (None: the tool's defaults); `deadline` is in `time.monotonic()` seconds; `engines` gives tools that need
+    them (knowledge search) the database, search and model access of the process, scoped by `tenant_id`."""
 
     tenant_id: uuid.UUID
     storage: ObjectStorage
@@ -141,6 +145,8 @@ class ToolContext:
     allow_private_network: bool = False
     cancel_event: asyncio.Event | None = None
     deadline: float | None = None
+    engines: Engines | None = None
+    user_id: uuid.UUID | None = None
 
     def settings_for(self, model: type[S]) -> S:
         """The settings as `model` (its defaults when none were given)."""

@@ -1,0 +1,314 @@
+"""Knowledge routes: knowledge bases and their shares, documents, chunks and search (config service), and
+uploads, re-indexing and the progress stream (data-process service)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+
+from nexent.agents.schemas import ShareIn
+from nexent.core.deps import EnginesDep, SessionDep
+from nexent.core.errors import AppError, problem_body
+from nexent.core.pagination import Page, PageParamsDep
+from nexent.identity.auth import UserCaller
+from nexent.identity.schemas import ShareRead
+from nexent.knowledge import events
+from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus
+from nexent.knowledge.schemas import (
+    ChunkRead,
+    ChunkUpdate,
+    DocumentMetadataIn,
+    DocumentRead,
+    KnowledgeBaseCreate,
+    KnowledgeBaseRead,
+    KnowledgeBaseUpdate,
+    SearchIn,
+    SearchResult,
+    UploadResult,
+)
+from nexent.knowledge.service import MAX_FILES_PER_UPLOAD, IncomingFile, KnowledgeService
+
+router = APIRouter(prefix="/api/knowledge-bases", tags=["knowledge"])
+ingest_router = APIRouter(prefix="/api/knowledge-bases", tags=["knowledge"])
+UPLOAD_PATH = r"/api/knowledge-bases/[^/]+/documents"
+KEEP_ALIVE_SECONDS = 15.0
+
+
+class InvalidUpload(AppError):
+    status, code = 422, "invalid_upload"
+
+
+# --- knowledge bases ------------------------------------------------------------------------------------------
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a knowledge base.")
+async def create_knowledge_base(
+    body: KnowledgeBaseCreate, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> KnowledgeBaseRead:
+    return await KnowledgeService(session, engines, caller).create(body)
+
+
+@router.get("", summary="Knowledge bases the caller may see: all for those who manage knowledge, else shared ones.")
+async def list_knowledge_bases(
+    caller: UserCaller,
+    session: SessionDep,
+    engines: EnginesDep,
+    page: PageParamsDep,
+    q: Annotated[str | None, Query(max_length=120, description="Substring of the name.")] = None,
+) -> Page[KnowledgeBaseRead]:
+    return await KnowledgeService(session, engines, caller).list_bases(page, query=q)
+
+
+@router.get("/{kb_id}", summary="One knowledge base, with its document counts by status.")
+async def get_knowledge_base(
+    kb_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> KnowledgeBaseRead:
+    return await KnowledgeService(session, engines, caller).get(kb_id)
+
+
+@router.patch("/{kb_id}", summary="Change a knowledge base; a new embedding model re-embeds every chunk.")
+async def update_knowledge_base(
+    kb_id: uuid.UUID, body: KnowledgeBaseUpdate, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> KnowledgeBaseRead:
+    service = KnowledgeService(session, engines, caller)
+    updated = await service.update(kb_id, body)
+    await session.commit()  # the re-embedding job reads the committed knowledge base
+    await service.start_jobs()
+    return updated
+
+
+@router.delete("/{kb_id}", status_code=204, response_class=Response, summary="Delete a knowledge base.")
+async def delete_knowledge_base(kb_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep) -> None:
+    await KnowledgeService(session, engines, caller).delete(kb_id)
+
+
+@router.get("/{kb_id}/shares", summary="Groups the knowledge base is shared with.")
+async def list_knowledge_base_shares(
+    kb_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> list[ShareRead]:
+    return await KnowledgeService(session, engines, caller).shares_of(kb_id)
+
+
+@router.put("/{kb_id}/shares/{group_id}", summary="Share the knowledge base with a group (read or edit).")
+async def share_knowledge_base(
+    kb_id: uuid.UUID, group_id: uuid.UUID, body: ShareIn, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> ShareRead:
+    return await KnowledgeService(session, engines, caller).share(kb_id, group_id, body.permission)
+
+
+@router.delete(
+    "/{kb_id}/shares/{group_id}", status_code=204, response_class=Response, summary="Stop sharing with a group."
+)
+async def unshare_knowledge_base(
+    kb_id: uuid.UUID, group_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> None:
+    await KnowledgeService(session, engines, caller).unshare(kb_id, group_id)
+
+
+@router.post("/{kb_id}/search", summary="Search a knowledge base: hybrid (BM25 + vectors), bm25 or vector.")
+async def search_knowledge_base(
+    kb_id: uuid.UUID, body: SearchIn, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> SearchResult:
+    return await KnowledgeService(session, engines, caller).search(kb_id, body)
+
+
+# --- documents and chunks -------------------------------------------------------------------------------------
+
+
+@router.get("/{kb_id}/documents", summary="Documents of a knowledge base, newest first.")
+async def list_documents(
+    kb_id: uuid.UUID,
+    caller: UserCaller,
+    session: SessionDep,
+    engines: EnginesDep,
+    page: PageParamsDep,
+    status: DocumentStatus | None = None,
+    q: Annotated[str | None, Query(max_length=255, description="Substring of the file name.")] = None,
+) -> Page[DocumentRead]:
+    return await KnowledgeService(session, engines, caller).list_documents(kb_id, page, status=status, query=q)
+
+
+@router.get("/{kb_id}/documents/{doc_id}", summary="One document: status, progress, typed error.")
+async def get_document(
+    kb_id: uuid.UUID, doc_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> DocumentRead:
+    return await KnowledgeService(session, engines, caller).get_document(kb_id, doc_id)
+
+
+@router.delete("/{kb_id}/documents/{doc_id}", status_code=204, response_class=Response, summary="Delete a document.")
+async def delete_document(
+    kb_id: uuid.UUID, doc_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> None:
+    await KnowledgeService(session, engines, caller).delete_document(kb_id, doc_id)
+
+
+@router.get("/{kb_id}/documents/{doc_id}/chunks", summary="A document's chunks in order.")
+async def list_chunks(
+    kb_id: uuid.UUID,
+    doc_id: uuid.UUID,
+    caller: UserCaller,
+    session: SessionDep,
+    engines: EnginesDep,
+    page: PageParamsDep,
+) -> Page[ChunkRead]:
+    return await KnowledgeService(session, engines, caller).list_chunks(kb_id, doc_id, page)
+
+
+@router.patch("/{kb_id}/chunks/{chunk_id}", summary="Edit a chunk's text; it is embedded again at once.")
+async def update_chunk(
+    kb_id: uuid.UUID,
+    chunk_id: uuid.UUID,
+    body: ChunkUpdate,
+    caller: UserCaller,
+    session: SessionDep,
+    engines: EnginesDep,
+) -> ChunkRead:
+    return await KnowledgeService(session, engines, caller).update_chunk(kb_id, chunk_id, body)
+
+
+@router.delete("/{kb_id}/chunks/{chunk_id}", status_code=204, response_class=Response, summary="Delete a chunk.")
+async def delete_chunk(
+    kb_id: uuid.UUID, chunk_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> None:
+    await KnowledgeService(session, engines, caller).delete_chunk(kb_id, chunk_id)
+
+
+# --- ingestion ------------------------------------------------------------------------------------------------
+
+
+@ingest_router.post(
+    "/{kb_id}/documents",
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload files (multipart field `file`, repeatable); each is processed in the background.",
+    response_model=UploadResult,
+    responses={422: {"description": "No file could be accepted; `rejected` says why for each."}},
+)
+async def upload_documents(
+    kb_id: uuid.UUID,
+    caller: UserCaller,
+    session: SessionDep,
+    engines: EnginesDep,
+    file: Annotated[list[UploadFile], File(description="One or more files.")],
+    metadata: Annotated[
+        str | None, Form(description="JSON object of metadata for every file (filterable in searches).")
+    ] = None,
+) -> UploadResult | JSONResponse:
+    if len(file) > MAX_FILES_PER_UPLOAD:
+        raise InvalidUpload(f"At most {MAX_FILES_PER_UPLOAD} files per upload.", code="too_many_files")
+    extra = _parse_metadata(metadata)
+    limit = engines.settings.knowledge_max_file_bytes
+    incoming = []
+    for upload in file:
+        data = await upload.read(limit + 1)
+        incoming.append(
+            IncomingFile(
+                file_name=upload.filename or "unnamed",
+                content_type=upload.content_type,
+                data=data[:limit] if len(data) > limit else data,
+                too_large=len(data) > limit,
+            )
+        )
+    service = KnowledgeService(session, engines, caller)
+    result = await service.upload(kb_id, incoming, extra)
+    await session.commit()  # workers read the documents from other sessions
+    await service.start_jobs()
+    if not result.documents:
+        detail = "No file could be accepted."
+        body = problem_body(
+            422, "no_acceptable_files", detail, {"rejected": result.model_dump(mode="json")["rejected"]}
+        )
+        return JSONResponse(body, status_code=422, media_type="application/problem+json")
+    return result
+
+
+def _parse_metadata(raw: str | None) -> dict[str, str | int | float | bool]:
+    if not raw:
+        return {}
+    try:
+        return dict(DocumentMetadataIn.model_validate({"metadata": json.loads(raw)}).metadata)
+    except (ValueError, ValidationError) as exc:
+        message = str(exc).splitlines()[0] if isinstance(exc, json.JSONDecodeError) else _first_error(exc)
+        raise InvalidUpload(f"Invalid metadata: {message}", code="invalid_metadata") from None
+
+
+def _first_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        error = exc.errors()[0]
+        return f"{'.'.join(map(str, error['loc']))}: {error['msg']}"
+    return str(exc)
+
+
+@ingest_router.post(
+    "/{kb_id}/documents/{doc_id}/reindex",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Process a document again (retry a failure, apply new chunk settings).",
+)
+async def reindex_document(
+    kb_id: uuid.UUID, doc_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+) -> DocumentRead:
+    service = KnowledgeService(session, engines, caller)
+    document = await service.reindex_document(kb_id, doc_id)
+    await session.commit()
+    await service.start_jobs()
+    return document
+
+
+@ingest_router.get(
+    "/{kb_id}/events",
+    summary="Follow document progress live (SSE): the documents in processing first, then every change.",
+    response_class=StreamingResponse,
+)
+async def document_events(
+    kb_id: uuid.UUID,
+    caller: UserCaller,
+    session: SessionDep,
+    engines: EnginesDep,
+    until_idle: Annotated[bool, Query(description="End the stream once no document is in processing.")] = False,
+) -> StreamingResponse:
+    kb, active = await KnowledgeService(session, engines, caller).active_documents(kb_id)
+    subscription = engines.bus.subscribe(events.channel(kb.tenant_id, kb.id))
+    stream = await subscription.__aenter__()  # before the snapshot is sent, so no change falls in between
+
+    async def lines() -> AsyncIterator[str]:
+        pending = {str(d.id) for d in active}
+        try:
+            for doc in active:
+                yield _sse("document", events.document_event(doc))
+            if until_idle and not pending:
+                yield _sse("idle", {})
+                return
+            while True:
+                try:
+                    message = await asyncio.wait_for(anext(stream), timeout=KEEP_ALIVE_SECONDS)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                yield _sse("document", message)
+                if DocumentStatus(message["status"]) in FINAL_STATUSES:
+                    pending.discard(str(message["document_id"]))
+                else:
+                    pending.add(str(message["document_id"]))
+                if until_idle and not pending:
+                    yield _sse("idle", {})
+                    return
+        finally:
+            await subscription.__aexit__(None, None, None)
+
+    return StreamingResponse(
+        lines(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+def _sse(event: str, data: object) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+routers = [router]
+ingest_routers = [ingest_router]

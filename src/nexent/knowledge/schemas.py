@@ -1,0 +1,213 @@
+"""Request and response shapes of knowledge bases, documents, chunks and search."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from nexent.knowledge.models import DocumentStatus
+
+KnowledgeBaseName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f]+$"),
+]
+Description = Annotated[str, StringConstraints(max_length=4000)]
+MetadataKey = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")]
+MetadataValue = Annotated[str, StringConstraints(max_length=500)] | int | float | bool
+# Keys the platform sets on every chunk in the search index; document metadata may not reuse them.
+RESERVED_METADATA_KEYS = frozenset({"format", "kind", "page"})
+SearchModeName = Literal["hybrid", "bm25", "vector"]
+
+
+def check_metadata(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > 20:
+        raise ValueError("at most 20 metadata keys")
+    reserved = RESERVED_METADATA_KEYS & value.keys()
+    if reserved:
+        raise ValueError(f"reserved metadata keys: {', '.join(sorted(reserved))}")
+    return value
+
+
+class ChunkingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    target_chars: int = Field(default=1200, ge=200, le=8000, description="Size a chunk aims for, in characters.")
+    overlap_chars: int = Field(default=150, ge=0, le=2000, description="Text repeated between neighbouring chunks.")
+
+    @model_validator(mode="after")
+    def _overlap_below_half(self) -> ChunkingIn:
+        if self.overlap_chars > self.target_chars // 2:
+            raise ValueError("overlap_chars must be at most half of target_chars")
+        return self
+
+
+class KnowledgeBaseCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: KnowledgeBaseName
+    description: Description = ""
+    embedding_model_id: uuid.UUID | None = Field(
+        default=None, description="An embedding model of the tenant; default: the tenant's default embedding model."
+    )
+    rerank_model_id: uuid.UUID | None = Field(default=None, description="Optional rerank model applied to searches.")
+    chunking: ChunkingIn = Field(default_factory=ChunkingIn)
+
+
+class KnowledgeBaseUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: KnowledgeBaseName | None = None
+    description: Description | None = None
+    embedding_model_id: uuid.UUID | None = Field(
+        default=None, description="Changing it re-embeds every chunk into a new index; searches go on meanwhile."
+    )
+    rerank_model_id: uuid.UUID | None = None
+    chunking: ChunkingIn | None = Field(default=None, description="Applies to documents indexed from now on.")
+
+
+class ReembedState(BaseModel):
+    embedding_model_id: uuid.UUID | None
+    dimension: int | None
+
+
+class KnowledgeBaseRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    summary: str | None = Field(description="What the knowledge base holds, written by a model; agents see it.")
+    embedding_model_id: uuid.UUID | None
+    embedding_dimension: int
+    rerank_model_id: uuid.UUID | None
+    chunking: ChunkingIn
+    reembedding: ReembedState | None = Field(description="Set while the chunks are re-embedded with a new model.")
+    document_counts: dict[str, int] = Field(description="Documents by status.")
+    can_edit: bool
+    created_by: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DocumentError(BaseModel):
+    code: str
+    message: str
+
+
+class DocumentRead(BaseModel):
+    id: uuid.UUID
+    knowledge_base_id: uuid.UUID
+    file_name: str
+    content_type: str | None
+    size: int
+    content_hash: str
+    format: str | None
+    status: DocumentStatus
+    progress: float = Field(description="0 to 1.")
+    error: DocumentError | None
+    chunk_count: int
+    page_count: int | None
+    attempts: int
+    metadata: dict[str, Any]
+    created_by: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+    indexed_at: datetime | None
+
+
+class UploadedDocument(BaseModel):
+    document: DocumentRead
+    duplicate: bool = Field(description="The same content was already in this knowledge base; nothing new was added.")
+
+
+class RejectedFile(BaseModel):
+    file_name: str
+    error: DocumentError
+
+
+class UploadResult(BaseModel):
+    documents: list[UploadedDocument]
+    rejected: list[RejectedFile] = Field(description="Files refused before storage (size, type), with the reason.")
+
+
+class DocumentMetadataIn(BaseModel):
+    """Metadata given with an upload (the multipart field `metadata`, a JSON object)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metadata: dict[MetadataKey, MetadataValue] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _not_reserved(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return check_metadata(value)
+
+
+class ChunkRead(BaseModel):
+    id: uuid.UUID
+    document_id: uuid.UUID
+    position: int
+    text: str
+    kind: str
+    page: int | None
+    page_end: int | None
+    heading_path: list[str]
+    source: str | None
+    start_offset: int
+    end_offset: int
+    edited: bool
+    updated_at: datetime
+
+
+class ChunkUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20_000)]
+
+
+class SearchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+    top_k: int = Field(default=5, ge=1, le=50)
+    mode: SearchModeName = "hybrid"
+    document_ids: list[uuid.UUID] | None = Field(default=None, max_length=100)
+    metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, description="Equality filters, ANDed.")
+    rerank: bool = Field(default=True, description="Apply the knowledge base's rerank model, when it has one.")
+
+
+class SearchHitRead(BaseModel):
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    knowledge_base_id: uuid.UUID
+    file_name: str
+    page: int | None
+    heading_path: list[str]
+    source: str | None
+    text: str
+    score: float
+    bm25_rank: int | None
+    vector_rank: int | None
+
+
+class SearchTimings(BaseModel):
+    embedding_ms: float
+    search_ms: float
+    rerank_ms: float
+
+
+class SearchResult(BaseModel):
+    hits: list[SearchHitRead]
+    mode: SearchModeName
+    timings: SearchTimings
+
+
+class DocumentEvent(BaseModel):
+    """A document's state as the progress stream sends it."""
+
+    document_id: uuid.UUID
+    status: DocumentStatus
+    progress: float
+    error: DocumentError | None
+    chunk_count: int

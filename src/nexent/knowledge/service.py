@@ -1,0 +1,680 @@
+"""Knowledge bases: creation with an embedding model, uploads, documents and chunks, search, sharing.
+
+Access follows agents: members who manage knowledge see and change every knowledge base of the tenant; others
+see those shared with their groups, and change them where the share grants edit rights.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexent.core.errors import AppError, Conflict, Forbidden, NotFound
+from nexent.core.pagination import Page, PageParams
+from nexent.engines.container import Engines
+from nexent.engines.search.base import IndexedChunk, SearchHit, SearchRequest
+from nexent.identity.auth import Caller
+from nexent.identity.models import Role, SharePermission
+from nexent.identity.permissions import ROLE_PERMISSIONS, Permission
+from nexent.identity.schemas import ShareRead
+from nexent.identity.service import ShareService, record
+from nexent.knowledge import events
+from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
+from nexent.knowledge.parsing import ParseFailure, detect_format
+from nexent.knowledge.repository import ChunkRepository, DocumentRepository, KnowledgeBaseRepository
+from nexent.knowledge.schemas import (
+    ChunkingIn,
+    ChunkRead,
+    ChunkUpdate,
+    DocumentError,
+    DocumentRead,
+    KnowledgeBaseCreate,
+    KnowledgeBaseRead,
+    KnowledgeBaseUpdate,
+    ReembedState,
+    RejectedFile,
+    SearchHitRead,
+    SearchIn,
+    SearchResult,
+    SearchTimings,
+    UploadedDocument,
+    UploadResult,
+)
+from nexent.providers.models import ModelKind
+from nexent.providers.repository import ModelRepository
+from nexent.providers.service import ProviderService
+from nexent.providers.types import ProviderError
+
+RESOURCE = "knowledge_base"
+INDEX_DOCUMENT = "knowledge.index_document"
+REEMBED = "knowledge.reembed"
+SUMMARIZE = "knowledge.summarize"
+MAX_FILES_PER_UPLOAD = 100
+
+
+class KnowledgeBaseNotFound(NotFound):
+    code = "knowledge_base_not_found"
+
+
+class DocumentNotFound(NotFound):
+    code = "document_not_found"
+
+
+class ChunkNotFound(NotFound):
+    code = "chunk_not_found"
+
+
+class InvalidKnowledgeBase(AppError):
+    """A knowledge base that points at models that do not exist or do not fit; `errors` names each field."""
+
+    status, code = 422, "invalid_knowledge_base"
+
+
+class ModelCallFailed(AppError):
+    """The embedding or rerank model did not answer; `model_error` carries the provider's classification."""
+
+    status, code = 502, "model_call_failed"
+
+
+class EmbeddingModelMissing(Conflict):
+    code = "embedding_model_missing"
+
+
+@dataclass(frozen=True)
+class IncomingFile:
+    """A file of an upload request, already read (the route bounds its size)."""
+
+    file_name: str
+    content_type: str | None
+    data: bytes
+    too_large: bool = False
+
+
+def acting_caller(tenant_id: uuid.UUID, user_id: uuid.UUID | None) -> Caller:
+    """Who background work and agents' searches act for: the user behind them, with a member's rights, in
+    their tenant (model usage is metered to it)."""
+    return Caller(user_id=user_id or uuid.UUID(int=0), tenant_id=tenant_id, role=Role.USER)
+
+
+def index_name_for(kb_id: uuid.UUID, *, generation: uuid.UUID | None = None) -> str:
+    """A search index name; a new generation when the knowledge base is re-embedded with another model."""
+    return f"kb_{(generation or kb_id).hex}"
+
+
+def storage_key(doc: KnowledgeDocument) -> str:
+    return f"knowledge/{doc.tenant_id}/{doc.knowledge_base_id}/{doc.id}"
+
+
+def model_call_failed(exc: ProviderError, what: str) -> ModelCallFailed:
+    return ModelCallFailed(f"The {what} model failed: {exc.message}", extra={"model_error": {"code": exc.code.value}})
+
+
+async def embedding_dimension(providers: ProviderService, model_id: uuid.UUID) -> int:
+    """The model's vector length: the one its check recorded, or one probe call."""
+    config = await ModelRepository(providers.session, providers.caller.tenant_id).get(model_id)
+    if config is not None and config.dimension:
+        return config.dimension
+    client = await providers.client(model_id)
+    try:
+        vectors, _ = await client.embed(["dimension probe"])
+    except ProviderError as exc:
+        raise model_call_failed(exc, "embedding") from None
+    return len(vectors[0])
+
+
+class KnowledgeService:
+    def __init__(self, session: AsyncSession, engines: Engines, caller: Caller) -> None:
+        self.session = session
+        self.engines = engines
+        self.caller = caller
+        self.bases = KnowledgeBaseRepository(session, caller.tenant_id)
+        self.documents = DocumentRepository(session, caller.tenant_id)
+        self.chunks = ChunkRepository(session, caller.tenant_id)
+        self.shares = ShareService(session, caller)
+        self.providers = ProviderService(session, engines, caller)
+        self.manages = caller.can(Permission.MANAGE_KNOWLEDGE)
+        self.sees_all = Permission.MANAGE_KNOWLEDGE in ROLE_PERMISSIONS[caller.role]
+        # Jobs to start once the request's transaction is committed (workers read the rows from other sessions).
+        self._jobs: list[tuple[str, dict[str, Any], int]] = []
+        self._announce: list[KnowledgeDocument] = []
+
+    async def start_jobs(self) -> None:
+        """Enqueue the work the committed changes asked for. Call after the commit, never before."""
+        for name, payload, attempts in self._jobs:
+            await self.engines.queue.enqueue(name, payload, tenant_id=self.caller.tenant_id, max_attempts=attempts)
+        for doc in self._announce:
+            await events.publish_document(self.engines, doc)
+        self._jobs, self._announce = [], []
+
+    def _process(self, doc: KnowledgeDocument) -> None:
+        self._jobs.append(
+            (
+                INDEX_DOCUMENT,
+                {"document_id": str(doc.id), "token": str(doc.job_id)},
+                self.engines.settings.knowledge_max_attempts,
+            )
+        )
+        self._announce.append(doc)
+
+    # --- access -------------------------------------------------------------------------------------------------
+
+    async def _get(self, kb_id: uuid.UUID) -> KnowledgeBase:
+        kb = await self.bases.get(kb_id)
+        if kb is None or not (self.sees_all or await self.shares.access(RESOURCE, kb.id)):
+            raise KnowledgeBaseNotFound(f"No knowledge base {kb_id} in this tenant.")
+        return kb
+
+    async def _can_edit(self, kb: KnowledgeBase) -> bool:
+        return self.manages or await self.shares.access(RESOURCE, kb.id) == SharePermission.EDIT
+
+    async def _editable(self, kb_id: uuid.UUID) -> KnowledgeBase:
+        kb = await self._get(kb_id)
+        if not await self._can_edit(kb):
+            raise Forbidden("This knowledge base is shared with you to read, not to change.", code="permission_denied")
+        return kb
+
+    async def readable(self, kb_ids: Sequence[uuid.UUID]) -> list[KnowledgeBase]:
+        """The knowledge bases among `kb_ids` that the caller may search, in the order given."""
+        found = {kb.id: kb for kb in await self.bases.of_ids(kb_ids)}
+        visible = None if self.sees_all else await self.shares.shared_ids(RESOURCE)
+        return [found[i] for i in kb_ids if i in found and (visible is None or i in visible)]
+
+    async def attached(self, kb_ids: Sequence[uuid.UUID]) -> list[KnowledgeBase]:
+        """An agent's knowledge bases in this tenant, without share checks: whoever may edit the agent chose them."""
+        found = {kb.id: kb for kb in await self.bases.of_ids(kb_ids)}
+        return [found[i] for i in kb_ids if i in found]
+
+    # --- knowledge bases ----------------------------------------------------------------------------------------
+
+    async def create(self, data: KnowledgeBaseCreate) -> KnowledgeBaseRead:
+        if not self.manages:
+            raise _not_allowed(self.caller)
+        await self._check_name(data.name)
+        embedding_model_id = data.embedding_model_id or await self._default_embedding_model()
+        await self._check_models(embedding_model_id, data.rerank_model_id)
+        dimension = await embedding_dimension(self.providers, embedding_model_id)
+        kb = KnowledgeBase(
+            id=uuid.uuid4(),
+            tenant_id=self.caller.tenant_id,
+            name=data.name,
+            description=data.description,
+            embedding_model_id=embedding_model_id,
+            embedding_dimension=dimension,
+            rerank_model_id=data.rerank_model_id,
+            chunk_target_chars=data.chunking.target_chars,
+            chunk_overlap_chars=data.chunking.overlap_chars,
+            created_by=self.caller.user_id,
+        )
+        kb.index_name = index_name_for(kb.id)
+        try:
+            async with self.session.begin_nested():
+                await self.bases.add(kb)
+        except IntegrityError:
+            raise Conflict(f"A knowledge base named {data.name!r} exists.", code="knowledge_base_name_taken") from None
+        await self.engines.search.create_index(kb.index_name, dimension)
+        await record(self.session, self.caller, "knowledge_base.created", RESOURCE, kb.id, name=kb.name)
+        return await self._read(kb, can_edit=True)
+
+    async def _default_embedding_model(self) -> uuid.UUID:
+        config = await ModelRepository(self.session, self.caller.tenant_id).default_of(ModelKind.EMBEDDING)
+        if config is None:
+            raise InvalidKnowledgeBase(
+                "This tenant has no default embedding model; add one under models or pick one.",
+                extra={"errors": [_error(["embedding_model_id"], "No default embedding model.")]},
+            )
+        return config.id
+
+    async def _check_models(self, embedding_model_id: uuid.UUID | None, rerank_model_id: uuid.UUID | None) -> None:
+        models = ModelRepository(self.session, self.caller.tenant_id)
+        errors: list[dict[str, Any]] = []
+        for field, model_id, kind in (
+            ("embedding_model_id", embedding_model_id, ModelKind.EMBEDDING),
+            ("rerank_model_id", rerank_model_id, ModelKind.RERANK),
+        ):
+            if model_id is None:
+                continue
+            config = await models.get(model_id)
+            if config is None:
+                errors.append(_error([field], "No such model in this tenant."))
+            elif config.kind != kind:
+                errors.append(_error([field], f"The model is an {config.kind} model; this needs a {kind} model."))
+        if errors:
+            raise InvalidKnowledgeBase("The knowledge base is not valid.", extra={"errors": errors})
+
+    async def _check_name(self, name: str, *, except_id: uuid.UUID | None = None) -> None:
+        if await self.bases.name_taken(name, except_id=except_id):
+            raise Conflict(f"A knowledge base named {name!r} exists.", code="knowledge_base_name_taken")
+
+    async def get(self, kb_id: uuid.UUID) -> KnowledgeBaseRead:
+        kb = await self._get(kb_id)
+        return await self._read(kb, can_edit=await self._can_edit(kb))
+
+    async def list_bases(self, page: PageParams, *, query: str | None) -> Page[KnowledgeBaseRead]:
+        visible = None if self.sees_all else await self.shares.shared_ids(RESOURCE)
+        bases, total = await self.bases.list_page(only_ids=visible, query=query, limit=page.limit, offset=page.offset)
+        counts = await self.documents.status_counts([kb.id for kb in bases])
+        editable = None if self.manages else await self.shares.shared_ids(RESOURCE, SharePermission.EDIT)
+        items = [_read_kb(kb, counts[kb.id], can_edit=editable is None or kb.id in editable) for kb in bases]
+        return Page[KnowledgeBaseRead](items=items, total=total, limit=page.limit, offset=page.offset)
+
+    async def _read(self, kb: KnowledgeBase, *, can_edit: bool) -> KnowledgeBaseRead:
+        counts = await self.documents.status_counts([kb.id])
+        return _read_kb(kb, counts[kb.id], can_edit=can_edit)
+
+    async def update(self, kb_id: uuid.UUID, data: KnowledgeBaseUpdate) -> KnowledgeBaseRead:
+        kb = await self._editable(kb_id)
+        changes = data.model_dump(exclude_unset=True)
+        if data.name is not None:
+            await self._check_name(data.name, except_id=kb.id)
+            kb.name = data.name
+        if data.description is not None:
+            kb.description = data.description
+        if "rerank_model_id" in changes:
+            await self._check_models(None, data.rerank_model_id)
+            kb.rerank_model_id = data.rerank_model_id
+        if data.chunking is not None:
+            kb.chunk_target_chars, kb.chunk_overlap_chars = data.chunking.target_chars, data.chunking.overlap_chars
+        new_model = data.embedding_model_id
+        reembed = new_model is not None and new_model not in (kb.embedding_model_id, kb.pending_embedding_model_id)
+        if reembed:
+            assert new_model is not None
+            await self._check_models(new_model, None)
+            await self._start_reembed(kb, new_model)
+        await self.session.flush()
+        await record(self.session, self.caller, "knowledge_base.updated", RESOURCE, kb.id, fields=sorted(changes))
+        return await self._read(kb, can_edit=True)
+
+    async def _start_reembed(self, kb: KnowledgeBase, model_id: uuid.UUID) -> None:
+        """Build a new index with the new model beside the current one; the job swaps them when it is complete.
+        The new model's dimension is known before anything is written, so a mismatch cannot half-fill an index."""
+        dimension = await embedding_dimension(self.providers, model_id)
+        if kb.pending_index_name:
+            await self.engines.search.drop_index(kb.pending_index_name)
+        kb.pending_embedding_model_id = model_id
+        kb.pending_embedding_dimension = dimension
+        kb.pending_index_name = index_name_for(kb.id, generation=uuid.uuid4())
+        kb.reembed_job_id = uuid.uuid4()  # the token the job must present; a later change supersedes it
+        await self.engines.search.create_index(kb.pending_index_name, dimension)
+        self._jobs.append((REEMBED, {"knowledge_base_id": str(kb.id), "token": str(kb.reembed_job_id)}, 5))
+
+    async def delete(self, kb_id: uuid.UUID) -> None:
+        kb = await self._get(kb_id)
+        if not self.manages:
+            raise _not_allowed(self.caller)
+        docs = await self.documents.of_kb(kb.id)
+        await self.bases.delete(kb)
+        for name in (kb.index_name, kb.pending_index_name):
+            if name:
+                await self.engines.search.drop_index(name)
+        for doc in docs:
+            await self.engines.storage.delete(doc.storage_key)
+        await record(self.session, self.caller, "knowledge_base.deleted", RESOURCE, kb_id, name=kb.name)
+
+    # --- sharing ------------------------------------------------------------------------------------------------
+
+    async def shares_of(self, kb_id: uuid.UUID) -> list[ShareRead]:
+        kb = await self._get(kb_id)
+        return await self.shares.list(RESOURCE, kb.id)
+
+    async def share(self, kb_id: uuid.UUID, group_id: uuid.UUID, permission: SharePermission) -> ShareRead:
+        kb = await self._require_manager(kb_id)
+        return await self.shares.share(RESOURCE, kb.id, group_id, permission)
+
+    async def unshare(self, kb_id: uuid.UUID, group_id: uuid.UUID) -> None:
+        kb = await self._require_manager(kb_id)
+        await self.shares.unshare(RESOURCE, kb.id, group_id)
+
+    async def _require_manager(self, kb_id: uuid.UUID) -> KnowledgeBase:
+        kb = await self._get(kb_id)
+        if not self.manages:
+            raise Forbidden("Only members who manage knowledge may share it.", code="permission_denied")
+        return kb
+
+    # --- documents ----------------------------------------------------------------------------------------------
+
+    async def upload(self, kb_id: uuid.UUID, files: Sequence[IncomingFile], metadata: dict[str, Any]) -> UploadResult:
+        """Store each acceptable file and create its document; refused files are reported, never stored.
+        The new documents' processing starts with `start_jobs` after the commit."""
+        kb = await self._editable(kb_id)
+        max_bytes = self.engines.settings.knowledge_max_file_bytes
+        uploaded: list[UploadedDocument] = []
+        rejected: list[RejectedFile] = []
+        created: list[KnowledgeDocument] = []
+        seen: dict[str, KnowledgeDocument] = {}
+        for incoming in files:
+            name = _clean_file_name(incoming.file_name)
+            problem = _refusal(incoming, max_bytes)
+            fmt = None
+            if problem is None:
+                try:
+                    fmt = detect_format(incoming.data, name, incoming.content_type)
+                except ParseFailure as failure:
+                    problem = DocumentError(code=failure.code, message=failure.message)
+            if problem is not None:
+                rejected.append(RejectedFile(file_name=name, error=problem))
+                continue
+            content_hash = hashlib.sha256(incoming.data).hexdigest()
+            existing = seen.get(content_hash) or await self.documents.by_hash(kb.id, content_hash)
+            if existing is not None:
+                uploaded.append(UploadedDocument(document=read_document(existing), duplicate=True))
+                continue
+            doc = KnowledgeDocument(
+                id=uuid.uuid4(),
+                tenant_id=self.caller.tenant_id,
+                knowledge_base_id=kb.id,
+                file_name=name,
+                content_type=incoming.content_type,
+                size=len(incoming.data),
+                content_hash=content_hash,
+                format=fmt,
+                status=DocumentStatus.QUEUED,
+                job_id=uuid.uuid4(),
+                doc_metadata=dict(metadata),
+                created_by=self.caller.user_id,
+            )
+            doc.storage_key = storage_key(doc)
+            await self.engines.storage.put(doc.storage_key, incoming.data)
+            await self.documents.add(doc)
+            seen[content_hash] = doc
+            created.append(doc)
+            self._process(doc)
+            uploaded.append(UploadedDocument(document=read_document(doc), duplicate=False))
+        if created:
+            await record(self.session, self.caller, "knowledge_documents.uploaded", RESOURCE, kb.id, count=len(created))
+        return UploadResult(documents=uploaded, rejected=rejected)
+
+    async def list_documents(
+        self, kb_id: uuid.UUID, page: PageParams, *, status: DocumentStatus | None, query: str | None
+    ) -> Page[DocumentRead]:
+        kb = await self._get(kb_id)
+        docs, total = await self.documents.list_page(
+            kb.id, status=status, query=query, limit=page.limit, offset=page.offset
+        )
+        return Page[DocumentRead](
+            items=[read_document(d) for d in docs], total=total, limit=page.limit, offset=page.offset
+        )
+
+    async def _document(self, kb: KnowledgeBase, doc_id: uuid.UUID) -> KnowledgeDocument:
+        doc = await self.documents.in_kb(kb.id, doc_id)
+        if doc is None:
+            raise DocumentNotFound(f"No document {doc_id} in this knowledge base.")
+        return doc
+
+    async def get_document(self, kb_id: uuid.UUID, doc_id: uuid.UUID) -> DocumentRead:
+        kb = await self._get(kb_id)
+        return read_document(await self._document(kb, doc_id))
+
+    async def active_documents(self, kb_id: uuid.UUID) -> tuple[KnowledgeBase, list[KnowledgeDocument]]:
+        """The knowledge base and its documents still in processing (the start of a progress stream)."""
+        kb = await self._get(kb_id)
+        active = [s.value for s in DocumentStatus if s not in FINAL_STATUSES]
+        return kb, await self.documents.of_kb(kb.id, statuses=active)
+
+    async def reindex_document(self, kb_id: uuid.UUID, doc_id: uuid.UUID) -> DocumentRead:
+        """Parse, chunk and embed the document again (after a failure, or to pick up new chunk settings).
+        Chunk edits are lost: the document is cut anew."""
+        kb = await self._editable(kb_id)
+        doc = await self._document(kb, doc_id)
+        doc.status, doc.progress, doc.error_code, doc.error_message = DocumentStatus.QUEUED, 0.0, None, None
+        doc.job_id = uuid.uuid4()  # any job still working on the document stops at its next step
+        await self.session.flush()
+        self._process(doc)
+        await record(self.session, self.caller, "knowledge_document.reindexed", RESOURCE, kb.id, document=str(doc.id))
+        return read_document(doc)
+
+    async def delete_document(self, kb_id: uuid.UUID, doc_id: uuid.UUID) -> None:
+        kb = await self._editable(kb_id)
+        doc = await self._document(kb, doc_id)
+        await self.documents.delete(doc)
+        for name in (kb.index_name, kb.pending_index_name):
+            if name:
+                await self.engines.search.delete(name, document_id=doc.id.hex)
+        await self.engines.storage.delete(doc.storage_key)
+        await record(self.session, self.caller, "knowledge_document.deleted", RESOURCE, kb.id, document=str(doc.id))
+
+    # --- chunks -------------------------------------------------------------------------------------------------
+
+    async def list_chunks(self, kb_id: uuid.UUID, doc_id: uuid.UUID, page: PageParams) -> Page[ChunkRead]:
+        kb = await self._get(kb_id)
+        doc = await self._document(kb, doc_id)
+        chunks, total = await self.chunks.of_document(doc.id, limit=page.limit, offset=page.offset)
+        return Page[ChunkRead](
+            items=[_read_chunk(c) for c in chunks], total=total, limit=page.limit, offset=page.offset
+        )
+
+    async def _chunk(self, kb: KnowledgeBase, chunk_id: uuid.UUID) -> KnowledgeChunk:
+        chunk = await self.chunks.in_kb(kb.id, chunk_id)
+        if chunk is None:
+            raise ChunkNotFound(f"No chunk {chunk_id} in this knowledge base.")
+        return chunk
+
+    async def update_chunk(self, kb_id: uuid.UUID, chunk_id: uuid.UUID, data: ChunkUpdate) -> ChunkRead:
+        """Change a chunk's text; it is embedded again at once, so searches find the new text."""
+        kb = await self._editable(kb_id)
+        chunk = await self._chunk(kb, chunk_id)
+        doc = await self._document(kb, chunk.document_id)
+        if doc.status != DocumentStatus.INDEXED:
+            raise Conflict("The document is being processed; edit its chunks once it is indexed.", code="document_busy")
+        chunk.text, chunk.edited = data.text, True
+        for name, model_id, dimension in live_indexes(kb):
+            vector = await self._embed_one(model_id, dimension, chunk.text)
+            await self.engines.search.upsert(name, [indexed_chunk(chunk, vector, doc)])
+        await self.session.flush()
+        return _read_chunk(chunk)
+
+    async def _embed_one(self, model_id: uuid.UUID | None, dimension: int, text: str) -> list[float]:
+        if model_id is None:
+            raise EmbeddingModelMissing("The knowledge base's embedding model was deleted; choose another one.")
+        client = await self.providers.client(model_id)
+        try:
+            vectors, _ = await client.embed([text])
+        except ProviderError as exc:
+            raise model_call_failed(exc, "embedding") from None
+        if len(vectors[0]) != dimension:
+            raise Conflict(
+                f"The embedding model now returns {len(vectors[0])} dimensions; the index has {dimension}.",
+                code="dimension_mismatch",
+            )
+        return list(vectors[0])
+
+    async def delete_chunk(self, kb_id: uuid.UUID, chunk_id: uuid.UUID) -> None:
+        kb = await self._editable(kb_id)
+        chunk = await self._chunk(kb, chunk_id)
+        doc = await self._document(kb, chunk.document_id)
+        await self.chunks.delete(chunk)
+        doc.chunk_count = max(0, doc.chunk_count - 1)
+        for name, _, _ in live_indexes(kb):
+            await self.engines.search.delete(name, chunk_ids=[chunk.id.hex])
+
+    # --- search -------------------------------------------------------------------------------------------------
+
+    async def search(self, kb_id: uuid.UUID, data: SearchIn) -> SearchResult:
+        kb = await self._get(kb_id)
+        return await self.search_bases([kb], data)
+
+    async def search_bases(self, bases: Sequence[KnowledgeBase], data: SearchIn) -> SearchResult:
+        """Search several knowledge bases (an agent's) and merge the hits by score; only indexed documents count."""
+        timings = {"embedding": 0.0, "search": 0.0, "rerank": 0.0}
+        vectors: dict[uuid.UUID, list[float]] = {}
+        if data.mode != "bm25":
+            started = time.perf_counter()
+            for model_id in {kb.embedding_model_id for kb in bases}:
+                if model_id is None:
+                    raise EmbeddingModelMissing(
+                        "The knowledge base's embedding model was deleted; choose another one or search in bm25 mode."
+                    )
+                client = await self.providers.client(model_id)
+                try:
+                    embedded, _ = await client.embed([data.query])
+                except ProviderError as exc:
+                    raise model_call_failed(exc, "embedding") from None
+                vectors[model_id] = list(embedded[0])
+            timings["embedding"] = time.perf_counter() - started
+        started = time.perf_counter()
+        fetch = data.top_k * 2 + 5  # documents in processing are dropped afterwards
+        hits: list[tuple[KnowledgeBase, SearchHit]] = []
+        for kb in bases:
+            request = SearchRequest(
+                text=data.query,
+                vector=vectors.get(kb.embedding_model_id) if kb.embedding_model_id else None,
+                mode=data.mode,
+                top_k=fetch,
+                document_ids=[d.hex for d in data.document_ids] if data.document_ids else None,
+                metadata=data.metadata,
+            )
+            hits.extend((kb, hit) for hit in await self.engines.search.search(kb.index_name, request))
+        hits.sort(key=lambda pair: pair[1].score, reverse=True)
+        docs = await self.documents.indexed_of({uuid.UUID(hit.document_id) for _, hit in hits})
+        hits = [(kb, hit) for kb, hit in hits if uuid.UUID(hit.document_id) in docs]
+        chunks = await self.chunks.of_ids([uuid.UUID(hit.id) for _, hit in hits])
+        hits = [(kb, hit) for kb, hit in hits if uuid.UUID(hit.id) in chunks]
+        timings["search"] = time.perf_counter() - started
+        rerank_model = next((kb.rerank_model_id for kb in bases if kb.rerank_model_id), None)
+        scores = [hit.score for _, hit in hits]
+        if data.rerank and rerank_model is not None and hits:
+            started = time.perf_counter()
+            candidates = hits[: max(data.top_k * 3, 20)]
+            client = await self.providers.client(rerank_model)
+            try:
+                ranked = await client.rerank(data.query, [hit.text for _, hit in candidates], top_n=data.top_k)
+            except ProviderError as exc:
+                raise model_call_failed(exc, "rerank") from None
+            hits = [candidates[i] for i, _ in ranked]
+            scores = [score for _, score in ranked]
+            timings["rerank"] = time.perf_counter() - started
+        results = []
+        for (kb, hit), score in list(zip(hits, scores, strict=True))[: data.top_k]:
+            chunk = chunks[uuid.UUID(hit.id)]
+            results.append(
+                SearchHitRead(
+                    chunk_id=chunk.id,
+                    document_id=chunk.document_id,
+                    knowledge_base_id=kb.id,
+                    file_name=docs[chunk.document_id].file_name,
+                    page=chunk.page,
+                    heading_path=list(chunk.heading_path),
+                    source=chunk.source,
+                    text=chunk.text,
+                    score=float(score),
+                    bm25_rank=hit.bm25_rank,
+                    vector_rank=hit.vector_rank,
+                )
+            )
+        return SearchResult(
+            hits=results,
+            mode=data.mode,
+            timings=SearchTimings(**{f"{k}_ms": round(v * 1000, 2) for k, v in timings.items()}),
+        )
+
+
+def indexed_chunk(chunk: KnowledgeChunk, vector: Sequence[float], doc: KnowledgeDocument) -> IndexedChunk:
+    """The search engine's copy of a chunk: its text, vector and the metadata searches may filter on."""
+    metadata: dict[str, str | int | float | bool] = {"kind": chunk.kind, "format": doc.format or ""}
+    if chunk.page is not None:
+        metadata["page"] = chunk.page
+    metadata.update(doc.doc_metadata)
+    return IndexedChunk(
+        id=chunk.id.hex, document_id=doc.id.hex, text=chunk.text, vector=list(vector), metadata=metadata
+    )
+
+
+def live_indexes(kb: KnowledgeBase) -> list[tuple[str, uuid.UUID | None, int]]:
+    """The index searches use and, during a re-embedding, the one being built: both must see every change."""
+    indexes: list[tuple[str, uuid.UUID | None, int]] = [(kb.index_name, kb.embedding_model_id, kb.embedding_dimension)]
+    if kb.pending_index_name and kb.pending_embedding_dimension:
+        indexes.append((kb.pending_index_name, kb.pending_embedding_model_id, kb.pending_embedding_dimension))
+    return indexes
+
+
+def _refusal(incoming: IncomingFile, max_bytes: int) -> DocumentError | None:
+    if incoming.too_large or len(incoming.data) > max_bytes:
+        return DocumentError(code="too_large", message=f"The file is larger than the limit of {max_bytes} bytes.")
+    if not incoming.data:
+        return DocumentError(code="empty", message="The file is empty.")
+    return None
+
+
+def _clean_file_name(name: str) -> str:
+    """The base name, without control characters, at most 255 characters."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = "".join(ch for ch in base if ch.isprintable()).strip()
+    return (cleaned or "unnamed")[:255]
+
+
+def _not_allowed(caller: Caller) -> Forbidden:
+    return Forbidden(f"Your role ({caller.role}) does not allow this (knowledge.manage).", code="permission_denied")
+
+
+def _error(loc: list[Any], msg: str) -> dict[str, Any]:
+    return {"loc": ["body", *map(str, loc)], "msg": msg, "type": "invalid_reference"}
+
+
+def _read_kb(kb: KnowledgeBase, counts: dict[str, int], *, can_edit: bool) -> KnowledgeBaseRead:
+    return KnowledgeBaseRead(
+        id=kb.id,
+        name=kb.name,
+        description=kb.description,
+        summary=kb.summary,
+        embedding_model_id=kb.embedding_model_id,
+        embedding_dimension=kb.embedding_dimension,
+        rerank_model_id=kb.rerank_model_id,
+        chunking=ChunkingIn(target_chars=kb.chunk_target_chars, overlap_chars=kb.chunk_overlap_chars),
+        reembedding=(
+            ReembedState(embedding_model_id=kb.pending_embedding_model_id, dimension=kb.pending_embedding_dimension)
+            if kb.pending_index_name
+            else None
+        ),
+        document_counts={status.value: counts.get(status.value, 0) for status in DocumentStatus},
+        can_edit=can_edit,
+        created_by=kb.created_by,
+        created_at=kb.created_at,
+        updated_at=kb.updated_at,
+    )
+
+
+def read_document(doc: KnowledgeDocument) -> DocumentRead:
+    return DocumentRead(
+        id=doc.id,
+        knowledge_base_id=doc.knowledge_base_id,
+        file_name=doc.file_name,
+        content_type=doc.content_type,
+        size=doc.size,
+        content_hash=doc.content_hash,
+        format=doc.format,
+        status=DocumentStatus(doc.status),
+        progress=doc.progress,
+        error=DocumentError(code=doc.error_code, message=doc.error_message or "") if doc.error_code else None,
+        chunk_count=doc.chunk_count,
+        page_count=doc.page_count,
+        attempts=doc.attempts,
+        metadata=dict(doc.doc_metadata),
+        created_by=doc.created_by,
+        created_at=doc.created_at,
+        updated_at=doc.updated_at,
+        indexed_at=doc.indexed_at,
+    )
+
+
+def _read_chunk(chunk: KnowledgeChunk) -> ChunkRead:
+    return ChunkRead(
+        id=chunk.id,
+        document_id=chunk.document_id,
+        position=chunk.position,
+        text=chunk.text,
+        kind=chunk.kind,
+        page=chunk.page,
+        page_end=chunk.page_end,
+        heading_path=list(chunk.heading_path),
+        source=chunk.source,
+        start_offset=chunk.start_offset,
+        end_offset=chunk.end_offset,
+        edited=chunk.edited,
+        updated_at=chunk.updated_at,
+    )

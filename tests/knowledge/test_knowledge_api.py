@@ -1,0 +1,396 @@
+"""Knowledge bases over HTTP, end to end on the embedded shape: uploads, the document state machine with typed
+errors, live progress, search in every mode, chunk edits, re-embedding with another model, sharing."""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+import zipfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from nexent.providers import pool
+from tests.conftest import make_settings, serve_in_process, wait_until
+from tests.support.identity import bearer, invite_and_register, register
+from tests.support.model_server import RunningModelServer, ServiceReply, run_model_server
+from tests.test_http import assert_problem
+
+GUIDE = """# Espresso guide
+
+## Grinding
+
+Grind the beans finely, just before brewing. A burr grinder gives an even grind.
+
+## Brewing
+
+Brew at nine bars of pressure for about twenty-five seconds. The crema should be golden.
+"""
+PRICES = "item,price,currency\nespresso,2.50,EUR\ncappuccino,3.20,EUR\nflat white,3.60,EUR\n"
+NOTES = "Milk steaming: keep the wand just under the surface to stretch the milk into microfoam."
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Iterator[RunningModelServer]:
+    with run_model_server(embedding_dim=64) as served:
+        yield served
+
+
+@pytest.fixture(autouse=True)
+def _fresh(embedder: RunningModelServer) -> None:
+    embedder.server.reset()
+    embedder.server.embedding_dim = 64
+    pool._unhealthy_until.clear()
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(tmp_path, builtin_models=False, knowledge_max_attempts=2, knowledge_max_file_bytes=200_000)
+    async with serve_in_process(settings) as http:
+        yield http
+
+
+async def add_embedding_model(
+    client: httpx.AsyncClient, token: str, server: RunningModelServer, name: str = "Embedder"
+) -> str:
+    response = await client.post(
+        "/api/models",
+        json={"name": name, "kind": "embedding", "model": "scripted-embed", "base_url": server.base_url},
+        headers=bearer(token),
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+@pytest.fixture
+async def owner(client: httpx.AsyncClient, embedder: RunningModelServer) -> dict[str, Any]:
+    pair = await register(client, f"kb-{uuid.uuid4().hex[:6]}@example.com")
+    model_id = await add_embedding_model(client, pair["access_token"], embedder)
+    return {**pair, "model_id": model_id, "headers": bearer(pair["access_token"])}
+
+
+async def create_kb(client: httpx.AsyncClient, owner: dict[str, Any], **body: Any) -> dict[str, Any]:
+    response = await client.post(
+        "/api/knowledge-bases",
+        json={"name": f"KB {uuid.uuid4().hex[:6]}", "embedding_model_id": owner["model_id"], **body},
+        headers=owner["headers"],
+    )
+    assert response.status_code == 201, response.text
+    kb: dict[str, Any] = response.json()
+    return kb
+
+
+async def upload(
+    client: httpx.AsyncClient, owner: dict[str, Any], kb_id: str, files: list[tuple[str, bytes, str]], **form: str
+) -> httpx.Response:
+    return await client.post(
+        f"/api/knowledge-bases/{kb_id}/documents",
+        files=[("file", (name, data, content_type)) for name, data, content_type in files],
+        data=form,
+        headers=owner["headers"],
+    )
+
+
+async def settled(client: httpx.AsyncClient, owner: dict[str, Any], kb_id: str) -> dict[str, dict[str, Any]]:
+    """Follow the progress stream until no document is in processing; then the documents by file name."""
+    async with client.stream(
+        "GET", f"/api/knowledge-bases/{kb_id}/events", params={"until_idle": "true"}, headers=owner["headers"]
+    ) as stream:
+        assert stream.status_code == 200
+        async for _ in stream.aiter_lines():
+            pass
+    listing = await client.get(f"/api/knowledge-bases/{kb_id}/documents", headers=owner["headers"])
+    assert listing.status_code == 200
+    return {doc["file_name"]: doc for doc in listing.json()["items"]}
+
+
+async def search(
+    client: httpx.AsyncClient, owner: dict[str, Any], kb_id: str, query: str, **body: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        f"/api/knowledge-bases/{kb_id}/search", json={"query": query, **body}, headers=owner["headers"]
+    )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def test_upload_index_and_search_in_every_mode(client: httpx.AsyncClient, owner: dict[str, Any]) -> None:
+    kb = await create_kb(
+        client, owner, description="Coffee know-how", chunking={"target_chars": 300, "overlap_chars": 0}
+    )
+    assert kb["embedding_dimension"] == 64
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("notes/milk.txt", NOTES)
+    response = await upload(
+        client,
+        owner,
+        kb["id"],
+        [
+            ("guide.md", GUIDE.encode(), "text/markdown"),
+            ("prices.csv", PRICES.encode(), "text/csv"),
+            ("bundle.zip", archive.getvalue(), "application/zip"),
+            ("again.md", GUIDE.encode(), "text/markdown"),  # the same content: a duplicate
+            ("empty.txt", b"", "text/plain"),
+            ("tool.exe", b"MZ\x90\x00" + bytes(range(256)) * 4, "application/octet-stream"),
+        ],
+        metadata=json.dumps({"team": "barista"}),
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert [(d["document"]["file_name"], d["duplicate"]) for d in body["documents"]] == [
+        ("guide.md", False),
+        ("prices.csv", False),
+        ("bundle.zip", False),
+        ("guide.md", True),
+    ]
+    assert {r["file_name"]: r["error"]["code"] for r in body["rejected"]} == {
+        "empty.txt": "empty",
+        "tool.exe": "unsupported_format",
+    }
+    docs = await settled(client, owner, kb["id"])
+    assert {name: doc["status"] for name, doc in docs.items()} == dict.fromkeys(
+        ["guide.md", "prices.csv", "bundle.zip"], "indexed"
+    )
+    assert all(doc["progress"] == 1.0 and doc["chunk_count"] >= 1 for doc in docs.values())
+    assert docs["guide.md"]["metadata"] == {"team": "barista"}
+
+    for mode in ("hybrid", "bm25", "vector"):
+        result = await search(client, owner, kb["id"], "crema pressure brewing", mode=mode, top_k=3)
+        assert result["mode"] == mode
+        top = result["hits"][0]
+        assert top["file_name"] == "guide.md" and "nine bars" in top["text"], (mode, result)
+        assert top["heading_path"][-1] == "Brewing"
+    # Tables stay tables, and members of archives keep their path.
+    prices = (await search(client, owner, kb["id"], "cappuccino price", mode="bm25"))["hits"][0]
+    assert prices["file_name"] == "prices.csv" and "| cappuccino | 3.20 | EUR |" in prices["text"]
+    milk = (await search(client, owner, kb["id"], "steaming microfoam", mode="bm25"))["hits"][0]
+    assert milk["file_name"] == "bundle.zip" and milk["source"] == "notes/milk.txt"
+    # Filters by document and metadata.
+    only_prices = await search(client, owner, kb["id"], "espresso", document_ids=[docs["prices.csv"]["id"]])
+    assert {h["file_name"] for h in only_prices["hits"]} == {"prices.csv"}
+    assert (await search(client, owner, kb["id"], "espresso", metadata={"team": "kitchen"}))["hits"] == []
+    assert (await search(client, owner, kb["id"], "espresso", metadata={"team": "barista"}))["hits"]
+
+    detail = await client.get(f"/api/knowledge-bases/{kb['id']}", headers=owner["headers"])
+    assert detail.json()["document_counts"]["indexed"] == 3
+
+
+async def test_chunks_can_be_listed_edited_and_deleted(client: httpx.AsyncClient, owner: dict[str, Any]) -> None:
+    kb = await create_kb(client, owner)
+    await upload(client, owner, kb["id"], [("notes.txt", NOTES.encode(), "text/plain")])
+    doc = (await settled(client, owner, kb["id"]))["notes.txt"]
+    chunks = await client.get(f"/api/knowledge-bases/{kb['id']}/documents/{doc['id']}/chunks", headers=owner["headers"])
+    assert chunks.status_code == 200
+    (chunk,) = chunks.json()["items"]
+    assert chunk["text"].startswith("Milk steaming") and chunk["start_offset"] == 0 and not chunk["edited"]
+
+    edited = await client.patch(
+        f"/api/knowledge-bases/{kb['id']}/chunks/{chunk['id']}",
+        json={"text": "Latte art needs silky microfoam and a steady pour."},
+        headers=owner["headers"],
+    )
+    assert edited.status_code == 200 and edited.json()["edited"]
+    hits = (await search(client, owner, kb["id"], "latte art pour", mode="bm25"))["hits"]
+    assert hits and hits[0]["chunk_id"] == chunk["id"] and "Latte art" in hits[0]["text"]
+    assert (await search(client, owner, kb["id"], "steaming wand", mode="bm25"))["hits"] == []
+
+    blank = await client.patch(
+        f"/api/knowledge-bases/{kb['id']}/chunks/{chunk['id']}", json={"text": "  "}, headers=owner["headers"]
+    )
+    assert_problem(blank, 422, "validation_error")
+    deleted = await client.delete(f"/api/knowledge-bases/{kb['id']}/chunks/{chunk['id']}", headers=owner["headers"])
+    assert deleted.status_code == 204
+    assert (await search(client, owner, kb["id"], "latte art pour", mode="bm25"))["hits"] == []
+
+
+async def test_a_bad_file_fails_with_a_typed_error_and_the_others_are_indexed(
+    client: httpx.AsyncClient, owner: dict[str, Any]
+) -> None:
+    kb = await create_kb(client, owner)
+    corrupt_pdf = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\ntrailer\n<<>>\n%%EOF-broken"
+    response = await upload(
+        client,
+        owner,
+        kb["id"],
+        [("broken.pdf", corrupt_pdf, "application/pdf"), ("notes.txt", NOTES.encode(), "text/plain")],
+    )
+    assert response.status_code == 201
+    docs = await settled(client, owner, kb["id"])
+    assert docs["notes.txt"]["status"] == "indexed"
+    broken = docs["broken.pdf"]
+    assert broken["status"] == "failed" and broken["error"]["code"] == "corrupt_file" and broken["error"]["message"]
+    assert broken["chunk_count"] == 0
+
+    # Re-indexing a failed document tries again (and fails the same way, with the same typed error).
+    again = await client.post(
+        f"/api/knowledge-bases/{kb['id']}/documents/{broken['id']}/reindex", headers=owner["headers"]
+    )
+    assert again.status_code == 202 and again.json()["status"] == "queued"
+    docs = await settled(client, owner, kb["id"])
+    assert docs["broken.pdf"]["error"]["code"] == "corrupt_file" and docs["broken.pdf"]["attempts"] == 1
+
+
+async def test_an_embedding_model_that_fails_ends_in_embedding_failed(
+    client: httpx.AsyncClient, owner: dict[str, Any], embedder: RunningModelServer
+) -> None:
+    kb = await create_kb(client, owner)
+    # A refused key cannot get better by retrying: the document fails at once.
+    embedder.server.enqueue_embeddings(ServiceReply.error(401, "invalid api key"))
+    await upload(client, owner, kb["id"], [("notes.txt", NOTES.encode(), "text/plain")])
+    doc = (await settled(client, owner, kb["id"]))["notes.txt"]
+    assert doc["status"] == "failed" and doc["error"]["code"] == "embedding_failed"
+    assert "invalid api key" in doc["error"]["message"].lower() or doc["error"]["message"]
+    # A server error is retried (by the client, then by the job) before the document fails.
+    embedder.server.enqueue_embeddings(*[ServiceReply.error(500)] * 6)
+    await upload(client, owner, kb["id"], [("guide.md", GUIDE.encode(), "text/markdown")])
+    doc = (await settled(client, owner, kb["id"]))["guide.md"]
+    assert doc["status"] == "failed" and doc["error"]["code"] == "embedding_failed" and doc["attempts"] == 2
+    # Once the model answers again, a re-index succeeds.
+    await client.post(f"/api/knowledge-bases/{kb['id']}/documents/{doc['id']}/reindex", headers=owner["headers"])
+    assert (await settled(client, owner, kb["id"]))["guide.md"]["status"] == "indexed"
+
+
+async def test_a_dimension_mismatch_is_caught_before_anything_is_written(
+    client: httpx.AsyncClient, owner: dict[str, Any], embedder: RunningModelServer
+) -> None:
+    kb = await create_kb(client, owner)
+    embedder.server.embedding_dim = 32  # the model behind the configuration changed
+    await upload(client, owner, kb["id"], [("notes.txt", NOTES.encode(), "text/plain")])
+    doc = (await settled(client, owner, kb["id"]))["notes.txt"]
+    assert doc["status"] == "failed" and doc["error"]["code"] == "dimension_mismatch"
+    assert "32" in doc["error"]["message"] and "64" in doc["error"]["message"]
+    embedder.server.embedding_dim = 64
+    assert (await search(client, owner, kb["id"], "milk", mode="bm25"))["hits"] == []
+
+
+async def test_changing_the_embedding_model_re_embeds_every_chunk(
+    client: httpx.AsyncClient, owner: dict[str, Any]
+) -> None:
+    kb = await create_kb(client, owner)
+    await upload(client, owner, kb["id"], [("guide.md", GUIDE.encode(), "text/markdown")])
+    await settled(client, owner, kb["id"])
+    with run_model_server(embedding_dim=32) as other:
+        new_model = await add_embedding_model(client, owner["access_token"], other, name="Smaller")
+        changed = await client.patch(
+            f"/api/knowledge-bases/{kb['id']}", json={"embedding_model_id": new_model}, headers=owner["headers"]
+        )
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["reembedding"] == {"embedding_model_id": new_model, "dimension": 32}
+        # Searches keep working on the old index meanwhile; then the new one takes over.
+
+        async def switched() -> dict[str, Any] | None:
+            current = (await client.get(f"/api/knowledge-bases/{kb['id']}", headers=owner["headers"])).json()
+            return current if current["reembedding"] is None else None
+
+        current = await wait_until(switched, timeout=30)
+        assert current["embedding_model_id"] == new_model and current["embedding_dimension"] == 32
+        hits = (await search(client, owner, kb["id"], "crema brewing pressure", mode="vector"))["hits"]
+        assert hits and "nine bars" in hits[0]["text"]
+        assert other.server.embedding_requests  # the new model embedded the chunks and the query
+
+
+async def test_bad_input_gets_clear_errors(client: httpx.AsyncClient, owner: dict[str, Any]) -> None:
+    headers = owner["headers"]
+    missing_model = await client.post(
+        "/api/knowledge-bases", json={"name": "X", "embedding_model_id": str(uuid.uuid4())}, headers=headers
+    )
+    assert_problem(missing_model, 422, "invalid_knowledge_base")
+    overlap = await client.post(
+        "/api/knowledge-bases",
+        json={
+            "name": "Y",
+            "embedding_model_id": owner["model_id"],
+            "chunking": {"target_chars": 400, "overlap_chars": 300},
+        },
+        headers=headers,
+    )
+    assert_problem(overlap, 422, "validation_error")
+    kb = await create_kb(client, owner, name="Unique")
+    duplicate = await client.post(
+        "/api/knowledge-bases", json={"name": "unique", "embedding_model_id": owner["model_id"]}, headers=headers
+    )
+    assert_problem(duplicate, 409, "knowledge_base_name_taken")
+    bad_metadata = await upload(client, owner, kb["id"], [("a.txt", b"hello", "text/plain")], metadata='{"page": 3}')
+    assert_problem(bad_metadata, 422, "invalid_metadata")
+    not_json = await upload(client, owner, kb["id"], [("a.txt", b"hello", "text/plain")], metadata="{oops")
+    assert_problem(not_json, 422, "invalid_metadata")
+    too_big = await upload(client, owner, kb["id"], [("big.txt", b"a" * 200_001, "text/plain")])
+    problem = assert_problem(too_big, 422, "no_acceptable_files")
+    assert problem["rejected"] == [
+        {"file_name": "big.txt", "error": {"code": "too_large", "message": problem["rejected"][0]["error"]["message"]}}  # type: ignore[index]
+    ]
+    no_file = await client.post(f"/api/knowledge-bases/{kb['id']}/documents", headers=headers)
+    assert no_file.status_code == 422
+    bad_mode = await client.post(
+        f"/api/knowledge-bases/{kb['id']}/search", json={"query": "x", "mode": "fuzzy"}, headers=headers
+    )
+    assert_problem(bad_mode, 422, "validation_error")
+    unknown = await client.get(f"/api/knowledge-bases/{kb['id']}/documents/{uuid.uuid4()}", headers=headers)
+    assert_problem(unknown, 404, "document_not_found")
+
+
+async def test_members_see_knowledge_bases_through_group_shares(
+    client: httpx.AsyncClient, owner: dict[str, Any]
+) -> None:
+    kb = await create_kb(client, owner)
+    await upload(client, owner, kb["id"], [("notes.txt", NOTES.encode(), "text/plain")])
+    await settled(client, owner, kb["id"])
+    member = await invite_and_register(
+        client, owner["access_token"], f"m-{uuid.uuid4().hex[:6]}@example.com", role="user"
+    )
+    member_headers = bearer(member["access_token"])
+    assert (await client.get("/api/knowledge-bases", headers=member_headers)).json()["items"] == []
+    hidden = await client.post(
+        f"/api/knowledge-bases/{kb['id']}/search", json={"query": "milk"}, headers=member_headers
+    )
+    assert_problem(hidden, 404, "knowledge_base_not_found")
+    denied = await client.post(
+        "/api/knowledge-bases", json={"name": "Mine", "embedding_model_id": owner["model_id"]}, headers=member_headers
+    )
+    assert_problem(denied, 403, "permission_denied")
+
+    group = await client.post("/api/groups", json={"name": "Baristas"}, headers=owner["headers"])
+    assert group.status_code == 201, group.text
+    group_id = group.json()["id"]
+    added = await client.put(f"/api/groups/{group_id}/members/{member['user']['id']}", headers=owner["headers"])
+    assert added.status_code in (200, 201, 204), added.text
+    shared = await client.put(
+        f"/api/knowledge-bases/{kb['id']}/shares/{group_id}", json={"permission": "read"}, headers=owner["headers"]
+    )
+    assert shared.status_code == 200, shared.text
+    listing = (await client.get("/api/knowledge-bases", headers=member_headers)).json()["items"]
+    assert [(item["id"], item["can_edit"]) for item in listing] == [(kb["id"], False)]
+    found = await client.post(f"/api/knowledge-bases/{kb['id']}/search", json={"query": "milk"}, headers=member_headers)
+    assert found.status_code == 200 and found.json()["hits"]
+    refused = await client.post(
+        f"/api/knowledge-bases/{kb['id']}/documents",
+        files=[("file", ("x.txt", b"more text", "text/plain"))],
+        headers=member_headers,
+    )
+    assert_problem(refused, 403, "permission_denied")
+
+
+async def test_deleting_documents_and_knowledge_bases_removes_them_from_search(
+    client: httpx.AsyncClient, owner: dict[str, Any]
+) -> None:
+    kb = await create_kb(client, owner)
+    await upload(client, owner, kb["id"], [("notes.txt", NOTES.encode(), "text/plain")])
+    doc = (await settled(client, owner, kb["id"]))["notes.txt"]
+    deleted = await client.delete(f"/api/knowledge-bases/{kb['id']}/documents/{doc['id']}", headers=owner["headers"])
+    assert deleted.status_code == 204
+    assert (await search(client, owner, kb["id"], "milk steaming", mode="bm25"))["hits"] == []
+    # The same file can come back after its document was deleted.
+    again = await upload(client, owner, kb["id"], [("notes.txt", NOTES.encode(), "text/plain")])
+    assert again.json()["documents"][0]["duplicate"] is False
+    await settled(client, owner, kb["id"])
+    assert (await client.delete(f"/api/knowledge-bases/{kb['id']}", headers=owner["headers"])).status_code == 204
+    gone = await client.post(
+        f"/api/knowledge-bases/{kb['id']}/search", json={"query": "milk"}, headers=owner["headers"]
+    )
+    assert_problem(gone, 404, "knowledge_base_not_found")
