@@ -203,7 +203,7 @@ def test_admin_user_commands(env: dict[str, str]) -> None:
 def test_admin_check_reports_engines(env: dict[str, str], tmp_path: Path) -> None:
     nexent(env, "migrate")
     ok = nexent(env, "admin", "check")
-    assert json.loads(ok.stdout) == {"database": "ok", "storage": "ok", "queue": "ok", "bus": "ok"}
+    assert json.loads(ok.stdout) == {"database": "ok", "storage": "ok", "queue": "ok", "bus": "ok", "search": "ok"}
     broken = cli_env(tmp_path, NEXENT_BUS_BACKEND="redis", NEXENT_REDIS_URL="redis://127.0.0.1:1/0")
     failed = nexent(broken, "admin", "check", check=False)
     assert failed.returncode == 1 and json.loads(failed.stdout)["bus"].startswith("error")

@@ -35,7 +35,7 @@ async def test_liveness_and_readiness(app_client: httpx.AsyncClient) -> None:
     assert ready.status_code == 200
     assert ready.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "storage": "ok", "queue": "ok", "bus": "ok"},
+        "checks": {"database": "ok", "storage": "ok", "queue": "ok", "bus": "ok", "search": "ok"},
     }
 
 
