@@ -23,21 +23,51 @@ import time
 from pathlib import Path
 
 import httpx
+import uvloop
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from tests.conftest import free_port, wait_for_port  # noqa: E402 - the repository root is on the path only now
 
+# The scripted model on uvloop and httptools, like the platform (`nexent serve`): the model server and this
+# client share the machine's 2 cores with the platform, so they should cost as little as they can.
 MODEL_SERVER = """
-import sys, time
+import socket, sys
 sys.path.insert(0, {repo!r})
-from tests.support.model_server import ModelServer, run_model_server
+import uvicorn
+from tests.support.model_server import ModelServer
 server = ModelServer(first_byte_delay={first:f}, chunk_delay={pace:f}, chunk_size=4)
-with run_model_server(server) as served:
-    print(served.port, flush=True)
-    time.sleep(3600)
+sock = socket.socket()
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+sock.bind(("127.0.0.1", 0))
+print(sock.getsockname()[1], flush=True)
+config = uvicorn.Config(
+    server.asgi, log_level="warning", access_log=False, lifespan="off", loop="uvloop", http="httptools",
+    interface="asgi3", proxy_headers=False,
+)
+uvicorn.Server(config).run(sockets=[sock])
 """
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux), to report the platform's CPU cost per run."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def settle(pid: int, *, longest: float = 120.0) -> None:
+    """Wait until the platform is idle (under 5% of a core for half a second): work that earlier runs left behind
+    (conversation titles) must not land in the next measurement, of either path."""
+    deadline = time.monotonic() + longest
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(0.5)
+        if cpu_seconds(pid) - before < 0.025:
+            return
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -78,6 +108,7 @@ async def main() -> None:
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--first-byte", type=float, default=0.05)
     parser.add_argument("--pace", type=float, default=0.01)
+    parser.add_argument("--server-log", type=Path, help="keep the platform's output (warnings and errors) here")
     args = parser.parse_args()
 
     platform_port = free_port()
@@ -98,12 +129,13 @@ async def main() -> None:
         "NEXENT_MAX_CONCURRENT_RUNS_PER_TENANT": "512",
         "NEXENT_LOGIN_MAX_ATTEMPTS": "1000",
     }
+    log = args.server_log.open("wb") if args.server_log else subprocess.DEVNULL
     server = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
         [sys.executable, "-m", "nexent", "serve", "--port", str(platform_port)],
         env=env,
         cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=log,
     )
     try:
         wait_for_port(model_port)
@@ -137,10 +169,14 @@ async def main() -> None:
                 f"{args.first_byte * 1000:.0f} ms, {args.pace * 1000:.0f} ms per chunk"
             )
             for level in args.levels:
+                await settle(server.pid)
                 direct_results = await asyncio.gather(*(direct(http, base, message) for _ in range(level)))
+                await settle(server.pid)
+                cpu_before = cpu_seconds(server.pid)
                 platform_results = await asyncio.gather(
                     *(through_platform(http, url, token, agent, message) for _ in range(level))
                 )
+                cpu_per_run = (cpu_seconds(server.pid) - cpu_before) * 1000 / level
                 failures = sum(1 for r in platform_results if not r[2] or r[0] == 0.0)
                 d_first = [r[0] * 1000 for r in direct_results]
                 p_first = [r[0] * 1000 for r in platform_results if r[0]]
@@ -164,16 +200,23 @@ async def main() -> None:
                             },
                             "added_first_ms": {"p50": round(added_p50, 1), "p99": round(added_p99, 1)},
                             "added_ms_per_chunk": round(per_token, 2),
+                            "platform_cpu_ms_per_run": round(cpu_per_run, 1),
+                            "load_average": round(os.getloadavg()[0], 2),
                             "errors": failures,
                         }
                     )
                 )
     finally:
-        server.terminate()
-        model.terminate()
-        server.wait(timeout=30)
-        model.wait(timeout=30)
+        for process in (server, model):
+            process.terminate()
+        for process in (server, model):
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(main())

@@ -39,6 +39,7 @@ from nexent.providers.schemas import (
     UsageRow,
 )
 from nexent.providers.types import ChatModel, EmbeddingModel, ErrorCode, ProviderError, RerankModel, complete
+from nexent.runtime.store import Write, writer_for
 
 logger = logging.getLogger("nexent.providers")
 
@@ -201,16 +202,27 @@ class ProviderService:
 
     async def client(self, model_id: uuid.UUID, *, agent_id: uuid.UUID | None = None) -> Any:
         """The client of a configured model: a `ChatModel`, `EmbeddingModel` or `RerankModel` by its kind."""
-        config = await self._get(model_id)
-        endpoints = (await self.endpoints.of_models([config.id]))[config.id]
-        return self._client(config, endpoints, agent_id=agent_id)
+        client, _ = await self.client_and_config(model_id, ModelKind.LLM, agent_id=agent_id)
+        return client
 
     async def default_client(self, kind: ModelKind, *, agent_id: uuid.UUID | None = None) -> Any:
-        config = await self.models.default_of(kind)
-        if config is None:
-            raise NoDefaultModel(f"This tenant has no default {kind.value} model; add one under models.")
+        client, _ = await self.client_and_config(None, kind, agent_id=agent_id)
+        return client
+
+    async def client_and_config(
+        self, model_id: uuid.UUID | None, kind: ModelKind, *, agent_id: uuid.UUID | None = None
+    ) -> tuple[Any, ModelConfig]:
+        """The client of a configured model (the tenant's default of `kind` when `model_id` is None) and its
+        configuration (a run also needs its context window)."""
+        if model_id is not None:
+            config = await self._get(model_id)
+        else:
+            default = await self.models.default_of(kind)
+            if default is None:
+                raise NoDefaultModel(f"This tenant has no default {kind.value} model; add one under models.")
+            config = default
         endpoints = (await self.endpoints.of_models([config.id]))[config.id]
-        return self._client(config, endpoints, agent_id=agent_id)
+        return self._client(config, endpoints, agent_id=agent_id), config
 
     def _client(
         self, config: ModelConfig, endpoints: list[ModelEndpoint], *, agent_id: uuid.UUID | None, max_retries: int = 2
@@ -345,29 +357,31 @@ async def probe(client: Any, kind: ModelKind) -> CheckResult:
 def usage_sink(
     engines: Engines, tenant_id: uuid.UUID, model_id: uuid.UUID | None, kind: str, agent_id: uuid.UUID | None
 ) -> Any:
-    """Record each call in the usage table (its own transaction) and in the Prometheus metrics."""
+    """Record each call in the usage table and in the Prometheus metrics. The row is stored by the process's
+    shared writer (one transaction with whatever else is being written at that moment: with many runs at once,
+    a transaction per call was a noticeable part of each run's cost); the call returns once it is stored."""
 
     async def sink(report: CallReport) -> None:
         metrics.observe(tenant_id, model_id, report)
         if model_id is None:
             return  # an unsaved model's check
+        row = {
+            "id": uuid.uuid4(),
+            "tenant_id": tenant_id,
+            "model_config_id": model_id,
+            "agent_id": agent_id,
+            "kind": kind,
+            "operation": report.operation,
+            "prompt_tokens": report.usage.prompt_tokens,
+            "completion_tokens": report.usage.completion_tokens,
+            "latency_ms": round(report.latency_ms, 2),
+            "ttft_ms": round(report.ttft_ms, 2) if report.ttft_ms is not None else None,
+            "ok": report.error is None,
+            "error_code": report.error.value if report.error else None,
+            "created_at": utcnow(),
+        }
         try:
-            async with engines.sessions() as session, session.begin():
-                session.add(
-                    UsageRecord(
-                        tenant_id=tenant_id,
-                        model_config_id=model_id,
-                        agent_id=agent_id,
-                        kind=kind,
-                        operation=report.operation,
-                        prompt_tokens=report.usage.prompt_tokens,
-                        completion_tokens=report.usage.completion_tokens,
-                        latency_ms=round(report.latency_ms, 2),
-                        ttft_ms=round(report.ttft_ms, 2) if report.ttft_ms is not None else None,
-                        ok=report.error is None,
-                        error_code=report.error.value if report.error else None,
-                    )
-                )
+            await writer_for(engines).store(Write().insert(UsageRecord, row))
         except Exception:
             logger.warning("could not record model usage", exc_info=True)
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
@@ -37,7 +36,7 @@ def event_stream(engines: Engines, caller: Caller, run_id: uuid.UUID, after: int
             if event is None:
                 yield ": keep-alive\n\n"
                 continue
-            yield f"id: {event.seq}\nevent: {event.type}\ndata: {json.dumps(event.data, ensure_ascii=False)}\n\n"
+            yield f"id: {event.seq}\nevent: {event.type}\ndata: {event.json}\n\n"
 
     return StreamingResponse(lines(), media_type="text/event-stream", headers=SSE_HEADERS)
 
@@ -47,9 +46,9 @@ async def start_run(
     agent_id: uuid.UUID, body: RunCreate, request: Request, caller: Chatter, session: SessionDep, engines: EnginesDep
 ) -> StreamingResponse:
     manager = run_manager(request)
+    # start() returns once the run is stored: it executes in other sessions, and must never be lost.
     run = await RuntimeService(session, engines, caller).start(manager, agent_id, body.message, body.conversation_id)
-    await session.commit()  # the run executes in other sessions: it must be stored first
-    manager.submit(caller, run.id)
+    manager.submit(caller, run)
     response = event_stream(engines, caller, run.id, after=0)
     response.headers["X-Run-Id"] = str(run.id)
     response.headers["X-Conversation-Id"] = str(run.conversation_id)

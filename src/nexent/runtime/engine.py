@@ -25,12 +25,11 @@ from nexent.agents.repository import AgentRepository
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.providers.models import ModelKind
-from nexent.providers.repository import ModelRepository
 from nexent.providers.service import ProviderService
 from nexent.providers.types import complete
 from nexent.runtime.sandbox import SandboxExecutor
 from nexent.runtime.smol_agents import PlatformCodeAgent, PlatformToolCallingAgent, silent_logger, stream_run
-from nexent.runtime.smol_model import AsyncClientModel
+from nexent.runtime.smol_model import AsyncClientModel, CancelFlag
 from nexent.runtime.smol_tools import make_tool
 from nexent.tools import registry
 from nexent.tools.registry import ToolContext
@@ -58,6 +57,7 @@ class RunSetup:
     model: AsyncClientModel
     cancel: threading.Event
     executors: list[SandboxExecutor]
+    context_window: int | None = None  # of the agent's model, in tokens
 
     def cleanup(self) -> None:
         """Stop the code workers of the run's code agents (blocking: call from a thread)."""
@@ -139,27 +139,20 @@ class EngineBuilder:
         self.providers = ProviderService(session, engines, caller)
         self.agents = AgentRepository(session, caller.tenant_id)
         self.loop = asyncio.get_running_loop()
-        self.cancel = threading.Event()
+        self.cancel = CancelFlag()
         self.executors: list[SandboxExecutor] = []
 
     async def build(self, agent: Agent) -> RunSetup:
-        model = await self._model(agent)
+        model, context_window = await self._model(agent)
         smol_agent = await self._agent(agent, model, depth=0, names=set())
-        return RunSetup(agent=smol_agent, model=model, cancel=self.cancel, executors=self.executors)
+        return RunSetup(
+            agent=smol_agent, model=model, cancel=self.cancel, executors=self.executors, context_window=context_window
+        )
 
-    async def context_window(self, agent: Agent) -> int | None:
-        models = ModelRepository(self.session, self.caller.tenant_id)
-        config = await models.get(agent.model_id) if agent.model_id else await models.default_of(ModelKind.LLM)
-        return config.context_window if config else None
-
-    async def _model(self, agent: Agent) -> AsyncClientModel:
-        if agent.model_id is not None:
-            client = await self.providers.client(agent.model_id, agent_id=agent.id)
-            name = str(agent.model_id)
-        else:
-            client = await self.providers.default_client(ModelKind.LLM, agent_id=agent.id)
-            name = "default"
-        return AsyncClientModel(client, self.loop, model_id=name, cancel=self.cancel)
+    async def _model(self, agent: Agent) -> tuple[AsyncClientModel, int | None]:
+        client, config = await self.providers.client_and_config(agent.model_id, ModelKind.LLM, agent_id=agent.id)
+        name = str(agent.model_id) if agent.model_id is not None else "default"
+        return AsyncClientModel(client, self.loop, model_id=name, cancel=self.cancel), config.context_window
 
     async def _agent(self, agent: Agent, model: AsyncClientModel, *, depth: int, names: set[str]) -> Any:
         managed = []

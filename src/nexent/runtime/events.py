@@ -1,91 +1,88 @@
 """The event log of a run, and reading it as a stream that survives reconnects.
 
 The process that executes a run is the only writer of its log. `RunLog.emit` numbers each event, publishes it on
-the bus at once (live readers see tokens without delay) and stores it in the process's next shared batch (every
-50 ms, one transaction for all runs); the terminal event is published only after everything before it is
-stored. `follow` replays the stored events after a sequence number and then follows the bus, filling any gap from
-the database, so a client that reconnects with `Last-Event-ID` misses nothing and sees nothing twice.
+the bus at once (live readers see tokens without delay) and hands it to the process's run writer (`store.py`),
+which stores it with the next shared batch (every 50 ms, one transaction for all runs); the terminal event is
+stored, together with the run's final state, before it is published. `follow` replays the events after a
+sequence number (from the log of a run this process is executing, else from the database) and then follows the
+bus, filling any gap from the database, so a client that reconnects with `Last-Event-ID` misses nothing and sees
+nothing twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 import weakref
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
+from nexent.core.db import utcnow
 from nexent.engines.container import Engines
 from nexent.runtime.models import TERMINAL_EVENTS, RunEvent
 from nexent.runtime.repository import RunEventRepository
+from nexent.runtime.store import FLUSH_INTERVAL_SECONDS, Write, writer_for
 
 logger = logging.getLogger("nexent.runtime")
 
-FLUSH_INTERVAL_SECONDS = 0.05
 _GAP_WAIT_SECONDS = 3.0
+
+__all__ = ["FLUSH_INTERVAL_SECONDS", "Event", "RunLog", "follow", "stored_events"]
 
 
 def channel(run_id: uuid.UUID) -> str:
     return f"run:{run_id}"
 
 
-@dataclass(frozen=True)
 class Event:
-    seq: int
-    type: str
-    data: dict[str, Any]
+    """One event of a run. Its data is encoded to JSON once, for the bus and every stream that sends it."""
+
+    __slots__ = ("_data", "_json", "seq", "type")
+
+    def __init__(self, seq: int, type: str, data: dict[str, Any] | None = None, *, encoded: str | None = None) -> None:
+        self.seq = seq
+        self.type = type
+        self._data = data if data is not None or encoded is not None else {}
+        self._json = encoded
+
+    @property
+    def data(self) -> dict[str, Any]:
+        if self._data is None:
+            self._data = dict(json.loads(self._json or "{}"))
+        return self._data
+
+    @property
+    def json(self) -> str:
+        """The data as JSON text (non-ASCII characters as they are)."""
+        if self._json is None:
+            self._json = json.dumps(self._data, ensure_ascii=False)
+        return self._json
 
     def to_message(self) -> dict[str, Any]:
-        return {"seq": self.seq, "type": self.type, "data": self.data}
+        # The data travels encoded: a flat message is cheap to copy (the in-process bus copies it per reader).
+        return {"seq": self.seq, "type": self.type, "json": self.json}
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> Event:
+        if "json" in message:
+            return cls(int(message["seq"]), str(message["type"]), encoded=str(message["json"]))
+        return cls(int(message["seq"]), str(message["type"]), dict(message.get("data") or {}))
+
+    def __repr__(self) -> str:
+        return f"Event({self.seq}, {self.type!r}, {self.data!r})"
 
 
-class EventWriter:
-    """Stores the events of every run of this process in shared batches: one transaction every
-    `FLUSH_INTERVAL_SECONDS` however many runs stream at once (SQLite has one writer; PostgreSQL likes fewer
-    commits too)."""
-
-    def __init__(self, engines: Engines) -> None:
-        self.engines = engines
-        self._pending: list[RunEvent] = []
-        self._lock = asyncio.Lock()
-        self._scheduled: asyncio.Task[None] | None = None
-
-    def add(self, event: RunEvent) -> None:
-        self._pending.append(event)
-        if self._scheduled is None or self._scheduled.done():
-            self._scheduled = asyncio.create_task(self._flush_soon())
-
-    async def _flush_soon(self) -> None:
-        await asyncio.sleep(FLUSH_INTERVAL_SECONDS)
-        await self.flush()
-
-    async def flush(self) -> None:
-        """Store everything added so far (and whatever was added while waiting for the previous batch)."""
-        async with self._lock:
-            if not self._pending:
-                return
-            batch, self._pending = self._pending, []
-            try:
-                async with self.engines.sessions() as session, session.begin():
-                    session.add_all(batch)
-            except Exception:
-                logger.exception("could not store run events; they stay queued for the next batch")
-                self._pending[:0] = [
-                    RunEvent(tenant_id=e.tenant_id, run_id=e.run_id, seq=e.seq, type=e.type, data=e.data) for e in batch
-                ]
-                raise
+# Runs this process is executing, by run id: their events so far, for readers in this process.
+_live: weakref.WeakKeyDictionary[Engines, dict[uuid.UUID, RunLog]] = weakref.WeakKeyDictionary()
 
 
-_writers: weakref.WeakKeyDictionary[Engines, EventWriter] = weakref.WeakKeyDictionary()
-
-
-def writer_for(engines: Engines) -> EventWriter:
-    writer = _writers.get(engines)
-    if writer is None:
-        writer = _writers[engines] = EventWriter(engines)
-    return writer
+def _live_logs(engines: Engines) -> dict[uuid.UUID, RunLog]:
+    logs = _live.get(engines)
+    if logs is None:
+        logs = _live[engines] = {}
+    return logs
 
 
 class RunLog:
@@ -95,26 +92,54 @@ class RunLog:
         self.run_id = run_id
         self.seq = last_seq
         self.writer = writer_for(engines)
+        self._first_seq = last_seq  # events up to this one are in the database only
+        self._events: list[Event] = []
+        _live_logs(engines)[run_id] = self
 
-    async def emit(self, type_: str, data: dict[str, Any] | None = None) -> Event:
+    def backlog(self, tenant_id: uuid.UUID, after: int) -> list[Event] | None:
+        """The events after `after` if this log has them all, else None (read the database)."""
+        if tenant_id != self.tenant_id or after < self._first_seq:
+            return None
+        return self._events[after - self._first_seq :]
+
+    async def emit(self, type_: str, data: dict[str, Any] | None = None, *, write: Write | None = None) -> Event:
+        """Log and publish one event; `write` is stored in the same transaction (the run's final state with its
+        terminal event)."""
         self.seq += 1
         event = Event(self.seq, type_, data or {})
-        self.writer.add(
-            RunEvent(tenant_id=self.tenant_id, run_id=self.run_id, seq=event.seq, type=event.type, data=event.data)
-        )
+        row = {
+            "tenant_id": self.tenant_id,
+            "run_id": self.run_id,
+            "seq": event.seq,
+            "type": event.type,
+            "data": event.data,
+            "created_at": utcnow(),
+        }
+        stored = (write or Write()).insert(RunEvent, row)
         if type_ in TERMINAL_EVENTS:
-            await self.writer.flush()  # stored before anyone hears the run is over
+            await self.writer.store(stored)  # stored before anyone hears the run is over
+        else:
+            self.writer.add(stored)
+        self._events.append(event)
         try:
             await self.engines.bus.publish(channel(self.run_id), event.to_message())
         except Exception:
             # Readers fall back to the stored log; losing the live copy delays them, it loses nothing.
             logger.warning("could not publish a run event", extra={"run_id": str(self.run_id)}, exc_info=True)
+        if type_ in TERMINAL_EVENTS:
+            self._forget()
         return event
+
+    def _forget(self) -> None:
+        logs = _live_logs(self.engines)
+        if logs.get(self.run_id) is self:
+            del logs[self.run_id]
 
     async def flush(self) -> None:
         await self.writer.flush()
 
     async def close(self) -> None:
+        self._forget()
         await self.writer.flush()
 
 
@@ -130,7 +155,12 @@ async def follow(
     """Events after `after`, stored then live, until the run's terminal event. Yields None as a heartbeat."""
     async with engines.bus.subscribe(channel(run_id)) as live:
         last = after
-        for event in await stored_events(engines, tenant_id, run_id, last):
+        # A run this process executes has its events in memory: no database read to start following it.
+        log = _live_logs(engines).get(run_id)
+        backlog = log.backlog(tenant_id, last) if log is not None else None
+        if backlog is None:
+            backlog = await stored_events(engines, tenant_id, run_id, last)
+        for event in backlog:
             yield event
             last = event.seq
             if event.type in TERMINAL_EVENTS:
@@ -156,7 +186,7 @@ async def follow(
                 for event in await _fill_gap(engines, tenant_id, run_id, last, seq):
                     yield event
                     last = event.seq
-            event = Event(seq, str(message["type"]), dict(message.get("data") or {}))
+            event = Event.from_message(message)
             yield event
             last = seq
             if event.type in TERMINAL_EVENTS:

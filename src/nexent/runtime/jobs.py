@@ -1,22 +1,73 @@
-"""Background work of the runtime: titling new conversations with the model."""
+"""Background work of the runtime: titling new conversations with the model.
+
+Titles are low priority: a title asked for while runs execute in this process is queued once the process is
+quiet (no run executing), and the job itself waits for a quiet moment too, each at most
+`TITLE_MAX_DELAY_SECONDS`. Writing a title is a model call and several transactions, which would otherwise
+compete with the runs for the CPU and the database. A title asked for just before the process stops is not
+written (the conversation keeps its provisional title, the first message).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+import weakref
+from typing import Any
 
+from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.identity.models import Role
 from nexent.jobs.registry import JobContext, JobResult, PermanentJobError, job_handler
 from nexent.providers.models import ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import ProviderError, complete
+from nexent.runtime.activity import quiet
 from nexent.runtime.repository import ConversationRepository, MessageRepository
 
+logger = logging.getLogger("nexent.runtime")
+
 TITLE_CONVERSATION = "runtime.title_conversation"
+TITLE_MAX_DELAY_SECONDS = 30.0
 _TITLE_PROMPT = (
     "Write a title of at most eight words for the conversation below. Answer with the title only, "
     "without quotes or a final period, in the language of the conversation.\n\n"
 )
+
+
+class _TitleRequests:
+    """Titles asked for by this process's runs, queued as jobs once the process is quiet."""
+
+    def __init__(self, engines: Engines) -> None:
+        self.engines = engines
+        self.pending: list[tuple[uuid.UUID, dict[str, Any]]] = []
+        self.task: asyncio.Task[None] | None = None
+
+    def add(self, tenant_id: uuid.UUID, payload: dict[str, Any]) -> None:
+        self.pending.append((tenant_id, payload))
+        if self.task is None or self.task.done():
+            self.task = asyncio.create_task(self._enqueue_when_quiet(), name="nexent-title-requests")
+
+    async def _enqueue_when_quiet(self) -> None:
+        while self.pending:
+            await quiet(TITLE_MAX_DELAY_SECONDS)
+            batch, self.pending = self.pending, []
+            for tenant_id, payload in batch:
+                try:
+                    await self.engines.queue.enqueue(TITLE_CONVERSATION, payload, tenant_id=tenant_id, max_attempts=2)
+                except Exception:
+                    logger.warning("could not queue a conversation title", exc_info=True)
+
+
+_title_requests: weakref.WeakKeyDictionary[Engines, _TitleRequests] = weakref.WeakKeyDictionary()
+
+
+def request_title(engines: Engines, tenant_id: uuid.UUID, conversation_id: uuid.UUID, model_id: str | None) -> None:
+    """Have the model title a new conversation, when this process has a quiet moment."""
+    requests = _title_requests.get(engines)
+    if requests is None:
+        requests = _title_requests[engines] = _TitleRequests(engines)
+    requests.add(tenant_id, {"conversation_id": str(conversation_id), "model_id": model_id})
 
 
 @job_handler(TITLE_CONVERSATION)
@@ -25,6 +76,7 @@ async def title_conversation(ctx: JobContext) -> JobResult:
     tenant_id = ctx.tenant_id
     if tenant_id is None:
         raise PermanentJobError("a conversation job needs its tenant")
+    await quiet(TITLE_MAX_DELAY_SECONDS)  # runs of this process first (in a separate worker, nothing to wait for)
     conversation_id = uuid.UUID(str(ctx.payload["conversation_id"]))
     engines = ctx.engines
     async with engines.sessions() as session:

@@ -9,10 +9,14 @@ import json
 import logging
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexent.agents.models import Agent
 from nexent.agents.service import AgentService
 from nexent.core.db import utcnow
 from nexent.core.errors import AppError, NotFound
@@ -21,12 +25,14 @@ from nexent.engines.bus.base import cancel_channel
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.providers.types import ProviderError
+from nexent.runtime.activity import executing_run
 from nexent.runtime.engine import EngineBuilder, compose_task, run_events, split_history, summarize
 from nexent.runtime.events import RunLog
-from nexent.runtime.jobs import TITLE_CONVERSATION
+from nexent.runtime.jobs import request_title
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
 from nexent.runtime.repository import ConversationRepository, MessageRepository, RunEventRepository, RunRepository
 from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead, RunRead
+from nexent.runtime.store import Write, writer_for
 
 logger = logging.getLogger("nexent.runtime")
 
@@ -49,6 +55,17 @@ def cancel_key(run_id: uuid.UUID) -> str:
     return f"run:{run_id}"
 
 
+@dataclass(frozen=True)
+class NewRun:
+    """A run stored by `RuntimeService.start`, with what executing it needs from the request that started it."""
+
+    id: uuid.UUID
+    conversation_id: uuid.UUID
+    agent: Agent
+    message: str
+    new_conversation: bool
+
+
 class RunManager:
     """Executes runs as tasks of this process: at most `max_concurrent_runs` at once, at most
     `max_concurrent_runs_per_tenant` of one tenant, and a bounded queue of waiting runs (429 beyond)."""
@@ -69,11 +86,11 @@ class RunManager:
                 "The platform is running as many agents as it can; try again shortly.", headers={"Retry-After": "5"}
             )
 
-    def submit(self, caller: Caller, run_id: uuid.UUID) -> None:
+    def submit(self, caller: Caller, run: NewRun) -> None:
         self.check_capacity()
-        task = asyncio.create_task(self._guarded(caller, run_id), name=f"nexent-run-{run_id}")
-        self._tasks[run_id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(run_id, None))
+        task = asyncio.create_task(self._guarded(caller, run), name=f"nexent-run-{run.id}")
+        self._tasks[run.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
 
     async def recover_interrupted(self) -> int:
         """End the runs a previous life of this process left unfinished (embedded shape: no other process could
@@ -99,43 +116,41 @@ class RunManager:
         for task in list(self._tasks.values()):
             with contextlib.suppress(BaseException):  # shutting down; each run logs its own end
                 await task
+        await writer_for(self.engines).flush()
 
-    async def _guarded(self, caller: Caller, run_id: uuid.UUID) -> None:
+    async def _guarded(self, caller: Caller, run: NewRun) -> None:
         async with self._slots, self._tenant_slots[caller.tenant_id]:
-            try:
-                await execute_run(self.engines, caller, run_id)
-            except Exception:
-                logger.exception("a run failed unexpectedly", extra={"run_id": str(run_id)})
+            with executing_run():
+                try:
+                    await execute_run(self.engines, caller, run)
+                except Exception:
+                    logger.exception("a run failed unexpectedly", extra={"run_id": str(run.id)})
 
 
-async def execute_run(engines: Engines, caller: Caller, run_id: uuid.UUID) -> None:
+async def execute_run(engines: Engines, caller: Caller, run: NewRun) -> None:
     """Run the agent and log every event; whatever happens, the run ends with a terminal event."""
-    log = RunLog(engines, caller.tenant_id, run_id)
+    log = RunLog(engines, caller.tenant_id, run.id)
     collected: dict[str, Any] = {"tool_calls": [], "citations": []}
     try:
-        async with engines.sessions() as session, session.begin():
-            run = await RunRepository(session, caller.tenant_id).get(run_id)
-            assert run is not None
-            if await engines.bus.is_cancelled(cancel_key(run_id)):
-                await _finish(session, run, RunStatus.STOPPED)
-                await log.emit("run.stopped", {"reason": "stopped before it started"})
-                return
-            run.status, run.started_at = RunStatus.RUNNING, utcnow()
-            history = await _history(session, caller.tenant_id, run)
-            agent = await AgentService(session, caller).get_record(run.agent_id) if run.agent_id else None
-            if agent is None:
-                raise RunNotFound("The agent of this run was deleted.")
-            builder = EngineBuilder(session, engines, caller, conversation_id=run.conversation_id)
-            setup = await builder.build(agent)
-            collected["model_id"] = str(agent.model_id) if agent.model_id else None
-            kept, omitted = split_history(run.input, history, await builder.context_window(agent))
-            conversation_id, message = run.conversation_id, run.input
-        # Outside the transaction: a summary is a model call, and nothing should hold the database meanwhile.
-        summary = await _summary(engines, caller, conversation_id, omitted, setup.model.client) if omitted else None
-        task = compose_task(message, kept, summary)
-        started = {"run_id": str(run_id), "agent_id": str(agent.id), "conversation_id": str(run.conversation_id)}
+        if await engines.bus.is_cancelled(cancel_key(run.id)):
+            ended = _finished(caller, run.id, RunStatus.STOPPED)
+            await log.emit("run.stopped", {"reason": "stopped before it started"}, write=ended)
+            return
+        # Stored with the next batch of events; a run that already ended keeps its state.
+        running = update(Run).where(Run.id == run.id, Run.status == RunStatus.QUEUED)
+        writer_for(engines).add(Write().execute(running.values(status=RunStatus.RUNNING, started_at=utcnow())))
+        agent = run.agent
+        async with engines.sessions() as session:
+            history = [] if run.new_conversation else await _history(session, caller.tenant_id, run)
+            setup = await EngineBuilder(session, engines, caller, conversation_id=run.conversation_id).build(agent)
+        collected["model_id"] = str(agent.model_id) if agent.model_id else None
+        kept, omitted = split_history(run.message, history, setup.context_window)
+        # Outside any transaction: a summary is a model call, and nothing should hold the database meanwhile.
+        summary = await _summary(engines, caller, run.conversation_id, omitted, setup.model.client) if omitted else None
+        task = compose_task(run.message, kept, summary)
+        started = {"run_id": str(run.id), "agent_id": str(agent.id), "conversation_id": str(run.conversation_id)}
         await log.emit("run.started", started)
-        async with engines.bus.subscribe(cancel_channel(cancel_key(run_id))) as signals:
+        async with engines.bus.subscribe(cancel_channel(cancel_key(run.id))) as signals:
             watcher = asyncio.create_task(_watch_cancel(signals, setup.cancel))
             try:
                 async for event in run_events(setup, task):
@@ -143,12 +158,12 @@ async def execute_run(engines: Engines, caller: Caller, run_id: uuid.UUID) -> No
             finally:
                 watcher.cancel()
     except AppError as exc:
-        await _end_failed(engines, caller, run_id, log, exc.code, exc.detail)
+        await _end_failed(engines, caller, run.id, log, exc.code, exc.detail)
     except Exception as exc:
-        logger.exception("run failed", extra={"run_id": str(run_id)})
-        await _end_failed(engines, caller, run_id, log, "internal_error", f"The run failed: {type(exc).__name__}.")
+        logger.exception("run failed", extra={"run_id": str(run.id)})
+        await _end_failed(engines, caller, run.id, log, "internal_error", f"The run failed: {type(exc).__name__}.")
     else:
-        await _end(engines, caller, run_id, log, collected)
+        await _end(engines, caller, run, log, collected)
     finally:
         await log.close()
 
@@ -180,9 +195,15 @@ async def _watch_cancel(signals: Any, cancel: Any) -> None:
     cancel.set()
 
 
+_PLAIN_EVENTS = frozenset({"message.delta", "thinking.delta"})  # text and names only: JSON as they are
+
+
 async def _record(log: RunLog, event: dict[str, Any], collected: dict[str, Any]) -> None:
-    data = json.loads(json.dumps({k: v for k, v in event.items() if k != "type"}, default=str))
     kind = str(event["type"])
+    if kind in _PLAIN_EVENTS:
+        data = {k: v for k, v in event.items() if k != "type"}
+    else:
+        data = json.loads(json.dumps({k: v for k, v in event.items() if k != "type"}, default=str))
     if kind == "tool.call" and data.get("parent_call_id") is None:
         collected["tool_calls"].append(
             {"id": data.get("call_id"), "name": data.get("name"), "arguments": data.get("arguments")}
@@ -193,73 +214,83 @@ async def _record(log: RunLog, event: dict[str, Any], collected: dict[str, Any])
     await log.emit(kind, data)
 
 
-async def _history(session: AsyncSession, tenant_id: uuid.UUID, run: Run) -> list[tuple[str, str]]:
-    if run.conversation_id is None:
-        return []
+async def _history(session: AsyncSession, tenant_id: uuid.UUID, run: NewRun) -> list[tuple[str, str]]:
     messages = await MessageRepository(session, tenant_id).of_conversation(run.conversation_id)
     return [(m.role, m.content) for m in messages if m.run_id != run.id and m.content]
 
 
-async def _finish(session: AsyncSession, run: Run, status: RunStatus, **fields: Any) -> None:
-    run.status, run.finished_at = status, utcnow()
-    for name, value in fields.items():
-        setattr(run, name, value)
+def _finished(
+    caller: Caller, run_id: uuid.UUID, status: RunStatus, *, unless_finished: bool = False, **fields: Any
+) -> Write:
+    """The run's final state, as a write stored with its terminal event."""
+    condition = [Run.id == run_id, Run.tenant_id == caller.tenant_id]
+    if unless_finished:
+        condition.append(Run.status.not_in(list(FINISHED_RUN_STATUSES)))
+    return Write().execute(update(Run).where(*condition).values(status=status, finished_at=utcnow(), **fields))
 
 
-async def _end(engines: Engines, caller: Caller, run_id: uuid.UUID, log: RunLog, collected: dict[str, Any]) -> None:
+def message_row(
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    run_id: uuid.UUID,
+    role: str,
+    content: str,
+    now: datetime,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A `messages` row with every column (rows of one batch are inserted with one statement)."""
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant_id,
+        "conversation_id": conversation_id,
+        "run_id": run_id,
+        "role": role,
+        "content": content,
+        "tool_calls": extra.get("tool_calls", []),
+        "citations": extra.get("citations", []),
+        "usage": extra.get("usage", {}),
+        "created_at": now,
+    }
+
+
+async def _end(engines: Engines, caller: Caller, run: NewRun, log: RunLog, collected: dict[str, Any]) -> None:
     kind, data = collected.get("terminal", ("run.failed", {"error": "The agent ended without an answer."}))
     usage = data.get("usage") or {}
-    async with engines.sessions() as session, session.begin():
-        run = await RunRepository(session, caller.tenant_id).get(run_id)
-        assert run is not None
-        if kind == "run.completed":
-            answer = str(data.get("answer") or "")
-            first_turn = run.conversation_id is not None and await _is_first_run(session, caller.tenant_id, run)
-            await _finish(session, run, RunStatus.COMPLETED, final_answer=answer, usage=usage)
-            if run.conversation_id is not None:
-                await MessageRepository(session, caller.tenant_id).add(
-                    Message(
-                        tenant_id=caller.tenant_id,
-                        conversation_id=run.conversation_id,
-                        run_id=run.id,
-                        role="assistant",
-                        content=answer,
-                        tool_calls=collected["tool_calls"],
-                        citations=collected["citations"],
-                        usage=usage,
-                    )
-                )
-            if first_turn:
-                collected["title_conversation"] = str(run.conversation_id)
-        elif kind == "run.stopped":
-            await _finish(session, run, RunStatus.STOPPED, usage=usage)
-        else:
-            message = str(data.get("error") or "The run failed.")
-            await _finish(session, run, RunStatus.FAILED, error_code="agent_failed", error_message=message, usage=usage)
-            data = {**data, "code": "agent_failed", "message": message}
-    if "title_conversation" in collected:
-        # After the commit above: the job runs in other transactions (and SQLite has one writer at a time).
-        await engines.queue.enqueue(
-            TITLE_CONVERSATION,
-            {"conversation_id": collected["title_conversation"], "model_id": collected.get("model_id")},
-            tenant_id=caller.tenant_id,
-            max_attempts=2,
+    if kind == "run.completed":
+        answer = str(data.get("answer") or "")
+        ended = _finished(caller, run.id, RunStatus.COMPLETED, final_answer=answer, usage=usage)
+        ended.insert(
+            Message,
+            message_row(
+                caller.tenant_id,
+                run.conversation_id,
+                run.id,
+                "assistant",
+                answer,
+                utcnow(),
+                tool_calls=collected["tool_calls"],
+                citations=collected["citations"],
+                usage=usage,
+            ),
         )
-    await log.emit(kind, data)
-
-
-async def _is_first_run(session: AsyncSession, tenant_id: uuid.UUID, run: Run) -> bool:
-    return await RunRepository(session, tenant_id).count(Run.conversation_id == run.conversation_id) == 1
+    elif kind == "run.stopped":
+        ended = _finished(caller, run.id, RunStatus.STOPPED, usage=usage)
+    else:
+        message = str(data.get("error") or "The run failed.")
+        ended = _finished(
+            caller, run.id, RunStatus.FAILED, error_code="agent_failed", error_message=message, usage=usage
+        )
+        data = {**data, "code": "agent_failed", "message": message}
+    await log.emit(kind, data, write=ended)
+    if kind == "run.completed" and run.new_conversation:
+        request_title(engines, caller.tenant_id, run.conversation_id, collected.get("model_id"))
 
 
 async def _end_failed(
     engines: Engines, caller: Caller, run_id: uuid.UUID, log: RunLog, code: str, message: str
 ) -> None:
-    async with engines.sessions() as session, session.begin():
-        run = await RunRepository(session, caller.tenant_id).get(run_id)
-        if run is not None and run.status not in FINISHED_RUN_STATUSES:
-            await _finish(session, run, RunStatus.FAILED, error_code=code, error_message=message)
-    await log.emit("run.failed", {"code": code, "message": message})
+    ended = _finished(caller, run_id, RunStatus.FAILED, unless_finished=True, error_code=code, error_message=message)
+    await log.emit("run.failed", {"code": code, "message": message}, write=ended)
 
 
 class RuntimeService:
@@ -275,41 +306,65 @@ class RuntimeService:
 
     async def start(
         self, manager: RunManager, agent_id: uuid.UUID, message: str, conversation_id: uuid.UUID | None
-    ) -> Run:
-        """Store the user's message and a queued run, then hand the run to the manager."""
+    ) -> NewRun:
+        """Store the user's message and a queued run (one shared transaction with the runs starting meanwhile);
+        the caller hands the returned run to the manager."""
         manager.check_capacity()
         agent = await AgentService(self.session, self.caller).get_record(agent_id)
+        tenant_id, now = self.caller.tenant_id, utcnow()
+        new_conversation = conversation_id is None
+        write = Write()
         if conversation_id is not None:
             conversation = await self._conversation(conversation_id)
+            write.execute(update(Conversation).where(Conversation.id == conversation.id).values(updated_at=now))
         else:
-            conversation = await self.conversations.add(
-                Conversation(
-                    tenant_id=self.caller.tenant_id,
-                    user_id=self.caller.user_id,
-                    agent_id=agent.id,
-                    title=_title(message),
-                )
+            conversation_id = uuid.uuid4()
+            write.insert(
+                Conversation,
+                {
+                    "id": conversation_id,
+                    "tenant_id": tenant_id,
+                    "user_id": self.caller.user_id,
+                    "agent_id": agent.id,
+                    "title": _title(message),
+                    "summary": None,
+                    "summarized_messages": 0,
+                    "created_at": now,
+                    "updated_at": now,
+                },
             )
-        conversation.updated_at = utcnow()
-        run = await self.runs.add(
-            Run(
-                tenant_id=self.caller.tenant_id,
-                agent_id=agent.id,
-                conversation_id=conversation.id,
-                user_id=self.caller.user_id,
-                input=message,
-            )
+        run_id = uuid.uuid4()
+        write.insert(
+            Run,
+            {
+                "id": run_id,
+                "tenant_id": tenant_id,
+                "agent_id": agent.id,
+                "conversation_id": conversation_id,
+                "user_id": self.caller.user_id,
+                "status": RunStatus.QUEUED.value,
+                "input": message,
+                "final_answer": None,
+                "error_code": None,
+                "error_message": None,
+                "usage": {},
+                "created_at": now,
+                "started_at": None,
+                "finished_at": None,
+            },
         )
-        await self.messages.add(
-            Message(
-                tenant_id=self.caller.tenant_id,
-                conversation_id=conversation.id,
-                run_id=run.id,
-                role="user",
-                content=message,
-            )
+        write.insert(Message, message_row(tenant_id, conversation_id, run_id, "user", message, now))
+        # The reads are done: give the request's connection back before waiting for the shared writer (which
+        # needs one too; with every connection held by requests waiting for it, nothing would move).
+        await self.session.commit()
+        await writer_for(self.engines).store(write)
+        return NewRun(
+            id=run_id,
+            conversation_id=conversation_id,
+            agent=agent,
+            message=message,
+            new_conversation=new_conversation,
         )
-        return run
 
     async def _run(self, run_id: uuid.UUID) -> Run:
         run = await self.runs.get(run_id)

@@ -2,10 +2,11 @@
 
 The agent loop is synchronous and runs in a worker thread; the client (`ChatModel.stream(messages, tools=, **params)
 -> AsyncIterator[ChatChunk]`, e.g. `nexent.providers.pool.RoutedModel`) is async and lives on the server's event
-loop. `generate_stream` submits a pump coroutine to that loop with `asyncio.run_coroutine_threadsafe`; the pump
-puts each chunk in a `queue.Queue` that the worker thread reads. Cancellation: a `threading.Event` checked between
-chunks (and every `poll` seconds while the server is silent) cancels the loop-side task (which closes the HTTP
-stream) and raises `RunCancelled` in the agent thread.
+loop. `generate` (what the platform's agents call, `stream_outputs=False`) reads the whole stream on that loop,
+hands each delta to the delta sink there, and returns the reply to the agent thread in one piece: no thread switch
+per token. `generate_stream` (for agents with `stream_outputs=True`) instead puts each chunk in a `queue.Queue`
+that the worker thread reads. Cancellation: a `CancelFlag` (a `threading.Event` that also calls back) cancels the
+loop-side task (which closes the HTTP stream) and raises `RunCancelled` in the agent thread.
 """
 
 from __future__ import annotations
@@ -57,6 +58,39 @@ class PlatformStreamDelta(ChatMessageStreamDelta):
 
 _DONE = object()
 
+
+class CancelFlag(threading.Event):
+    """A `threading.Event` that also runs callbacks when set, so a waiting model call is cancelled at once
+    instead of polling the flag."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._callbacks: list[Callable[[], Any]] = []
+        self._callbacks_lock = threading.Lock()
+
+    def set(self) -> None:
+        super().set()
+        with self._callbacks_lock:
+            callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_set(self, callback: Callable[[], Any]) -> Callable[[], None]:
+        """Run `callback` when the flag is set (now, if it already is); returns a function that forgets it."""
+        with self._callbacks_lock:
+            if not self.is_set():
+                self._callbacks.append(callback)
+
+                def forget() -> None:
+                    with self._callbacks_lock:
+                        if callback in self._callbacks:
+                            self._callbacks.remove(callback)
+
+                return forget
+        callback()
+        return lambda: None
+
+
 # Side channel for deltas when the agent does NOT stream (stream_outputs=False, and provide_final_answer after
 # max_steps, which always calls generate()): generate() hands each delta to this callable as it arrives.
 current_delta_sink: contextvars.ContextVar[Callable[[ChatMessageStreamDelta], None] | None] = contextvars.ContextVar(
@@ -78,14 +112,28 @@ def tool_spec(tool: Tool) -> dict[str, Any]:
 
 
 class _StopTrimmer:
-    """Cuts streamed text at the first stop sequence, for servers that ignore `stop` (or models that reject it):
-    holds back at most len(longest stop)-1 characters until it knows they do not start a stop sequence."""
+    """Cuts streamed text at the first stop sequence, for servers that ignore `stop` (or models that reject it).
+    It holds back only a tail of the text that could be the start of a stop sequence, so ordinary text goes out
+    as soon as it arrives (holding back a fixed len(longest stop)-1 characters delayed the first token by
+    several chunks)."""
 
     def __init__(self, stops: list[str] | None) -> None:
         self.stops = [s for s in (stops or []) if s]
-        self.hold = max((len(s) for s in self.stops), default=1) - 1
         self.buffer = ""
         self.stopped = False
+
+    def _held(self, text: str) -> int:
+        """Length of the longest tail of `text` that is a proper prefix of a stop sequence."""
+        longest = 0
+        for stop in self.stops:
+            window = text[-(len(stop) - 1) :] if len(stop) > 1 else ""
+            if stop[0] not in window:
+                continue  # the usual case: no tail can start this stop sequence
+            for size in range(min(len(stop) - 1, len(text)), longest, -1):
+                if text.endswith(stop[:size]):
+                    longest = size
+                    break
+        return longest
 
     def feed(self, text: str) -> str:
         if self.stopped or not text:
@@ -97,9 +145,8 @@ class _StopTrimmer:
         if cut >= 0:
             out, self.buffer, self.stopped = self.buffer[:cut], "", True
             return out
-        if len(self.buffer) <= self.hold:
-            return ""
-        out, self.buffer = self.buffer[: len(self.buffer) - self.hold], self.buffer[len(self.buffer) - self.hold :]
+        keep = self._held(self.buffer)
+        out, self.buffer = self.buffer[: len(self.buffer) - keep], self.buffer[len(self.buffer) - keep :]
         return out
 
     def flush(self) -> str:
@@ -133,7 +180,7 @@ class AsyncClientModel(Model):
         super().__init__(model_id=model_id, flatten_messages_as_text=True, **params)
         self.client = client
         self.loop = loop
-        self.cancel = cancel or threading.Event()
+        self.cancel = cancel or CancelFlag()
         self.tool_choice = tool_choice
         self.send_stop = send_stop
         self.plain_text_is_final_answer = plain_text_is_final_answer
@@ -217,6 +264,45 @@ class AsyncClientModel(Model):
             if not future.done():
                 future.cancel()  # cancels the task on the loop: httpx closes the stream, the pool reports usage
 
+    def _deltas(self, chunk: Any, trimmer: _StopTrimmer, phase: str) -> list[PlatformStreamDelta]:
+        """The smolagents deltas of one client chunk (usage counted here, exactly once per call)."""
+        deltas: list[PlatformStreamDelta] = []
+        text = trimmer.feed(chunk.content)
+        calls = [
+            ChatMessageToolCallStreamDelta(
+                index=d.index,
+                id=d.id,
+                type="function" if d.id else None,
+                function=ChatMessageToolCallFunction(name=d.name or "", arguments=d.arguments or ""),
+            )
+            for d in chunk.tool_calls
+        ]
+        if text or chunk.reasoning or calls:
+            deltas.append(
+                PlatformStreamDelta(
+                    content=text or None, tool_calls=calls or None, reasoning=chunk.reasoning or None, phase=phase
+                )
+            )
+        if chunk.usage is not None:
+            # Exactly once per call: agglomerate_stream_deltas *sums* token_usage over deltas.
+            with self._usage_lock:
+                self.input_tokens += chunk.usage.prompt_tokens
+                self.output_tokens += chunk.usage.completion_tokens
+            deltas.append(
+                PlatformStreamDelta(
+                    content="",
+                    token_usage=TokenUsage(
+                        input_tokens=chunk.usage.prompt_tokens, output_tokens=chunk.usage.completion_tokens
+                    ),
+                    phase=phase,
+                )
+            )
+        return deltas
+
+    @staticmethod
+    def _phase(stop_sequences: list[str] | None) -> str:
+        return "planning" if stop_sequences and "<end_plan>" in stop_sequences else "action"
+
     def generate_stream(
         self,
         messages: list[ChatMessage | dict[str, Any]],
@@ -226,39 +312,56 @@ class AsyncClientModel(Model):
         **kwargs: Any,
     ) -> Generator[ChatMessageStreamDelta]:
         wire, tools, params = self._request(messages, stop_sequences, response_format, tools_to_call_from, **kwargs)
-        phase = "planning" if stop_sequences and "<end_plan>" in stop_sequences else "action"
+        phase = self._phase(stop_sequences)
         trimmer = _StopTrimmer(stop_sequences)
         with self._usage_lock:
             self.calls += 1
         for chunk in self._stream_chunks(wire, tools, params):
-            text = trimmer.feed(chunk.content)
-            calls = [
-                ChatMessageToolCallStreamDelta(
-                    index=d.index,
-                    id=d.id,
-                    type="function" if d.id else None,
-                    function=ChatMessageToolCallFunction(name=d.name or "", arguments=d.arguments or ""),
-                )
-                for d in chunk.tool_calls
-            ]
-            if text or chunk.reasoning or calls:
-                yield PlatformStreamDelta(
-                    content=text or None, tool_calls=calls or None, reasoning=chunk.reasoning or None, phase=phase
-                )
-            if chunk.usage is not None:
-                # Exactly once per call: agglomerate_stream_deltas *sums* token_usage over deltas.
-                with self._usage_lock:
-                    self.input_tokens += chunk.usage.prompt_tokens
-                    self.output_tokens += chunk.usage.completion_tokens
-                yield PlatformStreamDelta(
-                    content="",
-                    token_usage=TokenUsage(
-                        input_tokens=chunk.usage.prompt_tokens, output_tokens=chunk.usage.completion_tokens
-                    ),
-                    phase=phase,
-                )
+            yield from self._deltas(chunk, trimmer, phase)
         if rest := trimmer.flush():
             yield PlatformStreamDelta(content=rest, phase=phase)
+
+    async def _read_reply(
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None,
+        params: dict[str, Any],
+        stop_sequences: list[str] | None,
+        sink: Callable[[ChatMessageStreamDelta], None] | None,
+    ) -> list[PlatformStreamDelta]:
+        """On the server's loop: the whole reply as deltas, each handed to `sink` as it arrives."""
+        phase = self._phase(stop_sequences)
+        trimmer = _StopTrimmer(stop_sequences)
+        deltas: list[PlatformStreamDelta] = []
+        async for chunk in self.client.stream(messages, tools=tools, **params):
+            for delta in self._deltas(chunk, trimmer, phase):
+                deltas.append(delta)
+                if sink is not None:
+                    sink(delta)
+        if rest := trimmer.flush():
+            delta = PlatformStreamDelta(content=rest, phase=phase)
+            deltas.append(delta)
+            if sink is not None:
+                sink(delta)
+        return deltas
+
+    def _wait(self, future: concurrent.futures.Future[list[PlatformStreamDelta]]) -> list[PlatformStreamDelta]:
+        """Block this (agent) thread until the loop-side call ends; a stop cancels it."""
+        forget = self.cancel.on_set(future.cancel) if isinstance(self.cancel, CancelFlag) else None
+        try:
+            while True:
+                try:
+                    return future.result(timeout=None if forget else self.poll)
+                except concurrent.futures.TimeoutError:
+                    if self.cancel.is_set():
+                        raise RunCancelled("stopped while the model was answering") from None
+                except concurrent.futures.CancelledError:
+                    raise RunCancelled("stopped while the model was answering") from None
+        finally:
+            if forget is not None:
+                forget()
+            if not future.done():
+                future.cancel()  # cancels the task on the loop: httpx closes the stream, the pool reports usage
 
     def generate(
         self,
@@ -268,21 +371,19 @@ class AsyncClientModel(Model):
         tools_to_call_from: list[Tool] | None = None,
         **kwargs: Any,
     ) -> ChatMessage:
+        wire, tools, params = self._request(messages, stop_sequences, response_format, tools_to_call_from, **kwargs)
+        if self.cancel.is_set():
+            raise RunCancelled("stopped before the model call")
+        with self._usage_lock:
+            self.calls += 1
         sink = current_delta_sink.get()
-        deltas = []
-        for delta in self.generate_stream(
-            messages,
-            stop_sequences=stop_sequences,
-            response_format=response_format,
-            tools_to_call_from=tools_to_call_from,
-            **kwargs,
-        ):
-            deltas.append(delta)
-            if sink is not None:
-                sink(delta)
+        future = asyncio.run_coroutine_threadsafe(
+            self._read_reply(wire, tools, params, stop_sequences, sink), self.loop
+        )
+        deltas = self._wait(future)
         message = agglomerate_stream_deltas(deltas)
         message.tool_calls = message.tool_calls or None
-        message.raw = {"reasoning": "".join(d.reasoning or "" for d in deltas if isinstance(d, PlatformStreamDelta))}
+        message.raw = {"reasoning": "".join(d.reasoning or "" for d in deltas)}
         return message
 
     # --- the plain-text trap ------------------------------------------------------------------------------------
@@ -359,6 +460,7 @@ class FinalAnswerArgsStreamer:
 
 __all__ = [
     "AsyncClientModel",
+    "CancelFlag",
     "FinalAnswerArgsStreamer",
     "PlatformStreamDelta",
     "RunCancelled",
