@@ -394,3 +394,54 @@ async def test_deleting_documents_and_knowledge_bases_removes_them_from_search(
         f"/api/knowledge-bases/{kb['id']}/search", json={"query": "milk"}, headers=owner["headers"]
     )
     assert_problem(gone, 404, "knowledge_base_not_found")
+
+
+BENCH = Path(__file__).resolve().parents[2] / ".." / "shared" / "bench" / "parsing"
+TYPED_FAILURES = {"unsupported_format", "corrupt_file", "encrypted", "empty", "too_large"}
+
+
+@pytest.mark.skipif(not BENCH.is_dir(), reason=f"benchmark documents absent: {BENCH}")
+async def test_the_benchmark_documents_are_indexed_or_fail_with_a_typed_reason(
+    tmp_path: Path, embedder: RunningModelServer
+) -> None:
+    """Every real document of ../shared/bench/parsing goes through upload, parsing (OCR on), chunking,
+    embedding and indexing; tables come out as Markdown tables in the chunks."""
+    files = sorted(p for sub in ("docx", "xlsx", "pptx", "pdf", "icdar2013-eu") for p in (BENCH / sub).glob("*.*"))
+    async with serve_in_process(make_settings(tmp_path, builtin_models=False)) as client:
+        pair = await register(client, f"bench-{uuid.uuid4().hex[:6]}@example.com")
+        owner = {
+            **pair,
+            "headers": bearer(pair["access_token"]),
+            "model_id": await add_embedding_model(client, pair["access_token"], embedder),
+        }
+        kb = await create_kb(client, owner)
+        for start in range(0, len(files), 50):
+            batch = files[start : start + 50]
+            response = await upload(
+                client, owner, kb["id"], [(p.name, p.read_bytes(), "application/octet-stream") for p in batch]
+            )
+            assert response.status_code == 201, response.text
+            assert response.json()["rejected"] == []
+        await settled(client, owner, kb["id"])
+        docs: dict[str, dict[str, Any]] = {}
+        total = 1
+        while len(docs) < total:  # identical files (the same bytes) became one document
+            page = await client.get(
+                f"/api/knowledge-bases/{kb['id']}/documents",
+                params={"limit": 100, "offset": len(docs)},
+                headers=owner["headers"],
+            )
+            total = page.json()["total"]
+            docs.update({d["id"]: d for d in page.json()["items"]})
+        assert total >= len(files) - 20
+        docs = {d["file_name"]: d for d in docs.values()}
+        statuses = {name: (d["status"], (d["error"] or {}).get("code")) for name, d in docs.items()}
+        assert all(s == "indexed" or (s == "failed" and c in TYPED_FAILURES) for s, c in statuses.values()), statuses
+        indexed = [name for name, (s, _) in statuses.items() if s == "indexed"]
+        assert len(indexed) >= total - 2, statuses
+        sheet = docs["docling-xlsx_01.xlsx"]
+        chunks = await client.get(
+            f"/api/knowledge-bases/{kb['id']}/documents/{sheet['id']}/chunks", headers=owner["headers"]
+        )
+        tables = [c for c in chunks.json()["items"] if c["kind"] == "table"]
+        assert tables and all("| --- |" in c["text"] or "|---|" in c["text"].replace(" ", "") for c in tables)

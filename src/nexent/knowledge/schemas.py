@@ -170,7 +170,7 @@ class SearchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-    top_k: int = Field(default=5, ge=1, le=50)
+    top_k: int = Field(default=5, ge=1, le=100)
     mode: SearchModeName = "hybrid"
     document_ids: list[uuid.UUID] | None = Field(default=None, max_length=100)
     metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, description="Equality filters, ANDed.")
