@@ -5,7 +5,7 @@ Three processes: the scripted OpenAI-compatible model (fixed pace), the platform
 SQLite in a temporary directory), and this client. The direct path streams the model over HTTP with httpx; the
 platform path posts a run and reads its SSE stream until the first `message.delta` and until `run.completed`.
 
-Run: `.venv/bin/python bench/run_latency.py [--levels 1 50 200] [--tokens 20]`
+Run: `.venv/bin/python bench/run_latency.py [--levels 1 50 200] [--repeat 3] [--tokens 20]`
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ async def main() -> None:
     parser.add_argument("--tokens", type=int, default=20)
     parser.add_argument("--first-byte", type=float, default=0.05)
     parser.add_argument("--pace", type=float, default=0.01)
+    parser.add_argument("--repeat", type=int, default=1, help="rounds per level (samples are pooled)")
     parser.add_argument("--server-log", type=Path, help="keep the platform's output (warnings and errors) here")
     args = parser.parse_args()
 
@@ -141,7 +142,8 @@ async def main() -> None:
         wait_for_port(model_port)
         wait_for_port(platform_port, timeout=60)
         base, url = f"http://127.0.0.1:{model_port}/v1", f"http://127.0.0.1:{platform_port}"
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
+        # Idle connections dropped before the servers' 5 s keep-alive ends (phases are separated by idle waits).
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=2.0)
         async with httpx.AsyncClient(timeout=120, limits=limits) as http:
             pair = (
                 await http.post(
@@ -169,14 +171,20 @@ async def main() -> None:
                 f"{args.first_byte * 1000:.0f} ms, {args.pace * 1000:.0f} ms per chunk"
             )
             for level in args.levels:
-                await settle(server.pid)
-                direct_results = await asyncio.gather(*(direct(http, base, message) for _ in range(level)))
-                await settle(server.pid)
-                cpu_before = cpu_seconds(server.pid)
-                platform_results = await asyncio.gather(
-                    *(through_platform(http, url, token, agent, message) for _ in range(level))
-                )
-                cpu_per_run = (cpu_seconds(server.pid) - cpu_before) * 1000 / level
+                direct_results: list[tuple[float, float]] = []
+                platform_results: list[tuple[float, float, bool]] = []
+                cpu = 0.0
+                loads: list[float] = []
+                for _ in range(args.repeat):  # alternating rounds: both paths see the machine's ups and downs
+                    await settle(server.pid)
+                    direct_results += await asyncio.gather(*(direct(http, base, message) for _ in range(level)))
+                    await settle(server.pid)
+                    cpu_before = cpu_seconds(server.pid)
+                    platform_results += await asyncio.gather(
+                        *(through_platform(http, url, token, agent, message) for _ in range(level))
+                    )
+                    cpu += cpu_seconds(server.pid) - cpu_before
+                    loads.append(os.getloadavg()[0])
                 failures = sum(1 for r in platform_results if not r[2] or r[0] == 0.0)
                 d_first = [r[0] * 1000 for r in direct_results]
                 p_first = [r[0] * 1000 for r in platform_results if r[0]]
@@ -190,6 +198,7 @@ async def main() -> None:
                     json.dumps(
                         {
                             "concurrent": level,
+                            "runs": len(platform_results),
                             "direct_first_ms": {
                                 "p50": round(statistics.median(d_first), 1),
                                 "p99": round(percentile(d_first, 0.99), 1),
@@ -200,11 +209,12 @@ async def main() -> None:
                             },
                             "added_first_ms": {"p50": round(added_p50, 1), "p99": round(added_p99, 1)},
                             "added_ms_per_chunk": round(per_token, 2),
-                            "platform_cpu_ms_per_run": round(cpu_per_run, 1),
-                            "load_average": round(os.getloadavg()[0], 2),
+                            "platform_cpu_ms_per_run": round(cpu * 1000 / len(platform_results), 1),
+                            "load_average": [round(min(loads), 2), round(max(loads), 2)],
                             "errors": failures,
                         }
-                    )
+                    ),
+                    flush=True,
                 )
     finally:
         for process in (server, model):

@@ -10,10 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from nexent.core.db import utcnow
 from nexent.engines.container import Engines
 from nexent.identity.models import Tenant
-from nexent.runtime.events import Event, RunLog, follow
+from nexent.runtime.events import Event, RunLog, follow, stored_events
 from nexent.runtime.models import Run
 from tests.conftest import REDIS_URL, make_settings, started_engines
 
@@ -119,3 +121,59 @@ async def test_a_reader_of_a_lost_live_copy_still_finishes(pair: Pair) -> None:
         session.add(RunEvent(tenant_id=tenant_id, run_id=run_id, seq=log.seq, type="run.completed", data={}))
     events = await asyncio.wait_for(reader, timeout=10)
     assert [e.type for e in events] == ["run.started", "run.completed"]
+
+
+async def test_the_terminal_event_is_stored_with_the_runs_final_state(pair: Pair) -> None:
+    from sqlalchemy import update
+
+    from nexent.runtime.models import RunEvent
+    from nexent.runtime.store import Write
+
+    tenant_id, run_id = await new_run(pair.writer)
+    log = RunLog(pair.writer, tenant_id, run_id)
+    await log.emit("run.started")
+    ended = Write().execute(update(Run).where(Run.id == run_id).values(status="completed", final_answer="42"))
+    await log.emit("run.completed", {"answer": "42"}, write=ended)
+    # Nothing flushed by hand: the terminal event waited for its transaction, the events before it went first.
+    async with pair.reader.sessions() as session:
+        run = await session.get(Run, run_id)
+        stored = (await session.execute(select(RunEvent.seq).where(RunEvent.run_id == run_id))).scalars().all()
+    assert run is not None and (run.status, run.final_answer) == ("completed", "42")
+    assert sorted(stored) == [1, 2]
+
+
+async def test_a_write_that_cannot_be_stored_does_not_sink_the_others(pair: Pair) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from nexent.runtime.models import RunEvent
+    from nexent.runtime.store import Write, writer_for
+
+    tenant_id, run_id = await new_run(pair.writer)
+    writer = writer_for(pair.writer)
+
+    def event(run: uuid.UUID, seq: int) -> Write:
+        row = {"tenant_id": tenant_id, "run_id": run, "seq": seq, "type": "x", "data": {}, "created_at": utcnow()}
+        return Write().insert(RunEvent, row)
+
+    writer.add(event(run_id, 1))
+    broken = asyncio.create_task(writer.store(event(uuid.uuid4(), 1)))  # no such run: a foreign key fails
+    writer.add(event(run_id, 2))
+    with pytest.raises(IntegrityError):
+        await broken
+    await writer.flush()
+    assert [e.seq for e in await stored_events(pair.reader, tenant_id, run_id, 0)] == [1, 2]
+
+
+async def test_readers_in_the_process_take_a_live_runs_events_from_memory(pair: Pair) -> None:
+    tenant_id, run_id = await new_run(pair.writer)
+    log = RunLog(pair.writer, tenant_id, run_id)
+    for index in range(3):
+        await log.emit("message.delta", {"text": str(index)})
+    assert [e.seq for e in log.backlog(tenant_id, 1) or []] == [2, 3]
+    assert log.backlog(uuid.uuid4(), 0) is None  # another tenant's reader reads the database (and finds nothing)
+    resumed = RunLog(pair.writer, tenant_id, run_id, last_seq=3)  # a log taken over: earlier events are not here
+    assert resumed.backlog(tenant_id, 0) is None and resumed.backlog(tenant_id, 3) == []
+    reader = asyncio.create_task(collect(follow(pair.writer, tenant_id, run_id, after=1)))
+    await asyncio.sleep(0.05)
+    await resumed.emit("run.completed", {"answer": "012"})
+    assert [e.seq for e in await asyncio.wait_for(reader, timeout=10)] == [2, 3, 4]

@@ -387,3 +387,86 @@ async def test_runs_cut_off_by_a_restart_end_as_interrupted(tmp_path: Path, llm:
         events = parse_sse((await client.get(f"/api/runs/{run_id}/events", headers=headers)).text)
         assert events[-1]["type"] == "run.failed" and events[-1]["data"]["code"] == "interrupted"
         assert [e["id"] for e in events] == list(range(1, len(events) + 1))
+
+
+# --- the runtime's own pieces ------------------------------------------------------------------------------------
+
+
+def test_the_stop_trimmer_holds_back_only_what_may_start_a_stop_sequence() -> None:
+    from nexent.runtime.smol_model import _StopTrimmer
+
+    trimmer = _StopTrimmer(["Observation:", "Calling tools:"])
+    # Ordinary text goes out at once (a fixed hold-back delayed the first token by several chunks).
+    assert [trimmer.feed(piece) for piece in ("echo", ": wo", "rd O", "bs", "ervation: x")] == [
+        "echo",
+        ": wo",
+        "rd ",
+        "",
+        "",
+    ]
+    assert trimmer.flush() == ""
+    trimmer = _StopTrimmer(["Observation:"])
+    assert trimmer.feed("Obs") == "" and trimmer.feed("cure") == "Obscure" and trimmer.flush() == ""
+    trimmer = _StopTrimmer(["Observation:"])
+    assert trimmer.feed("an Ob") == "an " and trimmer.flush() == "Ob"
+
+
+def test_prompt_templates_render_as_smolagents_renders_them() -> None:
+    import jinja2
+    import smolagents.agents
+
+    from nexent.runtime import smol_agents
+
+    template = "{{ name }} has {% for t in tools %}{{ t }}, {% endfor %}done"
+    variables = {"name": "agent", "tools": ["a", "b"]}
+    expected = jinja2.Template(template, undefined=jinja2.StrictUndefined).render(**variables)
+    assert smol_agents.populate_template(template, variables) == expected == "agent has a, b, done"
+    assert smolagents.agents.populate_template is smol_agents.populate_template  # every smolagents prompt
+    with pytest.raises(Exception, match="Error during jinja template rendering: UndefinedError"):
+        smol_agents.populate_template(template, {"tools": []})
+
+
+async def test_deltas_that_queue_up_go_out_as_one_event() -> None:
+    import time
+    from types import SimpleNamespace
+
+    from smolagents.memory import FinalAnswerStep
+    from smolagents.models import ChatMessageStreamDelta
+    from smolagents.monitoring import TokenUsage
+
+    from nexent.runtime.smol_agents import stream_run
+
+    class Talker:
+        name = None
+        memory = SimpleNamespace(steps=[])
+
+        def run(self, task: str, stream: bool = True) -> Iterator[Any]:
+            for index in range(50):
+                yield ChatMessageStreamDelta(content=f"t{index} ")
+            yield FinalAnswerStep(output="done")
+
+    model = SimpleNamespace(token_usage=TokenUsage(input_tokens=1, output_tokens=50), cancel=None)
+
+    async def collect() -> list[dict[str, Any]]:
+        return [event async for event in stream_run(Talker(), "talk", model=model)]
+
+    reader = asyncio.create_task(collect())
+    await asyncio.sleep(0)  # the reader starts the agent thread, then waits for its first event
+    time.sleep(0.3)  # a busy loop: the agent's deltas queue up meanwhile
+    events = await reader
+    assert [e["type"] for e in events] == ["message.delta", "run.completed"]
+    assert events[0]["text"] == "".join(f"t{index} " for index in range(50))
+
+
+async def test_background_work_waits_for_a_quiet_moment() -> None:
+    import time
+
+    from nexent.runtime.activity import executing_run, quiet
+
+    started = time.monotonic()
+    await quiet(5)
+    assert time.monotonic() - started < 0.1  # no run: at once
+    with executing_run():
+        started = time.monotonic()
+        await quiet(0.3, poll=0.05)
+        assert 0.3 <= time.monotonic() - started < 1.0  # runs executing: at most the longest wait

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.db import utcnow
@@ -50,7 +51,10 @@ _http: httpx.AsyncClient | None = None
 def http_client() -> httpx.AsyncClient:
     global _http
     if _http is None or _http.is_closed:
-        _http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200))
+        # Idle connections are dropped after 4 s, before servers that close them after 5 s (uvicorn's default,
+        # vLLM among others) do: reusing a connection the server is closing at that moment fails the call.
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=4.0)
+        _http = httpx.AsyncClient(limits=limits)
     return _http
 
 
@@ -208,6 +212,35 @@ class ProviderService:
     async def default_client(self, kind: ModelKind, *, agent_id: uuid.UUID | None = None) -> Any:
         client, _ = await self.client_and_config(None, kind, agent_id=agent_id)
         return client
+
+    async def config_with_endpoints(
+        self, model_id: uuid.UUID | None, kind: ModelKind
+    ) -> tuple[ModelConfig, list[ModelEndpoint]] | None:
+        """A configured model (the tenant's default of `kind` when `model_id` is None) with its endpoints, in one
+        query; None when there is no such model."""
+        query = (
+            select(ModelConfig, ModelEndpoint)
+            .outerjoin(
+                ModelEndpoint,
+                (ModelEndpoint.model_config_id == ModelConfig.id) & (ModelEndpoint.tenant_id == ModelConfig.tenant_id),
+            )
+            .where(ModelConfig.tenant_id == self.caller.tenant_id)
+            .order_by(ModelEndpoint.position, ModelEndpoint.created_at)
+        )
+        if model_id is not None:
+            query = query.where(ModelConfig.id == model_id)
+        else:
+            query = query.where(ModelConfig.kind == kind, ModelConfig.is_default.is_(True))
+        rows = (await self.session.execute(query)).all()
+        if not rows:
+            return None
+        return rows[0][0], [endpoint for _, endpoint in rows if endpoint is not None]
+
+    def client_for(
+        self, config: ModelConfig, endpoints: list[ModelEndpoint], *, agent_id: uuid.UUID | None = None
+    ) -> Any:
+        """The client of a model already loaded (see `config_with_endpoints`)."""
+        return self._client(config, endpoints, agent_id=agent_id)
 
     async def client_and_config(
         self, model_id: uuid.UUID | None, kind: ModelKind, *, agent_id: uuid.UUID | None = None

@@ -24,7 +24,7 @@ from nexent.agents.models import Agent, AgentType
 from nexent.agents.repository import AgentRepository
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
-from nexent.providers.models import ModelKind
+from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import complete
 from nexent.runtime.sandbox import SandboxExecutor
@@ -90,6 +90,7 @@ def instructions_of(agent: Agent) -> str:
 
 
 Turn = tuple[str, str]  # (role, content)
+ModelSnapshot = tuple[ModelConfig, list[ModelEndpoint]]  # a model configuration with its endpoints
 
 
 def split_history(message: str, history: list[Turn], context_tokens: int | None) -> tuple[list[Turn], list[Turn]]:
@@ -142,15 +143,20 @@ class EngineBuilder:
         self.cancel = CancelFlag()
         self.executors: list[SandboxExecutor] = []
 
-    async def build(self, agent: Agent) -> RunSetup:
-        model, context_window = await self._model(agent)
+    async def build(self, agent: Agent, model_config: ModelSnapshot | None = None) -> RunSetup:
+        """The agent ready to run; `model_config` is the agent's model with its endpoints, when already loaded."""
+        model, context_window = await self._model(agent, model_config)
         smol_agent = await self._agent(agent, model, depth=0, names=set())
         return RunSetup(
             agent=smol_agent, model=model, cancel=self.cancel, executors=self.executors, context_window=context_window
         )
 
-    async def _model(self, agent: Agent) -> tuple[AsyncClientModel, int | None]:
-        client, config = await self.providers.client_and_config(agent.model_id, ModelKind.LLM, agent_id=agent.id)
+    async def _model(self, agent: Agent, loaded: ModelSnapshot | None) -> tuple[AsyncClientModel, int | None]:
+        if loaded is not None:
+            config = loaded[0]
+            client = self.providers.client_for(config, loaded[1], agent_id=agent.id)
+        else:
+            client, config = await self.providers.client_and_config(agent.model_id, ModelKind.LLM, agent_id=agent.id)
         name = str(agent.model_id) if agent.model_id is not None else "default"
         return AsyncClientModel(client, self.loop, model_id=name, cancel=self.cancel), config.context_window
 

@@ -24,9 +24,11 @@ from nexent.core.pagination import Page, PageParams
 from nexent.engines.bus.base import cancel_channel
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
+from nexent.providers.models import ModelKind
+from nexent.providers.service import ProviderService
 from nexent.providers.types import ProviderError
 from nexent.runtime.activity import executing_run
-from nexent.runtime.engine import EngineBuilder, compose_task, run_events, split_history, summarize
+from nexent.runtime.engine import EngineBuilder, ModelSnapshot, compose_task, run_events, split_history, summarize
 from nexent.runtime.events import RunLog
 from nexent.runtime.jobs import request_title
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
@@ -62,6 +64,7 @@ class NewRun:
     id: uuid.UUID
     conversation_id: uuid.UUID
     agent: Agent
+    model: ModelSnapshot | None  # the agent's model with its endpoints (None: resolved, and reported, when it runs)
     message: str
     new_conversation: bool
 
@@ -142,7 +145,8 @@ async def execute_run(engines: Engines, caller: Caller, run: NewRun) -> None:
         agent = run.agent
         async with engines.sessions() as session:
             history = [] if run.new_conversation else await _history(session, caller.tenant_id, run)
-            setup = await EngineBuilder(session, engines, caller, conversation_id=run.conversation_id).build(agent)
+            builder = EngineBuilder(session, engines, caller, conversation_id=run.conversation_id)
+            setup = await builder.build(agent, run.model)
         collected["model_id"] = str(agent.model_id) if agent.model_id else None
         kept, omitted = split_history(run.message, history, setup.context_window)
         # Outside any transaction: a summary is a model call, and nothing should hold the database meanwhile.
@@ -311,6 +315,9 @@ class RuntimeService:
         the caller hands the returned run to the manager."""
         manager.check_capacity()
         agent = await AgentService(self.session, self.caller).get_record(agent_id)
+        # Loaded here, in the request's session: the run then needs no database read to start.
+        providers = ProviderService(self.session, self.engines, self.caller)
+        model = await providers.config_with_endpoints(agent.model_id, ModelKind.LLM)
         tenant_id, now = self.caller.tenant_id, utcnow()
         new_conversation = conversation_id is None
         write = Write()
@@ -362,6 +369,7 @@ class RuntimeService:
             id=run_id,
             conversation_id=conversation_id,
             agent=agent,
+            model=model,
             message=message,
             new_conversation=new_conversation,
         )

@@ -60,9 +60,11 @@ def populate_template(template: str, variables: dict[str, Any]) -> str:
 smolagents.agents.populate_template = populate_template
 
 
+@functools.cache
 def silent_logger() -> AgentLogger:
     """verbosity_level=LogLevel.OFF silences AgentLogger.log, but stream_outputs=True also draws a rich `Live`
-    on logger.console regardless of the level: give the logger a quiet console too."""
+    on logger.console regardless of the level: give the logger a quiet console too. One for every agent of the
+    process (it keeps no state, and building a rich Console per agent costs)."""
     from rich.console import Console
 
     return AgentLogger(level=LogLevel.OFF, console=Console(quiet=True))
@@ -188,6 +190,14 @@ class EventMapper:
 class _StreamingManaged:
     """Managed-agent entry point (`MultiStepAgent.__call__`, what the parent calls as a tool) that runs the
     sub-agent with stream=True and forwards its events, nested under the parent's current call id."""
+
+    def initialize_system_prompt(self: Any) -> str:
+        # smolagents renders the system prompt when the agent is built and again at every run; a platform agent
+        # is built for one run and its tools and instructions do not change in between.
+        cached: str | None = self.__dict__.get("_platform_system_prompt")
+        if cached is None:
+            cached = self.__dict__["_platform_system_prompt"] = super().initialize_system_prompt()  # type: ignore[misc]
+        return cached
 
     def __call__(self: Any, task: str, **kwargs: Any) -> Any:
         sink = current_sink.get()

@@ -141,7 +141,11 @@ class _StopTrimmer:
         if not self.stops:
             return text
         self.buffer += text
-        cut = min((i for i in (self.buffer.find(s) for s in self.stops) if i >= 0), default=-1)
+        cut = -1
+        for stop in self.stops:
+            found = self.buffer.find(stop)
+            if found >= 0 and (cut < 0 or found < cut):
+                cut = found
         if cut >= 0:
             out, self.buffer, self.stopped = self.buffer[:cut], "", True
             return out
