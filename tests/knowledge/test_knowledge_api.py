@@ -17,7 +17,7 @@ import pytest
 from nexent.providers import pool
 from tests.conftest import make_settings, serve_in_process, wait_until
 from tests.support.identity import bearer, invite_and_register, register
-from tests.support.model_server import RunningModelServer, ServiceReply, run_model_server
+from tests.support.model_server import ChatReply, RunningModelServer, ServiceReply, run_model_server
 from tests.test_http import assert_problem
 
 GUIDE = """# Espresso guide
@@ -445,3 +445,36 @@ async def test_the_benchmark_documents_are_indexed_or_fail_with_a_typed_reason(
         )
         tables = [c for c in chunks.json()["items"] if c["kind"] == "table"]
         assert tables and all("| --- |" in c["text"] or "|---|" in c["text"].replace(" ", "") for c in tables)
+
+
+async def test_a_model_written_summary_once_a_batch_is_indexed(
+    client: httpx.AsyncClient, owner: dict[str, Any], embedder: RunningModelServer
+) -> None:
+    llm = await client.post(
+        "/api/models",
+        json={"name": "Writer", "kind": "llm", "model": "scripted", "base_url": embedder.base_url},
+        headers=owner["headers"],
+    )
+    assert llm.status_code == 201, llm.text
+    embedder.server.enqueue(ChatReply.text("Notes on brewing espresso, steaming milk and coffee prices."))
+    kb = await create_kb(client, owner, description="Coffee know-how")
+    await upload(
+        client,
+        owner,
+        kb["id"],
+        [
+            ("guide.md", GUIDE.encode(), "text/markdown"),
+            ("prices.csv", PRICES.encode(), "text/csv"),
+            ("notes.txt", NOTES.encode(), "text/plain"),
+        ],
+    )
+    await settled(client, owner, kb["id"])
+
+    async def summary() -> str | None:
+        current = (await client.get(f"/api/knowledge-bases/{kb['id']}", headers=owner["headers"])).json()
+        return current["summary"]  # type: ignore[no-any-return]
+
+    assert await wait_until(summary, timeout=20) == "Notes on brewing espresso, steaming milk and coffee prices."
+    (request,) = embedder.server.chat_requests  # one summary for the batch, not one per document
+    prompt = request.messages[0]["content"]
+    assert "Coffee know-how" in prompt and "nine bars" in prompt

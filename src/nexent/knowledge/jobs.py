@@ -43,9 +43,10 @@ from nexent.providers.types import RETRYABLE, ProviderError, complete
 
 logger = logging.getLogger("nexent.knowledge")
 
-EMBED_BATCH = 64
+EMBED_BATCH = 256  # texts per embedding call: large batches let the model group texts of similar length
 INDEX_BATCH = 500  # Milvus takes at most 500 rows an insert
-SUMMARY_DELAY_SECONDS = 5.0  # uploads of many files lead to one summary
+SUMMARY_DELAY_SECONDS = 2.0
+_BUSY = (DocumentStatus.QUEUED, DocumentStatus.PARSING, DocumentStatus.EMBEDDING)
 _SUMMARY_PROMPT = (
     "Below are the opening passages of the documents of a knowledge base named {name!r} ({description}). "
     "Write a summary of at most 80 words of what it contains, so that an assistant can decide when to search "
@@ -81,6 +82,7 @@ class DocumentPipeline:
         self.tenant_id = tenant_id
         self.doc_id = doc_id
         self.token = token
+        self.fresh = False
 
     async def _update(self, **changes: Any) -> tuple[KnowledgeDocument, KnowledgeBase]:
         """Apply `changes` to the document if this job still owns it, commit, and publish the new state."""
@@ -89,6 +91,8 @@ class DocumentPipeline:
             kb = await KnowledgeBaseRepository(session, self.tenant_id).get(doc.knowledge_base_id) if doc else None
             if doc is None or kb is None or doc.job_id != self.token:
                 raise Superseded
+            if "attempts" in changes:  # the start of an attempt: could an earlier one have written to the index?
+                self.fresh = doc.attempts == 0 and doc.indexed_at is None
             for field, value in changes.items():
                 setattr(doc, field, value)
         await events.publish_document(self.engines, doc)
@@ -145,7 +149,8 @@ class DocumentPipeline:
         for number, target in enumerate(targets):
             vectors[target.name] = await self._embed(doc, target, chunks, number, len(targets), last_attempt)
         for target in targets:
-            await self.engines.search.delete(target.name, document_id=doc.id.hex)
+            if not self.fresh:
+                await self.engines.search.delete(target.name, document_id=doc.id.hex)
             rows = [indexed_chunk(c, v, doc) for c, v in zip(chunks, vectors[target.name], strict=True)]
             for start in range(0, len(rows), INDEX_BATCH):
                 await self.engines.search.upsert(target.name, rows[start : start + INDEX_BATCH])
@@ -160,9 +165,18 @@ class DocumentPipeline:
             current.status, current.progress, current.chunk_count = DocumentStatus.INDEXED, 1.0, len(chunks)
             current.indexed_at = utcnow()
         await events.publish_document(self.engines, current)
-        await self.engines.queue.enqueue(
-            SUMMARIZE, {"knowledge_base_id": str(kb.id)}, tenant_id=self.tenant_id, delay_seconds=SUMMARY_DELAY_SECONDS
-        )
+        # Counted after our own commit, so whichever document of a batch finishes last sees none left.
+        async with self.engines.sessions() as session:
+            busy = await DocumentRepository(session, self.tenant_id).count(
+                KnowledgeDocument.knowledge_base_id == kb.id, KnowledgeDocument.status.in_(_BUSY)
+            )
+        if not busy:
+            await self.engines.queue.enqueue(
+                SUMMARIZE,
+                {"knowledge_base_id": str(kb.id)},
+                tenant_id=self.tenant_id,
+                delay_seconds=SUMMARY_DELAY_SECONDS,
+            )
         return {"chunks": len(chunks), "format": parsed.format}
 
     async def _embed(
@@ -184,7 +198,7 @@ class DocumentPipeline:
         for start in range(0, len(chunks), EMBED_BATCH):
             texts = [c.text for c in chunks[start : start + EMBED_BATCH]]
             try:
-                batch, _ = await client.embed(texts, batch_size=EMBED_BATCH)
+                batch, _ = await client.embed(texts, batch_size=64)
             except ProviderError as exc:
                 if exc.code in RETRYABLE and not last_attempt:
                     raise  # the job retries with backoff
@@ -196,8 +210,9 @@ class DocumentPipeline:
                         f"The embedding model returns {len(vector)} dimensions; the index has {target.dimension}.",
                     )
             vectors.extend(list(v) for v in batch)
-            done = (number + len(vectors) / len(chunks)) / of
-            await self._update(progress=round(0.2 + 0.7 * done, 3))
+            if len(vectors) < len(chunks):  # the last batch's progress is the final state, written next
+                done = (number + len(vectors) / len(chunks)) / of
+                await self._update(progress=round(0.2 + 0.7 * done, 3))
         return vectors
 
 
@@ -254,7 +269,7 @@ async def reembed(ctx: JobContext) -> JobResult:
         if not batch:
             break
         try:
-            vectors, _ = await client.embed([c.text for c in batch], batch_size=EMBED_BATCH)
+            vectors, _ = await client.embed([c.text for c in batch], batch_size=64)
         except ProviderError as exc:
             if exc.code in RETRYABLE and not ctx.last_attempt:
                 raise
@@ -296,6 +311,11 @@ async def summarize(ctx: JobContext) -> JobResult:
             )
             if latest is None or (kb.summary_updated_at is not None and kb.summary_updated_at >= latest):
                 return {"skipped": "up to date"}
+            busy = await DocumentRepository(session, tenant_id).count(
+                KnowledgeDocument.knowledge_base_id == kb_id, KnowledgeDocument.status.in_(_BUSY)
+            )
+            if busy:  # the last document of the batch asks again; summarise once, not after every document
+                return {"skipped": "documents in processing"}
             openings = await ChunkRepository(session, tenant_id).first_of_kb(kb_id, limit=12)
             try:
                 client = await ProviderService(
