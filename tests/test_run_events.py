@@ -17,6 +17,7 @@ from nexent.engines.container import Engines
 from nexent.identity.models import Tenant
 from nexent.runtime.events import Event, RunLog, follow, stored_events
 from nexent.runtime.models import Run
+from nexent.runtime.store import writer_for
 from tests.conftest import REDIS_URL, make_settings, started_engines
 
 
@@ -31,6 +32,7 @@ async def pair(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str, redi
     if request.param == "embedded":
         engines = await started_engines(make_settings(tmp_path, builtin_models=False), consume_jobs=False)
         yield Pair(engines, engines)
+        await writer_for(engines).close()
         await engines.close()
         return
     settings = make_settings(
@@ -39,6 +41,7 @@ async def pair(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str, redi
     writer = await started_engines(settings, consume_jobs=False)
     reader = await started_engines(settings, consume_jobs=False, migrate=False)
     yield Pair(writer, reader)
+    await writer_for(writer).close()  # the run writer's own connection
     await reader.close()
     await writer.close()
 
@@ -146,7 +149,7 @@ async def test_a_write_that_cannot_be_stored_does_not_sink_the_others(pair: Pair
     from sqlalchemy.exc import IntegrityError
 
     from nexent.runtime.models import RunEvent
-    from nexent.runtime.store import Write, writer_for
+    from nexent.runtime.store import Write
 
     tenant_id, run_id = await new_run(pair.writer)
     writer = writer_for(pair.writer)

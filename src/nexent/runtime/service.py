@@ -119,7 +119,7 @@ class RunManager:
         for task in list(self._tasks.values()):
             with contextlib.suppress(BaseException):  # shutting down; each run logs its own end
                 await task
-        await writer_for(self.engines).flush()
+        await writer_for(self.engines).close()
 
     async def _guarded(self, caller: Caller, run: NewRun) -> None:
         async with self._slots, self._tenant_slots[caller.tenant_id]:

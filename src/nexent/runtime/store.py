@@ -1,9 +1,14 @@
-"""The runtime's writes, grouped: every run of this process hands its rows (a new run, its events, its end) to one
-writer per process, which stores whatever has accumulated in one transaction (group commit).
+"""The runtime's writes, grouped: every run of this process hands its rows (a new run, its events, its end, the
+usage of its model calls) to one writer per process, which stores whatever has accumulated in one transaction
+(group commit), on a database connection of its own.
 
 Why: with hundreds of runs at once, a transaction per run and per event meant hundreds of small transactions a
 second, each paying for a session, a connection, a commit and (on SQLite, one writer at a time) waiting for the
-write lock while holding the event loop's attention. Rows are inserted with one multi-row statement per table.
+write lock. Rows are inserted with one multi-row statement per table. The writer's own connection matters too:
+taking one from the shared pool meant queueing behind every request waiting for a connection, which held all the
+runs of a burst back until the last of them had read what it needed. On SQLite the whole transaction runs on a
+worker thread with a plain `sqlite3` connection (one hand-over between threads per batch, instead of several per
+statement through aiosqlite); other databases get an async connection of their own.
 
 `add` stores a write with the next batch (at most `FLUSH_INTERVAL_SECONDS` later); `store` stores it at once,
 together with everything waiting, and returns after the commit. Batches are written one after the other, in
@@ -21,9 +26,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Executable, Table, insert
+from sqlalchemy import Connection, Engine, Executable, Table, create_engine, event, insert
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from nexent.core.db import create_engine as create_async_engine
 from nexent.engines.container import Engines
 from nexent.runtime.models import Conversation, Message, Run, RunEvent
 
@@ -76,6 +83,20 @@ class BatchWriter:
         self._wake = asyncio.Event()
         self._urgent = False
         self._task: asyncio.Task[None] | None = None
+        self._sqlite: Engine | None = None
+        self._async: AsyncEngine | None = None
+        url = engines.db.url
+        self._sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
+
+    async def close(self) -> None:
+        """Store what is waiting and close the writer's connection (it opens again when needed)."""
+        await self.flush()
+        if self._async is not None:
+            await self._async.dispose()
+            self._async = None
+        if self._sqlite is not None:
+            self._sqlite.dispose()
+            self._sqlite = None
 
     def add(self, write: Write) -> None:
         """Store `write` with the next batch."""
@@ -150,11 +171,53 @@ class BatchWriter:
             statements.extend(write.statements)
         if not rows and not statements:
             return
-        async with self.engines.db.begin() as connection:
-            for table in sorted(rows, key=lambda t: _TABLE_ORDER.get(t.name, len(_TABLE_ORDER))):
-                await connection.execute(insert(table), rows[table])
-            for statement in statements:
-                await connection.execute(statement)
+        ordered = [(t, rows[t]) for t in sorted(rows, key=lambda t: _TABLE_ORDER.get(t.name, len(_TABLE_ORDER)))]
+        if self._sqlite_file:
+            await asyncio.to_thread(self._write_sqlite, ordered, statements)
+            return
+        if self._async is None:
+            self._async = create_async_engine(self.engines.db.url.render_as_string(hide_password=False), pool_size=1)
+        async with self._async.begin() as connection:
+            await _write_async(connection, ordered, statements)
+
+    def _write_sqlite(self, rows: list[tuple[Table, list[Row]]], statements: list[Executable]) -> None:
+        """On a worker thread: the whole transaction, without going back to the event loop in between."""
+        if self._sqlite is None:
+            self._sqlite = _sqlite_engine(self.engines.db.url.database or "")
+        with self._sqlite.begin() as connection:
+            _write(connection, rows, statements)
+
+
+def _write(connection: Connection, rows: list[tuple[Table, list[Row]]], statements: list[Executable]) -> None:
+    for table, table_rows in rows:
+        connection.execute(insert(table), table_rows)
+    for statement in statements:
+        connection.execute(statement)
+
+
+async def _write_async(
+    connection: AsyncConnection, rows: list[tuple[Table, list[Row]]], statements: list[Executable]
+) -> None:
+    for table, table_rows in rows:
+        await connection.execute(insert(table), table_rows)
+    for statement in statements:
+        await connection.execute(statement)
+
+
+def _sqlite_engine(path: str) -> Engine:
+    """A plain (synchronous) SQLite engine on the platform's database file, set up as `core.db` sets up its own."""
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
 
 
 _writers: weakref.WeakKeyDictionary[Engines, BatchWriter] = weakref.WeakKeyDictionary()
