@@ -478,3 +478,36 @@ async def test_a_model_written_summary_once_a_batch_is_indexed(
     (request,) = embedder.server.chat_requests  # one summary for the batch, not one per document
     prompt = request.messages[0]["content"]
     assert "Coffee know-how" in prompt and "nine bars" in prompt
+
+
+async def test_agents_attach_only_knowledge_bases_their_editor_may_read(
+    client: httpx.AsyncClient, owner: dict[str, Any]
+) -> None:
+    kb = await create_kb(client, owner)
+    agent = await client.post(
+        "/api/agents", json={"name": "Librarian", "knowledge_base_ids": [kb["id"]]}, headers=owner["headers"]
+    )
+    assert agent.status_code == 201 and agent.json()["knowledge_base_ids"] == [kb["id"]]
+    unknown = await client.patch(
+        f"/api/agents/{agent.json()['id']}", json={"knowledge_base_ids": [str(uuid.uuid4())]}, headers=owner["headers"]
+    )
+    assert_problem(unknown, 422, "invalid_agent")
+
+    member = await invite_and_register(
+        client, owner["access_token"], f"editor-{uuid.uuid4().hex[:6]}@example.com", role="user"
+    )
+    group_id = (await client.post("/api/groups", json={"name": "Editors"}, headers=owner["headers"])).json()["id"]
+    await client.put(f"/api/groups/{group_id}/members/{member['user']['id']}", headers=owner["headers"])
+    other = await client.post("/api/agents", json={"name": "Helper"}, headers=owner["headers"])
+    await client.put(
+        f"/api/agents/{other.json()['id']}/shares/{group_id}", json={"permission": "edit"}, headers=owner["headers"]
+    )
+    attach = {"knowledge_base_ids": [kb["id"]]}
+    member_headers = bearer(member["access_token"])
+    refused = await client.patch(f"/api/agents/{other.json()['id']}", json=attach, headers=member_headers)
+    assert_problem(refused, 422, "invalid_agent")
+    await client.put(
+        f"/api/knowledge-bases/{kb['id']}/shares/{group_id}", json={"permission": "read"}, headers=owner["headers"]
+    )
+    allowed = await client.patch(f"/api/agents/{other.json()['id']}", json=attach, headers=member_headers)
+    assert allowed.status_code == 200, allowed.text

@@ -19,6 +19,7 @@ from nexent.identity.permissions import ROLE_PERMISSIONS, Permission
 from nexent.identity.schemas import ShareRead
 from nexent.identity.service import ShareService, record
 from nexent.knowledge.repository import KnowledgeBaseRepository
+from nexent.knowledge.service import RESOURCE as KNOWLEDGE_RESOURCE
 from nexent.providers.models import ModelKind
 from nexent.providers.repository import ModelRepository
 from nexent.tools import registry
@@ -150,6 +151,9 @@ class AgentService:
                 [uuid.UUID(k) for k in agent.knowledge_base_ids]
             )
         }
+        if known and Permission.MANAGE_KNOWLEDGE not in ROLE_PERMISSIONS[self.caller.role]:
+            # An agent searches its knowledge bases for all its users: attach only what the editor may read.
+            known &= await self.shares.shared_ids(KNOWLEDGE_RESOURCE)
         errors.extend(
             _error(["knowledge_base_ids", index], f"No knowledge base {kb_id} in this tenant.")
             for index, kb_id in enumerate(agent.knowledge_base_ids)

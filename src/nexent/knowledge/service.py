@@ -180,12 +180,6 @@ class KnowledgeService:
             raise Forbidden("This knowledge base is shared with you to read, not to change.", code="permission_denied")
         return kb
 
-    async def readable(self, kb_ids: Sequence[uuid.UUID]) -> list[KnowledgeBase]:
-        """The knowledge bases among `kb_ids` that the caller may search, in the order given."""
-        found = {kb.id: kb for kb in await self.bases.of_ids(kb_ids)}
-        visible = None if self.sees_all else await self.shares.shared_ids(RESOURCE)
-        return [found[i] for i in kb_ids if i in found and (visible is None or i in visible)]
-
     async def attached(self, kb_ids: Sequence[uuid.UUID]) -> list[KnowledgeBase]:
         """An agent's knowledge bases in this tenant, without share checks: whoever may edit the agent chose them."""
         found = {kb.id: kb for kb in await self.bases.of_ids(kb_ids)}
