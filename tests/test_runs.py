@@ -470,3 +470,32 @@ async def test_background_work_waits_for_a_quiet_moment() -> None:
         started = time.monotonic()
         await quiet(0.3, poll=0.05)
         assert 0.3 <= time.monotonic() - started < 1.0  # runs executing: at most the longest wait
+
+
+async def test_a_run_whose_record_cannot_be_stored_never_starts(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nexent.runtime import store
+
+    agent = await make_agent(client, owner)
+    llm.server.enqueue(ChatReply.text("never seen").paced(delay=0.3))
+    original = store.BatchWriter.store
+
+    async def failing(self: store.BatchWriter, write: store.Write) -> None:
+        if any(table.name == "runs" for table, _ in write.inserts):
+            raise RuntimeError("the database is gone")
+        await original(self, write)
+
+    monkeypatch.setattr(store.BatchWriter, "store", failing)
+    response, _ = await run(client, owner, agent["id"], "Hello?")
+    assert_problem(response, 500, "internal_error")
+    monkeypatch.setattr(store.BatchWriter, "store", original)
+    headers = bearer(owner["access_token"])
+    assert (await client.get("/api/runs", headers=headers)).json()["items"] == []
+    assert (await client.get("/api/conversations", headers=headers)).json()["items"] == []
+
+    async def model_idle() -> bool:
+        return llm.server.in_flight == 0
+
+    # The agent starts while its record is being committed; it was stopped, its model call (if any) cancelled.
+    await wait_until(model_idle, timeout=5)

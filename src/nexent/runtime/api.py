@@ -46,9 +46,8 @@ async def start_run(
     agent_id: uuid.UUID, body: RunCreate, request: Request, caller: Chatter, session: SessionDep, engines: EnginesDep
 ) -> StreamingResponse:
     manager = run_manager(request)
-    # start() returns once the run is stored: it executes in other sessions, and must never be lost.
+    # start() returns once the run is stored (it must never be lost); its agent is already on its way.
     run = await RuntimeService(session, engines, caller).start(manager, agent_id, body.message, body.conversation_id)
-    manager.submit(caller, run)
     response = event_stream(engines, caller, run.id, after=0)
     response.headers["X-Run-Id"] = str(run.id)
     response.headers["X-Conversation-Id"] = str(run.conversation_id)

@@ -28,7 +28,7 @@ from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import complete
 from nexent.runtime.sandbox import SandboxExecutor
-from nexent.runtime.smol_agents import PlatformCodeAgent, PlatformToolCallingAgent, silent_logger, stream_run
+from nexent.runtime.smol_agents import AgentStream, PlatformCodeAgent, PlatformToolCallingAgent, silent_logger
 from nexent.runtime.smol_model import AsyncClientModel, CancelFlag
 from nexent.runtime.smol_tools import make_tool
 from nexent.tools import registry
@@ -214,10 +214,23 @@ class EngineBuilder:
         return make_tool(spec, execute, self.loop, cancel=self.cancel, timeout=TOOL_TIMEOUT_SECONDS)
 
 
-async def run_events(setup: RunSetup, task: str) -> AsyncIterator[dict[str, Any]]:
+def start_agent(setup: RunSetup, task: str) -> AgentStream:
+    """Start the agent on its worker thread now; read it with `run_events`, or stop it with `abandon`."""
+    return AgentStream(setup.agent, task, model=setup.model, cancel=setup.cancel)
+
+
+async def run_events(setup: RunSetup, stream: AgentStream) -> AsyncIterator[dict[str, Any]]:
     """The platform events of one run (see `smol_agents.EventMapper`), ending with its terminal event."""
+    events = stream.events()
     try:
-        async for event in stream_run(setup.agent, task, model=setup.model, cancel=setup.cancel):
+        async for event in events:
             yield event
     finally:
+        await events.aclose()
         await asyncio.to_thread(setup.cleanup)
+
+
+async def abandon(setup: RunSetup, stream: AgentStream) -> None:
+    """Stop a started agent whose events nobody will read."""
+    await stream.close()
+    await asyncio.to_thread(setup.cleanup)

@@ -28,7 +28,16 @@ from nexent.providers.models import ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import ProviderError
 from nexent.runtime.activity import executing_run
-from nexent.runtime.engine import EngineBuilder, ModelSnapshot, compose_task, run_events, split_history, summarize
+from nexent.runtime.engine import (
+    EngineBuilder,
+    ModelSnapshot,
+    abandon,
+    compose_task,
+    run_events,
+    split_history,
+    start_agent,
+    summarize,
+)
 from nexent.runtime.events import RunLog
 from nexent.runtime.jobs import request_title
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
@@ -89,9 +98,10 @@ class RunManager:
                 "The platform is running as many agents as it can; try again shortly.", headers={"Retry-After": "5"}
             )
 
-    def submit(self, caller: Caller, run: NewRun) -> None:
+    def submit(self, caller: Caller, run: NewRun, *, stored: asyncio.Future[None] | None = None) -> None:
+        """Execute `run`; `stored` is the commit of its record when that is still going on (see `execute_run`)."""
         self.check_capacity()
-        task = asyncio.create_task(self._guarded(caller, run), name=f"nexent-run-{run.id}")
+        task = asyncio.create_task(self._guarded(caller, run, stored), name=f"nexent-run-{run.id}")
         self._tasks[run.id] = task
         task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
 
@@ -121,55 +131,104 @@ class RunManager:
                 await task
         await writer_for(self.engines).close()
 
-    async def _guarded(self, caller: Caller, run: NewRun) -> None:
+    async def _guarded(self, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None) -> None:
         async with self._slots, self._tenant_slots[caller.tenant_id]:
             with executing_run():
                 try:
-                    await execute_run(self.engines, caller, run)
+                    await execute_run(self.engines, caller, run, stored)
                 except Exception:
                     logger.exception("a run failed unexpectedly", extra={"run_id": str(run.id)})
 
 
-async def execute_run(engines: Engines, caller: Caller, run: NewRun) -> None:
-    """Run the agent and log every event; whatever happens, the run ends with a terminal event."""
+async def execute_run(
+    engines: Engines, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None = None
+) -> None:
+    """Run the agent and log every event; whatever happens, the run ends with a terminal event.
+
+    `stored` is the commit of the run's record, when it is still going on: the agent starts (and calls its model)
+    meanwhile, but no event is sent or stored before the record is. A run whose record could not be stored never
+    existed: it is stopped quietly (the request that started it answers with the error)."""
     log = RunLog(engines, caller.tenant_id, run.id)
     collected: dict[str, Any] = {"tool_calls": [], "citations": []}
     try:
-        if await engines.bus.is_cancelled(cancel_key(run.id)):
+        await _execute(engines, caller, run, stored, log, collected)
+    except _NeverStored:
+        logger.warning("a run's record could not be stored; it was not run", extra={"run_id": str(run.id)})
+    except AppError as exc:
+        if await _is_stored(stored):
+            await _end_failed(engines, caller, run.id, log, exc.code, exc.detail)
+    except Exception as exc:
+        logger.exception("run failed", extra={"run_id": str(run.id)})
+        if await _is_stored(stored):
+            message = f"The run failed: {type(exc).__name__}."
+            await _end_failed(engines, caller, run.id, log, "internal_error", message)
+    else:
+        if not collected.get("ended"):
+            await _end(engines, caller, run, log, collected)
+    finally:
+        await log.close()
+
+
+class _NeverStored(Exception):
+    pass
+
+
+async def _is_stored(stored: asyncio.Future[None] | None) -> bool:
+    if stored is None:
+        return True
+    try:
+        await stored
+    except Exception:
+        return False
+    return True
+
+
+async def _execute(
+    engines: Engines,
+    caller: Caller,
+    run: NewRun,
+    stored: asyncio.Future[None] | None,
+    log: RunLog,
+    collected: dict[str, Any],
+) -> None:
+    agent = run.agent
+    async with engines.sessions() as session:
+        history = [] if run.new_conversation else await _history(session, caller.tenant_id, run)
+        builder = EngineBuilder(session, engines, caller, conversation_id=run.conversation_id)
+        setup = await builder.build(agent, run.model)
+    collected["model_id"] = str(agent.model_id) if agent.model_id else None
+    kept, omitted = split_history(run.message, history, setup.context_window)
+    # Outside any transaction: a summary is a model call, and nothing should hold the database meanwhile.
+    summary = await _summary(engines, caller, run.conversation_id, omitted, setup.model.client) if omitted else None
+    task = compose_task(run.message, kept, summary)
+    async with engines.bus.subscribe(cancel_channel(cancel_key(run.id))) as signals:
+        watcher = asyncio.create_task(_watch_cancel(signals, setup.cancel))
+        stream = start_agent(setup, task)  # its model call goes out while the record is being committed
+        try:
+            if not await _is_stored(stored):
+                raise _NeverStored
+            stopped = await engines.bus.is_cancelled(cancel_key(run.id))
+        except BaseException:
+            watcher.cancel()
+            await abandon(setup, stream)
+            raise
+        if stopped:
+            watcher.cancel()
+            await abandon(setup, stream)
             ended = _finished(caller, run.id, RunStatus.STOPPED)
             await log.emit("run.stopped", {"reason": "stopped before it started"}, write=ended)
+            collected["ended"] = True
             return
         # Stored with the next batch of events; a run that already ended keeps its state.
         running = update(Run).where(Run.id == run.id, Run.status == RunStatus.QUEUED)
         writer_for(engines).add(Write().execute(running.values(status=RunStatus.RUNNING, started_at=utcnow())))
-        agent = run.agent
-        async with engines.sessions() as session:
-            history = [] if run.new_conversation else await _history(session, caller.tenant_id, run)
-            builder = EngineBuilder(session, engines, caller, conversation_id=run.conversation_id)
-            setup = await builder.build(agent, run.model)
-        collected["model_id"] = str(agent.model_id) if agent.model_id else None
-        kept, omitted = split_history(run.message, history, setup.context_window)
-        # Outside any transaction: a summary is a model call, and nothing should hold the database meanwhile.
-        summary = await _summary(engines, caller, run.conversation_id, omitted, setup.model.client) if omitted else None
-        task = compose_task(run.message, kept, summary)
         started = {"run_id": str(run.id), "agent_id": str(agent.id), "conversation_id": str(run.conversation_id)}
-        await log.emit("run.started", started)
-        async with engines.bus.subscribe(cancel_channel(cancel_key(run.id))) as signals:
-            watcher = asyncio.create_task(_watch_cancel(signals, setup.cancel))
-            try:
-                async for event in run_events(setup, task):
-                    await _record(log, event, collected)
-            finally:
-                watcher.cancel()
-    except AppError as exc:
-        await _end_failed(engines, caller, run.id, log, exc.code, exc.detail)
-    except Exception as exc:
-        logger.exception("run failed", extra={"run_id": str(run.id)})
-        await _end_failed(engines, caller, run.id, log, "internal_error", f"The run failed: {type(exc).__name__}.")
-    else:
-        await _end(engines, caller, run, log, collected)
-    finally:
-        await log.close()
+        try:
+            await log.emit("run.started", started)
+            async for event in run_events(setup, stream):
+                await _record(log, event, collected)
+        finally:
+            watcher.cancel()
 
 
 async def _summary(
@@ -311,8 +370,22 @@ class RuntimeService:
     async def start(
         self, manager: RunManager, agent_id: uuid.UUID, message: str, conversation_id: uuid.UUID | None
     ) -> NewRun:
-        """Store the user's message and a queued run (one shared transaction with the runs starting meanwhile);
-        the caller hands the returned run to the manager."""
+        """Start a run: its record (the user's message and a queued run, with the conversation) is committed
+        by the process's run writer while the run already builds its agent and calls the model; this returns once
+        the record is stored (raising if it could not be: the run then stops without a trace)."""
+        run, record = await self.prepare(manager, agent_id, message, conversation_id)
+        stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        manager.submit(self.caller, run, stored=stored)
+        commit = asyncio.ensure_future(writer_for(self.engines).store(record))
+        commit.add_done_callback(lambda done: _settle(stored, done))
+        # Shielded: a client that goes away now does not undo the commit (the run goes on, as it would later).
+        await asyncio.shield(commit)
+        return run
+
+    async def prepare(
+        self, manager: RunManager, agent_id: uuid.UUID, message: str, conversation_id: uuid.UUID | None
+    ) -> tuple[NewRun, Write]:
+        """Read what a new run needs and build its record (not stored yet)."""
         manager.check_capacity()
         agent = await AgentService(self.session, self.caller).get_record(agent_id)
         # Loaded here, in the request's session: the run then needs no database read to start.
@@ -361,11 +434,9 @@ class RuntimeService:
             },
         )
         write.insert(Message, message_row(tenant_id, conversation_id, run_id, "user", message, now))
-        # The reads are done: give the request's connection back before waiting for the shared writer (which
-        # needs one too; with every connection held by requests waiting for it, nothing would move).
+        # The reads are done: the request's connection goes back to the pool while the run starts.
         await self.session.commit()
-        await writer_for(self.engines).store(write)
-        return NewRun(
+        run = NewRun(
             id=run_id,
             conversation_id=conversation_id,
             agent=agent,
@@ -373,6 +444,7 @@ class RuntimeService:
             message=message,
             new_conversation=new_conversation,
         )
+        return run, write
 
     async def _run(self, run_id: uuid.UUID) -> Run:
         run = await self.runs.get(run_id)
@@ -436,6 +508,17 @@ class RuntimeService:
     async def delete_conversation(self, conversation_id: uuid.UUID) -> None:
         conversation = await self._conversation(conversation_id)
         await self.conversations.delete(conversation)
+
+
+def _settle(future: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+    if future.done():
+        return
+    if done.cancelled():
+        future.cancel()
+    elif (error := done.exception()) is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(None)
 
 
 def _title(message: str) -> str:

@@ -13,7 +13,7 @@ import asyncio
 import contextvars
 import functools
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -317,73 +317,99 @@ def _same_stream(first: dict[str, Any], second: dict[str, Any]) -> bool:
 _agent_threads = ThreadPoolExecutor(max_workers=1024, thread_name_prefix="nexent-agent")
 
 
+class AgentStream:
+    """`agent` running in a worker thread from the moment this is created (its model call goes out while the
+    caller finishes its own work); `events()` yields its platform events on this loop. Leaving `events()` early,
+    or `close()`, stops the run."""
+
+    def __init__(
+        self, agent: Any, task: str, *, model: Any, cancel: threading.Event | None = None, **run_kwargs: Any
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._queue = queue
+        self._cancel = cancel or getattr(model, "cancel", None) or threading.Event()
+
+        def emit(event: dict[str, Any]) -> None:
+            # Deltas come from the loop itself (the model's reply is read there); the agent thread's events come
+            # through call_soon_threadsafe, which keeps them in order with all the thread asked the loop before.
+            if threading.get_ident() == loop_thread:
+                queue.put_nowait(event)
+            else:
+                loop.call_soon_threadsafe(queue.put_nowait, event)
+
+        def work() -> None:
+            current_sink.set(emit)
+            mapper = EventMapper(
+                emit,
+                agent=agent.name or "main",
+                code_agent=isinstance(agent, CodeAgent),
+                usage=lambda: model.token_usage,
+                memory_owner=agent,
+            )
+            current_delta_sink.set(mapper.feed)
+            try:
+                for ev in agent.run(task, stream=True, **run_kwargs):
+                    mapper.feed(ev)
+            except RunCancelled as exc:
+                usage = _usage(model.token_usage)
+                emit({"type": "run.stopped", "agent": mapper.agent, "reason": str(exc), "usage": usage})
+            except Exception as exc:
+                cause = exc.__cause__ or exc
+                kind = "run.stopped" if "interrupted" in str(exc) else "run.failed"
+                emit(
+                    {
+                        "type": kind,
+                        "agent": mapper.agent,
+                        "error": f"{type(cause).__name__}: {cause}",
+                        "usage": _usage(model.token_usage),
+                    }
+                )
+            finally:
+                emit(None)  # type: ignore[arg-type]
+
+        self._worker = loop.run_in_executor(_agent_threads, contextvars.copy_context().run, work)
+
+    async def events(self) -> AsyncGenerator[dict[str, Any]]:
+        queue = self._queue
+        finished = False
+        try:
+            carried: object = _NOTHING
+            while True:
+                event: object = await queue.get() if carried is _NOTHING else carried
+                carried = _NOTHING
+                if event is None:
+                    break
+                assert isinstance(event, dict)
+                # Deltas that queued up while this consumer waited (a busy server) go out as one event: the same
+                # text, with less work per token. Without a backlog every delta is an event of its own.
+                while event["type"] in _DELTA_EVENTS and not queue.empty():
+                    following = queue.get_nowait()
+                    if following is None or not _same_stream(event, following):
+                        carried = following
+                        break
+                    event = {**event, "text": event["text"] + following["text"]}
+                yield event
+            finished = True
+        finally:
+            if not finished:
+                self._cancel.set()  # the consumer went away (closed/cancelled): stop at the next token/step
+            await self._worker
+
+    async def close(self) -> None:
+        """Stop the run without reading its events; returns once the agent thread is done."""
+        self._cancel.set()
+        await self._worker
+
+
 async def stream_run(
     agent: Any, task: str, *, model: Any, cancel: threading.Event | None = None, **run_kwargs: Any
 ) -> AsyncIterator[dict[str, Any]]:
     """Run `agent` in a worker thread, yield platform events on this loop. Closing the iterator stops the run."""
-    loop = asyncio.get_running_loop()
-    loop_thread = threading.get_ident()
-    queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-    cancel = cancel or getattr(model, "cancel", None) or threading.Event()
-
-    def emit(event: dict[str, Any]) -> None:
-        # Deltas come from the loop itself (the model's reply is read there); the agent thread's events come
-        # through call_soon_threadsafe, which keeps them in order with everything the thread asked the loop before.
-        if threading.get_ident() == loop_thread:
-            queue.put_nowait(event)
-        else:
-            loop.call_soon_threadsafe(queue.put_nowait, event)
-
-    def work() -> None:
-        current_sink.set(emit)
-        mapper = EventMapper(
-            emit,
-            agent=agent.name or "main",
-            code_agent=isinstance(agent, CodeAgent),
-            usage=lambda: model.token_usage,
-            memory_owner=agent,
-        )
-        current_delta_sink.set(mapper.feed)
-        try:
-            for ev in agent.run(task, stream=True, **run_kwargs):
-                mapper.feed(ev)
-        except RunCancelled as exc:
-            emit({"type": "run.stopped", "agent": mapper.agent, "reason": str(exc), "usage": _usage(model.token_usage)})
-        except Exception as exc:
-            cause = exc.__cause__ or exc
-            kind = "run.stopped" if "interrupted" in str(exc) else "run.failed"
-            emit(
-                {
-                    "type": kind,
-                    "agent": mapper.agent,
-                    "error": f"{type(cause).__name__}: {cause}",
-                    "usage": _usage(model.token_usage),
-                }
-            )
-        finally:
-            emit(None)  # type: ignore[arg-type]
-
-    worker = loop.run_in_executor(_agent_threads, contextvars.copy_context().run, work)
-    finished = False
+    events = AgentStream(agent, task, model=model, cancel=cancel, **run_kwargs).events()
     try:
-        carried: object = _NOTHING
-        while True:
-            event: object = await queue.get() if carried is _NOTHING else carried
-            carried = _NOTHING
-            if event is None:
-                break
-            assert isinstance(event, dict)
-            # Deltas that queued up while this consumer waited (a busy server) go out as one event: the same
-            # text, with less work per token. Without a backlog every delta is an event of its own.
-            while event["type"] in _DELTA_EVENTS and not queue.empty():
-                following = queue.get_nowait()
-                if following is None or not _same_stream(event, following):
-                    carried = following
-                    break
-                event = {**event, "text": event["text"] + following["text"]}
+        async for event in events:
             yield event
-        finished = True
     finally:
-        if not finished:
-            cancel.set()  # the consumer went away (closed/cancelled): stop the run at the next token/step
-        await worker
+        await events.aclose()
