@@ -23,6 +23,7 @@ import contextlib
 import logging
 import weakref
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,6 +85,7 @@ class BatchWriter:
         self._urgent = False
         self._task: asyncio.Task[None] | None = None
         self._sqlite: Engine | None = None
+        self._thread: ThreadPoolExecutor | None = None  # SQLite batches: a thread of their own, never queued
         self._async: AsyncEngine | None = None
         url = engines.db.url
         self._sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")
@@ -97,6 +99,9 @@ class BatchWriter:
         if self._sqlite is not None:
             self._sqlite.dispose()
             self._sqlite = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
 
     def add(self, write: Write) -> None:
         """Store `write` with the next batch."""
@@ -173,7 +178,9 @@ class BatchWriter:
             return
         ordered = [(t, rows[t]) for t in sorted(rows, key=lambda t: _TABLE_ORDER.get(t.name, len(_TABLE_ORDER)))]
         if self._sqlite_file:
-            await asyncio.to_thread(self._write_sqlite, ordered, statements)
+            if self._thread is None:
+                self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexent-run-writer")
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._write_sqlite, ordered, statements)
             return
         if self._async is None:
             self._async = create_async_engine(self.engines.db.url.render_as_string(hide_password=False), pool_size=1)
