@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from nexent.providers import pool
-from tests.conftest import make_settings, serve_in_process, wait_until
+from tests.conftest import REDIS_URL, S3_ACCESS_KEY, S3_SECRET_KEY, make_settings, serve_in_process, wait_until
 from tests.support.identity import bearer, invite_and_register, register
 from tests.support.model_server import ChatReply, RunningModelServer, ServiceReply, run_model_server
 from tests.test_http import assert_problem
@@ -511,3 +511,50 @@ async def test_agents_attach_only_knowledge_bases_their_editor_may_read(
     )
     allowed = await client.patch(f"/api/agents/{other.json()['id']}", json=attach, headers=member_headers)
     assert allowed.status_code == 200, allowed.text
+
+
+async def test_the_distributed_engines_end_to_end(
+    tmp_path: Path, pg_url: str, redis_prefix: str, s3_endpoint: str, embedder: RunningModelServer
+) -> None:
+    """PostgreSQL, Redis (progress events), an S3 server (the files) and Milvus (the index), through the API."""
+    settings = make_settings(
+        tmp_path,
+        builtin_models=False,
+        database_url=pg_url,
+        bus_backend="redis",
+        redis_url=REDIS_URL,
+        redis_prefix=redis_prefix,
+        storage_backend="s3",
+        s3_endpoint_url=s3_endpoint,
+        s3_bucket=f"kb-{uuid.uuid4().hex[:12]}",
+        s3_access_key=S3_ACCESS_KEY,
+        s3_secret_key=S3_SECRET_KEY,
+        search_backend="milvus",
+        milvus_uri=str(tmp_path / "milvus.db"),
+    )
+    async with serve_in_process(settings) as client:
+        pair = await register(client, f"dist-{uuid.uuid4().hex[:6]}@example.com")
+        owner = {
+            **pair,
+            "headers": bearer(pair["access_token"]),
+            "model_id": await add_embedding_model(client, pair["access_token"], embedder),
+        }
+        kb = await create_kb(client, owner)
+        response = await upload(
+            client,
+            owner,
+            kb["id"],
+            [("guide.md", GUIDE.encode(), "text/markdown"), ("prices.csv", PRICES.encode(), "text/csv")],
+        )
+        assert response.status_code == 201, response.text
+        docs = await settled(client, owner, kb["id"])
+        assert {d["status"] for d in docs.values()} == {"indexed"}
+        for mode in ("hybrid", "bm25", "vector"):
+            hits = (await search(client, owner, kb["id"], "crema pressure brewing", mode=mode))["hits"]
+            assert hits[0]["file_name"] == "guide.md" and "nine bars" in hits[0]["text"], mode
+        deleted = await client.delete(
+            f"/api/knowledge-bases/{kb['id']}/documents/{docs['guide.md']['id']}", headers=owner["headers"]
+        )
+        assert deleted.status_code == 204
+        remaining = (await search(client, owner, kb["id"], "crema pressure brewing", mode="bm25"))["hits"]
+        assert all(h["file_name"] == "prices.csv" for h in remaining)
