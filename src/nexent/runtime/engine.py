@@ -28,7 +28,13 @@ from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import complete
 from nexent.runtime.sandbox import SandboxExecutor
-from nexent.runtime.smol_agents import AgentStream, PlatformCodeAgent, PlatformToolCallingAgent, silent_logger
+from nexent.runtime.smol_agents import (
+    AgentStream,
+    PlatformCodeAgent,
+    PlatformToolCallingAgent,
+    final_answer_tool,
+    silent_logger,
+)
 from nexent.runtime.smol_model import AsyncClientModel, CancelFlag
 from nexent.runtime.smol_tools import make_tool
 from nexent.tools import registry
@@ -168,7 +174,7 @@ class EngineBuilder:
                 if sub is not None:
                     managed.append(await self._agent(sub, model, depth=depth + 1, names=names))
         common: dict[str, Any] = {
-            "tools": [self._tool(entry) for entry in agent.tools],
+            "tools": [*(self._tool(entry) for entry in agent.tools), final_answer_tool()],
             "model": model,
             "managed_agents": managed or None,
             "max_steps": agent.max_steps,

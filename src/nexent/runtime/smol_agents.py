@@ -25,6 +25,7 @@ from smolagents.agents import (
     ToolCallingAgent,
     ToolOutput,
 )
+from smolagents.default_tools import FinalAnswerTool
 from smolagents.memory import ActionStep, FinalAnswerStep, PlanningStep, ToolCall
 from smolagents.models import ChatMessageStreamDelta
 from smolagents.monitoring import AgentLogger, LogLevel, TokenUsage
@@ -58,6 +59,13 @@ def populate_template(template: str, variables: dict[str, Any]) -> str:
 # Every prompt smolagents renders (system prompt, planning, managed-agent task and report, final-answer summary)
 # goes through this module-level function; rendering is unchanged, only compiling is cached.
 smolagents.agents.populate_template = populate_template
+
+
+@functools.cache
+def final_answer_tool() -> FinalAnswerTool:
+    """smolagents adds a new `FinalAnswerTool()` to every agent, validated at each instantiation (inspect,
+    typing: a noticeable part of building an agent); it keeps no state, so every agent of the process shares one."""
+    return FinalAnswerTool()
 
 
 @functools.cache

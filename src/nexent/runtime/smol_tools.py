@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import copy
+import json
 import threading
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 from smolagents.tools import AUTHORIZED_TYPES, Tool
@@ -35,7 +38,34 @@ def make_tool(
     timeout: float | None = 120.0,
     output_type: str = "any",
 ) -> Tool:
-    """A Tool instance for one JSON-schema tool spec."""
+    """A Tool instance for one JSON-schema tool spec, doing its work with `executor` on `loop`."""
+    key = json.dumps([spec, output_type], sort_keys=True, default=str)
+    prototype = _prototypes.get(key)
+    if prototype is None:
+        # smolagents validates a Tool class's signature and inputs at every instantiation (inspect, typing):
+        # once per spec and process here; each run gets a copy with its own executor.
+        prototype = _tool_class(spec, output_type)()
+        if len(_prototypes) >= _MAX_PROTOTYPES:
+            _prototypes.pop(next(iter(_prototypes)))
+        _prototypes[key] = prototype
+    tool = copy.copy(prototype)
+    tool.run_context = _RunContext(executor, loop, cancel, timeout)
+    return tool
+
+
+@dataclass(frozen=True)
+class _RunContext:
+    executor: AsyncExecutor
+    loop: asyncio.AbstractEventLoop
+    cancel: threading.Event | None
+    timeout: float | None
+
+
+_prototypes: dict[str, Tool] = {}
+_MAX_PROTOTYPES = 512
+
+
+def _tool_class(spec: dict[str, Any], output_type: str) -> type[Tool]:
     schema = dict(spec.get("parameters") or {"type": "object", "properties": {}})
     properties: dict[str, Any] = schema.get("properties") or {}
     required = set(schema.get("required") or [])
@@ -52,21 +82,24 @@ def make_tool(
     tool_name = spec["name"]
 
     def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        run: _RunContext = self.run_context
         # Positional arguments happen in CodeAgent code (`search("x")`): map them onto the schema's order.
         arguments = {**dict(zip(order, args, strict=False)), **kwargs}
         arguments = {k: v for k, v in arguments.items() if v is not None or k in required}
-        if cancel is not None and cancel.is_set():
+        if run.cancel is not None and run.cancel.is_set():
             raise RunCancelled("stopped before the tool ran")
-        future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(executor(tool_name, arguments), loop)
+        future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(
+            run.executor(tool_name, arguments), run.loop
+        )
         try:
             waited = 0.0
             while not future.done():  # poll so that a stop request is seen while a slow tool runs
                 concurrent.futures.wait([future], timeout=0.1)
                 waited += 0.1
-                if cancel is not None and cancel.is_set():
+                if run.cancel is not None and run.cancel.is_set():
                     raise RunCancelled("stopped while a tool was running")
-                if timeout is not None and waited >= timeout and not future.done():
-                    raise TimeoutError(f"tool {tool_name} took longer than {timeout}s")
+                if run.timeout is not None and waited >= run.timeout and not future.done():
+                    raise TimeoutError(f"tool {tool_name} took longer than {run.timeout}s")
             return future.result()
         finally:
             if not future.done():
@@ -81,5 +114,4 @@ def make_tool(
         "skip_forward_signature_validation": True,  # forward(*args, **kwargs) instead of one parameter per input
         "forward": forward,
     }
-    cls = type(f"Tool_{tool_name}", (Tool,), attributes)  # Tool.__init_subclass__ validates after __init__
-    return cls()
+    return type(f"Tool_{tool_name}", (Tool,), attributes)  # Tool.__init_subclass__ validates after __init__
