@@ -499,3 +499,23 @@ async def test_a_run_whose_record_cannot_be_stored_never_starts(
 
     # The agent starts while its record is being committed; it was stopped, its model call (if any) cancelled.
     await wait_until(model_idle, timeout=5)
+
+
+async def test_tools_of_different_runs_share_their_class_not_their_run() -> None:
+    from nexent.runtime.smol_tools import make_tool
+
+    spec = {"name": "echo", "description": "Echo.", "parameters": {"type": "object", "properties": {"x": {}}}}
+    calls: list[tuple[str, Any]] = []
+
+    def executor_of(run: str) -> Any:
+        async def execute(name: str, arguments: dict[str, Any]) -> str:
+            calls.append((run, arguments["x"]))
+            return run
+
+        return execute
+
+    loop = asyncio.get_running_loop()
+    first, second = make_tool(spec, executor_of("a"), loop), make_tool(spec, executor_of("b"), loop)
+    assert type(first) is type(second) and first is not second
+    assert await asyncio.to_thread(first, x=1) == "a" and await asyncio.to_thread(second, 2) == "b"
+    assert calls == [("a", 1), ("b", 2)]
