@@ -49,7 +49,15 @@ from nexent.tools.registry import (
     UnknownTool,
 )
 
-BUILTIN_NAMES = ["calculator", "current_time", "fetch_webpage", "workspace_list", "workspace_read", "workspace_write"]
+BUILTIN_NAMES = [
+    "calculator",
+    "current_time",
+    "fetch_webpage",
+    "knowledge_base_search",
+    "workspace_list",
+    "workspace_read",
+    "workspace_write",
+]
 
 
 @pytest.fixture

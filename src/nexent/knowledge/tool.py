@@ -43,12 +43,12 @@ class KnowledgeSearchSettings(ToolSettings):
     mode: Literal["hybrid", "bm25", "vector"] = "hybrid"
 
 
-def format_passages(result: SearchResult) -> tuple[str, list[Citation]]:
-    """Numbered passages for the model, and one citation per number."""
+def format_passages(result: SearchResult, offset: int = 0) -> tuple[str, list[Citation]]:
+    """Numbered passages for the model (from `offset + 1`, so numbers stay unique in a run), one citation each."""
     if not result.hits:
         return "No passage matches the query.", []
     lines, citations = [], []
-    for number, hit in enumerate(result.hits, start=1):
+    for number, hit in enumerate(result.hits, start=offset + 1):
         where = hit.file_name + (f", page {hit.page}" if hit.page else "")
         if hit.heading_path:
             where += " — " + " > ".join(hit.heading_path)
@@ -84,7 +84,7 @@ async def _search(args: KnowledgeSearchArgs, context: ToolContext) -> ToolResult
             raise ToolError("The agent's knowledge bases were deleted.", "no_knowledge_base")
         query = SearchIn(query=args.query, top_k=args.top_k or settings.top_k, mode=settings.mode)
         result = await service.search_bases(bases, query)
-    output, citations = format_passages(result)
+    output, citations = format_passages(result, context.citation_offset)
     return ToolResult(output=output, citations=citations, data={"hits": len(result.hits)})
 
 

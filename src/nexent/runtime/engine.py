@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -24,6 +24,8 @@ from nexent.agents.models import Agent, AgentType
 from nexent.agents.repository import AgentRepository
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
+from nexent.knowledge.service import KnowledgeService
+from nexent.knowledge.tool import NAME as KNOWLEDGE_TOOL
 from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import complete
@@ -64,6 +66,8 @@ class RunSetup:
     cancel: threading.Event
     executors: list[SandboxExecutor]
     context_window: int | None = None  # of the agent's model, in tokens
+    # Events tools raise beside the agent's own (citations), appended on the loop, sent after the next event.
+    side_events: list[dict[str, Any]] = field(default_factory=list)
 
     def cleanup(self) -> None:
         """Stop the code workers of the run's code agents (blocking: call from a thread)."""
@@ -148,13 +152,20 @@ class EngineBuilder:
         self.loop = asyncio.get_running_loop()
         self.cancel = CancelFlag()
         self.executors: list[SandboxExecutor] = []
+        self.side_events: list[dict[str, Any]] = []
+        self.citations = 0
 
     async def build(self, agent: Agent, model_config: ModelSnapshot | None = None) -> RunSetup:
         """The agent ready to run; `model_config` is the agent's model with its endpoints, when already loaded."""
         model, context_window = await self._model(agent, model_config)
         smol_agent = await self._agent(agent, model, depth=0, names=set())
         return RunSetup(
-            agent=smol_agent, model=model, cancel=self.cancel, executors=self.executors, context_window=context_window
+            agent=smol_agent,
+            model=model,
+            cancel=self.cancel,
+            executors=self.executors,
+            context_window=context_window,
+            side_events=self.side_events,
         )
 
     async def _model(self, agent: Agent, loaded: ModelSnapshot | None) -> tuple[AsyncClientModel, int | None]:
@@ -174,7 +185,7 @@ class EngineBuilder:
                 if sub is not None:
                     managed.append(await self._agent(sub, model, depth=depth + 1, names=names))
         common: dict[str, Any] = {
-            "tools": [*(self._tool(entry) for entry in agent.tools), final_answer_tool()],
+            "tools": [*(self._tool(*entry) for entry in await self._tool_entries(agent)), final_answer_tool()],
             "model": model,
             "managed_agents": managed or None,
             "max_steps": agent.max_steps,
@@ -193,7 +204,30 @@ class EngineBuilder:
             )
         return PlatformToolCallingAgent(prompt_templates=copy.deepcopy(_tool_calling_prompts()), **common)
 
-    def _tool(self, entry: dict[str, Any]) -> Any:
+    async def _tool_entries(self, agent: Agent) -> list[tuple[dict[str, Any], str | None]]:
+        """The agent's tools with their settings, and the knowledge search tool when it has knowledge bases (its
+        description then names them and says what each holds)."""
+        entries: list[tuple[dict[str, Any], str | None]] = [(entry, None) for entry in agent.tools]
+        if not agent.knowledge_base_ids:
+            return entries
+        ids = [uuid.UUID(k) for k in agent.knowledge_base_ids]
+        bases = await KnowledgeService(self.session, self.engines, self.caller).attached(ids)
+        described = (
+            registry.get(KNOWLEDGE_TOOL).description
+            + "\nKnowledge bases:\n"
+            + "\n".join(
+                f"- {kb.name}: {(kb.summary or kb.description or 'no description').strip()[:500]}" for kb in bases
+            )
+        )
+        explicit = next((e for e, _ in entries if e.get("name") == KNOWLEDGE_TOOL), None)
+        settings = {
+            **(explicit.get("settings") or {} if explicit else {}),
+            "knowledge_base_ids": agent.knowledge_base_ids,
+        }
+        entries = [(e, d) for e, d in entries if e.get("name") != KNOWLEDGE_TOOL]
+        return [*entries, ({"name": KNOWLEDGE_TOOL, "settings": settings}, described)]
+
+    def _tool(self, entry: dict[str, Any], description: str | None = None) -> Any:
         name = str(entry["name"])
         settings = registry.validate_settings(name, entry.get("settings") or {})
         cancel_event = asyncio.Event()
@@ -210,13 +244,20 @@ class EngineBuilder:
                 allow_private_network=allow_private,
                 cancel_event=cancel_event,
                 deadline=time.monotonic() + TOOL_TIMEOUT_SECONDS,
+                engines=self.engines,
+                user_id=self.caller.user_id,
+                citation_offset=self.citations,
             )
             result = await registry.execute(tool_name, arguments, context)
+            self.citations += len(result.citations)
+            self.side_events.extend({"type": "citation", "tool": tool_name, **c.to_dict()} for c in result.citations)
             if result.ok:
                 return result.output
             return json.dumps({"error": result.error_code, "message": result.output})
 
         spec = registry.openai_spec(name)["function"]
+        if description:
+            spec = {**spec, "description": description}
         return make_tool(spec, execute, self.loop, cancel=self.cancel, timeout=TOOL_TIMEOUT_SECONDS)
 
 
@@ -230,10 +271,24 @@ async def run_events(setup: RunSetup, stream: AgentStream) -> AsyncIterator[dict
     events = stream.events()
     try:
         async for event in events:
+            if event["type"] in _TERMINAL:  # citations of the last tool calls come before the end
+                for side in _drain(setup.side_events):
+                    yield side
             yield event
+            for side in _drain(setup.side_events):
+                yield side
     finally:
         await events.aclose()
         await asyncio.to_thread(setup.cleanup)
+
+
+_TERMINAL = frozenset({"run.completed", "run.failed", "run.stopped"})
+
+
+def _drain(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    taken = events[:]
+    events.clear()
+    return taken
 
 
 async def abandon(setup: RunSetup, stream: AgentStream) -> None:

@@ -271,6 +271,8 @@ async def _record(log: RunLog, event: dict[str, Any], collected: dict[str, Any])
         collected["tool_calls"].append(
             {"id": data.get("call_id"), "name": data.get("name"), "arguments": data.get("arguments")}
         )
+    if kind == "citation":
+        collected["citations"].append(data)
     if kind in ("run.completed", "run.failed", "run.stopped"):
         collected["terminal"] = (kind, data)
         return  # stored by _end with the final state of the run

@@ -147,6 +147,7 @@ class ToolContext:
     deadline: float | None = None
     engines: Engines | None = None
     user_id: uuid.UUID | None = None
+    citation_offset: int = 0  # citations the run already numbered: a tool numbers its own from offset + 1
 
     def settings_for(self, model: type[S]) -> S:
         """The settings as `model` (its defaults when none were given)."""
