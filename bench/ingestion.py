@@ -31,9 +31,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.retrieval import machine, ndcg_at_10, recall_at_100  # noqa: E402 - the repository root is on the path only now
 from tests.conftest import make_settings, serve_in_process  # noqa: E402
 from tests.support.identity import bearer, register  # noqa: E402
+
+from bench.retrieval import machine, ndcg_at_10, recall_at_100  # noqa: E402 - the repository root is on the path only now
 
 DATA = REPO.parent / "shared" / "bench" / "scifact"
 UPLOAD_BATCH = 100
