@@ -1,29 +1,27 @@
 """Ingestion through the platform against raw embedding, and retrieval quality through the search API.
 
 SciFact's 5,183 abstracts (title and text) are uploaded to a knowledge base of the embedded platform (in-process
-ASGI app, SQLite, LanceDB, in-process job workers, the built-in all-MiniLM-L6-v2), either as one `.txt` file each
-(`--mode files`, uploads of 100 files) or as one ZIP archive of those files (`--mode zip`), with chunks of up to
-8,000 characters so that each abstract is one chunk, as in `bench/retrieval.py`. The ingestion time runs
-from the first upload request to the moment every document is `indexed` (upload, storage, parsing, chunking,
-embedding, index and database writes). The raw time is `model.encode` of the same texts in one call (batch 64),
-measured in the same run, in the same process. Then the 809 train queries go through `POST .../search` in each
-mode (top 100): nDCG@10 and recall@100 at the document level (a document ranks where its best chunk ranks).
+ASGI app, SQLite, LanceDB, in-process job workers, the built-in all-MiniLM-L6-v2) as one `.txt` file each (uploads
+of 100 files), with chunks of up to 8,000 characters so that each abstract is one chunk, as in
+`bench/retrieval.py`. The ingestion time runs from the first upload request to the moment every document is
+`indexed` (upload, storage, parsing, chunking, embedding, index and database writes). The raw time is
+`model.encode` of the same texts in one call (batch 64), measured in the same run, in the same process. Then the
+809 train queries go through `POST .../search` in each mode (top 100): nDCG@10 and recall@100 at the document
+level (a document ranks where its best chunk ranks).
 
-Run: `.venv/bin/python bench/ingestion.py [--mode files|zip] [--workers 4] [--limit N] [--queries N]`
+Run: `.venv/bin/python bench/ingestion.py [--workers 4] [--limit N] [--queries N] [--skip-quality]`
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import sys
 import tempfile
 import time
 import uuid
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -75,30 +73,14 @@ def raw_embedding_seconds(texts: list[str]) -> float:
     return time.perf_counter() - started
 
 
-async def ingest(
-    client: Any, headers: dict[str, str], kb_id: str, ids: list[str], texts: list[str], mode: str
-) -> float:
+async def ingest(client: Any, headers: dict[str, str], kb_id: str, ids: list[str], texts: list[str]) -> float:
     started = time.perf_counter()
     url = f"/api/knowledge-bases/{kb_id}/documents"
-    if mode == "zip":
-        archive = io.BytesIO()
-        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
-            for corpus_id, text in zip(ids, texts, strict=True):
-                zf.writestr(f"{corpus_id}.txt", text)
-        response = await client.post(
-            url, files=[("file", ("scifact.zip", archive.getvalue(), "application/zip"))], headers=headers
-        )
+    for start in range(0, len(ids), UPLOAD_BATCH):
+        batch = zip(ids[start : start + UPLOAD_BATCH], texts[start : start + UPLOAD_BATCH], strict=True)
+        files = [("file", (f"{cid}.txt", text.encode(), "text/plain")) for cid, text in batch]
+        response = await client.post(url, files=files, headers=headers)
         assert response.status_code == 201, response.text
-    else:
-        for start in range(0, len(ids), UPLOAD_BATCH):
-            files = [
-                ("file", (f"{cid}.txt", text.encode(), "text/plain"))
-                for cid, text in zip(
-                    ids[start : start + UPLOAD_BATCH], texts[start : start + UPLOAD_BATCH], strict=True
-                )
-            ]
-            response = await client.post(url, files=files, headers=headers)
-            assert response.status_code == 201, response.text
     while True:
         counts = (await client.get(f"/api/knowledge-bases/{kb_id}", headers=headers)).json()["document_counts"]
         if counts["failed"]:
@@ -141,7 +123,6 @@ async def evaluate(
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--mode", choices=["files", "zip"], default="files")
     parser.add_argument("--workers", type=int, default=4, help="NEXENT_QUEUE_WORKERS of the platform")
     parser.add_argument("--limit", type=int, default=None, help="only the first N abstracts")
     parser.add_argument("--queries", type=int, default=None, help="only the first N queries")
@@ -149,7 +130,7 @@ async def main() -> None:
     args = parser.parse_args()
     ids, texts, queries, qrels = load(args.limit)
     queries = queries[: args.queries] if args.queries else queries
-    print(json.dumps({"machine": machine(), "mode": args.mode, "workers": args.workers, "documents": len(ids)}))
+    print(json.dumps({"machine": machine(), "workers": args.workers, "documents": len(ids)}))
     raw = raw_embedding_seconds(texts)
     print(json.dumps({"raw_embedding_s": round(raw, 2), "texts_per_s": round(len(texts) / raw, 1)}), flush=True)
     with tempfile.TemporaryDirectory() as folder:
@@ -163,7 +144,7 @@ async def main() -> None:
             created = await client.post("/api/knowledge-bases", json=body, headers=headers)
             assert created.status_code == 201, created.text
             kb_id = created.json()["id"]
-            seconds = await ingest(client, headers, kb_id, ids, texts, args.mode)
+            seconds = await ingest(client, headers, kb_id, ids, texts)
             engines = server.app.state.engines
             chunks = await engines.search.count(f"kb_{uuid.UUID(kb_id).hex}")
             print(
