@@ -558,3 +558,34 @@ async def test_the_distributed_engines_end_to_end(
         assert deleted.status_code == 204
         remaining = (await search(client, owner, kb["id"], "crema pressure brewing", mode="bm25"))["hits"]
         assert all(h["file_name"] == "prices.csv" for h in remaining)
+
+
+async def test_a_rerank_model_orders_the_hits(
+    client: httpx.AsyncClient, owner: dict[str, Any], embedder: RunningModelServer
+) -> None:
+    reranker = await client.post(
+        "/api/models",
+        json={"name": "Reranker", "kind": "rerank", "model": "scripted-rerank", "base_url": embedder.base_url},
+        headers=owner["headers"],
+    )
+    assert reranker.status_code == 201, reranker.text
+    kb = await create_kb(client, owner, rerank_model_id=reranker.json()["id"])
+    await upload(
+        client,
+        owner,
+        kb["id"],
+        [("guide.md", GUIDE.encode(), "text/markdown"), ("notes.txt", NOTES.encode(), "text/plain")],
+    )
+    await settled(client, owner, kb["id"])
+    query = "milk wand surface microfoam"
+    reranked = await search(client, owner, kb["id"], query, top_k=2)
+    assert reranked["timings"]["rerank_ms"] > 0 and embedder.server.requests_to("/rerank")
+    assert reranked["hits"][0]["file_name"] == "notes.txt"
+    scores = [h["score"] for h in reranked["hits"]]
+    assert scores == sorted(scores, reverse=True) and scores[0] == 1.0  # the share of query words in the passage
+    plain = await search(client, owner, kb["id"], query, top_k=2, rerank=False)
+    assert plain["timings"]["rerank_ms"] == 0
+    wrong_kind = await client.patch(
+        f"/api/knowledge-bases/{kb['id']}", json={"rerank_model_id": owner["model_id"]}, headers=owner["headers"]
+    )
+    assert_problem(wrong_kind, 422, "invalid_knowledge_base")
