@@ -2,8 +2,11 @@
 against streaming the same scripted model directly, at several concurrency levels, in the same run.
 
 Three processes: the scripted OpenAI-compatible model (fixed pace), the platform (`nexent serve`, embedded shape,
-SQLite in a temporary directory), and this client. The direct path streams the model over HTTP with httpx; the
-platform path posts a run and reads its SSE stream until the first `message.delta` and until `run.completed`.
+SQLite in a temporary directory), and this client; the model server and the client run on uvloop, like the
+platform. The direct path streams the model over HTTP with httpx; the platform path posts a run and reads its SSE
+stream until the first `message.delta` and until `run.completed`. Each phase starts with an idle platform (work
+that earlier runs left behind, such as conversation titles, is measured on its own as deferred CPU); with
+`--repeat`, rounds alternate the two paths and their samples are pooled.
 
 Run: `.venv/bin/python bench/run_latency.py [--levels 1 50 200] [--repeat 3] [--tokens 20]`
 """
@@ -59,15 +62,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def settle(pid: int, *, longest: float = 120.0) -> None:
-    """Wait until the platform is idle (under 5% of a core for half a second): work that earlier runs left behind
-    (conversation titles) must not land in the next measurement, of either path."""
+async def settle(pid: int, *, longest: float = 180.0) -> None:
+    """Wait until the platform is idle (under 2% of a core for two half-seconds in a row): work that earlier runs
+    left behind (conversation titles) must not land in the next measurement, of either path."""
     deadline = time.monotonic() + longest
-    while time.monotonic() < deadline:
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
         before = cpu_seconds(pid)
         await asyncio.sleep(0.5)
-        if cpu_seconds(pid) - before < 0.025:
-            return
+        quiet = quiet + 1 if cpu_seconds(pid) - before < 0.01 else 0
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -173,7 +176,7 @@ async def main() -> None:
             for level in args.levels:
                 direct_results: list[tuple[float, float]] = []
                 platform_results: list[tuple[float, float, bool]] = []
-                cpu = 0.0
+                cpu = deferred = 0.0
                 loads: list[float] = []
                 for _ in range(args.repeat):  # alternating rounds: both paths see the machine's ups and downs
                     await settle(server.pid)
@@ -183,8 +186,11 @@ async def main() -> None:
                     platform_results += await asyncio.gather(
                         *(through_platform(http, url, token, agent, message) for _ in range(level))
                     )
-                    cpu += cpu_seconds(server.pid) - cpu_before
+                    cpu_after = cpu_seconds(server.pid)
+                    cpu += cpu_after - cpu_before
                     loads.append(os.getloadavg()[0])
+                    await settle(server.pid)  # the work the runs left behind (titles), measured on its own
+                    deferred += cpu_seconds(server.pid) - cpu_after
                 failures = sum(1 for r in platform_results if not r[2] or r[0] == 0.0)
                 d_first = [r[0] * 1000 for r in direct_results]
                 p_first = [r[0] * 1000 for r in platform_results if r[0]]
@@ -210,6 +216,7 @@ async def main() -> None:
                             "added_first_ms": {"p50": round(added_p50, 1), "p99": round(added_p99, 1)},
                             "added_ms_per_chunk": round(per_token, 2),
                             "platform_cpu_ms_per_run": round(cpu * 1000 / len(platform_results), 1),
+                            "deferred_cpu_ms_per_run": round(deferred * 1000 / len(platform_results), 1),
                             "load_average": [round(min(loads), 2), round(max(loads), 2)],
                             "errors": failures,
                         }
