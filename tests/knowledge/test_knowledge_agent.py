@@ -3,17 +3,14 @@ the conversation (scripted model server for the model's decisions and the embedd
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.conftest import make_settings, serve_in_process
-from tests.knowledge.test_knowledge_api import GUIDE, NOTES, add_embedding_model, create_kb, settled, upload
-from tests.support.identity import bearer, register
+from tests.knowledge.test_knowledge_api import GUIDE, NOTES, add_model, create_kb, new_owner, settled, upload
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
 from tests.test_runs import parse_sse
 
@@ -34,14 +31,8 @@ async def client(tmp_path: Path, models: RunningModelServer) -> AsyncIterator[ht
 async def test_an_agent_cites_passages_of_its_knowledge_base(
     client: httpx.AsyncClient, models: RunningModelServer
 ) -> None:
-    pair = await register(client, f"cite-{uuid.uuid4().hex[:6]}@example.com")
-    owner: dict[str, Any] = {**pair, "headers": bearer(pair["access_token"])}
-    owner["model_id"] = await add_embedding_model(client, pair["access_token"], models)
-    llm = await client.post(
-        "/api/models",
-        json={"name": "Scripted", "kind": "llm", "model": "scripted", "base_url": models.base_url},
-        headers=owner["headers"],
-    )
+    owner = await new_owner(client, models)
+    llm_id = await add_model(client, owner["access_token"], models, kind="llm", name="Scripted")
     kb = await create_kb(client, owner, name="Barista handbook", description="How we make coffee")
     await upload(
         client,
@@ -52,7 +43,7 @@ async def test_an_agent_cites_passages_of_its_knowledge_base(
     await settled(client, owner, kb["id"])
     agent = await client.post(
         "/api/agents",
-        json={"name": "Barista", "model_id": llm.json()["id"], "knowledge_base_ids": [kb["id"]]},
+        json={"name": "Barista", "model_id": llm_id, "knowledge_base_ids": [kb["id"]]},
         headers=owner["headers"],
     )
     assert agent.status_code == 201, agent.text

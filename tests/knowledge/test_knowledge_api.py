@@ -54,23 +54,29 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         yield http
 
 
-async def add_embedding_model(
-    client: httpx.AsyncClient, token: str, server: RunningModelServer, name: str = "Embedder"
+async def add_model(
+    client: httpx.AsyncClient, token: str, server: RunningModelServer, kind: str = "embedding", name: str = "Embedder"
 ) -> str:
+    """A model of the tenant served by the scripted model server; returns its id."""
     response = await client.post(
         "/api/models",
-        json={"name": name, "kind": "embedding", "model": "scripted-embed", "base_url": server.base_url},
+        json={"name": name, "kind": kind, "model": f"scripted-{kind}", "base_url": server.base_url},
         headers=bearer(token),
     )
     assert response.status_code == 201, response.text
     return str(response.json()["id"])
 
 
+async def new_owner(client: httpx.AsyncClient, embedder: RunningModelServer) -> dict[str, Any]:
+    """A new tenant's owner with an embedding model: tokens, `headers` and `model_id`."""
+    pair = await register(client, f"kb-{uuid.uuid4().hex[:6]}@example.com")
+    model_id = await add_model(client, pair["access_token"], embedder)
+    return {**pair, "model_id": model_id, "headers": bearer(pair["access_token"])}
+
+
 @pytest.fixture
 async def owner(client: httpx.AsyncClient, embedder: RunningModelServer) -> dict[str, Any]:
-    pair = await register(client, f"kb-{uuid.uuid4().hex[:6]}@example.com")
-    model_id = await add_embedding_model(client, pair["access_token"], embedder)
-    return {**pair, "model_id": model_id, "headers": bearer(pair["access_token"])}
+    return await new_owner(client, embedder)
 
 
 async def create_kb(client: httpx.AsyncClient, owner: dict[str, Any], **body: Any) -> dict[str, Any]:
@@ -276,7 +282,7 @@ async def test_changing_the_embedding_model_re_embeds_every_chunk(
     await upload(client, owner, kb["id"], [("guide.md", GUIDE.encode(), "text/markdown")])
     await settled(client, owner, kb["id"])
     with run_model_server(embedding_dim=32) as other:
-        new_model = await add_embedding_model(client, owner["access_token"], other, name="Smaller")
+        new_model = await add_model(client, owner["access_token"], other, name="Smaller")
         changed = await client.patch(
             f"/api/knowledge-bases/{kb['id']}", json={"embedding_model_id": new_model}, headers=owner["headers"]
         )
@@ -408,12 +414,7 @@ async def test_the_benchmark_documents_are_indexed_or_fail_with_a_typed_reason(
     embedding and indexing; tables come out as Markdown tables in the chunks."""
     files = sorted(p for sub in ("docx", "xlsx", "pptx", "pdf", "icdar2013-eu") for p in (BENCH / sub).glob("*.*"))
     async with serve_in_process(make_settings(tmp_path, builtin_models=False)) as client:
-        pair = await register(client, f"bench-{uuid.uuid4().hex[:6]}@example.com")
-        owner = {
-            **pair,
-            "headers": bearer(pair["access_token"]),
-            "model_id": await add_embedding_model(client, pair["access_token"], embedder),
-        }
+        owner = await new_owner(client, embedder)
         kb = await create_kb(client, owner)
         for start in range(0, len(files), 50):
             batch = files[start : start + 50]
@@ -450,12 +451,7 @@ async def test_the_benchmark_documents_are_indexed_or_fail_with_a_typed_reason(
 async def test_a_model_written_summary_once_a_batch_is_indexed(
     client: httpx.AsyncClient, owner: dict[str, Any], embedder: RunningModelServer
 ) -> None:
-    llm = await client.post(
-        "/api/models",
-        json={"name": "Writer", "kind": "llm", "model": "scripted", "base_url": embedder.base_url},
-        headers=owner["headers"],
-    )
-    assert llm.status_code == 201, llm.text
+    await add_model(client, owner["access_token"], embedder, kind="llm", name="Writer")
     embedder.server.enqueue(ChatReply.text("Notes on brewing espresso, steaming milk and coffee prices."))
     kb = await create_kb(client, owner, description="Coffee know-how")
     await upload(
@@ -533,12 +529,7 @@ async def test_the_distributed_engines_end_to_end(
         milvus_uri=str(tmp_path / "milvus.db"),
     )
     async with serve_in_process(settings) as client:
-        pair = await register(client, f"dist-{uuid.uuid4().hex[:6]}@example.com")
-        owner = {
-            **pair,
-            "headers": bearer(pair["access_token"]),
-            "model_id": await add_embedding_model(client, pair["access_token"], embedder),
-        }
+        owner = await new_owner(client, embedder)
         kb = await create_kb(client, owner)
         response = await upload(
             client,
@@ -563,13 +554,8 @@ async def test_the_distributed_engines_end_to_end(
 async def test_a_rerank_model_orders_the_hits(
     client: httpx.AsyncClient, owner: dict[str, Any], embedder: RunningModelServer
 ) -> None:
-    reranker = await client.post(
-        "/api/models",
-        json={"name": "Reranker", "kind": "rerank", "model": "scripted-rerank", "base_url": embedder.base_url},
-        headers=owner["headers"],
-    )
-    assert reranker.status_code == 201, reranker.text
-    kb = await create_kb(client, owner, rerank_model_id=reranker.json()["id"])
+    reranker = await add_model(client, owner["access_token"], embedder, kind="rerank", name="Reranker")
+    kb = await create_kb(client, owner, rerank_model_id=reranker)
     await upload(
         client,
         owner,
