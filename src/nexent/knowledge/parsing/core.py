@@ -159,6 +159,7 @@ def _parse_zip(data: bytes, builder: Builder, limits: ParseLimits, depth: int) -
             try:
                 with archive.open(info) as handle:
                     content = handle.read(min(budget, limits.max_bytes) + 1)
+            # zipfile raises NotImplementedError for compression methods it cannot read, RuntimeError for encryption.
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError, RuntimeError):
                 failures.append(ParseFailure("corrupt_file", f"{info.filename} is damaged in the archive."))
                 continue

@@ -96,6 +96,7 @@ class _Docx:
         ordered: set[tuple[str, str]] = set()
         try:
             numbering = self.document.part.numbering_part.element
+        # python-docx raises NotImplementedError for a document without a numbering part.
         except (KeyError, NotImplementedError, AttributeError):
             return ordered
         abstract: dict[str, dict[str, str]] = {}
