@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -248,6 +249,34 @@ async def test_streaming_text_reasoning_and_usage(llm: RunningModelServer) -> No
     assert result.usage.prompt_tokens > 0 and result.usage.completion_tokens > 0
     sent = llm.server.last_request("/chat/completions")
     assert sent is not None and sent.stream is True and sent.stream_options == {"include_usage": True}
+
+
+async def test_any_line_breaks_and_lines_cut_across_reads(llm: RunningModelServer) -> None:
+    def event(delta: dict[str, Any], **extra: Any) -> str:
+        return "data: " + json.dumps({"choices": [{"index": 0, "delta": delta, "finish_reason": None}], **extra})
+
+    big = "x" * 300_000  # one line longer than any read buffer
+    first = event({"content": "Hello"})
+    llm.server.enqueue(
+        ChatReply.raw_stream(
+            ": a comment\r\n\r\n",
+            first[:25],  # the rest of the line comes with the next read
+            first[25:] + "\r\n\r\n",
+            event({"content": ", "}) + "\r\r" + event({"reasoning_content": "hm"}) + "\n\n",
+            event({"content": big}) + "\n\n",
+            "event: ignored\n" + event({}, usage={"prompt_tokens": 3, "completion_tokens": 5}) + "\n\n",
+            "data: [DONE]",  # the last line without its line break
+        ).paced(chunk_delay=0.02)
+    )
+    result = await complete(routed(llm), [{"role": "user", "content": "x"}])
+    assert (result.content, result.reasoning) == ("Hello, " + big, "hm")
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (3, 5)
+
+    # Without `[DONE]` the answer is incomplete, even when the last line holds a chunk.
+    llm.server.enqueue(ChatReply.raw_stream(event({"content": "cut"}) + "\n\n", event({"content": " short"})))
+    with pytest.raises(ProviderError) as caught:
+        await complete(routed(llm), [{"role": "user", "content": "x"}])
+    assert caught.value.code is ErrorCode.NETWORK
 
 
 async def test_tool_calls_are_assembled(llm: RunningModelServer) -> None:

@@ -24,6 +24,7 @@ from nexent.identity.auth import RequireMetricsReader
 from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
 from nexent.providers import api as providers_api
+from nexent.providers.openai_compat import hold_chat_session, release_chat_session
 from nexent.runtime import api as runtime_api
 from nexent.runtime.service import RunManager
 from nexent.settings import Service, Settings, get_settings
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             await migrate_async(settings.resolved_database_url)
         engines = build_engines(settings, consume_jobs=embedded or service in _JOB_CONSUMERS)
         await engines.start()
+        hold_chat_session()
         app.state.engines = engines
         app.state.runs = RunManager(engines)
         if embedded:
@@ -67,6 +69,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         finally:
             await app.state.runs.close()
             await engines.close()
+            await release_chat_session()
 
     app = FastAPI(
         title="Nexent" if embedded else f"Nexent {label}",

@@ -211,6 +211,7 @@ class ChatReply:
     error_code: str | None = None
     malformed: ChatMalformed | None = None
     raw_body: str | None = None
+    raw_events: tuple[str, ...] | None = None
     media_type: str = "application/json"
     drop: DropPoint | None = None
     drop_after_chunks: int = 2
@@ -278,6 +279,12 @@ class ChatReply:
     def raw(cls, body: str, *, status: int = 200, media_type: str = "application/json") -> ChatReply:
         """Send `body` verbatim, whatever the request asked for."""
         return cls(raw_body=body, status=status, media_type=media_type)
+
+    @classmethod
+    def raw_stream(cls, *pieces: str, media_type: str = "text/event-stream") -> ChatReply:
+        """Stream `pieces` verbatim, each sent on its own (paced by `chunk_delay`): line breaks of any kind,
+        comments, lines cut across reads, whatever the request asked for."""
+        return cls(raw_events=pieces, media_type=media_type)
 
     @classmethod
     def dropped(cls, *, after_chunks: int | None = None, content: str = "this answer is cut short") -> ChatReply:
@@ -707,6 +714,13 @@ class ModelServer:
         headers = dict(reply.headers)
         if reply.raw_body is not None:
             return Response(reply.raw_body, status_code=reply.status, media_type=reply.media_type, headers=headers)
+        if reply.raw_events is not None:
+            return StreamingResponse(
+                self._paced_events(request, reply.raw_events, chunk_delay, None),
+                status_code=reply.status,
+                media_type=reply.media_type,
+                headers=headers,
+            )
         if reply.status >= 400:
             return self._error(reply.status, reply.error_message, reply.error_type, reply.error_code, headers)
 

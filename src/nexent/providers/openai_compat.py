@@ -1,13 +1,24 @@
 """Calls to one OpenAI-compatible endpoint (OpenAI, DeepSeek, Qwen/DashScope, SiliconFlow, Ollama, vLLM, ...):
 chat completions (streamed), embeddings and rerank, with every failure turned into a classified
-`ProviderError`. Retries and failover across endpoints live in `pool.py`."""
+`ProviderError`. Retries and failover across endpoints live in `pool.py`.
+
+Streamed chat completions, the hot path of every agent run (a few dozen chunks a reply, hundreds of replies at
+once), go through aiohttp, whose HTTP parser is compiled: read through httpx, httpcore, anyio and h11 (pure
+Python), each chunk cost several times the CPU, a quarter of a run's CPU in all. Embeddings and rerank, one
+request and one answer each, stay on httpx. Both keep the same behaviour: the model's timeout between bytes and
+for the whole connection set-up, connections re-used while idle for at most 4 s, proxies from the environment,
+no redirects, and every failure classified the same way.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import weakref
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+import aiohttp
 import httpx
 
 from nexent.providers.types import (
@@ -22,6 +33,54 @@ from nexent.providers.types import (
 
 _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens", "prompt is too long")
 
+# Idle connections are dropped after 4 s, before servers that close them after 5 s (uvicorn's default, vLLM among
+# others) do: reusing a connection the server is closing at that moment fails the call.
+KEEPALIVE_SECONDS = 4.0
+_MAX_CONNECTIONS = 1000
+_READ_BUFFER_BYTES = 1 << 20  # a server may send a whole reply as one SSE line
+
+# The chat sessions of this process, one per event loop (an aiohttp session belongs to the loop it was made on).
+_chat_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def chat_session() -> aiohttp.ClientSession:
+    """The connection pool for streamed chat completions on the running loop."""
+    loop = asyncio.get_running_loop()
+    session = _chat_sessions.get(loop)
+    if session is None or session.closed:
+        connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS)
+        session = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as httpx
+            read_bufsize=_READ_BUFFER_BYTES,
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+        _chat_sessions[loop] = session
+    return session
+
+
+_holders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
+
+
+def hold_chat_session() -> None:
+    """Called by each app that starts on the running loop; the loop's chat connections are closed when the last
+    of them lets go (`release_chat_session`)."""
+    loop = asyncio.get_running_loop()
+    _holders[loop] = _holders.get(loop, 0) + 1
+
+
+async def release_chat_session() -> None:
+    loop = asyncio.get_running_loop()
+    left = _holders.get(loop, 1) - 1
+    _holders[loop] = left
+    if left <= 0:
+        del _holders[loop]
+        session = _chat_sessions.pop(loop, None)
+        if session is not None:
+            await session.close()
+
 
 class Endpoint:
     """One server of a model: a base URL (ending before `/chat/completions`) and an optional API key."""
@@ -31,6 +90,11 @@ class Endpoint:
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
+        # The same limits for streamed chat: `timeout` between two reads and for getting a connection (from the
+        # pool or a new one), at most 10 s of that for the TCP (and TLS) connection itself.
+        self.chat_timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeout, sock_connect=min(10.0, timeout), sock_read=timeout
+        )
 
     def __repr__(self) -> str:
         return f"Endpoint({self.base_url!r})"  # never the key
@@ -53,23 +117,28 @@ class Endpoint:
         }
         if tools:
             body["tools"] = tools
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         try:
-            async with self.http.stream(
-                "POST", f"{self.base_url}/chat/completions", json=body, headers=self._headers(), timeout=self.timeout
+            async with chat_session().post(
+                f"{self.base_url}/chat/completions",
+                data=payload,
+                headers=self._headers(),
+                timeout=self.chat_timeout,
+                allow_redirects=False,
             ) as response:
-                if response.status_code >= 400:
-                    raise classify_status(response.status_code, await response.aread(), response.headers)
-                if "text/event-stream" not in response.headers.get("content-type", ""):
+                if response.status >= 400:
+                    raise classify_status(response.status, await response.read(), response.headers)
+                if "text/event-stream" not in response.headers.get("Content-Type", ""):
                     # Some servers ignore `stream`; accept a whole completion too.
-                    yield _chunk_from_completion(_json(await response.aread()))
+                    yield _chunk_from_completion(_json(await response.read()))
                     return
-                async for chunk in _parse_sse(response):
+                async for chunk in _parse_sse(response.content):
                     yield chunk
-        except httpx.TimeoutException:
+        except TimeoutError:
             raise ProviderError(
                 ErrorCode.TIMEOUT, f"The model at {self.base_url} did not answer in time; retry or raise the timeout."
             ) from None
-        except httpx.TransportError as exc:
+        except aiohttp.ClientError as exc:
             raise ProviderError(
                 ErrorCode.NETWORK,
                 f"Could not reach {self.base_url} ({type(exc).__name__}); check the base URL and that the server runs.",
@@ -116,7 +185,7 @@ class Endpoint:
         return _json(response.content)
 
 
-def classify_status(status: int, body: bytes, headers: httpx.Headers) -> ProviderError:
+def classify_status(status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
     """Turn an HTTP error answer into a classified error with the provider's own message when it has one."""
     detail = _error_message(body)
     suffix = f": {detail}" if detail else ""
@@ -163,7 +232,7 @@ def _error_message(body: bytes) -> str:
     return ""
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     try:
         return float(headers.get("retry-after", ""))
     except ValueError:
@@ -180,26 +249,46 @@ def _json(body: bytes) -> dict[str, Any]:
     return data
 
 
-async def _parse_sse(response: httpx.Response) -> AsyncIterator[ChatChunk]:
-    """Read `data:` lines of a chat completion stream until `[DONE]`."""
-    finished = False
-    async for line in response.aiter_lines():
-        if not line.startswith("data:"):
-            continue
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            finished = True
-            break
-        data = _json(payload.encode())
-        if "error" in data:
-            raise ProviderError(
-                ErrorCode.SERVER_ERROR, f"The provider failed mid-answer: {_error_message(payload.encode())}"
-            )
-        chunk = _chunk_from_delta(data)
-        if chunk is not None:
-            yield chunk
-    if not finished:
-        raise ProviderError(ErrorCode.NETWORK, "The provider closed the stream before finishing the answer.")
+_DONE = ChatChunk(finish_reason="[DONE]")  # the end of the stream (compared by identity)
+
+
+async def _parse_sse(content: aiohttp.StreamReader) -> AsyncIterator[ChatChunk]:
+    """Read `data:` lines of a chat completion stream until `[DONE]`: each read from the socket is split into
+    lines at once (one read often holds several events); an unfinished last line waits for the next read."""
+    rest = b""
+    async for data in content.iter_any():
+        if rest:
+            data, rest = rest + data, b""
+        end = max(data.rfind(b"\n"), data.rfind(b"\r"))
+        if end < len(data) - 1:
+            data, rest = data[: end + 1], data[end + 1 :]
+        for line in data.splitlines():
+            item = _sse_item(line)
+            if item is _DONE:
+                return
+            if item is not None:
+                yield item
+    if rest:  # a last line without its line break
+        item = _sse_item(rest)
+        if item is _DONE:
+            return
+        if item is not None:
+            yield item
+    raise ProviderError(ErrorCode.NETWORK, "The provider closed the stream before finishing the answer.")
+
+
+def _sse_item(line: bytes) -> ChatChunk | None:
+    """One line of the stream: a chunk, `_DONE` at `[DONE]`, or None (a comment, an empty line, a chunk without
+    anything in it)."""
+    if not line.startswith(b"data:"):
+        return None
+    payload = line[5:].strip()
+    if payload == b"[DONE]":
+        return _DONE
+    data = _json(payload)
+    if "error" in data:
+        raise ProviderError(ErrorCode.SERVER_ERROR, f"The provider failed mid-answer: {_error_message(payload)}")
+    return _chunk_from_delta(data)
 
 
 def _usage(data: dict[str, Any]) -> Usage | None:

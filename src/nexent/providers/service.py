@@ -24,7 +24,7 @@ from nexent.identity.auth import Caller
 from nexent.identity.service import record
 from nexent.providers import local, metrics
 from nexent.providers.models import CheckStatus, ModelConfig, ModelEndpoint, ModelKind, ProviderType, UsageRecord
-from nexent.providers.openai_compat import Endpoint
+from nexent.providers.openai_compat import KEEPALIVE_SECONDS, Endpoint
 from nexent.providers.pool import CallReport, RoutedModel
 from nexent.providers.repository import EndpointRepository, ModelRepository, UsageRepository
 from nexent.providers.schemas import (
@@ -44,16 +44,16 @@ from nexent.runtime.store import Write, writer_for
 
 logger = logging.getLogger("nexent.providers")
 
-# One connection pool per process for every remote model call.
+# One connection pool per process for embedding and rerank calls.
 _http: httpx.AsyncClient | None = None
 
 
 def http_client() -> httpx.AsyncClient:
     global _http
     if _http is None or _http.is_closed:
-        # Idle connections are dropped after 4 s, before servers that close them after 5 s (uvicorn's default,
-        # vLLM among others) do: reusing a connection the server is closing at that moment fails the call.
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=4.0)
+        # Idle connections are dropped before servers close them (see `KEEPALIVE_SECONDS`); streamed chat
+        # completions have a pool of their own (`openai_compat.chat_session`).
+        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_SECONDS)
         _http = httpx.AsyncClient(limits=limits)
     return _http
 
