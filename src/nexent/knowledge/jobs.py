@@ -11,11 +11,9 @@ worker killed mid-document leaves nothing half-indexed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -25,9 +23,9 @@ from nexent.engines.container import Engines
 from nexent.engines.storage.base import ObjectNotFound
 from nexent.jobs.registry import JobContext, JobResult, PermanentJobError, job_handler
 from nexent.knowledge import events
-from nexent.knowledge.chunking import ChunkSettings, chunk_document
-from nexent.knowledge.models import DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
-from nexent.knowledge.parsing import ParseFailure, ParseLimits, parse_document
+from nexent.knowledge.chunking import Chunk, ChunkSettings, chunk_document
+from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
+from nexent.knowledge.parsing import ParsedDocument, ParseFailure, ParseLimits, parse_document
 from nexent.knowledge.repository import ChunkRepository, DocumentRepository, KnowledgeBaseRepository
 from nexent.knowledge.service import (
     INDEX_DOCUMENT,
@@ -54,10 +52,6 @@ _SUMMARY_PROMPT = (
 )
 
 
-class Superseded(Exception):
-    """The document was re-indexed or deleted while this job worked on it."""
-
-
 class DocumentFailed(Exception):
     """Processing ended with a typed failure that retrying cannot fix."""
 
@@ -76,144 +70,238 @@ class _Target:
     dimension: int
 
 
-class DocumentPipeline:
-    def __init__(self, engines: Engines, tenant_id: uuid.UUID, doc_id: uuid.UUID, token: uuid.UUID) -> None:
+@dataclass
+class _Work:
+    """A document this job still owns, and what processing made of it so far."""
+
+    doc: KnowledgeDocument
+    fresh: bool  # no earlier attempt can have written to the index
+    chunks: list[KnowledgeChunk] = field(default_factory=list)
+    format: str | None = None
+    page_count: int | None = None
+
+
+class DocumentBatch:
+    """Processes the documents of one job together: small documents arrive in groups (one upload), so that the
+    embedding model gets full batches and the index and the database one write per group instead of one per
+    document. Each document keeps its own processing token, state and typed failure: one bad file fails alone."""
+
+    def __init__(self, engines: Engines, tenant_id: uuid.UUID, tokens: dict[uuid.UUID, uuid.UUID]) -> None:
         self.engines = engines
         self.tenant_id = tenant_id
-        self.doc_id = doc_id
-        self.token = token
-        self.fresh = False
+        self.tokens = tokens
+        self.work: dict[uuid.UUID, _Work] = {}
 
-    async def _update(self, **changes: Any) -> tuple[KnowledgeDocument, KnowledgeBase]:
-        """Apply `changes` to the document if this job still owns it, commit, and publish the new state."""
+    async def _transition(
+        self, changes: dict[uuid.UUID, dict[str, Any]]
+    ) -> tuple[list[KnowledgeDocument], KnowledgeBase | None]:
+        """Apply each document's changes if this job still owns it, in one transaction, and publish the new states.
+        Documents re-indexed or deleted meanwhile are dropped from the batch."""
+        changed: list[KnowledgeDocument] = []
         async with self.engines.sessions() as session, session.begin():
-            doc = await DocumentRepository(session, self.tenant_id).get(self.doc_id)
-            kb = await KnowledgeBaseRepository(session, self.tenant_id).get(doc.knowledge_base_id) if doc else None
-            if doc is None or kb is None or doc.job_id != self.token:
-                raise Superseded
-            if "attempts" in changes:  # the start of an attempt: could an earlier one have written to the index?
-                self.fresh = doc.attempts == 0 and doc.indexed_at is None
-            for field, value in changes.items():
-                setattr(doc, field, value)
-        await events.publish_document(self.engines, doc)
-        return doc, kb
+            docs = await DocumentRepository(session, self.tenant_id).of_ids(changes)
+            kb_ids = {d.knowledge_base_id for d in docs.values()}
+            kbs = await KnowledgeBaseRepository(session, self.tenant_id).of_ids(kb_ids)
+            kb = kbs[0] if kbs else None
+            for doc_id, fields in changes.items():
+                doc = docs.get(doc_id)
+                if (
+                    doc is None
+                    or kb is None
+                    or doc.knowledge_base_id != kb.id
+                    or doc.job_id != self.tokens[doc_id]
+                    or doc.status in FINAL_STATUSES
+                ):
+                    self.work.pop(doc_id, None)  # re-indexed, deleted, or already finished by an earlier attempt
+                    continue
+                for name, value in fields.items():
+                    setattr(doc, name, value)
+                changed.append(doc)
+        for doc in changed:
+            await events.publish_document(self.engines, doc)
+        return changed, kb
 
-    async def fail(self, code: str, message: str) -> None:
-        with contextlib.suppress(Superseded):
-            await self._update(status=DocumentStatus.FAILED, error_code=code, error_message=message[:2000])
+    async def fail(self, failures: dict[uuid.UUID, tuple[str, str]]) -> None:
+        """Mark documents `failed` with a typed error (those this job still owns)."""
+        if failures:
+            await self._transition({doc_id: _failed(code, message) for doc_id, (code, message) in failures.items()})
+            for doc_id in failures:
+                self.work.pop(doc_id, None)
 
     async def run(self, attempt: int, *, last_attempt: bool) -> JobResult:
-        doc, kb = await self._update(
-            status=DocumentStatus.PARSING, progress=0.05, attempts=attempt, error_code=None, error_message=None
+        start = {"status": DocumentStatus.PARSING, "progress": 0.05, "error_code": None, "error_message": None}
+        async with self.engines.sessions() as session:  # could an earlier attempt have written to the index?
+            before = await DocumentRepository(session, self.tenant_id).of_ids(self.tokens)
+        docs, kb = await self._transition({doc_id: {**start, "attempts": attempt} for doc_id in self.tokens})
+        if kb is None:
+            return {"skipped": "superseded"}
+        for doc in docs:
+            earlier = before[doc.id]
+            self.work[doc.id] = _Work(doc, fresh=earlier.attempts == 0 and earlier.indexed_at is None)
+        failures = await self._parse(kb)
+        await self._transition(
+            {
+                doc_id: _failed(*failures[doc_id])
+                if doc_id in failures
+                else {
+                    "status": DocumentStatus.EMBEDDING,
+                    "progress": 0.2,
+                    "format": w.format,
+                    "page_count": w.page_count,
+                }
+                for doc_id, w in self.work.items()
+            }
         )
-        settings = self.engines.settings
-        try:
-            data = await self.engines.storage.get(doc.storage_key)
-        except ObjectNotFound:
-            raise DocumentFailed(
-                "file_missing", "The uploaded file is no longer in storage; upload it again."
-            ) from None
-        limits = ParseLimits(max_bytes=settings.knowledge_max_file_bytes, ocr=settings.knowledge_ocr)
-        try:
-            parsed = await asyncio.to_thread(parse_document, data, doc.file_name, doc.content_type, limits)
-        except ParseFailure as failure:
-            raise DocumentFailed(failure.code, failure.message) from None
-        chunk_settings = ChunkSettings(target_chars=kb.chunk_target_chars, overlap_chars=kb.chunk_overlap_chars)
-        pieces = await asyncio.to_thread(chunk_document, parsed, chunk_settings)
-        if not pieces:
-            raise DocumentFailed("empty", "The document has no text to index.")
-        doc, kb = await self._update(
-            status=DocumentStatus.EMBEDDING, progress=0.2, format=parsed.format, page_count=parsed.page_count
-        )
-        chunks = [
-            KnowledgeChunk(
-                id=uuid.uuid4(),
-                tenant_id=self.tenant_id,
-                knowledge_base_id=kb.id,
-                document_id=doc.id,
-                position=piece.index,
-                text=piece.text,
-                kind=piece.kind,
-                page=piece.page,
-                page_end=piece.page_end,
-                heading_path=list(piece.heading_path),
-                source=piece.source,
-                start_offset=piece.start,
-                end_offset=piece.end,
-                edited=False,
-            )
-            for piece in pieces
-        ]
+        for doc_id in failures:
+            self.work.pop(doc_id, None)
+        if not self.work:
+            return {"documents": 0, "failed": len(failures)}
         targets = [_Target(*t) for t in live_indexes(kb)]
-        vectors = {}
-        for number, target in enumerate(targets):
-            vectors[target.name] = await self._embed(doc, target, chunks, number, len(targets), last_attempt)
-        for target in targets:
-            if not self.fresh:
-                await self.engines.search.delete(target.name, document_id=doc.id.hex)
-            rows = [indexed_chunk(c, v, doc) for c, v in zip(chunks, vectors[target.name], strict=True)]
-            for start in range(0, len(rows), INDEX_BATCH):
-                await self.engines.search.upsert(target.name, rows[start : start + INDEX_BATCH])
-        async with self.engines.sessions() as session, session.begin():
-            documents = DocumentRepository(session, self.tenant_id)
-            current = await documents.get(self.doc_id)
-            if current is None or current.job_id != self.token:
-                raise Superseded
-            repo = ChunkRepository(session, self.tenant_id)
-            await repo.delete_of_document(doc.id)
-            await repo.add_all(chunks)
-            current.status, current.progress, current.chunk_count = DocumentStatus.INDEXED, 1.0, len(chunks)
-            current.indexed_at = utcnow()
-        await events.publish_document(self.engines, current)
-        # Counted after our own commit, so whichever document of a batch finishes last sees none left.
+        try:
+            vectors = [
+                await self._embed(target, number, len(targets), last_attempt) for number, target in enumerate(targets)
+            ]
+        except DocumentFailed as failure:
+            await self.fail({doc_id: (failure.code, failure.message) for doc_id in self.work})
+            return {"documents": 0, "failed": len(failures) + len(self.work)}
+        for target, target_vectors in zip(targets, vectors, strict=True):
+            for w in self.work.values():
+                if not w.fresh:
+                    await self.engines.search.delete(target.name, document_id=w.doc.id.hex)
+            chunks = [c for w in self.work.values() for c in w.chunks]
+            docs_by_id = {w.doc.id: w.doc for w in self.work.values()}
+            rows = [indexed_chunk(c, target_vectors[c.id], docs_by_id[c.document_id]) for c in chunks]
+            for offset in range(0, len(rows), INDEX_BATCH):
+                await self.engines.search.upsert(target.name, rows[offset : offset + INDEX_BATCH])
+        indexed = await self._finish()
+        # Counted after our own commit, so whichever batch of a knowledge base finishes last sees none left.
         async with self.engines.sessions() as session:
             busy = await DocumentRepository(session, self.tenant_id).count(
                 KnowledgeDocument.knowledge_base_id == kb.id, KnowledgeDocument.status.in_(_BUSY)
             )
-        if not busy:
+        if indexed and not busy:
             await self.engines.queue.enqueue(
                 SUMMARIZE,
                 {"knowledge_base_id": str(kb.id)},
                 tenant_id=self.tenant_id,
                 delay_seconds=SUMMARY_DELAY_SECONDS,
             )
-        return {"chunks": len(chunks), "format": parsed.format}
+        return {"documents": indexed, "failed": len(failures), "chunks": sum(len(w.chunks) for w in self.work.values())}
 
-    async def _embed(
-        self,
-        doc: KnowledgeDocument,
-        target: _Target,
-        chunks: Sequence[KnowledgeChunk],
-        number: int,
-        of: int,
-        last_attempt: bool,
-    ) -> list[list[float]]:
+    async def _parse(self, kb: KnowledgeBase) -> dict[uuid.UUID, tuple[str, str]]:
+        """Read, parse and chunk every document; returns the typed failures."""
+        settings = self.engines.settings
+        limits = ParseLimits(max_bytes=settings.knowledge_max_file_bytes, ocr=settings.knowledge_ocr)
+        chunk_settings = ChunkSettings(target_chars=kb.chunk_target_chars, overlap_chars=kb.chunk_overlap_chars)
+        failures: dict[uuid.UUID, tuple[str, str]] = {}
+        for doc_id, w in self.work.items():
+            try:
+                data = await self.engines.storage.get(w.doc.storage_key)
+            except ObjectNotFound:
+                failures[doc_id] = ("file_missing", "The uploaded file is no longer in storage; upload it again.")
+                continue
+            try:
+                parsed, pieces = await asyncio.to_thread(_parse_and_chunk, data, w.doc, limits, chunk_settings)
+            except ParseFailure as failure:
+                failures[doc_id] = (failure.code, failure.message)
+                continue
+            if not pieces:
+                failures[doc_id] = ("empty", "The document has no text to index.")
+                continue
+            w.format, w.page_count = parsed.format, parsed.page_count
+            w.chunks = [
+                KnowledgeChunk(
+                    id=uuid.uuid4(),
+                    tenant_id=self.tenant_id,
+                    knowledge_base_id=kb.id,
+                    document_id=doc_id,
+                    position=piece.index,
+                    text=piece.text,
+                    kind=piece.kind,
+                    page=piece.page,
+                    page_end=piece.page_end,
+                    heading_path=list(piece.heading_path),
+                    source=piece.source,
+                    start_offset=piece.start,
+                    end_offset=piece.end,
+                    edited=False,
+                )
+                for piece in pieces
+            ]
+        return failures
+
+    async def _embed(self, target: _Target, number: int, of: int, last_attempt: bool) -> dict[uuid.UUID, list[float]]:
+        """Vectors of every chunk of the batch for one index, by chunk id, in calls of up to EMBED_BATCH texts."""
         if target.model_id is None:
             raise DocumentFailed("embedding_failed", "The knowledge base's embedding model was deleted.")
+        creator = next(iter(self.work.values())).doc.created_by
         async with self.engines.sessions() as session:
-            client = await ProviderService(session, self.engines, acting_caller(self.tenant_id, doc.created_by)).client(
+            client = await ProviderService(session, self.engines, acting_caller(self.tenant_id, creator)).client(
                 target.model_id
             )
-        vectors: list[list[float]] = []
-        for start in range(0, len(chunks), EMBED_BATCH):
-            texts = [c.text for c in chunks[start : start + EMBED_BATCH]]
+        chunks = [c for w in self.work.values() for c in w.chunks]
+        vectors: dict[uuid.UUID, list[float]] = {}
+        for offset in range(0, len(chunks), EMBED_BATCH):
+            part = chunks[offset : offset + EMBED_BATCH]
             try:
-                batch, _ = await client.embed(texts, batch_size=64)
+                batch, _ = await client.embed([c.text for c in part], batch_size=64)
             except ProviderError as exc:
                 if exc.code in RETRYABLE and not last_attempt:
                     raise  # the job retries with backoff
                 raise DocumentFailed("embedding_failed", f"The embedding model failed: {exc.message}") from None
-            for vector in batch:
+            for chunk, vector in zip(part, batch, strict=True):
                 if len(vector) != target.dimension:
                     raise DocumentFailed(
                         "dimension_mismatch",
                         f"The embedding model returns {len(vector)} dimensions; the index has {target.dimension}.",
                     )
-            vectors.extend(list(v) for v in batch)
-            if len(vectors) < len(chunks):  # the last batch's progress is the final state, written next
-                done = (number + len(vectors) / len(chunks)) / of
-                await self._update(progress=round(0.2 + 0.7 * done, 3))
+                vectors[chunk.id] = list(vector)
+            if len(vectors) < len(chunks):  # the last call's progress is the final state, written next
+                progress: dict[uuid.UUID, dict[str, Any]] = {}
+                for doc_id, w in self.work.items():
+                    done = sum(1 for c in w.chunks if c.id in vectors) / len(w.chunks)
+                    progress[doc_id] = {"progress": round(0.2 + 0.7 * (number + done) / of, 3)}
+                await self._transition(progress)
         return vectors
+
+    async def _finish(self) -> int:
+        """Store the chunks and mark the documents `indexed`, in one transaction, after the index was written."""
+        finished: list[KnowledgeDocument] = []
+        async with self.engines.sessions() as session, session.begin():
+            docs = await DocumentRepository(session, self.tenant_id).of_ids(self.work)
+            chunks = ChunkRepository(session, self.tenant_id)
+            stale = [doc_id for doc_id, w in self.work.items() if not w.fresh]
+            if stale:
+                await chunks.delete_of_documents(stale)
+            now = utcnow()
+            for doc_id, w in list(self.work.items()):
+                doc = docs.get(doc_id)
+                if doc is None or doc.job_id != self.tokens[doc_id]:
+                    del self.work[doc_id]
+                    continue
+                doc.status, doc.progress, doc.chunk_count, doc.indexed_at = (
+                    DocumentStatus.INDEXED,
+                    1.0,
+                    len(w.chunks),
+                    now,
+                )
+                doc.format, doc.page_count = w.format, w.page_count
+                finished.append(doc)
+            await chunks.add_all([c for w in self.work.values() for c in w.chunks])
+        for doc in finished:
+            await events.publish_document(self.engines, doc)
+        return len(finished)
+
+
+def _failed(code: str, message: str) -> dict[str, Any]:
+    return {"status": DocumentStatus.FAILED, "error_code": code, "error_message": message[:2000]}
+
+
+def _parse_and_chunk(
+    data: bytes, doc: KnowledgeDocument, limits: ParseLimits, settings: ChunkSettings
+) -> tuple[ParsedDocument, list[Chunk]]:
+    parsed = parse_document(data, doc.file_name, doc.content_type, limits)
+    return parsed, chunk_document(parsed, settings)
 
 
 def _ids(ctx: JobContext, *keys: str) -> tuple[uuid.UUID, ...]:
@@ -226,21 +314,23 @@ def _ids(ctx: JobContext, *keys: str) -> tuple[uuid.UUID, ...]:
 
 
 @job_handler(INDEX_DOCUMENT)
-async def index_document(ctx: JobContext) -> JobResult:
-    """Parse, chunk, embed and index one document, ending in `indexed` or `failed` with a typed error."""
-    doc_id, token = _ids(ctx, "document_id", "token")
-    assert ctx.tenant_id is not None
-    pipeline = DocumentPipeline(ctx.engines, ctx.tenant_id, doc_id, token)
+async def index_documents(ctx: JobContext) -> JobResult:
+    """Parse, chunk, embed and index a group of documents (or one), each ending `indexed` or `failed` with a typed
+    error. The payload lists `documents` with their processing tokens (an older payload names one document)."""
+    if ctx.tenant_id is None:
+        raise PermanentJobError("a knowledge job needs its tenant")
+    listed = ctx.payload.get("documents", [ctx.payload])
     try:
-        return await pipeline.run(ctx.attempt, last_attempt=ctx.last_attempt)
-    except Superseded:
-        return {"skipped": "superseded"}
-    except DocumentFailed as failure:
-        await pipeline.fail(failure.code, failure.message)
-        return {"failed": failure.code}
+        tokens = {uuid.UUID(str(item["document_id"])): uuid.UUID(str(item["token"])) for item in listed}
+    except (KeyError, TypeError, ValueError):
+        raise PermanentJobError("a knowledge job needs documents with their tokens") from None
+    batch = DocumentBatch(ctx.engines, ctx.tenant_id, tokens)
+    try:
+        return await batch.run(ctx.attempt, last_attempt=ctx.last_attempt)
     except Exception:
         if ctx.last_attempt:
-            await pipeline.fail("processing_failed", "Processing failed repeatedly; re-index the document to retry.")
+            message = "Processing failed repeatedly; re-index the document to retry."
+            await batch.fail({doc_id: ("processing_failed", message) for doc_id in batch.work})
         raise
 
 

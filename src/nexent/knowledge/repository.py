@@ -86,6 +86,12 @@ class DocumentRepository(TenantScopedRepository[KnowledgeDocument]):
             conditions.append(KnowledgeDocument.status.in_(list(statuses)))
         return list(await self.session.scalars(self.select().where(*conditions).order_by(KnowledgeDocument.id)))
 
+    async def of_ids(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, KnowledgeDocument]:
+        if not ids:
+            return {}
+        rows = await self.session.scalars(self.select().where(KnowledgeDocument.id.in_(list(ids))))
+        return {doc.id: doc for doc in rows}
+
     async def indexed_of(self, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, KnowledgeDocument]:
         """The documents among `ids` that are indexed (searches show nothing of the others)."""
         if not ids:
@@ -156,9 +162,9 @@ class ChunkRepository(TenantScopedRepository[KnowledgeChunk]):
         self.session.add_all(chunks)
         await self.session.flush()
 
-    async def delete_of_document(self, doc_id: uuid.UUID) -> None:
+    async def delete_of_documents(self, doc_ids: Collection[uuid.UUID]) -> None:
         await self.session.execute(
             delete(KnowledgeChunk).where(
-                KnowledgeChunk.tenant_id == self.tenant_id, KnowledgeChunk.document_id == doc_id
+                KnowledgeChunk.tenant_id == self.tenant_id, KnowledgeChunk.document_id.in_(list(doc_ids))
             )
         )

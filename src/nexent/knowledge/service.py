@@ -129,6 +129,29 @@ async def embedding_dimension(providers: ProviderService, model_id: uuid.UUID) -
     return len(vectors[0])
 
 
+# Small documents are processed in groups, one job each: the embedding model then gets full batches and the index
+# and the database one write per group. Large files and images (OCR takes seconds) get a job of their own, so
+# that they spread over the workers.
+GROUP_MAX_DOCUMENTS = 64
+GROUP_MAX_FILE_BYTES = 256 * 1024
+_SLOW_FORMATS = frozenset({"png", "jpeg", "gif", "bmp", "tiff", "webp", "zip"})
+
+
+def _processing_groups(docs: Sequence[KnowledgeDocument]) -> list[list[KnowledgeDocument]]:
+    """Jobs for `docs`: small documents of one knowledge base in evenly sized groups, the others alone."""
+    small: dict[uuid.UUID, list[KnowledgeDocument]] = {}
+    groups: list[list[KnowledgeDocument]] = []
+    for doc in docs:
+        if doc.size <= GROUP_MAX_FILE_BYTES and doc.format not in _SLOW_FORMATS:
+            small.setdefault(doc.knowledge_base_id, []).append(doc)
+        else:
+            groups.append([doc])
+    for members in small.values():
+        count = -(-len(members) // GROUP_MAX_DOCUMENTS)
+        groups += [members[index::count] for index in range(count)]
+    return groups
+
+
 class KnowledgeService:
     def __init__(self, session: AsyncSession, engines: Engines, caller: Caller) -> None:
         self.session = session
@@ -141,27 +164,21 @@ class KnowledgeService:
         self.providers = ProviderService(session, engines, caller)
         self.manages = caller.can(Permission.MANAGE_KNOWLEDGE)
         self.sees_all = Permission.MANAGE_KNOWLEDGE in ROLE_PERMISSIONS[caller.role]
-        # Jobs to start once the request's transaction is committed (workers read the rows from other sessions).
+        # Work to start once the request's transaction is committed (workers read the rows from other sessions).
         self._jobs: list[tuple[str, dict[str, Any], int]] = []
-        self._announce: list[KnowledgeDocument] = []
+        self._to_process: list[KnowledgeDocument] = []
 
     async def start_jobs(self) -> None:
         """Enqueue the work the committed changes asked for. Call after the commit, never before."""
-        for name, payload, attempts in self._jobs:
-            await self.engines.queue.enqueue(name, payload, tenant_id=self.caller.tenant_id, max_attempts=attempts)
-        for doc in self._announce:
+        attempts = self.engines.settings.knowledge_max_attempts
+        for group in _processing_groups(self._to_process):
+            payload = {"documents": [{"document_id": str(d.id), "token": str(d.job_id)} for d in group]}
+            self._jobs.append((INDEX_DOCUMENT, payload, attempts))
+        for name, payload, max_attempts in self._jobs:
+            await self.engines.queue.enqueue(name, payload, tenant_id=self.caller.tenant_id, max_attempts=max_attempts)
+        for doc in self._to_process:
             await events.publish_document(self.engines, doc)
-        self._jobs, self._announce = [], []
-
-    def _process(self, doc: KnowledgeDocument) -> None:
-        self._jobs.append(
-            (
-                INDEX_DOCUMENT,
-                {"document_id": str(doc.id), "token": str(doc.job_id)},
-                self.engines.settings.knowledge_max_attempts,
-            )
-        )
-        self._announce.append(doc)
+        self._jobs, self._to_process = [], []
 
     # --- access -------------------------------------------------------------------------------------------------
 
@@ -378,7 +395,7 @@ class KnowledgeService:
             await self.documents.add(doc)
             seen[content_hash] = doc
             created.append(doc)
-            self._process(doc)
+            self._to_process.append(doc)
             uploaded.append(UploadedDocument(document=read_document(doc), duplicate=False))
         if created:
             await record(self.session, self.caller, "knowledge_documents.uploaded", RESOURCE, kb.id, count=len(created))
@@ -419,7 +436,7 @@ class KnowledgeService:
         doc.status, doc.progress, doc.error_code, doc.error_message = DocumentStatus.QUEUED, 0.0, None, None
         doc.job_id = uuid.uuid4()  # any job still working on the document stops at its next step
         await self.session.flush()
-        self._process(doc)
+        self._to_process.append(doc)
         await record(self.session, self.caller, "knowledge_document.reindexed", RESOURCE, kb.id, document=str(doc.id))
         return read_document(doc)
 
