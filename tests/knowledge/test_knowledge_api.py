@@ -262,6 +262,37 @@ async def test_an_embedding_model_that_fails_ends_in_embedding_failed(
     assert (await settled(client, owner, kb["id"]))["guide.md"]["status"] == "indexed"
 
 
+async def test_small_documents_of_an_upload_are_processed_as_one_group(
+    client: httpx.AsyncClient, owner: dict[str, Any], embedder: RunningModelServer
+) -> None:
+    """One job takes the small files of an upload together: their texts reach the model in one request, a failed
+    call retries the whole group, and a bad file of the group fails alone with its own typed error."""
+    kb = await create_kb(client, owner)
+    notes = [
+        (f"note-{n}.txt", f"Note {n}: descale the machine every {n + 2} weeks.".encode(), "text/plain")
+        for n in range(6)
+    ]
+    broken = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R >>\nendobj\ntrailer\n<<>>\n%%EOF-broken"
+    embedder.server.enqueue_embeddings(*[ServiceReply.error(500)] * 3)  # the client's three tries of attempt 1
+    before = len(embedder.server.embedding_requests)
+    response = await upload(
+        client,
+        owner,
+        kb["id"],
+        [*notes, ("broken.pdf", broken, "application/pdf"), ("blank.txt", b" \n\n \t\n", "text/plain")],
+    )
+    assert response.status_code == 201, response.text
+    docs = await settled(client, owner, kb["id"])
+    for name, _, _ in notes:
+        assert docs[name]["status"] == "indexed" and docs[name]["attempts"] == 2 and docs[name]["chunk_count"] == 1
+    assert docs["broken.pdf"]["status"] == "failed" and docs["broken.pdf"]["error"]["code"] == "corrupt_file"
+    assert docs["blank.txt"]["status"] == "failed" and docs["blank.txt"]["error"]["code"] == "empty"
+    calls = [r.body["input"] for r in embedder.server.embedding_requests[before:]]
+    assert len(calls) == 4 and all(len(texts) == 6 for texts in calls)  # 3 failed tries, then the group at once
+    found = await search(client, owner, kb["id"], "descale every 5 weeks", mode="bm25", top_k=1)
+    assert found["hits"][0]["file_name"] == "note-3.txt"
+
+
 async def test_a_dimension_mismatch_is_caught_before_anything_is_written(
     client: httpx.AsyncClient, owner: dict[str, Any], embedder: RunningModelServer
 ) -> None:
