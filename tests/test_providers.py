@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from nexent.providers import pool
 from nexent.providers.models import ModelEndpoint
-from nexent.providers.openai_compat import Endpoint
+from nexent.providers.openai_compat import Endpoint, env_proxy
 from nexent.providers.pool import CallReport, RoutedModel
 from nexent.providers.types import ChatAccumulator, ErrorCode, ProviderError, complete
 from tests.conftest import make_settings, serve_in_process
@@ -277,6 +277,20 @@ async def test_any_line_breaks_and_lines_cut_across_reads(llm: RunningModelServe
     with pytest.raises(ProviderError) as caught:
         await complete(routed(llm), [{"role": "user", "content": "x"}])
     assert caught.value.code is ErrorCode.NETWORK
+
+
+def test_proxies_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTPS_PROXY", "proxy.internal:3128")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,.local")
+    env_proxy.cache_clear()
+    try:
+        assert env_proxy("https://api.example.com/v1") == "http://proxy.internal:3128"
+        assert env_proxy("http://api.example.com/v1") is None  # no HTTP_PROXY
+        assert env_proxy("https://127.0.0.1:8000/v1") is None and env_proxy("https://vllm.local/v1") is None
+    finally:
+        env_proxy.cache_clear()
 
 
 async def test_tool_calls_are_assembled(llm: RunningModelServer) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from nexent.providers import pool
 from tests.conftest import make_settings, serve_in_process, wait_until
-from tests.support.identity import bearer, register
+from tests.support.identity import bearer, invite_and_register, register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
 from tests.test_http import assert_problem
 
@@ -519,3 +519,46 @@ async def test_tools_of_different_runs_share_their_class_not_their_run() -> None
     assert type(first) is type(second) and first is not second
     assert await asyncio.to_thread(first, x=1) == "a" and await asyncio.to_thread(second, 2) == "b"
     assert calls == [("a", 1), ("b", 2)]
+
+
+async def test_who_may_run_which_agent_and_with_which_model(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    token = owner["access_token"]
+    # An agent without a model of its own thinks with the tenant's default model.
+    plain = await make_agent(client, owner, model_id=None)
+    llm.server.enqueue(ChatReply.text("From the default model."))
+    _, events = await run(client, owner, plain["id"], "Hi")
+    assert events[-1]["type"] == "run.completed" and events[-1]["data"]["answer"] == "From the default model."
+
+    # A member who does not manage agents runs only those shared with one of their groups.
+    user = await invite_and_register(client, token, f"user-{uuid.uuid4().hex[:6]}@example.com", role="user")
+    response, _ = await run(client, user, plain["id"], "Hi")
+    assert_problem(response, 404, "agent_not_found")
+    group = (await client.post("/api/groups", json={"name": "Runners"}, headers=bearer(token))).json()
+    await client.put(f"/api/groups/{group['id']}/members/{user['user']['id']}", headers=bearer(token))
+    shared = await client.put(
+        f"/api/agents/{plain['id']}/shares/{group['id']}", json={"permission": "read"}, headers=bearer(token)
+    )
+    assert shared.status_code == 200
+    _, events = await run(client, user, plain["id"], "Hi")
+    assert events[-1]["type"] == "run.completed"
+
+    # An API key limited to some agents runs only those.
+    other = await make_agent(client, owner)
+    key = await client.post("/api/api-keys", json={"name": "bot", "agent_ids": [other["id"]]}, headers=bearer(token))
+    as_key = {"access_token": key.json()["secret"]}
+    response, _ = await run(client, as_key, plain["id"], "Hi")
+    assert_problem(response, 404, "agent_not_found")
+    _, events = await run(client, as_key, other["id"], "Hi")
+    assert events[-1]["type"] == "run.completed"
+
+    # Another tenant's agent is not found; a tenant without any model fails the run with a classified error.
+    stranger = await register(client, f"stranger-{uuid.uuid4().hex[:6]}@example.com")
+    response, _ = await run(client, stranger, plain["id"], "Hi")
+    assert_problem(response, 404, "agent_not_found")
+    modelless = (
+        await client.post("/api/agents", json={"name": "No model"}, headers=bearer(stranger["access_token"]))
+    ).json()
+    _, events = await run(client, stranger, modelless["id"], "Hi")
+    assert events[-1]["type"] == "run.failed" and events[-1]["data"]["code"] == "no_default_model"

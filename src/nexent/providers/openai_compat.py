@@ -13,10 +13,13 @@ no redirects, and every failure classified the same way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+import urllib.request
 import weakref
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import httpx
@@ -51,14 +54,24 @@ def chat_session() -> aiohttp.ClientSession:
     session = _chat_sessions.get(loop)
     if session is None or session.closed:
         connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS)
+        # Proxies from the environment are looked up once per endpoint (`env_proxy`): aiohttp's own
+        # `trust_env` reads the environment and ~/.netrc on a worker thread at every request.
         session = aiohttp.ClientSession(
-            connector=connector,
-            trust_env=True,  # HTTP(S)_PROXY and NO_PROXY, as httpx
-            read_bufsize=_READ_BUFFER_BYTES,
-            timeout=aiohttp.ClientTimeout(total=None),
+            connector=connector, read_bufsize=_READ_BUFFER_BYTES, timeout=aiohttp.ClientTimeout(total=None)
         )
         _chat_sessions[loop] = session
     return session
+
+
+@functools.lru_cache(maxsize=1024)
+def env_proxy(url: str) -> str | None:
+    """The proxy for `url` from HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY (any case), as httpx uses them."""
+    parts = urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy if "://" in proxy else f"http://{proxy}"
 
 
 _holders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
@@ -125,6 +138,7 @@ class Endpoint:
                 headers=self._headers(),
                 timeout=self.chat_timeout,
                 allow_redirects=False,
+                proxy=env_proxy(self.base_url),
             ) as response:
                 if response.status >= 400:
                     raise classify_status(response.status, await response.read(), response.headers)

@@ -167,7 +167,10 @@ async def follow(
                 return
         while True:
             try:
-                message = await asyncio.wait_for(anext(live), timeout=heartbeat)
+                # A timeout scope, not `wait_for`: that wraps every wait in a task of its own (one per event and
+                # reader). A cancelled wait loses nothing (see `Subscription`).
+                async with asyncio.timeout(heartbeat):
+                    message = await anext(live)
             except TimeoutError:
                 # Quiet for a while: check the store too, in case the live copy was lost.
                 caught_up = await stored_events(engines, tenant_id, run_id, last)

@@ -13,18 +13,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent
-from nexent.agents.service import AgentService
+from nexent.agents.service import AgentNotFound, AgentService
 from nexent.core.db import utcnow
 from nexent.core.errors import AppError, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.engines.bus.base import cancel_channel
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
-from nexent.providers.models import ModelKind
+from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import ProviderError
 from nexent.runtime.activity import executing_run
@@ -64,6 +64,19 @@ class TooManyRuns(AppError):
 
 def cancel_key(run_id: uuid.UUID) -> str:
     return f"run:{run_id}"
+
+
+# An agent with its model and the model's endpoints, in one query (built once; run with the tenant and agent ids).
+_AGENT_WITH_MODEL = (
+    select(Agent, ModelConfig, ModelEndpoint)
+    .outerjoin(ModelConfig, (ModelConfig.id == Agent.model_id) & (ModelConfig.tenant_id == Agent.tenant_id))
+    .outerjoin(
+        ModelEndpoint,
+        (ModelEndpoint.model_config_id == ModelConfig.id) & (ModelEndpoint.tenant_id == ModelConfig.tenant_id),
+    )
+    .where(Agent.tenant_id == bindparam("tenant_id"), Agent.id == bindparam("agent_id"))
+    .order_by(ModelEndpoint.position, ModelEndpoint.created_at)
+)
 
 
 @dataclass(frozen=True)
@@ -389,10 +402,8 @@ class RuntimeService:
     ) -> tuple[NewRun, Write]:
         """Read what a new run needs and build its record (not stored yet)."""
         manager.check_capacity()
-        agent = await AgentService(self.session, self.caller).get_record(agent_id)
         # Loaded here, in the request's session: the run then needs no database read to start.
-        providers = ProviderService(self.session, self.engines, self.caller)
-        model = await providers.config_with_endpoints(agent.model_id, ModelKind.LLM)
+        agent, model = await self._agent_and_model(agent_id)
         tenant_id, now = self.caller.tenant_id, utcnow()
         new_conversation = conversation_id is None
         write = Write()
@@ -447,6 +458,28 @@ class RuntimeService:
             new_conversation=new_conversation,
         )
         return run, write
+
+    async def _agent_and_model(self, agent_id: uuid.UUID) -> tuple[Agent, ModelSnapshot | None]:
+        """The agent, if the caller may use it (as `AgentService.get_record`), and its model with endpoints (the
+        tenant's default model when the agent names none; None when there is no such model: the run reports it).
+        A caller who sees every agent of the tenant gets both in one query."""
+        agents = AgentService(self.session, self.caller)
+        providers = ProviderService(self.session, self.engines, self.caller)
+        if not agents.sees_all:  # shared agents only: the access check is a query of its own
+            agent = await agents.get_record(agent_id)
+            return agent, await providers.config_with_endpoints(agent.model_id, ModelKind.LLM)
+        if not self.caller.may_use_agent(agent_id):
+            raise AgentNotFound(f"No agent {agent_id} in this tenant.")
+        params = {"tenant_id": self.caller.tenant_id, "agent_id": agent_id}
+        rows = (await self.session.execute(_AGENT_WITH_MODEL, params)).all()
+        if not rows:
+            raise AgentNotFound(f"No agent {agent_id} in this tenant.")
+        agent, config = rows[0][0], rows[0][1]
+        if config is not None:
+            return agent, (config, [endpoint for _, _, endpoint in rows if endpoint is not None])
+        if agent.model_id is None:
+            return agent, await providers.config_with_endpoints(None, ModelKind.LLM)
+        return agent, None
 
     async def _run(self, run_id: uuid.UUID) -> Run:
         run = await self.runs.get(run_id)
