@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         hold_chat_session()
         app.state.engines = engines
         app.state.runs = RunManager(engines)
+        await app.state.runs.start()
         if embedded:
             await app.state.runs.recover_interrupted()
         logger.info("service started", extra={"service": label, "version": __version__})

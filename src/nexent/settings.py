@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     max_concurrent_runs: int = Field(default=64, ge=1)
     max_concurrent_runs_per_tenant: int = Field(default=16, ge=1)
     max_queued_runs: int = Field(default=512, ge=0)
+    # Each process that executes runs writes a heartbeat this often; its unfinished runs are ended (`worker_lost`)
+    # by the other processes once it has been silent for `run_owner_lost_seconds`.
+    run_heartbeat_seconds: float = Field(default=5.0, gt=0)
+    run_owner_lost_seconds: float = Field(default=30.0, gt=0)
 
     # Knowledge bases
     knowledge_max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)

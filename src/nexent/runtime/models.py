@@ -56,11 +56,23 @@ class Message(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class RunOwner(IdMixin, Base):
+    """A process that executes runs. It refreshes `heartbeat_at` while it lives; the runs it started name it as
+    their owner, so that other processes can end them when it dies (see `runtime/owners.py`)."""
+
+    __tablename__ = "run_owners"
+
+    host: Mapped[str] = mapped_column(String(255), default="")
+    pid: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class Run(IdMixin, Base):
     """One execution of an agent on one message; lives on when the client that started it goes away."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (Index("ix_runs_tenant_created", "tenant_id", "created_at"), Index("ix_runs_status", "status"))
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), default=None)
@@ -77,6 +89,8 @@ class Run(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The process executing the run (a `RunOwner`; no foreign key: owners come and go, runs stay).
+    owner_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
 
 
 class RunEvent(Base):

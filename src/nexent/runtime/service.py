@@ -41,6 +41,7 @@ from nexent.runtime.engine import (
 from nexent.runtime.events import RunLog
 from nexent.runtime.jobs import request_title
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
+from nexent.runtime.owners import RunOwnership
 from nexent.runtime.repository import ConversationRepository, MessageRepository, RunEventRepository, RunRepository
 from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead, RunRead
 from nexent.runtime.store import Write, writer_for
@@ -104,6 +105,21 @@ class RunManager:
         )
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._capacity = settings.max_concurrent_runs + settings.max_queued_runs
+        # This process as the owner of its runs: a heartbeat, and the end of runs whose process died.
+        self.ownership = RunOwnership(engines, on_lost=self._abandon_all)
+
+    @property
+    def owner_id(self) -> uuid.UUID:
+        return self.ownership.id
+
+    async def start(self) -> None:
+        """Register as a run owner (before accepting runs) and start the heartbeat and the sweep."""
+        await self.ownership.start()
+
+    def _abandon_all(self) -> None:
+        """Other processes took this one for lost and ended its runs: stop executing them."""
+        for task in list(self._tasks.values()):
+            task.cancel()
 
     def check_capacity(self) -> None:
         if len(self._tasks) >= self._capacity:
@@ -143,6 +159,7 @@ class RunManager:
             with contextlib.suppress(BaseException):  # shutting down; each run logs its own end
                 await task
         await writer_for(self.engines).close()
+        await self.ownership.close()
 
     async def _guarded(self, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None) -> None:
         async with self._slots, self._tenant_slots[caller.tenant_id]:
@@ -228,7 +245,7 @@ async def _execute(
         if stopped:
             watcher.cancel()
             await abandon(setup, stream)
-            ended = _finished(caller, run.id, RunStatus.STOPPED)
+            ended = _finished(caller, run.id, RunStatus.STOPPED, unless_finished=True)
             await log.emit("run.stopped", {"reason": "stopped before it started"}, write=ended)
             collected["ended"] = True
             return
@@ -300,7 +317,8 @@ async def _history(session: AsyncSession, tenant_id: uuid.UUID, run: NewRun) -> 
 def _finished(
     caller: Caller, run_id: uuid.UUID, status: RunStatus, *, unless_finished: bool = False, **fields: Any
 ) -> Write:
-    """The run's final state, as a write stored with its terminal event."""
+    """The run's final state, as a write stored with its terminal event. With `unless_finished` (every end a run
+    gives itself) a run that has ended already keeps its state: another process may have ended it as lost."""
     condition = [Run.id == run_id, Run.tenant_id == caller.tenant_id]
     if unless_finished:
         condition.append(Run.status.not_in(list(FINISHED_RUN_STATUSES)))
@@ -336,7 +354,7 @@ async def _end(engines: Engines, caller: Caller, run: NewRun, log: RunLog, colle
     usage = data.get("usage") or {}
     if kind == "run.completed":
         answer = str(data.get("answer") or "")
-        ended = _finished(caller, run.id, RunStatus.COMPLETED, final_answer=answer, usage=usage)
+        ended = _finished(caller, run.id, RunStatus.COMPLETED, unless_finished=True, final_answer=answer, usage=usage)
         ended.insert(
             Message,
             message_row(
@@ -352,11 +370,17 @@ async def _end(engines: Engines, caller: Caller, run: NewRun, log: RunLog, colle
             ),
         )
     elif kind == "run.stopped":
-        ended = _finished(caller, run.id, RunStatus.STOPPED, usage=usage)
+        ended = _finished(caller, run.id, RunStatus.STOPPED, unless_finished=True, usage=usage)
     else:
         message = str(data.get("error") or "The run failed.")
         ended = _finished(
-            caller, run.id, RunStatus.FAILED, error_code="agent_failed", error_message=message, usage=usage
+            caller,
+            run.id,
+            RunStatus.FAILED,
+            unless_finished=True,
+            error_code="agent_failed",
+            error_message=message,
+            usage=usage,
         )
         data = {**data, "code": "agent_failed", "message": message}
     await log.emit(kind, data, write=ended)
@@ -444,6 +468,7 @@ class RuntimeService:
                 "created_at": now,
                 "started_at": None,
                 "finished_at": None,
+                "owner_id": manager.owner_id,
             },
         )
         write.insert(Message, message_row(tenant_id, conversation_id, run_id, "user", message, now))
