@@ -8,7 +8,13 @@ stream until the first `message.delta` and until `run.completed`. Each phase sta
 that earlier runs left behind, such as conversation titles, is measured on its own as deferred CPU); with
 `--repeat`, rounds alternate the two paths and their samples are pooled.
 
-Run: `.venv/bin/python bench/run_latency.py [--levels 1 50 200] [--repeat 3] [--tokens 20]`
+With `--steady SECONDS`, each level is also measured in a second, separately labelled mode (`"mode": "steady"`,
+printed after the burst figures of the level, which are unchanged): a closed loop that keeps N runs in flight for
+SECONDS, each client starting its next run as soon as its previous one has ended (clients start spread over the
+first second; runs started during the first `--steady-warmup` seconds are not counted), first on the direct path,
+then through the platform.
+
+Run: `.venv/bin/python bench/run_latency.py [--levels 1 50 200] [--repeat 3] [--tokens 20] [--steady 20]`
 """
 
 from __future__ import annotations
@@ -23,7 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvloop
@@ -105,6 +113,65 @@ async def through_platform(
     return first, time.perf_counter() - started, ok
 
 
+async def closed_loop(
+    call: Callable[[], Awaitable[tuple[float, ...]]], clients: int, seconds: float, warmup: float
+) -> list[tuple[float, ...]]:
+    """Keep `clients` calls in flight for `seconds`; the results of calls started after `warmup` seconds."""
+    started = time.monotonic()
+    measured: list[tuple[float, ...]] = []
+
+    async def client(index: int) -> None:
+        await asyncio.sleep(index / clients)  # spread over the first second: a steady state, not a burst
+        while (now := time.monotonic()) < started + seconds:
+            result = await call()
+            if now >= started + warmup:
+                measured.append(result)
+
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return measured
+
+
+def summary(
+    mode: str,
+    level: int,
+    direct_results: Sequence[tuple[float, ...]],
+    platform_results: Sequence[tuple[float, ...]],
+    message: str,
+    cpu: float,
+    deferred: float,
+    loads: list[float],
+    seconds: float | None = None,
+) -> dict[str, Any]:
+    failures = sum(1 for r in platform_results if not r[2] or r[0] == 0.0)
+    d_first = [r[0] * 1000 for r in direct_results]
+    p_first = [r[0] * 1000 for r in platform_results if r[0]]
+    d_total = [r[1] * 1000 for r in direct_results]
+    p_total = [r[1] * 1000 for r in platform_results if r[2]]
+    added_p50 = statistics.median(p_first) - statistics.median(d_first)
+    added_p99 = percentile(p_first, 0.99) - percentile(d_first, 0.99)
+    chunks = max(1, len("echo: " + message) // 4)
+    per_token = (statistics.median(p_total) - statistics.median(d_total)) / chunks
+    result: dict[str, Any] = {"mode": mode} if mode != "burst" else {}
+    result |= {
+        "concurrent": level,
+        "runs": len(platform_results),
+        "direct_first_ms": {"p50": round(statistics.median(d_first), 1), "p99": round(percentile(d_first, 0.99), 1)},
+        "platform_first_ms": {"p50": round(statistics.median(p_first), 1), "p99": round(percentile(p_first, 0.99), 1)},
+        "added_first_ms": {"p50": round(added_p50, 1), "p99": round(added_p99, 1)},
+        "added_ms_per_chunk": round(per_token, 2),
+        "platform_cpu_ms_per_run": round(cpu * 1000 / len(platform_results), 1),
+        "deferred_cpu_ms_per_run": round(deferred * 1000 / len(platform_results), 1),
+        "load_average": [round(min(loads), 2), round(max(loads), 2)],
+        "errors": failures,
+    }
+    if seconds is not None:
+        result["runs_per_second"] = {
+            "direct": round(len(direct_results) / seconds, 1),
+            "platform": round(len(platform_results) / seconds, 1),
+        }
+    return result
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 50, 200])
@@ -113,6 +180,10 @@ async def main() -> None:
     parser.add_argument("--pace", type=float, default=0.01)
     parser.add_argument("--repeat", type=int, default=1, help="rounds per level (samples are pooled)")
     parser.add_argument("--server-log", type=Path, help="keep the platform's output (warnings and errors) here")
+    parser.add_argument(
+        "--steady", type=float, default=0.0, help="also measure a closed loop holding N runs in flight this long (s)"
+    )
+    parser.add_argument("--steady-warmup", type=float, default=3.0, help="seconds of the closed loop not counted")
     args = parser.parse_args()
 
     platform_port = free_port()
@@ -191,38 +262,48 @@ async def main() -> None:
                     loads.append(os.getloadavg()[0])
                     await settle(server.pid)  # the work the runs left behind (titles), measured on its own
                     deferred += cpu_seconds(server.pid) - cpu_after
-                failures = sum(1 for r in platform_results if not r[2] or r[0] == 0.0)
-                d_first = [r[0] * 1000 for r in direct_results]
-                p_first = [r[0] * 1000 for r in platform_results if r[0]]
-                d_total = [r[1] * 1000 for r in direct_results]
-                p_total = [r[1] * 1000 for r in platform_results if r[2]]
-                added_p50 = statistics.median(p_first) - statistics.median(d_first)
-                added_p99 = percentile(p_first, 0.99) - percentile(d_first, 0.99)
-                chunks = max(1, len("echo: " + message) // 4)
-                per_token = (statistics.median(p_total) - statistics.median(d_total)) / chunks
                 print(
                     json.dumps(
-                        {
-                            "concurrent": level,
-                            "runs": len(platform_results),
-                            "direct_first_ms": {
-                                "p50": round(statistics.median(d_first), 1),
-                                "p99": round(percentile(d_first, 0.99), 1),
-                            },
-                            "platform_first_ms": {
-                                "p50": round(statistics.median(p_first), 1),
-                                "p99": round(percentile(p_first, 0.99), 1),
-                            },
-                            "added_first_ms": {"p50": round(added_p50, 1), "p99": round(added_p99, 1)},
-                            "added_ms_per_chunk": round(per_token, 2),
-                            "platform_cpu_ms_per_run": round(cpu * 1000 / len(platform_results), 1),
-                            "deferred_cpu_ms_per_run": round(deferred * 1000 / len(platform_results), 1),
-                            "load_average": [round(min(loads), 2), round(max(loads), 2)],
-                            "errors": failures,
-                        }
+                        summary("burst", level, direct_results, platform_results, message, cpu, deferred, loads)
                     ),
                     flush=True,
                 )
+                if args.steady > 0:
+                    await settle(server.pid)
+                    window = args.steady - args.steady_warmup
+                    steady_direct = await closed_loop(
+                        lambda: direct(http, base, message), level, args.steady, args.steady_warmup
+                    )
+                    await settle(server.pid)
+                    cpu_before = cpu_seconds(server.pid)
+                    steady_platform = await closed_loop(
+                        lambda: through_platform(http, url, token, agent, message),
+                        level,
+                        args.steady,
+                        args.steady_warmup,
+                    )
+                    cpu_after = cpu_seconds(server.pid)
+                    steady_loads = [os.getloadavg()[0]]
+                    await settle(server.pid)
+                    steady_deferred = cpu_seconds(server.pid) - cpu_after
+                    # CPU over the whole loop, warm-up included, shared over the runs that ended in it
+                    steady_runs = len(steady_platform) * args.steady / window
+                    print(
+                        json.dumps(
+                            summary(
+                                "steady",
+                                level,
+                                steady_direct,
+                                steady_platform,
+                                message,
+                                (cpu_after - cpu_before) * len(steady_platform) / steady_runs,
+                                steady_deferred * len(steady_platform) / steady_runs,
+                                steady_loads,
+                                seconds=window,
+                            )
+                        ),
+                        flush=True,
+                    )
     finally:
         for process in (server, model):
             process.terminate()
