@@ -306,3 +306,33 @@ async def test_bad_input(engine: SearchEngine, index: str) -> None:
         await engine.upsert(index, [same, same])
     assert await engine.count(index) == 0  # a refused batch writes nothing
     await engine.upsert(index, [])
+
+
+async def test_lancedb_keeps_its_memory_indexes_within_the_budget(tmp_path: Path) -> None:
+    """Searched indexes are held in memory up to a budget; the least recently searched one is dropped first and
+    rebuilt from its table when searched again, with every write since then."""
+    engine = LanceDBSearch(tmp_path / "lancedb", memory_budget_bytes=1)  # room for the index in use only
+    await engine.start()
+    try:
+        names = [f"kb_{hexid()}" for _ in range(3)]
+        for n, name in enumerate(names):
+            await engine.create_index(name, DIM)
+            await engine.upsert(name, [chunk(f"index{n} kettle {i}", axis(i)) for i in range(10)])
+            assert len(await engine.search(name, SearchRequest(f"index{n}", axis(0), top_k=20))) == 10
+        held = [name for name in names if engine._indexes[name].memory is not None]
+        assert held == [names[2]]
+        await engine.upsert(names[0], [chunk("index0 written while dropped", axis(1))])
+        hits = await engine.search(names[0], SearchRequest("dropped", None, mode="bm25"))
+        assert [hit.text for hit in hits] == ["index0 written while dropped"]
+        assert [name for name in names if engine._indexes[name].memory is not None] == [names[0]]
+    finally:
+        await engine.close()
+
+    roomy = LanceDBSearch(tmp_path / "lancedb")  # the default budget holds all three
+    await roomy.start()
+    try:
+        for name in names:
+            await roomy.search(name, SearchRequest("kettle", axis(0)))
+        assert all(roomy._indexes[name].memory is not None for name in names)
+    finally:
+        await roomy.close()

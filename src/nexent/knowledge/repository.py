@@ -72,13 +72,23 @@ class DocumentRepository(TenantScopedRepository[KnowledgeDocument]):
         )
         return result
 
-    async def by_hash(self, kb_id: uuid.UUID, content_hash: str) -> KnowledgeDocument | None:
-        result: KnowledgeDocument | None = await self.session.scalar(
+    async def by_hashes(self, kb_id: uuid.UUID, hashes: Collection[str]) -> dict[str, KnowledgeDocument]:
+        """The knowledge base's documents with these content hashes, by hash."""
+        if not hashes:
+            return {}
+        rows = await self.session.scalars(
             self.select().where(
-                KnowledgeDocument.knowledge_base_id == kb_id, KnowledgeDocument.content_hash == content_hash
+                KnowledgeDocument.knowledge_base_id == kb_id, KnowledgeDocument.content_hash.in_(list(hashes))
             )
         )
-        return result
+        return {doc.content_hash: doc for doc in rows}
+
+    async def add_all(self, docs: Sequence[KnowledgeDocument]) -> None:
+        for doc in docs:
+            if doc.tenant_id != self.tenant_id:
+                raise ValueError("refusing to write a row of another tenant")
+        self.session.add_all(docs)
+        await self.session.flush()
 
     async def of_kb(self, kb_id: uuid.UUID, *, statuses: Collection[str] | None = None) -> list[KnowledgeDocument]:
         conditions: list[ColumnElement[bool]] = [KnowledgeDocument.knowledge_base_id == kb_id]

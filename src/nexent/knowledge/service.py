@@ -355,10 +355,11 @@ class KnowledgeService:
         The new documents' processing starts with `start_jobs` after the commit."""
         kb = await self._editable(kb_id)
         max_bytes = self.engines.settings.knowledge_max_file_bytes
-        uploaded: list[UploadedDocument] = []
+        uploaded: list[tuple[KnowledgeDocument, bool]] = []  # documents in the order of the files, duplicate?
         rejected: list[RejectedFile] = []
         created: list[KnowledgeDocument] = []
-        seen: dict[str, KnowledgeDocument] = {}
+        hashes = {id(f): hashlib.sha256(f.data).hexdigest() for f in files}
+        seen = await self.documents.by_hashes(kb.id, set(hashes.values()))
         for incoming in files:
             name = _clean_file_name(incoming.file_name)
             problem = _refusal(incoming, max_bytes)
@@ -371,10 +372,10 @@ class KnowledgeService:
             if problem is not None:
                 rejected.append(RejectedFile(file_name=name, error=problem))
                 continue
-            content_hash = hashlib.sha256(incoming.data).hexdigest()
-            existing = seen.get(content_hash) or await self.documents.by_hash(kb.id, content_hash)
+            content_hash = hashes[id(incoming)]
+            existing = seen.get(content_hash)
             if existing is not None:
-                uploaded.append(UploadedDocument(document=read_document(existing), duplicate=True))
+                uploaded.append((existing, True))
                 continue
             doc = KnowledgeDocument(
                 id=uuid.uuid4(),
@@ -392,14 +393,17 @@ class KnowledgeService:
             )
             doc.storage_key = storage_key(doc)
             await self.engines.storage.put(doc.storage_key, incoming.data)
-            await self.documents.add(doc)
             seen[content_hash] = doc
             created.append(doc)
             self._to_process.append(doc)
-            uploaded.append(UploadedDocument(document=read_document(doc), duplicate=False))
+            uploaded.append((doc, False))
         if created:
+            await self.documents.add_all(created)
             await record(self.session, self.caller, "knowledge_documents.uploaded", RESOURCE, kb.id, count=len(created))
-        return UploadResult(documents=uploaded, rejected=rejected)
+        return UploadResult(
+            documents=[UploadedDocument(document=read_document(d), duplicate=dup) for d, dup in uploaded],
+            rejected=rejected,
+        )
 
     async def list_documents(
         self, kb_id: uuid.UUID, page: PageParams, *, status: DocumentStatus | None, query: str | None

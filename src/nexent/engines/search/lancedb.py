@@ -16,6 +16,7 @@ import asyncio
 import datetime
 import json
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -54,6 +55,9 @@ _OPTIMIZE_EVERY_WRITES = 64
 # Rebuild the memory index once this share of its rows are dead (replaced or deleted chunks).
 _REBUILD_DEAD_SHARE = 0.3
 _DELETE_BATCH = 500
+# Table data held in memory indexes, all indexes together; the least recently searched ones are dropped beyond it
+# (and rebuilt when searched again). Resident memory is about three times the table data (postings, ids, text).
+DEFAULT_MEMORY_BUDGET_BYTES = 512 * 1024 * 1024
 
 
 def _where(document_id: str | None, ids: Sequence[str]) -> list[str]:
@@ -96,6 +100,8 @@ class _Index:
     version: int = -1  # the table version `memory` reflects
     writing: int = 0
     writes: int = 0
+    held_bytes: int = 0  # size of the table data `memory` was built from
+    used: float = 0.0  # when a search last used `memory` (monotonic)
 
 
 class LanceDBSearch:
@@ -109,8 +115,10 @@ class LanceDBSearch:
         vector_weight: float = DEFAULT_VECTOR_WEIGHT,
         rrf_k: int = DEFAULT_RRF_K,
         threads: int = 4,
+        memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
     ) -> None:
         self.directory = directory
+        self.memory_budget_bytes = memory_budget_bytes
         self.fusion: FusionMethod = fusion
         self.vector_weight = vector_weight
         self.rrf_k = rrf_k
@@ -340,6 +348,7 @@ class LanceDBSearch:
     def _fresh(self, name: str, index: _Index) -> MemoryIndex:
         """The memory index, (re)built from the table when missing or behind another process's write."""
         with index.lock:
+            index.used = time.monotonic()
             if index.memory is not None and (index.writing or self._version(name, index) == index.version):
                 return index.memory
             while True:
@@ -349,7 +358,27 @@ class LanceDBSearch:
                     break
             index.memory = MemoryIndex.from_arrow(index.dimension, data)
             index.version = version
-            return index.memory
+            index.held_bytes = int(data.nbytes)
+            memory = index.memory
+        self._evict(keep=index)
+        return memory
+
+    def _evict(self, *, keep: _Index) -> None:
+        """Drop the memory of the least recently searched indexes while all of them hold more than the budget."""
+        with self._lock:
+            held = [i for i in self._indexes.values() if i.memory is not None and i is not keep]
+        total = keep.held_bytes + sum(i.held_bytes for i in held)
+        for other in sorted(held, key=lambda i: i.used):
+            if total <= self.memory_budget_bytes:
+                break
+            if not other.lock.acquire(blocking=False):  # in use right now: not the least recently used after all
+                continue
+            try:
+                if other.memory is not None and not other.writing:
+                    other.memory, other.version = None, -1
+                    total -= other.held_bytes
+            finally:
+                other.lock.release()
 
     async def search(self, name: str, request: SearchRequest) -> list[SearchHit]:
         index = await self._run(self._open, name)
