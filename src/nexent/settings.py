@@ -122,6 +122,7 @@ class Settings(BaseSettings):
     # Knowledge search
     search_backend: Literal["lancedb", "milvus"] = "lancedb"
     lancedb_dir: Path | None = None
+    lancedb_memory_bytes: int = Field(default=256 * 1024 * 1024, ge=0)
     milvus_uri: str | None = None
     milvus_token: SecretStr | None = None
     search_fusion: Literal["minmax", "dbsf", "rrf"] = "minmax"

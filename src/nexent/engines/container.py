@@ -98,7 +98,12 @@ def build_search(settings: Settings) -> SearchEngine:
         return MilvusSearch(settings.resolved_milvus_uri, token=token, fusion=fusion, vector_weight=weight)
     from nexent.engines.search.lancedb import LanceDBSearch
 
-    return LanceDBSearch(settings.resolved_lancedb_dir, fusion=fusion, vector_weight=weight)
+    return LanceDBSearch(
+        settings.resolved_lancedb_dir,
+        fusion=fusion,
+        vector_weight=weight,
+        memory_budget_bytes=settings.lancedb_memory_bytes,
+    )
 
 
 def build_engines(settings: Settings, *, consume_jobs: bool = True) -> Engines:

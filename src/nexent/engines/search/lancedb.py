@@ -56,8 +56,9 @@ _OPTIMIZE_EVERY_WRITES = 64
 _REBUILD_DEAD_SHARE = 0.3
 _DELETE_BATCH = 500
 # Table data held in memory indexes, all indexes together; the least recently searched ones are dropped beyond it
-# (and rebuilt when searched again). Resident memory is about three times the table data (postings, ids, text).
-DEFAULT_MEMORY_BUDGET_BYTES = 512 * 1024 * 1024
+# (and rebuilt when searched again). The process holds several times the table data (postings, ids, Python
+# objects): 6.2 times for 20k chunks of 150 random words, 384 dimensions.
+DEFAULT_MEMORY_BUDGET_BYTES = 256 * 1024 * 1024
 
 
 def _where(document_id: str | None, ids: Sequence[str]) -> list[str]:
