@@ -34,9 +34,15 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
+    """Stop the worker's process group; one that does not stop in time is killed (no worker outlives the test)."""
     if process.poll() is None:
         os.killpg(process.pid, sig)
-        process.wait(timeout=20)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
+            raise
 
 
 async def test_a_worker_killed_mid_document_leaves_nothing_half_indexed(tmp_path: Path, pg_url: str) -> None:
