@@ -218,7 +218,13 @@ async def test_a_run_can_be_stopped(client: httpx.AsyncClient, owner: dict[str, 
 
     runner = asyncio.create_task(start())
     await llm.server.await_in_flight(1, timeout=10)
-    runs = (await client.get("/api/conversations", headers=headers)).json()["items"]
+
+    async def conversations() -> list[dict[str, Any]]:
+        # The model is called while the run's record is being committed: wait for the record.
+        items: list[dict[str, Any]] = (await client.get("/api/conversations", headers=headers)).json()["items"]
+        return items
+
+    runs = await wait_until(conversations, timeout=10, interval=0.02)
     detail = (await client.get(f"/api/conversations/{runs[0]['id']}", headers=headers)).json()
     run_id = detail["messages"][0]["run_id"]
     stopped = await client.post(f"/api/runs/{run_id}/stop", headers=headers)
@@ -378,7 +384,13 @@ async def test_runs_cut_off_by_a_restart_end_as_interrupted(tmp_path: Path, llm:
         llm.server.enqueue(ChatReply.text("never finished").paced(delay=5.0))
         started = asyncio.create_task(run(client, restarting, agent["id"], "hi"))
         await llm.server.await_in_flight(1, timeout=10)
-        run_id = (await client.get("/api/runs", headers=headers)).json()["items"][0]["id"]
+
+        async def listed() -> list[dict[str, Any]]:
+            # The model is called while the run's record is being committed: wait for the record.
+            items: list[dict[str, Any]] = (await client.get("/api/runs", headers=headers)).json()["items"]
+            return items
+
+        run_id = (await wait_until(listed, timeout=10, interval=0.02))[0]["id"]
         started.cancel()
     # The process went away mid-run; it starts again on the same data.
     async with serve_in_process(settings) as client:

@@ -313,6 +313,9 @@ class PlatformCodeAgent(_StreamingManaged, CodeAgent):
 
 _NOTHING = object()
 _DELTA_EVENTS = frozenset({"message.delta", "thinking.delta"})
+# Deltas of one stream go out at most this often (the first at once): every event costs the same work whatever its
+# length (its log row, the bus, each reader's write), and a model sends a chunk every few milliseconds.
+DELTA_INTERVAL_SECONDS = 0.025
 
 
 def _same_stream(first: dict[str, Any], second: dict[str, Any]) -> bool:
@@ -381,6 +384,8 @@ class AgentStream:
 
     async def events(self) -> AsyncGenerator[dict[str, Any]]:
         queue = self._queue
+        loop = asyncio.get_running_loop()
+        sent: dict[tuple[Any, ...], float] = {}  # when the last delta of each stream went out
         finished = False
         try:
             carried: object = _NOTHING
@@ -390,8 +395,16 @@ class AgentStream:
                 if event is None:
                     break
                 assert isinstance(event, dict)
-                # Deltas that queued up while this consumer waited (a busy server) go out as one event: the same
-                # text, with less work per token. Without a backlog every delta is an event of its own.
+                if event["type"] in _DELTA_EVENTS:
+                    # The first delta of a stream goes out at once; later ones at most every DELTA_INTERVAL
+                    # seconds, each with the text that arrived meanwhile (what follows a delta waits as long).
+                    stream = (event["type"], event.get("agent"), event.get("parent_call_id"))
+                    wait = sent.get(stream, -DELTA_INTERVAL_SECONDS) + DELTA_INTERVAL_SECONDS - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                    sent[stream] = loop.time()
+                # Deltas that queued up while this consumer waited go out as one event: the same text, with less
+                # work per token.
                 while event["type"] in _DELTA_EVENTS and not queue.empty():
                     following = queue.get_nowait()
                     if following is None or not _same_stream(event, following):
