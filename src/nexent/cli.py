@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import gc
 import json
 import logging
@@ -86,7 +87,11 @@ def _celery_worker(settings: Settings) -> None:
     from nexent.engines.queue.celery import create_celery
 
     # The reaper re-sends jobs whose message was lost or whose worker died; it needs an event loop of its own.
-    threading.Thread(target=asyncio.run, args=(_reap_forever(settings),), daemon=True, name="reaper").start()
+    # Its engines start before Celery forks the pool: a fork while that thread is halfway through importing a
+    # module (lancedb, say) leaves the children a partly initialised module they can never import.
+    started: concurrent.futures.Future[None] = concurrent.futures.Future()
+    threading.Thread(target=asyncio.run, args=(_reap_forever(settings, started),), daemon=True, name="reaper").start()
+    started.result(timeout=120)
     celery = create_celery(settings)
     celery.worker_main(
         [
@@ -101,9 +106,14 @@ def _celery_worker(settings: Settings) -> None:
     )
 
 
-async def _reap_forever(settings: Settings) -> None:
+async def _reap_forever(settings: Settings, started: concurrent.futures.Future[None]) -> None:
     engines = build_engines(settings, consume_jobs=True)
-    await engines.start()
+    try:
+        await engines.start()
+    except BaseException as exc:
+        started.set_exception(exc)
+        raise
+    started.set_result(None)
     await asyncio.Event().wait()
 
 

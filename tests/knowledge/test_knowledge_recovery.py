@@ -1,5 +1,6 @@
 """The distributed shape's promise for ingestion: a worker process killed in the middle of a document leaves
-nothing half-indexed, and another worker picks the document up again (PostgreSQL, separate `nexent worker`)."""
+nothing half-indexed, and another worker picks the document up again (PostgreSQL, separate `nexent worker`
+processes, on the platform's own queue and on Celery)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from nexent.engines.container import Engines
-from tests.conftest import REPO_ROOT, make_settings, serve_in_process, wait_until
+from tests.conftest import REDIS_URL, REPO_ROOT, make_settings, serve_in_process, wait_until
 from tests.engines.test_queue import settings_env
 from tests.support.identity import bearer, register
 from tests.support.model_server import ServiceReply, run_model_server
@@ -45,9 +48,21 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
             raise
 
 
-async def test_a_worker_killed_mid_document_leaves_nothing_half_indexed(tmp_path: Path, pg_url: str) -> None:
+@pytest.mark.parametrize("queue", ["local", "celery"])
+async def test_a_worker_killed_mid_document_leaves_nothing_half_indexed(
+    tmp_path: Path, pg_url: str, redis_prefix: str, queue: str
+) -> None:
+    """With the platform's own queue on PostgreSQL, and with Celery workers (Redis broker)."""
     settings = make_settings(
-        tmp_path, builtin_models=False, database_url=pg_url, queue_workers=0, job_lease_seconds=2.0
+        tmp_path,
+        builtin_models=False,
+        database_url=pg_url,
+        queue_workers=0,
+        job_lease_seconds=2.0,
+        queue_backend=queue,
+        celery_queue=f"nexent-test-{uuid.uuid4().hex[:8]}",
+        redis_url=REDIS_URL,
+        redis_prefix=redis_prefix,
     )
     env = {**os.environ, **settings_env(settings), "PYTHONPATH": str(REPO_ROOT)}
     with run_model_server(embedding_dim=16) as embedder:

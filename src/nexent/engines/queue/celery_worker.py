@@ -23,12 +23,18 @@ _engines: Engines | None = None
 
 def _process_engines() -> tuple[asyncio.AbstractEventLoop, Engines]:
     global _loop, _engines
-    if _loop is None or _engines is None:
+    if _loop is None:
         settings = get_settings()
         load_job_modules(settings.job_modules)
         _loop = asyncio.new_event_loop()
-        _engines = build_engines(settings, consume_jobs=False)
-        _loop.run_until_complete(_engines.start())
+    if _engines is None:
+        engines = build_engines(get_settings(), consume_jobs=False)
+        try:
+            _loop.run_until_complete(engines.start())
+        except BaseException:
+            _loop.run_until_complete(engines.close())  # the next task tries again with new engines
+            raise
+        _engines = engines
     return _loop, _engines
 
 

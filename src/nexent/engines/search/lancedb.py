@@ -128,6 +128,7 @@ class LanceDBSearch:
         self._executor: ThreadPoolExecutor | None = None
         self._indexes: dict[str, _Index] = {}
         self._lock = threading.Lock()  # guards `_indexes`
+        self._connect_lock = threading.Lock()
 
     async def _run(self, func: Callable[..., T], *args: Any) -> T:
         if self._executor is None:
@@ -137,15 +138,19 @@ class LanceDBSearch:
     async def start(self) -> None:
         if self._executor is not None:
             return
-        self._executor = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="nexent-lancedb")
-        await self._run(self._connect)
-
-    def _connect(self) -> None:
-        import lancedb
-
         self.directory.mkdir(parents=True, exist_ok=True)
-        # Interval 0: every read sees the latest version, including other processes' writes.
-        self._db = lancedb.connect(self.directory, read_consistency_interval=datetime.timedelta(0))
+        self._executor = ThreadPoolExecutor(max_workers=self._threads, thread_name_prefix="nexent-lancedb")
+
+    def _database(self) -> Any:
+        """The LanceDB connection, opened on first use: a process that never searches or writes (the parent of
+        Celery's worker pool) never loads LanceDB, whose runtime does not survive a fork."""
+        with self._connect_lock:
+            if self._db is None:
+                import lancedb
+
+                # Interval 0: every read sees the latest version, including other processes' writes.
+                self._db = lancedb.connect(self.directory, read_consistency_interval=datetime.timedelta(0))
+            return self._db
 
     async def close(self) -> None:
         executor, self._executor = self._executor, None
@@ -155,7 +160,7 @@ class LanceDBSearch:
         self._db = None
 
     async def health(self) -> None:
-        await self._run(self._db.list_tables)
+        await self._run(lambda: self._database().list_tables())
 
     # Indexes
 
@@ -166,7 +171,7 @@ class LanceDBSearch:
             if index is not None:
                 return index
             try:
-                table = self._db.open_table(name)
+                table = self._database().open_table(name)
             except ValueError:
                 raise IndexNotFound(f"No search index {name!r}.") from None
             index = _Index(table=table, dimension=table.schema.field("vector").type.list_size)
@@ -181,9 +186,9 @@ class LanceDBSearch:
     def _create(self, name: str, dimension: int) -> None:
         with self._lock:
             try:
-                table = self._db.create_table(name, schema=_schema(dimension), exist_ok=True)
+                table = self._database().create_table(name, schema=_schema(dimension), exist_ok=True)
             except ValueError:
-                table = self._db.open_table(name)
+                table = self._database().open_table(name)
             existing = table.schema.field("vector").type.list_size
             if existing != dimension:
                 raise DimensionMismatch(f"Index {name!r} exists with {existing}-dimension vectors, not {dimension}.")
@@ -197,7 +202,7 @@ class LanceDBSearch:
         with self._lock:
             self._indexes.pop(name, None)
             try:
-                self._db.drop_table(name)
+                self._database().drop_table(name)
             except (ValueError, FileNotFoundError):
                 return
 
