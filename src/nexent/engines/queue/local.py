@@ -29,6 +29,7 @@ class LocalQueue(DatabaseJobs):
         self.workers = workers
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._poller: str | None = None  # the idle worker that polls
 
     async def start(self) -> None:
         for index in range(self.workers):
@@ -47,6 +48,9 @@ class LocalQueue(DatabaseJobs):
         self._wake.set()
 
     async def _work(self, worker: str) -> None:
+        """Run jobs while there are any. Of the idle workers only one polls the table (for jobs of other processes
+        and delayed ones); the others sleep until a job is enqueued here, or the poller finds more than it can
+        take or takes a job itself (then another idle worker polls)."""
         poll = self.engines.settings.job_poll_seconds
         while True:
             try:
@@ -58,15 +62,24 @@ class LocalQueue(DatabaseJobs):
                 ran = False
             if not ran:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=poll)
+                if self._poller in (None, worker):
+                    self._poller = worker
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout=poll)
+                else:
+                    await self._wake.wait()
 
     async def _run_next(self, worker: str) -> bool:
         async with self.sessions() as session, session.begin():
             repo = JobRepository(session)
             await repo.fail_abandoned()
             candidates = await repo.claimable_ids(limit=self.workers + 1)
+        if len(candidates) > 1:
+            self._wake.set()  # more work than this worker: wake the sleeping ones
         for job_id in candidates:
+            if self._poller == worker:  # busy for a while: an idle worker polls instead
+                self._poller = None
+                self._wake.set()
             if await run_job(self.engines, job_id, worker=worker):
                 return True
         return False
