@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nexent.core.db import create_engine, create_session_factory
+from nexent.core.db import create_engine, create_session_factory, migrate_async
 from nexent.settings import Service
 from tests.conftest import make_settings, serve_in_process
 
@@ -169,7 +169,9 @@ async def test_home_page_and_openapi(app_client: httpx.AsyncClient) -> None:
 
 @pytest.mark.parametrize("service", list(Service))
 async def test_each_service_app_answers_its_probes(tmp_path: Path, service: Service) -> None:
-    async with serve_in_process(make_settings(tmp_path), service=service) as client:
+    settings = make_settings(tmp_path)
+    await migrate_async(settings.resolved_database_url)  # split services expect a migrated database
+    async with serve_in_process(settings, service=service) as client:
         assert (await client.get("/healthz")).status_code == 200
         spec = (await client.get("/openapi.json")).json()
         has_tenants = "/api/admin/tenants" in spec["paths"]

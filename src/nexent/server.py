@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         hold_chat_session()
         app.state.engines = engines
         app.state.runs = RunManager(engines)
-        await app.state.runs.start()
+        if embedded or service is Service.RUNTIME:  # the services that execute runs register as their owner
+            await app.state.runs.start()
         if embedded:
             await app.state.runs.recover_interrupted()
         logger.info("service started", extra={"service": label, "version": __version__})

@@ -64,11 +64,12 @@ class RunOwnership:
 
     async def close(self) -> None:
         """Stop beating and remove this owner: runs it leaves unfinished are ended by the next sweep elsewhere."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        if self._task is None:  # never registered
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
         try:
             async with self.engines.sessions() as session, session.begin():
                 await session.execute(delete(RunOwner).where(RunOwner.id == self.id))
