@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings, serve_in_process
-from tests.knowledge.test_knowledge_api import GUIDE, NOTES, add_model, create_kb, new_owner, settled, upload
+from tests.knowledge.test_knowledge_api import add_model, create_kb, index_guide_and_notes, new_owner
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
 from tests.test_runs import parse_sse
 
@@ -34,13 +34,7 @@ async def test_an_agent_cites_passages_of_its_knowledge_base(
     owner = await new_owner(client, models)
     llm_id = await add_model(client, owner["access_token"], models, kind="llm", name="Scripted")
     kb = await create_kb(client, owner, name="Barista handbook", description="How we make coffee")
-    await upload(
-        client,
-        owner,
-        kb["id"],
-        [("guide.md", GUIDE.encode(), "text/markdown"), ("notes.txt", NOTES.encode(), "text/plain")],
-    )
-    await settled(client, owner, kb["id"])
+    await index_guide_and_notes(client, owner, kb["id"])
     agent = await client.post(
         "/api/agents",
         json={"name": "Barista", "model_id": llm_id, "knowledge_base_ids": [kb["id"]]},

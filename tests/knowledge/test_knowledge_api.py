@@ -114,6 +114,13 @@ async def settled(client: httpx.AsyncClient, owner: dict[str, Any], kb_id: str) 
     return {doc["file_name"]: doc for doc in listing.json()["items"]}
 
 
+async def index_guide_and_notes(client: httpx.AsyncClient, owner: dict[str, Any], kb_id: str) -> None:
+    """Upload the espresso guide and the milk notes and wait until they are processed."""
+    files = [("guide.md", GUIDE.encode(), "text/markdown"), ("notes.txt", NOTES.encode(), "text/plain")]
+    await upload(client, owner, kb_id, files)
+    await settled(client, owner, kb_id)
+
+
 async def search(
     client: httpx.AsyncClient, owner: dict[str, Any], kb_id: str, query: str, **body: Any
 ) -> dict[str, Any]:
@@ -587,13 +594,7 @@ async def test_a_rerank_model_orders_the_hits(
 ) -> None:
     reranker = await add_model(client, owner["access_token"], embedder, kind="rerank", name="Reranker")
     kb = await create_kb(client, owner, rerank_model_id=reranker)
-    await upload(
-        client,
-        owner,
-        kb["id"],
-        [("guide.md", GUIDE.encode(), "text/markdown"), ("notes.txt", NOTES.encode(), "text/plain")],
-    )
-    await settled(client, owner, kb["id"])
+    await index_guide_and_notes(client, owner, kb["id"])
     query = "milk wand surface microfoam"
     reranked = await search(client, owner, kb["id"], query, top_k=2)
     assert reranked["timings"]["rerank_ms"] > 0 and embedder.server.requests_to("/rerank")
