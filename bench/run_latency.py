@@ -6,7 +6,11 @@ SQLite in a temporary directory), and this client; the model server and the clie
 platform. The direct path streams the model over HTTP with httpx; the platform path posts a run and reads its SSE
 stream until the first `message.delta` and until `run.completed`. Each phase starts with an idle platform (work
 that earlier runs left behind, such as conversation titles, is measured on its own as deferred CPU); with
-`--repeat`, rounds alternate the two paths and their samples are pooled.
+`--repeat`, rounds alternate the paths and their samples are pooled.
+
+A third path gives the floor: `bench/passthrough.py`, a bare pass-through on the platform's own server stack and
+model client (no authentication, database or agent), read like the platform. What it adds (`floor_added_first_ms`)
+is what one Python HTTP hop in the path costs on this machine at that concurrency, whatever the hop does.
 
 With `--steady SECONDS`, each level is also measured in a second, separately labelled mode (`"mode": "steady"`,
 printed after the burst figures of the level, which are unchanged): a closed loop that keeps N runs in flight for
@@ -97,20 +101,31 @@ async def direct(http: httpx.AsyncClient, base: str, message: str) -> tuple[floa
     return first, time.perf_counter() - started
 
 
-async def through_platform(
-    http: httpx.AsyncClient, url: str, token: str, agent: str, message: str
+async def read_run(
+    http: httpx.AsyncClient, url: str, message: str, headers: dict[str, str] | None = None
 ) -> tuple[float, float, bool]:
+    """POST a run and read its SSE stream: (time to the first `message.delta`, total time, ended completed)."""
     started = time.perf_counter()
     first = 0.0
     ok = False
-    headers = {"Authorization": f"Bearer {token}"}
-    async with http.stream("POST", f"{url}/api/agents/{agent}/runs", json={"message": message}, headers=headers) as r:
-        async for line in r.aiter_lines():
+    async with http.stream("POST", url, json={"message": message}, headers=headers) as response:
+        async for line in response.aiter_lines():
             if first == 0.0 and line == "event: message.delta":
                 first = time.perf_counter() - started
             if line == "event: run.completed":
                 ok = True
     return first, time.perf_counter() - started, ok
+
+
+async def through_floor(http: httpx.AsyncClient, url: str, message: str) -> tuple[float, float, bool]:
+    return await read_run(http, f"{url}/run", message)
+
+
+async def through_platform(
+    http: httpx.AsyncClient, url: str, token: str, agent: str, message: str
+) -> tuple[float, float, bool]:
+    headers = {"Authorization": f"Bearer {token}"}
+    return await read_run(http, f"{url}/api/agents/{agent}/runs", message, headers)
 
 
 async def closed_loop(
@@ -141,6 +156,8 @@ def summary(
     deferred: float,
     loads: list[float],
     seconds: float | None = None,
+    floor_results: Sequence[tuple[float, ...]] = (),
+    floor_cpu: float = 0.0,
 ) -> dict[str, Any]:
     failures = sum(1 for r in platform_results if not r[2] or r[0] == 0.0)
     d_first = [r[0] * 1000 for r in direct_results]
@@ -164,6 +181,18 @@ def summary(
         "load_average": [round(min(loads), 2), round(max(loads), 2)],
         "errors": failures,
     }
+    if floor_results:
+        f_first = [r[0] * 1000 for r in floor_results if r[0]]
+        result["floor_first_ms"] = {
+            "p50": round(statistics.median(f_first), 1),
+            "p99": round(percentile(f_first, 0.99), 1),
+        }
+        result["floor_added_first_ms"] = {
+            "p50": round(statistics.median(f_first) - statistics.median(d_first), 1),
+            "p99": round(percentile(f_first, 0.99) - percentile(d_first, 0.99), 1),
+        }
+        result["floor_cpu_ms_per_run"] = round(floor_cpu * 1000 / len(floor_results), 2)
+        result["floor_errors"] = sum(1 for r in floor_results if not r[2] or r[0] == 0.0)
     if seconds is not None:
         result["runs_per_second"] = {
             "direct": round(len(direct_results) / seconds, 1),
@@ -194,6 +223,12 @@ async def main() -> None:
     )
     assert model.stdout is not None
     model_port = int(model.stdout.readline())
+    base = f"http://127.0.0.1:{model_port}/v1"
+    passthrough = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
+        [sys.executable, str(REPO / "bench" / "passthrough.py"), base], stdout=subprocess.PIPE, text=True
+    )
+    assert passthrough.stdout is not None
+    floor_url = f"http://127.0.0.1:{int(passthrough.stdout.readline())}"
     data_dir = tempfile.mkdtemp(prefix="nexent-bench-")
     env = {
         **os.environ,
@@ -215,7 +250,7 @@ async def main() -> None:
     try:
         wait_for_port(model_port)
         wait_for_port(platform_port, timeout=60)
-        base, url = f"http://127.0.0.1:{model_port}/v1", f"http://127.0.0.1:{platform_port}"
+        url = f"http://127.0.0.1:{platform_port}"
         # Idle connections dropped before the servers' 5 s keep-alive ends (phases are separated by idle waits).
         limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=2.0)
         async with httpx.AsyncClient(timeout=120, limits=limits) as http:
@@ -240,6 +275,7 @@ async def main() -> None:
             ).json()["id"]
             message = " ".join(["word"] * args.tokens)
             await through_platform(http, url, token, agent, message)  # warm up
+            await through_floor(http, floor_url, message)
             print(
                 f"machine: {platform.node()} ({platform.machine()}, {os.cpu_count()} cores); model first byte "
                 f"{args.first_byte * 1000:.0f} ms, {args.pace * 1000:.0f} ms per chunk"
@@ -247,11 +283,18 @@ async def main() -> None:
             for level in args.levels:
                 direct_results: list[tuple[float, float]] = []
                 platform_results: list[tuple[float, float, bool]] = []
-                cpu = deferred = 0.0
+                floor_results: list[tuple[float, float, bool]] = []
+                cpu = deferred = floor_cpu = 0.0
                 loads: list[float] = []
                 for _ in range(args.repeat):  # alternating rounds: both paths see the machine's ups and downs
                     await settle(server.pid)
                     direct_results += await asyncio.gather(*(direct(http, base, message) for _ in range(level)))
+                    await settle(server.pid)
+                    floor_before = cpu_seconds(passthrough.pid)
+                    floor_results += await asyncio.gather(
+                        *(through_floor(http, floor_url, message) for _ in range(level))
+                    )
+                    floor_cpu += cpu_seconds(passthrough.pid) - floor_before
                     await settle(server.pid)
                     cpu_before = cpu_seconds(server.pid)
                     platform_results += await asyncio.gather(
@@ -264,7 +307,18 @@ async def main() -> None:
                     deferred += cpu_seconds(server.pid) - cpu_after
                 print(
                     json.dumps(
-                        summary("burst", level, direct_results, platform_results, message, cpu, deferred, loads)
+                        summary(
+                            "burst",
+                            level,
+                            direct_results,
+                            platform_results,
+                            message,
+                            cpu,
+                            deferred,
+                            loads,
+                            floor_results=floor_results,
+                            floor_cpu=floor_cpu,
+                        )
                     ),
                     flush=True,
                 )
@@ -305,9 +359,9 @@ async def main() -> None:
                         flush=True,
                     )
     finally:
-        for process in (server, model):
+        for process in (server, passthrough, model):
             process.terminate()
-        for process in (server, model):
+        for process in (server, passthrough, model):
             try:
                 process.wait(timeout=30)
             except subprocess.TimeoutExpired:
