@@ -103,27 +103,30 @@ async def direct(http: httpx.AsyncClient, base: str, message: str) -> tuple[floa
 
 async def read_run(
     http: httpx.AsyncClient, url: str, message: str, headers: dict[str, str] | None = None
-) -> tuple[float, float, bool]:
-    """POST a run and read its SSE stream: (time to the first `message.delta`, total time, ended completed)."""
+) -> tuple[float, float, bool, float]:
+    """POST a run and read its SSE stream: (time to the first `message.delta`, total time, ended completed, time
+    to the first event of any type)."""
     started = time.perf_counter()
-    first = 0.0
+    first = first_event = 0.0
     ok = False
     async with http.stream("POST", url, json={"message": message}, headers=headers) as response:
         async for line in response.aiter_lines():
+            if first_event == 0.0 and line.startswith("event: "):
+                first_event = time.perf_counter() - started
             if first == 0.0 and line == "event: message.delta":
                 first = time.perf_counter() - started
             if line == "event: run.completed":
                 ok = True
-    return first, time.perf_counter() - started, ok
+    return first, time.perf_counter() - started, ok, first_event
 
 
-async def through_floor(http: httpx.AsyncClient, url: str, message: str) -> tuple[float, float, bool]:
+async def through_floor(http: httpx.AsyncClient, url: str, message: str) -> tuple[float, float, bool, float]:
     return await read_run(http, f"{url}/run", message)
 
 
 async def through_platform(
     http: httpx.AsyncClient, url: str, token: str, agent: str, message: str
-) -> tuple[float, float, bool]:
+) -> tuple[float, float, bool, float]:
     headers = {"Authorization": f"Bearer {token}"}
     return await read_run(http, f"{url}/api/agents/{agent}/runs", message, headers)
 
@@ -162,6 +165,7 @@ def summary(
     failures = sum(1 for r in platform_results if not r[2] or r[0] == 0.0)
     d_first = [r[0] * 1000 for r in direct_results]
     p_first = [r[0] * 1000 for r in platform_results if r[0]]
+    p_event = [r[3] * 1000 for r in platform_results if r[3]]
     d_total = [r[1] * 1000 for r in direct_results]
     p_total = [r[1] * 1000 for r in platform_results if r[2]]
     added_p50 = statistics.median(p_first) - statistics.median(d_first)
@@ -175,6 +179,11 @@ def summary(
         "direct_first_ms": {"p50": round(statistics.median(d_first), 1), "p99": round(percentile(d_first, 0.99), 1)},
         "platform_first_ms": {"p50": round(statistics.median(p_first), 1), "p99": round(percentile(p_first, 0.99), 1)},
         "added_first_ms": {"p50": round(added_p50, 1), "p99": round(added_p99, 1)},
+        # When the client hears of the run at all (its first event, `run.started`, sent before the model answers).
+        "platform_first_event_ms": {
+            "p50": round(statistics.median(p_event), 1),
+            "p99": round(percentile(p_event, 0.99), 1),
+        },
         "added_ms_per_chunk": round(per_token, 2),
         "platform_cpu_ms_per_run": round(cpu * 1000 / len(platform_results), 1),
         "deferred_cpu_ms_per_run": round(deferred * 1000 / len(platform_results), 1),
@@ -282,8 +291,8 @@ async def main() -> None:
             )
             for level in args.levels:
                 direct_results: list[tuple[float, float]] = []
-                platform_results: list[tuple[float, float, bool]] = []
-                floor_results: list[tuple[float, float, bool]] = []
+                platform_results: list[tuple[float, float, bool, float]] = []
+                floor_results: list[tuple[float, float, bool, float]] = []
                 cpu = deferred = floor_cpu = 0.0
                 loads: list[float] = []
                 for _ in range(args.repeat):  # alternating rounds: both paths see the machine's ups and downs

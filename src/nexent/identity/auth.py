@@ -22,9 +22,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from nexent.core.db import utcnow
 from nexent.core.deps import EnginesDep, SessionDep, SettingsDep
 from nexent.core.errors import AppError, Forbidden, Unauthorized
-from nexent.identity.models import ApiKey, Membership, MemberStatus, Role, Tenant, TenantStatus, User
+from nexent.identity.models import ApiKey, MemberStatus, Role, TenantStatus
 from nexent.identity.permissions import API_KEY_PERMISSIONS, ROLE_PERMISSIONS, Permission
-from nexent.identity.repository import find_api_key_by_hash, find_member, touch_api_key
+from nexent.identity.repository import MemberRow, find_api_key_by_hash, find_member, touch_api_key
 from nexent.identity.tokens import API_KEY_PREFIX, InvalidAccessToken, decode_access_token, hash_secret
 
 _bearer = HTTPBearer(auto_error=False, description="An access token or an API key.")
@@ -78,28 +78,25 @@ async def get_caller(
         code = "token_expired" if str(exc) == "expired" else "invalid_token"
         message = "The access token has expired; refresh it." if code == "token_expired" else "Invalid access token."
         raise Unauthorized(message, code=code, headers=_CHALLENGE) from None
-    user, membership, _ = await _active_member(session, claims.user_id, claims.tenant_id)
+    member = await _active_member(session, claims.user_id, claims.tenant_id)
     return Caller(
-        user_id=user.id,
-        tenant_id=membership.tenant_id,
-        role=Role(membership.role),
-        is_platform_admin=user.is_platform_admin,
+        user_id=member.user_id,
+        tenant_id=member.tenant_id,
+        role=Role(member.role),
+        is_platform_admin=member.is_platform_admin,
     )
 
 
-async def _active_member(
-    session: SessionDep, user_id: uuid.UUID, tenant_id: uuid.UUID
-) -> tuple[User, Membership, Tenant]:
-    """The user, their membership and the tenant, if all are still active; else 401."""
-    found = await find_member(session, user_id, tenant_id)
-    if found is None:
+async def _active_member(session: SessionDep, user_id: uuid.UUID, tenant_id: uuid.UUID) -> MemberRow:
+    """The user's membership in the tenant, if both are still active; else 401."""
+    member = await find_member(session, user_id, tenant_id)
+    if member is None:
         raise Unauthorized("The credentials no longer match a member.", code="invalid_token", headers=_CHALLENGE)
-    user, member, tenant = found
-    if member.status != MemberStatus.ACTIVE:
+    if member.member_status != MemberStatus.ACTIVE:
         raise Unauthorized("This membership is deactivated.", code="member_deactivated", headers=_CHALLENGE)
-    if tenant.status != TenantStatus.ACTIVE:
+    if member.tenant_status != TenantStatus.ACTIVE:
         raise Unauthorized("This tenant is disabled.", code="tenant_disabled", headers=_CHALLENGE)
-    return user, member, tenant
+    return member
 
 
 async def _valid_api_key(session: SessionDep, secret: str) -> ApiKey:
@@ -117,7 +114,7 @@ async def _valid_api_key(session: SessionDep, secret: str) -> ApiKey:
 async def _api_key_caller(secret: str, session: SessionDep, engines: EnginesDep) -> Caller:
     key = await _valid_api_key(session, secret)
     now = utcnow()
-    user, membership, _ = await _active_member(session, key.user_id, key.tenant_id)
+    member = await _active_member(session, key.user_id, key.tenant_id)
     if key.daily_quota is not None:
         used = await engines.bus.hit(f"api-key-quota:{key.id}", window_seconds=_DAY_SECONDS)
         if used > key.daily_quota:
@@ -129,9 +126,9 @@ async def _api_key_caller(secret: str, session: SessionDep, engines: EnginesDep)
     if key.last_used_at is None or now - key.last_used_at > _TOUCH_INTERVAL:
         await touch_api_key(session, key.id)
     return Caller(
-        user_id=user.id,
+        user_id=member.user_id,
         tenant_id=key.tenant_id,
-        role=Role(membership.role),
+        role=Role(member.role),
         is_platform_admin=False,
         api_key_id=key.id,
         allowed_agent_ids=frozenset(uuid.UUID(a) for a in key.agent_ids) if key.agent_ids is not None else None,
@@ -192,10 +189,10 @@ async def require_operator(
                 code="operator_disabled",
             ) from None
         raise Unauthorized("The operator token is not valid.", code="invalid_token", headers=_CHALLENGE) from None
-    user, _, _ = await _active_member(session, claims.user_id, claims.tenant_id)
-    if not user.is_platform_admin:
+    member = await _active_member(session, claims.user_id, claims.tenant_id)
+    if not member.is_platform_admin:
         raise Forbidden("Only platform administrators may do this.", code="permission_denied")
-    return Operator(user_id=user.id)
+    return Operator(user_id=member.user_id)
 
 
 RequireOperator = Annotated[Operator, Depends(require_operator)]

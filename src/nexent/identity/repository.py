@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from typing import NamedTuple
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.db import utcnow
@@ -292,19 +293,30 @@ class ApiKeyRepository(TenantScopedRepository[ApiKey]):
         )
 
 
-async def find_member(
-    session: AsyncSession, user_id: uuid.UUID, tenant_id: uuid.UUID
-) -> tuple[User, Membership, Tenant] | None:
-    """Credential lookup (run on every request): the user, their membership and the tenant, in one query."""
-    row = (
-        await session.execute(
-            select(User, Membership, Tenant)
-            .join(Membership, Membership.user_id == User.id)
-            .join(Tenant, Tenant.id == Membership.tenant_id)
-            .where(User.id == user_id, Membership.tenant_id == tenant_id)
-        )
-    ).first()
-    return (row[0], row[1], row[2]) if row else None
+class MemberRow(NamedTuple):
+    """What authenticating a request needs of a user's membership in a tenant (columns, not ORM objects)."""
+
+    user_id: uuid.UUID
+    is_platform_admin: bool
+    tenant_id: uuid.UUID
+    role: str
+    member_status: str
+    tenant_status: str
+
+
+# Built once: this query runs on every authenticated request.
+_MEMBER_QUERY = (
+    select(User.id, User.is_platform_admin, Membership.tenant_id, Membership.role, Membership.status, Tenant.status)
+    .join(Membership, Membership.user_id == User.id)
+    .join(Tenant, Tenant.id == Membership.tenant_id)
+    .where(User.id == bindparam("user_id"), Membership.tenant_id == bindparam("tenant_id"))
+)
+
+
+async def find_member(session: AsyncSession, user_id: uuid.UUID, tenant_id: uuid.UUID) -> MemberRow | None:
+    """Credential lookup (run on every request): the user's membership in the tenant, with both statuses."""
+    row = (await session.execute(_MEMBER_QUERY, {"user_id": user_id, "tenant_id": tenant_id})).first()
+    return MemberRow(*row) if row else None
 
 
 async def find_api_key_by_hash(session: AsyncSession, secret_hash: str) -> ApiKey | None:
