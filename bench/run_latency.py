@@ -15,8 +15,8 @@ is what one Python HTTP hop in the path costs on this machine at that concurrenc
 With `--steady SECONDS`, each level is also measured in a second, separately labelled mode (`"mode": "steady"`,
 printed after the burst figures of the level, which are unchanged): a closed loop that keeps N runs in flight for
 SECONDS, each client starting its next run as soon as its previous one has ended (clients start spread over the
-first second; runs started during the first `--steady-warmup` seconds are not counted), first on the direct path,
-then through the platform.
+first `--steady-spread` seconds, best about one run's length; runs started during the first `--steady-warmup`
+seconds are not counted), first on the direct path, then through the platform.
 
 Run: `.venv/bin/python bench/run_latency.py [--levels 1 50 200] [--repeat 3] [--tokens 20] [--steady 20]`
 """
@@ -132,14 +132,15 @@ async def through_platform(
 
 
 async def closed_loop(
-    call: Callable[[], Awaitable[tuple[float, ...]]], clients: int, seconds: float, warmup: float
+    call: Callable[[], Awaitable[tuple[float, ...]]], clients: int, seconds: float, warmup: float, spread: float
 ) -> list[tuple[float, ...]]:
-    """Keep `clients` calls in flight for `seconds`; the results of calls started after `warmup` seconds."""
+    """Keep `clients` calls in flight for `seconds` (the clients starting evenly over `spread` seconds); the
+    results of calls started after `warmup` seconds."""
     started = time.monotonic()
     measured: list[tuple[float, ...]] = []
 
     async def client(index: int) -> None:
-        await asyncio.sleep(index / clients)  # spread over the first second: a steady state, not a burst
+        await asyncio.sleep(spread * index / clients)  # a steady state, not a burst
         while (now := time.monotonic()) < started + seconds:
             result = await call()
             if now >= started + warmup:
@@ -222,6 +223,7 @@ async def main() -> None:
         "--steady", type=float, default=0.0, help="also measure a closed loop holding N runs in flight this long (s)"
     )
     parser.add_argument("--steady-warmup", type=float, default=3.0, help="seconds of the closed loop not counted")
+    parser.add_argument("--steady-spread", type=float, default=1.0, help="seconds over which the clients start")
     args = parser.parse_args()
 
     platform_port = free_port()
@@ -335,7 +337,7 @@ async def main() -> None:
                     await settle(server.pid)
                     window = args.steady - args.steady_warmup
                     steady_direct = await closed_loop(
-                        lambda: direct(http, base, message), level, args.steady, args.steady_warmup
+                        lambda: direct(http, base, message), level, args.steady, args.steady_warmup, args.steady_spread
                     )
                     await settle(server.pid)
                     cpu_before = cpu_seconds(server.pid)
@@ -344,6 +346,7 @@ async def main() -> None:
                         level,
                         args.steady,
                         args.steady_warmup,
+                        args.steady_spread,
                     )
                     cpu_after = cpu_seconds(server.pid)
                     steady_loads = [os.getloadavg()[0]]
