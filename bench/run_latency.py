@@ -211,6 +211,48 @@ def summary(
     return result
 
 
+def start_model_server(first_byte: float, pace: float) -> tuple[subprocess.Popen[str], str]:
+    """The scripted model in a process of its own, and its OpenAI-compatible base URL."""
+    model = subprocess.Popen(
+        [sys.executable, "-c", MODEL_SERVER.format(repo=str(REPO), first=first_byte, pace=pace)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert model.stdout is not None
+    port = int(model.stdout.readline())
+    wait_for_port(port)
+    return model, f"http://127.0.0.1:{port}/v1"
+
+
+def platform_env(**extra: str) -> dict[str, str]:
+    """`nexent serve`'s environment for the benchmark: a fresh data directory, room for every run at once."""
+    return {
+        **os.environ,
+        "NEXENT_DATA_DIR": tempfile.mkdtemp(prefix="nexent-bench-"),
+        "NEXENT_LOG_LEVEL": "WARNING",
+        "NEXENT_BUILTIN_MODELS": "false",
+        "NEXENT_MAX_CONCURRENT_RUNS": "512",
+        "NEXENT_MAX_CONCURRENT_RUNS_PER_TENANT": "512",
+        "NEXENT_LOGIN_MAX_ATTEMPTS": "1000",
+        **extra,
+    }
+
+
+# Idle connections dropped before the servers' 5 s keep-alive ends (phases are separated by idle waits).
+CLIENT_LIMITS = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=2.0)
+
+
+async def set_up_agent(http: httpx.AsyncClient, url: str, model_base: str) -> tuple[str, str]:
+    """Register an account, add the scripted model and a one-step agent on it: (access token, agent id)."""
+    account = {"email": "bench@example.com", "password": "benchmark-pass"}
+    token = str((await http.post(f"{url}/api/auth/register", json=account)).json()["access_token"])
+    headers = {"Authorization": f"Bearer {token}"}
+    model = {"name": "m", "kind": "llm", "model": "scripted", "base_url": model_base}
+    model_id = (await http.post(f"{url}/api/models", json=model, headers=headers)).json()["id"]
+    agent = {"name": "Bench", "model_id": model_id, "max_steps": 2}
+    return token, str((await http.post(f"{url}/api/agents", json=agent, headers=headers)).json()["id"])
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 50, 200])
@@ -227,63 +269,25 @@ async def main() -> None:
     args = parser.parse_args()
 
     platform_port = free_port()
-    model = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
-        [sys.executable, "-c", MODEL_SERVER.format(repo=str(REPO), first=args.first_byte, pace=args.pace)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert model.stdout is not None
-    model_port = int(model.stdout.readline())
-    base = f"http://127.0.0.1:{model_port}/v1"
+    model, base = start_model_server(args.first_byte, args.pace)
     passthrough = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
         [sys.executable, str(REPO / "bench" / "passthrough.py"), base], stdout=subprocess.PIPE, text=True
     )
     assert passthrough.stdout is not None
     floor_url = f"http://127.0.0.1:{int(passthrough.stdout.readline())}"
-    data_dir = tempfile.mkdtemp(prefix="nexent-bench-")
-    env = {
-        **os.environ,
-        "NEXENT_DATA_DIR": data_dir,
-        "NEXENT_LOG_LEVEL": "WARNING",
-        "NEXENT_BUILTIN_MODELS": "false",
-        "NEXENT_MAX_CONCURRENT_RUNS": "512",
-        "NEXENT_MAX_CONCURRENT_RUNS_PER_TENANT": "512",
-        "NEXENT_LOGIN_MAX_ATTEMPTS": "1000",
-    }
     log = args.server_log.open("wb") if args.server_log else subprocess.DEVNULL
     server = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
         [sys.executable, "-m", "nexent", "serve", "--port", str(platform_port)],
-        env=env,
+        env=platform_env(),
         cwd=REPO,
         stdout=log,
         stderr=log,
     )
     try:
-        wait_for_port(model_port)
         wait_for_port(platform_port, timeout=60)
         url = f"http://127.0.0.1:{platform_port}"
-        # Idle connections dropped before the servers' 5 s keep-alive ends (phases are separated by idle waits).
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=2.0)
-        async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-            pair = (
-                await http.post(
-                    f"{url}/api/auth/register", json={"email": "bench@example.com", "password": "benchmark-pass"}
-                )
-            ).json()
-            token = pair["access_token"]
-            headers = {"Authorization": f"Bearer {token}"}
-            model_id = (
-                await http.post(
-                    f"{url}/api/models",
-                    json={"name": "m", "kind": "llm", "model": "scripted", "base_url": base},
-                    headers=headers,
-                )
-            ).json()["id"]
-            agent = (
-                await http.post(
-                    f"{url}/api/agents", json={"name": "Bench", "model_id": model_id, "max_steps": 2}, headers=headers
-                )
-            ).json()["id"]
+        async with httpx.AsyncClient(timeout=120, limits=CLIENT_LIMITS) as http:
+            token, agent = await set_up_agent(http, url, base)
             message = " ".join(["word"] * args.tokens)
             await through_platform(http, url, token, agent, message)  # warm up
             await through_floor(http, floor_url, message)

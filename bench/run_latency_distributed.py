@@ -19,7 +19,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 
@@ -30,11 +29,20 @@ import uvloop
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # The repository root is on the path only now.
-from tests.conftest import PG_ADMIN_URL, free_port, wait_for_port
+from tests.conftest import PG_ADMIN_URL, REDIS_URL, free_port, wait_for_port
 
-from bench.run_latency import MODEL_SERVER, REPO, cpu_seconds, direct, percentile, through_platform
+from bench.run_latency import (
+    CLIENT_LIMITS,
+    REPO,
+    cpu_seconds,
+    direct,
+    percentile,
+    platform_env,
+    set_up_agent,
+    start_model_server,
+    through_platform,
+)
 
-REDIS_URL = os.environ.get("NEXENT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 TITLES_SECONDS = 35.0  # titles of the warm-up runs wait at most 30 s for a quiet moment: let them pass first
 
 
@@ -49,18 +57,12 @@ async def measure(processes: int, runs: int, rounds: int, model_base: str) -> No
     admin = await asyncpg.connect(PG_ADMIN_URL)
     await admin.execute(f"CREATE DATABASE {database}")
     await admin.close()
-    env = {
-        **os.environ,
-        "NEXENT_DATA_DIR": tempfile.mkdtemp(prefix="nexent-bench-"),
-        "NEXENT_LOG_LEVEL": "WARNING",
-        "NEXENT_BUILTIN_MODELS": "false",
-        "NEXENT_MAX_CONCURRENT_RUNS": "512",
-        "NEXENT_MAX_CONCURRENT_RUNS_PER_TENANT": "512",
-        "NEXENT_DATABASE_URL": PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
+    env = platform_env(
+        NEXENT_DATABASE_URL=PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://")
         + f"/{database}",
-        "NEXENT_BUS_BACKEND": "redis",
-        "NEXENT_REDIS_URL": REDIS_URL,
-    }
+        NEXENT_BUS_BACKEND="redis",
+        NEXENT_REDIS_URL=REDIS_URL,
+    )
     embedded, port = serve(env)  # migrates the database
     servers = [embedded]
     try:
@@ -73,15 +75,8 @@ async def measure(processes: int, runs: int, rounds: int, model_base: str) -> No
         for runtime_port in runtime_ports:
             wait_for_port(runtime_port, timeout=90)
         url = f"http://127.0.0.1:{port}"
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000, keepalive_expiry=2.0)
-        async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-            account = {"email": "bench@example.com", "password": "benchmark-pass"}
-            token = (await http.post(f"{url}/api/auth/register", json=account)).json()["access_token"]
-            headers = {"Authorization": f"Bearer {token}"}
-            model = {"name": "m", "kind": "llm", "model": "scripted", "base_url": model_base}
-            model_id = (await http.post(f"{url}/api/models", json=model, headers=headers)).json()["id"]
-            agent_body = {"name": "Bench", "model_id": model_id, "max_steps": 2}
-            agent = (await http.post(f"{url}/api/agents", json=agent_body, headers=headers)).json()["id"]
+        async with httpx.AsyncClient(timeout=120, limits=CLIENT_LIMITS) as http:
+            token, agent = await set_up_agent(http, url, model_base)
             message = " ".join(["word"] * 20)
             runtimes = [f"http://127.0.0.1:{p}" for p in runtime_ports]
             for runtime in runtimes:  # warm up every process
@@ -127,14 +122,8 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
-    model = subprocess.Popen(  # noqa: ASYNC220 - started once, before anything is measured
-        [sys.executable, "-c", MODEL_SERVER.format(repo=str(REPO), first=0.05, pace=0.01)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    model, base = start_model_server(first_byte=0.05, pace=0.01)
     try:
-        assert model.stdout is not None
-        base = f"http://127.0.0.1:{int(model.stdout.readline())}/v1"
         for processes in args.processes:
             await measure(processes, args.runs, args.rounds, base)
     finally:
