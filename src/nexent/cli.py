@@ -19,6 +19,7 @@ from nexent.core.db import downgrade, migrate
 from nexent.core.logging import configure_logging
 from nexent.engines.container import Engines, build_engines
 from nexent.jobs.handlers import PURGE_JOBS
+from nexent.jobs.queue import build_queue
 from nexent.jobs.registry import load_job_modules
 from nexent.jobs.repository import JobRepository
 from nexent.jobs.schemas import JobInfo
@@ -84,7 +85,7 @@ def worker(
 
 
 def _celery_worker(settings: Settings) -> None:
-    from nexent.engines.queue.celery import create_celery
+    from nexent.jobs.queue.celery import create_celery
 
     # The reaper re-sends jobs whose message was lost or whose worker died; it needs an event loop of its own.
     # Its engines start before Celery forks the pool: a fork while that thread is halfway through importing a
@@ -107,7 +108,7 @@ def _celery_worker(settings: Settings) -> None:
 
 
 async def _reap_forever(settings: Settings, started: concurrent.futures.Future[None]) -> None:
-    engines = build_engines(settings, consume_jobs=True)
+    engines = build_engines(settings, queue=build_queue, consume_jobs=True)
     try:
         await engines.start()
     except BaseException as exc:
@@ -118,7 +119,7 @@ async def _reap_forever(settings: Settings, started: concurrent.futures.Future[N
 
 
 async def _local_worker(settings: Settings) -> None:
-    engines = build_engines(settings, consume_jobs=True)
+    engines = build_engines(settings, queue=build_queue, consume_jobs=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -152,7 +153,7 @@ def _run(func: Callable[[Engines], Awaitable[T]]) -> T:
     """Run an operator action with this process's engines (no workers)."""
 
     async def main() -> T:
-        engines = build_engines(_settings(), consume_jobs=False)
+        engines = build_engines(_settings(), queue=build_queue, consume_jobs=False)
         await engines.start()
         try:
             return await func(engines)

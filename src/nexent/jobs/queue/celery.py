@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 
 from nexent.core.db import utcnow
-from nexent.engines.queue.base import DatabaseJobs
+from nexent.jobs.queue.base import DatabaseJobs
 from nexent.jobs.repository import JobRepository
 
 if TYPE_CHECKING:
@@ -31,7 +31,7 @@ RUN_JOB_TASK = "nexent.run_job"
 
 def create_celery(settings: Settings) -> Celery:
     """The Celery app both the enqueuing side and `nexent worker` use."""
-    app = Celery("nexent", broker=settings.resolved_broker_url, include=["nexent.engines.queue.celery_worker"])
+    app = Celery("nexent", broker=settings.resolved_broker_url, include=["nexent.jobs.queue.celery_worker"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -12,7 +12,7 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from nexent.engines.queue.base import DatabaseJobs
+from nexent.jobs.queue.base import DatabaseJobs
 from nexent.jobs.repository import JobRepository
 from nexent.jobs.service import run_job, worker_name
 
