@@ -24,6 +24,7 @@ QUEUE_DEPTH = Gauge(
     "nexent_jobs_queue_depth",
     "Jobs not finished, by job name and status (queued, running), as last sampled by this process.",
     ["job", "status"],
+    multiprocess_mode="mostrecent",  # Celery workers: the reaper's sample, not one series per process
 )
 
 

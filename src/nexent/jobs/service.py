@@ -12,7 +12,7 @@ import os
 import socket
 import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nexent.jobs.metrics import JOBS_STARTED, observe_finished
 from nexent.jobs.models import JobStatus
@@ -44,6 +44,12 @@ async def get_job(engines: Engines, job_id: uuid.UUID) -> JobInfo | None:
     async with engines.sessions() as session:
         job = await JobRepository(session).get(job_id)
         return JobInfo.model_validate(job) if job else None
+
+
+async def unfinished_payloads(engines: Engines, name: str) -> list[dict[str, Any]]:
+    """The payloads of the jobs called `name` still queued or running (for sweeps: is some job on it?)."""
+    async with engines.sessions() as session:
+        return await JobRepository(session).unfinished_payloads(name)
 
 
 async def run_job(engines: Engines, job_id: uuid.UUID, *, worker: str) -> bool:

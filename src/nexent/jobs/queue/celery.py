@@ -19,6 +19,7 @@ from celery import Celery
 from nexent.core.db import utcnow
 from nexent.jobs.queue.base import DatabaseJobs
 from nexent.jobs.repository import JobRepository
+from nexent.jobs.sweeps import sweep_forever
 
 if TYPE_CHECKING:
     from nexent.engines.container import Engines
@@ -52,17 +53,20 @@ class CeleryQueue(DatabaseJobs):
         self.engines = engines
         self.celery = create_celery(engines.settings)
         self.run_reaper = run_reaper
-        self._reaper: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        if self.run_reaper:
-            self._reaper = asyncio.create_task(self._reap_forever(), name="nexent-job-reaper")
+        if self.run_reaper:  # the reaper's processes also resume stuck work (`jobs/sweeps.py`)
+            self._tasks.append(asyncio.create_task(self._reap_forever(), name="nexent-job-reaper"))
+            self._tasks.append(asyncio.create_task(sweep_forever(self.engines), name="nexent-job-sweeper"))
 
     async def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+                await task
+        self._tasks.clear()
         await asyncio.to_thread(self.celery.close)
 
     async def _dispatch(self, job_id: uuid.UUID, delay_seconds: float) -> None:
