@@ -14,8 +14,19 @@ import httpx
 import pytest
 
 from nexent.jobs.service import get_job
-from tests.conftest import REDIS_URL, REPO_ROOT, free_port, make_settings, started_engines, wait_for_port, wait_until
+from tests.conftest import (
+    REDIS_URL,
+    REPO_ROOT,
+    free_port,
+    make_settings,
+    serve_in_process,
+    started_engines,
+    wait_for_port,
+    wait_until,
+)
 from tests.jobs.test_queue import settings_env
+from tests.support.identity import bearer, register
+from tests.support.model_server import run_model_server
 
 TOKEN = "scrape-me"
 
@@ -85,3 +96,70 @@ async def test_worker_metrics_count_the_jobs_it_ran(tmp_path: Path, pg_url: str,
                 worker.wait()
         log.close()
         await producer.close()
+
+
+async def test_worker_metrics_count_embedding_calls_and_indexed_documents(
+    tmp_path: Path, pg_url: str, redis_prefix: str
+) -> None:
+    """A document processed by a `nexent worker` shows in that worker's ingestion metrics."""
+    settings = make_settings(tmp_path, builtin_models=False, database_url=pg_url, queue_workers=0)
+    port = free_port()
+    env = {
+        **os.environ,
+        **settings_env(settings),
+        "PYTHONPATH": str(REPO_ROOT),
+        "NEXENT_WORKER_METRICS_PORT": str(port),
+        "NEXENT_METRICS_TOKEN": TOKEN,
+    }
+    with run_model_server(embedding_dim=16) as embedder:
+        async with serve_in_process(settings) as client:  # no workers of its own: the worker process does it
+            pair = await register(client, f"metrics-{uuid.uuid4().hex[:6]}@example.com")
+            headers = bearer(pair["access_token"])
+            model = await client.post(
+                "/api/models",
+                json={"name": "Embedder", "kind": "embedding", "model": "e", "base_url": embedder.base_url},
+                headers=headers,
+            )
+            kb = await client.post(
+                "/api/knowledge-bases",
+                json={"name": "Metered", "embedding_model_id": model.json()["id"]},
+                headers=headers,
+            )
+            assert kb.status_code == 201, kb.text
+            kb_id = kb.json()["id"]
+            uploaded = await client.post(
+                f"/api/knowledge-bases/{kb_id}/documents",
+                files=[
+                    ("file", ("ok.txt", b"Glaze firing notes: cone six, slow cool.", "text/plain")),
+                    ("file", ("blank.txt", b"\n\n   \n", "text/plain")),
+                ],
+                headers=headers,
+            )
+            assert uploaded.status_code == 201, uploaded.text
+            log = (tmp_path / "worker.log").open("wb")
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "nexent", "worker", "--concurrency", "1"],
+                env=env,
+                cwd=REPO_ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            try:
+                wait_for_port(port, timeout=60)
+
+                async def done() -> bool:
+                    response = await client.get(f"/api/knowledge-bases/{kb_id}/documents", headers=headers)
+                    return all(d["status"] in ("indexed", "failed") for d in response.json()["items"])
+
+                await wait_until(done, timeout=60, interval=0.2)
+                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as scraper:
+                    text = (await scraper.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})).text
+            finally:
+                os.killpg(worker.pid, signal.SIGTERM)
+                assert worker.wait(timeout=30) == 0
+                log.close()
+    assert 'nexent_knowledge_documents_total{outcome="indexed"} 1.0' in text
+    assert 'nexent_knowledge_documents_total{outcome="failed:empty"} 1.0' in text
+    assert 'nexent_knowledge_embedding_calls_total{outcome="ok",purpose="index"} 1.0' in text
+    assert 'nexent_jobs_finished_total{job="knowledge.index_document",outcome="succeeded"} 1.0' in text
