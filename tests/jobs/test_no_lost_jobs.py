@@ -6,16 +6,19 @@ found by the knowledge sweep and processed again."""
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
+from nexent.core.db import utcnow
 from nexent.jobs.models import Job
 from nexent.jobs.queue.base import EXIT_BEFORE_DISPATCH_ENV
 from nexent.jobs.sweeps import sweep_once
+from nexent.knowledge.models import KnowledgeDocument
 from nexent.knowledge.service import INDEX_DOCUMENT
 from tests.conftest import make_settings, serve_in_process, started_engines, wait_until
 from tests.support.identity import bearer, register
@@ -112,7 +115,8 @@ async def test_a_server_killed_between_commit_and_dispatch_loses_no_document(tmp
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
 async def test_the_sweep_resumes_documents_whose_job_is_gone(tmp_path: Path, database: str, pg_url: str) -> None:
     """Documents left `queued` with no job at all (as an upload before jobs were written with their documents
-    could leave them) are queued again once nothing changed them for `knowledge_stuck_seconds`, and indexed."""
+    could leave them) are queued again once nothing changed them for `knowledge_stuck_seconds`, and indexed; one
+    left mid-processing after its last allowed attempt fails with `processing_failed`."""
     overrides: dict[str, Any] = {"builtin_models": False, "queue_workers": 0, "knowledge_stuck_seconds": 1.0}
     if database == "postgres":
         overrides["database_url"] = pg_url
@@ -147,5 +151,21 @@ async def test_the_sweep_resumes_documents_whose_job_is_gone(tmp_path: Path, dat
                 doc = await wait_until(indexed, timeout=60, interval=0.2)
                 assert doc["chunk_count"] >= 1
                 assert (await sweep_once(consumer))["knowledge.stuck_documents"] == 0  # indexed: nothing to resume
+
+                # A worker that died in the document's last allowed attempt (its job failed as abandoned): ended,
+                # not retried forever.
+                async with consumer.sessions() as session, session.begin():
+                    await session.execute(
+                        update(KnowledgeDocument)
+                        .where(KnowledgeDocument.id == uuid.UUID(doc["id"]))
+                        .values(
+                            status="embedding",
+                            attempts=settings.knowledge_max_attempts,
+                            updated_at=utcnow() - timedelta(minutes=5),
+                        )
+                    )
+                assert (await sweep_once(consumer))["knowledge.stuck_documents"] == 1
+                (ended,) = await _documents(client, headers, kb_id)
+                assert ended["status"] == "failed" and ended["error"]["code"] == "processing_failed", ended
             finally:
                 await consumer.close()

@@ -447,8 +447,11 @@ async def summarize(ctx: JobContext) -> JobResult:
 @job_sweep("knowledge.stuck_documents")
 async def resume_stuck_documents(engines: Engines) -> int:
     """Queue again the documents left in processing for `knowledge_stuck_seconds` with no job queued or running
-    for them (their job was lost, or failed without recording it on the document): each gets a new processing
-    token and a new job, written in one transaction. Returns how many were resumed."""
+    for them (their job was lost, or ended without recording it on the document): each gets a new processing
+    token and a new job, written in one transaction. A document whose job had started its last allowed attempt
+    (its worker died there, as a file that kills workers would do every time) fails with `processing_failed`
+    instead, so that no document stays in processing, and none is retried forever. Returns how many it ended
+    or resumed."""
     deadline = utcnow() - timedelta(seconds=engines.settings.knowledge_stuck_seconds)
     async with engines.sessions() as session:
         stuck = await StuckDocumentRepository(session).stuck(before=deadline, limit=SWEEP_BATCH)
@@ -467,9 +470,18 @@ async def resume_stuck_documents(engines: Engines) -> int:
         for doc in stuck:
             if str(doc.id) in covered:
                 continue  # a job will get to it: only a slow queue
-            token = uuid.uuid4()
-            if await repo.requeue(doc.id, token=doc.job_id, new_token=token, before=deadline):
-                doc.job_id, doc.status, doc.progress = token, DocumentStatus.QUEUED, 0.0
+            if doc.status != DocumentStatus.QUEUED and doc.attempts >= engines.settings.knowledge_max_attempts:
+                changes = _failed("processing_failed", "Processing stopped repeatedly; re-index the document to retry.")
+                if await repo.claim(doc.id, token=doc.job_id, before=deadline, changes=changes):
+                    for name, value in changes.items():
+                        setattr(doc, name, value)
+                    DOCUMENTS.labels("failed:processing_failed").inc()
+                    resumed.append(doc)
+                continue
+            changes = {"status": DocumentStatus.QUEUED, "progress": 0.0, "job_id": uuid.uuid4()}
+            if await repo.claim(doc.id, token=doc.job_id, before=deadline, changes=changes):
+                for name, value in changes.items():
+                    setattr(doc, name, value)
                 by_tenant.setdefault(doc.tenant_id, []).append(doc)
                 resumed.append(doc)
         queued = []

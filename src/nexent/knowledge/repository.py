@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, CursorResult, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -203,11 +204,11 @@ class StuckDocumentRepository:
         )
         return list(rows)
 
-    async def requeue(
-        self, doc_id: uuid.UUID, *, token: uuid.UUID | None, new_token: uuid.UUID, before: datetime
+    async def claim(
+        self, doc_id: uuid.UUID, *, token: uuid.UUID | None, before: datetime, changes: dict[str, Any]
     ) -> bool:
-        """Put the document back to `queued` under a new processing token, if it is still stuck with `token`
-        (a conditional update: of several processes sweeping at once, one wins)."""
+        """Apply `changes` to the document if it is still stuck with the processing token `token` (a conditional
+        update: of several processes sweeping at once, one wins)."""
         same_token = KnowledgeDocument.job_id.is_(None) if token is None else KnowledgeDocument.job_id == token
         result = await self.session.execute(
             update(KnowledgeDocument)
@@ -217,7 +218,7 @@ class StuckDocumentRepository:
                 KnowledgeDocument.updated_at < before,
                 same_token,
             )
-            .values(status=DocumentStatus.QUEUED, progress=0.0, job_id=new_token, updated_at=utcnow())
+            .values(**changes, updated_at=utcnow())
         )
         assert isinstance(result, CursorResult)
         return int(result.rowcount) == 1
