@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from nexent.engines.container import Engines
+from nexent.engines.queue import QueuedJob
 from nexent.jobs.queue.base import UnknownJob
 from nexent.jobs.schemas import JobInfo
 from nexent.jobs.service import get_job
@@ -149,6 +150,29 @@ async def test_a_job_can_use_the_workers_engines(harness: QueueHarness) -> None:
     job_id = await harness.producer.queue.enqueue("test.store", {"key": "jobs/out.txt", "text": "written by a job"})
     assert (await harness.finished(job_id)).status == "succeeded"
     assert await harness.producer.storage.get("jobs/out.txt") == b"written by a job"
+
+
+async def test_a_job_committed_but_never_dispatched_still_runs(harness: QueueHarness) -> None:
+    """`add` in the caller's transaction, then no `dispatch`, as when the process dies right after the commit:
+    the polling workers (local) or the reaper (Celery) find the job in the table."""
+    await harness.start_consumer()
+    async with harness.producer.sessions() as session, session.begin():
+        job = await harness.producer.queue.add(session, "test.echo", {"undispatched": True})
+    info = await harness.finished(job.id)
+    assert info.status == "succeeded" and info.result == {"echo": {"undispatched": True}, "attempt": 1}
+
+
+async def test_a_job_added_in_a_rolled_back_transaction_never_exists(harness: QueueHarness) -> None:
+    added: list[QueuedJob] = []
+
+    async def add_then_fail() -> None:
+        async with harness.producer.sessions() as session, session.begin():
+            added.append(await harness.producer.queue.add(session, "test.echo"))
+            raise LookupError("the caller's transaction fails after adding the job")
+
+    with pytest.raises(LookupError):
+        await add_then_fail()
+    assert await get_job(harness.producer, added[0].id) is None
 
 
 async def test_a_job_queued_while_no_worker_runs_waits_for_one(harness: QueueHarness) -> None:
