@@ -154,7 +154,13 @@ async def test_worker_metrics_count_embedding_calls_and_indexed_documents(
 
                 await wait_until(done, timeout=60, interval=0.2)
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as scraper:
-                    text = (await scraper.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})).text
+
+                    async def scraped() -> str | None:
+                        response = await scraper.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+                        finished = 'nexent_jobs_finished_total{job="knowledge.index_document",outcome="succeeded"} 1.0'
+                        return response.text if finished in response.text else None
+
+                    text = await wait_until(scraped, timeout=30, interval=0.2)
             finally:
                 os.killpg(worker.pid, signal.SIGTERM)
                 assert worker.wait(timeout=30) == 0
@@ -162,4 +168,5 @@ async def test_worker_metrics_count_embedding_calls_and_indexed_documents(
     assert 'nexent_knowledge_documents_total{outcome="indexed"} 1.0' in text
     assert 'nexent_knowledge_documents_total{outcome="failed:empty"} 1.0' in text
     assert 'nexent_knowledge_embedding_calls_total{outcome="ok",purpose="index"} 1.0' in text
-    assert 'nexent_jobs_finished_total{job="knowledge.index_document",outcome="succeeded"} 1.0' in text
+    # The processing job queued the knowledge base's summary when its last document was done.
+    assert 'nexent_jobs_enqueued_total{job="knowledge.summarize"} 1.0' in text

@@ -20,6 +20,7 @@ class QueuedJob:
     """A job written in a caller's transaction, to be dispatched once that transaction is committed."""
 
     id: uuid.UUID
+    name: str
     delay_seconds: float = 0
 
 

@@ -7,7 +7,9 @@ from collections.abc import Mapping
 
 from prometheus_client import Counter, Gauge, Histogram
 
-JOBS_ENQUEUED = Counter("nexent_jobs_enqueued_total", "Jobs stored for the workers, by job name.", ["job"])
+JOBS_ENQUEUED = Counter(
+    "nexent_jobs_enqueued_total", "Jobs committed and dispatched to the workers by this process, by job name.", ["job"]
+)
 JOBS_STARTED = Counter("nexent_jobs_started_total", "Job attempts a worker claimed and started, by job name.", ["job"])
 JOBS_FINISHED = Counter(
     "nexent_jobs_finished_total",

@@ -57,8 +57,7 @@ class DatabaseJobs(ABC):
             max_attempts=max_attempts,
             run_after=utcnow() + timedelta(seconds=delay_seconds),
         )
-        JOBS_ENQUEUED.labels(name).inc()
-        return QueuedJob(job.id, delay_seconds)
+        return QueuedJob(job.id, name, delay_seconds)
 
     async def dispatch(self, jobs: Sequence[QueuedJob]) -> None:
         if not jobs:
@@ -67,6 +66,7 @@ class DatabaseJobs(ABC):
             logger.warning("exiting before dispatch (test hook)", extra={"jobs": len(jobs)})
             os._exit(70)
         for job in jobs:
+            JOBS_ENQUEUED.labels(job.name).inc()  # committed by now: a rolled back job is never counted
             await self._dispatch(job.id, job.delay_seconds)
 
     async def enqueue(
