@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 
 from nexent.core.db import migrate_async
 from nexent.engines.container import Engines, build_engines
+from nexent.jobs.queue import build_queue
 from nexent.jobs.registry import load_job_modules
 from nexent.server import create_app
 from nexent.settings import Service, Settings
@@ -215,7 +216,7 @@ def settings(tmp_path: Path) -> Settings:
 async def started_engines(settings: Settings, *, consume_jobs: bool = True, migrate: bool = True) -> Engines:
     if migrate:
         await migrate_async(settings.resolved_database_url)
-    engines = build_engines(settings, consume_jobs=consume_jobs)
+    engines = build_engines(settings, queue=build_queue, consume_jobs=consume_jobs)
     await engines.start()
     return engines
 

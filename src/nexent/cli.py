@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import gc
 import json
 import logging
+import os
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
 import uvicorn
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client import values as prometheus_values
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from nexent.core.db import downgrade, migrate
 from nexent.core.logging import configure_logging
+from nexent.core.metrics import MetricsServer
 from nexent.engines.container import Engines, build_engines
 from nexent.jobs.handlers import PURGE_JOBS
+from nexent.jobs.queue import build_queue
 from nexent.jobs.registry import load_job_modules
 from nexent.jobs.repository import JobRepository
 from nexent.jobs.schemas import JobInfo
@@ -84,13 +93,15 @@ def worker(
 
 
 def _celery_worker(settings: Settings) -> None:
-    from nexent.engines.queue.celery import create_celery
+    from nexent.jobs.queue.celery import create_celery
 
+    registry = _multiprocess_metrics() if settings.worker_metrics_port else None
     # The reaper re-sends jobs whose message was lost or whose worker died; it needs an event loop of its own.
     # Its engines start before Celery forks the pool: a fork while that thread is halfway through importing a
     # module (lancedb, say) leaves the children a partly initialised module they can never import.
     started: concurrent.futures.Future[None] = concurrent.futures.Future()
-    threading.Thread(target=asyncio.run, args=(_reap_forever(settings, started),), daemon=True, name="reaper").start()
+    reaper = _reap_forever(settings, started, registry)
+    threading.Thread(target=asyncio.run, args=(reaper,), daemon=True, name="reaper").start()
     started.result(timeout=120)
     celery = create_celery(settings)
     celery.worker_main(
@@ -106,29 +117,66 @@ def _celery_worker(settings: Settings) -> None:
     )
 
 
-async def _reap_forever(settings: Settings, started: concurrent.futures.Future[None]) -> None:
-    engines = build_engines(settings, consume_jobs=True)
+def _multiprocess_metrics() -> CollectorRegistry:
+    """Celery runs jobs in forked child processes: their metrics go to files in a directory of this worker
+    (Prometheus' multiprocess mode, switched on before any child is forked or any labelled metric is used), and
+    the registry served here adds them up."""
+    directory = tempfile.mkdtemp(prefix="nexent-worker-metrics-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    prometheus_values.ValueClass = prometheus_values.get_value_class()  # type: ignore[no-untyped-call]
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return registry
+
+
+async def _reap_forever(
+    settings: Settings, started: concurrent.futures.Future[None], registry: CollectorRegistry | None
+) -> None:
+    engines = build_engines(settings, queue=build_queue, consume_jobs=True)
     try:
         await engines.start()
     except BaseException as exc:
         started.set_exception(exc)
         raise
+    if registry is not None:
+        await _serve_metrics(settings, registry)
     started.set_result(None)
     await asyncio.Event().wait()
 
 
 async def _local_worker(settings: Settings) -> None:
-    engines = build_engines(settings, consume_jobs=True)
+    engines = build_engines(settings, queue=build_queue, consume_jobs=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await engines.start()
+    metrics = await _serve_metrics(settings)
     typer.echo(f"Nexent worker: {settings.queue_workers} local workers")
     try:
         await stop.wait()
     finally:
+        if metrics is not None:
+            await metrics.close()
         await engines.close()
+
+
+async def _serve_metrics(settings: Settings, registry: CollectorRegistry = REGISTRY) -> MetricsServer | None:
+    """The worker's `/metrics` on NEXENT_WORKER_METRICS_PORT (0: none). A port in use is logged, not fatal: the
+    jobs matter more than their metrics."""
+    if not settings.worker_metrics_port:
+        return None
+    tokens = [t.get_secret_value() for t in (settings.metrics_token, settings.admin_token) if t is not None]
+    server = MetricsServer(settings.host, settings.worker_metrics_port, tokens=tokens, registry=registry)
+    try:
+        await server.start()
+    except OSError as exc:
+        await server.close()
+        logger.warning("worker metrics not served", extra={"port": settings.worker_metrics_port, "error": str(exc)})
+        return None
+    logger.info("worker metrics served", extra={"port": settings.worker_metrics_port})
+    return server
 
 
 @app.command("migrate")
@@ -152,7 +200,7 @@ def _run(func: Callable[[Engines], Awaitable[T]]) -> T:
     """Run an operator action with this process's engines (no workers)."""
 
     async def main() -> T:
-        engines = build_engines(_settings(), consume_jobs=False)
+        engines = build_engines(_settings(), queue=build_queue, consume_jobs=False)
         await engines.start()
         try:
             return await func(engines)

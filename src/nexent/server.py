@@ -21,6 +21,7 @@ from nexent.core.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
 from nexent.engines.container import build_engines
 from nexent.identity import api as identity_api
 from nexent.identity.auth import RequireMetricsReader
+from nexent.jobs.queue import build_queue
 from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
 from nexent.providers import api as providers_api
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         load_job_modules(settings.job_modules)
         if embedded and settings.auto_migrate:
             await migrate_async(settings.resolved_database_url)
-        engines = build_engines(settings, consume_jobs=embedded or service in _JOB_CONSUMERS)
+        engines = build_engines(settings, queue=build_queue, consume_jobs=embedded or service in _JOB_CONSUMERS)
         await engines.start()
         hold_chat_session()
         app.state.engines = engines

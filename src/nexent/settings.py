@@ -80,6 +80,7 @@ class Settings(BaseSettings):
     knowledge_max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     knowledge_max_attempts: int = Field(default=3, ge=1)
     knowledge_ocr: bool = True
+    knowledge_stuck_seconds: float = Field(default=900.0, gt=0)
 
     # Single sign-on (OpenID Connect)
     oidc_issuer: str | None = None
@@ -110,6 +111,8 @@ class Settings(BaseSettings):
     queue_workers: int = Field(default=4, ge=0)
     job_lease_seconds: float = Field(default=60.0, gt=0)
     job_poll_seconds: float = Field(default=1.0, gt=0)
+    job_sweep_seconds: float = Field(default=30.0, gt=0)
+    worker_metrics_port: int = Field(default=5019, ge=0, le=65535)
     job_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
     celery_broker_url: str | None = None
     celery_queue: str = "nexent"

@@ -16,7 +16,7 @@ import pytest
 
 from nexent.engines.container import Engines
 from tests.conftest import REDIS_URL, REPO_ROOT, make_settings, serve_in_process, wait_until
-from tests.engines.test_queue import settings_env
+from tests.jobs.test_queue import settings_env
 from tests.support.identity import bearer, register
 from tests.support.model_server import ServiceReply, run_model_server
 

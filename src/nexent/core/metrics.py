@@ -1,7 +1,12 @@
-"""Prometheus metrics: request counts and latency by service, route and status."""
+"""Prometheus metrics: request counts and latency by service, route and status; the exposition, and the small
+`/metrics` server of processes without an app (`nexent worker`)."""
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Sequence
+
+from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     REGISTRY,
@@ -33,3 +38,35 @@ def observe_request(service: str, method: str, route: str, status: int, seconds:
 def render_metrics(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
     """The exposition text and its content type."""
     return generate_latest(registry), CONTENT_TYPE_LATEST
+
+
+class MetricsServer:
+    """`GET /metrics` on its own port, for processes that serve no app. Like the apps' route it answers only a
+    bearer token of `tokens` (NEXENT_METRICS_TOKEN, NEXENT_ADMIN_TOKEN): 403 without one configured, 401 else."""
+
+    def __init__(self, host: str, port: int, *, tokens: Sequence[str], registry: CollectorRegistry = REGISTRY) -> None:
+        self.host, self.port = host, port
+        self.tokens = [t.encode() for t in tokens]
+        self.registry = registry
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        if not self.tokens:
+            return web.json_response({"code": "metrics_disabled"}, status=403)
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not any(hmac.compare_digest(token.encode(), t) for t in self.tokens):
+            return web.json_response({"code": "unauthorized"}, status=401)
+        payload, content_type = render_metrics(self.registry)
+        return web.Response(body=payload, headers={"Content-Type": content_type})

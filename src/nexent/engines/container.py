@@ -1,9 +1,13 @@
-"""The engines one process uses, chosen by settings. No code outside `nexent.engines` knows which is in use."""
+"""The engines one process uses, chosen by settings. No code outside `nexent.engines` knows which is in use.
+
+The job queue is the exception: its implementations belong to the jobs domain (`nexent.jobs.queue`), and the
+caller passes their factory (`build_queue`), so that this package imports no domain."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -12,7 +16,7 @@ from nexent.core.db import create_engine, create_session_factory, ping
 from nexent.core.keys import KeyRing, load_keyring
 from nexent.engines.bus.base import EventBus
 from nexent.engines.bus.local import LocalBus
-from nexent.engines.queue.base import JobQueue
+from nexent.engines.queue import JobQueue
 from nexent.engines.search.base import SearchEngine
 from nexent.engines.storage.base import ObjectStorage
 from nexent.engines.storage.local import LocalStorage
@@ -106,7 +110,11 @@ def build_search(settings: Settings) -> SearchEngine:
     )
 
 
-def build_engines(settings: Settings, *, consume_jobs: bool = True) -> Engines:
+QueueFactory = Callable[["Engines", bool], JobQueue]
+"""Builds the queue of a process from its other engines and `consume_jobs` (`nexent.jobs.queue.build_queue`)."""
+
+
+def build_engines(settings: Settings, *, queue: QueueFactory, consume_jobs: bool = True) -> Engines:
     """Engines for this process. `consume_jobs=False` builds a queue that only enqueues (no local workers,
     no reaper), for processes whose jobs are run elsewhere."""
     db = create_engine(settings.resolved_database_url, pool_size=settings.database_pool_size)
@@ -119,12 +127,5 @@ def build_engines(settings: Settings, *, consume_jobs: bool = True) -> Engines:
         search=build_search(settings),
         keys=load_keyring(settings),
     )
-    if settings.queue_backend == "celery":
-        from nexent.engines.queue.celery import CeleryQueue
-
-        engines.queue = CeleryQueue(engines, run_reaper=consume_jobs)
-    else:
-        from nexent.engines.queue.local import LocalQueue
-
-        engines.queue = LocalQueue(engines, workers=settings.queue_workers if consume_jobs else 0)
+    engines.queue = queue(engines, consume_jobs)
     return engines

@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import CursorResult, and_, delete, or_, select, update
+from sqlalchemy import CursorResult, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -145,6 +145,22 @@ class JobRepository:
             )
             .order_by(Job.run_after)
             .limit(limit)
+        )
+        return list(rows)
+
+    async def unfinished_counts(self) -> dict[tuple[str, str], int]:
+        """Jobs queued or running, by (name, status)."""
+        rows = await self.session.execute(
+            select(Job.name, Job.status, func.count())
+            .where(Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
+            .group_by(Job.name, Job.status)
+        )
+        return {(name, status): int(count) for name, status, count in rows}
+
+    async def unfinished_payloads(self, name: str) -> list[dict[str, Any]]:
+        """The payloads of the jobs called `name` that are queued or running."""
+        rows = await self.session.scalars(
+            select(Job.payload).where(Job.name == name, Job.status.in_([JobStatus.QUEUED, JobStatus.RUNNING]))
         )
         return list(rows)
 

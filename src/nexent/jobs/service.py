@@ -10,12 +10,15 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from nexent.jobs.metrics import JOBS_STARTED, observe_finished
 from nexent.jobs.models import JobStatus
 from nexent.jobs.registry import JobContext, PermanentJobError, get_handler
 from nexent.jobs.repository import JobRepository
+from nexent.jobs.schemas import JobInfo
 
 if TYPE_CHECKING:
     from nexent.engines.container import Engines
@@ -34,6 +37,19 @@ def worker_name(suffix: str = "") -> str:
 def retry_delay(attempt: int) -> float:
     """Exponential backoff between attempts: 1 s, 2 s, 4 s, ... capped at five minutes."""
     return float(min(2 ** (attempt - 1), _MAX_RETRY_DELAY_SECONDS))
+
+
+async def get_job(engines: Engines, job_id: uuid.UUID) -> JobInfo | None:
+    """A job's state, or None when there is no such job."""
+    async with engines.sessions() as session:
+        job = await JobRepository(session).get(job_id)
+        return JobInfo.model_validate(job) if job else None
+
+
+async def unfinished_payloads(engines: Engines, name: str) -> list[dict[str, Any]]:
+    """The payloads of the jobs called `name` still queued or running (for sweeps: is some job on it?)."""
+    async with engines.sessions() as session:
+        return await JobRepository(session).unfinished_payloads(name)
 
 
 async def run_job(engines: Engines, job_id: uuid.UUID, *, worker: str) -> bool:
@@ -63,6 +79,9 @@ async def run_job(engines: Engines, job_id: uuid.UUID, *, worker: str) -> bool:
         logger.error("job has no handler", extra=log_extra)
         return True
 
+    JOBS_STARTED.labels(context.name).inc()
+    started = time.perf_counter()
+    outcome = "failed"
     renewer = asyncio.create_task(_renew_lease(engines, job_id, worker, lease))
     try:
         result = await handler(context)
@@ -75,14 +94,17 @@ async def run_job(engines: Engines, job_id: uuid.UUID, *, worker: str) -> bool:
                 await JobRepository(session).retry_later(
                     job_id, worker=worker, error=_describe(exc), delay_seconds=retry_delay(context.attempt)
                 )
+            outcome = "retried"
             logger.warning("job attempt failed; will retry", extra=log_extra, exc_info=exc)
         else:
             await _record(engines, job_id, worker, JobStatus.FAILED, None, _describe(exc))
             logger.error("job failed after its last attempt", extra=log_extra, exc_info=exc)
     else:
         await _record(engines, job_id, worker, JobStatus.SUCCEEDED, result, None)
+        outcome = "succeeded"
         logger.info("job succeeded", extra=log_extra)
     finally:
+        observe_finished(context.name, outcome, time.perf_counter() - started)
         renewer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await renewer

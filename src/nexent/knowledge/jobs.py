@@ -14,6 +14,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -22,11 +23,20 @@ from nexent.core.db import utcnow
 from nexent.engines.container import Engines
 from nexent.engines.storage.base import ObjectNotFound
 from nexent.jobs.registry import JobContext, JobResult, PermanentJobError, job_handler
+from nexent.jobs.service import unfinished_payloads
+from nexent.jobs.sweeps import job_sweep
 from nexent.knowledge import events
 from nexent.knowledge.chunking import Chunk, ChunkSettings, chunk_document
+from nexent.knowledge.embedder import EMBED_BATCH, Embedder, EmbeddingFailed
+from nexent.knowledge.metrics import DOCUMENTS
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 from nexent.knowledge.parsing import ParsedDocument, ParseFailure, ParseLimits, parse_document
-from nexent.knowledge.repository import ChunkRepository, DocumentRepository, KnowledgeBaseRepository
+from nexent.knowledge.repository import (
+    ChunkRepository,
+    DocumentRepository,
+    KnowledgeBaseRepository,
+    StuckDocumentRepository,
+)
 from nexent.knowledge.service import (
     INDEX_DOCUMENT,
     REEMBED,
@@ -34,14 +44,15 @@ from nexent.knowledge.service import (
     acting_caller,
     indexed_chunk,
     live_indexes,
+    queue_processing,
 )
 from nexent.providers.models import ModelKind
 from nexent.providers.service import NoDefaultModel, ProviderService
-from nexent.providers.types import RETRYABLE, ProviderError, complete
+from nexent.providers.types import ProviderError, complete
 
 logger = logging.getLogger("nexent.knowledge")
 
-EMBED_BATCH = 256  # texts per embedding call: large batches let the model group texts of similar length
+SWEEP_BATCH = 200
 INDEX_BATCH = 500  # Milvus takes at most 500 rows an insert
 SUMMARY_DELAY_SECONDS = 2.0
 _BUSY = (DocumentStatus.QUEUED, DocumentStatus.PARSING, DocumentStatus.EMBEDDING)
@@ -118,6 +129,8 @@ class DocumentBatch:
                     setattr(doc, name, value)
                 changed.append(doc)
         for doc in changed:
+            if doc.status == DocumentStatus.FAILED:
+                DOCUMENTS.labels(f"failed:{doc.error_code}").inc()
             await events.publish_document(self.engines, doc)
         return changed, kb
 
@@ -240,22 +253,20 @@ class DocumentBatch:
                 target.model_id
             )
         chunks = [c for w in self.work.values() for c in w.chunks]
+        embedder = Embedder(client, purpose="index", dimension=target.dimension)
         vectors: dict[uuid.UUID, list[float]] = {}
-        for offset in range(0, len(chunks), EMBED_BATCH):
-            part = chunks[offset : offset + EMBED_BATCH]
+        batches = embedder.batches([c.text for c in chunks])
+        while True:
             try:
-                batch, _ = await client.embed([c.text for c in part], batch_size=64)
-            except ProviderError as exc:
-                if exc.code in RETRYABLE and not last_attempt:
+                offset, batch = await anext(batches)
+            except StopAsyncIteration:
+                break
+            except EmbeddingFailed as failure:
+                if failure.retryable and not last_attempt:
                     raise  # the job retries with backoff
-                raise DocumentFailed("embedding_failed", f"The embedding model failed: {exc.message}") from None
-            for chunk, vector in zip(part, batch, strict=True):
-                if len(vector) != target.dimension:
-                    raise DocumentFailed(
-                        "dimension_mismatch",
-                        f"The embedding model returns {len(vector)} dimensions; the index has {target.dimension}.",
-                    )
-                vectors[chunk.id] = list(vector)
+                raise DocumentFailed(failure.code, failure.message) from None
+            for chunk, vector in zip(chunks[offset : offset + len(batch)], batch, strict=True):
+                vectors[chunk.id] = vector
             if len(vectors) < len(chunks):  # the last call's progress is the final state, written next
                 progress: dict[uuid.UUID, dict[str, Any]] = {}
                 for doc_id, w in self.work.items():
@@ -288,6 +299,7 @@ class DocumentBatch:
                 doc.format, doc.page_count = w.format, w.page_count
                 finished.append(doc)
             await chunks.add_all([c for w in self.work.values() for c in w.chunks])
+        DOCUMENTS.labels("indexed").inc(len(finished))
         for doc in finished:
             await events.publish_document(self.engines, doc)
         return len(finished)
@@ -350,6 +362,7 @@ async def reembed(ctx: JobContext) -> JobResult:
             kb.pending_embedding_model_id
         )
         target, dimension = kb.pending_index_name, kb.pending_embedding_dimension
+    embedder = Embedder(client, purpose="reembed", dimension=dimension)
     after: uuid.UUID | None = None
     done = 0
     while True:
@@ -359,13 +372,13 @@ async def reembed(ctx: JobContext) -> JobResult:
         if not batch:
             break
         try:
-            vectors, _ = await client.embed([c.text for c in batch], batch_size=64)
-        except ProviderError as exc:
-            if exc.code in RETRYABLE and not ctx.last_attempt:
+            vectors = await embedder.embed([c.text for c in batch])
+        except EmbeddingFailed as failure:
+            if failure.retryable and not ctx.last_attempt:
                 raise
-            raise PermanentJobError(f"the new embedding model failed: {exc.code.value}") from None
-        if any(len(v) != dimension for v in vectors):
-            raise PermanentJobError("the new embedding model changed its dimension")
+            if failure.provider_error is None:
+                raise PermanentJobError("the new embedding model changed its dimension") from None
+            raise PermanentJobError(f"the new embedding model failed: {failure.provider_error.code.value}") from None
         rows = [indexed_chunk(c, v, docs[c.document_id]) for c, v in zip(batch, vectors, strict=True)]
         await engines.search.upsert(target, rows)
         after, done = batch[-1].id, done + len(batch)
@@ -429,3 +442,52 @@ async def summarize(ctx: JobContext) -> JobResult:
                 return {"skipped": "deleted"}
             kb.summary, kb.summary_updated_at = summary, started
     return {"summary": summary}
+
+
+@job_sweep("knowledge.stuck_documents")
+async def resume_stuck_documents(engines: Engines) -> int:
+    """Queue again the documents left in processing for `knowledge_stuck_seconds` with no job queued or running
+    for them (their job was lost, or ended without recording it on the document): each gets a new processing
+    token and a new job, written in one transaction. A document whose job had started its last allowed attempt
+    (its worker died there, as a file that kills workers would do every time) fails with `processing_failed`
+    instead, so that no document stays in processing, and none is retried forever. Returns how many it ended
+    or resumed."""
+    deadline = utcnow() - timedelta(seconds=engines.settings.knowledge_stuck_seconds)
+    async with engines.sessions() as session:
+        stuck = await StuckDocumentRepository(session).stuck(before=deadline, limit=SWEEP_BATCH)
+    if not stuck:
+        return 0
+    covered = {
+        str(item.get("document_id"))
+        for payload in await unfinished_payloads(engines, INDEX_DOCUMENT)
+        for item in payload.get("documents", [payload])
+        if isinstance(item, dict)
+    }
+    resumed: list[KnowledgeDocument] = []
+    async with engines.sessions() as session, session.begin():
+        repo = StuckDocumentRepository(session)
+        by_tenant: dict[uuid.UUID, list[KnowledgeDocument]] = {}
+        for doc in stuck:
+            if str(doc.id) in covered:
+                continue  # a job will get to it: only a slow queue
+            if doc.status != DocumentStatus.QUEUED and doc.attempts >= engines.settings.knowledge_max_attempts:
+                changes = _failed("processing_failed", "Processing stopped repeatedly; re-index the document to retry.")
+                if await repo.claim(doc.id, token=doc.job_id, before=deadline, changes=changes):
+                    for name, value in changes.items():
+                        setattr(doc, name, value)
+                    DOCUMENTS.labels("failed:processing_failed").inc()
+                    resumed.append(doc)
+                continue
+            changes = {"status": DocumentStatus.QUEUED, "progress": 0.0, "job_id": uuid.uuid4()}
+            if await repo.claim(doc.id, token=doc.job_id, before=deadline, changes=changes):
+                for name, value in changes.items():
+                    setattr(doc, name, value)
+                by_tenant.setdefault(doc.tenant_id, []).append(doc)
+                resumed.append(doc)
+        queued = []
+        for tenant_id, docs in by_tenant.items():
+            queued += await queue_processing(session, engines, tenant_id, docs)
+    await engines.queue.dispatch(queued)
+    for doc in resumed:
+        await events.publish_document(engines, doc)
+    return len(resumed)

@@ -1,12 +1,16 @@
-"""Knowledge queries, always within one tenant."""
+"""Knowledge queries, always within one tenant (but for the platform's own recovery sweep, at the end)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, CursorResult, delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexent.core.db import utcnow
 from nexent.core.repository import TenantScopedRepository
 from nexent.knowledge.models import DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 
@@ -178,3 +182,43 @@ class ChunkRepository(TenantScopedRepository[KnowledgeChunk]):
                 KnowledgeChunk.tenant_id == self.tenant_id, KnowledgeChunk.document_id.in_(list(doc_ids))
             )
         )
+
+
+_BUSY = [DocumentStatus.QUEUED.value, DocumentStatus.PARSING.value, DocumentStatus.EMBEDDING.value]
+
+
+class StuckDocumentRepository:
+    """Documents of every tenant left in processing: only for the platform's own recovery (the knowledge sweep of
+    `jobs/sweeps.py`), never for a request."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def stuck(self, *, before: datetime, limit: int) -> list[KnowledgeDocument]:
+        """Documents in processing that nothing has changed since `before`, oldest first."""
+        rows = await self.session.scalars(
+            select(KnowledgeDocument)
+            .where(KnowledgeDocument.status.in_(_BUSY), KnowledgeDocument.updated_at < before)
+            .order_by(KnowledgeDocument.updated_at)
+            .limit(limit)
+        )
+        return list(rows)
+
+    async def claim(
+        self, doc_id: uuid.UUID, *, token: uuid.UUID | None, before: datetime, changes: dict[str, Any]
+    ) -> bool:
+        """Apply `changes` to the document if it is still stuck with the processing token `token` (a conditional
+        update: of several processes sweeping at once, one wins)."""
+        same_token = KnowledgeDocument.job_id.is_(None) if token is None else KnowledgeDocument.job_id == token
+        result = await self.session.execute(
+            update(KnowledgeDocument)
+            .where(
+                KnowledgeDocument.id == doc_id,
+                KnowledgeDocument.status.in_(_BUSY),
+                KnowledgeDocument.updated_at < before,
+                same_token,
+            )
+            .values(**changes, updated_at=utcnow())
+        )
+        assert isinstance(result, CursorResult)
+        return int(result.rowcount) == 1

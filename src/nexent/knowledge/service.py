@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nexent.core.errors import AppError, Conflict, Forbidden, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
+from nexent.engines.queue import QueuedJob
 from nexent.engines.search.base import IndexedChunk, SearchHit, SearchRequest
 from nexent.identity.auth import Caller
 from nexent.identity.models import Role, SharePermission
@@ -26,6 +27,7 @@ from nexent.identity.permissions import ROLE_PERMISSIONS, Permission
 from nexent.identity.schemas import ShareRead
 from nexent.identity.service import ShareService, record
 from nexent.knowledge import events
+from nexent.knowledge.embedder import Embedder, EmbeddingFailed
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 from nexent.knowledge.parsing import ParseFailure, detect_format
 from nexent.knowledge.repository import ChunkRepository, DocumentRepository, KnowledgeBaseRepository
@@ -116,17 +118,24 @@ def model_call_failed(exc: ProviderError, what: str) -> ModelCallFailed:
     return ModelCallFailed(f"The {what} model failed: {exc.message}", extra={"model_error": {"code": exc.code.value}})
 
 
+def _embedding_call_failed(failure: EmbeddingFailed) -> AppError:
+    """What a request answers when embedding fails: 502 with the model's error, 409 for a changed dimension."""
+    if failure.provider_error is not None:
+        return model_call_failed(failure.provider_error, "embedding")
+    return Conflict(failure.message, code=failure.code)
+
+
 async def embedding_dimension(providers: ProviderService, model_id: uuid.UUID) -> int:
     """The model's vector length: the one its check recorded, or one probe call."""
     config = await ModelRepository(providers.session, providers.caller.tenant_id).get(model_id)
     if config is not None and config.dimension:
         return config.dimension
-    client = await providers.client(model_id)
+    embedder = Embedder(await providers.client(model_id), purpose="probe")
     try:
-        vectors, _ = await client.embed(["dimension probe"])
-    except ProviderError as exc:
-        raise model_call_failed(exc, "embedding") from None
-    return len(vectors[0])
+        vector = await embedder.embed_one("dimension probe")
+    except EmbeddingFailed as failure:
+        raise _embedding_call_failed(failure) from None
+    return len(vector)
 
 
 # Small documents are processed in groups, one job each: the embedding model then gets full batches and the index
@@ -152,6 +161,21 @@ def _processing_groups(docs: Sequence[KnowledgeDocument]) -> list[list[Knowledge
     return groups
 
 
+async def queue_processing(
+    session: AsyncSession, engines: Engines, tenant_id: uuid.UUID, docs: Sequence[KnowledgeDocument]
+) -> list[QueuedJob]:
+    """Write the jobs that process `docs` (with their current tokens) in the session's transaction; the caller
+    dispatches them after its commit. The documents and their jobs are committed together, so neither exists
+    without the other: a process that dies after the commit leaves jobs the workers find in the table."""
+    attempts = engines.settings.knowledge_max_attempts
+    jobs = []
+    for group in _processing_groups(docs):
+        payload = {"documents": [{"document_id": str(d.id), "token": str(d.job_id)} for d in group]}
+        job = await engines.queue.add(session, INDEX_DOCUMENT, payload, tenant_id=tenant_id, max_attempts=attempts)
+        jobs.append(job)
+    return jobs
+
+
 class KnowledgeService:
     def __init__(self, session: AsyncSession, engines: Engines, caller: Caller) -> None:
         self.session = session
@@ -164,21 +188,16 @@ class KnowledgeService:
         self.providers = ProviderService(session, engines, caller)
         self.manages = caller.can(Permission.MANAGE_KNOWLEDGE)
         self.sees_all = Permission.MANAGE_KNOWLEDGE in ROLE_PERMISSIONS[caller.role]
-        # Work to start once the request's transaction is committed (workers read the rows from other sessions).
-        self._jobs: list[tuple[str, dict[str, Any], int]] = []
+        # Jobs written in the request's transaction, dispatched to the workers once it is committed.
+        self._queued: list[QueuedJob] = []
         self._to_process: list[KnowledgeDocument] = []
 
     async def start_jobs(self) -> None:
-        """Enqueue the work the committed changes asked for. Call after the commit, never before."""
-        attempts = self.engines.settings.knowledge_max_attempts
-        for group in _processing_groups(self._to_process):
-            payload = {"documents": [{"document_id": str(d.id), "token": str(d.job_id)} for d in group]}
-            self._jobs.append((INDEX_DOCUMENT, payload, attempts))
-        for name, payload, max_attempts in self._jobs:
-            await self.engines.queue.enqueue(name, payload, tenant_id=self.caller.tenant_id, max_attempts=max_attempts)
+        """Tell the workers about the jobs the committed changes wrote. Call after the commit, never before."""
+        await self.engines.queue.dispatch(self._queued)
         for doc in self._to_process:
             await events.publish_document(self.engines, doc)
-        self._jobs, self._to_process = [], []
+        self._queued, self._to_process = [], []
 
     # --- access -------------------------------------------------------------------------------------------------
 
@@ -313,7 +332,11 @@ class KnowledgeService:
         kb.pending_index_name = index_name_for(kb.id, generation=uuid.uuid4())
         kb.reembed_job_id = uuid.uuid4()  # the token the job must present; a later change supersedes it
         await self.engines.search.create_index(kb.pending_index_name, dimension)
-        self._jobs.append((REEMBED, {"knowledge_base_id": str(kb.id), "token": str(kb.reembed_job_id)}, 5))
+        payload = {"knowledge_base_id": str(kb.id), "token": str(kb.reembed_job_id)}
+        job = await self.engines.queue.add(
+            self.session, REEMBED, payload, tenant_id=self.caller.tenant_id, max_attempts=5
+        )
+        self._queued.append(job)
 
     async def delete(self, kb_id: uuid.UUID) -> None:
         kb = await self._get(kb_id)
@@ -352,7 +375,7 @@ class KnowledgeService:
 
     async def upload(self, kb_id: uuid.UUID, files: Sequence[IncomingFile], metadata: dict[str, Any]) -> UploadResult:
         """Store each acceptable file and create its document; refused files are reported, never stored.
-        The new documents' processing starts with `start_jobs` after the commit."""
+        Their processing jobs are written in the same transaction and dispatched by `start_jobs` after the commit."""
         kb = await self._editable(kb_id)
         max_bytes = self.engines.settings.knowledge_max_file_bytes
         uploaded: list[tuple[KnowledgeDocument, bool]] = []  # documents in the order of the files, duplicate?
@@ -399,6 +422,7 @@ class KnowledgeService:
             uploaded.append((doc, False))
         if created:
             await self.documents.add_all(created)
+            self._queued += await queue_processing(self.session, self.engines, self.caller.tenant_id, created)
             await record(self.session, self.caller, "knowledge_documents.uploaded", RESOURCE, kb.id, count=len(created))
         return UploadResult(
             documents=[UploadedDocument(document=read_document(d), duplicate=dup) for d, dup in uploaded],
@@ -441,6 +465,7 @@ class KnowledgeService:
         doc.job_id = uuid.uuid4()  # any job still working on the document stops at its next step
         await self.session.flush()
         self._to_process.append(doc)
+        self._queued += await queue_processing(self.session, self.engines, self.caller.tenant_id, [doc])
         await record(self.session, self.caller, "knowledge_document.reindexed", RESOURCE, kb.id, document=str(doc.id))
         return read_document(doc)
 
@@ -487,17 +512,11 @@ class KnowledgeService:
     async def _embed_one(self, model_id: uuid.UUID | None, dimension: int, text: str) -> list[float]:
         if model_id is None:
             raise EmbeddingModelMissing("The knowledge base's embedding model was deleted; choose another one.")
-        client = await self.providers.client(model_id)
+        embedder = Embedder(await self.providers.client(model_id), purpose="chunk_edit", dimension=dimension)
         try:
-            vectors, _ = await client.embed([text])
-        except ProviderError as exc:
-            raise model_call_failed(exc, "embedding") from None
-        if len(vectors[0]) != dimension:
-            raise Conflict(
-                f"The embedding model now returns {len(vectors[0])} dimensions; the index has {dimension}.",
-                code="dimension_mismatch",
-            )
-        return list(vectors[0])
+            return await embedder.embed_one(text)
+        except EmbeddingFailed as failure:
+            raise _embedding_call_failed(failure) from None
 
     async def delete_chunk(self, kb_id: uuid.UUID, chunk_id: uuid.UUID) -> None:
         kb = await self._editable(kb_id)
@@ -525,12 +544,11 @@ class KnowledgeService:
                     raise EmbeddingModelMissing(
                         "The knowledge base's embedding model was deleted; choose another one or search in bm25 mode."
                     )
-                client = await self.providers.client(model_id)
+                embedder = Embedder(await self.providers.client(model_id), purpose="search")
                 try:
-                    embedded, _ = await client.embed([data.query])
-                except ProviderError as exc:
-                    raise model_call_failed(exc, "embedding") from None
-                vectors[model_id] = list(embedded[0])
+                    vectors[model_id] = await embedder.embed_one(data.query)
+                except EmbeddingFailed as failure:
+                    raise _embedding_call_failed(failure) from None
             timings["embedding"] = time.perf_counter() - started
         started = time.perf_counter()
         fetch = data.top_k * 2 + 5  # documents in processing are dropped afterwards

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from nexent.engines.container import Engines
-from nexent.engines.queue.base import UnknownJob
+from nexent.engines.queue import QueuedJob
+from nexent.jobs.queue.base import UnknownJob
 from nexent.jobs.schemas import JobInfo
+from nexent.jobs.service import get_job
 from nexent.settings import Settings
 from tests.conftest import REDIS_URL, REPO_ROOT, make_settings, started_engines, wait_until
 
@@ -77,7 +79,7 @@ class QueueHarness:
 
     async def finished(self, job_id: uuid.UUID, timeout: float = 30) -> JobInfo:
         async def done() -> JobInfo | None:
-            info = await self.producer.queue.get(job_id)
+            info = await get_job(self.producer, job_id)
             return info if info and info.status in ("succeeded", "failed") else None
 
         result: JobInfo = await wait_until(done, timeout=timeout, interval=0.1)
@@ -150,9 +152,32 @@ async def test_a_job_can_use_the_workers_engines(harness: QueueHarness) -> None:
     assert await harness.producer.storage.get("jobs/out.txt") == b"written by a job"
 
 
+async def test_a_job_committed_but_never_dispatched_still_runs(harness: QueueHarness) -> None:
+    """`add` in the caller's transaction, then no `dispatch`, as when the process dies right after the commit:
+    the polling workers (local) or the reaper (Celery) find the job in the table."""
+    await harness.start_consumer()
+    async with harness.producer.sessions() as session, session.begin():
+        job = await harness.producer.queue.add(session, "test.echo", {"undispatched": True})
+    info = await harness.finished(job.id)
+    assert info.status == "succeeded" and info.result == {"echo": {"undispatched": True}, "attempt": 1}
+
+
+async def test_a_job_added_in_a_rolled_back_transaction_never_exists(harness: QueueHarness) -> None:
+    added: list[QueuedJob] = []
+
+    async def add_then_fail() -> None:
+        async with harness.producer.sessions() as session, session.begin():
+            added.append(await harness.producer.queue.add(session, "test.echo"))
+            raise LookupError("the caller's transaction fails after adding the job")
+
+    with pytest.raises(LookupError):
+        await add_then_fail()
+    assert await get_job(harness.producer, added[0].id) is None
+
+
 async def test_a_job_queued_while_no_worker_runs_waits_for_one(harness: QueueHarness) -> None:
     job_id = await harness.producer.queue.enqueue("test.echo", {"waited": True})
-    info = await harness.producer.queue.get(job_id)
+    info = await get_job(harness.producer, job_id)
     assert info is not None and info.status == "queued"
     await harness.start_consumer()
     assert (await harness.finished(job_id)).status == "succeeded"
@@ -201,7 +226,7 @@ async def test_many_jobs_each_run_exactly_once(harness: QueueHarness) -> None:
 async def test_unknown_job_names_are_refused_at_enqueue(harness: QueueHarness) -> None:
     with pytest.raises(UnknownJob):
         await harness.producer.queue.enqueue("test.no_such_job")
-    assert await harness.producer.queue.get(uuid.uuid4()) is None
+    assert await get_job(harness.producer, uuid.uuid4()) is None
 
 
 async def test_a_killed_or_restarted_worker_loses_no_job(harness: QueueHarness, tmp_path: Path) -> None:
@@ -214,7 +239,7 @@ async def test_a_killed_or_restarted_worker_loses_no_job(harness: QueueHarness, 
 
     await wait_until(started, timeout=30)
     await harness.kill_consumer()
-    info = await harness.producer.queue.get(job_id)
+    info = await get_job(harness.producer, job_id)
     assert info is not None and info.status == "running"
 
     await harness.start_consumer()

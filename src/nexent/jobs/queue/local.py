@@ -12,9 +12,10 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from nexent.engines.queue.base import DatabaseJobs
+from nexent.jobs.queue.base import DatabaseJobs
 from nexent.jobs.repository import JobRepository
 from nexent.jobs.service import run_job, worker_name
+from nexent.jobs.sweeps import sweep_forever
 
 if TYPE_CHECKING:
     from nexent.engines.container import Engines
@@ -35,6 +36,8 @@ class LocalQueue(DatabaseJobs):
         for index in range(self.workers):
             name = worker_name(f"local{index}")
             self._tasks.append(asyncio.create_task(self._work(name), name=f"nexent-job-worker-{index}"))
+        if self.workers:  # a process that runs jobs also resumes stuck work (`jobs/sweeps.py`)
+            self._tasks.append(asyncio.create_task(sweep_forever(self.engines), name="nexent-job-sweeper"))
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -12,7 +12,8 @@ import uuid
 from celery import shared_task
 
 from nexent.engines.container import Engines, build_engines
-from nexent.engines.queue.celery import RUN_JOB_TASK
+from nexent.jobs.queue import build_queue
+from nexent.jobs.queue.celery import RUN_JOB_TASK
 from nexent.jobs.registry import load_job_modules
 from nexent.jobs.service import run_job, worker_name
 from nexent.settings import get_settings
@@ -28,7 +29,7 @@ def _process_engines() -> tuple[asyncio.AbstractEventLoop, Engines]:
         load_job_modules(settings.job_modules)
         _loop = asyncio.new_event_loop()
     if _engines is None:
-        engines = build_engines(get_settings(), consume_jobs=False)
+        engines = build_engines(get_settings(), queue=build_queue, consume_jobs=False)
         try:
             _loop.run_until_complete(engines.start())
         except BaseException:

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 from celery import Celery
 
 from nexent.core.db import utcnow
-from nexent.engines.queue.base import DatabaseJobs
+from nexent.jobs.queue.base import DatabaseJobs
 from nexent.jobs.repository import JobRepository
+from nexent.jobs.sweeps import sweep_forever
 
 if TYPE_CHECKING:
     from nexent.engines.container import Engines
@@ -31,7 +32,7 @@ RUN_JOB_TASK = "nexent.run_job"
 
 def create_celery(settings: Settings) -> Celery:
     """The Celery app both the enqueuing side and `nexent worker` use."""
-    app = Celery("nexent", broker=settings.resolved_broker_url, include=["nexent.engines.queue.celery_worker"])
+    app = Celery("nexent", broker=settings.resolved_broker_url, include=["nexent.jobs.queue.celery_worker"])
     app.conf.update(
         task_acks_late=True,
         task_reject_on_worker_lost=True,
@@ -52,17 +53,20 @@ class CeleryQueue(DatabaseJobs):
         self.engines = engines
         self.celery = create_celery(engines.settings)
         self.run_reaper = run_reaper
-        self._reaper: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        if self.run_reaper:
-            self._reaper = asyncio.create_task(self._reap_forever(), name="nexent-job-reaper")
+        if self.run_reaper:  # the reaper's processes also resume stuck work (`jobs/sweeps.py`)
+            self._tasks.append(asyncio.create_task(self._reap_forever(), name="nexent-job-reaper"))
+            self._tasks.append(asyncio.create_task(sweep_forever(self.engines), name="nexent-job-sweeper"))
 
     async def close(self) -> None:
-        if self._reaper is not None:
-            self._reaper.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._reaper
+                await task
+        self._tasks.clear()
         await asyncio.to_thread(self.celery.close)
 
     async def _dispatch(self, job_id: uuid.UUID, delay_seconds: float) -> None:
