@@ -46,7 +46,9 @@ async def platform_client(data_dir: Path) -> Any:
     from nexent.providers.models import ModelKind
     from nexent.providers.service import ProviderService
     from nexent.settings import Settings
+    from nexent.wiring import wire
 
+    wire()
     settings = Settings(_env_file=None, data_dir=data_dir, log_level="WARNING")
     await migrate_async(settings.resolved_database_url)
     engines = build_engines(settings, consume_jobs=False)

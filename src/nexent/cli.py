@@ -150,6 +150,9 @@ def migrate_command(
 
 def _run(func: Callable[[Engines], Awaitable[T]]) -> T:
     """Run an operator action with this process's engines (no workers)."""
+    from nexent.wiring import wire
+
+    wire()
 
     async def main() -> T:
         engines = build_engines(_settings(), consume_jobs=False)

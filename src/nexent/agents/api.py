@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, ShareIn
+from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from nexent.agents.service import AgentService
-from nexent.core.deps import SessionDep
 from nexent.core.pagination import Page, PageParamsDep
+from nexent.engines.deps import SessionDep
 from nexent.identity.auth import UserCaller
-from nexent.identity.schemas import ShareRead
+from nexent.identity.schemas import ShareIn, ShareRead
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 

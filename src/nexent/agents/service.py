@@ -10,13 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent
 from nexent.agents.repository import AgentRepository
-from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, Instructions, ShareIn, ToolUse
+from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, Instructions, ToolUse
 from nexent.core.errors import AppError, Conflict, Forbidden, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.identity.auth import Caller
 from nexent.identity.models import SharePermission
 from nexent.identity.permissions import ROLE_PERMISSIONS, Permission
-from nexent.identity.schemas import ShareRead
+from nexent.identity.schemas import ShareIn, ShareRead
 from nexent.identity.service import ShareService, record
 from nexent.knowledge.repository import KnowledgeBaseRepository
 from nexent.knowledge.service import RESOURCE as KNOWLEDGE_RESOURCE

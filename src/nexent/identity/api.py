@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from nexent.core.deps import EnginesDep, SessionDep
 from nexent.core.pagination import Page, PageParamsDep
+from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity import oidc
 from nexent.identity.auth import Caller, CurrentCaller, RequireOperator, RequirePermission, UserCaller
 from nexent.identity.models import TenantStatus

@@ -18,6 +18,7 @@ from nexent.core.errors import AppError, BadRequest, Conflict, Forbidden, NotFou
 from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller, Operator
+from nexent.identity.hooks import tenant_created
 from nexent.identity.models import (
     ApiKey,
     AuditEvent,
@@ -83,7 +84,6 @@ from nexent.identity.tokens import (
     issue_access_token,
     new_secret,
 )
-from nexent.providers.builtin import register_builtin_models
 from nexent.settings import Settings
 
 # --- Errors ------------------------------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ class TenantService:
                 tenant = await self.repository.add(Tenant(name=name, slug=chosen, status=TenantStatus.ACTIVE))
         except IntegrityError:
             raise SlugTaken(f"The slug {chosen!r} is already used by another tenant.") from None
-        await register_builtin_models(self.session, self.settings, tenant.id)
+        await tenant_created(self.session, self.settings, tenant.id)
         return tenant
 
     async def _free_slug(self, base: str) -> str:

@@ -13,12 +13,11 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from nexent.agents.schemas import ShareIn
-from nexent.core.deps import EnginesDep, SessionDep
 from nexent.core.errors import AppError, problem_body
 from nexent.core.pagination import Page, PageParamsDep
+from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import UserCaller
-from nexent.identity.schemas import ShareRead
+from nexent.identity.schemas import ShareIn, ShareRead
 from nexent.knowledge import events
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus
 from nexent.knowledge.schemas import (
