@@ -42,7 +42,7 @@ async def platform_client(data_dir: Path) -> Any:
     from nexent.engines.container import build_engines
     from nexent.identity.auth import Caller
     from nexent.identity.models import Role
-    from nexent.identity.service import TenantService
+    from nexent.identity.services.tenants import TenantService
     from nexent.providers.models import ModelKind
     from nexent.providers.service import ProviderService
     from nexent.settings import Settings

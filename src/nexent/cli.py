@@ -174,7 +174,7 @@ def create_tenant(
     from pydantic import ValidationError
 
     from nexent.identity.schemas import TenantCreate
-    from nexent.identity.service import TenantService
+    from nexent.identity.services.tenants import TenantService
 
     try:
         data = TenantCreate(name=name, slug=slug)
@@ -192,7 +192,7 @@ def create_tenant(
 def list_tenants(limit: Annotated[int, typer.Option(min=1, max=200)] = 50) -> None:
     """List tenants as JSON."""
     from nexent.core.pagination import PageParams
-    from nexent.identity.service import TenantService
+    from nexent.identity.services.tenants import TenantService
 
     async def action(engines: Engines) -> str:
         async with engines.sessions() as session:

@@ -17,7 +17,8 @@ from nexent.identity.auth import Caller
 from nexent.identity.models import SharePermission
 from nexent.identity.permissions import ROLE_PERMISSIONS, Permission
 from nexent.identity.schemas import ShareIn, ShareRead
-from nexent.identity.service import ShareService, record
+from nexent.identity.services.audit import record
+from nexent.identity.services.sharing import ShareService
 from nexent.knowledge.repository import KnowledgeBaseRepository
 from nexent.knowledge.service import RESOURCE as KNOWLEDGE_RESOURCE
 from nexent.providers.models import ModelKind

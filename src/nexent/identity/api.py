@@ -43,16 +43,13 @@ from nexent.identity.schemas import (
     TokenPair,
     UserRead,
 )
-from nexent.identity.service import (
-    ApiKeyService,
-    AuditService,
-    AuthService,
-    GroupService,
-    InvitationService,
-    MemberService,
-    TenantService,
-    accept_invitation,
-)
+from nexent.identity.services.api_keys import ApiKeyService
+from nexent.identity.services.audit import AuditService
+from nexent.identity.services.groups import GroupService
+from nexent.identity.services.invitations import InvitationService, accept_invitation
+from nexent.identity.services.members import MemberService
+from nexent.identity.services.signin import AuthService
+from nexent.identity.services.tenants import TenantService
 
 # --- Sign-in ---------------------------------------------------------------------------------------------------
 

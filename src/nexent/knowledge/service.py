@@ -24,7 +24,8 @@ from nexent.identity.auth import Caller
 from nexent.identity.models import Role, SharePermission
 from nexent.identity.permissions import ROLE_PERMISSIONS, Permission
 from nexent.identity.schemas import ShareRead
-from nexent.identity.service import ShareService, record
+from nexent.identity.services.audit import record
+from nexent.identity.services.sharing import ShareService
 from nexent.knowledge import events
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 from nexent.knowledge.parsing import ParseFailure, detect_format

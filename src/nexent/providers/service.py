@@ -21,7 +21,7 @@ from nexent.core.errors import BadRequest, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
-from nexent.identity.service import record
+from nexent.identity.services.audit import record
 from nexent.providers import local, metrics
 from nexent.providers.models import CheckStatus, ModelConfig, ModelEndpoint, ModelKind, ProviderType, UsageRecord
 from nexent.providers.openai_compat import KEEPALIVE_SECONDS, Endpoint
