@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,6 +69,27 @@ class NoDefaultModel(NotFound):
 
 class EndpointNotAllowed(BadRequest):
     code = "endpoint_not_allowed"
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What other domains check of a tenant's model when they point at it, without its endpoints or secrets."""
+
+    id: uuid.UUID
+    kind: ModelKind
+    dimension: int | None  # an embedding model's vector length, once known
+
+
+async def model_facts(session: AsyncSession, tenant_id: uuid.UUID, model_id: uuid.UUID) -> ModelFacts | None:
+    """The tenant's model `model_id`; None when the tenant has no such model."""
+    config = await ModelRepository(session, tenant_id).get(model_id)
+    return None if config is None else ModelFacts(config.id, ModelKind(config.kind), config.dimension)
+
+
+async def default_model_facts(session: AsyncSession, tenant_id: uuid.UUID, kind: ModelKind) -> ModelFacts | None:
+    """The tenant's default model of `kind`; None when it has none."""
+    config = await ModelRepository(session, tenant_id).default_of(kind)
+    return None if config is None else ModelFacts(config.id, ModelKind(config.kind), config.dimension)
 
 
 class ProviderService:
