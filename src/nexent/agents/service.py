@@ -67,6 +67,11 @@ class AgentService:
             raise AgentNotFound(f"No agent {agent_id} in this tenant.")
         return agent
 
+    async def sub_agent(self, agent_id: uuid.UUID) -> Agent | None:
+        """An agent of the tenant that another one calls, without share checks: whoever may edit the calling agent
+        chose it, and it runs for every user of that agent."""
+        return await self.agents.get(agent_id)
+
     async def get(self, agent: Granted[Agent]) -> AgentRead:
         return _read(agent.resource, can_edit=agent.can_edit)
 
