@@ -42,12 +42,14 @@ async def platform_client(data_dir: Path) -> Any:
     from nexent.engines.container import build_engines
     from nexent.identity.auth import Caller
     from nexent.identity.models import Role
-    from nexent.identity.service import TenantService
+    from nexent.identity.services.tenants import TenantService
     from nexent.jobs.queue import build_queue
     from nexent.providers.models import ModelKind
     from nexent.providers.service import ProviderService
     from nexent.settings import Settings
+    from nexent.wiring import wire
 
+    wire()
     settings = Settings(_env_file=None, data_dir=data_dir, log_level="WARNING")
     await migrate_async(settings.resolved_database_url)
     engines = build_engines(settings, queue=build_queue, consume_jobs=False)

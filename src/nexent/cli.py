@@ -198,6 +198,9 @@ def migrate_command(
 
 def _run(func: Callable[[Engines], Awaitable[T]]) -> T:
     """Run an operator action with this process's engines (no workers)."""
+    from nexent.wiring import wire
+
+    wire()
 
     async def main() -> T:
         engines = build_engines(_settings(), queue=build_queue, consume_jobs=False)
@@ -219,7 +222,7 @@ def create_tenant(
     from pydantic import ValidationError
 
     from nexent.identity.schemas import TenantCreate
-    from nexent.identity.service import TenantService
+    from nexent.identity.services.tenants import TenantService
 
     try:
         data = TenantCreate(name=name, slug=slug)
@@ -237,7 +240,7 @@ def create_tenant(
 def list_tenants(limit: Annotated[int, typer.Option(min=1, max=200)] = 50) -> None:
     """List tenants as JSON."""
     from nexent.core.pagination import PageParams
-    from nexent.identity.service import TenantService
+    from nexent.identity.services.tenants import TenantService
 
     async def action(engines: Engines) -> str:
         async with engines.sessions() as session:

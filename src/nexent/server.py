@@ -13,11 +13,11 @@ from fastapi.responses import HTMLResponse
 
 from nexent import __version__
 from nexent.agents import api as agents_api
-from nexent.core import health
 from nexent.core.db import migrate_async
 from nexent.core.errors import install_error_handlers
 from nexent.core.logging import configure_logging
 from nexent.core.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
+from nexent.engines import health
 from nexent.engines.container import build_engines
 from nexent.identity import api as identity_api
 from nexent.identity.auth import RequireMetricsReader
@@ -29,6 +29,7 @@ from nexent.providers.openai_compat import hold_chat_session, release_chat_sessi
 from nexent.runtime import api as runtime_api
 from nexent.runtime.service import RunManager
 from nexent.settings import Service, Settings, get_settings
+from nexent.wiring import wire
 
 logger = logging.getLogger("nexent.server")
 
@@ -48,6 +49,7 @@ _JOB_CONSUMERS = {Service.DATA_PROCESS}
 def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
     """Build the app of one service, or of all of them (`service=None`, the embedded shape)."""
     settings = settings or get_settings()
+    wire()
     services: Iterable[Service] = [service] if service else list(Service)
     embedded = service is None
     label = service.value if service else "embedded"

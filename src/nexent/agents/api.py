@@ -1,4 +1,4 @@
-"""Agent routes: `/api/agents` (drafts) and their group shares."""
+"""Agent routes: `/api/agents` (drafts) and their group shares. Who may call each: `agents/auth.py`."""
 
 from __future__ import annotations
 
@@ -7,18 +7,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, ShareIn
+from nexent.agents.auth import AgentManager, EditableAgent, ManagedAgent, ReadableAgent
+from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from nexent.agents.service import AgentService
-from nexent.core.deps import SessionDep
 from nexent.core.pagination import Page, PageParamsDep
+from nexent.engines.deps import SessionDep
 from nexent.identity.auth import UserCaller
-from nexent.identity.schemas import ShareRead
+from nexent.identity.schemas import ShareIn, ShareRead
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create an agent draft.")
-async def create_agent(body: AgentCreate, caller: UserCaller, session: SessionDep) -> AgentRead:
+async def create_agent(body: AgentCreate, caller: AgentManager, session: SessionDep) -> AgentRead:
     return await AgentService(session, caller).create(body)
 
 
@@ -33,37 +34,35 @@ async def list_agents(
 
 
 @router.get("/{agent_id}", summary="One agent.")
-async def get_agent(agent_id: uuid.UUID, caller: UserCaller, session: SessionDep) -> AgentRead:
-    return await AgentService(session, caller).get(agent_id)
+async def get_agent(agent: ReadableAgent, session: SessionDep) -> AgentRead:
+    return await AgentService(session, agent.caller).get(agent)
 
 
 @router.patch("/{agent_id}", summary="Change an agent draft.")
-async def update_agent(agent_id: uuid.UUID, body: AgentUpdate, caller: UserCaller, session: SessionDep) -> AgentRead:
-    return await AgentService(session, caller).update(agent_id, body)
+async def update_agent(agent: EditableAgent, body: AgentUpdate, session: SessionDep) -> AgentRead:
+    return await AgentService(session, agent.caller).update(agent, body)
 
 
 @router.delete("/{agent_id}", summary="Delete an agent.", status_code=204, response_class=Response)
-async def delete_agent(agent_id: uuid.UUID, caller: UserCaller, session: SessionDep) -> None:
-    await AgentService(session, caller).delete(agent_id)
+async def delete_agent(agent: ManagedAgent, session: SessionDep) -> None:
+    await AgentService(session, agent.caller).delete(agent)
 
 
 @router.get("/{agent_id}/shares", summary="Groups the agent is shared with.")
-async def list_agent_shares(agent_id: uuid.UUID, caller: UserCaller, session: SessionDep) -> list[ShareRead]:
-    return await AgentService(session, caller).shares_of(agent_id)
+async def list_agent_shares(agent: ReadableAgent, session: SessionDep) -> list[ShareRead]:
+    return await AgentService(session, agent.caller).shares_of(agent)
 
 
 @router.put("/{agent_id}/shares/{group_id}", summary="Share the agent with a group (read or edit).")
-async def share_agent(
-    agent_id: uuid.UUID, group_id: uuid.UUID, body: ShareIn, caller: UserCaller, session: SessionDep
-) -> ShareRead:
-    return await AgentService(session, caller).share(agent_id, group_id, body)
+async def share_agent(agent: ManagedAgent, group_id: uuid.UUID, body: ShareIn, session: SessionDep) -> ShareRead:
+    return await AgentService(session, agent.caller).share(agent, group_id, body)
 
 
 @router.delete(
     "/{agent_id}/shares/{group_id}", summary="Stop sharing with a group.", status_code=204, response_class=Response
 )
-async def unshare_agent(agent_id: uuid.UUID, group_id: uuid.UUID, caller: UserCaller, session: SessionDep) -> None:
-    await AgentService(session, caller).unshare(agent_id, group_id)
+async def unshare_agent(agent: ManagedAgent, group_id: uuid.UUID, session: SessionDep) -> None:
+    await AgentService(session, agent.caller).unshare(agent, group_id)
 
 
 routers = [router]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
 
 from sqlalchemy import ColumnElement, func
 
@@ -15,17 +14,28 @@ class AgentRepository(TenantScopedRepository[Agent]):
     model = Agent
 
     async def list_page(
-        self, *, only_ids: Collection[uuid.UUID] | None, query: str | None, limit: int, offset: int
-    ) -> tuple[list[Agent], int]:
-        conditions: list[ColumnElement[bool]] = []
-        if only_ids is not None:
-            conditions.append(Agent.id.in_(list(only_ids)))
+        self,
+        *,
+        readable: ColumnElement[bool],
+        editable: ColumnElement[bool],
+        query: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[tuple[Agent, bool]], int]:
+        """A page of the agents meeting `readable`, each with whether it meets `editable` (the caller's rights, from
+        identity's `ResourceAccess`)."""
+        conditions: list[ColumnElement[bool]] = [readable]
         if query:
             conditions.append(Agent.name.icontains(query, autoescape=True))
-        rows = await self.session.scalars(
-            self.select().where(*conditions).order_by(Agent.name, Agent.id).limit(limit).offset(offset)
+        rows = await self.session.execute(
+            self.select()
+            .add_columns(editable.label("can_edit"))
+            .where(*conditions)
+            .order_by(Agent.name, Agent.id)
+            .limit(limit)
+            .offset(offset)
         )
-        return list(rows), await self.count(*conditions)
+        return [(agent, bool(can_edit)) for agent, can_edit in rows], await self.count(*conditions)
 
     async def name_taken(self, name: str, *, except_id: uuid.UUID | None = None) -> bool:
         conditions = [func.lower(Agent.name) == name.lower()]

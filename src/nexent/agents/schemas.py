@@ -9,7 +9,6 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from nexent.agents.models import AgentType
-from nexent.identity.models import SharePermission
 
 AgentName = Annotated[
     str,
@@ -96,9 +95,3 @@ class AgentRead(BaseModel):
     created_by: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
-
-
-class ShareIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    permission: SharePermission

@@ -10,21 +10,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent
 from nexent.agents.repository import AgentRepository
-from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, Instructions, ShareIn, ToolUse
-from nexent.core.errors import AppError, Conflict, Forbidden, NotFound
+from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, Instructions, ToolUse
+from nexent.core.errors import AppError, Conflict, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.identity.auth import Caller
-from nexent.identity.models import SharePermission
-from nexent.identity.permissions import ROLE_PERMISSIONS, Permission
-from nexent.identity.schemas import ShareRead
-from nexent.identity.service import ShareService, record
-from nexent.knowledge.repository import KnowledgeBaseRepository
-from nexent.knowledge.service import RESOURCE as KNOWLEDGE_RESOURCE
+from nexent.identity.permissions import Permission
+from nexent.identity.schemas import ShareIn, ShareRead
+from nexent.identity.services.audit import record
+from nexent.identity.services.sharing import Granted, ResourceAccess, Shareable, ShareService
+from nexent.knowledge.service import readable_knowledge_base_ids
 from nexent.providers.models import ModelKind
-from nexent.providers.repository import ModelRepository
+from nexent.providers.service import model_facts
 from nexent.tools import registry
 
 RESOURCE = "agent"
+AGENTS = Shareable(RESOURCE, manage=Permission.MANAGE_AGENTS)
 
 
 class AgentNotFound(NotFound):
@@ -43,45 +43,54 @@ class AgentService:
         self.caller = caller
         self.agents = AgentRepository(session, caller.tenant_id)
         self.shares = ShareService(session, caller)
-        self.manages = caller.can(Permission.MANAGE_AGENTS)
+        self.access = ResourceAccess(session, caller, AGENTS)
         # Seeing and using agents follows the member's role, also through their API keys.
-        self.sees_all = Permission.MANAGE_AGENTS in ROLE_PERMISSIONS[caller.role]
+        self.sees_all = self.access.sees_all
 
     # --- reading ------------------------------------------------------------------------------------------------
 
+    async def reach(self, agent_id: uuid.UUID) -> Granted[Agent]:
+        """The agent if the caller may read it (a 404 otherwise, as for another tenant's agents), and whether they
+        may change it: what `agents/auth.py` gives the routes."""
+        found = await self.agents.get_checked(
+            agent_id, where=self.access.readable(Agent.id), flag=self.access.editable(Agent.id)
+        )
+        if found is None:
+            raise AgentNotFound(f"No agent {agent_id} in this tenant.")
+        agent, can_edit = found
+        return Granted(self.caller, agent, can_edit)
+
     async def get_record(self, agent_id: uuid.UUID) -> Agent:
         """The agent, if the caller may use it (a 404 otherwise, as for another tenant's agents)."""
-        agent = await self._get(agent_id)
+        agent = (await self.reach(agent_id)).resource
         if not self.caller.may_use_agent(agent.id):
             raise AgentNotFound(f"No agent {agent_id} in this tenant.")
         return agent
 
-    async def _get(self, agent_id: uuid.UUID) -> Agent:
-        agent = await self.agents.get(agent_id)
-        if agent is None or not (self.sees_all or await self.shares.access(RESOURCE, agent.id)):
-            raise AgentNotFound(f"No agent {agent_id} in this tenant.")
-        return agent
+    async def sub_agent(self, agent_id: uuid.UUID) -> Agent | None:
+        """An agent of the tenant that another one calls, without share checks: whoever may edit the calling agent
+        chose it, and it runs for every user of that agent."""
+        return await self.agents.get(agent_id)
 
-    async def _can_edit(self, agent: Agent) -> bool:
-        return self.manages or await self.shares.access(RESOURCE, agent.id) == SharePermission.EDIT
-
-    async def get(self, agent_id: uuid.UUID) -> AgentRead:
-        agent = await self._get(agent_id)
-        return _read(agent, can_edit=await self._can_edit(agent))
+    async def get(self, agent: Granted[Agent]) -> AgentRead:
+        return _read(agent.resource, can_edit=agent.can_edit)
 
     async def list_agents(self, page: PageParams, *, query: str | None) -> Page[AgentRead]:
         """Members who manage agents see all of them; others see those shared with their groups."""
-        visible = None if self.sees_all else await self.shares.shared_ids(RESOURCE)
-        agents, total = await self.agents.list_page(only_ids=visible, query=query, limit=page.limit, offset=page.offset)
-        editable = None if self.manages else await self.shares.shared_ids(RESOURCE, SharePermission.EDIT)
-        items = [_read(a, can_edit=editable is None or a.id in editable) for a in agents]
+        rows, total = await self.agents.list_page(
+            readable=self.access.readable(Agent.id),
+            editable=self.access.editable(Agent.id),
+            query=query,
+            limit=page.limit,
+            offset=page.offset,
+        )
+        items = [_read(agent, can_edit=can_edit) for agent, can_edit in rows]
         return Page[AgentRead](items=items, total=total, limit=page.limit, offset=page.offset)
 
     # --- writing ------------------------------------------------------------------------------------------------
 
     async def create(self, data: AgentCreate) -> AgentRead:
-        if not self.manages:
-            raise _not_allowed(self.caller)
+        """A new agent (the route's `AgentManager` checked the caller's role)."""
         await self._check_name(data.name)
         agent = Agent(tenant_id=self.caller.tenant_id, created_by=self.caller.user_id)
         _apply(agent, data.model_dump(exclude_unset=False))
@@ -94,10 +103,8 @@ class AgentService:
         await record(self.session, self.caller, "agent.created", RESOURCE, agent.id, name=agent.name)
         return _read(agent, can_edit=True)
 
-    async def update(self, agent_id: uuid.UUID, data: AgentUpdate) -> AgentRead:
-        agent = await self._get(agent_id)
-        if not await self._can_edit(agent):
-            raise Forbidden("This agent is shared with you to read, not to edit.", code="permission_denied")
+    async def update(self, granted: Granted[Agent], data: AgentUpdate) -> AgentRead:
+        agent = granted.resource
         if data.name is not None:
             await self._check_name(data.name, except_id=agent.id)
         changes = data.model_dump(exclude_unset=True)
@@ -107,10 +114,8 @@ class AgentService:
         await record(self.session, self.caller, "agent.updated", RESOURCE, agent.id, fields=sorted(changes))
         return _read(agent, can_edit=True)
 
-    async def delete(self, agent_id: uuid.UUID) -> None:
-        agent = await self._get(agent_id)
-        if not self.manages:
-            raise _not_allowed(self.caller)
+    async def delete(self, granted: Granted[Agent]) -> None:
+        agent = granted.resource
         callers = [a for a, subs in (await self.agents.sub_agent_graph()).items() if agent.id in subs]
         if callers:
             raise Conflict(
@@ -119,7 +124,7 @@ class AgentService:
                 extra={"used_by": [str(a) for a in callers]},
             )
         await self.agents.delete(agent)
-        await record(self.session, self.caller, "agent.deleted", RESOURCE, agent_id, name=agent.name)
+        await record(self.session, self.caller, "agent.deleted", RESOURCE, agent.id, name=agent.name)
 
     async def _check_name(self, name: str, *, except_id: uuid.UUID | None = None) -> None:
         if await self.agents.name_taken(name, except_id=except_id):
@@ -129,7 +134,7 @@ class AgentService:
         """Every reference must exist in this tenant and fit: the model, each tool's settings, the sub-agents."""
         errors: list[dict[str, Any]] = []
         if agent.model_id is not None:
-            model = await ModelRepository(self.session, self.caller.tenant_id).get(agent.model_id)
+            model = await model_facts(self.session, self.caller.tenant_id, agent.model_id)
             if model is None:
                 errors.append(_error(["model_id"], "No such model in this tenant."))
             elif model.kind not in (ModelKind.LLM, ModelKind.VLM):
@@ -145,15 +150,10 @@ class AgentService:
             except (registry.UnknownTool, registry.ToolSettingsError) as exc:
                 errors.append(_error(["tools", index], str(exc)))
         errors.extend(await self._sub_agent_errors(agent))
-        known = {
-            kb.id
-            for kb in await KnowledgeBaseRepository(self.session, self.caller.tenant_id).of_ids(
-                [uuid.UUID(k) for k in agent.knowledge_base_ids]
-            )
-        }
-        if known and Permission.MANAGE_KNOWLEDGE not in ROLE_PERMISSIONS[self.caller.role]:
-            # An agent searches its knowledge bases for all its users: attach only what the editor may read.
-            known &= await self.shares.shared_ids(KNOWLEDGE_RESOURCE)
+        # An agent searches its knowledge bases for all its users: attach only what the editor may read.
+        known = await readable_knowledge_base_ids(
+            self.session, self.caller, [uuid.UUID(k) for k in agent.knowledge_base_ids]
+        )
         errors.extend(
             _error(["knowledge_base_ids", index], f"No knowledge base {kb_id} in this tenant.")
             for index, kb_id in enumerate(agent.knowledge_base_ids)
@@ -178,27 +178,14 @@ class AgentService:
 
     # --- sharing ------------------------------------------------------------------------------------------------
 
-    async def shares_of(self, agent_id: uuid.UUID) -> list[ShareRead]:
-        agent = await self._get(agent_id)
-        return await self.shares.list(RESOURCE, agent.id)
+    async def shares_of(self, agent: Granted[Agent]) -> list[ShareRead]:
+        return await self.shares.list(RESOURCE, agent.resource.id)
 
-    async def share(self, agent_id: uuid.UUID, group_id: uuid.UUID, data: ShareIn) -> ShareRead:
-        agent = await self._require_manager(agent_id)
-        return await self.shares.share(RESOURCE, agent.id, group_id, data.permission)
+    async def share(self, agent: Granted[Agent], group_id: uuid.UUID, data: ShareIn) -> ShareRead:
+        return await self.shares.share(RESOURCE, agent.resource.id, group_id, data.permission)
 
-    async def unshare(self, agent_id: uuid.UUID, group_id: uuid.UUID) -> None:
-        agent = await self._require_manager(agent_id)
-        await self.shares.unshare(RESOURCE, agent.id, group_id)
-
-    async def _require_manager(self, agent_id: uuid.UUID) -> Agent:
-        agent = await self._get(agent_id)
-        if not self.manages:
-            raise Forbidden("Only members who manage agents may share them.", code="permission_denied")
-        return agent
-
-
-def _not_allowed(caller: Caller) -> Forbidden:
-    return Forbidden(f"Your role ({caller.role}) does not allow this (agents.manage).", code="permission_denied")
+    async def unshare(self, agent: Granted[Agent], group_id: uuid.UUID) -> None:
+        await self.shares.unshare(RESOURCE, agent.resource.id, group_id)
 
 
 def _reaches(graph: dict[uuid.UUID, list[uuid.UUID]], *, start: uuid.UUID) -> bool:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any, Generic, Protocol, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import ColumnElement, Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -42,6 +42,18 @@ class TenantScopedRepository(Generic[M]):
     async def get(self, item_id: uuid.UUID) -> M | None:
         result: M | None = await self.session.scalar(self.select().where(self._id_column == item_id))
         return result
+
+    async def get_checked(
+        self, item_id: uuid.UUID, *, where: ColumnElement[bool], flag: ColumnElement[bool]
+    ) -> tuple[M, bool] | None:
+        """The row if it also meets `where`, and whether it meets `flag`, in one query (identity's `ResourceAccess`
+        gives a shared resource's read and edit conditions in this form)."""
+        row = (
+            await self.session.execute(
+                self.select().add_columns(flag.label("flag")).where(self._id_column == item_id, where)
+            )
+        ).first()
+        return None if row is None else (row[0], bool(row[1]))
 
     async def count(self, *conditions: Any) -> int:
         query = select(func.count()).select_from(self.model).where(self._tenant_column == self.tenant_id, *conditions)

@@ -8,8 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
-from nexent.core.deps import EnginesDep, SessionDep
 from nexent.core.pagination import Page, PageParamsDep
+from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity import oidc
 from nexent.identity.auth import Caller, CurrentCaller, RequireOperator, RequirePermission, UserCaller
 from nexent.identity.models import TenantStatus
@@ -43,16 +43,13 @@ from nexent.identity.schemas import (
     TokenPair,
     UserRead,
 )
-from nexent.identity.service import (
-    ApiKeyService,
-    AuditService,
-    AuthService,
-    GroupService,
-    InvitationService,
-    MemberService,
-    TenantService,
-    accept_invitation,
-)
+from nexent.identity.services.api_keys import ApiKeyService
+from nexent.identity.services.audit import AuditService
+from nexent.identity.services.groups import GroupService
+from nexent.identity.services.invitations import InvitationService, accept_invitation
+from nexent.identity.services.members import MemberService
+from nexent.identity.services.signin import AuthService
+from nexent.identity.services.tenants import TenantService
 
 # --- Sign-in ---------------------------------------------------------------------------------------------------
 

@@ -20,8 +20,8 @@ from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from nexent.core.db import utcnow
-from nexent.core.deps import EnginesDep, SessionDep, SettingsDep
 from nexent.core.errors import AppError, Forbidden, Unauthorized
+from nexent.engines.deps import EnginesDep, SessionDep, SettingsDep
 from nexent.identity.models import ApiKey, MemberStatus, Role, TenantStatus
 from nexent.identity.permissions import API_KEY_PERMISSIONS, ROLE_PERMISSIONS, Permission
 from nexent.identity.repository import MemberRow, find_api_key_by_hash, find_member, touch_api_key

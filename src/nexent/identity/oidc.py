@@ -30,7 +30,9 @@ from nexent.identity.models import Membership, MemberStatus, Role, Tenant, Tenan
 from nexent.identity.permissions import outranks_or_equals
 from nexent.identity.repository import AuditRepository, MembershipRepository, TenantRepository, UserRepository
 from nexent.identity.schemas import TokenPair
-from nexent.identity.service import AuthService, TenantService, audit_event
+from nexent.identity.services.audit import audit_event
+from nexent.identity.services.signin import AuthService
+from nexent.identity.services.tenants import TenantService
 from nexent.settings import Settings
 
 STATE_COOKIE = "nexent_oidc"

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.db import utcnow
@@ -22,6 +22,7 @@ from nexent.identity.models import (
     MemberStatus,
     RefreshToken,
     ResourceShare,
+    SharePermission,
     Tenant,
     User,
 )
@@ -185,12 +186,6 @@ class GroupRepository(TenantScopedRepository[Group]):
             delete(GroupMember).where(GroupMember.tenant_id == self.tenant_id, GroupMember.user_id == user_id)
         )
 
-    async def groups_of_user(self, user_id: uuid.UUID) -> list[uuid.UUID]:
-        rows = await self.session.scalars(
-            select(GroupMember.group_id).where(GroupMember.tenant_id == self.tenant_id, GroupMember.user_id == user_id)
-        )
-        return list(rows)
-
 
 class ShareRepository(TenantScopedRepository[ResourceShare]):
     model = ResourceShare
@@ -213,35 +208,37 @@ class ShareRepository(TenantScopedRepository[ResourceShare]):
         )
         return result
 
-    async def permissions_for_groups(
-        self, resource_type: str, resource_id: uuid.UUID, group_ids: Sequence[uuid.UUID]
-    ) -> set[str]:
-        if not group_ids:
-            return set()
-        rows = await self.session.scalars(
-            select(ResourceShare.permission).where(
+    def shared_with_user(self, resource_type: str, user_id: uuid.UUID, *, edit: bool = False) -> Select[Any]:
+        """`SELECT resource_id` of the resources of `resource_type` shared with any group of `user_id` (with edit
+        rights, when `edit`): a subquery for the resource domain's own query."""
+        query = (
+            select(ResourceShare.resource_id)
+            .join(
+                GroupMember,
+                and_(GroupMember.group_id == ResourceShare.group_id, GroupMember.tenant_id == self.tenant_id),
+            )
+            .where(
                 ResourceShare.tenant_id == self.tenant_id,
                 ResourceShare.resource_type == resource_type,
-                ResourceShare.resource_id == resource_id,
-                ResourceShare.group_id.in_(list(group_ids)),
+                GroupMember.user_id == user_id,
             )
         )
-        return set(rows)
+        if edit:
+            query = query.where(ResourceShare.permission == SharePermission.EDIT)
+        return query
 
-    async def resources_shared_with(
-        self, resource_type: str, group_ids: Sequence[uuid.UUID], permission: str | None = None
-    ) -> set[uuid.UUID]:
-        """Resources shared with any of the groups (with exactly `permission`, when given)."""
-        if not group_ids:
-            return set()
-        query = select(ResourceShare.resource_id).where(
-            ResourceShare.tenant_id == self.tenant_id,
-            ResourceShare.resource_type == resource_type,
-            ResourceShare.group_id.in_(list(group_ids)),
-        )
-        if permission is not None:
-            query = query.where(ResourceShare.permission == permission)
-        return set(await self.session.scalars(query))
+    def readable(
+        self, resource_type: str, id_column: SQLColumnExpression[uuid.UUID], user_id: uuid.UUID
+    ) -> ColumnElement[bool]:
+        """The condition on a resource's query (`id_column` is its id) that keeps the rows shared with a group of
+        `user_id`, to read or to edit."""
+        return id_column.in_(self.shared_with_user(resource_type, user_id))
+
+    def editable(
+        self, resource_type: str, id_column: SQLColumnExpression[uuid.UUID], user_id: uuid.UUID
+    ) -> ColumnElement[bool]:
+        """The condition that keeps the rows shared with a group of `user_id` with edit rights."""
+        return id_column.in_(self.shared_with_user(resource_type, user_id, edit=True))
 
 
 class InvitationRepository(TenantScopedRepository[Invitation]):

@@ -162,6 +162,14 @@ class GroupRead(BaseModel):
     created_at: datetime
 
 
+class ShareIn(BaseModel):
+    """The right a share grants a group: any resource domain's `PUT /api/<resources>/{id}/shares/{group_id}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    permission: SharePermission
+
+
 class ShareRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -13,13 +13,18 @@ from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
-from nexent.agents.schemas import ShareIn
-from nexent.core.deps import EnginesDep, SessionDep
 from nexent.core.errors import AppError, problem_body
 from nexent.core.pagination import Page, PageParamsDep
+from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import UserCaller
-from nexent.identity.schemas import ShareRead
+from nexent.identity.schemas import ShareIn, ShareRead
 from nexent.knowledge import events
+from nexent.knowledge.auth import (
+    EditableKnowledgeBase,
+    KnowledgeManager,
+    ManagedKnowledgeBase,
+    ReadableKnowledgeBase,
+)
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus
 from nexent.knowledge.schemas import (
     ChunkRead,
@@ -50,7 +55,7 @@ class InvalidUpload(AppError):
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a knowledge base.")
 async def create_knowledge_base(
-    body: KnowledgeBaseCreate, caller: UserCaller, session: SessionDep, engines: EnginesDep
+    body: KnowledgeBaseCreate, caller: KnowledgeManager, session: SessionDep, engines: EnginesDep
 ) -> KnowledgeBaseRead:
     return await KnowledgeService(session, engines, caller).create(body)
 
@@ -67,56 +72,54 @@ async def list_knowledge_bases(
 
 
 @router.get("/{kb_id}", summary="One knowledge base, with its document counts by status.")
-async def get_knowledge_base(
-    kb_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
-) -> KnowledgeBaseRead:
-    return await KnowledgeService(session, engines, caller).get(kb_id)
+async def get_knowledge_base(kb: ReadableKnowledgeBase, session: SessionDep, engines: EnginesDep) -> KnowledgeBaseRead:
+    return await KnowledgeService(session, engines, kb.caller).get(kb)
 
 
 @router.patch("/{kb_id}", summary="Change a knowledge base; a new embedding model re-embeds every chunk.")
 async def update_knowledge_base(
-    kb_id: uuid.UUID, body: KnowledgeBaseUpdate, caller: UserCaller, session: SessionDep, engines: EnginesDep
+    kb: EditableKnowledgeBase, body: KnowledgeBaseUpdate, session: SessionDep, engines: EnginesDep
 ) -> KnowledgeBaseRead:
-    service = KnowledgeService(session, engines, caller)
-    updated = await service.update(kb_id, body)
+    service = KnowledgeService(session, engines, kb.caller)
+    updated = await service.update(kb, body)
     await session.commit()  # the re-embedding job reads the committed knowledge base
     await service.start_jobs()
     return updated
 
 
 @router.delete("/{kb_id}", status_code=204, response_class=Response, summary="Delete a knowledge base.")
-async def delete_knowledge_base(kb_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep) -> None:
-    await KnowledgeService(session, engines, caller).delete(kb_id)
+async def delete_knowledge_base(kb: ManagedKnowledgeBase, session: SessionDep, engines: EnginesDep) -> None:
+    await KnowledgeService(session, engines, kb.caller).delete(kb)
 
 
 @router.get("/{kb_id}/shares", summary="Groups the knowledge base is shared with.")
 async def list_knowledge_base_shares(
-    kb_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+    kb: ReadableKnowledgeBase, session: SessionDep, engines: EnginesDep
 ) -> list[ShareRead]:
-    return await KnowledgeService(session, engines, caller).shares_of(kb_id)
+    return await KnowledgeService(session, engines, kb.caller).shares_of(kb)
 
 
 @router.put("/{kb_id}/shares/{group_id}", summary="Share the knowledge base with a group (read or edit).")
 async def share_knowledge_base(
-    kb_id: uuid.UUID, group_id: uuid.UUID, body: ShareIn, caller: UserCaller, session: SessionDep, engines: EnginesDep
+    kb: ManagedKnowledgeBase, group_id: uuid.UUID, body: ShareIn, session: SessionDep, engines: EnginesDep
 ) -> ShareRead:
-    return await KnowledgeService(session, engines, caller).share(kb_id, group_id, body.permission)
+    return await KnowledgeService(session, engines, kb.caller).share(kb, group_id, body.permission)
 
 
 @router.delete(
     "/{kb_id}/shares/{group_id}", status_code=204, response_class=Response, summary="Stop sharing with a group."
 )
 async def unshare_knowledge_base(
-    kb_id: uuid.UUID, group_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+    kb: ManagedKnowledgeBase, group_id: uuid.UUID, session: SessionDep, engines: EnginesDep
 ) -> None:
-    await KnowledgeService(session, engines, caller).unshare(kb_id, group_id)
+    await KnowledgeService(session, engines, kb.caller).unshare(kb, group_id)
 
 
 @router.post("/{kb_id}/search", summary="Search a knowledge base: hybrid (BM25 + vectors), bm25 or vector.")
 async def search_knowledge_base(
-    kb_id: uuid.UUID, body: SearchIn, caller: UserCaller, session: SessionDep, engines: EnginesDep
+    kb: ReadableKnowledgeBase, body: SearchIn, session: SessionDep, engines: EnginesDep
 ) -> SearchResult:
-    return await KnowledgeService(session, engines, caller).search(kb_id, body)
+    return await KnowledgeService(session, engines, kb.caller).search(kb, body)
 
 
 # --- documents and chunks -------------------------------------------------------------------------------------
@@ -124,60 +127,49 @@ async def search_knowledge_base(
 
 @router.get("/{kb_id}/documents", summary="Documents of a knowledge base, newest first.")
 async def list_documents(
-    kb_id: uuid.UUID,
-    caller: UserCaller,
+    kb: ReadableKnowledgeBase,
     session: SessionDep,
     engines: EnginesDep,
     page: PageParamsDep,
     status: DocumentStatus | None = None,
     q: Annotated[str | None, Query(max_length=255, description="Substring of the file name.")] = None,
 ) -> Page[DocumentRead]:
-    return await KnowledgeService(session, engines, caller).list_documents(kb_id, page, status=status, query=q)
+    return await KnowledgeService(session, engines, kb.caller).list_documents(kb, page, status=status, query=q)
 
 
 @router.get("/{kb_id}/documents/{doc_id}", summary="One document: status, progress, typed error.")
 async def get_document(
-    kb_id: uuid.UUID, doc_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+    kb: ReadableKnowledgeBase, doc_id: uuid.UUID, session: SessionDep, engines: EnginesDep
 ) -> DocumentRead:
-    return await KnowledgeService(session, engines, caller).get_document(kb_id, doc_id)
+    return await KnowledgeService(session, engines, kb.caller).get_document(kb, doc_id)
 
 
 @router.delete("/{kb_id}/documents/{doc_id}", status_code=204, response_class=Response, summary="Delete a document.")
 async def delete_document(
-    kb_id: uuid.UUID, doc_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+    kb: EditableKnowledgeBase, doc_id: uuid.UUID, session: SessionDep, engines: EnginesDep
 ) -> None:
-    await KnowledgeService(session, engines, caller).delete_document(kb_id, doc_id)
+    await KnowledgeService(session, engines, kb.caller).delete_document(kb, doc_id)
 
 
 @router.get("/{kb_id}/documents/{doc_id}/chunks", summary="A document's chunks in order.")
 async def list_chunks(
-    kb_id: uuid.UUID,
-    doc_id: uuid.UUID,
-    caller: UserCaller,
-    session: SessionDep,
-    engines: EnginesDep,
-    page: PageParamsDep,
+    kb: ReadableKnowledgeBase, doc_id: uuid.UUID, session: SessionDep, engines: EnginesDep, page: PageParamsDep
 ) -> Page[ChunkRead]:
-    return await KnowledgeService(session, engines, caller).list_chunks(kb_id, doc_id, page)
+    return await KnowledgeService(session, engines, kb.caller).list_chunks(kb, doc_id, page)
 
 
 @router.patch("/{kb_id}/chunks/{chunk_id}", summary="Edit a chunk's text; it is embedded again at once.")
 async def update_chunk(
-    kb_id: uuid.UUID,
-    chunk_id: uuid.UUID,
-    body: ChunkUpdate,
-    caller: UserCaller,
-    session: SessionDep,
-    engines: EnginesDep,
+    kb: EditableKnowledgeBase, chunk_id: uuid.UUID, body: ChunkUpdate, session: SessionDep, engines: EnginesDep
 ) -> ChunkRead:
-    return await KnowledgeService(session, engines, caller).update_chunk(kb_id, chunk_id, body)
+    return await KnowledgeService(session, engines, kb.caller).update_chunk(kb, chunk_id, body)
 
 
 @router.delete("/{kb_id}/chunks/{chunk_id}", status_code=204, response_class=Response, summary="Delete a chunk.")
 async def delete_chunk(
-    kb_id: uuid.UUID, chunk_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+    kb: EditableKnowledgeBase, chunk_id: uuid.UUID, session: SessionDep, engines: EnginesDep
 ) -> None:
-    await KnowledgeService(session, engines, caller).delete_chunk(kb_id, chunk_id)
+    await KnowledgeService(session, engines, kb.caller).delete_chunk(kb, chunk_id)
 
 
 # --- ingestion ------------------------------------------------------------------------------------------------
@@ -191,8 +183,7 @@ async def delete_chunk(
     responses={422: {"description": "No file could be accepted; `rejected` says why for each."}},
 )
 async def upload_documents(
-    kb_id: uuid.UUID,
-    caller: UserCaller,
+    kb: EditableKnowledgeBase,
     session: SessionDep,
     engines: EnginesDep,
     file: Annotated[list[UploadFile], File(description="One or more files.")],
@@ -215,8 +206,8 @@ async def upload_documents(
                 too_large=len(data) > limit,
             )
         )
-    service = KnowledgeService(session, engines, caller)
-    result = await service.upload(kb_id, incoming, extra)
+    service = KnowledgeService(session, engines, kb.caller)
+    result = await service.upload(kb, incoming, extra)
     await session.commit()  # workers read the documents from other sessions
     await service.start_jobs()
     if not result.documents:
@@ -251,10 +242,10 @@ def _first_error(exc: Exception) -> str:
     summary="Process a document again (retry a failure, apply new chunk settings).",
 )
 async def reindex_document(
-    kb_id: uuid.UUID, doc_id: uuid.UUID, caller: UserCaller, session: SessionDep, engines: EnginesDep
+    kb: EditableKnowledgeBase, doc_id: uuid.UUID, session: SessionDep, engines: EnginesDep
 ) -> DocumentRead:
-    service = KnowledgeService(session, engines, caller)
-    document = await service.reindex_document(kb_id, doc_id)
+    service = KnowledgeService(session, engines, kb.caller)
+    document = await service.reindex_document(kb, doc_id)
     await session.commit()
     await service.start_jobs()
     return document
@@ -266,14 +257,13 @@ async def reindex_document(
     response_class=StreamingResponse,
 )
 async def document_events(
-    kb_id: uuid.UUID,
-    caller: UserCaller,
+    kb: ReadableKnowledgeBase,
     session: SessionDep,
     engines: EnginesDep,
     until_idle: Annotated[bool, Query(description="End the stream once no document is in processing.")] = False,
 ) -> StreamingResponse:
-    kb, active = await KnowledgeService(session, engines, caller).active_documents(kb_id)
-    subscription = engines.bus.subscribe(events.channel(kb.tenant_id, kb.id))
+    active = await KnowledgeService(session, engines, kb.caller).active_documents(kb)
+    subscription = engines.bus.subscribe(events.channel(kb.resource.tenant_id, kb.resource.id))
     stream = await subscription.__aenter__()  # before the snapshot is sent, so no change falls in between
 
     async def lines() -> AsyncIterator[str]:

@@ -19,17 +19,28 @@ class KnowledgeBaseRepository(TenantScopedRepository[KnowledgeBase]):
     model = KnowledgeBase
 
     async def list_page(
-        self, *, only_ids: Collection[uuid.UUID] | None, query: str | None, limit: int, offset: int
-    ) -> tuple[list[KnowledgeBase], int]:
-        conditions: list[ColumnElement[bool]] = []
-        if only_ids is not None:
-            conditions.append(KnowledgeBase.id.in_(list(only_ids)))
+        self,
+        *,
+        readable: ColumnElement[bool],
+        editable: ColumnElement[bool],
+        query: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[tuple[KnowledgeBase, bool]], int]:
+        """A page of the knowledge bases meeting `readable`, each with whether it meets `editable` (the caller's
+        rights, from identity's `ResourceAccess`)."""
+        conditions: list[ColumnElement[bool]] = [readable]
         if query:
             conditions.append(KnowledgeBase.name.icontains(query, autoescape=True))
-        rows = await self.session.scalars(
-            self.select().where(*conditions).order_by(KnowledgeBase.name, KnowledgeBase.id).limit(limit).offset(offset)
+        rows = await self.session.execute(
+            self.select()
+            .add_columns(editable.label("can_edit"))
+            .where(*conditions)
+            .order_by(KnowledgeBase.name, KnowledgeBase.id)
+            .limit(limit)
+            .offset(offset)
         )
-        return list(rows), await self.count(*conditions)
+        return [(kb, bool(can_edit)) for kb, can_edit in rows], await self.count(*conditions)
 
     async def name_taken(self, name: str, *, except_id: uuid.UUID | None = None) -> bool:
         conditions = [func.lower(KnowledgeBase.name) == name.lower()]
@@ -37,10 +48,16 @@ class KnowledgeBaseRepository(TenantScopedRepository[KnowledgeBase]):
             conditions.append(KnowledgeBase.id != except_id)
         return await self.count(*conditions) > 0
 
-    async def of_ids(self, ids: Collection[uuid.UUID]) -> list[KnowledgeBase]:
+    async def of_ids(
+        self, ids: Collection[uuid.UUID], *, where: ColumnElement[bool] | None = None
+    ) -> list[KnowledgeBase]:
+        """The knowledge bases of `ids` in this tenant (that also meet `where`, when given)."""
         if not ids:
             return []
-        return list(await self.session.scalars(self.select().where(KnowledgeBase.id.in_(list(ids)))))
+        query = self.select().where(KnowledgeBase.id.in_(list(ids)))
+        if where is not None:
+            query = query.where(where)
+        return list(await self.session.scalars(query))
 
     async def lock(self, kb_id: uuid.UUID) -> KnowledgeBase | None:
         """The knowledge base, locked for update where the database can (PostgreSQL)."""

@@ -9,23 +9,24 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexent.core.errors import AppError, Conflict, Forbidden, NotFound
+from nexent.core.errors import AppError, Conflict, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
 from nexent.engines.queue import QueuedJob
 from nexent.engines.search.base import IndexedChunk, SearchHit, SearchRequest
 from nexent.identity.auth import Caller
 from nexent.identity.models import Role, SharePermission
-from nexent.identity.permissions import ROLE_PERMISSIONS, Permission
+from nexent.identity.permissions import Permission
 from nexent.identity.schemas import ShareRead
-from nexent.identity.service import ShareService, record
+from nexent.identity.services.audit import record
+from nexent.identity.services.sharing import Granted, ResourceAccess, Shareable, ShareService
 from nexent.knowledge import events
 from nexent.knowledge.embedder import Embedder, EmbeddingFailed
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
@@ -50,11 +51,11 @@ from nexent.knowledge.schemas import (
     UploadResult,
 )
 from nexent.providers.models import ModelKind
-from nexent.providers.repository import ModelRepository
-from nexent.providers.service import ProviderService
+from nexent.providers.service import ProviderService, default_model_facts, model_facts
 from nexent.providers.types import ProviderError
 
 RESOURCE = "knowledge_base"
+KNOWLEDGE = Shareable(RESOURCE, manage=Permission.MANAGE_KNOWLEDGE)
 INDEX_DOCUMENT = "knowledge.index_document"
 REEMBED = "knowledge.reembed"
 SUMMARIZE = "knowledge.summarize"
@@ -127,7 +128,7 @@ def _embedding_call_failed(failure: EmbeddingFailed) -> AppError:
 
 async def embedding_dimension(providers: ProviderService, model_id: uuid.UUID) -> int:
     """The model's vector length: the one its check recorded, or one probe call."""
-    config = await ModelRepository(providers.session, providers.caller.tenant_id).get(model_id)
+    config = await model_facts(providers.session, providers.caller.tenant_id, model_id)
     if config is not None and config.dimension:
         return config.dimension
     embedder = Embedder(await providers.client(model_id), purpose="probe")
@@ -136,6 +137,18 @@ async def embedding_dimension(providers: ProviderService, model_id: uuid.UUID) -
     except EmbeddingFailed as failure:
         raise _embedding_call_failed(failure) from None
     return len(vector)
+
+
+async def readable_knowledge_base_ids(
+    session: AsyncSession, caller: Caller, kb_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Those of `kb_ids` that are knowledge bases of the caller's tenant which the caller may read: what an agent's
+    editor may attach to it (an agent searches its knowledge bases for all its users)."""
+    access = ResourceAccess(session, caller, KNOWLEDGE)
+    bases = await KnowledgeBaseRepository(session, caller.tenant_id).of_ids(
+        kb_ids, where=access.readable(KnowledgeBase.id)
+    )
+    return {kb.id for kb in bases}
 
 
 # Small documents are processed in groups, one job each: the embedding model then gets full batches and the index
@@ -186,8 +199,7 @@ class KnowledgeService:
         self.chunks = ChunkRepository(session, caller.tenant_id)
         self.shares = ShareService(session, caller)
         self.providers = ProviderService(session, engines, caller)
-        self.manages = caller.can(Permission.MANAGE_KNOWLEDGE)
-        self.sees_all = Permission.MANAGE_KNOWLEDGE in ROLE_PERMISSIONS[caller.role]
+        self.access = ResourceAccess(session, caller, KNOWLEDGE)
         # Jobs written in the request's transaction, dispatched to the workers once it is committed.
         self._queued: list[QueuedJob] = []
         self._to_process: list[KnowledgeDocument] = []
@@ -201,20 +213,16 @@ class KnowledgeService:
 
     # --- access -------------------------------------------------------------------------------------------------
 
-    async def _get(self, kb_id: uuid.UUID) -> KnowledgeBase:
-        kb = await self.bases.get(kb_id)
-        if kb is None or not (self.sees_all or await self.shares.access(RESOURCE, kb.id)):
+    async def reach(self, kb_id: uuid.UUID) -> Granted[KnowledgeBase]:
+        """The knowledge base if the caller may read it (a 404 otherwise, as for another tenant's), and whether they
+        may change it: what `knowledge/auth.py` gives the routes."""
+        found = await self.bases.get_checked(
+            kb_id, where=self.access.readable(KnowledgeBase.id), flag=self.access.editable(KnowledgeBase.id)
+        )
+        if found is None:
             raise KnowledgeBaseNotFound(f"No knowledge base {kb_id} in this tenant.")
-        return kb
-
-    async def _can_edit(self, kb: KnowledgeBase) -> bool:
-        return self.manages or await self.shares.access(RESOURCE, kb.id) == SharePermission.EDIT
-
-    async def _editable(self, kb_id: uuid.UUID) -> KnowledgeBase:
-        kb = await self._get(kb_id)
-        if not await self._can_edit(kb):
-            raise Forbidden("This knowledge base is shared with you to read, not to change.", code="permission_denied")
-        return kb
+        kb, can_edit = found
+        return Granted(self.caller, kb, can_edit)
 
     async def attached(self, kb_ids: Sequence[uuid.UUID]) -> list[KnowledgeBase]:
         """An agent's knowledge bases in this tenant, without share checks: whoever may edit the agent chose them."""
@@ -224,8 +232,7 @@ class KnowledgeService:
     # --- knowledge bases ----------------------------------------------------------------------------------------
 
     async def create(self, data: KnowledgeBaseCreate) -> KnowledgeBaseRead:
-        if not self.manages:
-            raise _not_allowed(self.caller)
+        """A new knowledge base (the route's `KnowledgeManager` checked the caller's role)."""
         await self._check_name(data.name)
         embedding_model_id = data.embedding_model_id or await self._default_embedding_model()
         await self._check_models(embedding_model_id, data.rerank_model_id)
@@ -253,7 +260,7 @@ class KnowledgeService:
         return await self._read(kb, can_edit=True)
 
     async def _default_embedding_model(self) -> uuid.UUID:
-        config = await ModelRepository(self.session, self.caller.tenant_id).default_of(ModelKind.EMBEDDING)
+        config = await default_model_facts(self.session, self.caller.tenant_id, ModelKind.EMBEDDING)
         if config is None:
             raise InvalidKnowledgeBase(
                 "This tenant has no default embedding model; add one under models or pick one.",
@@ -262,7 +269,6 @@ class KnowledgeService:
         return config.id
 
     async def _check_models(self, embedding_model_id: uuid.UUID | None, rerank_model_id: uuid.UUID | None) -> None:
-        models = ModelRepository(self.session, self.caller.tenant_id)
         errors: list[dict[str, Any]] = []
         for field, model_id, kind in (
             ("embedding_model_id", embedding_model_id, ModelKind.EMBEDDING),
@@ -270,7 +276,7 @@ class KnowledgeService:
         ):
             if model_id is None:
                 continue
-            config = await models.get(model_id)
+            config = await model_facts(self.session, self.caller.tenant_id, model_id)
             if config is None:
                 errors.append(_error([field], "No such model in this tenant."))
             elif config.kind != kind:
@@ -282,24 +288,27 @@ class KnowledgeService:
         if await self.bases.name_taken(name, except_id=except_id):
             raise Conflict(f"A knowledge base named {name!r} exists.", code="knowledge_base_name_taken")
 
-    async def get(self, kb_id: uuid.UUID) -> KnowledgeBaseRead:
-        kb = await self._get(kb_id)
-        return await self._read(kb, can_edit=await self._can_edit(kb))
+    async def get(self, granted: Granted[KnowledgeBase]) -> KnowledgeBaseRead:
+        return await self._read(granted.resource, can_edit=granted.can_edit)
 
     async def list_bases(self, page: PageParams, *, query: str | None) -> Page[KnowledgeBaseRead]:
-        visible = None if self.sees_all else await self.shares.shared_ids(RESOURCE)
-        bases, total = await self.bases.list_page(only_ids=visible, query=query, limit=page.limit, offset=page.offset)
-        counts = await self.documents.status_counts([kb.id for kb in bases])
-        editable = None if self.manages else await self.shares.shared_ids(RESOURCE, SharePermission.EDIT)
-        items = [_read_kb(kb, counts[kb.id], can_edit=editable is None or kb.id in editable) for kb in bases]
+        rows, total = await self.bases.list_page(
+            readable=self.access.readable(KnowledgeBase.id),
+            editable=self.access.editable(KnowledgeBase.id),
+            query=query,
+            limit=page.limit,
+            offset=page.offset,
+        )
+        counts = await self.documents.status_counts([kb.id for kb, _ in rows])
+        items = [_read_kb(kb, counts[kb.id], can_edit=can_edit) for kb, can_edit in rows]
         return Page[KnowledgeBaseRead](items=items, total=total, limit=page.limit, offset=page.offset)
 
     async def _read(self, kb: KnowledgeBase, *, can_edit: bool) -> KnowledgeBaseRead:
         counts = await self.documents.status_counts([kb.id])
         return _read_kb(kb, counts[kb.id], can_edit=can_edit)
 
-    async def update(self, kb_id: uuid.UUID, data: KnowledgeBaseUpdate) -> KnowledgeBaseRead:
-        kb = await self._editable(kb_id)
+    async def update(self, granted: Granted[KnowledgeBase], data: KnowledgeBaseUpdate) -> KnowledgeBaseRead:
+        kb = granted.resource
         changes = data.model_dump(exclude_unset=True)
         if data.name is not None:
             await self._check_name(data.name, except_id=kb.id)
@@ -338,10 +347,8 @@ class KnowledgeService:
         )
         self._queued.append(job)
 
-    async def delete(self, kb_id: uuid.UUID) -> None:
-        kb = await self._get(kb_id)
-        if not self.manages:
-            raise _not_allowed(self.caller)
+    async def delete(self, granted: Granted[KnowledgeBase]) -> None:
+        kb = granted.resource
         docs = await self.documents.of_kb(kb.id)
         await self.bases.delete(kb)
         for name in (kb.index_name, kb.pending_index_name):
@@ -349,34 +356,32 @@ class KnowledgeService:
                 await self.engines.search.drop_index(name)
         for doc in docs:
             await self.engines.storage.delete(doc.storage_key)
-        await record(self.session, self.caller, "knowledge_base.deleted", RESOURCE, kb_id, name=kb.name)
+        await record(self.session, self.caller, "knowledge_base.deleted", RESOURCE, kb.id, name=kb.name)
 
     # --- sharing ------------------------------------------------------------------------------------------------
 
-    async def shares_of(self, kb_id: uuid.UUID) -> list[ShareRead]:
-        kb = await self._get(kb_id)
+    async def shares_of(self, granted: Granted[KnowledgeBase]) -> list[ShareRead]:
+        kb = granted.resource
         return await self.shares.list(RESOURCE, kb.id)
 
-    async def share(self, kb_id: uuid.UUID, group_id: uuid.UUID, permission: SharePermission) -> ShareRead:
-        kb = await self._require_manager(kb_id)
+    async def share(
+        self, granted: Granted[KnowledgeBase], group_id: uuid.UUID, permission: SharePermission
+    ) -> ShareRead:
+        kb = granted.resource
         return await self.shares.share(RESOURCE, kb.id, group_id, permission)
 
-    async def unshare(self, kb_id: uuid.UUID, group_id: uuid.UUID) -> None:
-        kb = await self._require_manager(kb_id)
+    async def unshare(self, granted: Granted[KnowledgeBase], group_id: uuid.UUID) -> None:
+        kb = granted.resource
         await self.shares.unshare(RESOURCE, kb.id, group_id)
-
-    async def _require_manager(self, kb_id: uuid.UUID) -> KnowledgeBase:
-        kb = await self._get(kb_id)
-        if not self.manages:
-            raise Forbidden("Only members who manage knowledge may share it.", code="permission_denied")
-        return kb
 
     # --- documents ----------------------------------------------------------------------------------------------
 
-    async def upload(self, kb_id: uuid.UUID, files: Sequence[IncomingFile], metadata: dict[str, Any]) -> UploadResult:
+    async def upload(
+        self, granted: Granted[KnowledgeBase], files: Sequence[IncomingFile], metadata: dict[str, Any]
+    ) -> UploadResult:
         """Store each acceptable file and create its document; refused files are reported, never stored.
         Their processing jobs are written in the same transaction and dispatched by `start_jobs` after the commit."""
-        kb = await self._editable(kb_id)
+        kb = granted.resource
         max_bytes = self.engines.settings.knowledge_max_file_bytes
         uploaded: list[tuple[KnowledgeDocument, bool]] = []  # documents in the order of the files, duplicate?
         rejected: list[RejectedFile] = []
@@ -430,9 +435,9 @@ class KnowledgeService:
         )
 
     async def list_documents(
-        self, kb_id: uuid.UUID, page: PageParams, *, status: DocumentStatus | None, query: str | None
+        self, granted: Granted[KnowledgeBase], page: PageParams, *, status: DocumentStatus | None, query: str | None
     ) -> Page[DocumentRead]:
-        kb = await self._get(kb_id)
+        kb = granted.resource
         docs, total = await self.documents.list_page(
             kb.id, status=status, query=query, limit=page.limit, offset=page.offset
         )
@@ -446,20 +451,19 @@ class KnowledgeService:
             raise DocumentNotFound(f"No document {doc_id} in this knowledge base.")
         return doc
 
-    async def get_document(self, kb_id: uuid.UUID, doc_id: uuid.UUID) -> DocumentRead:
-        kb = await self._get(kb_id)
+    async def get_document(self, granted: Granted[KnowledgeBase], doc_id: uuid.UUID) -> DocumentRead:
+        kb = granted.resource
         return read_document(await self._document(kb, doc_id))
 
-    async def active_documents(self, kb_id: uuid.UUID) -> tuple[KnowledgeBase, list[KnowledgeDocument]]:
-        """The knowledge base and its documents still in processing (the start of a progress stream)."""
-        kb = await self._get(kb_id)
+    async def active_documents(self, granted: Granted[KnowledgeBase]) -> list[KnowledgeDocument]:
+        """The knowledge base's documents still in processing (the start of a progress stream)."""
         active = [s.value for s in DocumentStatus if s not in FINAL_STATUSES]
-        return kb, await self.documents.of_kb(kb.id, statuses=active)
+        return await self.documents.of_kb(granted.resource.id, statuses=active)
 
-    async def reindex_document(self, kb_id: uuid.UUID, doc_id: uuid.UUID) -> DocumentRead:
+    async def reindex_document(self, granted: Granted[KnowledgeBase], doc_id: uuid.UUID) -> DocumentRead:
         """Parse, chunk and embed the document again (after a failure, or to pick up new chunk settings).
         Chunk edits are lost: the document is cut anew."""
-        kb = await self._editable(kb_id)
+        kb = granted.resource
         doc = await self._document(kb, doc_id)
         doc.status, doc.progress, doc.error_code, doc.error_message = DocumentStatus.QUEUED, 0.0, None, None
         doc.job_id = uuid.uuid4()  # any job still working on the document stops at its next step
@@ -469,8 +473,8 @@ class KnowledgeService:
         await record(self.session, self.caller, "knowledge_document.reindexed", RESOURCE, kb.id, document=str(doc.id))
         return read_document(doc)
 
-    async def delete_document(self, kb_id: uuid.UUID, doc_id: uuid.UUID) -> None:
-        kb = await self._editable(kb_id)
+    async def delete_document(self, granted: Granted[KnowledgeBase], doc_id: uuid.UUID) -> None:
+        kb = granted.resource
         doc = await self._document(kb, doc_id)
         await self.documents.delete(doc)
         for name in (kb.index_name, kb.pending_index_name):
@@ -481,8 +485,10 @@ class KnowledgeService:
 
     # --- chunks -------------------------------------------------------------------------------------------------
 
-    async def list_chunks(self, kb_id: uuid.UUID, doc_id: uuid.UUID, page: PageParams) -> Page[ChunkRead]:
-        kb = await self._get(kb_id)
+    async def list_chunks(
+        self, granted: Granted[KnowledgeBase], doc_id: uuid.UUID, page: PageParams
+    ) -> Page[ChunkRead]:
+        kb = granted.resource
         doc = await self._document(kb, doc_id)
         chunks, total = await self.chunks.of_document(doc.id, limit=page.limit, offset=page.offset)
         return Page[ChunkRead](
@@ -495,9 +501,9 @@ class KnowledgeService:
             raise ChunkNotFound(f"No chunk {chunk_id} in this knowledge base.")
         return chunk
 
-    async def update_chunk(self, kb_id: uuid.UUID, chunk_id: uuid.UUID, data: ChunkUpdate) -> ChunkRead:
+    async def update_chunk(self, granted: Granted[KnowledgeBase], chunk_id: uuid.UUID, data: ChunkUpdate) -> ChunkRead:
         """Change a chunk's text; it is embedded again at once, so searches find the new text."""
-        kb = await self._editable(kb_id)
+        kb = granted.resource
         chunk = await self._chunk(kb, chunk_id)
         doc = await self._document(kb, chunk.document_id)
         if doc.status != DocumentStatus.INDEXED:
@@ -518,8 +524,8 @@ class KnowledgeService:
         except EmbeddingFailed as failure:
             raise _embedding_call_failed(failure) from None
 
-    async def delete_chunk(self, kb_id: uuid.UUID, chunk_id: uuid.UUID) -> None:
-        kb = await self._editable(kb_id)
+    async def delete_chunk(self, granted: Granted[KnowledgeBase], chunk_id: uuid.UUID) -> None:
+        kb = granted.resource
         chunk = await self._chunk(kb, chunk_id)
         doc = await self._document(kb, chunk.document_id)
         await self.chunks.delete(chunk)
@@ -529,8 +535,8 @@ class KnowledgeService:
 
     # --- search -------------------------------------------------------------------------------------------------
 
-    async def search(self, kb_id: uuid.UUID, data: SearchIn) -> SearchResult:
-        kb = await self._get(kb_id)
+    async def search(self, granted: Granted[KnowledgeBase], data: SearchIn) -> SearchResult:
+        kb = granted.resource
         return await self.search_bases([kb], data)
 
     async def search_bases(self, bases: Sequence[KnowledgeBase], data: SearchIn) -> SearchResult:
@@ -639,10 +645,6 @@ def _clean_file_name(name: str) -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = "".join(ch for ch in base if ch.isprintable()).strip()
     return (cleaned or "unnamed")[:255]
-
-
-def _not_allowed(caller: Caller) -> Forbidden:
-    return Forbidden(f"Your role ({caller.role}) does not allow this (knowledge.manage).", code="permission_denied")
 
 
 def _error(loc: list[Any], msg: str) -> dict[str, Any]:

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime
 
-from nexent.core.deps import EnginesDep, SessionDep
 from nexent.core.pagination import Page, PageParamsDep
+from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, CurrentCaller, RequirePermission
 from nexent.identity.permissions import Permission
 from nexent.providers.models import ModelKind

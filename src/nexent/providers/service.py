@@ -8,6 +8,7 @@ import logging
 import socket
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,7 +22,7 @@ from nexent.core.errors import BadRequest, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
-from nexent.identity.service import record
+from nexent.identity.services.audit import record
 from nexent.providers import local, metrics
 from nexent.providers.models import CheckStatus, ModelConfig, ModelEndpoint, ModelKind, ProviderType, UsageRecord
 from nexent.providers.openai_compat import KEEPALIVE_SECONDS, Endpoint
@@ -68,6 +69,27 @@ class NoDefaultModel(NotFound):
 
 class EndpointNotAllowed(BadRequest):
     code = "endpoint_not_allowed"
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What other domains check of a tenant's model when they point at it, without its endpoints or secrets."""
+
+    id: uuid.UUID
+    kind: ModelKind
+    dimension: int | None  # an embedding model's vector length, once known
+
+
+async def model_facts(session: AsyncSession, tenant_id: uuid.UUID, model_id: uuid.UUID) -> ModelFacts | None:
+    """The tenant's model `model_id`; None when the tenant has no such model."""
+    config = await ModelRepository(session, tenant_id).get(model_id)
+    return None if config is None else ModelFacts(config.id, ModelKind(config.kind), config.dimension)
+
+
+async def default_model_facts(session: AsyncSession, tenant_id: uuid.UUID, kind: ModelKind) -> ModelFacts | None:
+    """The tenant's default model of `kind`; None when it has none."""
+    config = await ModelRepository(session, tenant_id).default_of(kind)
+    return None if config is None else ModelFacts(config.id, ModelKind(config.kind), config.dimension)
 
 
 class ProviderService:

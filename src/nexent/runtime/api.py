@@ -10,9 +10,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from nexent.core.deps import EnginesDep, SessionDep
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.container import Engines
+from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, RequirePermission
 from nexent.identity.permissions import Permission
 from nexent.runtime.events import follow

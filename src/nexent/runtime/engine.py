@@ -21,7 +21,7 @@ import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent, AgentType
-from nexent.agents.repository import AgentRepository
+from nexent.agents.service import AgentService
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.knowledge.service import KnowledgeService
@@ -148,7 +148,7 @@ class EngineBuilder:
         self.caller = caller
         self.conversation_id = conversation_id
         self.providers = ProviderService(session, engines, caller)
-        self.agents = AgentRepository(session, caller.tenant_id)
+        self.agents = AgentService(session, caller)
         self.loop = asyncio.get_running_loop()
         self.cancel = CancelFlag()
         self.executors: list[SandboxExecutor] = []
@@ -181,7 +181,7 @@ class EngineBuilder:
         managed = []
         if depth < MAX_SUB_AGENT_DEPTH:
             for sub_id in agent.sub_agent_ids:
-                sub = await self.agents.get(uuid.UUID(sub_id))
+                sub = await self.agents.sub_agent(uuid.UUID(sub_id))
                 if sub is not None:
                     managed.append(await self._agent(sub, model, depth=depth + 1, names=names))
         common: dict[str, Any] = {

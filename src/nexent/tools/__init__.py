@@ -1,7 +1,7 @@
-"""Tools that agents call: the registry (`nexent.tools.registry`) and the built-in tools, registered on import
-(`knowledge_base_search` lives with the knowledge domain)."""
+"""Tools that agents call: the registry (`nexent.tools.registry`) and the built-in tools, registered on import.
+Other domains register their own tools (`knowledge_base_search` lives with the knowledge domain, which registers it;
+`nexent.wiring` imports it), so this package imports no domain."""
 
-from nexent.knowledge import tool as knowledge_tool
 from nexent.tools import builtin as builtin
 from nexent.tools.registry import (
     Citation,
@@ -29,7 +29,6 @@ __all__ = [
     "builtin",
     "execute",
     "get",
-    "knowledge_tool",
     "openai_spec",
     "register",
     "validate_settings",

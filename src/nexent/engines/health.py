@@ -6,9 +6,9 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 
 from nexent import __version__
-from nexent.core.deps import EnginesDep
 from nexent.core.errors import problem_response
 from nexent.core.metrics import render_metrics
+from nexent.engines.deps import EnginesDep
 
 router = APIRouter(tags=["operations"])
 

@@ -1,0 +1,22 @@
+"""Connects the domains where a lower one must not import a higher one (see `[tool.importlinter]` in
+`pyproject.toml` and docs/architecture.md, "Layers").
+
+- New tenants get the built-in models: `providers` registers into identity's tenant-created hook.
+- Agents get the `knowledge_base_search` tool: knowledge registers it into the tool registry when its module is
+  imported, which this module does.
+
+`wire()` is idempotent; the app factory and the command line call it before anything creates a tenant or runs an
+agent.
+"""
+
+from __future__ import annotations
+
+from nexent.identity.hooks import on_tenant_created
+from nexent.knowledge import tool as knowledge_tool
+from nexent.providers.builtin import register_builtin_models
+
+__all__ = ["knowledge_tool", "wire"]
+
+
+def wire() -> None:
+    on_tenant_created(register_builtin_models)
