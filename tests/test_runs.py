@@ -446,6 +446,7 @@ async def test_deltas_that_queue_up_go_out_as_one_event() -> None:
     from smolagents.models import ChatMessageStreamDelta
     from smolagents.monitoring import TokenUsage
 
+    from nexent.runtime.event_types import BaseRunEvent
     from nexent.runtime.smol_agents import stream_run
 
     class Talker:
@@ -459,7 +460,7 @@ async def test_deltas_that_queue_up_go_out_as_one_event() -> None:
 
     model = SimpleNamespace(token_usage=TokenUsage(input_tokens=1, output_tokens=50), cancel=None)
 
-    async def collect() -> list[dict[str, Any]]:
+    async def collect() -> list[BaseRunEvent]:
         return [event async for event in stream_run(Talker(), "talk", model=model)]
 
     reader = asyncio.create_task(collect())

@@ -29,6 +29,7 @@ from nexent.knowledge.tool import NAME as KNOWLEDGE_TOOL
 from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import complete
+from nexent.runtime import event_types
 from nexent.runtime.sandbox import SandboxExecutor
 from nexent.runtime.smol_agents import (
     AgentStream,
@@ -67,7 +68,7 @@ class RunSetup:
     executors: list[SandboxExecutor]
     context_window: int | None = None  # of the agent's model, in tokens
     # Events tools raise beside the agent's own (citations), appended on the loop, sent after the next event.
-    side_events: list[dict[str, Any]] = field(default_factory=list)
+    side_events: list[event_types.BaseRunEvent] = field(default_factory=list)
 
     def cleanup(self) -> None:
         """Stop the code workers of the run's code agents (blocking: call from a thread)."""
@@ -152,7 +153,7 @@ class EngineBuilder:
         self.loop = asyncio.get_running_loop()
         self.cancel = CancelFlag()
         self.executors: list[SandboxExecutor] = []
-        self.side_events: list[dict[str, Any]] = []
+        self.side_events: list[event_types.BaseRunEvent] = []
         self.citations = 0
 
     async def build(self, agent: Agent, model_config: ModelSnapshot | None = None) -> RunSetup:
@@ -250,7 +251,10 @@ class EngineBuilder:
             )
             result = await registry.execute(tool_name, arguments, context)
             self.citations += len(result.citations)
-            self.side_events.extend({"type": "citation", "tool": tool_name, **c.to_dict()} for c in result.citations)
+            self.side_events.extend(
+                event_types.Citation(tool=tool_name, title=c.title, url=c.url, snippet=c.snippet, metadata=c.metadata)
+                for c in result.citations
+            )
             if result.ok:
                 return result.output
             return json.dumps({"error": result.error_code, "message": result.output})
@@ -266,12 +270,12 @@ def start_agent(setup: RunSetup, task: str) -> AgentStream:
     return AgentStream(setup.agent, task, model=setup.model, cancel=setup.cancel)
 
 
-async def run_events(setup: RunSetup, stream: AgentStream) -> AsyncIterator[dict[str, Any]]:
+async def run_events(setup: RunSetup, stream: AgentStream) -> AsyncIterator[event_types.BaseRunEvent]:
     """The platform events of one run (see `smol_agents.EventMapper`), ending with its terminal event."""
     events = stream.events()
     try:
         async for event in events:
-            if event["type"] in _TERMINAL:  # citations of the last tool calls come before the end
+            if event.terminal:  # citations of the last tool calls come before the end
                 for side in _drain(setup.side_events):
                     yield side
             yield event
@@ -282,10 +286,7 @@ async def run_events(setup: RunSetup, stream: AgentStream) -> AsyncIterator[dict
         await asyncio.to_thread(setup.cleanup)
 
 
-_TERMINAL = frozenset({"run.completed", "run.failed", "run.stopped"})
-
-
-def _drain(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _drain(events: list[event_types.BaseRunEvent]) -> list[event_types.BaseRunEvent]:
     taken = events[:]
     events.clear()
     return taken

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent
@@ -28,6 +27,7 @@ from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import ProviderError
 from nexent.runtime.activity import executing_run
+from nexent.runtime.ending import end_elsewhere, end_run
 from nexent.runtime.engine import (
     EngineBuilder,
     ModelSnapshot,
@@ -38,11 +38,21 @@ from nexent.runtime.engine import (
     start_agent,
     summarize,
 )
+from nexent.runtime.event_types import (
+    BaseRunEvent,
+    Citation,
+    RunCompleted,
+    RunFailed,
+    RunStarted,
+    RunStopped,
+    TerminalEvent,
+    ToolCall,
+)
 from nexent.runtime.events import RunLog
 from nexent.runtime.jobs import request_title
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
 from nexent.runtime.owners import RunOwnership
-from nexent.runtime.repository import ConversationRepository, MessageRepository, RunEventRepository, RunRepository
+from nexent.runtime.repository import ConversationRepository, MessageRepository, RunRepository
 from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead, RunRead
 from nexent.runtime.store import Write, writer_for
 
@@ -137,20 +147,17 @@ class RunManager:
     async def recover_interrupted(self) -> int:
         """End the runs a previous life of this process left unfinished (embedded shape: no other process could
         be executing them). Their followers get `run.failed` with `interrupted`, and nothing waits forever."""
-        async with self.engines.sessions() as session, session.begin():
-            stale = await RunRepository.unfinished_everywhere(session)
-            for run in stale:
-                run.status, run.finished_at = RunStatus.FAILED, utcnow()
-                run.error_code, run.error_message = "interrupted", "The platform restarted while this run was going."
-            ended = [(run.tenant_id, run.id) for run in stale]
-        for tenant_id, run_id in ended:
-            async with self.engines.sessions() as session:
-                last = await RunEventRepository(session, tenant_id).last_seq(run_id)
-            log = RunLog(self.engines, tenant_id, run_id, last_seq=last)
-            await log.emit("run.failed", {"code": "interrupted", "message": "The platform restarted during the run."})
+        async with self.engines.sessions() as session:
+            stale = [(run.tenant_id, run.id) for run in await RunRepository.unfinished_everywhere(session)]
+        ended = 0
+        for tenant_id, run_id in stale:
+            event = RunFailed(code="interrupted", message="The platform restarted during the run.")
+            message = "The platform restarted while this run was going."
+            fields = {"error_code": "interrupted", "error_message": message}
+            ended += await end_elsewhere(self.engines, tenant_id, run_id, event, **fields) is not None
         if ended:
-            logger.warning("ended runs interrupted by a restart", extra={"count": len(ended)})
-        return len(ended)
+            logger.warning("ended runs interrupted by a restart", extra={"count": ended})
+        return ended
 
     async def close(self) -> None:
         for task in list(self._tasks.values()):
@@ -170,33 +177,144 @@ class RunManager:
                     logger.exception("a run failed unexpectedly", extra={"run_id": str(run.id)})
 
 
-async def execute_run(
-    engines: Engines, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None = None
-) -> None:
-    """Run the agent and log every event; whatever happens, the run ends with a terminal event.
+@dataclass
+class RunOutcome:
+    """What a run's events leave for its end: the top-level tool calls and the citations kept with the answer,
+    the agent's terminal event (None until it came), and whether the run has ended already."""
+
+    model_id: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    terminal: TerminalEvent | None = None
+    ended: bool = False
+
+
+class RunExecution:
+    """One run executing in this process: the agent's events logged as they come; whatever happens, the run ends
+    with a terminal event (`ending.end_run`).
 
     `stored` is the commit of the run's record, when it is still going on: the agent starts (and calls its model)
     meanwhile, but no event is sent or stored before the record is. A run whose record could not be stored never
     existed: it is stopped quietly (the request that started it answers with the error)."""
-    log = RunLog(engines, caller.tenant_id, run.id)
-    collected: dict[str, Any] = {"tool_calls": [], "citations": []}
-    try:
-        await _execute(engines, caller, run, stored, log, collected)
-    except _NeverStored:
-        logger.warning("a run's record could not be stored; it was not run", extra={"run_id": str(run.id)})
-    except AppError as exc:
-        if await _is_stored(stored):
-            await _end_failed(engines, caller, run.id, log, exc.code, exc.detail)
-    except Exception as exc:
-        logger.exception("run failed", extra={"run_id": str(run.id)})
-        if await _is_stored(stored):
-            message = f"The run failed: {type(exc).__name__}."
-            await _end_failed(engines, caller, run.id, log, "internal_error", message)
-    else:
-        if not collected.get("ended"):
-            await _end(engines, caller, run, log, collected)
-    finally:
-        await log.close()
+
+    def __init__(
+        self, engines: Engines, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None = None
+    ) -> None:
+        self.engines = engines
+        self.caller = caller
+        self.run = run
+        self.stored = stored
+        self.log = RunLog(engines, caller.tenant_id, run.id)
+        self.outcome = RunOutcome()
+
+    async def execute(self) -> None:
+        run = self.run
+        try:
+            await self._execute()
+        except _NeverStored:
+            logger.warning("a run's record could not be stored; it was not run", extra={"run_id": str(run.id)})
+        except AppError as exc:
+            if await _is_stored(self.stored):
+                await self._fail(exc.code, exc.detail)
+        except Exception as exc:
+            logger.exception("run failed", extra={"run_id": str(run.id)})
+            if await _is_stored(self.stored):
+                await self._fail("internal_error", f"The run failed: {type(exc).__name__}.")
+        else:
+            if not self.outcome.ended:
+                await self._end()
+        finally:
+            await self.log.close()
+
+    async def _execute(self) -> None:
+        engines, caller, run, log = self.engines, self.caller, self.run, self.log
+        agent = run.agent
+        async with engines.sessions() as session:
+            history = [] if run.new_conversation else await _history(session, caller.tenant_id, run)
+            builder = EngineBuilder(session, engines, caller, conversation_id=run.conversation_id)
+            setup = await builder.build(agent, run.model)
+        self.outcome.model_id = str(agent.model_id) if agent.model_id else None
+        kept, omitted = split_history(run.message, history, setup.context_window)
+        # Outside any transaction: a summary is a model call, and nothing should hold the database meanwhile.
+        summary = await _summary(engines, caller, run.conversation_id, omitted, setup.model.client) if omitted else None
+        task = compose_task(run.message, kept, summary)
+        async with engines.bus.subscribe(cancel_channel(cancel_key(run.id))) as signals:
+            watcher = asyncio.create_task(_watch_cancel(signals, setup.cancel))
+            stream = start_agent(setup, task)  # its model call goes out while the record is being committed
+            try:
+                if not await _is_stored(self.stored):
+                    raise _NeverStored
+                stopped = await engines.bus.is_cancelled(cancel_key(run.id))
+            except BaseException:
+                watcher.cancel()
+                await abandon(setup, stream)
+                raise
+            if stopped:
+                watcher.cancel()
+                await abandon(setup, stream)
+                await end_run(log, RunStopped(reason="stopped before it started"))
+                self.outcome.ended = True
+                return
+            # Stored with the next batch of events; a run that already ended keeps its state.
+            running = update(Run).where(Run.id == run.id, Run.status == RunStatus.QUEUED)
+            writer_for(engines).add(Write().execute(running.values(status=RunStatus.RUNNING, started_at=utcnow())))
+            started = RunStarted(run_id=str(run.id), agent_id=str(agent.id), conversation_id=str(run.conversation_id))
+            try:
+                await log.emit(started)
+                async for event in run_events(setup, stream):
+                    await self._record(event)
+            finally:
+                watcher.cancel()
+
+    async def _record(self, event: BaseRunEvent) -> None:
+        outcome = self.outcome
+        if isinstance(event, RunCompleted | RunFailed | RunStopped):
+            outcome.terminal = event  # stored by _end with the final state of the run
+            return
+        stored = await self.log.emit(event)
+        if isinstance(event, ToolCall) and event.parent_call_id is None:
+            outcome.tool_calls.append({"id": event.call_id, "name": event.name, "arguments": stored.data["arguments"]})
+        elif isinstance(event, Citation):
+            outcome.citations.append(stored.data)
+
+    async def _end(self) -> None:
+        caller, run, outcome = self.caller, self.run, self.outcome
+        terminal = outcome.terminal or RunFailed(error="The agent ended without an answer.")
+        usage = terminal.usage.model_dump() if terminal.usage is not None else {}
+        if isinstance(terminal, RunCompleted):
+            answer = str(terminal.answer or "")
+            message = message_row(
+                caller.tenant_id,
+                run.conversation_id,
+                run.id,
+                "assistant",
+                answer,
+                utcnow(),
+                tool_calls=outcome.tool_calls,
+                citations=outcome.citations,
+                usage=usage,
+            )
+            ended = await end_run(
+                self.log, terminal, then=[insert(Message).values(message)], final_answer=answer, usage=usage
+            )
+            if ended is not None and run.new_conversation:
+                request_title(self.engines, caller.tenant_id, run.conversation_id, outcome.model_id)
+        elif isinstance(terminal, RunStopped):
+            await end_run(self.log, terminal, usage=usage)
+        else:
+            error = terminal.error or "The run failed."
+            failed = terminal.model_copy(update={"code": "agent_failed", "message": error})
+            await end_run(self.log, failed, error_code="agent_failed", error_message=error, usage=usage)
+
+    async def _fail(self, code: str, message: str) -> None:
+        await end_run(self.log, RunFailed(code=code, message=message), error_code=code, error_message=message)
+
+
+async def execute_run(
+    engines: Engines, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None = None
+) -> None:
+    """Execute `run` in this process (see `RunExecution`)."""
+    await RunExecution(engines, caller, run, stored).execute()
 
 
 class _NeverStored(Exception):
@@ -211,54 +329,6 @@ async def _is_stored(stored: asyncio.Future[None] | None) -> bool:
     except Exception:
         return False
     return True
-
-
-async def _execute(
-    engines: Engines,
-    caller: Caller,
-    run: NewRun,
-    stored: asyncio.Future[None] | None,
-    log: RunLog,
-    collected: dict[str, Any],
-) -> None:
-    agent = run.agent
-    async with engines.sessions() as session:
-        history = [] if run.new_conversation else await _history(session, caller.tenant_id, run)
-        builder = EngineBuilder(session, engines, caller, conversation_id=run.conversation_id)
-        setup = await builder.build(agent, run.model)
-    collected["model_id"] = str(agent.model_id) if agent.model_id else None
-    kept, omitted = split_history(run.message, history, setup.context_window)
-    # Outside any transaction: a summary is a model call, and nothing should hold the database meanwhile.
-    summary = await _summary(engines, caller, run.conversation_id, omitted, setup.model.client) if omitted else None
-    task = compose_task(run.message, kept, summary)
-    async with engines.bus.subscribe(cancel_channel(cancel_key(run.id))) as signals:
-        watcher = asyncio.create_task(_watch_cancel(signals, setup.cancel))
-        stream = start_agent(setup, task)  # its model call goes out while the record is being committed
-        try:
-            if not await _is_stored(stored):
-                raise _NeverStored
-            stopped = await engines.bus.is_cancelled(cancel_key(run.id))
-        except BaseException:
-            watcher.cancel()
-            await abandon(setup, stream)
-            raise
-        if stopped:
-            watcher.cancel()
-            await abandon(setup, stream)
-            ended = _finished(caller, run.id, RunStatus.STOPPED, unless_finished=True)
-            await log.emit("run.stopped", {"reason": "stopped before it started"}, write=ended)
-            collected["ended"] = True
-            return
-        # Stored with the next batch of events; a run that already ended keeps its state.
-        running = update(Run).where(Run.id == run.id, Run.status == RunStatus.QUEUED)
-        writer_for(engines).add(Write().execute(running.values(status=RunStatus.RUNNING, started_at=utcnow())))
-        started = {"run_id": str(run.id), "agent_id": str(agent.id), "conversation_id": str(run.conversation_id)}
-        try:
-            await log.emit("run.started", started)
-            async for event in run_events(setup, stream):
-                await _record(log, event, collected)
-        finally:
-            watcher.cancel()
 
 
 async def _summary(
@@ -288,41 +358,9 @@ async def _watch_cancel(signals: Any, cancel: Any) -> None:
     cancel.set()
 
 
-_PLAIN_EVENTS = frozenset({"message.delta", "thinking.delta"})  # text and names only: JSON as they are
-
-
-async def _record(log: RunLog, event: dict[str, Any], collected: dict[str, Any]) -> None:
-    kind = str(event["type"])
-    if kind in _PLAIN_EVENTS:
-        data = {k: v for k, v in event.items() if k != "type"}
-    else:
-        data = json.loads(json.dumps({k: v for k, v in event.items() if k != "type"}, default=str))
-    if kind == "tool.call" and data.get("parent_call_id") is None:
-        collected["tool_calls"].append(
-            {"id": data.get("call_id"), "name": data.get("name"), "arguments": data.get("arguments")}
-        )
-    if kind == "citation":
-        collected["citations"].append(data)
-    if kind in ("run.completed", "run.failed", "run.stopped"):
-        collected["terminal"] = (kind, data)
-        return  # stored by _end with the final state of the run
-    await log.emit(kind, data)
-
-
 async def _history(session: AsyncSession, tenant_id: uuid.UUID, run: NewRun) -> list[tuple[str, str]]:
     messages = await MessageRepository(session, tenant_id).of_conversation(run.conversation_id)
     return [(m.role, m.content) for m in messages if m.run_id != run.id and m.content]
-
-
-def _finished(
-    caller: Caller, run_id: uuid.UUID, status: RunStatus, *, unless_finished: bool = False, **fields: Any
-) -> Write:
-    """The run's final state, as a write stored with its terminal event. With `unless_finished` (every end a run
-    gives itself) a run that has ended already keeps its state: another process may have ended it as lost."""
-    condition = [Run.id == run_id, Run.tenant_id == caller.tenant_id]
-    if unless_finished:
-        condition.append(Run.status.not_in(list(FINISHED_RUN_STATUSES)))
-    return Write().execute(update(Run).where(*condition).values(status=status, finished_at=utcnow(), **fields))
 
 
 def message_row(
@@ -347,52 +385,6 @@ def message_row(
         "usage": extra.get("usage", {}),
         "created_at": now,
     }
-
-
-async def _end(engines: Engines, caller: Caller, run: NewRun, log: RunLog, collected: dict[str, Any]) -> None:
-    kind, data = collected.get("terminal", ("run.failed", {"error": "The agent ended without an answer."}))
-    usage = data.get("usage") or {}
-    if kind == "run.completed":
-        answer = str(data.get("answer") or "")
-        ended = _finished(caller, run.id, RunStatus.COMPLETED, unless_finished=True, final_answer=answer, usage=usage)
-        ended.insert(
-            Message,
-            message_row(
-                caller.tenant_id,
-                run.conversation_id,
-                run.id,
-                "assistant",
-                answer,
-                utcnow(),
-                tool_calls=collected["tool_calls"],
-                citations=collected["citations"],
-                usage=usage,
-            ),
-        )
-    elif kind == "run.stopped":
-        ended = _finished(caller, run.id, RunStatus.STOPPED, unless_finished=True, usage=usage)
-    else:
-        message = str(data.get("error") or "The run failed.")
-        ended = _finished(
-            caller,
-            run.id,
-            RunStatus.FAILED,
-            unless_finished=True,
-            error_code="agent_failed",
-            error_message=message,
-            usage=usage,
-        )
-        data = {**data, "code": "agent_failed", "message": message}
-    await log.emit(kind, data, write=ended)
-    if kind == "run.completed" and run.new_conversation:
-        request_title(engines, caller.tenant_id, run.conversation_id, collected.get("model_id"))
-
-
-async def _end_failed(
-    engines: Engines, caller: Caller, run_id: uuid.UUID, log: RunLog, code: str, message: str
-) -> None:
-    ended = _finished(caller, run_id, RunStatus.FAILED, unless_finished=True, error_code=code, error_message=message)
-    await log.emit("run.failed", {"code": code, "message": message}, write=ended)
 
 
 class RuntimeService:

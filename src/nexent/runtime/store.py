@@ -27,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Executable, Table, create_engine, event, insert
+from sqlalchemy import Connection, CursorResult, Engine, Executable, Table, create_engine, event, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -54,10 +54,20 @@ _TABLE_ORDER: dict[str, int] = {table_of(m).name: i for i, m in enumerate((Conve
 
 @dataclass
 class Write:
-    """Rows to insert and statements to execute, stored together (inserts first, then the statements in order)."""
+    """Rows to insert and statements to execute, stored together (inserts first, then the statements in order).
+
+    A statement added with `claim` (an UPDATE) decides the rest: when it changes no row, the write's statements
+    after it are skipped and `claimed` is False once the write is stored (True when it changed a row)."""
 
     inserts: list[tuple[Table, Row]] = field(default_factory=list)
     statements: list[Executable] = field(default_factory=list)
+    claims: set[int] = field(default_factory=set)  # indexes of `statements` that are claims
+    claimed: bool | None = None
+
+    def claim(self, statement: Executable) -> Write:
+        self.claims.add(len(self.statements))
+        self.statements.append(statement)
+        return self
 
     def insert(self, model: Any, row: Row) -> Write:
         self.inserts.append((table_of(model), row))
@@ -169,11 +179,12 @@ class BatchWriter:
 
     async def _transaction(self, writes: list[Write]) -> None:
         rows: dict[Table, list[Row]] = defaultdict(list)
-        statements: list[Executable] = []
+        statements: list[Write] = []
         for write in writes:
             for table, row in write.inserts:
                 rows[table].append(row)
-            statements.extend(write.statements)
+            if write.statements:
+                statements.append(write)
         if not rows and not statements:
             return
         ordered = [(t, rows[t]) for t in sorted(rows, key=lambda t: _TABLE_ORDER.get(t.name, len(_TABLE_ORDER)))]
@@ -187,7 +198,7 @@ class BatchWriter:
         async with self._async.begin() as connection:
             await _write_async(connection, ordered, statements)
 
-    def _write_sqlite(self, rows: list[tuple[Table, list[Row]]], statements: list[Executable]) -> None:
+    def _write_sqlite(self, rows: list[tuple[Table, list[Row]]], statements: list[Write]) -> None:
         """On a worker thread: the whole transaction, without going back to the event loop in between."""
         if self._sqlite is None:
             self._sqlite = _sqlite_engine(self.engines.db.url.database or "")
@@ -195,20 +206,29 @@ class BatchWriter:
             _write(connection, rows, statements)
 
 
-def _write(connection: Connection, rows: list[tuple[Table, list[Row]]], statements: list[Executable]) -> None:
+def _write(connection: Connection, rows: list[tuple[Table, list[Row]]], writes: list[Write]) -> None:
     for table, table_rows in rows:
         connection.execute(insert(table), table_rows)
-    for statement in statements:
-        connection.execute(statement)
+    for write in writes:
+        for index, statement in enumerate(write.statements):
+            result = connection.execute(statement)
+            if index in write.claims and not _claimed(write, result):
+                break
 
 
-async def _write_async(
-    connection: AsyncConnection, rows: list[tuple[Table, list[Row]]], statements: list[Executable]
-) -> None:
+async def _write_async(connection: AsyncConnection, rows: list[tuple[Table, list[Row]]], writes: list[Write]) -> None:
     for table, table_rows in rows:
         await connection.execute(insert(table), table_rows)
-    for statement in statements:
-        await connection.execute(statement)
+    for write in writes:
+        for index, statement in enumerate(write.statements):
+            result = await connection.execute(statement)
+            if index in write.claims and not _claimed(write, result):
+                break
+
+
+def _claimed(write: Write, result: object) -> bool:
+    write.claimed = isinstance(result, CursorResult) and result.rowcount > 0
+    return write.claimed
 
 
 def _sqlite_engine(path: str) -> Engine:
