@@ -184,6 +184,44 @@ async def test_sub_agent_events_are_nested(
     assert events[-1]["type"] == "run.completed" and "Paris" in events[-1]["data"]["answer"]
 
 
+async def test_a_sub_agent_thinks_with_its_own_model(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    headers = bearer(owner["access_token"])
+    second = await client.post(
+        "/api/models",
+        json={"name": "Sub", "kind": "llm", "model": "scripted-sub", "base_url": llm.base_url, "timeout_seconds": 10},
+        headers=headers,
+    )
+    assert second.status_code == 201, second.text
+    helper = await make_agent(client, owner, name="Researcher", model_id=second.json()["id"])
+    boss = await make_agent(client, owner, name="Boss", sub_agent_ids=[helper["id"]])
+    llm.server.enqueue(
+        ChatReply.tool_call("researcher", {"task": "Find the capital of France."}),
+        ChatReply.text("The capital of France is Paris."),
+        ChatReply.text("Capital"),  # the title
+        model="scripted",
+    )
+    llm.server.enqueue(ChatReply.text("Paris is the capital."), model="scripted-sub")
+    _, events = await run(client, owner, boss["id"], "Capital of France?")
+    assert events[-1]["type"] == "run.completed" and "Paris" in events[-1]["data"]["answer"]
+    nested = [e for e in events if e["data"].get("agent") == "researcher"]
+    assert any(e["type"] == "agent.completed" and e["data"]["answer"] == "Paris is the capital." for e in nested)
+    # The sub-agent's request went to its own model, the boss's to the boss's.
+    sub_requests = [r for r in llm.server.chat_requests if r.model == "scripted-sub"]
+    assert len(sub_requests) == 1 and "Find the capital of France." in json.dumps(sub_requests[0].messages)
+    boss_requests = [r for r in llm.server.chat_requests if r.model == "scripted"]
+    assert len(boss_requests) >= 2
+    assert all("Find the capital of France." not in r.messages[0]["content"] for r in boss_requests)
+    # The run's usage counts both models.
+    usage = events[-1]["data"]["usage"]
+    run_id = events[0]["data"]["run_id"]
+    stored = (await client.get(f"/api/runs/{run_id}", headers=headers)).json()
+    assert stored["usage"] == usage and usage["input_tokens"] > 0
+    sub_usage = next(e for e in nested if e["type"] == "agent.completed")["data"]["usage"]
+    assert usage["input_tokens"] > sub_usage["input_tokens"] > 0
+
+
 async def test_model_failures_end_the_run_with_run_failed(
     client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
 ) -> None:
