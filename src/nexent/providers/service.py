@@ -16,6 +16,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexent.core.batch import Write, writer_for
 from nexent.core.db import utcnow
 from nexent.core.errors import BadRequest, NotFound
 from nexent.core.pagination import Page, PageParams
@@ -40,7 +41,6 @@ from nexent.providers.schemas import (
     UsageRow,
 )
 from nexent.providers.types import ChatModel, EmbeddingModel, ErrorCode, ProviderError, RerankModel, complete
-from nexent.runtime.store import Write, writer_for
 
 logger = logging.getLogger("nexent.providers")
 

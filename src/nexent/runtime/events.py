@@ -21,12 +21,12 @@ from typing import Any
 
 from sqlalchemy import Executable, insert
 
+from nexent.core.batch import FLUSH_INTERVAL_SECONDS, Write, writer_for
 from nexent.core.db import utcnow
 from nexent.engines.container import Engines
 from nexent.runtime.event_types import AnyRunEvent, BaseRunEvent, parse_event
 from nexent.runtime.models import TERMINAL_EVENTS, RunEvent
 from nexent.runtime.repository import RunEventRepository
-from nexent.runtime.store import FLUSH_INTERVAL_SECONDS, Write, writer_for
 
 logger = logging.getLogger("nexent.runtime")
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent
 from nexent.agents.service import AgentNotFound, AgentService
+from nexent.core.batch import Write, writer_for
 from nexent.core.db import utcnow
 from nexent.core.errors import AppError, NotFound
 from nexent.core.pagination import Page, PageParams
@@ -54,7 +55,6 @@ from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, 
 from nexent.runtime.owners import RunOwnership
 from nexent.runtime.repository import ConversationRepository, MessageRepository, RunRepository
 from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead, RunRead
-from nexent.runtime.store import Write, writer_for
 
 logger = logging.getLogger("nexent.runtime")
 
