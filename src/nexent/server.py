@@ -27,7 +27,7 @@ from nexent.knowledge import api as knowledge_api
 from nexent.providers import api as providers_api
 from nexent.providers.openai_compat import hold_chat_session, release_chat_session
 from nexent.runtime import api as runtime_api
-from nexent.runtime.service import RunManager
+from nexent.runtime.execution import RunManager
 from nexent.settings import Service, Settings, get_settings
 
 logger = logging.getLogger("nexent.server")

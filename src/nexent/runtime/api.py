@@ -16,11 +16,13 @@ from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller, RequirePermission
 from nexent.identity.permissions import Permission
+from nexent.runtime.conversations import ConversationService
 from nexent.runtime.event_types import RunStreamEvent
 from nexent.runtime.events import follow, sse_frame
+from nexent.runtime.execution import RunManager
 from nexent.runtime.models import RunStatus
 from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, RunCreate, RunRead
-from nexent.runtime.service import RunManager, RuntimeService
+from nexent.runtime.service import RuntimeService
 
 router = APIRouter(tags=["runs"])
 Chatter = Annotated[Caller, RequirePermission(Permission.CHAT)]
@@ -124,21 +126,21 @@ async def stop_run(run_id: uuid.UUID, caller: Chatter, session: SessionDep, engi
 async def list_conversations(
     caller: Chatter, session: SessionDep, engines: EnginesDep, page: PageParamsDep
 ) -> Page[ConversationRead]:
-    return await RuntimeService(session, engines, caller).list_conversations(page)
+    return await ConversationService(session, caller).list_conversations(page)
 
 
 @router.get("/api/conversations/{conversation_id}", summary="A conversation with its messages.")
 async def get_conversation(
     conversation_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep
 ) -> ConversationDetail:
-    return await RuntimeService(session, engines, caller).conversation(conversation_id)
+    return await ConversationService(session, caller).get(conversation_id)
 
 
 @router.patch("/api/conversations/{conversation_id}", summary="Rename a conversation.")
 async def rename_conversation(
     conversation_id: uuid.UUID, body: ConversationUpdate, caller: Chatter, session: SessionDep, engines: EnginesDep
 ) -> ConversationRead:
-    return await RuntimeService(session, engines, caller).rename(conversation_id, body)
+    return await ConversationService(session, caller).rename(conversation_id, body)
 
 
 @router.delete(
@@ -147,7 +149,7 @@ async def rename_conversation(
 async def delete_conversation(
     conversation_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep
 ) -> None:
-    await RuntimeService(session, engines, caller).delete_conversation(conversation_id)
+    await ConversationService(session, caller).delete(conversation_id)
 
 
 routers = [router]

@@ -153,7 +153,9 @@ async def summarize(client: Any, turns: list[Turn]) -> str:
     return " ".join(result.content.split())
 
 
-class EngineBuilder:
+class AgentBuilder:
+    """Builds the smolagents agent of a run from its draft: models, tools, sub-agents, instructions."""
+
     def __init__(self, session: AsyncSession, engines: Engines, caller: Caller, *, conversation_id: uuid.UUID | None):
         self.session = session
         self.engines = engines
