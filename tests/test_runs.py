@@ -17,7 +17,7 @@ from nexent.providers import pool
 from tests.conftest import make_settings, serve_in_process, wait_until
 from tests.support.identity import bearer, invite_and_register, register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
-from tests.test_http import assert_problem
+from tests.test_http import OPERATOR, assert_problem
 
 
 @pytest.fixture(scope="module")
@@ -220,6 +220,48 @@ async def test_a_sub_agent_thinks_with_its_own_model(
     assert stored["usage"] == usage and usage["input_tokens"] > 0
     sub_usage = next(e for e in nested if e["type"] == "agent.completed")["data"]["usage"]
     assert usage["input_tokens"] > sub_usage["input_tokens"] > 0
+
+
+async def _run_metrics(client: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await client.get("/metrics", headers=OPERATOR)).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("nexent_run")
+        for sample in family.samples
+    }
+
+
+async def test_runs_are_measured(client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer) -> None:
+    before = await _run_metrics(client)
+    for _ in range(6):
+        llm.server.enqueue(ChatReply.error(401, "bad key"))
+    _, events = await run(client, owner, (await make_agent(client, owner, max_steps=2))["id"], "Hello?")
+    assert events[-1]["type"] == "run.failed"
+    llm.server.reset()
+    llm.server.enqueue(ChatReply.text("Hello to you."))  # (the title job afterwards gets an echo)
+    _, events = await run(client, owner, (await make_agent(client, owner))["id"], "Hello")
+    assert events[-1]["type"] == "run.completed"
+
+    def grew(after: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    async def both_ended() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        after = await _run_metrics(client)
+        executing = after[("nexent_runs_in_flight", (("state", "executing"),))]
+        ended = [grew(after, "nexent_runs_finished_total", outcome=o) for o in ("completed", "failed")]
+        return after if ended == [1, 1] and executing == 0 else None
+
+    after = await wait_until(both_ended, timeout=10, interval=0.05)
+    assert grew(after, "nexent_runs_started_total") == 2
+    assert grew(after, "nexent_runs_finished_total", outcome="stopped") == 0
+    assert grew(after, "nexent_run_duration_seconds_count", outcome="completed") == 1
+    assert grew(after, "nexent_run_duration_seconds_sum", outcome="completed") > 0
+    assert grew(after, "nexent_run_time_to_first_event_seconds_count") == 2
+    assert after[("nexent_runs_in_flight", (("state", "queued"),))] == 0
 
 
 async def test_model_failures_end_the_run_with_run_failed(

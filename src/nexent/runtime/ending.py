@@ -25,6 +25,11 @@ from nexent.runtime.repository import RunEventRepository
 _STATUS = {RunCompleted: RunStatus.COMPLETED, RunFailed: RunStatus.FAILED, RunStopped: RunStatus.STOPPED}
 
 
+def status_of(event: TerminalEvent) -> RunStatus:
+    """The state a run ends in with `event`."""
+    return _STATUS[type(event)]
+
+
 async def end_run(log: RunLog, event: TerminalEvent, *, then: Sequence[Executable] = (), **fields: Any) -> Event | None:
     """End the run of `log` with `event` (its state follows from the event's type; `fields` are more columns of
     the run, `then` statements stored with the end only if it is claimed). Returns the stored event, or None when
@@ -32,7 +37,7 @@ async def end_run(log: RunLog, event: TerminalEvent, *, then: Sequence[Executabl
     claim = (
         update(Run)
         .where(Run.id == log.run_id, Run.tenant_id == log.tenant_id, Run.status.not_in(list(FINISHED_RUN_STATUSES)))
-        .values(status=_STATUS[type(event)], finished_at=utcnow(), **fields)
+        .values(status=status_of(event), finished_at=utcnow(), **fields)
     )
     return await log.end(event, claim, then)
 

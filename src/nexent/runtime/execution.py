@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import insert, update
+from sqlalchemy import Executable, insert, update
 
 from nexent.agents.models import Agent
 from nexent.core.batch import Write, writer_for
@@ -20,6 +22,7 @@ from nexent.core.errors import AppError
 from nexent.engines.bus.base import cancel_channel
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
+from nexent.runtime import metrics
 from nexent.runtime.activity import executing_run
 from nexent.runtime.builder import (
     AgentBuilder,
@@ -31,7 +34,7 @@ from nexent.runtime.builder import (
     start_agent,
 )
 from nexent.runtime.conversations import history, message_row, summary_of
-from nexent.runtime.ending import end_elsewhere, end_run
+from nexent.runtime.ending import end_elsewhere, end_run, status_of
 from nexent.runtime.event_types import (
     BaseRunEvent,
     Citation,
@@ -42,7 +45,7 @@ from nexent.runtime.event_types import (
     TerminalEvent,
     ToolCall,
 )
-from nexent.runtime.events import RunLog
+from nexent.runtime.events import Event, RunLog
 from nexent.runtime.jobs import request_title
 from nexent.runtime.models import Message, Run, RunStatus
 from nexent.runtime.owners import RunOwnership
@@ -107,7 +110,7 @@ class RunManager:
             )
 
     def submit(self, caller: Caller, run: NewRun, *, stored: asyncio.Future[None] | None = None) -> None:
-        """Execute `run`; `stored` is the commit of its record when that is still going on (see `execute_run`)."""
+        """Execute `run`; `stored` is the commit of its record when that is still going on (see `RunExecution`)."""
         self.check_capacity()
         task = asyncio.create_task(self._guarded(caller, run, stored), name=f"nexent-run-{run.id}")
         self._tasks[run.id] = task
@@ -138,12 +141,24 @@ class RunManager:
         await self.ownership.close()
 
     async def _guarded(self, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None) -> None:
-        async with self._slots, self._tenant_slots[caller.tenant_id]:
-            with executing_run():
+        handed_over = time.monotonic()
+        metrics.QUEUED.inc()
+        queued = True
+        try:
+            async with self._slots, self._tenant_slots[caller.tenant_id]:
+                metrics.QUEUED.dec()
+                queued = False
+                metrics.EXECUTING.inc()
                 try:
-                    await execute_run(self.engines, caller, run, stored)
+                    with executing_run():
+                        await RunExecution(self.engines, caller, run, stored, handed_over=handed_over).execute()
                 except Exception:
                     logger.exception("a run failed unexpectedly", extra={"run_id": str(run.id)})
+                finally:
+                    metrics.EXECUTING.dec()
+        finally:
+            if queued:
+                metrics.QUEUED.dec()
 
 
 @dataclass
@@ -156,6 +171,7 @@ class RunOutcome:
     citations: list[dict[str, Any]] = field(default_factory=list)
     terminal: TerminalEvent | None = None
     ended: bool = False
+    status: str | None = None  # how it ended: a run status, or "ended_elsewhere" (another end came first)
 
 
 class RunExecution:
@@ -167,7 +183,13 @@ class RunExecution:
     existed: it is stopped quietly (the request that started it answers with the error)."""
 
     def __init__(
-        self, engines: Engines, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None = None
+        self,
+        engines: Engines,
+        caller: Caller,
+        run: NewRun,
+        stored: asyncio.Future[None] | None = None,
+        *,
+        handed_over: float | None = None,
     ) -> None:
         self.engines = engines
         self.caller = caller
@@ -175,6 +197,9 @@ class RunExecution:
         self.stored = stored
         self.log = RunLog(engines, caller.tenant_id, run.id)
         self.outcome = RunOutcome()
+        # When the run manager got the run (`time.monotonic()`): the run's clock starts.
+        self.handed_over = time.monotonic() if handed_over is None else handed_over
+        self.first_event = False
 
     async def execute(self) -> None:
         run = self.run
@@ -194,6 +219,9 @@ class RunExecution:
                 await self._end()
         finally:
             await self.log.close()
+            if self.outcome.status is not None:
+                metrics.RUNS_FINISHED.labels(self.outcome.status).inc()
+                metrics.RUN_DURATION.labels(self.outcome.status).observe(time.monotonic() - self.handed_over)
 
     async def _execute(self) -> None:
         engines, caller, run, log = self.engines, self.caller, self.run, self.log
@@ -224,7 +252,7 @@ class RunExecution:
             if stopped:
                 watcher.cancel()
                 await abandon(setup, stream)
-                await end_run(log, RunStopped(reason="stopped before it started"))
+                await self._finish(RunStopped(reason="stopped before it started"))
                 self.outcome.ended = True
                 return
             # Stored with the next batch of events; a run that already ended keeps its state.
@@ -233,6 +261,7 @@ class RunExecution:
             started = RunStarted(run_id=str(run.id), agent_id=str(agent.id), conversation_id=str(run.conversation_id))
             try:
                 await log.emit(started)
+                metrics.RUNS_STARTED.inc()
                 async for event in run_events(setup, stream):
                     await self._record(event)
             finally:
@@ -240,6 +269,9 @@ class RunExecution:
 
     async def _record(self, event: BaseRunEvent) -> None:
         outcome = self.outcome
+        if not self.first_event:
+            self.first_event = True
+            metrics.RUN_FIRST_EVENT.observe(time.monotonic() - self.handed_over)
         if isinstance(event, RunCompleted | RunFailed | RunStopped):
             outcome.terminal = event  # stored by _end with the final state of the run
             return
@@ -266,20 +298,26 @@ class RunExecution:
                 citations=outcome.citations,
                 usage=usage,
             )
-            ended = await end_run(
-                self.log, terminal, then=[insert(Message).values(message)], final_answer=answer, usage=usage
+            ended = await self._finish(
+                terminal, then=[insert(Message).values(message)], final_answer=answer, usage=usage
             )
             if ended is not None and run.new_conversation:
                 request_title(self.engines, caller.tenant_id, run.conversation_id, outcome.model_id)
         elif isinstance(terminal, RunStopped):
-            await end_run(self.log, terminal, usage=usage)
+            await self._finish(terminal, usage=usage)
         else:
             error = terminal.error or "The run failed."
             failed = terminal.model_copy(update={"code": "agent_failed", "message": error})
-            await end_run(self.log, failed, error_code="agent_failed", error_message=error, usage=usage)
+            await self._finish(failed, error_code="agent_failed", error_message=error, usage=usage)
 
     async def _fail(self, code: str, message: str) -> None:
-        await end_run(self.log, RunFailed(code=code, message=message), error_code=code, error_message=message)
+        await self._finish(RunFailed(code=code, message=message), error_code=code, error_message=message)
+
+    async def _finish(self, event: TerminalEvent, *, then: Sequence[Executable] = (), **fields: Any) -> Event | None:
+        """End the run (`ending.end_run`), noting how it ended."""
+        ended = await end_run(self.log, event, then=then, **fields)
+        self.outcome.status = status_of(event).value if ended is not None else "ended_elsewhere"
+        return ended
 
 
 async def execute_run(
