@@ -90,6 +90,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             yield
         finally:
             await app.state.runs.close()
+            # What the process held for its runs and requests (the batch writer stores what is waiting).
+            await engines.process.close()
             await engines.close()
             await release_chat_session()
 

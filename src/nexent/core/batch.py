@@ -22,9 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections import defaultdict
-from collections.abc import Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from nexent.core.db import Base
 from nexent.core.db import create_engine as create_async_engine
+from nexent.core.process import ProcessState
 
 logger = logging.getLogger("nexent.batch")
 
@@ -94,11 +93,14 @@ class _Pending:
     attempts: int = 0
 
 
-class HasDatabase(Hashable, Protocol):
-    """What a writer is for: a process's engines (anything with its database engine)."""
+class HasDatabase(Protocol):
+    """What a writer is for: a process's engines (its database engine, and the state that keeps the writer)."""
 
     @property
     def db(self) -> AsyncEngine: ...
+
+    @property
+    def process(self) -> ProcessState: ...
 
 
 class BatchWriter:
@@ -264,11 +266,6 @@ def _sqlite_engine(path: str) -> Engine:
     return engine
 
 
-_writers: weakref.WeakKeyDictionary[HasDatabase, BatchWriter] = weakref.WeakKeyDictionary()
-
-
 def writer_for(engines: HasDatabase) -> BatchWriter:
-    writer = _writers.get(engines)
-    if writer is None:
-        writer = _writers[engines] = BatchWriter(engines)
-    return writer
+    """The process's writer (one per process and database, kept by its `ProcessState`)."""
+    return engines.process.part(BatchWriter, lambda: BatchWriter(engines))

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from nexent.core.db import create_engine, create_session_factory, ping
 from nexent.core.keys import KeyRing, load_keyring
+from nexent.core.process import ProcessState
 from nexent.engines.bus.base import EventBus
 from nexent.engines.bus.local import LocalBus
 from nexent.engines.queue.base import JobQueue
@@ -33,6 +34,8 @@ class Engines:
     search: SearchEngine
     keys: KeyRing = field(repr=False)
     queue: JobQueue = field(init=False)
+    # What the process holds besides its engines (batch writer, runs it executes, ...): see `core/process.py`.
+    process: ProcessState = field(init=False, default_factory=ProcessState, repr=False)
 
     async def start(self) -> None:
         await self.storage.start()
@@ -41,6 +44,7 @@ class Engines:
         await self.queue.start()
 
     async def close(self) -> None:
+        await self.process.close()
         await self.queue.close()
         await self.search.close()
         await self.bus.close()

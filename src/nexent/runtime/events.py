@@ -15,7 +15,6 @@ import asyncio
 import json
 import logging
 import uuid
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -104,14 +103,15 @@ def parse_sse(frame: str) -> tuple[int, AnyRunEvent]:
 
 
 # Runs this process is executing, by run id: their events so far, for readers in this process.
-_live: weakref.WeakKeyDictionary[Engines, dict[uuid.UUID, RunLog]] = weakref.WeakKeyDictionary()
+class LiveRuns(dict[uuid.UUID, "RunLog"]):
+    """The logs of the runs this process executes (a part of its `ProcessState`)."""
+
+    async def close(self) -> None:
+        self.clear()
 
 
-def _live_logs(engines: Engines) -> dict[uuid.UUID, RunLog]:
-    logs = _live.get(engines)
-    if logs is None:
-        logs = _live[engines] = {}
-    return logs
+def _live_logs(engines: Engines) -> LiveRuns:
+    return engines.process.part(LiveRuns, LiveRuns)
 
 
 class RunLog:

@@ -137,7 +137,7 @@ class RunManager:
         for task in list(self._tasks.values()):
             with contextlib.suppress(BaseException):  # shutting down; each run logs its own end
                 await task
-        await writer_for(self.engines).close()
+        await writer_for(self.engines).flush()  # the ends of the runs just cancelled
         await self.ownership.close()
 
     async def _guarded(self, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None) -> None:
