@@ -41,6 +41,7 @@ FLUSH_INTERVAL_SECONDS = 0.05
 _MAX_ATTEMPTS = 5
 
 Row = dict[str, Any]
+ModelRow = tuple[Any, Row]  # a model class and a row of its table
 
 
 def table_of(model: Any) -> Table:
@@ -64,18 +65,14 @@ def table_order() -> dict[str, int]:
 class Write:
     """Rows to insert and statements to execute, stored together (inserts first, then the statements in order).
 
-    A statement added with `claim` (an UPDATE) decides the rest: when it changes no row, the write's statements
-    after it are skipped and `claimed` is False once the write is stored (True when it changed a row)."""
+    A write with a `claim` (a conditional UPDATE) is stored only if the claim changes a row: the claims of a batch
+    run after its other writes, each write's rows and statements after its claim, and `claimed` says, once the
+    write is stored, whether it won (the rows of the winners still go in with one statement per table)."""
 
     inserts: list[tuple[Table, Row]] = field(default_factory=list)
     statements: list[Executable] = field(default_factory=list)
-    claims: set[int] = field(default_factory=set)  # indexes of `statements` that are claims
+    claim_statement: Executable | None = None
     claimed: bool | None = None
-
-    def claim(self, statement: Executable) -> Write:
-        self.claims.add(len(self.statements))
-        self.statements.append(statement)
-        return self
 
     def insert(self, model: Any, row: Row) -> Write:
         self.inserts.append((table_of(model), row))
@@ -83,6 +80,10 @@ class Write:
 
     def execute(self, statement: Executable) -> Write:
         self.statements.append(statement)
+        return self
+
+    def claim(self, statement: Executable) -> Write:
+        self.claim_statement = statement
         return self
 
 
@@ -196,53 +197,75 @@ class BatchWriter:
             item.done.set_result(None)
 
     async def _transaction(self, writes: list[Write]) -> None:
-        rows: dict[Table, list[Row]] = defaultdict(list)
-        statements: list[Write] = []
-        for write in writes:
-            for table, row in write.inserts:
-                rows[table].append(row)
-            if write.statements:
-                statements.append(write)
-        if not rows and not statements:
+        if not any(w.inserts or w.statements or w.claim_statement is not None for w in writes):
             return
-        order = table_order()
-        ordered = [(t, rows[t]) for t in sorted(rows, key=lambda t: order.get(t.name, len(order)))]
         if self._sqlite_file:
             if self._thread is None:
                 self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nexent-batch-writer")
-            await asyncio.get_running_loop().run_in_executor(self._thread, self._write_sqlite, ordered, statements)
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._write_sqlite, writes)
             return
         if self._async is None:
             self._async = create_async_engine(self.engines.db.url.render_as_string(hide_password=False), pool_size=1)
         async with self._async.begin() as connection:
-            await _write_async(connection, ordered, statements)
+            for table, rows, statements in _parts([w for w in writes if w.claim_statement is None]):
+                await _execute_async(connection, table, rows, statements)
+            won = []
+            for write in writes:
+                if write.claim_statement is None:
+                    continue
+                if _claimed(write, await connection.execute(write.claim_statement)):
+                    won.append(write)
+            for table, rows, statements in _parts(won):
+                await _execute_async(connection, table, rows, statements)
 
-    def _write_sqlite(self, rows: list[tuple[Table, list[Row]]], statements: list[Write]) -> None:
+    def _write_sqlite(self, writes: list[Write]) -> None:
         """On a worker thread: the whole transaction, without going back to the event loop in between."""
         if self._sqlite is None:
             self._sqlite = _sqlite_engine(self.engines.db.url.database or "")
         with self._sqlite.begin() as connection:
-            _write(connection, rows, statements)
+            for table, rows, statements in _parts([w for w in writes if w.claim_statement is None]):
+                _execute(connection, table, rows, statements)
+            won = [
+                w
+                for w in writes
+                if w.claim_statement is not None and _claimed(w, connection.execute(w.claim_statement))
+            ]
+            for table, rows, statements in _parts(won):
+                _execute(connection, table, rows, statements)
 
 
-def _write(connection: Connection, rows: list[tuple[Table, list[Row]]], writes: list[Write]) -> None:
-    for table, table_rows in rows:
-        connection.execute(insert(table), table_rows)
+Part = tuple[Table | None, list[Row], list[Executable]]
+
+
+def _parts(writes: list[Write]) -> list[Part]:
+    """The writes' rows, one multi-row insert per table (parents first), then their statements in order."""
+    rows: dict[Table, list[Row]] = defaultdict(list)
+    statements: list[Executable] = []
     for write in writes:
-        for index, statement in enumerate(write.statements):
-            result = connection.execute(statement)
-            if index in write.claims and not _claimed(write, result):
-                break
+        for table, row in write.inserts:
+            rows[table].append(row)
+        statements.extend(write.statements)
+    order = table_order()
+    parts: list[Part] = [(t, rows[t], []) for t in sorted(rows, key=lambda t: order.get(t.name, len(order)))]
+    if statements:
+        parts.append((None, [], statements))
+    return parts
 
 
-async def _write_async(connection: AsyncConnection, rows: list[tuple[Table, list[Row]]], writes: list[Write]) -> None:
-    for table, table_rows in rows:
-        await connection.execute(insert(table), table_rows)
-    for write in writes:
-        for index, statement in enumerate(write.statements):
-            result = await connection.execute(statement)
-            if index in write.claims and not _claimed(write, result):
-                break
+def _execute(connection: Connection, table: Table | None, rows: list[Row], statements: list[Executable]) -> None:
+    if table is not None:
+        connection.execute(insert(table), rows)
+    for statement in statements:
+        connection.execute(statement)
+
+
+async def _execute_async(
+    connection: AsyncConnection, table: Table | None, rows: list[Row], statements: list[Executable]
+) -> None:
+    if table is not None:
+        await connection.execute(insert(table), rows)
+    for statement in statements:
+        await connection.execute(statement)
 
 
 def _claimed(write: Write, result: object) -> bool:

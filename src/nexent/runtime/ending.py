@@ -13,8 +13,9 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Executable, update
+from sqlalchemy import update
 
+from nexent.core.batch import ModelRow
 from nexent.core.db import utcnow
 from nexent.engines.container import Engines
 from nexent.runtime.event_types import RunCompleted, RunFailed, RunStopped, TerminalEvent
@@ -30,10 +31,10 @@ def status_of(event: TerminalEvent) -> RunStatus:
     return _STATUS[type(event)]
 
 
-async def end_run(log: RunLog, event: TerminalEvent, *, then: Sequence[Executable] = (), **fields: Any) -> Event | None:
+async def end_run(log: RunLog, event: TerminalEvent, *, then: Sequence[ModelRow] = (), **fields: Any) -> Event | None:
     """End the run of `log` with `event` (its state follows from the event's type; `fields` are more columns of
-    the run, `then` statements stored with the end only if it is claimed). Returns the stored event, or None when
-    the run had ended already."""
+    the run, `then` rows stored with the end only if it is claimed). Returns the stored event, or None when the run
+    had ended already."""
     claim = (
         update(Run)
         .where(Run.id == log.run_id, Run.tenant_id == log.tenant_id, Run.status.not_in(list(FINISHED_RUN_STATUSES)))

@@ -18,9 +18,9 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import Executable, insert
+from sqlalchemy import Executable
 
-from nexent.core.batch import FLUSH_INTERVAL_SECONDS, Write, writer_for
+from nexent.core.batch import FLUSH_INTERVAL_SECONDS, ModelRow, Write, writer_for
 from nexent.core.db import utcnow
 from nexent.engines.container import Engines
 from nexent.runtime.event_types import AnyRunEvent, BaseRunEvent, parse_event
@@ -162,10 +162,10 @@ class RunLog:
             self._forget()
         return event
 
-    async def end(self, event: BaseRunEvent, claim: Executable, then: Sequence[Executable] = ()) -> Event | None:
+    async def end(self, event: BaseRunEvent, claim: Executable, then: Sequence[ModelRow] = ()) -> Event | None:
         """Store the terminal `event` if `claim` (the conditional update of the run's final state, see
-        `ending.end_run`) changes the run, with `then`, in one transaction; publish it once stored. None when the
-        claim failed: the run had ended already, and its end stays as it is."""
+        `ending.end_run`) changes the run, with the rows `then`, in one transaction; publish it once stored. None
+        when the claim failed: the run had ended already, and its end stays as it is."""
         event_ = Event.of(self.seq + 1, event)
         row = {
             "tenant_id": self.tenant_id,
@@ -175,9 +175,9 @@ class RunLog:
             "data": event_.data,
             "created_at": utcnow(),
         }
-        write = Write().claim(claim).execute(insert(RunEvent).values(row))
-        for statement in then:
-            write.execute(statement)
+        write = Write().claim(claim).insert(RunEvent, row)
+        for model, extra in then:
+            write.insert(model, extra)
         try:
             await self.writer.store(write)  # stored before anyone hears the run is over
         finally:

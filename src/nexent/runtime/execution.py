@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Executable, insert, update
+from sqlalchemy import update
 
 from nexent.agents.models import Agent
-from nexent.core.batch import Write, writer_for
+from nexent.core.batch import ModelRow, Write, writer_for
 from nexent.core.db import utcnow
 from nexent.core.errors import AppError
 from nexent.engines.bus.base import cancel_channel
@@ -298,9 +298,7 @@ class RunExecution:
                 citations=outcome.citations,
                 usage=usage,
             )
-            ended = await self._finish(
-                terminal, then=[insert(Message).values(message)], final_answer=answer, usage=usage
-            )
+            ended = await self._finish(terminal, then=[(Message, message)], final_answer=answer, usage=usage)
             if ended is not None and run.new_conversation:
                 request_title(self.engines, caller.tenant_id, run.conversation_id, outcome.model_id)
         elif isinstance(terminal, RunStopped):
@@ -313,7 +311,7 @@ class RunExecution:
     async def _fail(self, code: str, message: str) -> None:
         await self._finish(RunFailed(code=code, message=message), error_code=code, error_message=message)
 
-    async def _finish(self, event: TerminalEvent, *, then: Sequence[Executable] = (), **fields: Any) -> Event | None:
+    async def _finish(self, event: TerminalEvent, *, then: Sequence[ModelRow] = (), **fields: Any) -> Event | None:
         """End the run (`ending.end_run`), noting how it ended."""
         ended = await end_run(self.log, event, then=then, **fields)
         self.outcome.status = status_of(event).value if ended is not None else "ended_elsewhere"
