@@ -10,6 +10,7 @@ import pytest
 
 from nexent.runtime import event_types as et
 from nexent.runtime.events import Event, parse_sse, sse_frame
+from nexent.runtime.models import TERMINAL_EVENTS
 from nexent.server import create_app
 
 USAGE = et.Usage(input_tokens=12, output_tokens=34)
@@ -40,6 +41,7 @@ SAMPLES: list[et.BaseRunEvent] = [
 
 def test_the_samples_cover_every_event_type() -> None:
     assert {event.type for event in SAMPLES} == set(et.EVENT_MODELS)
+    assert {t for t, model in et.EVENT_MODELS.items() if model.terminal} == TERMINAL_EVENTS
 
 
 @pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.type)

@@ -220,7 +220,6 @@ EVENT_MODELS: dict[str, type[BaseRunEvent]] = {
         RunStopped,
     )
 }
-TERMINAL_TYPES = frozenset(t for t, model in EVENT_MODELS.items() if model.terminal)
 
 
 def parse_event(type_: str, data: dict[str, Any]) -> AnyRunEvent:

@@ -318,13 +318,6 @@ class RunExecution:
         return ended
 
 
-async def execute_run(
-    engines: Engines, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None = None
-) -> None:
-    """Execute `run` in this process (see `RunExecution`)."""
-    await RunExecution(engines, caller, run, stored).execute()
-
-
 class _NeverStored(Exception):
     pass
 
