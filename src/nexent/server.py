@@ -25,7 +25,6 @@ from nexent.identity.auth import RequireMetricsReader
 from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
 from nexent.providers import api as providers_api
-from nexent.providers.openai_compat import hold_chat_session, release_chat_session
 from nexent.runtime import api as runtime_api
 from nexent.runtime.execution import RunManager
 from nexent.settings import Service, Settings, get_settings
@@ -78,7 +77,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             await migrate_async(settings.resolved_database_url)
         engines = build_engines(settings, consume_jobs=embedded or service in _JOB_CONSUMERS)
         await engines.start()
-        hold_chat_session()
         app.state.engines = engines
         app.state.runs = RunManager(engines)
         if embedded or service is Service.RUNTIME:  # the services that execute runs register as their owner
@@ -90,10 +88,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             yield
         finally:
             await app.state.runs.close()
-            # What the process held for its runs and requests (the batch writer stores what is waiting).
+            # What the process held for its runs and requests (the batch writer stores what is waiting, the model
+            # connection pools close).
             await engines.process.close()
             await engines.close()
-            await release_chat_session()
 
     extra_schemas = {name: schema for svc in services for name, schema in SERVICE_SCHEMAS.get(svc, {}).items()}
     app = NexentApp(

@@ -44,8 +44,8 @@ class Engines:
         await self.queue.start()
 
     async def close(self) -> None:
-        await self.process.close()
         await self.queue.close()
+        await self.process.close()  # after the jobs: they may use its parts (the writer, model connections)
         await self.search.close()
         await self.bus.close()
         await self.storage.close()

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,7 +24,7 @@ from nexent.identity.auth import Caller
 from nexent.identity.service import record
 from nexent.providers import local, metrics
 from nexent.providers.models import CheckStatus, ModelConfig, ModelEndpoint, ModelKind, ProviderType, UsageRecord
-from nexent.providers.openai_compat import KEEPALIVE_SECONDS, Endpoint
+from nexent.providers.openai_compat import Endpoint, ModelConnections
 from nexent.providers.pool import CallReport, RoutedModel
 from nexent.providers.repository import EndpointRepository, ModelRepository, UsageRepository
 from nexent.providers.schemas import (
@@ -43,19 +42,6 @@ from nexent.providers.schemas import (
 from nexent.providers.types import ChatModel, EmbeddingModel, ErrorCode, ProviderError, RerankModel, complete
 
 logger = logging.getLogger("nexent.providers")
-
-# One connection pool per process for embedding and rerank calls.
-_http: httpx.AsyncClient | None = None
-
-
-def http_client() -> httpx.AsyncClient:
-    global _http
-    if _http is None or _http.is_closed:
-        # Idle connections are dropped before servers close them (see `KEEPALIVE_SECONDS`); streamed chat
-        # completions have a pool of their own (`openai_compat.chat_session`).
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_SECONDS)
-        _http = httpx.AsyncClient(limits=limits)
-    return _http
 
 
 class ModelNotFound(NotFound):
@@ -267,15 +253,17 @@ class ProviderService:
             )
             return local_model
         box = self.engines.keys.box
+        connections = self.engines.process.part(ModelConnections, ModelConnections)
         return RoutedModel(
             model_id=config.id,
             model=config.model,
             endpoints=[
                 Endpoint(
-                    http_client(),
+                    connections.http(),
                     e.base_url,
                     box.decrypt(e.api_key_encrypted) if e.api_key_encrypted else None,
                     timeout=config.timeout_seconds,
+                    chat=connections.chat,
                 )
                 for e in endpoints
             ],
