@@ -1,7 +1,7 @@
 """The event log of a run, and reading it as a stream that survives reconnects.
 
 The process that executes a run is the only writer of its log. `RunLog.emit` numbers each event, publishes it on
-the bus at once (live readers see tokens without delay) and hands it to the process's run writer (`store.py`),
+the bus at once (live readers see tokens without delay) and hands it to the process's batch writer (`core/batch.py`),
 which stores it with the next shared batch (every 50 ms, one transaction for all runs); the terminal event is
 stored, together with the run's final state, before it is published. `follow` replays the events after a
 sequence number (from the log of a run this process is executing, else from the database) and then follows the

@@ -58,7 +58,7 @@ class RuntimeService:
         self, manager: RunManager, agent_id: uuid.UUID, message: str, conversation_id: uuid.UUID | None
     ) -> NewRun:
         """Start a run: its record (the user's message and a queued run, with the conversation) is committed
-        by the process's run writer while the run already builds its agent and calls the model; this returns once
+        by the process's batch writer while the run already builds its agent and calls the model; this returns once
         the record is stored (raising if it could not be: the run then stops without a trace)."""
         run, record = await self.prepare(manager, agent_id, message, conversation_id)
         stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
