@@ -17,7 +17,7 @@ from nexent.providers import pool
 from tests.conftest import make_settings, serve_in_process, wait_until
 from tests.support.identity import bearer, invite_and_register, register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
-from tests.test_http import assert_problem
+from tests.test_http import OPERATOR, assert_problem
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +182,86 @@ async def test_sub_agent_events_are_nested(
     nested = [e for e in events if e["data"].get("parent_call_id") == call["data"]["call_id"]]
     assert nested and all(e["data"]["agent"] == "researcher" for e in nested)
     assert events[-1]["type"] == "run.completed" and "Paris" in events[-1]["data"]["answer"]
+
+
+async def test_a_sub_agent_thinks_with_its_own_model(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    headers = bearer(owner["access_token"])
+    second = await client.post(
+        "/api/models",
+        json={"name": "Sub", "kind": "llm", "model": "scripted-sub", "base_url": llm.base_url, "timeout_seconds": 10},
+        headers=headers,
+    )
+    assert second.status_code == 201, second.text
+    helper = await make_agent(client, owner, name="Researcher", model_id=second.json()["id"])
+    boss = await make_agent(client, owner, name="Boss", sub_agent_ids=[helper["id"]])
+    llm.server.enqueue(
+        ChatReply.tool_call("researcher", {"task": "Find the capital of France."}),
+        ChatReply.text("The capital of France is Paris."),
+        ChatReply.text("Capital"),  # the title
+        model="scripted",
+    )
+    llm.server.enqueue(ChatReply.text("Paris is the capital."), model="scripted-sub")
+    _, events = await run(client, owner, boss["id"], "Capital of France?")
+    assert events[-1]["type"] == "run.completed" and "Paris" in events[-1]["data"]["answer"]
+    nested = [e for e in events if e["data"].get("agent") == "researcher"]
+    assert any(e["type"] == "agent.completed" and e["data"]["answer"] == "Paris is the capital." for e in nested)
+    # The sub-agent's request went to its own model, the boss's to the boss's.
+    sub_requests = [r for r in llm.server.chat_requests if r.model == "scripted-sub"]
+    assert len(sub_requests) == 1 and "Find the capital of France." in json.dumps(sub_requests[0].messages)
+    boss_requests = [r for r in llm.server.chat_requests if r.model == "scripted"]
+    assert len(boss_requests) >= 2
+    assert all("Find the capital of France." not in r.messages[0]["content"] for r in boss_requests)
+    # The run's usage counts both models.
+    usage = events[-1]["data"]["usage"]
+    run_id = events[0]["data"]["run_id"]
+    stored = (await client.get(f"/api/runs/{run_id}", headers=headers)).json()
+    assert stored["usage"] == usage and usage["input_tokens"] > 0
+    sub_usage = next(e for e in nested if e["type"] == "agent.completed")["data"]["usage"]
+    assert usage["input_tokens"] > sub_usage["input_tokens"] > 0
+
+
+async def _run_metrics(client: httpx.AsyncClient) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (await client.get("/metrics", headers=OPERATOR)).text
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("nexent_run")
+        for sample in family.samples
+    }
+
+
+async def test_runs_are_measured(client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer) -> None:
+    before = await _run_metrics(client)
+    for _ in range(6):
+        llm.server.enqueue(ChatReply.error(401, "bad key"))
+    _, events = await run(client, owner, (await make_agent(client, owner, max_steps=2))["id"], "Hello?")
+    assert events[-1]["type"] == "run.failed"
+    llm.server.reset()
+    llm.server.enqueue(ChatReply.text("Hello to you."))  # (the title job afterwards gets an echo)
+    _, events = await run(client, owner, (await make_agent(client, owner))["id"], "Hello")
+    assert events[-1]["type"] == "run.completed"
+
+    def grew(after: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+        key = (name, tuple(sorted(labels.items())))
+        return after.get(key, 0.0) - before.get(key, 0.0)
+
+    async def both_ended() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        after = await _run_metrics(client)
+        executing = after[("nexent_runs_in_flight", (("state", "executing"),))]
+        ended = [grew(after, "nexent_runs_finished_total", outcome=o) for o in ("completed", "failed")]
+        return after if ended == [1, 1] and executing == 0 else None
+
+    after = await wait_until(both_ended, timeout=10, interval=0.05)
+    assert grew(after, "nexent_runs_started_total") == 2
+    assert grew(after, "nexent_runs_finished_total", outcome="stopped") == 0
+    assert grew(after, "nexent_run_duration_seconds_count", outcome="completed") == 1
+    assert grew(after, "nexent_run_duration_seconds_sum", outcome="completed") > 0
+    assert grew(after, "nexent_run_time_to_first_event_seconds_count") == 2
+    assert after[("nexent_runs_in_flight", (("state", "queued"),))] == 0
 
 
 async def test_model_failures_end_the_run_with_run_failed(
@@ -446,6 +526,7 @@ async def test_deltas_that_queue_up_go_out_as_one_event() -> None:
     from smolagents.models import ChatMessageStreamDelta
     from smolagents.monitoring import TokenUsage
 
+    from nexent.runtime.event_types import BaseRunEvent
     from nexent.runtime.smol_agents import stream_run
 
     class Talker:
@@ -459,7 +540,7 @@ async def test_deltas_that_queue_up_go_out_as_one_event() -> None:
 
     model = SimpleNamespace(token_usage=TokenUsage(input_tokens=1, output_tokens=50), cancel=None)
 
-    async def collect() -> list[dict[str, Any]]:
+    async def collect() -> list[BaseRunEvent]:
         return [event async for event in stream_run(Talker(), "talk", model=model)]
 
     reader = asyncio.create_task(collect())

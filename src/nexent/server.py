@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -25,9 +26,8 @@ from nexent.jobs.queue import build_queue
 from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
 from nexent.providers import api as providers_api
-from nexent.providers.openai_compat import hold_chat_session, release_chat_session
 from nexent.runtime import api as runtime_api
-from nexent.runtime.service import RunManager
+from nexent.runtime.execution import RunManager
 from nexent.settings import Service, Settings, get_settings
 from nexent.wiring import wire
 
@@ -42,8 +42,27 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
     Service.DATA_PROCESS: knowledge_api.ingest_routers,
 }
 
+# Schemas that routes of a service refer to by name only (see `NexentApp`).
+SERVICE_SCHEMAS: dict[Service, dict[str, dict[str, Any]]] = {Service.RUNTIME: runtime_api.schemas}
+
 # Processes of these services run background jobs (local worker pool, or the Celery reaper).
 _JOB_CONSUMERS = {Service.DATA_PROCESS}
+
+
+class NexentApp(FastAPI):
+    """FastAPI, with the schemas its routes refer to by name only (a run's events) in its OpenAPI document."""
+
+    def __init__(self, *, extra_schemas: dict[str, dict[str, Any]], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.extra_schemas = extra_schemas
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            components = super().openapi().setdefault("components", {}).setdefault("schemas", {})
+            for name, extra in self.extra_schemas.items():
+                if components.setdefault(name, extra) != extra:
+                    raise RuntimeError(f"Two schemas named {name} in the OpenAPI document.")
+        return super().openapi()
 
 
 def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
@@ -61,7 +80,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             await migrate_async(settings.resolved_database_url)
         engines = build_engines(settings, queue=build_queue, consume_jobs=embedded or service in _JOB_CONSUMERS)
         await engines.start()
-        hold_chat_session()
         app.state.engines = engines
         app.state.runs = RunManager(engines)
         if embedded or service is Service.RUNTIME:  # the services that execute runs register as their owner
@@ -73,10 +91,14 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             yield
         finally:
             await app.state.runs.close()
+            # What the process held for its runs and requests (the batch writer stores what is waiting, the model
+            # connection pools close).
+            await engines.process.close()
             await engines.close()
-            await release_chat_session()
 
-    app = FastAPI(
+    extra_schemas = {name: schema for svc in services for name, schema in SERVICE_SCHEMAS.get(svc, {}).items()}
+    app = NexentApp(
+        extra_schemas=extra_schemas,
         title="Nexent" if embedded else f"Nexent {label}",
         version=__version__,
         lifespan=lifespan,

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from nexent.core.db import create_engine, create_session_factory, ping
 from nexent.core.keys import KeyRing, load_keyring
+from nexent.core.process import ProcessState
 from nexent.engines.bus.base import EventBus
 from nexent.engines.bus.local import LocalBus
 from nexent.engines.queue import JobQueue
@@ -37,6 +38,8 @@ class Engines:
     search: SearchEngine
     keys: KeyRing = field(repr=False)
     queue: JobQueue = field(init=False)
+    # What the process holds besides its engines (batch writer, runs it executes, ...): see `core/process.py`.
+    process: ProcessState = field(init=False, default_factory=ProcessState, repr=False)
 
     async def start(self) -> None:
         await self.storage.start()
@@ -46,6 +49,7 @@ class Engines:
 
     async def close(self) -> None:
         await self.queue.close()
+        await self.process.close()  # after the jobs: they may use its parts (the writer, model connections)
         await self.search.close()
         await self.bus.close()
         await self.storage.close()

@@ -17,7 +17,7 @@ import functools
 import json
 import urllib.request
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -42,24 +42,68 @@ KEEPALIVE_SECONDS = 4.0
 _MAX_CONNECTIONS = 1000
 _READ_BUFFER_BYTES = 1 << 20  # a server may send a whole reply as one SSE line
 
-# The chat sessions of this process, one per event loop (an aiohttp session belongs to the loop it was made on).
+
+def new_chat_session() -> aiohttp.ClientSession:
+    """A connection pool for streamed chat completions, on the running loop."""
+    connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS)
+    # Proxies from the environment are looked up once per endpoint (`env_proxy`): aiohttp's own `trust_env` reads
+    # the environment and ~/.netrc on a worker thread at every request.
+    return aiohttp.ClientSession(
+        connector=connector, read_bufsize=_READ_BUFFER_BYTES, timeout=aiohttp.ClientTimeout(total=None)
+    )
+
+
+class ModelConnections:
+    """The process's connection pools to model servers, a part of its `ProcessState` (`engines.process`), closed
+    with it: httpx for embeddings and rerank, aiohttp for streamed chat (one session per event loop: a session
+    belongs to the loop it was made on)."""
+
+    def __init__(self) -> None:
+        self._http: httpx.AsyncClient | None = None
+        self._chat: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None or self._http.is_closed:
+            # Idle connections are dropped before servers close them (see `KEEPALIVE_SECONDS`).
+            limits = httpx.Limits(
+                max_connections=_MAX_CONNECTIONS, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_SECONDS
+            )
+            self._http = httpx.AsyncClient(limits=limits)
+        return self._http
+
+    def chat(self) -> aiohttp.ClientSession:
+        loop = asyncio.get_running_loop()
+        session = self._chat.get(loop)
+        if session is None or session.closed:
+            session = self._chat[loop] = new_chat_session()
+        return session
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        sessions, self._chat = dict(self._chat), weakref.WeakKeyDictionary()
+        for owner, session in sessions.items():
+            if owner is loop:  # sessions of other (finished) loops cannot be closed from here
+                await session.close()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
+# Endpoints made without the process's pools (tests, scripts): one chat session per loop, never closed before the
+# loop ends.
 _chat_sessions: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
     weakref.WeakKeyDictionary()
 )
 
 
 def chat_session() -> aiohttp.ClientSession:
-    """The connection pool for streamed chat completions on the running loop."""
+    """A chat connection pool on the running loop, for endpoints made without the process's pools."""
     loop = asyncio.get_running_loop()
     session = _chat_sessions.get(loop)
     if session is None or session.closed:
-        connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS)
-        # Proxies from the environment are looked up once per endpoint (`env_proxy`): aiohttp's own
-        # `trust_env` reads the environment and ~/.netrc on a worker thread at every request.
-        session = aiohttp.ClientSession(
-            connector=connector, read_bufsize=_READ_BUFFER_BYTES, timeout=aiohttp.ClientTimeout(total=None)
-        )
-        _chat_sessions[loop] = session
+        session = _chat_sessions[loop] = new_chat_session()
     return session
 
 
@@ -74,32 +118,20 @@ def env_proxy(url: str) -> str | None:
     return proxy if "://" in proxy else f"http://{proxy}"
 
 
-_holders: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
-
-
-def hold_chat_session() -> None:
-    """Called by each app that starts on the running loop; the loop's chat connections are closed when the last
-    of them lets go (`release_chat_session`)."""
-    loop = asyncio.get_running_loop()
-    _holders[loop] = _holders.get(loop, 0) + 1
-
-
-async def release_chat_session() -> None:
-    loop = asyncio.get_running_loop()
-    left = _holders.get(loop, 1) - 1
-    _holders[loop] = left
-    if left <= 0:
-        del _holders[loop]
-        session = _chat_sessions.pop(loop, None)
-        if session is not None:
-            await session.close()
-
-
 class Endpoint:
     """One server of a model: a base URL (ending before `/chat/completions`) and an optional API key."""
 
-    def __init__(self, http: httpx.AsyncClient, base_url: str, api_key: str | None, *, timeout: float) -> None:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float,
+        chat: Callable[[], aiohttp.ClientSession] = chat_session,
+    ) -> None:
         self.http = http
+        self.chat = chat  # the chat connection pool (the process's: `ModelConnections.chat`)
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
@@ -132,7 +164,7 @@ class Endpoint:
             body["tools"] = tools
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
         try:
-            async with chat_session().post(
+            async with self.chat().post(
                 f"{self.base_url}/chat/completions",
                 data=payload,
                 headers=self._headers(),

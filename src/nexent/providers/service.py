@@ -13,10 +13,10 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexent.core.batch import Write, writer_for
 from nexent.core.db import utcnow
 from nexent.core.errors import BadRequest, NotFound
 from nexent.core.pagination import Page, PageParams
@@ -25,7 +25,7 @@ from nexent.identity.auth import Caller
 from nexent.identity.services.audit import record
 from nexent.providers import local, metrics
 from nexent.providers.models import CheckStatus, ModelConfig, ModelEndpoint, ModelKind, ProviderType, UsageRecord
-from nexent.providers.openai_compat import KEEPALIVE_SECONDS, Endpoint
+from nexent.providers.openai_compat import Endpoint, ModelConnections
 from nexent.providers.pool import CallReport, RoutedModel
 from nexent.providers.repository import EndpointRepository, ModelRepository, UsageRepository
 from nexent.providers.schemas import (
@@ -41,22 +41,8 @@ from nexent.providers.schemas import (
     UsageRow,
 )
 from nexent.providers.types import ChatModel, EmbeddingModel, ErrorCode, ProviderError, RerankModel, complete
-from nexent.runtime.store import Write, writer_for
 
 logger = logging.getLogger("nexent.providers")
-
-# One connection pool per process for embedding and rerank calls.
-_http: httpx.AsyncClient | None = None
-
-
-def http_client() -> httpx.AsyncClient:
-    global _http
-    if _http is None or _http.is_closed:
-        # Idle connections are dropped before servers close them (see `KEEPALIVE_SECONDS`); streamed chat
-        # completions have a pool of their own (`openai_compat.chat_session`).
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_SECONDS)
-        _http = httpx.AsyncClient(limits=limits)
-    return _http
 
 
 class ModelNotFound(NotFound):
@@ -289,15 +275,17 @@ class ProviderService:
             )
             return local_model
         box = self.engines.keys.box
+        connections = self.engines.process.part(ModelConnections, ModelConnections)
         return RoutedModel(
             model_id=config.id,
             model=config.model,
             endpoints=[
                 Endpoint(
-                    http_client(),
+                    connections.http(),
                     e.base_url,
                     box.decrypt(e.api_key_encrypted) if e.api_key_encrypted else None,
                     timeout=config.timeout_seconds,
+                    chat=connections.chat,
                 )
                 for e in endpoints
             ],

@@ -5,24 +5,44 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
+from nexent.core.openapi import openapi_schemas
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.container import Engines
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, RequirePermission
 from nexent.identity.permissions import Permission
-from nexent.runtime.events import follow
+from nexent.runtime.conversations import ConversationService
+from nexent.runtime.event_types import RunStreamEvent
+from nexent.runtime.events import follow, sse_frame
+from nexent.runtime.execution import RunManager
 from nexent.runtime.models import RunStatus
 from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, RunCreate, RunRead
-from nexent.runtime.service import RunManager, RuntimeService
+from nexent.runtime.service import RuntimeService
 
 router = APIRouter(tags=["runs"])
 Chatter = Annotated[Caller, RequirePermission(Permission.CHAT)]
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class EventStreamResponse(StreamingResponse):
+    media_type = "text/event-stream"
+
+
+# The OpenAPI document describes a run's stream by its events: the typed union, component `RunStreamEvent`, added
+# to the document by the app (`server.NexentApp`) from `schemas`.
+EVENT_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The run's events as Server-Sent Events: `id: <seq>`, `event: <type>`, `data: <the event "
+        "without its type, as JSON>`; each event is one of `RunStreamEvent`.",
+        "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/RunStreamEvent"}}},
+    }
+}
+schemas = openapi_schemas(RunStreamEvent)
 
 
 def run_manager(request: Request) -> RunManager:
@@ -30,21 +50,26 @@ def run_manager(request: Request) -> RunManager:
     return manager
 
 
-def event_stream(engines: Engines, caller: Caller, run_id: uuid.UUID, after: int) -> StreamingResponse:
+def event_stream(engines: Engines, caller: Caller, run_id: uuid.UUID, after: int) -> EventStreamResponse:
     async def lines() -> AsyncIterator[str]:
         async for event in follow(engines, caller.tenant_id, run_id, after=after):
             if event is None:
                 yield ": keep-alive\n\n"
                 continue
-            yield f"id: {event.seq}\nevent: {event.type}\ndata: {event.json}\n\n"
+            yield sse_frame(event)
 
-    return StreamingResponse(lines(), media_type="text/event-stream", headers=SSE_HEADERS)
+    return EventStreamResponse(lines(), headers=SSE_HEADERS)
 
 
-@router.post("/api/agents/{agent_id}/runs", summary="Start a run of an agent and stream its events (SSE).")
+@router.post(
+    "/api/agents/{agent_id}/runs",
+    summary="Start a run of an agent and stream its events (SSE).",
+    response_class=StreamingResponse,  # no content of its own in the OpenAPI document: see EVENT_STREAM
+    responses=EVENT_STREAM,
+)
 async def start_run(
     agent_id: uuid.UUID, body: RunCreate, request: Request, caller: Chatter, session: SessionDep, engines: EnginesDep
-) -> StreamingResponse:
+) -> EventStreamResponse:
     manager = run_manager(request)
     # start() returns once the run is stored (it must never be lost); its agent is already on its way.
     run = await RuntimeService(session, engines, caller).start(manager, agent_id, body.message, body.conversation_id)
@@ -73,7 +98,12 @@ async def get_run(run_id: uuid.UUID, caller: Chatter, session: SessionDep, engin
     return await RuntimeService(session, engines, caller).get(run_id)
 
 
-@router.get("/api/runs/{run_id}/events", summary="Replay a run's events after a sequence number, then follow it.")
+@router.get(
+    "/api/runs/{run_id}/events",
+    summary="Replay a run's events after a sequence number, then follow it.",
+    response_class=StreamingResponse,  # no content of its own in the OpenAPI document: see EVENT_STREAM
+    responses=EVENT_STREAM,
+)
 async def run_events(
     run_id: uuid.UUID,
     caller: Chatter,
@@ -81,7 +111,7 @@ async def run_events(
     engines: EnginesDep,
     after: Annotated[int | None, Query(ge=0, description="Last sequence number seen.")] = None,
     last_event_id: Annotated[str | None, Header(max_length=20)] = None,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     await RuntimeService(session, engines, caller).get(run_id)
     resume = after if after is not None else int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     return event_stream(engines, caller, run_id, after=resume)
@@ -96,21 +126,21 @@ async def stop_run(run_id: uuid.UUID, caller: Chatter, session: SessionDep, engi
 async def list_conversations(
     caller: Chatter, session: SessionDep, engines: EnginesDep, page: PageParamsDep
 ) -> Page[ConversationRead]:
-    return await RuntimeService(session, engines, caller).list_conversations(page)
+    return await ConversationService(session, caller).list_conversations(page)
 
 
 @router.get("/api/conversations/{conversation_id}", summary="A conversation with its messages.")
 async def get_conversation(
     conversation_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep
 ) -> ConversationDetail:
-    return await RuntimeService(session, engines, caller).conversation(conversation_id)
+    return await ConversationService(session, caller).get(conversation_id)
 
 
 @router.patch("/api/conversations/{conversation_id}", summary="Rename a conversation.")
 async def rename_conversation(
     conversation_id: uuid.UUID, body: ConversationUpdate, caller: Chatter, session: SessionDep, engines: EnginesDep
 ) -> ConversationRead:
-    return await RuntimeService(session, engines, caller).rename(conversation_id, body)
+    return await ConversationService(session, caller).rename(conversation_id, body)
 
 
 @router.delete(
@@ -119,7 +149,7 @@ async def rename_conversation(
 async def delete_conversation(
     conversation_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep
 ) -> None:
-    await RuntimeService(session, engines, caller).delete_conversation(conversation_id)
+    await ConversationService(session, caller).delete(conversation_id)
 
 
 routers = [router]

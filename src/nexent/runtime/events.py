@@ -1,7 +1,7 @@
 """The event log of a run, and reading it as a stream that survives reconnects.
 
 The process that executes a run is the only writer of its log. `RunLog.emit` numbers each event, publishes it on
-the bus at once (live readers see tokens without delay) and hands it to the process's run writer (`store.py`),
+the bus at once (live readers see tokens without delay) and hands it to the process's batch writer (`core/batch.py`),
 which stores it with the next shared batch (every 50 ms, one transaction for all runs); the terminal event is
 stored, together with the run's final state, before it is published. `follow` replays the events after a
 sequence number (from the log of a run this process is executing, else from the database) and then follows the
@@ -15,21 +15,23 @@ import asyncio
 import json
 import logging
 import uuid
-import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+from sqlalchemy import Executable
+
+from nexent.core.batch import FLUSH_INTERVAL_SECONDS, ModelRow, Write, writer_for
 from nexent.core.db import utcnow
 from nexent.engines.container import Engines
+from nexent.runtime.event_types import AnyRunEvent, BaseRunEvent, parse_event
 from nexent.runtime.models import TERMINAL_EVENTS, RunEvent
 from nexent.runtime.repository import RunEventRepository
-from nexent.runtime.store import FLUSH_INTERVAL_SECONDS, Write, writer_for
 
 logger = logging.getLogger("nexent.runtime")
 
 _GAP_WAIT_SECONDS = 3.0
 
-__all__ = ["FLUSH_INTERVAL_SECONDS", "Event", "RunLog", "follow", "stored_events"]
+__all__ = ["FLUSH_INTERVAL_SECONDS", "Event", "RunLog", "follow", "parse_sse", "sse_frame", "stored_events"]
 
 
 def channel(run_id: uuid.UUID) -> str:
@@ -37,7 +39,9 @@ def channel(run_id: uuid.UUID) -> str:
 
 
 class Event:
-    """One event of a run. Its data is encoded to JSON once, for the bus and every stream that sends it."""
+    """One event of a run, numbered: its type and data (see `event_types`, whose models build it with `of`). Its
+    data is encoded to JSON once, for the bus and every stream that sends it; readers pass the JSON on as it came,
+    and only `typed` validates it again."""
 
     __slots__ = ("_data", "_json", "seq", "type")
 
@@ -46,6 +50,16 @@ class Event:
         self.type = type
         self._data = data if data is not None or encoded is not None else {}
         self._json = encoded
+
+    @classmethod
+    def of(cls, seq: int, event: BaseRunEvent) -> Event:
+        """The typed `event` as event number `seq` (its data serialised once, here)."""
+        return cls(seq, event.type, event.wire_data())
+
+    @property
+    def typed(self) -> AnyRunEvent:
+        """The event as its typed model (validated now: for consumers that want types, not on the hot path)."""
+        return parse_event(self.type, self.data)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -74,15 +88,30 @@ class Event:
         return f"Event({self.seq}, {self.type!r}, {self.data!r})"
 
 
+def sse_frame(event: Event) -> str:
+    """The event as one Server-Sent Events frame: `id: <seq>`, `event: <type>`, `data: <JSON>`."""
+    return f"id: {event.seq}\nevent: {event.type}\ndata: {event.json}\n\n"
+
+
+def parse_sse(frame: str) -> tuple[int, AnyRunEvent]:
+    """An SSE frame of a run's stream back as its sequence number and typed event (what a client does)."""
+    fields: dict[str, str] = {}
+    for line in frame.strip("\n").split("\n"):
+        name, _, value = line.partition(":")
+        fields[name] = fields[name] + "\n" + value.removeprefix(" ") if name in fields else value.removeprefix(" ")
+    return int(fields["id"]), parse_event(fields["event"], json.loads(fields["data"]))
+
+
 # Runs this process is executing, by run id: their events so far, for readers in this process.
-_live: weakref.WeakKeyDictionary[Engines, dict[uuid.UUID, RunLog]] = weakref.WeakKeyDictionary()
+class LiveRuns(dict[uuid.UUID, "RunLog"]):
+    """The logs of the runs this process executes (a part of its `ProcessState`)."""
+
+    async def close(self) -> None:
+        self.clear()
 
 
-def _live_logs(engines: Engines) -> dict[uuid.UUID, RunLog]:
-    logs = _live.get(engines)
-    if logs is None:
-        logs = _live[engines] = {}
-    return logs
+def _live_logs(engines: Engines) -> LiveRuns:
+    return engines.process.part(LiveRuns, LiveRuns)
 
 
 class RunLog:
@@ -102,11 +131,14 @@ class RunLog:
             return None
         return self._events[after - self._first_seq :]
 
-    async def emit(self, type_: str, data: dict[str, Any] | None = None, *, write: Write | None = None) -> Event:
-        """Log and publish one event; `write` is stored in the same transaction (the run's final state with its
-        terminal event)."""
+    async def emit(
+        self, event_: BaseRunEvent | str, data: dict[str, Any] | None = None, *, write: Write | None = None
+    ) -> Event:
+        """Log and publish one event (a typed event; a type and raw data only in tests of the log itself); `write`
+        is stored in the same transaction."""
         self.seq += 1
-        event = Event(self.seq, type_, data or {})
+        event = Event.of(self.seq, event_) if isinstance(event_, BaseRunEvent) else Event(self.seq, event_, data or {})
+        type_ = event.type
         row = {
             "tenant_id": self.tenant_id,
             "run_id": self.run_id,
@@ -129,6 +161,37 @@ class RunLog:
         if type_ in TERMINAL_EVENTS:
             self._forget()
         return event
+
+    async def end(self, event: BaseRunEvent, claim: Executable, then: Sequence[ModelRow] = ()) -> Event | None:
+        """Store the terminal `event` if `claim` (the conditional update of the run's final state, see
+        `ending.end_run`) changes the run, with the rows `then`, in one transaction; publish it once stored. None
+        when the claim failed: the run had ended already, and its end stays as it is."""
+        event_ = Event.of(self.seq + 1, event)
+        row = {
+            "tenant_id": self.tenant_id,
+            "run_id": self.run_id,
+            "seq": event_.seq,
+            "type": event_.type,
+            "data": event_.data,
+            "created_at": utcnow(),
+        }
+        write = Write().claim(claim).insert(RunEvent, row)
+        for model, extra in then:
+            write.insert(model, extra)
+        try:
+            await self.writer.store(write)  # stored before anyone hears the run is over
+        finally:
+            self._forget()
+        if not write.claimed:
+            return None
+        self.seq = event_.seq
+        self._events.append(event_)
+        try:
+            await self.engines.bus.publish(channel(self.run_id), event_.to_message())
+        except Exception:
+            # Followers find it in the store at their next quiet check.
+            logger.warning("could not publish the end of a run", extra={"run_id": str(self.run_id)}, exc_info=True)
+        return event_
 
     def _forget(self) -> None:
         logs = _live_logs(self.engines)

@@ -10,9 +10,9 @@ written (the conversation keeps its provisional title, the first message).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
-import weakref
 from typing import Any
 
 from nexent.engines.container import Engines
@@ -36,12 +36,21 @@ _TITLE_PROMPT = (
 
 
 class _TitleRequests:
-    """Titles asked for by this process's runs, queued as jobs once the process is quiet."""
+    """Titles asked for by this process's runs, queued as jobs once the process is quiet (a part of its
+    `ProcessState`: those still waiting when it stops are not written)."""
 
     def __init__(self, engines: Engines) -> None:
         self.engines = engines
         self.pending: list[tuple[uuid.UUID, dict[str, Any]]] = []
         self.task: asyncio.Task[None] | None = None
+
+    async def close(self) -> None:
+        self.pending.clear()
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
 
     def add(self, tenant_id: uuid.UUID, payload: dict[str, Any]) -> None:
         self.pending.append((tenant_id, payload))
@@ -59,14 +68,9 @@ class _TitleRequests:
                     logger.warning("could not queue a conversation title", exc_info=True)
 
 
-_title_requests: weakref.WeakKeyDictionary[Engines, _TitleRequests] = weakref.WeakKeyDictionary()
-
-
 def request_title(engines: Engines, tenant_id: uuid.UUID, conversation_id: uuid.UUID, model_id: str | None) -> None:
     """Have the model title a new conversation, when this process has a quiet moment."""
-    requests = _title_requests.get(engines)
-    if requests is None:
-        requests = _title_requests[engines] = _TitleRequests(engines)
+    requests = engines.process.part(_TitleRequests, lambda: _TitleRequests(engines))
     requests.add(tenant_id, {"conversation_id": str(conversation_id), "model_id": model_id})
 
 

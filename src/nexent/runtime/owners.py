@@ -11,7 +11,7 @@ their streams never ended.
 Ending a lost run is claimed with a conditional update (`WHERE status IN (queued, running)`) in the same
 transaction as its terminal event, so that several processes sweeping at once end it exactly once. A process that
 finds it has itself been taken for lost (it was stalled for longer than `run_owner_lost_seconds`) stops the runs
-it still executes: they have been ended already, and the run's final state is never overwritten (see `_finished`).
+it still executes: they have been ended already, and the run's final state is never overwritten (see `ending`).
 A process that stops cleanly removes its owner record, so that the runs it leaves behind are ended at the next
 sweep of another process (or when the embedded platform starts again).
 """
@@ -33,9 +33,9 @@ from sqlalchemy.engine import CursorResult
 
 from nexent.core.db import utcnow
 from nexent.engines.container import Engines
-from nexent.runtime.events import Event, channel
-from nexent.runtime.models import Run, RunEvent, RunOwner, RunStatus
-from nexent.runtime.repository import RunEventRepository
+from nexent.runtime.ending import end_elsewhere
+from nexent.runtime.event_types import RunFailed
+from nexent.runtime.models import Run, RunOwner, RunStatus
 
 logger = logging.getLogger("nexent.runtime")
 
@@ -142,25 +142,9 @@ class RunOwnership:
 
     async def end_lost_run(self, tenant_id: uuid.UUID, run_id: uuid.UUID) -> bool:
         """End one run as `worker_lost`, unless it has ended meanwhile (or another process ended it first)."""
-        now = utcnow()
-        data = {"code": LOST_CODE, "message": LOST_MESSAGE}
-        async with self.engines.sessions() as session, session.begin():
-            claimed = await session.execute(
-                update(Run)
-                .where(Run.id == run_id, Run.status.in_(_UNFINISHED))
-                .values(status=RunStatus.FAILED, finished_at=now, error_code=LOST_CODE, error_message=LOST_MESSAGE)
-            )
-            if _rowcount(claimed) != 1:
-                return False
-            seq = await RunEventRepository(session, tenant_id).last_seq(run_id) + 1
-            session.add(RunEvent(tenant_id=tenant_id, run_id=run_id, seq=seq, type="run.failed", data=data))
-        event = Event(seq, "run.failed", data)
-        try:
-            await self.engines.bus.publish(channel(run_id), event.to_message())
-        except Exception:
-            # Followers find it in the store at their next quiet check.
-            logger.warning("could not publish the end of a lost run", extra={"run_id": str(run_id)}, exc_info=True)
-        return True
+        event = RunFailed(code=LOST_CODE, message=LOST_MESSAGE)
+        fields = {"error_code": LOST_CODE, "error_message": LOST_MESSAGE}
+        return await end_elsewhere(self.engines, tenant_id, run_id, event, **fields) is not None
 
     async def _forget_old_owners(self, now: datetime) -> None:
         long_ago = now - timedelta(seconds=self.lost_seconds * _FORGET_AFTER_LOST)

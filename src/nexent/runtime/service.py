@@ -1,70 +1,34 @@
-"""Runs: starting them, executing them off the request with bounded concurrency, stopping them, and keeping
-every turn in its conversation."""
+"""Runs as a caller sees them: starting one (its record stored, its execution handed to the run manager),
+listing and reading them, stopping one."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import logging
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent
 from nexent.agents.service import AgentNotFound, AgentService
+from nexent.core.batch import Write, writer_for
 from nexent.core.db import utcnow
-from nexent.core.errors import AppError, NotFound
+from nexent.core.errors import NotFound
 from nexent.core.pagination import Page, PageParams
-from nexent.engines.bus.base import cancel_channel
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import ProviderService
-from nexent.providers.types import ProviderError
-from nexent.runtime.activity import executing_run
-from nexent.runtime.engine import (
-    EngineBuilder,
-    ModelSnapshot,
-    abandon,
-    compose_task,
-    run_events,
-    split_history,
-    start_agent,
-    summarize,
-)
-from nexent.runtime.events import RunLog
-from nexent.runtime.jobs import request_title
+from nexent.runtime.builder import ModelSnapshot
+from nexent.runtime.conversations import ConversationService, message_row, provisional_title
+from nexent.runtime.execution import NewRun, RunManager, cancel_key
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
-from nexent.runtime.owners import RunOwnership
-from nexent.runtime.repository import ConversationRepository, MessageRepository, RunEventRepository, RunRepository
-from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead, RunRead
-from nexent.runtime.store import Write, writer_for
-
-logger = logging.getLogger("nexent.runtime")
-
-_TITLE_LENGTH = 60
+from nexent.runtime.repository import RunRepository
+from nexent.runtime.schemas import RunRead
 
 
 class RunNotFound(NotFound):
     code = "run_not_found"
-
-
-class ConversationNotFound(NotFound):
-    code = "conversation_not_found"
-
-
-class TooManyRuns(AppError):
-    status, code = 429, "too_many_runs"
-
-
-def cancel_key(run_id: uuid.UUID) -> str:
-    return f"run:{run_id}"
 
 
 # An agent with its model and the model's endpoints, in one query (built once; run with the tenant and agent ids).
@@ -80,337 +44,21 @@ _AGENT_WITH_MODEL = (
 )
 
 
-@dataclass(frozen=True)
-class NewRun:
-    """A run stored by `RuntimeService.start`, with what executing it needs from the request that started it."""
-
-    id: uuid.UUID
-    conversation_id: uuid.UUID
-    agent: Agent
-    model: ModelSnapshot | None  # the agent's model with its endpoints (None: resolved, and reported, when it runs)
-    message: str
-    new_conversation: bool
-
-
-class RunManager:
-    """Executes runs as tasks of this process: at most `max_concurrent_runs` at once, at most
-    `max_concurrent_runs_per_tenant` of one tenant, and a bounded queue of waiting runs (429 beyond)."""
-
-    def __init__(self, engines: Engines) -> None:
-        self.engines = engines
-        settings = engines.settings
-        self._slots = asyncio.Semaphore(settings.max_concurrent_runs)
-        self._tenant_slots: dict[uuid.UUID, asyncio.Semaphore] = defaultdict(
-            lambda: asyncio.Semaphore(settings.max_concurrent_runs_per_tenant)
-        )
-        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
-        self._capacity = settings.max_concurrent_runs + settings.max_queued_runs
-        # This process as the owner of its runs: a heartbeat, and the end of runs whose process died.
-        self.ownership = RunOwnership(engines, on_lost=self._abandon_all)
-
-    @property
-    def owner_id(self) -> uuid.UUID:
-        return self.ownership.id
-
-    async def start(self) -> None:
-        """Register as a run owner (before accepting runs) and start the heartbeat and the sweep."""
-        await self.ownership.start()
-
-    def _abandon_all(self) -> None:
-        """Other processes took this one for lost and ended its runs: stop executing them."""
-        for task in list(self._tasks.values()):
-            task.cancel()
-
-    def check_capacity(self) -> None:
-        if len(self._tasks) >= self._capacity:
-            raise TooManyRuns(
-                "The platform is running as many agents as it can; try again shortly.", headers={"Retry-After": "5"}
-            )
-
-    def submit(self, caller: Caller, run: NewRun, *, stored: asyncio.Future[None] | None = None) -> None:
-        """Execute `run`; `stored` is the commit of its record when that is still going on (see `execute_run`)."""
-        self.check_capacity()
-        task = asyncio.create_task(self._guarded(caller, run, stored), name=f"nexent-run-{run.id}")
-        self._tasks[run.id] = task
-        task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
-
-    async def recover_interrupted(self) -> int:
-        """End the runs a previous life of this process left unfinished (embedded shape: no other process could
-        be executing them). Their followers get `run.failed` with `interrupted`, and nothing waits forever."""
-        async with self.engines.sessions() as session, session.begin():
-            stale = await RunRepository.unfinished_everywhere(session)
-            for run in stale:
-                run.status, run.finished_at = RunStatus.FAILED, utcnow()
-                run.error_code, run.error_message = "interrupted", "The platform restarted while this run was going."
-            ended = [(run.tenant_id, run.id) for run in stale]
-        for tenant_id, run_id in ended:
-            async with self.engines.sessions() as session:
-                last = await RunEventRepository(session, tenant_id).last_seq(run_id)
-            log = RunLog(self.engines, tenant_id, run_id, last_seq=last)
-            await log.emit("run.failed", {"code": "interrupted", "message": "The platform restarted during the run."})
-        if ended:
-            logger.warning("ended runs interrupted by a restart", extra={"count": len(ended)})
-        return len(ended)
-
-    async def close(self) -> None:
-        for task in list(self._tasks.values()):
-            task.cancel()
-        for task in list(self._tasks.values()):
-            with contextlib.suppress(BaseException):  # shutting down; each run logs its own end
-                await task
-        await writer_for(self.engines).close()
-        await self.ownership.close()
-
-    async def _guarded(self, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None) -> None:
-        async with self._slots, self._tenant_slots[caller.tenant_id]:
-            with executing_run():
-                try:
-                    await execute_run(self.engines, caller, run, stored)
-                except Exception:
-                    logger.exception("a run failed unexpectedly", extra={"run_id": str(run.id)})
-
-
-async def execute_run(
-    engines: Engines, caller: Caller, run: NewRun, stored: asyncio.Future[None] | None = None
-) -> None:
-    """Run the agent and log every event; whatever happens, the run ends with a terminal event.
-
-    `stored` is the commit of the run's record, when it is still going on: the agent starts (and calls its model)
-    meanwhile, but no event is sent or stored before the record is. A run whose record could not be stored never
-    existed: it is stopped quietly (the request that started it answers with the error)."""
-    log = RunLog(engines, caller.tenant_id, run.id)
-    collected: dict[str, Any] = {"tool_calls": [], "citations": []}
-    try:
-        await _execute(engines, caller, run, stored, log, collected)
-    except _NeverStored:
-        logger.warning("a run's record could not be stored; it was not run", extra={"run_id": str(run.id)})
-    except AppError as exc:
-        if await _is_stored(stored):
-            await _end_failed(engines, caller, run.id, log, exc.code, exc.detail)
-    except Exception as exc:
-        logger.exception("run failed", extra={"run_id": str(run.id)})
-        if await _is_stored(stored):
-            message = f"The run failed: {type(exc).__name__}."
-            await _end_failed(engines, caller, run.id, log, "internal_error", message)
-    else:
-        if not collected.get("ended"):
-            await _end(engines, caller, run, log, collected)
-    finally:
-        await log.close()
-
-
-class _NeverStored(Exception):
-    pass
-
-
-async def _is_stored(stored: asyncio.Future[None] | None) -> bool:
-    if stored is None:
-        return True
-    try:
-        await stored
-    except Exception:
-        return False
-    return True
-
-
-async def _execute(
-    engines: Engines,
-    caller: Caller,
-    run: NewRun,
-    stored: asyncio.Future[None] | None,
-    log: RunLog,
-    collected: dict[str, Any],
-) -> None:
-    agent = run.agent
-    async with engines.sessions() as session:
-        history = [] if run.new_conversation else await _history(session, caller.tenant_id, run)
-        builder = EngineBuilder(session, engines, caller, conversation_id=run.conversation_id)
-        setup = await builder.build(agent, run.model)
-    collected["model_id"] = str(agent.model_id) if agent.model_id else None
-    kept, omitted = split_history(run.message, history, setup.context_window)
-    # Outside any transaction: a summary is a model call, and nothing should hold the database meanwhile.
-    summary = await _summary(engines, caller, run.conversation_id, omitted, setup.model.client) if omitted else None
-    task = compose_task(run.message, kept, summary)
-    async with engines.bus.subscribe(cancel_channel(cancel_key(run.id))) as signals:
-        watcher = asyncio.create_task(_watch_cancel(signals, setup.cancel))
-        stream = start_agent(setup, task)  # its model call goes out while the record is being committed
-        try:
-            if not await _is_stored(stored):
-                raise _NeverStored
-            stopped = await engines.bus.is_cancelled(cancel_key(run.id))
-        except BaseException:
-            watcher.cancel()
-            await abandon(setup, stream)
-            raise
-        if stopped:
-            watcher.cancel()
-            await abandon(setup, stream)
-            ended = _finished(caller, run.id, RunStatus.STOPPED, unless_finished=True)
-            await log.emit("run.stopped", {"reason": "stopped before it started"}, write=ended)
-            collected["ended"] = True
-            return
-        # Stored with the next batch of events; a run that already ended keeps its state.
-        running = update(Run).where(Run.id == run.id, Run.status == RunStatus.QUEUED)
-        writer_for(engines).add(Write().execute(running.values(status=RunStatus.RUNNING, started_at=utcnow())))
-        started = {"run_id": str(run.id), "agent_id": str(agent.id), "conversation_id": str(run.conversation_id)}
-        try:
-            await log.emit("run.started", started)
-            async for event in run_events(setup, stream):
-                await _record(log, event, collected)
-        finally:
-            watcher.cancel()
-
-
-async def _summary(
-    engines: Engines, caller: Caller, conversation_id: uuid.UUID | None, omitted: list[tuple[str, str]], client: Any
-) -> str | None:
-    """The summary of the turns that no longer fit, reused while the same turns are left out."""
-    if conversation_id is None:
-        return None
-    async with engines.sessions() as session:
-        conversation = await ConversationRepository(session, caller.tenant_id).get(conversation_id)
-        if conversation is not None and conversation.summary and conversation.summarized_messages == len(omitted):
-            return conversation.summary
-    try:
-        summary = await summarize(client, omitted)
-    except ProviderError:
-        logger.warning("could not summarise earlier turns", extra={"conversation_id": str(conversation_id)})
-        return None
-    async with engines.sessions() as session, session.begin():
-        conversation = await ConversationRepository(session, caller.tenant_id).get(conversation_id)
-        if conversation is not None:
-            conversation.summary, conversation.summarized_messages = summary, len(omitted)
-    return summary
-
-
-async def _watch_cancel(signals: Any, cancel: Any) -> None:
-    await anext(signals)
-    cancel.set()
-
-
-_PLAIN_EVENTS = frozenset({"message.delta", "thinking.delta"})  # text and names only: JSON as they are
-
-
-async def _record(log: RunLog, event: dict[str, Any], collected: dict[str, Any]) -> None:
-    kind = str(event["type"])
-    if kind in _PLAIN_EVENTS:
-        data = {k: v for k, v in event.items() if k != "type"}
-    else:
-        data = json.loads(json.dumps({k: v for k, v in event.items() if k != "type"}, default=str))
-    if kind == "tool.call" and data.get("parent_call_id") is None:
-        collected["tool_calls"].append(
-            {"id": data.get("call_id"), "name": data.get("name"), "arguments": data.get("arguments")}
-        )
-    if kind == "citation":
-        collected["citations"].append(data)
-    if kind in ("run.completed", "run.failed", "run.stopped"):
-        collected["terminal"] = (kind, data)
-        return  # stored by _end with the final state of the run
-    await log.emit(kind, data)
-
-
-async def _history(session: AsyncSession, tenant_id: uuid.UUID, run: NewRun) -> list[tuple[str, str]]:
-    messages = await MessageRepository(session, tenant_id).of_conversation(run.conversation_id)
-    return [(m.role, m.content) for m in messages if m.run_id != run.id and m.content]
-
-
-def _finished(
-    caller: Caller, run_id: uuid.UUID, status: RunStatus, *, unless_finished: bool = False, **fields: Any
-) -> Write:
-    """The run's final state, as a write stored with its terminal event. With `unless_finished` (every end a run
-    gives itself) a run that has ended already keeps its state: another process may have ended it as lost."""
-    condition = [Run.id == run_id, Run.tenant_id == caller.tenant_id]
-    if unless_finished:
-        condition.append(Run.status.not_in(list(FINISHED_RUN_STATUSES)))
-    return Write().execute(update(Run).where(*condition).values(status=status, finished_at=utcnow(), **fields))
-
-
-def message_row(
-    tenant_id: uuid.UUID,
-    conversation_id: uuid.UUID,
-    run_id: uuid.UUID,
-    role: str,
-    content: str,
-    now: datetime,
-    **extra: Any,
-) -> dict[str, Any]:
-    """A `messages` row with every column (rows of one batch are inserted with one statement)."""
-    return {
-        "id": uuid.uuid4(),
-        "tenant_id": tenant_id,
-        "conversation_id": conversation_id,
-        "run_id": run_id,
-        "role": role,
-        "content": content,
-        "tool_calls": extra.get("tool_calls", []),
-        "citations": extra.get("citations", []),
-        "usage": extra.get("usage", {}),
-        "created_at": now,
-    }
-
-
-async def _end(engines: Engines, caller: Caller, run: NewRun, log: RunLog, collected: dict[str, Any]) -> None:
-    kind, data = collected.get("terminal", ("run.failed", {"error": "The agent ended without an answer."}))
-    usage = data.get("usage") or {}
-    if kind == "run.completed":
-        answer = str(data.get("answer") or "")
-        ended = _finished(caller, run.id, RunStatus.COMPLETED, unless_finished=True, final_answer=answer, usage=usage)
-        ended.insert(
-            Message,
-            message_row(
-                caller.tenant_id,
-                run.conversation_id,
-                run.id,
-                "assistant",
-                answer,
-                utcnow(),
-                tool_calls=collected["tool_calls"],
-                citations=collected["citations"],
-                usage=usage,
-            ),
-        )
-    elif kind == "run.stopped":
-        ended = _finished(caller, run.id, RunStatus.STOPPED, unless_finished=True, usage=usage)
-    else:
-        message = str(data.get("error") or "The run failed.")
-        ended = _finished(
-            caller,
-            run.id,
-            RunStatus.FAILED,
-            unless_finished=True,
-            error_code="agent_failed",
-            error_message=message,
-            usage=usage,
-        )
-        data = {**data, "code": "agent_failed", "message": message}
-    await log.emit(kind, data, write=ended)
-    if kind == "run.completed" and run.new_conversation:
-        request_title(engines, caller.tenant_id, run.conversation_id, collected.get("model_id"))
-
-
-async def _end_failed(
-    engines: Engines, caller: Caller, run_id: uuid.UUID, log: RunLog, code: str, message: str
-) -> None:
-    ended = _finished(caller, run_id, RunStatus.FAILED, unless_finished=True, error_code=code, error_message=message)
-    await log.emit("run.failed", {"code": code, "message": message}, write=ended)
-
-
 class RuntimeService:
-    """What a caller does with runs and conversations; a caller sees only their own."""
+    """What a caller does with runs; a caller sees only their own."""
 
     def __init__(self, session: AsyncSession, engines: Engines, caller: Caller) -> None:
         self.session = session
         self.engines = engines
         self.caller = caller
         self.runs = RunRepository(session, caller.tenant_id)
-        self.conversations = ConversationRepository(session, caller.tenant_id)
-        self.messages = MessageRepository(session, caller.tenant_id)
+        self.conversations = ConversationService(session, caller)
 
     async def start(
         self, manager: RunManager, agent_id: uuid.UUID, message: str, conversation_id: uuid.UUID | None
     ) -> NewRun:
         """Start a run: its record (the user's message and a queued run, with the conversation) is committed
-        by the process's run writer while the run already builds its agent and calls the model; this returns once
+        by the process's batch writer while the run already builds its agent and calls the model; this returns once
         the record is stored (raising if it could not be: the run then stops without a trace)."""
         run, record = await self.prepare(manager, agent_id, message, conversation_id)
         stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -432,7 +80,7 @@ class RuntimeService:
         new_conversation = conversation_id is None
         write = Write()
         if conversation_id is not None:
-            conversation = await self._conversation(conversation_id)
+            conversation = await self.conversations.owned(conversation_id)
             write.execute(update(Conversation).where(Conversation.id == conversation.id).values(updated_at=now))
         else:
             conversation_id = uuid.uuid4()
@@ -443,7 +91,7 @@ class RuntimeService:
                     "tenant_id": tenant_id,
                     "user_id": self.caller.user_id,
                     "agent_id": agent.id,
-                    "title": _title(message),
+                    "title": provisional_title(message),
                     "summary": None,
                     "summarized_messages": 0,
                     "created_at": now,
@@ -536,39 +184,6 @@ class RuntimeService:
             await self.engines.bus.request_cancel(cancel_key(run.id))
         return RunRead.model_validate(run)
 
-    async def _conversation(self, conversation_id: uuid.UUID) -> Conversation:
-        conversation = await self.conversations.get(conversation_id)
-        if conversation is None or conversation.user_id != self.caller.user_id:
-            raise ConversationNotFound(f"No conversation {conversation_id} of yours.")
-        return conversation
-
-    async def list_conversations(self, page: PageParams) -> Page[ConversationRead]:
-        rows, total = await self.conversations.list_page(
-            user_id=self.caller.user_id, limit=page.limit, offset=page.offset
-        )
-        return Page[ConversationRead](
-            items=[ConversationRead.model_validate(c) for c in rows], total=total, limit=page.limit, offset=page.offset
-        )
-
-    async def conversation(self, conversation_id: uuid.UUID) -> ConversationDetail:
-        conversation = await self._conversation(conversation_id)
-        messages = await self.messages.of_conversation(conversation.id)
-        return ConversationDetail(
-            **ConversationRead.model_validate(conversation).model_dump(),
-            messages=[MessageRead.model_validate(m) for m in messages],
-        )
-
-    async def rename(self, conversation_id: uuid.UUID, data: ConversationUpdate) -> ConversationRead:
-        conversation = await self._conversation(conversation_id)
-        conversation.title = data.title
-        conversation.updated_at = utcnow()
-        await self.session.flush()
-        return ConversationRead.model_validate(conversation)
-
-    async def delete_conversation(self, conversation_id: uuid.UUID) -> None:
-        conversation = await self._conversation(conversation_id)
-        await self.conversations.delete(conversation)
-
 
 def _settle(future: asyncio.Future[None], done: asyncio.Future[None]) -> None:
     if future.done():
@@ -579,8 +194,3 @@ def _settle(future: asyncio.Future[None], done: asyncio.Future[None]) -> None:
         future.set_exception(error)
     else:
         future.set_result(None)
-
-
-def _title(message: str) -> str:
-    line = " ".join(message.split())
-    return line if len(line) <= _TITLE_LENGTH else line[: _TITLE_LENGTH - 1].rstrip() + "…"

@@ -1,10 +1,9 @@
 """smolagents 1.26 stream -> platform events, sub-agent (managed agent) events nested under the parent call id,
 and an async runner that drives an agent in a worker thread.
 
-Events (dicts): message.delta, thinking.delta, tool.call, tool.result, code, step.completed, run.completed
-(+ run.stopped / run.failed; agent.completed ends a sub-agent). Every event carries `agent` (name) and
-`parent_call_id` (None at top level; the
-id of the parent's tool call / code step for a sub-agent's events).
+Events (typed, `event_types`): message.delta, thinking.delta, tool.call, tool.result, code, step.completed,
+run.completed (+ run.stopped / run.failed; agent.completed ends a sub-agent). Every event carries `agent` (name)
+and `parent_call_id` (None at top level; the id of the parent's tool call / code step for a sub-agent's events).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import functools
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import jinja2
 import smolagents.agents
@@ -31,9 +30,10 @@ from smolagents.models import ChatMessageStreamDelta
 from smolagents.monitoring import AgentLogger, LogLevel, TokenUsage
 from smolagents.utils import AgentMaxStepsError, AgentParsingError, truncate_content
 
+from nexent.runtime import event_types
 from nexent.runtime.smol_model import FinalAnswerArgsStreamer, PlatformStreamDelta, RunCancelled, current_delta_sink
 
-Emit = Callable[[dict[str, Any]], None]
+Emit = Callable[[event_types.BaseRunEvent], None]
 
 # The platform's event sink and the id of the tool call being executed, seen by nested (sub-)agents.
 # ToolCallingAgent runs parallel tool calls in a ThreadPoolExecutor with copy_context(), so both propagate.
@@ -78,8 +78,8 @@ def silent_logger() -> AgentLogger:
     return AgentLogger(level=LogLevel.OFF, console=Console(quiet=True))
 
 
-def _usage(u: TokenUsage | None) -> dict[str, int] | None:
-    return None if u is None else {"input_tokens": u.input_tokens, "output_tokens": u.output_tokens}
+def _usage(u: TokenUsage | None) -> event_types.Usage | None:
+    return None if u is None else event_types.Usage(input_tokens=u.input_tokens, output_tokens=u.output_tokens)
 
 
 class EventMapper:
@@ -112,25 +112,31 @@ class EventMapper:
         self.pending: dict[str, str] = {}  # call id -> name, awaiting a result
         self.streamed_answer = False
 
-    def emit(self, event_type: str, /, **data: Any) -> None:
-        self.emit_raw({"type": event_type, "agent": self.agent, "parent_call_id": self.parent_call_id, **data})
+    def emit(self, event: event_types.BaseRunEvent) -> None:
+        self.emit_raw(event)
 
     def feed(self, ev: Any) -> None:
+        E = event_types
+        a, p = self.agent, self.parent_call_id
         if isinstance(ev, ChatMessageStreamDelta):
             self._delta(ev)
         elif isinstance(ev, ToolCall):
             if ev.name == "final_answer":
                 return
             if self.code_agent and ev.name == "python_interpreter":
-                self.emit("code", call_id=ev.id, code=ev.arguments)
+                self.emit(E.Code(agent=a, parent_call_id=p, call_id=ev.id, code=ev.arguments))
             else:
-                self.emit("tool.call", call_id=ev.id, name=ev.name, arguments=ev.arguments)
+                self.emit(E.ToolCall(agent=a, parent_call_id=p, call_id=ev.id, name=ev.name, arguments=ev.arguments))
             self.pending[ev.id] = ev.name
         elif isinstance(ev, ToolOutput):
             if ev.is_final_answer:
                 return
             self.pending.pop(ev.id, None)
-            self.emit("tool.result", call_id=ev.id, name=ev.tool_call.name, output=ev.observation, error=None)
+            self.emit(
+                E.ToolResult(
+                    agent=a, parent_call_id=p, call_id=ev.id, name=ev.tool_call.name, output=ev.observation, error=None
+                )
+            )
         elif isinstance(ev, ActionOutput):
             pass  # the step's result; ActionStep (next) carries it with observations
         elif isinstance(ev, ActionStep):
@@ -140,48 +146,52 @@ class EventMapper:
             for call_id, name in list(self.pending.items()):
                 # CodeAgent: no ToolOutput exists, the logs/result are the step's observations.
                 # ToolCallingAgent: a tool that raised has no ToolOutput either; the error is on the step.
+                error = str(ev.error) if ev.error else None
                 self.emit(
-                    "tool.result",
-                    call_id=call_id,
-                    name=name,
-                    output=ev.observations,
-                    error=str(ev.error) if ev.error else None,
+                    E.ToolResult(
+                        agent=a, parent_call_id=p, call_id=call_id, name=name, output=ev.observations, error=error
+                    )
                 )
             self.emit(
-                "step.completed",
-                kind="action",
-                step=ev.step_number,
-                usage=_usage(ev.token_usage),
-                error=f"{type(ev.error).__name__}: {ev.error}" if ev.error else None,
-                is_final_answer=ev.is_final_answer,
-                duration=ev.timing.duration,
+                E.StepCompleted(
+                    agent=a,
+                    parent_call_id=p,
+                    kind="action",
+                    step=ev.step_number,
+                    usage=_usage(ev.token_usage),
+                    error=f"{type(ev.error).__name__}: {ev.error}" if ev.error else None,
+                    is_final_answer=ev.is_final_answer,
+                    duration=ev.timing.duration,
+                )
             )
             self._reset_step()
         elif isinstance(ev, PlanningStep):
-            self.emit("step.completed", kind="planning", plan=ev.plan, usage=_usage(ev.token_usage))
+            self.emit(
+                E.StepCompleted(agent=a, parent_call_id=p, kind="planning", plan=ev.plan, usage=_usage(ev.token_usage))
+            )
             self._reset_step()
         elif isinstance(ev, FinalAnswerStep):
-            state = "success"
+            state: Literal["success", "max_steps"] = "success"
             if self.owner is not None:
                 steps = self.owner.memory.steps
                 if steps and isinstance(getattr(steps[-1], "error", None), AgentMaxStepsError):
                     state = "max_steps"
-            self.emit(
-                "agent.completed" if self.nested else "run.completed",
-                answer=ev.output if isinstance(ev.output, (str, int, float, bool, type(None))) else str(ev.output),
-                state=state,
-                usage=_usage(self.usage()) if self.usage else None,
-            )
+            answer = ev.output if isinstance(ev.output, (str, int, float, bool, type(None))) else str(ev.output)
+            usage = _usage(self.usage()) if self.usage else None
+            end = E.AgentCompleted if self.nested else E.RunCompleted
+            self.emit(end(agent=a, parent_call_id=p, answer=answer, state=state, usage=usage))
 
     def _delta(self, ev: ChatMessageStreamDelta) -> None:
+        E = event_types
+        a, p = self.agent, self.parent_call_id
         planning = isinstance(ev, PlatformStreamDelta) and ev.phase == "planning"
         if isinstance(ev, PlatformStreamDelta) and ev.reasoning:
-            self.emit("thinking.delta", text=ev.reasoning)
+            self.emit(E.ThinkingDelta(agent=a, parent_call_id=p, text=ev.reasoning))
         if ev.content:
             if planning:
-                self.emit("thinking.delta", text=ev.content, kind="plan")
+                self.emit(E.ThinkingDelta(agent=a, parent_call_id=p, text=ev.content, kind="plan"))
             else:
-                self.emit("message.delta", text=ev.content)
+                self.emit(E.MessageDelta(agent=a, parent_call_id=p, text=ev.content))
         for call in ev.tool_calls or []:
             index = call.index or 0
             if call.function and call.function.name:
@@ -189,7 +199,7 @@ class EventMapper:
             if self.call_names.get(index) == "final_answer" and call.function and call.function.arguments:
                 streamer = self.answer_streams.setdefault(index, FinalAnswerArgsStreamer())
                 if text := streamer.feed(call.function.arguments):
-                    self.emit("message.delta", text=text, final=True)
+                    self.emit(E.MessageDelta(agent=a, parent_call_id=p, text=text, final=True))
 
 
 # --- sub-agent nesting -----------------------------------------------------------------------------------------
@@ -312,15 +322,21 @@ class PlatformCodeAgent(_StreamingManaged, CodeAgent):
 # --- running in a worker thread -----------------------------------------------------------------------------------
 
 _NOTHING = object()
-_DELTA_EVENTS = frozenset({"message.delta", "thinking.delta"})
+_DELTA_EVENTS = (event_types.MessageDelta, event_types.ThinkingDelta)
 # Deltas of one stream go out at most this often (the first at once): every event costs the same work whatever its
 # length (its log row, the bus, each reader's write), and a model sends a chunk every few milliseconds.
 DELTA_INTERVAL_SECONDS = 0.025
 
 
-def _same_stream(first: dict[str, Any], second: dict[str, Any]) -> bool:
+def _same_stream(first: event_types.DeltaEvent, second: event_types.DeltaEvent) -> bool:
     """Two deltas that may be sent as one: same type, agent, nesting and flags; only the text differs."""
-    return first.keys() == second.keys() and all(v == second[k] for k, v in first.items() if k != "text")
+    return (
+        type(first) is type(second)
+        and first.agent == second.agent
+        and first.parent_call_id == second.parent_call_id
+        and getattr(first, "kind", None) == getattr(second, "kind", None)
+        and getattr(first, "final", None) == getattr(second, "final", None)
+    )
 
 
 # Agent loops block their thread while they wait for the model: each running agent needs a thread of its own
@@ -338,11 +354,11 @@ class AgentStream:
     ) -> None:
         loop = asyncio.get_running_loop()
         loop_thread = threading.get_ident()
-        queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        queue: asyncio.Queue[event_types.BaseRunEvent | None] = asyncio.Queue()
         self._queue = queue
         self._cancel = cancel or getattr(model, "cancel", None) or threading.Event()
 
-        def emit(event: dict[str, Any]) -> None:
+        def emit(event: event_types.BaseRunEvent | None) -> None:
             # Deltas come from the loop itself (the model's reply is read there); the agent thread's events come
             # through call_soon_threadsafe, which keeps them in order with all the thread asked the loop before.
             if threading.get_ident() == loop_thread:
@@ -365,52 +381,48 @@ class AgentStream:
                     mapper.feed(ev)
             except RunCancelled as exc:
                 usage = _usage(model.token_usage)
-                emit({"type": "run.stopped", "agent": mapper.agent, "reason": str(exc), "usage": usage})
+                emit(event_types.RunStopped(agent=mapper.agent, reason=str(exc), usage=usage))
             except Exception as exc:
                 cause = exc.__cause__ or exc
-                kind = "run.stopped" if "interrupted" in str(exc) else "run.failed"
-                emit(
-                    {
-                        "type": kind,
-                        "agent": mapper.agent,
-                        "error": f"{type(cause).__name__}: {cause}",
-                        "usage": _usage(model.token_usage),
-                    }
-                )
+                error, usage = f"{type(cause).__name__}: {cause}", _usage(model.token_usage)
+                if "interrupted" in str(exc):
+                    emit(event_types.RunStopped(agent=mapper.agent, error=error, usage=usage))
+                else:
+                    emit(event_types.RunFailed(agent=mapper.agent, error=error, usage=usage))
             finally:
-                emit(None)  # type: ignore[arg-type]
+                emit(None)
 
         self._worker = loop.run_in_executor(_agent_threads, contextvars.copy_context().run, work)
 
-    async def events(self) -> AsyncGenerator[dict[str, Any]]:
+    async def events(self) -> AsyncGenerator[event_types.BaseRunEvent]:
         queue = self._queue
         loop = asyncio.get_running_loop()
         sent: dict[tuple[Any, ...], float] = {}  # when the last delta of each stream went out
         finished = False
         try:
-            carried: object = _NOTHING
+            carried: event_types.BaseRunEvent | object | None = _NOTHING
             while True:
-                event: object = await queue.get() if carried is _NOTHING else carried
+                event = await queue.get() if carried is _NOTHING else carried
                 carried = _NOTHING
                 if event is None:
                     break
-                assert isinstance(event, dict)
-                if event["type"] in _DELTA_EVENTS:
+                assert isinstance(event, event_types.BaseRunEvent)
+                if isinstance(event, _DELTA_EVENTS):
                     # The first delta of a stream goes out at once; later ones at most every DELTA_INTERVAL
                     # seconds, each with the text that arrived meanwhile (what follows a delta waits as long).
-                    stream = (event["type"], event.get("agent"), event.get("parent_call_id"))
+                    stream = (event.type, event.agent, event.parent_call_id)
                     wait = sent.get(stream, -DELTA_INTERVAL_SECONDS) + DELTA_INTERVAL_SECONDS - loop.time()
                     if wait > 0:
                         await asyncio.sleep(wait)
                     sent[stream] = loop.time()
-                # Deltas that queued up while this consumer waited go out as one event: the same text, with less
-                # work per token.
-                while event["type"] in _DELTA_EVENTS and not queue.empty():
-                    following = queue.get_nowait()
-                    if following is None or not _same_stream(event, following):
-                        carried = following
-                        break
-                    event = {**event, "text": event["text"] + following["text"]}
+                    # Deltas that queued up while this consumer waited go out as one event: the same text, with
+                    # less work per token.
+                    while not queue.empty():
+                        following = queue.get_nowait()
+                        if not isinstance(following, _DELTA_EVENTS) or not _same_stream(event, following):
+                            carried = following
+                            break
+                        event = event.model_copy(update={"text": event.text + following.text})
                 yield event
             finished = True
         finally:
@@ -426,7 +438,7 @@ class AgentStream:
 
 async def stream_run(
     agent: Any, task: str, *, model: Any, cancel: threading.Event | None = None, **run_kwargs: Any
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncIterator[event_types.BaseRunEvent]:
     """Run `agent` in a worker thread, yield platform events on this loop. Closing the iterator stops the run."""
     events = AgentStream(agent, task, model=model, cancel=cancel, **run_kwargs).events()
     try:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
+from smolagents.monitoring import TokenUsage
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent, AgentType
@@ -29,6 +30,7 @@ from nexent.knowledge.tool import NAME as KNOWLEDGE_TOOL
 from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import complete
+from nexent.runtime import event_types
 from nexent.runtime.sandbox import SandboxExecutor
 from nexent.runtime.smol_agents import (
     AgentStream,
@@ -62,12 +64,22 @@ class RunSetup:
     """Everything one run needs; built on the server's loop, used from the agent's worker thread."""
 
     agent: Any
-    model: AsyncClientModel
+    model: AsyncClientModel  # the top-level agent's
     cancel: threading.Event
     executors: list[SandboxExecutor]
     context_window: int | None = None  # of the agent's model, in tokens
     # Events tools raise beside the agent's own (citations), appended on the loop, sent after the next event.
-    side_events: list[dict[str, Any]] = field(default_factory=list)
+    side_events: list[event_types.BaseRunEvent] = field(default_factory=list)
+    # Every model of the run (sub-agents run on their own): the run's usage is theirs together.
+    models: list[AsyncClientModel] = field(default_factory=list)
+
+    @property
+    def token_usage(self) -> TokenUsage:
+        models = self.models or [self.model]
+        usages = [m.token_usage for m in models]
+        return TokenUsage(
+            input_tokens=sum(u.input_tokens for u in usages), output_tokens=sum(u.output_tokens for u in usages)
+        )
 
     def cleanup(self) -> None:
         """Stop the code workers of the run's code agents (blocking: call from a thread)."""
@@ -141,7 +153,9 @@ async def summarize(client: Any, turns: list[Turn]) -> str:
     return " ".join(result.content.split())
 
 
-class EngineBuilder:
+class AgentBuilder:
+    """Builds the smolagents agent of a run from its draft: models, tools, sub-agents, instructions."""
+
     def __init__(self, session: AsyncSession, engines: Engines, caller: Caller, *, conversation_id: uuid.UUID | None):
         self.session = session
         self.engines = engines
@@ -152,8 +166,9 @@ class EngineBuilder:
         self.loop = asyncio.get_running_loop()
         self.cancel = CancelFlag()
         self.executors: list[SandboxExecutor] = []
-        self.side_events: list[dict[str, Any]] = []
+        self.side_events: list[event_types.BaseRunEvent] = []
         self.citations = 0
+        self.models: dict[uuid.UUID | None, tuple[AsyncClientModel, int | None]] = {}  # by the agents' model id
 
     async def build(self, agent: Agent, model_config: ModelSnapshot | None = None) -> RunSetup:
         """The agent ready to run; `model_config` is the agent's model with its endpoints, when already loaded."""
@@ -166,9 +181,17 @@ class EngineBuilder:
             executors=self.executors,
             context_window=context_window,
             side_events=self.side_events,
+            models=[m for m, _ in self.models.values()],
         )
 
     async def _model(self, agent: Agent, loaded: ModelSnapshot | None) -> tuple[AsyncClientModel, int | None]:
+        """The agent's model (one per model of the run: agents on the same model share it)."""
+        built = self.models.get(agent.model_id)
+        if built is None:
+            built = self.models[agent.model_id] = await self._new_model(agent, loaded)
+        return built
+
+    async def _new_model(self, agent: Agent, loaded: ModelSnapshot | None) -> tuple[AsyncClientModel, int | None]:
         if loaded is not None:
             config = loaded[0]
             client = self.providers.client_for(config, loaded[1], agent_id=agent.id)
@@ -183,7 +206,9 @@ class EngineBuilder:
             for sub_id in agent.sub_agent_ids:
                 sub = await self.agents.sub_agent(uuid.UUID(sub_id))
                 if sub is not None:
-                    managed.append(await self._agent(sub, model, depth=depth + 1, names=names))
+                    # A sub-agent thinks with its own model, not its parent's.
+                    sub_model, _ = await self._model(sub, None)
+                    managed.append(await self._agent(sub, sub_model, depth=depth + 1, names=names))
         common: dict[str, Any] = {
             "tools": [*(self._tool(*entry) for entry in await self._tool_entries(agent)), final_answer_tool()],
             "model": model,
@@ -250,7 +275,10 @@ class EngineBuilder:
             )
             result = await registry.execute(tool_name, arguments, context)
             self.citations += len(result.citations)
-            self.side_events.extend({"type": "citation", "tool": tool_name, **c.to_dict()} for c in result.citations)
+            self.side_events.extend(
+                event_types.Citation(tool=tool_name, title=c.title, url=c.url, snippet=c.snippet, metadata=c.metadata)
+                for c in result.citations
+            )
             if result.ok:
                 return result.output
             return json.dumps({"error": result.error_code, "message": result.output})
@@ -263,15 +291,15 @@ class EngineBuilder:
 
 def start_agent(setup: RunSetup, task: str) -> AgentStream:
     """Start the agent on its worker thread now; read it with `run_events`, or stop it with `abandon`."""
-    return AgentStream(setup.agent, task, model=setup.model, cancel=setup.cancel)
+    return AgentStream(setup.agent, task, model=setup, cancel=setup.cancel)
 
 
-async def run_events(setup: RunSetup, stream: AgentStream) -> AsyncIterator[dict[str, Any]]:
+async def run_events(setup: RunSetup, stream: AgentStream) -> AsyncIterator[event_types.BaseRunEvent]:
     """The platform events of one run (see `smol_agents.EventMapper`), ending with its terminal event."""
     events = stream.events()
     try:
         async for event in events:
-            if event["type"] in _TERMINAL:  # citations of the last tool calls come before the end
+            if event.terminal:  # citations of the last tool calls come before the end
                 for side in _drain(setup.side_events):
                     yield side
             yield event
@@ -282,10 +310,7 @@ async def run_events(setup: RunSetup, stream: AgentStream) -> AsyncIterator[dict
         await asyncio.to_thread(setup.cleanup)
 
 
-_TERMINAL = frozenset({"run.completed", "run.failed", "run.stopped"})
-
-
-def _drain(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _drain(events: list[event_types.BaseRunEvent]) -> list[event_types.BaseRunEvent]:
     taken = events[:]
     events.clear()
     return taken

@@ -1,0 +1,134 @@
+"""Conversations: a caller's list, reading, renaming and deleting; the earlier turns a run feeds back to its model
+(and the summary of those that no longer fit); the messages and provisional titles runs store."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from nexent.core.db import utcnow
+from nexent.core.errors import NotFound
+from nexent.core.pagination import Page, PageParams
+from nexent.engines.container import Engines
+from nexent.identity.auth import Caller
+from nexent.providers.types import ProviderError
+from nexent.runtime.builder import Turn, summarize
+from nexent.runtime.models import Conversation
+from nexent.runtime.repository import ConversationRepository, MessageRepository
+from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead
+
+logger = logging.getLogger("nexent.runtime")
+
+_TITLE_LENGTH = 60
+
+
+class ConversationNotFound(NotFound):
+    code = "conversation_not_found"
+
+
+class ConversationService:
+    """What a caller does with their conversations; a caller sees only their own."""
+
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+        self.conversations = ConversationRepository(session, caller.tenant_id)
+        self.messages = MessageRepository(session, caller.tenant_id)
+
+    async def owned(self, conversation_id: uuid.UUID) -> Conversation:
+        """The caller's conversation (else `ConversationNotFound`)."""
+        conversation = await self.conversations.get(conversation_id)
+        if conversation is None or conversation.user_id != self.caller.user_id:
+            raise ConversationNotFound(f"No conversation {conversation_id} of yours.")
+        return conversation
+
+    async def list_conversations(self, page: PageParams) -> Page[ConversationRead]:
+        rows, total = await self.conversations.list_page(
+            user_id=self.caller.user_id, limit=page.limit, offset=page.offset
+        )
+        return Page[ConversationRead](
+            items=[ConversationRead.model_validate(c) for c in rows], total=total, limit=page.limit, offset=page.offset
+        )
+
+    async def get(self, conversation_id: uuid.UUID) -> ConversationDetail:
+        conversation = await self.owned(conversation_id)
+        messages = await self.messages.of_conversation(conversation.id)
+        return ConversationDetail(
+            **ConversationRead.model_validate(conversation).model_dump(),
+            messages=[MessageRead.model_validate(m) for m in messages],
+        )
+
+    async def rename(self, conversation_id: uuid.UUID, data: ConversationUpdate) -> ConversationRead:
+        conversation = await self.owned(conversation_id)
+        conversation.title = data.title
+        conversation.updated_at = utcnow()
+        await self.session.flush()
+        return ConversationRead.model_validate(conversation)
+
+    async def delete(self, conversation_id: uuid.UUID) -> None:
+        conversation = await self.owned(conversation_id)
+        await self.conversations.delete(conversation)
+
+
+async def history(
+    session: AsyncSession, tenant_id: uuid.UUID, conversation_id: uuid.UUID, run_id: uuid.UUID
+) -> list[Turn]:
+    """The earlier turns of a conversation (those of the run `run_id` left out)."""
+    messages = await MessageRepository(session, tenant_id).of_conversation(conversation_id)
+    return [(m.role, m.content) for m in messages if m.run_id != run_id and m.content]
+
+
+async def summary_of(
+    engines: Engines, tenant_id: uuid.UUID, conversation_id: uuid.UUID | None, omitted: list[Turn], client: Any
+) -> str | None:
+    """The summary of the turns that no longer fit, reused while the same turns are left out."""
+    if conversation_id is None:
+        return None
+    async with engines.sessions() as session:
+        conversation = await ConversationRepository(session, tenant_id).get(conversation_id)
+        if conversation is not None and conversation.summary and conversation.summarized_messages == len(omitted):
+            return conversation.summary
+    try:
+        summary = await summarize(client, omitted)
+    except ProviderError:
+        logger.warning("could not summarise earlier turns", extra={"conversation_id": str(conversation_id)})
+        return None
+    async with engines.sessions() as session, session.begin():
+        conversation = await ConversationRepository(session, tenant_id).get(conversation_id)
+        if conversation is not None:
+            conversation.summary, conversation.summarized_messages = summary, len(omitted)
+    return summary
+
+
+def message_row(
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    run_id: uuid.UUID,
+    role: str,
+    content: str,
+    now: datetime,
+    **extra: Any,
+) -> dict[str, Any]:
+    """A `messages` row with every column (rows of one batch are inserted with one statement)."""
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": tenant_id,
+        "conversation_id": conversation_id,
+        "run_id": run_id,
+        "role": role,
+        "content": content,
+        "tool_calls": extra.get("tool_calls", []),
+        "citations": extra.get("citations", []),
+        "usage": extra.get("usage", {}),
+        "created_at": now,
+    }
+
+
+def provisional_title(message: str) -> str:
+    """A new conversation's title until the model writes one: its first message, shortened."""
+    line = " ".join(message.split())
+    return line if len(line) <= _TITLE_LENGTH else line[: _TITLE_LENGTH - 1].rstrip() + "…"
