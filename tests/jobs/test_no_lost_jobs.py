@@ -130,12 +130,17 @@ async def test_the_sweep_resumes_documents_whose_job_is_gone(tmp_path: Path, dat
                 headers=headers,
             )
             assert uploaded.status_code == 201, uploaded.text
+            # The job is lost before any worker runs (a worker started first could take it at once).
+            bystander = await started_engines(settings, consume_jobs=False, migrate=False)
+            try:
+                async with bystander.sessions() as session, session.begin():
+                    await session.execute(delete(Job).where(Job.name == INDEX_DOCUMENT))
+            finally:
+                await bystander.close()
             consumer = await started_engines(
                 settings.model_copy(update={"queue_workers": 2, "job_sweep_seconds": 3600}), migrate=False
             )
             try:
-                async with consumer.sessions() as session, session.begin():  # the job is lost
-                    await session.execute(delete(Job).where(Job.name == INDEX_DOCUMENT))
                 assert (await sweep_once(consumer))["knowledge.stuck_documents"] == 0  # not stuck long enough yet
 
                 async def resumed() -> int | None:

@@ -34,14 +34,17 @@ class JobRepository:
         *,
         tenant_id: uuid.UUID | None,
         max_attempts: int,
-        run_after: datetime,
+        delay_seconds: float,
     ) -> Job:
+        """A queued job, due `delay_seconds` after the moment it is created (both stamped from one clock reading)."""
+        now = utcnow()
         job = Job(
             name=name,
             payload=payload,
             tenant_id=tenant_id,
             max_attempts=max_attempts,
-            run_after=run_after,
+            created_at=now,
+            run_after=now + timedelta(seconds=delay_seconds),
             status=JobStatus.QUEUED,
         )
         self.session.add(job)

@@ -8,12 +8,10 @@ import os
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from nexent.core.db import utcnow
 from nexent.engines.queue import QueuedJob
 from nexent.jobs.metrics import JOBS_ENQUEUED
 from nexent.jobs.registry import get_handler
@@ -55,7 +53,7 @@ class DatabaseJobs(ABC):
             payload or {},
             tenant_id=tenant_id,
             max_attempts=max_attempts,
-            run_after=utcnow() + timedelta(seconds=delay_seconds),
+            delay_seconds=delay_seconds,
         )
         return QueuedJob(job.id, name, delay_seconds)
 
