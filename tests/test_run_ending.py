@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from nexent.core.batch import writer_for
 from nexent.engines.container import Engines
 from nexent.identity.models import Tenant
 from nexent.runtime.ending import end_elsewhere, end_run
 from nexent.runtime.event_types import MessageDelta, RunCompleted, RunFailed, RunStopped
 from nexent.runtime.events import RunLog, follow
 from nexent.runtime.models import Run, RunEvent, RunStatus
-from nexent.runtime.store import writer_for
 from tests.conftest import make_settings, started_engines
 from tests.test_run_owners import distributed
 

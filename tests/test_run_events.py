@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from nexent.core.batch import writer_for
 from nexent.core.db import utcnow
 from nexent.engines.container import Engines
 from nexent.identity.models import Tenant
 from nexent.runtime.events import Event, RunLog, follow, stored_events
 from nexent.runtime.models import Run
-from nexent.runtime.store import writer_for
 from tests.conftest import REDIS_URL, make_settings, started_engines
 
 
@@ -129,8 +129,8 @@ async def test_a_reader_of_a_lost_live_copy_still_finishes(pair: Pair) -> None:
 async def test_the_terminal_event_is_stored_with_the_runs_final_state(pair: Pair) -> None:
     from sqlalchemy import update
 
+    from nexent.core.batch import Write
     from nexent.runtime.models import RunEvent
-    from nexent.runtime.store import Write
 
     tenant_id, run_id = await new_run(pair.writer)
     log = RunLog(pair.writer, tenant_id, run_id)
@@ -148,8 +148,8 @@ async def test_the_terminal_event_is_stored_with_the_runs_final_state(pair: Pair
 async def test_a_write_that_cannot_be_stored_does_not_sink_the_others(pair: Pair) -> None:
     from sqlalchemy.exc import IntegrityError
 
+    from nexent.core.batch import Write
     from nexent.runtime.models import RunEvent
-    from nexent.runtime.store import Write
 
     tenant_id, run_id = await new_run(pair.writer)
     writer = writer_for(pair.writer)

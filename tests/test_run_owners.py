@@ -19,13 +19,13 @@ import httpx
 import pytest
 from sqlalchemy import select, update
 
+from nexent.core.batch import writer_for
 from nexent.core.db import migrate_async, utcnow
 from nexent.engines.container import Engines
 from nexent.identity.models import Tenant
 from nexent.runtime.events import RunLog, follow
 from nexent.runtime.models import Run, RunEvent, RunOwner, RunStatus
 from nexent.runtime.owners import LOST_CODE, RunOwnership
-from nexent.runtime.store import writer_for
 from nexent.settings import Service, Settings
 from tests.conftest import REDIS_URL, free_port, make_settings, serve_in_process, started_engines, wait_for_port
 from tests.support.identity import bearer, register

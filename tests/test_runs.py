@@ -568,7 +568,7 @@ async def test_background_work_waits_for_a_quiet_moment() -> None:
 async def test_a_run_whose_record_cannot_be_stored_never_starts(
     client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nexent.runtime import store
+    from nexent.core import batch as store
 
     agent = await make_agent(client, owner)
     llm.server.enqueue(ChatReply.text("never seen").paced(delay=0.3))

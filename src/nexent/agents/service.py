@@ -19,7 +19,7 @@ from nexent.identity.schemas import ShareIn, ShareRead
 from nexent.identity.services.audit import record
 from nexent.identity.services.sharing import Granted, ResourceAccess, Shareable, ShareService
 from nexent.knowledge.service import readable_knowledge_base_ids
-from nexent.providers.models import ModelKind
+from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import model_facts
 from nexent.tools import registry
 
@@ -59,6 +59,16 @@ class AgentService:
             raise AgentNotFound(f"No agent {agent_id} in this tenant.")
         agent, can_edit = found
         return Granted(self.caller, agent, can_edit)
+
+    async def with_model(self, agent_id: uuid.UUID) -> tuple[Agent, ModelConfig | None, list[ModelEndpoint]]:
+        """For a caller who sees every agent of the tenant: the agent (if they may use it), its model and the
+        model's endpoints, in one query."""
+        found = (
+            await self.agents.with_model(agent_id) if self.sees_all and self.caller.may_use_agent(agent_id) else None
+        )
+        if found is None:
+            raise AgentNotFound(f"No agent {agent_id} in this tenant.")
+        return found
 
     async def get_record(self, agent_id: uuid.UUID) -> Agent:
         """The agent, if the caller may use it (a 404 otherwise, as for another tenant's agents)."""

@@ -6,18 +6,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent
-from nexent.agents.service import AgentNotFound, AgentService
+from nexent.agents.service import AgentService
 from nexent.core.batch import Write, writer_for
 from nexent.core.db import utcnow
 from nexent.core.errors import NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
-from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
+from nexent.providers.models import ModelKind
 from nexent.providers.service import ProviderService
 from nexent.runtime.builder import ModelSnapshot
 from nexent.runtime.conversations import ConversationService, message_row, provisional_title
@@ -32,18 +32,6 @@ class RunNotFound(NotFound):
 
 
 # An agent with its model and the model's endpoints, in one query (built once; run with the tenant and agent ids).
-_AGENT_WITH_MODEL = (
-    select(Agent, ModelConfig, ModelEndpoint)
-    .outerjoin(ModelConfig, (ModelConfig.id == Agent.model_id) & (ModelConfig.tenant_id == Agent.tenant_id))
-    .outerjoin(
-        ModelEndpoint,
-        (ModelEndpoint.model_config_id == ModelConfig.id) & (ModelEndpoint.tenant_id == ModelConfig.tenant_id),
-    )
-    .where(Agent.tenant_id == bindparam("tenant_id"), Agent.id == bindparam("agent_id"))
-    .order_by(ModelEndpoint.position, ModelEndpoint.created_at)
-)
-
-
 class RuntimeService:
     """What a caller does with runs; a caller sees only their own."""
 
@@ -141,15 +129,9 @@ class RuntimeService:
         if not agents.sees_all:  # shared agents only: the access check is a query of its own
             agent = await agents.get_record(agent_id)
             return agent, await providers.config_with_endpoints(agent.model_id, ModelKind.LLM)
-        if not self.caller.may_use_agent(agent_id):
-            raise AgentNotFound(f"No agent {agent_id} in this tenant.")
-        params = {"tenant_id": self.caller.tenant_id, "agent_id": agent_id}
-        rows = (await self.session.execute(_AGENT_WITH_MODEL, params)).all()
-        if not rows:
-            raise AgentNotFound(f"No agent {agent_id} in this tenant.")
-        agent, config = rows[0][0], rows[0][1]
+        agent, config, endpoints = await agents.with_model(agent_id)
         if config is not None:
-            return agent, (config, [endpoint for _, _, endpoint in rows if endpoint is not None])
+            return agent, (config, endpoints)
         if agent.model_id is None:
             return agent, await providers.config_with_endpoints(None, ModelKind.LLM)
         return agent, None
