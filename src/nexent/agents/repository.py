@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import uuid
 
-from sqlalchemy import ColumnElement, Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, select
 
 from nexent.agents.models import Agent
 from nexent.core.repository import TenantScopedRepository
@@ -31,30 +31,6 @@ def _with_model() -> Select[Agent, ModelConfig, ModelEndpoint]:
 
 class AgentRepository(TenantScopedRepository[Agent]):
     model = Agent
-
-    async def list_page(
-        self,
-        *,
-        readable: ColumnElement[bool],
-        editable: ColumnElement[bool],
-        query: str | None,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[tuple[Agent, bool]], int]:
-        """A page of the agents meeting `readable`, each with whether it meets `editable` (the caller's rights, from
-        identity's `ResourceAccess`)."""
-        conditions: list[ColumnElement[bool]] = [readable]
-        if query:
-            conditions.append(Agent.name.icontains(query, autoescape=True))
-        rows = await self.session.execute(
-            self.select()
-            .add_columns(editable.label("can_edit"))
-            .where(*conditions)
-            .order_by(Agent.name, Agent.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        return [(agent, bool(can_edit)) for agent, can_edit in rows], await self.count(*conditions)
 
     async def with_model(self, agent_id: uuid.UUID) -> tuple[Agent, ModelConfig | None, list[ModelEndpoint]] | None:
         """The agent, its model (None when it names none or the model is gone) and the model's endpoints in order."""

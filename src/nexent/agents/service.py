@@ -87,10 +87,10 @@ class AgentService:
 
     async def list_agents(self, page: PageParams, *, query: str | None) -> Page[AgentRead]:
         """Members who manage agents see all of them; others see those shared with their groups."""
-        rows, total = await self.agents.list_page(
-            readable=self.access.readable(Agent.id),
-            editable=self.access.editable(Agent.id),
-            query=query,
+        rows, total = await self.agents.page_checked(
+            where=self.access.readable(Agent.id),
+            flag=self.access.editable(Agent.id),
+            name_contains=query,
             limit=page.limit,
             offset=page.offset,
         )

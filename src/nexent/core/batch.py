@@ -31,7 +31,7 @@ from sqlalchemy import Connection, CursorResult, Engine, Executable, Table, crea
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from nexent.core.db import Base
+from nexent.core.db import Base, sqlite_pragmas
 from nexent.core.db import create_engine as create_async_engine
 from nexent.core.process import ProcessState
 
@@ -276,16 +276,7 @@ def _claimed(write: Write, result: object) -> bool:
 def _sqlite_engine(path: str) -> Engine:
     """A plain (synchronous) SQLite engine on the platform's database file, set up as `core.db` sets up its own."""
     engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _pragmas(dbapi_connection: Any, _: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
+    event.listen(engine, "connect", sqlite_pragmas)
     return engine
 
 

@@ -55,6 +55,31 @@ class TenantScopedRepository(Generic[M]):
         ).first()
         return None if row is None else (row[0], bool(row[1]))
 
+    async def page_checked(
+        self,
+        *,
+        where: ColumnElement[bool],
+        flag: ColumnElement[bool],
+        name_contains: str | None,
+        limit: int,
+        offset: int,
+    ) -> tuple[list[tuple[M, bool]], int]:
+        """A page of the rows meeting `where` (and whose `name` contains `name_contains`), by name, each with whether
+        it meets `flag`, and the total: `get_checked` for lists."""
+        conditions: list[ColumnElement[bool]] = [where]
+        name = self.model.name  # type: ignore[attr-defined]
+        if name_contains:
+            conditions.append(name.icontains(name_contains, autoescape=True))
+        rows = await self.session.execute(
+            self.select()
+            .add_columns(flag.label("flag"))
+            .where(*conditions)
+            .order_by(name, self._id_column)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [(row, bool(flagged)) for row, flagged in rows], await self.count(*conditions)
+
     async def count(self, *conditions: Any) -> int:
         query = select(func.count()).select_from(self.model).where(self._tenant_column == self.tenant_id, *conditions)
         return int(await self.session.scalar(query) or 0)

@@ -18,30 +18,6 @@ from nexent.knowledge.models import DocumentStatus, KnowledgeBase, KnowledgeChun
 class KnowledgeBaseRepository(TenantScopedRepository[KnowledgeBase]):
     model = KnowledgeBase
 
-    async def list_page(
-        self,
-        *,
-        readable: ColumnElement[bool],
-        editable: ColumnElement[bool],
-        query: str | None,
-        limit: int,
-        offset: int,
-    ) -> tuple[list[tuple[KnowledgeBase, bool]], int]:
-        """A page of the knowledge bases meeting `readable`, each with whether it meets `editable` (the caller's
-        rights, from identity's `ResourceAccess`)."""
-        conditions: list[ColumnElement[bool]] = [readable]
-        if query:
-            conditions.append(KnowledgeBase.name.icontains(query, autoescape=True))
-        rows = await self.session.execute(
-            self.select()
-            .add_columns(editable.label("can_edit"))
-            .where(*conditions)
-            .order_by(KnowledgeBase.name, KnowledgeBase.id)
-            .limit(limit)
-            .offset(offset)
-        )
-        return [(kb, bool(can_edit)) for kb, can_edit in rows], await self.count(*conditions)
-
     async def name_taken(self, name: str, *, except_id: uuid.UUID | None = None) -> bool:
         conditions = [func.lower(KnowledgeBase.name) == name.lower()]
         if except_id is not None:

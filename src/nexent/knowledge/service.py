@@ -292,10 +292,10 @@ class KnowledgeService:
         return await self._read(granted.resource, can_edit=granted.can_edit)
 
     async def list_bases(self, page: PageParams, *, query: str | None) -> Page[KnowledgeBaseRead]:
-        rows, total = await self.bases.list_page(
-            readable=self.access.readable(KnowledgeBase.id),
-            editable=self.access.editable(KnowledgeBase.id),
-            query=query,
+        rows, total = await self.bases.page_checked(
+            where=self.access.readable(KnowledgeBase.id),
+            flag=self.access.editable(KnowledgeBase.id),
+            name_contains=query,
             limit=page.limit,
             offset=page.offset,
         )
