@@ -18,6 +18,7 @@ from nexent.core.db import migrate_async
 from nexent.core.errors import install_error_handlers
 from nexent.core.logging import configure_logging
 from nexent.core.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
+from nexent.core.openapi import document_errors
 from nexent.engines import health
 from nexent.engines.container import build_engines
 from nexent.identity import api as identity_api
@@ -50,7 +51,8 @@ _JOB_CONSUMERS = {Service.DATA_PROCESS}
 
 
 class NexentApp(FastAPI):
-    """FastAPI, with the schemas its routes refer to by name only (a run's events) in its OpenAPI document."""
+    """FastAPI, with the schemas its routes refer to by name only (a run's events) and every error status each route
+    can answer (`core.openapi.document_errors`) in its OpenAPI document."""
 
     def __init__(self, *, extra_schemas: dict[str, dict[str, Any]], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -58,10 +60,12 @@ class NexentApp(FastAPI):
 
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
-            components = super().openapi().setdefault("components", {}).setdefault("schemas", {})
+            document = super().openapi()
+            components = document.setdefault("components", {}).setdefault("schemas", {})
             for name, extra in self.extra_schemas.items():
                 if components.setdefault(name, extra) != extra:
                     raise RuntimeError(f"Two schemas named {name} in the OpenAPI document.")
+            document_errors(self, document)
         return super().openapi()
 
 

@@ -21,6 +21,7 @@ from fastapi import Depends
 from nexent.agents.models import Agent
 from nexent.agents.service import AGENTS, AgentService
 from nexent.core.errors import Forbidden
+from nexent.core.openapi import answers
 from nexent.engines.deps import SessionDep
 from nexent.identity.auth import Caller, UserCaller
 from nexent.identity.services.sharing import Granted
@@ -37,6 +38,7 @@ async def readable_agent(agent_id: uuid.UUID, caller: UserCaller, session: Sessi
 ReadableAgent = Annotated[Granted[Agent], Depends(readable_agent)]
 
 
+@answers(403)
 async def editable_agent(agent: ReadableAgent) -> Granted[Agent]:
     if not agent.can_edit:
         raise Forbidden("This agent is shared with you to read, not to edit.", code="permission_denied")
@@ -46,6 +48,7 @@ async def editable_agent(agent: ReadableAgent) -> Granted[Agent]:
 EditableAgent = Annotated[Granted[Agent], Depends(editable_agent)]
 
 
+@answers(403)
 async def managed_agent(agent: ReadableAgent) -> Granted[Agent]:
     if not agent.caller.can(AGENTS.manage):
         raise _not_allowed(agent.caller)
@@ -55,6 +58,7 @@ async def managed_agent(agent: ReadableAgent) -> Granted[Agent]:
 ManagedAgent = Annotated[Granted[Agent], Depends(managed_agent)]
 
 
+@answers(403)
 async def agent_manager(caller: UserCaller) -> Caller:
     if not caller.can(AGENTS.manage):
         raise _not_allowed(caller)

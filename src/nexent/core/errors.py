@@ -8,6 +8,7 @@ unexpected errors become a 500 problem in `RequestContextMiddleware`.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from http import HTTPStatus
 from typing import Any
@@ -15,9 +16,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nexent.core.context import current_request_id
+
+logger = logging.getLogger("nexent.errors")
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "https://nexent.dev/problems/"
@@ -166,8 +170,15 @@ async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status_code, code, detail, headers=dict(exc.headers or {}))
 
 
+async def _integrity_error_handler(_: Request, exc: Exception) -> JSONResponse:
+    # Services check uniqueness before writing; two requests that pass the check at once meet the constraint here.
+    logger.info("write refused by a database constraint: %s", type(getattr(exc, "orig", exc)).__name__)
+    return problem_response(409, "conflict", "The change conflicts with a concurrent one or with existing data; retry.")
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the problem-document handlers on an app."""
     app.add_exception_handler(AppError, _app_error_handler)
+    app.add_exception_handler(IntegrityError, _integrity_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)

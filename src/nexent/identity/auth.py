@@ -21,6 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from nexent.core.db import utcnow
 from nexent.core.errors import AppError, Forbidden, Unauthorized
+from nexent.core.openapi import answers
 from nexent.engines.deps import EnginesDep, SessionDep, SettingsDep
 from nexent.identity.models import ApiKey, MemberStatus, Role, TenantStatus
 from nexent.identity.permissions import API_KEY_PERMISSIONS, ROLE_PERMISSIONS, Permission
@@ -64,6 +65,7 @@ class Caller:
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
+@answers(401, 429)
 async def get_caller(
     credentials: Credentials, session: SessionDep, engines: EnginesDep, settings: SettingsDep
 ) -> Caller:
@@ -138,6 +140,7 @@ async def _api_key_caller(secret: str, session: SessionDep, engines: EnginesDep)
 CurrentCaller = Annotated[Caller, Depends(get_caller)]
 
 
+@answers(403)
 def require_user(caller: CurrentCaller) -> Caller:
     if caller.api_key_id is not None:
         raise Forbidden("API keys cannot do this; sign in as a user.", code="api_key_not_allowed")
@@ -150,6 +153,7 @@ UserCaller = Annotated[Caller, Depends(require_user)]
 def RequirePermission(permission: Permission) -> Any:
     """Dependency: a caller whose role grants `permission`; 403 `permission_denied` otherwise."""
 
+    @answers(403)
     def dependency(caller: CurrentCaller) -> Caller:
         if not caller.can(permission):
             if caller.api_key_id is not None:
@@ -167,6 +171,7 @@ class Operator:
     user_id: uuid.UUID | None
 
 
+@answers(401, 403)
 async def require_operator(
     settings: SettingsDep, credentials: Credentials, session: SessionDep, engines: EnginesDep
 ) -> Operator:
@@ -198,6 +203,7 @@ async def require_operator(
 RequireOperator = Annotated[Operator, Depends(require_operator)]
 
 
+@answers(401, 403)
 async def require_metrics_reader(
     settings: SettingsDep, credentials: Credentials, session: SessionDep, engines: EnginesDep
 ) -> None:

@@ -20,6 +20,7 @@ from typing import Annotated
 from fastapi import Depends
 
 from nexent.core.errors import Forbidden
+from nexent.core.openapi import answers
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, UserCaller
 from nexent.identity.services.sharing import Granted
@@ -40,6 +41,7 @@ async def readable_knowledge_base(
 ReadableKnowledgeBase = Annotated[Granted[KnowledgeBase], Depends(readable_knowledge_base)]
 
 
+@answers(403)
 async def editable_knowledge_base(kb: ReadableKnowledgeBase) -> Granted[KnowledgeBase]:
     if not kb.can_edit:
         raise Forbidden("This knowledge base is shared with you to read, not to change.", code="permission_denied")
@@ -49,6 +51,7 @@ async def editable_knowledge_base(kb: ReadableKnowledgeBase) -> Granted[Knowledg
 EditableKnowledgeBase = Annotated[Granted[KnowledgeBase], Depends(editable_knowledge_base)]
 
 
+@answers(403)
 async def managed_knowledge_base(kb: ReadableKnowledgeBase) -> Granted[KnowledgeBase]:
     if not kb.caller.can(KNOWLEDGE.manage):
         raise _not_allowed(kb.caller)
@@ -58,6 +61,7 @@ async def managed_knowledge_base(kb: ReadableKnowledgeBase) -> Granted[Knowledge
 ManagedKnowledgeBase = Annotated[Granted[KnowledgeBase], Depends(managed_knowledge_base)]
 
 
+@answers(403)
 async def knowledge_manager(caller: UserCaller) -> Caller:
     if not caller.can(KNOWLEDGE.manage):
         raise _not_allowed(caller)
