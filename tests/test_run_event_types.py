@@ -73,7 +73,12 @@ def test_the_openapi_document_publishes_the_event_union() -> None:
     assert set(mapping) == set(et.EVENT_MODELS)
     for ref in mapping.values():
         assert ref.removeprefix("#/components/schemas/") in schemas
-    stream = {"schema": {"$ref": "#/components/schemas/RunStreamEvent"}}
+    frames = schemas["RunStreamFrame"]["oneOf"]
+    assert sorted(frame["properties"]["event"]["const"] for frame in frames) == sorted(et.EVENT_MODELS)
+    for frame in frames:
+        data = schemas[frame["properties"]["data"]["contentSchema"]["$ref"].removeprefix("#/components/schemas/")]
+        assert "type" not in data["properties"]
+    stream = {"schema": {"$ref": "#/components/schemas/RunStreamFrame"}}
     for path, method in (("/api/agents/{agent_id}/runs", "post"), ("/api/runs/{run_id}/events", "get")):
         assert document["paths"][path][method]["responses"]["200"]["content"] == {"text/event-stream": stream}
 

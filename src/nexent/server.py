@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 
 from nexent import __version__
 from nexent.agents import api as agents_api
@@ -119,6 +119,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         summary="Prometheus metrics (bearer: NEXENT_METRICS_TOKEN, or the operator).",
         tags=["operations"],
         dependencies=[RequireMetricsReader],
+        response_class=Response,
+        responses={
+            200: {"description": "Prometheus' text format.", "content": {"text/plain": {"schema": {"type": "string"}}}}
+        },
     )
     for svc in services:
         for router in SERVICE_ROUTERS[svc]:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 from nexent.agents.auth import AgentManager, EditableAgent, ManagedAgent, ReadableAgent
 from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate
 from nexent.agents.service import AgentService
+from nexent.core.openapi import problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.deps import SessionDep
 from nexent.identity.auth import UserCaller
@@ -18,7 +19,12 @@ from nexent.identity.schemas import ShareIn, ShareRead
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Create an agent draft.")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an agent draft.",
+    responses=problems(s400="A tool is unknown or its settings are not valid."),
+)
 async def create_agent(body: AgentCreate, caller: AgentManager, session: SessionDep) -> AgentRead:
     return await AgentService(session, caller).create(body)
 
@@ -38,7 +44,11 @@ async def get_agent(agent: ReadableAgent, session: SessionDep) -> AgentRead:
     return await AgentService(session, agent.caller).get(agent)
 
 
-@router.patch("/{agent_id}", summary="Change an agent draft.")
+@router.patch(
+    "/{agent_id}",
+    summary="Change an agent draft.",
+    responses=problems(s400="A tool is unknown or its settings are not valid."),
+)
 async def update_agent(agent: EditableAgent, body: AgentUpdate, session: SessionDep) -> AgentRead:
     return await AgentService(session, agent.caller).update(agent, body)
 

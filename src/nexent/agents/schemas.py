@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from nexent.agents.models import AgentType
+from nexent.core.schemas import Patch
 
 AgentName = Annotated[
     str,
@@ -62,8 +63,8 @@ class AgentCreate(BaseModel):
     example_questions: list[ShortText] = Field(default_factory=list, max_length=10)
 
 
-class AgentUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AgentUpdate(Patch):
+    nullable = frozenset({"model_id", "instructions"})  # the tenant's default model; no instructions
 
     name: AgentName | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None

@@ -16,7 +16,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nexent.core.context import current_request_id
@@ -150,9 +152,15 @@ async def _app_error_handler(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(exc.status, exc.code, exc.detail, extra=exc.extra, headers=exc.headers)
 
 
-async def _validation_error_handler(_: Request, exc: Exception) -> JSONResponse:
+async def _validation_error_handler(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = _validation_errors(exc.errors())
+    if any(err["loc"][:1] == ["path"] for err in errors):
+        # `PATCH /api/models/check` reaches `PATCH /api/models/{model_id}` with the id "check"; the path names a
+        # resource of its own that has no PATCH: 405, not an invalid id.
+        literal = _allowed_methods(request, literal_only=True)
+        if literal:
+            return _method_not_allowed(literal)
     if any(err["type"] == "json_invalid" for err in errors):
         return problem_response(400, "invalid_json", "The request body is not valid JSON.", extra={"errors": errors})
     return problem_response(422, "validation_error", "The request is not valid.", extra={"errors": errors})
@@ -163,11 +171,32 @@ async def _http_error_handler(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc.__cause__, AppError):
         # FastAPI wraps errors raised while reading the body (such as the body limit) in a plain 400.
         return await _app_error_handler(request, exc.__cause__)
+    if exc.status_code == 405:
+        return _method_not_allowed(_allowed_methods(request) or set((exc.headers or {}).get("Allow", "").split(", ")))
     code = _CODE_BY_STATUS.get(exc.status_code, "error")
     detail = exc.detail if isinstance(exc.detail, str) else _title(exc.status_code)
     if exc.status_code == 404 and detail == "Not Found":
         detail = "No such resource or route."
     return problem_response(exc.status_code, code, detail, headers=dict(exc.headers or {}))
+
+
+def _allowed_methods(request: Request, *, literal_only: bool = False) -> set[str]:
+    """Every method some route answers at the request's path (Starlette names only the first route's). A path
+    that a route without parameters matches (`/api/invitations/accept`) is that route's alone, though it fits a
+    route with parameters too (`/api/invitations/{invitation_id}`)."""
+    literal: set[str] = set()
+    templated: set[str] = set()
+    for context in iter_route_contexts(request.app.routes):
+        regex = getattr(context, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            methods = literal if "{" not in (context.path_format or "{") else templated
+            methods |= context.methods or set()
+    return literal if literal or literal_only else templated
+
+
+def _method_not_allowed(methods: set[str]) -> JSONResponse:
+    allow = ", ".join(sorted(methods))
+    return problem_response(405, "method_not_allowed", f"This path answers {allow} only.", headers={"Allow": allow})
 
 
 async def _integrity_error_handler(_: Request, exc: Exception) -> JSONResponse:
@@ -180,5 +209,6 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the problem-document handlers on an app."""
     app.add_exception_handler(AppError, _app_error_handler)
     app.add_exception_handler(IntegrityError, _integrity_error_handler)
+    app.add_exception_handler(StaleDataError, _integrity_error_handler)
     app.add_exception_handler(RequestValidationError, _validation_error_handler)
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from nexent import __version__
 from nexent.core.errors import problem_response
 from nexent.core.metrics import render_metrics
+from nexent.core.openapi import problems
 from nexent.engines.deps import EnginesDep
 
 router = APIRouter(tags=["operations"])
@@ -18,7 +19,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/readyz", summary="Readiness: every configured engine answers.")
+@router.get(
+    "/readyz",
+    summary="Readiness: every configured engine answers.",
+    responses=problems(s503="An engine does not answer; `checks` says which."),
+)
 async def readyz(engines: EnginesDep) -> JSONResponse:
     checks = await engines.readiness()
     if all(result == "ok" for result in checks.values()):

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from nexent.core.openapi import problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity import oidc
@@ -56,19 +57,42 @@ from nexent.identity.services.tenants import TenantService
 auth_router = APIRouter(prefix="/api/auth", tags=["auth"])
 
 
-@auth_router.post("/register", status_code=status.HTTP_201_CREATED, summary="Create an account.")
+@auth_router.post(
+    "/register",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an account.",
+    responses=problems(
+        s403="Sign-up is closed, or the invitation is for another email.",
+        s404="The invitation code is not valid.",
+        s409="The email is taken, or the invitation expired or is used up.",
+        s429="Too many sign-ups from this address.",
+    ),
+)
 async def register(body: RegisterRequest, session: SessionDep, engines: EnginesDep) -> TokenPair:
     """Without an invitation this creates a tenant owned by the new user (unless sign-up is closed); the very
     first user of the platform is also its administrator."""
     return await AuthService(session, engines).register(body)
 
 
-@auth_router.post("/login", summary="Sign in with email and password.")
+@auth_router.post(
+    "/login",
+    summary="Sign in with email and password.",
+    responses=problems(
+        s401="Wrong email or password.",
+        s403="The account has no active tenant membership.",
+        s404="The account is not a member of the tenant asked for.",
+        s429="Too many failed sign-ins; wait for `Retry-After` seconds.",
+    ),
+)
 async def login(body: LoginRequest, session: SessionDep, engines: EnginesDep) -> TokenPair:
     return await AuthService(session, engines).login(body)
 
 
-@auth_router.post("/refresh", summary="Trade a refresh token for a new token pair.")
+@auth_router.post(
+    "/refresh",
+    summary="Trade a refresh token for a new token pair.",
+    responses=problems(s401="The refresh token is invalid, reused or expired, or the membership ended."),
+)
 async def refresh(body: RefreshRequest, session: SessionDep, engines: EnginesDep) -> TokenPair:
     return await AuthService(session, engines).refresh(body.refresh_token)
 
@@ -83,14 +107,22 @@ async def logout(body: LogoutRequest, session: SessionDep, engines: EnginesDep) 
     await AuthService(session, engines).logout(body.refresh_token, everywhere=body.everywhere)
 
 
-@auth_router.post("/switch-tenant", summary="Get tokens for another tenant the caller belongs to.")
+@auth_router.post(
+    "/switch-tenant",
+    summary="Get tokens for another tenant the caller belongs to.",
+    responses=problems(s404="The caller is not an active member of that tenant."),
+)
 async def switch_tenant(
     body: SwitchTenantRequest, caller: UserCaller, session: SessionDep, engines: EnginesDep
 ) -> TokenPair:
     return await AuthService(session, engines).switch_tenant(caller, body.tenant_id, body.refresh_token)
 
 
-@auth_router.get("/oidc/login", summary="Start single sign-on: redirects to the identity provider.")
+@auth_router.get(
+    "/oidc/login",
+    summary="Start single sign-on: redirects to the identity provider.",
+    responses=problems(s404="Single sign-on is not configured.", s503="The identity provider did not answer."),
+)
 async def oidc_login(request: Request, engines: EnginesDep) -> RedirectResponse:
     redirect = await oidc.begin(engines, _callback_url(request))
     response = RedirectResponse(redirect.url, status_code=status.HTTP_302_FOUND)
@@ -106,7 +138,16 @@ async def oidc_login(request: Request, engines: EnginesDep) -> RedirectResponse:
     return response
 
 
-@auth_router.get("/oidc/callback", summary="Finish single sign-on; answers with a token pair.")
+@auth_router.get(
+    "/oidc/callback",
+    summary="Finish single sign-on; answers with a token pair.",
+    responses=problems(
+        s400="The identity provider refused the sign-in, or the answer does not match the request.",
+        s403="Sign-up is closed to this identity.",
+        s404="Single sign-on is not configured.",
+        s503="The identity provider did not answer.",
+    ),
+)
 async def oidc_callback(
     request: Request,
     session: SessionDep,
@@ -241,7 +282,12 @@ invitations_router = APIRouter(prefix="/api/invitations", tags=["invitations"])
 ManageInvitations = Annotated[Caller, RequirePermission(Permission.MANAGE_INVITATIONS)]
 
 
-@invitations_router.post("", status_code=status.HTTP_201_CREATED, summary="Create an invitation code.")
+@invitations_router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create an invitation code.",
+    responses=problems(s404="One of the groups does not exist in the tenant."),
+)
 async def create_invitation(
     body: InvitationCreate, caller: ManageInvitations, session: SessionDep
 ) -> InvitationCreated:
@@ -260,7 +306,11 @@ async def revoke_invitation(invitation_id: uuid.UUID, caller: ManageInvitations,
     await InvitationService(session, caller).revoke(invitation_id)
 
 
-@invitations_router.post("/accept", summary="Join another tenant with an invitation code.")
+@invitations_router.post(
+    "/accept",
+    summary="Join another tenant with an invitation code.",
+    responses=problems(s404="The invitation code is not valid."),
+)
 async def accept(body: InvitationAccept, caller: UserCaller, session: SessionDep, engines: EnginesDep) -> TenantBrief:
     return await accept_invitation(session, engines, caller, body.code)
 

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import ValidationError
 
 from nexent.core.errors import AppError, problem_body
+from nexent.core.openapi import problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import UserCaller
@@ -53,7 +54,12 @@ class InvalidUpload(AppError):
 # --- knowledge bases ------------------------------------------------------------------------------------------
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a knowledge base.")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create a knowledge base.",
+    responses=problems(s404="The tenant has no default embedding model.", s502="The embedding model did not answer."),
+)
 async def create_knowledge_base(
     body: KnowledgeBaseCreate, caller: KnowledgeManager, session: SessionDep, engines: EnginesDep
 ) -> KnowledgeBaseRead:
@@ -76,7 +82,11 @@ async def get_knowledge_base(kb: ReadableKnowledgeBase, session: SessionDep, eng
     return await KnowledgeService(session, engines, kb.caller).get(kb)
 
 
-@router.patch("/{kb_id}", summary="Change a knowledge base; a new embedding model re-embeds every chunk.")
+@router.patch(
+    "/{kb_id}",
+    summary="Change a knowledge base; a new embedding model re-embeds every chunk.",
+    responses=problems(s502="The embedding model did not answer."),
+)
 async def update_knowledge_base(
     kb: EditableKnowledgeBase, body: KnowledgeBaseUpdate, session: SessionDep, engines: EnginesDep
 ) -> KnowledgeBaseRead:
@@ -115,7 +125,13 @@ async def unshare_knowledge_base(
     await KnowledgeService(session, engines, kb.caller).unshare(kb, group_id)
 
 
-@router.post("/{kb_id}/search", summary="Search a knowledge base: hybrid (BM25 + vectors), bm25 or vector.")
+@router.post(
+    "/{kb_id}/search",
+    summary="Search a knowledge base: hybrid (BM25 + vectors), bm25 or vector.",
+    responses=problems(
+        s400="The search is not valid for this index.", s502="The embedding or rerank model did not answer."
+    ),
+)
 async def search_knowledge_base(
     kb: ReadableKnowledgeBase, body: SearchIn, session: SessionDep, engines: EnginesDep
 ) -> SearchResult:
@@ -158,7 +174,11 @@ async def list_chunks(
     return await KnowledgeService(session, engines, kb.caller).list_chunks(kb, doc_id, page)
 
 
-@router.patch("/{kb_id}/chunks/{chunk_id}", summary="Edit a chunk's text; it is embedded again at once.")
+@router.patch(
+    "/{kb_id}/chunks/{chunk_id}",
+    summary="Edit a chunk's text; it is embedded again at once.",
+    responses=problems(s502="The embedding model did not answer."),
+)
 async def update_chunk(
     kb: EditableKnowledgeBase, chunk_id: uuid.UUID, body: ChunkUpdate, session: SessionDep, engines: EnginesDep
 ) -> ChunkRead:

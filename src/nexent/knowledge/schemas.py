@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from nexent.core.schemas import Patch
 from nexent.knowledge.models import DocumentStatus
 
 KnowledgeBaseName = Annotated[
@@ -56,8 +57,8 @@ class KnowledgeBaseCreate(BaseModel):
     chunking: ChunkingIn = Field(default_factory=ChunkingIn)
 
 
-class KnowledgeBaseUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class KnowledgeBaseUpdate(Patch):
+    nullable = frozenset({"rerank_model_id"})  # no reranking
 
     name: KnowledgeBaseName | None = None
     description: Description | None = None

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, Response, status
 from pydantic import AwareDatetime
 
+from nexent.core.openapi import problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, CurrentCaller, RequirePermission
@@ -20,7 +21,12 @@ router = APIRouter(prefix="/api/models", tags=["models"])
 ManageModels = Annotated[Caller, RequirePermission(Permission.MANAGE_MODELS)]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a model configuration.")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a model configuration.",
+    responses=problems(s400="The endpoint or the built-in model is not allowed or does not exist."),
+)
 async def create_model(body: ModelCreate, caller: ManageModels, session: SessionDep, engines: EnginesDep) -> ModelRead:
     return await ProviderService(session, engines, caller).create(body)
 
@@ -36,7 +42,11 @@ async def list_models(
     return await ProviderService(session, engines, caller).list_models(page, kind=kind)
 
 
-@router.post("/check", summary="Check settings before saving them: one real, tiny call.")
+@router.post(
+    "/check",
+    summary="Check settings before saving them: one real, tiny call.",
+    responses=problems(s400="The endpoint or the built-in model is not allowed or does not exist."),
+)
 async def check_unsaved_model(
     body: ModelSettings, caller: ManageModels, session: SessionDep, engines: EnginesDep
 ) -> CheckResult:
@@ -48,7 +58,11 @@ async def get_model(model_id: uuid.UUID, caller: CurrentCaller, session: Session
     return await ProviderService(session, engines, caller).get(model_id)
 
 
-@router.patch("/{model_id}", summary="Change a model; an endpoint given without api_key keeps its key.")
+@router.patch(
+    "/{model_id}",
+    summary="Change a model; an endpoint given without api_key keeps its key.",
+    responses=problems(s400="The endpoint or the built-in model is not allowed or does not exist."),
+)
 async def update_model(
     model_id: uuid.UUID, body: ModelUpdate, caller: ManageModels, session: SessionDep, engines: EnginesDep
 ) -> ModelRead:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
 
+from nexent.core.schemas import Patch
 from nexent.providers.models import CheckStatus, ModelKind, ProviderType
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
@@ -74,9 +75,7 @@ class ModelCreate(ModelSettings):
     is_default: bool = Field(default=False, description="The tenant's default model of this kind.")
 
 
-class ModelUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ModelUpdate(Patch):
     name: Name | None = None
     model: ModelName | None = None
     base_url: BaseUrl | None = None

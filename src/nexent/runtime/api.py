@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -10,14 +11,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
-from nexent.core.openapi import openapi_schemas
+from nexent.core.openapi import openapi_schemas, problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.container import Engines
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, RequirePermission
 from nexent.identity.permissions import Permission
 from nexent.runtime.conversations import ConversationService
-from nexent.runtime.event_types import RunStreamEvent
+from nexent.runtime.event_types import EVENT_MODELS, RunStreamEvent
 from nexent.runtime.events import follow, sse_frame
 from nexent.runtime.execution import RunManager
 from nexent.runtime.models import RunStatus
@@ -33,16 +34,51 @@ class EventStreamResponse(StreamingResponse):
     media_type = "text/event-stream"
 
 
-# The OpenAPI document describes a run's stream by its events: the typed union, component `RunStreamEvent`, added
-# to the document by the app (`server.NexentApp`) from `schemas`.
+# The OpenAPI document describes a run's stream frame by frame (component `RunStreamFrame`): each event type's
+# `data` is that event's JSON without its type (`<Event>Data`). The typed union `RunStreamEvent` is published too.
+# The app (`server.NexentApp`) adds these components from `schemas`.
 EVENT_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The run's events as Server-Sent Events: `id: <seq>`, `event: <type>`, `data: <the event "
         "without its type, as JSON>`; each event is one of `RunStreamEvent`.",
-        "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/RunStreamEvent"}}},
+        "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/RunStreamFrame"}}},
     }
 }
-schemas = openapi_schemas(RunStreamEvent)
+
+
+def _stream_schemas() -> dict[str, dict[str, Any]]:
+    components = openapi_schemas(RunStreamEvent)
+    frames: list[dict[str, Any]] = []
+    for event_type, model in EVENT_MODELS.items():
+        data = copy.deepcopy(components[model.__name__])
+        data["properties"].pop("type")
+        data["required"] = [name for name in data.get("required", []) if name != "type"]
+        data["title"] = f"{model.__name__}Data"
+        components[f"{model.__name__}Data"] = data
+        frames.append(
+            {
+                "type": "object",
+                "required": ["id", "event", "data"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's sequence number."},
+                    "event": {"const": event_type},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {"$ref": f"#/components/schemas/{model.__name__}Data"},
+                    },
+                },
+            }
+        )
+    components["RunStreamFrame"] = {
+        "title": "RunStreamFrame",
+        "description": "One frame of a run's stream.",
+        "oneOf": frames,
+    }
+    return components
+
+
+schemas = _stream_schemas()
 
 
 def run_manager(request: Request) -> RunManager:
@@ -65,7 +101,7 @@ def event_stream(engines: Engines, caller: Caller, run_id: uuid.UUID, after: int
     "/api/agents/{agent_id}/runs",
     summary="Start a run of an agent and stream its events (SSE).",
     response_class=StreamingResponse,  # no content of its own in the OpenAPI document: see EVENT_STREAM
-    responses=EVENT_STREAM,
+    responses={**EVENT_STREAM, **problems(s429="Too many runs of this tenant are going on; `Retry-After` says when.")},
 )
 async def start_run(
     agent_id: uuid.UUID, body: RunCreate, request: Request, caller: Chatter, session: SessionDep, engines: EnginesDep
