@@ -376,7 +376,8 @@ async def test_invitations(client: httpx.AsyncClient) -> None:
 async def test_api_keys(client: httpx.AsyncClient) -> None:
     owner = await register(client, "uma@example.com")
     headers = bearer(owner["access_token"])
-    agent_id = str(uuid.uuid4())
+    agent = await client.post("/api/agents", json={"name": "Helper"}, headers=headers)
+    agent_id = agent.json()["id"]
     created = await client.post(
         "/api/api-keys", json={"name": "CI bot", "agent_ids": [agent_id], "daily_quota": 5}, headers=headers
     )
@@ -416,6 +417,36 @@ async def test_api_keys(client: httpx.AsyncClient) -> None:
         400,
         "invalid_expiry",
     )
+
+
+async def test_api_keys_are_limited_only_to_agents_of_the_tenant(client: httpx.AsyncClient) -> None:
+    owner = await register(client, "ulla@example.com")
+    headers = bearer(owner["access_token"])
+    mine = (await client.post("/api/agents", json={"name": "Mine"}, headers=headers)).json()
+    stranger = await register(client, "umberto@example.com")
+    theirs = (
+        await client.post("/api/agents", json={"name": "Theirs"}, headers=bearer(stranger["access_token"]))
+    ).json()
+    absent = str(uuid.uuid4())
+    refused = await client.post(
+        "/api/api-keys", json={"name": "bot", "agent_ids": [mine["id"], absent, theirs["id"]]}, headers=headers
+    )
+    assert_problem(refused, 422, "unknown_agents")
+    assert refused.json()["errors"] == [
+        {"loc": ["body", "agent_ids", "1"], "msg": f"No agent {absent} in this tenant.", "type": "invalid_reference"},
+        {
+            "loc": ["body", "agent_ids", "2"],
+            "msg": f"No agent {theirs['id']} in this tenant.",
+            "type": "invalid_reference",
+        },
+    ]
+    assert (await client.get("/api/api-keys", headers=headers)).json()["items"] == []  # nothing was created
+    created = await client.post("/api/api-keys", json={"name": "bot", "agent_ids": [mine["id"]]}, headers=headers)
+    assert created.status_code == 201 and created.json()["agent_ids"] == [mine["id"]]
+    # No agents at all is a key that may use none.
+    assert (
+        await client.post("/api/api-keys", json={"name": "none", "agent_ids": []}, headers=headers)
+    ).status_code == 201
 
 
 async def test_expired_api_keys_are_refused(client: httpx.AsyncClient) -> None:
