@@ -563,6 +563,51 @@ async def test_no_secret_reaches_a_log_line_or_a_later_answer(
         assert "password_hash" not in response.text and "argon2" not in response.text
 
 
+async def test_secrets_are_stored_only_as_hashes(client: httpx.AsyncClient) -> None:
+    """Passwords (argon2id), API keys, refresh tokens and invitation codes (SHA-256) are stored hashed: read straight
+    from the database, no column of any row holds one of them in plain."""
+    import hashlib
+
+    from argon2 import PasswordHasher
+    from sqlalchemy import select
+
+    from nexent.core.db import Base
+    from nexent.identity.models import ApiKey, Invitation, RefreshToken, User
+
+    password = "plain password 4 hashing"
+    pair = await register(client, "hashed@example.com", password=password)
+    headers = bearer(pair["access_token"])
+    app = client._transport.app  # type: ignore[attr-defined]
+    async with app.state.engines.sessions() as session:
+        user = await session.scalar(select(User).where(User.email == "hashed@example.com"))
+        assert user is not None and user.password_hash is not None and password not in user.password_hash
+        assert user.password_hash.startswith("$argon2id$") and PasswordHasher().verify(user.password_hash, password)
+    login = (await client.post("/api/auth/login", json={"email": "hashed@example.com", "password": password})).json()
+    rotated = (await client.post("/api/auth/refresh", json={"refresh_token": login["refresh_token"]})).json()
+    key = (await client.post("/api/api-keys", json={"name": "k"}, headers=headers)).json()
+    invitation = (await client.post("/api/invitations", json={}, headers=headers)).json()
+    refresh_tokens = [pair["refresh_token"], login["refresh_token"], rotated["refresh_token"]]
+    secrets = [password, key["secret"], invitation["code"], *refresh_tokens]
+
+    def sha256(value: str) -> str:
+        return hashlib.sha256(value.encode()).hexdigest()
+
+    async with app.state.engines.sessions() as session:
+        stored_key = await session.scalar(select(ApiKey).where(ApiKey.id == uuid.UUID(key["id"])))
+        assert stored_key is not None and stored_key.secret_hash == sha256(key["secret"])
+        assert key["secret"].startswith(stored_key.prefix) and len(stored_key.prefix) < len(key["secret"]) // 2
+        stored_invitation = await session.scalar(select(Invitation).where(Invitation.id == uuid.UUID(invitation["id"])))
+        assert stored_invitation is not None and stored_invitation.code_hash == sha256(invitation["code"])
+        tokens = set(await session.scalars(select(RefreshToken.token_hash).where(RefreshToken.user_id == user.id)))
+        assert tokens >= {sha256(t) for t in refresh_tokens}
+        # No column of any row of any table holds a secret in plain.
+        for table in Base.metadata.sorted_tables:
+            for row in (await session.execute(select(table))).all():
+                for column, value in zip(table.columns, row, strict=True):
+                    for secret in secrets:
+                        assert secret not in str(value), f"{table.name}.{column.name} holds a secret in plain"
+
+
 async def test_platform_admins_use_the_operator_api(tmp_path: Path) -> None:
     async with serve_in_process(make_settings(tmp_path, admin_token=None)) as client:
         admin = await register(client, "root@example.com")
