@@ -138,6 +138,12 @@ async def test_a_conversation_continues_only_with_its_own_agent(
     # With its own agent the conversation goes on.
     _, same = await chat(client, llm, owner, y["id"], "And again", conversation_id=conversation_y)
     assert same == conversation_y
+    # Once its agent is deleted, no other agent takes the conversation over.
+    assert (await client.delete(f"/api/agents/{y['id']}", headers=bearer(owner["access_token"]))).status_code == 204
+    llm.server.reset()
+    response, _ = await run(client, owner, x["id"], "What did I tell Y?", conversation_id=conversation_y)
+    assert_problem(response, 422, "conversation_of_another_agent")
+    assert "Y secret" not in prompts(llm)
 
 
 async def test_members_of_one_tenant_do_not_reach_each_others_runs_and_conversations(
