@@ -449,6 +449,16 @@ async def test_api_keys_are_limited_only_to_agents_of_the_tenant(client: httpx.A
     ).status_code == 201
 
 
+async def test_without_a_provider_of_agents_no_key_is_limited_to_agents(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identity cannot know agents itself (it imports no other domain): unwired, it refuses to answer rather than
+    take any id for an agent."""
+    from nexent.identity import hooks
+
+    monkeypatch.setattr(hooks, "_existing_agents", [])
+    with pytest.raises(hooks.NotWired):
+        await hooks.existing_agents(None, uuid.uuid4(), [uuid.uuid4()])  # type: ignore[arg-type]
+
+
 async def test_expired_api_keys_are_refused(client: httpx.AsyncClient) -> None:
     owner = await register(client, "vic@example.com")
     soon = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
