@@ -56,9 +56,8 @@ class Caller:
     def can(self, permission: Permission) -> bool:
         return permission in self.permissions
 
-    def may_use_agent(self, agent_id: uuid.UUID | None) -> bool:
-        """API keys limited to some agents may use only those, and reach only their runs and conversations (not
-        those whose agent is gone: `None`)."""
+    def may_use_agent(self, agent_id: uuid.UUID) -> bool:
+        """API keys limited to some agents may use only those."""
         return self.allowed_agent_ids is None or agent_id in self.allowed_agent_ids
 
 
