@@ -376,7 +376,8 @@ async def test_invitations(client: httpx.AsyncClient) -> None:
 async def test_api_keys(client: httpx.AsyncClient) -> None:
     owner = await register(client, "uma@example.com")
     headers = bearer(owner["access_token"])
-    agent_id = str(uuid.uuid4())
+    agent = await client.post("/api/agents", json={"name": "Helper"}, headers=headers)
+    agent_id = agent.json()["id"]
     created = await client.post(
         "/api/api-keys", json={"name": "CI bot", "agent_ids": [agent_id], "daily_quota": 5}, headers=headers
     )
@@ -416,6 +417,46 @@ async def test_api_keys(client: httpx.AsyncClient) -> None:
         400,
         "invalid_expiry",
     )
+
+
+async def test_api_keys_are_limited_only_to_agents_of_the_tenant(client: httpx.AsyncClient) -> None:
+    owner = await register(client, "ulla@example.com")
+    headers = bearer(owner["access_token"])
+    mine = (await client.post("/api/agents", json={"name": "Mine"}, headers=headers)).json()
+    stranger = await register(client, "umberto@example.com")
+    theirs = (
+        await client.post("/api/agents", json={"name": "Theirs"}, headers=bearer(stranger["access_token"]))
+    ).json()
+    absent = str(uuid.uuid4())
+    refused = await client.post(
+        "/api/api-keys", json={"name": "bot", "agent_ids": [mine["id"], absent, theirs["id"]]}, headers=headers
+    )
+    assert_problem(refused, 422, "unknown_agents")
+    assert refused.json()["errors"] == [
+        {"loc": ["body", "agent_ids", "1"], "msg": f"No agent {absent} in this tenant.", "type": "invalid_reference"},
+        {
+            "loc": ["body", "agent_ids", "2"],
+            "msg": f"No agent {theirs['id']} in this tenant.",
+            "type": "invalid_reference",
+        },
+    ]
+    assert (await client.get("/api/api-keys", headers=headers)).json()["items"] == []  # nothing was created
+    created = await client.post("/api/api-keys", json={"name": "bot", "agent_ids": [mine["id"]]}, headers=headers)
+    assert created.status_code == 201 and created.json()["agent_ids"] == [mine["id"]]
+    # No agents at all is a key that may use none.
+    assert (
+        await client.post("/api/api-keys", json={"name": "none", "agent_ids": []}, headers=headers)
+    ).status_code == 201
+
+
+async def test_without_a_provider_of_agents_no_key_is_limited_to_agents(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Identity cannot know agents itself (it imports no other domain): unwired, it refuses to answer rather than
+    take any id for an agent."""
+    from nexent.identity import hooks
+
+    monkeypatch.setattr(hooks, "_existing_agents", [])
+    with pytest.raises(hooks.NotWired):
+        await hooks.existing_agents(None, uuid.uuid4(), [uuid.uuid4()])  # type: ignore[arg-type]
 
 
 async def test_expired_api_keys_are_refused(client: httpx.AsyncClient) -> None:
@@ -530,6 +571,51 @@ async def test_no_secret_reaches_a_log_line_or_a_later_answer(
         for secret in secrets:
             assert secret not in response.text
         assert "password_hash" not in response.text and "argon2" not in response.text
+
+
+async def test_secrets_are_stored_only_as_hashes(client: httpx.AsyncClient) -> None:
+    """Passwords (argon2id), API keys, refresh tokens and invitation codes (SHA-256) are stored hashed: read straight
+    from the database, no column of any row holds one of them in plain."""
+    import hashlib
+
+    from argon2 import PasswordHasher
+    from sqlalchemy import select
+
+    from nexent.core.db import Base
+    from nexent.identity.models import ApiKey, Invitation, RefreshToken, User
+
+    password = "plain password 4 hashing"
+    pair = await register(client, "hashed@example.com", password=password)
+    headers = bearer(pair["access_token"])
+    app = client._transport.app  # type: ignore[attr-defined]
+    async with app.state.engines.sessions() as session:
+        user = await session.scalar(select(User).where(User.email == "hashed@example.com"))
+        assert user is not None and user.password_hash is not None and password not in user.password_hash
+        assert user.password_hash.startswith("$argon2id$") and PasswordHasher().verify(user.password_hash, password)
+    login = (await client.post("/api/auth/login", json={"email": "hashed@example.com", "password": password})).json()
+    rotated = (await client.post("/api/auth/refresh", json={"refresh_token": login["refresh_token"]})).json()
+    key = (await client.post("/api/api-keys", json={"name": "k"}, headers=headers)).json()
+    invitation = (await client.post("/api/invitations", json={}, headers=headers)).json()
+    refresh_tokens = [pair["refresh_token"], login["refresh_token"], rotated["refresh_token"]]
+    secrets = [password, key["secret"], invitation["code"], *refresh_tokens]
+
+    def sha256(value: str) -> str:
+        return hashlib.sha256(value.encode()).hexdigest()
+
+    async with app.state.engines.sessions() as session:
+        stored_key = await session.scalar(select(ApiKey).where(ApiKey.id == uuid.UUID(key["id"])))
+        assert stored_key is not None and stored_key.secret_hash == sha256(key["secret"])
+        assert key["secret"].startswith(stored_key.prefix) and len(stored_key.prefix) < len(key["secret"]) // 2
+        stored_invitation = await session.scalar(select(Invitation).where(Invitation.id == uuid.UUID(invitation["id"])))
+        assert stored_invitation is not None and stored_invitation.code_hash == sha256(invitation["code"])
+        tokens = set(await session.scalars(select(RefreshToken.token_hash).where(RefreshToken.user_id == user.id)))
+        assert tokens >= {sha256(t) for t in refresh_tokens}
+        # No column of any row of any table holds a secret in plain.
+        for table in Base.metadata.sorted_tables:
+            for row in (await session.execute(select(table))).all():
+                for column, value in zip(table.columns, row, strict=True):
+                    for secret in secrets:
+                        assert secret not in str(value), f"{table.name}.{column.name} holds a secret in plain"
 
 
 async def test_platform_admins_use_the_operator_api(tmp_path: Path) -> None:

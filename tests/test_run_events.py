@@ -4,21 +4,26 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+import uvicorn
 from sqlalchemy import select
 
 from nexent.core.batch import writer_for
 from nexent.core.db import utcnow
 from nexent.engines.container import Engines
 from nexent.identity.models import Tenant
-from nexent.runtime.events import Event, RunLog, follow, stored_events
-from nexent.runtime.models import Run
+from nexent.runtime.events import Event, RunLog, channel, follow, stored_events
+from nexent.runtime.models import Run, RunEvent
+from nexent.server import create_app
 from tests.conftest import REDIS_URL, make_settings, started_engines
+from tests.support.identity import PASSWORD
 
 
 @dataclass
@@ -180,3 +185,72 @@ async def test_readers_in_the_process_take_a_live_runs_events_from_memory(pair: 
     await asyncio.sleep(0.05)
     await resumed.emit("run.completed", {"answer": "012"})
     assert [e.seq for e in await asyncio.wait_for(reader, timeout=10)] == [2, 3, 4]
+
+
+@pytest.fixture(params=["embedded", "distributed"])
+async def served(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str, redis_prefix: str
+) -> AsyncIterator[tuple[str, Engines]]:
+    """The app over real HTTP (uvicorn in this event loop, so the test reaches its engines), and its engines."""
+    overrides = (
+        {}
+        if request.param == "embedded"
+        else {"database_url": pg_url, "bus_backend": "redis", "redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+    )
+    app = create_app(make_settings(tmp_path, builtin_models=False, **overrides))
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        assert not serving.done(), "the app did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", app.state.engines
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
+
+
+async def test_events_in_both_the_backlog_and_the_live_stream_reach_the_client_once(
+    served: tuple[str, Engines],
+) -> None:
+    """The SSE route subscribes to the live events, then sends the stored backlog, then the live ones: an event
+    published live that the backlog already held (published between the subscription and the backlog's read) must
+    not reach the client twice. Here the live copies of events 2 and 3 are published after the client has them from
+    the backlog, with the subscription certainly open (it opens before the backlog is read)."""
+    base_url, engines = served
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        registered = await http.post("/api/auth/register", json={"email": "sse@example.com", "password": PASSWORD})
+        assert registered.status_code == 201, registered.text
+        pair = registered.json()
+        tenant_id, user_id = uuid.UUID(pair["tenant"]["id"]), uuid.UUID(pair["user"]["id"])
+        stored = [
+            Event(1, "run.started", {"run_id": "r", "agent_id": None, "conversation_id": None}),
+            Event(2, "message.delta", {"agent": "main", "parent_call_id": None, "text": "Hello "}),
+            Event(3, "message.delta", {"agent": "main", "parent_call_id": None, "text": "there"}),
+        ]
+        async with engines.sessions() as session, session.begin():
+            run = Run(tenant_id=tenant_id, user_id=user_id, status="running")
+            session.add(run)
+            await session.flush()
+            for event in stored:
+                session.add(
+                    RunEvent(tenant_id=tenant_id, run_id=run.id, seq=event.seq, type=event.type, data=event.data)
+                )
+        live = [*stored[1:], Event(4, "run.completed", {"answer": "Hello there"})]
+
+        received: list[int] = []
+        headers = {"Authorization": f"Bearer {pair['access_token']}"}
+        async with http.stream("GET", f"/api/runs/{run.id}/events", headers=headers) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if not line.startswith("id: "):
+                    continue
+                received.append(int(line.removeprefix("id: ")))
+                if received[-1] == 3:  # the backlog is out: the live copies follow, the duplicates first
+                    for event in live:
+                        await engines.bus.publish(channel(run.id), event.to_message())
+    assert received == [1, 2, 3, 4]

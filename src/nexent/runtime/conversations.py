@@ -11,14 +11,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.db import utcnow
-from nexent.core.errors import NotFound
+from nexent.core.errors import AppError, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.providers.types import ProviderError
 from nexent.runtime.builder import Turn, summarize
 from nexent.runtime.models import Conversation
-from nexent.runtime.repository import ConversationRepository, MessageRepository
+from nexent.runtime.repository import ConversationRepository, MessageRepository, Reach
 from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead
 
 logger = logging.getLogger("nexent.runtime")
@@ -30,26 +30,57 @@ class ConversationNotFound(NotFound):
     code = "conversation_not_found"
 
 
+class ConversationOfAnotherAgent(AppError):
+    """A run names a conversation held with another agent: a conversation belongs to one agent."""
+
+    status, code = 422, "conversation_of_another_agent"
+
+
+def reach_of(caller: Caller) -> Reach:
+    """The runs and conversations a caller reaches: their own, and with an API key limited to some agents only
+    those of these agents."""
+    return Reach(user_id=caller.user_id, agent_ids=caller.allowed_agent_ids)
+
+
 class ConversationService:
-    """What a caller does with their conversations; a caller sees only their own."""
+    """What a caller does with their conversations; a caller sees only their own, and an API key limited to some
+    agents only those with these agents (any other answers 404, as an absent one)."""
 
     def __init__(self, session: AsyncSession, caller: Caller) -> None:
         self.session = session
         self.caller = caller
+        self.reach = reach_of(caller)
         self.conversations = ConversationRepository(session, caller.tenant_id)
         self.messages = MessageRepository(session, caller.tenant_id)
 
     async def owned(self, conversation_id: uuid.UUID) -> Conversation:
-        """The caller's conversation (else `ConversationNotFound`)."""
-        conversation = await self.conversations.get(conversation_id)
-        if conversation is None or conversation.user_id != self.caller.user_id:
+        """The caller's conversation, if they reach it (else `ConversationNotFound`)."""
+        conversation = await self.conversations.reachable(conversation_id, self.reach)
+        if conversation is None:
             raise ConversationNotFound(f"No conversation {conversation_id} of yours.")
         return conversation
 
+    async def to_continue(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> Conversation:
+        """The caller's conversation that a run of `agent_id` continues: one held with that agent (a conversation
+        with another agent, or with one since deleted, is refused: its turns are not this agent's to read)."""
+        conversation = await self.owned(conversation_id)
+        if conversation.agent_id != agent_id:
+            raise ConversationOfAnotherAgent(
+                f"The conversation {conversation_id} is held with another agent; start a new one.",
+                extra={
+                    "errors": [
+                        {
+                            "loc": ["body", "conversation_id"],
+                            "msg": "The conversation belongs to another agent.",
+                            "type": "invalid_reference",
+                        }
+                    ]
+                },
+            )
+        return conversation
+
     async def list_conversations(self, page: PageParams) -> Page[ConversationRead]:
-        rows, total = await self.conversations.list_page(
-            user_id=self.caller.user_id, limit=page.limit, offset=page.offset
-        )
+        rows, total = await self.conversations.list_page(reach=self.reach, limit=page.limit, offset=page.offset)
         return Page[ConversationRead](
             items=[ConversationRead.model_validate(c) for c in rows], total=total, limit=page.limit, offset=page.offset
         )

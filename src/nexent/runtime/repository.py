@@ -3,16 +3,37 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.repository import TenantScopedRepository
 from nexent.runtime.models import Conversation, Message, Run, RunEvent, RunStatus
 
 
+@dataclass(frozen=True)
+class Reach:
+    """Whose runs and conversations a caller reaches: the user's own, and with an API key limited to some agents
+    (`agent_ids`) only those of these agents (never those whose agent is gone)."""
+
+    user_id: uuid.UUID
+    agent_ids: frozenset[uuid.UUID] | None = None
+
+    def conditions(self, model: type[Run] | type[Conversation]) -> list[ColumnElement[bool]]:
+        conditions = [model.user_id == self.user_id]
+        if self.agent_ids is not None:
+            conditions.append(model.agent_id.in_(sorted(self.agent_ids)))
+        return conditions
+
+
 class RunRepository(TenantScopedRepository[Run]):
     model = Run
+
+    async def reachable(self, run_id: uuid.UUID, reach: Reach) -> Run | None:
+        """The run, if `reach` reaches it."""
+        result: Run | None = await self.session.scalar(self.select().where(Run.id == run_id, *reach.conditions(Run)))
+        return result
 
     @staticmethod
     async def unfinished_everywhere(session: AsyncSession) -> list[Run]:
@@ -21,9 +42,9 @@ class RunRepository(TenantScopedRepository[Run]):
         return list(rows)
 
     async def list_page(
-        self, *, user_id: uuid.UUID, conversation_id: uuid.UUID | None, status: str | None, limit: int, offset: int
+        self, *, reach: Reach, conversation_id: uuid.UUID | None, status: str | None, limit: int, offset: int
     ) -> tuple[list[Run], int]:
-        conditions = [Run.user_id == user_id]
+        conditions = reach.conditions(Run)
         if conversation_id is not None:
             conditions.append(Run.conversation_id == conversation_id)
         if status is not None:
@@ -53,16 +74,23 @@ class RunEventRepository(TenantScopedRepository[RunEvent]):
 class ConversationRepository(TenantScopedRepository[Conversation]):
     model = Conversation
 
-    async def list_page(self, *, user_id: uuid.UUID, limit: int, offset: int) -> tuple[list[Conversation], int]:
-        condition = Conversation.user_id == user_id
+    async def reachable(self, conversation_id: uuid.UUID, reach: Reach) -> Conversation | None:
+        """The conversation, if `reach` reaches it."""
+        result: Conversation | None = await self.session.scalar(
+            self.select().where(Conversation.id == conversation_id, *reach.conditions(Conversation))
+        )
+        return result
+
+    async def list_page(self, *, reach: Reach, limit: int, offset: int) -> tuple[list[Conversation], int]:
+        conditions = reach.conditions(Conversation)
         rows = await self.session.scalars(
             self.select()
-            .where(condition)
+            .where(*conditions)
             .order_by(Conversation.updated_at.desc(), Conversation.id)
             .limit(limit)
             .offset(offset)
         )
-        return list(rows), await self.count(condition)
+        return list(rows), await self.count(*conditions)
 
 
 class MessageRepository(TenantScopedRepository[Message]):

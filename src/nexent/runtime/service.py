@@ -20,7 +20,7 @@ from nexent.identity.auth import Caller
 from nexent.providers.models import ModelKind
 from nexent.providers.service import ProviderService
 from nexent.runtime.builder import ModelSnapshot
-from nexent.runtime.conversations import ConversationService, message_row, provisional_title
+from nexent.runtime.conversations import ConversationService, message_row, provisional_title, reach_of
 from nexent.runtime.execution import NewRun, RunManager, cancel_key
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
 from nexent.runtime.repository import RunRepository
@@ -33,7 +33,8 @@ class RunNotFound(NotFound):
 
 # An agent with its model and the model's endpoints, in one query (built once; run with the tenant and agent ids).
 class RuntimeService:
-    """What a caller does with runs; a caller sees only their own."""
+    """What a caller does with runs; a caller sees only their own, and an API key limited to some agents only
+    those of these agents (any other answers 404, as an absent one)."""
 
     def __init__(self, session: AsyncSession, engines: Engines, caller: Caller) -> None:
         self.session = session
@@ -68,7 +69,7 @@ class RuntimeService:
         new_conversation = conversation_id is None
         write = Write()
         if conversation_id is not None:
-            conversation = await self.conversations.owned(conversation_id)
+            conversation = await self.conversations.to_continue(conversation_id, agent.id)
             write.execute(update(Conversation).where(Conversation.id == conversation.id).values(updated_at=now))
         else:
             conversation_id = uuid.uuid4()
@@ -137,8 +138,8 @@ class RuntimeService:
         return agent, None
 
     async def _run(self, run_id: uuid.UUID) -> Run:
-        run = await self.runs.get(run_id)
-        if run is None or run.user_id != self.caller.user_id:
+        run = await self.runs.reachable(run_id, reach_of(self.caller))
+        if run is None:
             raise RunNotFound(f"No run {run_id} of yours.")
         return run
 
@@ -146,7 +147,7 @@ class RuntimeService:
         self, page: PageParams, *, conversation_id: uuid.UUID | None, status: RunStatus | None
     ) -> Page[RunRead]:
         rows, total = await self.runs.list_page(
-            user_id=self.caller.user_id,
+            reach=reach_of(self.caller),
             conversation_id=conversation_id,
             status=status,
             limit=page.limit,
