@@ -121,7 +121,7 @@ async def switch_tenant(
 @auth_router.get(
     "/oidc/login",
     summary="Start single sign-on: redirects to the identity provider.",
-    responses=problems(s404="Single sign-on is not configured.", s503="The identity provider did not answer."),
+    responses=problems(s404="Single sign-on is not configured.", s502="The identity provider did not answer."),
 )
 async def oidc_login(request: Request, engines: EnginesDep) -> RedirectResponse:
     redirect = await oidc.begin(engines, _callback_url(request))
@@ -145,7 +145,7 @@ async def oidc_login(request: Request, engines: EnginesDep) -> RedirectResponse:
         s400="The identity provider refused the sign-in, or the answer does not match the request.",
         s403="Sign-up is closed to this identity.",
         s404="Single sign-on is not configured.",
-        s503="The identity provider did not answer.",
+        s502="The identity provider did not answer.",
     ),
 )
 async def oidc_callback(
