@@ -82,6 +82,22 @@ async def test_create_read_update_delete(client: httpx.AsyncClient, owner: dict[
     assert_problem(await client.get(f"/api/agents/{agent['id']}", headers=bearer(token)), 404, "agent_not_found")
 
 
+async def test_null_clears_only_what_may_be_absent(client: httpx.AsyncClient, owner: dict[str, Any]) -> None:
+    token = owner["access_token"]
+    model_id = await add_llm(client, token)
+    agent = (await create(client, token, model_id=model_id, tools=[{"name": "calculator"}])).json()
+    for field in ("tools", "name", "sub_agent_ids", "max_steps", "greeting"):
+        refused = await client.patch(f"/api/agents/{agent['id']}", json={field: None}, headers=bearer(token))
+        assert_problem(refused, 422, "validation_error")
+        assert field in refused.json()["errors"][0]["msg"]
+    # The model may be absent (the tenant's default), and so may the instructions.
+    cleared = await client.patch(
+        f"/api/agents/{agent['id']}", json={"model_id": None, "instructions": None}, headers=bearer(token)
+    )
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["model_id"] is None and cleared.json()["tools"] == [{"name": "calculator", "settings": {}}]
+
+
 async def test_references_are_validated(client: httpx.AsyncClient, owner: dict[str, Any]) -> None:
     token = owner["access_token"]
     embedding_id = await add_llm(client, token, kind="embedding")

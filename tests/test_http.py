@@ -187,3 +187,35 @@ async def test_unexpected_errors_are_a_500_problem_without_internals(app_client:
     body = assert_problem(response, 500, "internal_error")
     assert "asyncpg" not in json.dumps(body) and "Traceback" not in response.text
     await broken.dispose()
+
+
+async def test_405_names_every_method_of_the_path(app_client: httpx.AsyncClient) -> None:
+    me = await app_client.put("/api/me")
+    assert_problem(me, 405, "method_not_allowed")
+    assert me.headers["allow"] == "GET, PATCH"
+    # `/api/models/check` is its own path, though `/api/models/{model_id}` fits it too: its methods, not an id.
+    check = await app_client.patch("/api/models/check", json={})
+    assert_problem(check, 405, "method_not_allowed")
+    assert check.headers["allow"] == "POST"
+    accept = await app_client.delete("/api/invitations/accept")
+    assert_problem(accept, 405, "method_not_allowed")
+    assert accept.headers["allow"] == "POST"
+
+
+async def test_the_openapi_document_publishes_every_error_as_a_problem(app_client: httpx.AsyncClient) -> None:
+    spec = (await app_client.get("/openapi.json")).json()
+    problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
+    for path, method, op in operations:
+        for status, response in op["responses"].items():
+            if int(status) >= 400:
+                assert response["content"] == problem, (path, method, status)
+    responses = {(path, method): set(op["responses"]) for path, method, op in operations}
+    # From dependencies: signing in (401, and 429 for keys over quota), a permission (403).
+    assert {"401", "403", "429"} <= responses[("/api/agents", "get")]
+    # From the shape: path parameters (404), a JSON body (400, 413, 422), a change (409).
+    assert {"400", "404", "409", "413", "422"} <= responses[("/api/agents/{agent_id}", "patch")]
+    # From the route: its service's own answers.
+    assert {"401", "429"} <= responses[("/api/auth/login", "post")]
+    assert "503" in responses[("/readyz", "get")]
+    assert "HTTPValidationError" not in spec["components"]["schemas"]
