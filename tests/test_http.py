@@ -13,6 +13,7 @@ import pytest
 from nexent.core.db import create_engine, create_session_factory, migrate_async
 from nexent.settings import Service
 from tests.conftest import make_settings, serve_in_process
+from tests.support.identity import bearer, register
 
 OPERATOR = {"Authorization": "Bearer operator-secret"}
 PROBLEM_KEYS = {"type", "title", "status", "detail", "code", "request_id"}
@@ -194,10 +195,11 @@ async def test_405_names_every_method_of_the_path(app_client: httpx.AsyncClient)
     assert_problem(me, 405, "method_not_allowed")
     assert me.headers["allow"] == "GET, PATCH"
     # `/api/models/check` is its own path, though `/api/models/{model_id}` fits it too: its methods, not an id.
-    check = await app_client.patch("/api/models/check", json={})
+    token = (await register(app_client, "allow@example.com"))["access_token"]
+    check = await app_client.patch("/api/models/check", json={}, headers=bearer(token))
     assert_problem(check, 405, "method_not_allowed")
     assert check.headers["allow"] == "POST"
-    accept = await app_client.delete("/api/invitations/accept")
+    accept = await app_client.delete("/api/invitations/accept", headers=bearer(token))
     assert_problem(accept, 405, "method_not_allowed")
     assert accept.headers["allow"] == "POST"
 
