@@ -24,6 +24,7 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "NEXENT_DATA_DIR": str(tmp_path / "data"),
         "NEXENT_ADMIN_TOKEN": "cli-operator",
         "NEXENT_JOB_POLL_SECONDS": "0.2",
+        "NEXENT_PRIVATE_ENDPOINTS_ALLOW": "127.0.0.1",  # the scripted model servers listen on loopback
         "PYTHONPATH": str(REPO_ROOT),
     }
     env.update(extra)
