@@ -17,7 +17,7 @@ from sqlalchemy import select
 from nexent.core.netpolicy import AddressPolicy
 from nexent.providers import pool
 from nexent.providers.models import ModelEndpoint
-from nexent.providers.openai_compat import Endpoint, ModelConnections, env_proxy
+from nexent.providers.openai_compat import Endpoint, ModelConnections, env_proxy, proxy_hosts
 from nexent.providers.pool import CallReport, RoutedModel
 from nexent.providers.types import ChatAccumulator, ErrorCode, ProviderError, complete
 from tests.conftest import make_settings, serve_in_process
@@ -253,6 +253,33 @@ async def test_connections_are_checked_where_they_are_made(llm: RunningModelServ
         assert len(vectors[0]) == llm.server.embedding_dim
     finally:
         await connections.close()
+
+
+async def test_through_a_proxy_the_target_is_checked_before_each_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy (the operator's, here on loopback where nothing listens) resolves and connects, so the target's
+    addresses are checked before the request; connecting to the proxy itself is never refused."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    env_proxy.cache_clear()
+    proxy_hosts.cache_clear()
+    connections = ModelConnections()
+    try:
+        codes = []
+        for policy in (AddressPolicy(), AddressPolicy.parse(["10.0.0.0/8"])):
+            base_url = "http://10.9.8.7/v1"
+            http = connections.http(policy, env_proxy(base_url))
+            endpoint = Endpoint(http, base_url, None, timeout=5.0, chat=connections.chat(policy), policy=policy)
+            with pytest.raises(ProviderError) as embed_failed:
+                await endpoint.embed("emb", ["text"])
+            with pytest.raises(ProviderError) as chat_failed:
+                await complete(RoutedModel(model_id=None, model="m", endpoints=[endpoint], max_retries=0), [USER])
+            codes.extend([embed_failed.value.code, chat_failed.value.code])
+        assert codes == [ErrorCode.NOT_ALLOWED] * 2 + [ErrorCode.NETWORK] * 2  # allowed: on to the (absent) proxy
+    finally:
+        await connections.close()
+        env_proxy.cache_clear()
+        proxy_hosts.cache_clear()
 
 
 async def test_errors_of_private_endpoints_reflect_nothing_of_the_answer(
