@@ -234,6 +234,7 @@ def platform_env(**extra: str) -> dict[str, str]:
         "NEXENT_MAX_CONCURRENT_RUNS": "512",
         "NEXENT_MAX_CONCURRENT_RUNS_PER_TENANT": "512",
         "NEXENT_LOGIN_MAX_ATTEMPTS": "1000",
+        "NEXENT_PRIVATE_ENDPOINTS_ALLOW": "127.0.0.1",  # the scripted model server listens on loopback
         **extra,
     }
 

@@ -203,6 +203,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "job_modules": TEST_JOB_MODULES,
         "job_poll_seconds": 0.2,
         "admin_token": "operator-secret",
+        # The scripted model servers listen on loopback: the operator's allow list lets models use them.
+        "private_endpoints_allow": ["127.0.0.1"],
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

@@ -24,6 +24,7 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "NEXENT_DATA_DIR": str(tmp_path / "data"),
         "NEXENT_ADMIN_TOKEN": "cli-operator",
         "NEXENT_JOB_POLL_SECONDS": "0.2",
+        "NEXENT_PRIVATE_ENDPOINTS_ALLOW": "127.0.0.1",  # the scripted model servers listen on loopback
         "PYTHONPATH": str(REPO_ROOT),
     }
     env.update(extra)
@@ -172,6 +173,12 @@ def test_admin_tenant_commands(env: dict[str, str]) -> None:
     assert [t["id"] for t in listed["items"]] == [created["id"]]
     bad = nexent(env, "admin", "create-tenant", "x", "--slug", "NO SPACES", check=False)
     assert bad.returncode == 2 and "slug" in bad.stderr
+    allowed = nexent(env, "admin", "tenant-private-endpoints", created["id"], "ollama", "10.0.0.0/8").stdout
+    assert json.loads(allowed)["private_endpoints"] == ["10.0.0.0/8", "ollama"]
+    cleared = nexent(env, "admin", "tenant-private-endpoints", created["id"]).stdout
+    assert json.loads(cleared)["private_endpoints"] == []
+    wrong = nexent(env, "admin", "tenant-private-endpoints", created["id"], "http://x", check=False)
+    assert wrong.returncode == 2 and "not a host name" in wrong.stderr
 
 
 def test_admin_user_commands(env: dict[str, str]) -> None:

@@ -14,15 +14,18 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from nexent.core.netpolicy import AddressPolicy
 from nexent.providers import pool
 from nexent.providers.models import ModelEndpoint
-from nexent.providers.openai_compat import Endpoint, env_proxy
+from nexent.providers.openai_compat import Endpoint, ModelConnections, env_proxy, proxy_hosts
 from nexent.providers.pool import CallReport, RoutedModel
 from nexent.providers.types import ChatAccumulator, ErrorCode, ProviderError, complete
 from tests.conftest import make_settings, serve_in_process
 from tests.support.identity import bearer, invite_and_register, register
 from tests.support.model_server import ChatReply, RunningModelServer, ServiceReply, ToolCall, run_model_server
-from tests.test_http import assert_problem
+from tests.test_http import OPERATOR, assert_problem
+
+USER = {"role": "user", "content": "Hello?"}
 
 
 @pytest.fixture(scope="module")
@@ -149,16 +152,168 @@ async def test_only_admins_manage_models(client: httpx.AsyncClient, llm: Running
     assert (await client.get("/api/models", headers=bearer(developer["access_token"]))).json()["total"] == 1
 
 
-async def test_private_endpoints_can_be_forbidden(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path, builtin_models=False, allow_private_model_endpoints=False)
+# --- The address policy -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "base_url",
+    [
+        "http://127.0.0.1:11434/v1",  # loopback
+        "http://localhost:11434/v1",  # a name that resolves to loopback
+        "http://10.1.2.3/v1",  # a private network
+        "http://100.64.0.1/v1",  # shared address space (carrier-grade NAT)
+        "http://169.254.169.254/latest",  # link-local: cloud metadata
+        "http://[2002:7f00:1::1]/v1",  # 6to4 around 127.0.0.1
+        "http://[64:ff9b::a00:1]/v1",  # NAT64 around 10.0.0.1
+        "http://[::ffff:127.0.0.1]/v1",  # IPv4-mapped loopback
+    ],
+)
+async def test_private_endpoints_are_refused_unless_the_operator_allows_them(tmp_path: Path, base_url: str) -> None:
+    settings = make_settings(tmp_path, builtin_models=False, private_endpoints_allow=[])
     async with serve_in_process(settings) as client:
         headers = bearer((await register(client, "strict@example.com"))["access_token"])
-        response = await client.post(
-            "/api/models",
-            json={"name": "x", "kind": "llm", "model": "m", "base_url": "http://127.0.0.1:11434/v1"},
-            headers=headers,
+        model = {"name": "x", "kind": "llm", "model": "m", "base_url": base_url}
+        refused = assert_problem(
+            await client.post("/api/models", json=model, headers=headers), 400, "endpoint_not_allowed"
         )
-        assert_problem(response, 400, "endpoint_not_allowed")
+        assert "NEXENT_PRIVATE_ENDPOINTS_ALLOW" in str(refused["detail"])
+        check = {"kind": "llm", "model": "m", "base_url": base_url}
+        assert_problem(await client.post("/api/models/check", json=check, headers=headers), 400, "endpoint_not_allowed")
+
+
+async def test_a_model_saved_while_allowed_is_refused_at_connection_once_the_operator_withdraws_it(
+    tmp_path: Path, llm: RunningModelServer
+) -> None:
+    """The policy applies to every connection, not only when a model is saved: chat (aiohttp) and embeddings
+    (httpx) both. Only the operator sets a tenant's own list; a tenant admin may not."""
+    settings = make_settings(tmp_path, builtin_models=False, private_endpoints_allow=[])
+    async with serve_in_process(settings) as client:
+        await register(client, "platform-admin@example.com")  # the first user is the platform's administrator
+        pair = await register(client, "withdrawn@example.com")
+        owner, tenant = bearer(pair["access_token"]), f"/api/admin/tenants/{pair['tenant']['id']}"
+        assert_problem(
+            await client.patch(tenant, json={"private_endpoints": ["127.0.0.1"]}, headers=owner),
+            403,
+            "permission_denied",
+        )
+        allowed = await client.patch(tenant, json={"private_endpoints": [" 127.0.0.1 ", "::1/128"]}, headers=OPERATOR)
+        assert allowed.status_code == 200, allowed.text
+        assert allowed.json()["private_endpoints"] == ["127.0.0.1", "::1"]
+        assert_problem(
+            await client.patch(tenant, json={"private_endpoints": ["not a host"]}, headers=OPERATOR),
+            422,
+            "validation_error",
+        )
+
+        chat = await add_model(client, owner, base_url=llm.base_url)
+        embed = await add_model(client, owner, name="Embed", kind="embedding", model="emb", base_url=llm.base_url)
+        for model in (chat, embed):
+            assert (await client.post(f"/api/models/{model['id']}/check", headers=owner)).json()["ok"] is True
+        seen = len(llm.server.requests)
+
+        withdrawn = await client.patch(tenant, json={"private_endpoints": []}, headers=OPERATOR)
+        assert withdrawn.json()["private_endpoints"] == []
+        for model in (chat, embed):
+            result = (await client.post(f"/api/models/{model['id']}/check", headers=owner)).json()
+            assert result["ok"] is False and result["error"]["code"] == "endpoint_not_allowed", result
+        assert len(llm.server.requests) == seen  # no connection was made
+
+
+async def test_connections_are_checked_where_they_are_made(llm: RunningModelServer) -> None:
+    """Whatever was checked before, the pools refuse an address the policy does not permit: IP literals (which
+    aiohttp does not resolve) and names alike, and let through what it permits."""
+    public_only, loopback = AddressPolicy(), AddressPolicy.parse(["127.0.0.0/8"])
+    by_name = llm.base_url.replace("127.0.0.1", "localhost")
+    connections = ModelConnections()
+    try:
+        for base_url in (llm.base_url, by_name):
+            endpoint = Endpoint(
+                connections.http(public_only),
+                base_url,
+                None,
+                timeout=5.0,
+                chat=connections.chat(public_only),
+                policy=public_only,
+            )
+            with pytest.raises(ProviderError) as chat_refused:
+                await complete(RoutedModel(model_id=None, model="m", endpoints=[endpoint], max_retries=0), [USER])
+            assert chat_refused.value.code == ErrorCode.NOT_ALLOWED
+            with pytest.raises(ProviderError) as embed_refused:
+                await endpoint.embed("emb", ["text"])
+            assert embed_refused.value.code == ErrorCode.NOT_ALLOWED
+        assert llm.server.requests == []
+
+        endpoint = Endpoint(
+            connections.http(loopback), by_name, None, timeout=5.0, chat=connections.chat(loopback), policy=loopback
+        )
+        llm.server.enqueue(ChatReply.text("hello"))
+        result = await complete(RoutedModel(model_id=None, model="m", endpoints=[endpoint]), [USER])
+        assert result.content == "hello"
+        vectors, _ = await endpoint.embed("emb", ["text"])
+        assert len(vectors[0]) == llm.server.embedding_dim
+    finally:
+        await connections.close()
+
+
+async def test_through_a_proxy_the_target_is_checked_before_each_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The proxy (the operator's, here on loopback where nothing listens) resolves and connects, so the target's
+    addresses are checked before the request; connecting to the proxy itself is never refused."""
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    env_proxy.cache_clear()
+    proxy_hosts.cache_clear()
+    connections = ModelConnections()
+    try:
+        codes = []
+        for policy in (AddressPolicy(), AddressPolicy.parse(["10.0.0.0/8"])):
+            base_url = "http://10.9.8.7/v1"
+            http = connections.http(policy, env_proxy(base_url))
+            endpoint = Endpoint(http, base_url, None, timeout=5.0, chat=connections.chat(policy), policy=policy)
+            with pytest.raises(ProviderError) as embed_failed:
+                await endpoint.embed("emb", ["text"])
+            with pytest.raises(ProviderError) as chat_failed:
+                await complete(RoutedModel(model_id=None, model="m", endpoints=[endpoint], max_retries=0), [USER])
+            codes.extend([embed_failed.value.code, chat_failed.value.code])
+        assert codes == [ErrorCode.NOT_ALLOWED] * 2 + [ErrorCode.NETWORK] * 2  # allowed: on to the (absent) proxy
+    finally:
+        await connections.close()
+        env_proxy.cache_clear()
+        proxy_hosts.cache_clear()
+
+
+async def test_errors_of_private_endpoints_reflect_nothing_of_the_answer(
+    client: httpx.AsyncClient, owner: dict[str, str], llm: RunningModelServer
+) -> None:
+    llm.server.enqueue(ChatReply.error(500, "internal detail: redis at 10.0.0.7 refused AUTH"))
+    body = {"kind": "llm", "model": "gpt-test", "base_url": llm.base_url}
+    failed = (await client.post("/api/models/check", json=body, headers=owner)).json()
+    assert failed["error"]["code"] == "server_error" and "internal detail" not in failed["error"]["message"]
+
+    llm.server.enqueue_embeddings(ServiceReply.error(404, "no such route on this admin port"))
+    embed = {"kind": "embedding", "model": "emb", "base_url": llm.base_url}
+    missing = (await client.post("/api/models/check", json=embed, headers=owner)).json()
+    assert missing["error"]["code"] == "not_found" and "admin port" not in missing["error"]["message"]
+
+    closed = await client.post("/api/models/check", json={**body, "base_url": "http://127.0.0.1:9/v1"}, headers=owner)
+    assert closed.json()["error"]["message"] == (
+        "Could not reach http://127.0.0.1:9/v1; check the base URL and that the server runs."
+    )
+
+
+@pytest.mark.parametrize("path", ["/api/models", "/api/models/check"])
+async def test_credentials_in_the_base_url_are_refused(
+    client: httpx.AsyncClient, owner: dict[str, str], llm: RunningModelServer, path: str
+) -> None:
+    with_key = {"name": "x", "kind": "llm", "model": "m", "api_key": "sk-test"}
+    for base_url in (
+        llm.base_url.replace("http://", "http://user:pass@"),
+        llm.base_url.replace("http://", "http://u@"),
+    ):
+        body = with_key if path == "/api/models" else {k: v for k, v in with_key.items() if k != "name"}
+        response = await client.post(path, json={**body, "base_url": base_url}, headers=owner)
+        assert_problem(response, 422, "validation_error")
+        assert "credentials" in response.text
 
 
 # --- Checks ----------------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ async def test_the_runs_of_a_killed_process_end_as_worker_lost(tmp_path: Path, p
         "NEXENT_REDIS_URL": REDIS_URL,
         "NEXENT_REDIS_PREFIX": redis_prefix,
         "NEXENT_BUILTIN_MODELS": "false",
+        "NEXENT_PRIVATE_ENDPOINTS_ALLOW": ",".join(settings.private_endpoints_allow),
         "NEXENT_LOG_LEVEL": "WARNING",
         "NEXENT_RUN_HEARTBEAT_SECONDS": "0.2",
         "NEXENT_RUN_OWNER_LOST_SECONDS": "1.5",

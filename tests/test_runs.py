@@ -655,3 +655,29 @@ async def test_who_may_run_which_agent_and_with_which_model(
     ).json()
     _, events = await run(client, stranger, modelless["id"], "Hi")
     assert events[-1]["type"] == "run.failed" and events[-1]["data"]["code"] == "no_default_model"
+
+
+@pytest.mark.parametrize("allow_private_fetch", [False, True])
+async def test_web_fetches_of_private_addresses_follow_the_operator_setting(
+    tmp_path: Path, llm: RunningModelServer, allow_private_fetch: bool
+) -> None:
+    """In a real run, an agent's `fetch_webpage` of a loopback address is refused unless the operator set
+    `NEXENT_ALLOW_PRIVATE_FETCH` (the runtime must pass the setting, never force private networks on). The
+    scripted model server doubles as the private web server (it answers GET /v1/models)."""
+    settings = make_settings(tmp_path, builtin_models=False, allow_private_fetch=allow_private_fetch)
+    async with serve_in_process(settings) as client:
+        owner = await new_owner(client, llm, "fetcher@example.com")
+        agent = await make_agent(client, owner, tools=[{"name": "fetch_webpage"}], max_steps=2)
+        target = f"{llm.base_url}/models"
+        llm.server.enqueue(
+            ChatReply.tool_call("fetch_webpage", {"url": target}),
+            ChatReply.text("Done."),
+            ChatReply.text('"Fetching"'),  # the title
+        )
+        _, events = await run(client, owner, agent["id"], "Fetch the page.")
+        result = next(e for e in events if e["type"] == "tool.result")["data"]
+        fetched = llm.server.requests_to("/models")
+        if allow_private_fetch:
+            assert result["error"] is None and len(fetched) == 1, result
+        else:
+            assert "url_refused" in json.dumps(result) and fetched == [], result

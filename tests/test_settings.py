@@ -39,11 +39,13 @@ def test_every_setting_is_documented_with_its_default() -> None:
 def test_values_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("NEXENT_CORS_ORIGINS", "https://a.example, https://b.example")
     monkeypatch.setenv("NEXENT_JOB_MODULES", "pkg.one,pkg.two")
+    monkeypatch.setenv("NEXENT_PRIVATE_ENDPOINTS_ALLOW", "localhost, 10.0.0.0/8")
     monkeypatch.setenv("NEXENT_QUEUE_WORKERS", "2")
     monkeypatch.setenv("NEXENT_DATA_DIR", str(tmp_path))
     settings = Settings(_env_file=None)
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
     assert settings.job_modules == ["pkg.one", "pkg.two"]
+    assert settings.private_endpoints_allow == ["localhost", "10.0.0.0/8"]
     assert settings.queue_workers == 2
     assert settings.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path.resolve()}/nexent.db"
     assert settings.resolved_storage_dir == (tmp_path / "objects").resolve()

@@ -13,6 +13,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -248,6 +249,34 @@ def list_tenants(limit: Annotated[int, typer.Option(min=1, max=200)] = 50) -> No
                 PageParams(limit=limit, offset=0), status=None, query=None
             )
         return page.model_dump_json(indent=2)
+
+    typer.echo(_run(action))
+
+
+@admin.command("tenant-private-endpoints")
+def tenant_private_endpoints(
+    tenant_id: Annotated[uuid.UUID, typer.Argument(help="The tenant's id.")],
+    entries: Annotated[
+        list[str] | None,
+        typer.Argument(help="Host names, IP addresses, CIDR networks or '*'; none clears the tenant's list."),
+    ] = None,
+) -> None:
+    """Set the private hosts and networks a tenant's model endpoints may use (besides
+    NEXENT_PRIVATE_ENDPOINTS_ALLOW) and print the tenant as JSON."""
+    from pydantic import ValidationError
+
+    from nexent.identity.schemas import TenantUpdate
+    from nexent.identity.services.tenants import TenantService
+
+    try:
+        data = TenantUpdate(private_endpoints=entries or [])
+    except ValidationError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def action(engines: Engines) -> str:
+        async with engines.sessions() as session, session.begin():
+            tenant = await TenantService(session, engines.settings, process=engines.process).update(tenant_id, data)
+            return tenant.model_dump_json()
 
     typer.echo(_run(action))
 

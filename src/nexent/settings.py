@@ -62,7 +62,9 @@ class Settings(BaseSettings):
 
     # Models
     builtin_models: bool = True
-    allow_private_model_endpoints: bool = True
+    # Private addresses (loopback, private networks, ...) that model endpoints may be on: host names, IP addresses,
+    # CIDR networks, or `*` for all; empty, only public addresses. A platform operator may add some per tenant.
+    private_endpoints_allow: Annotated[list[str], NoDecode] = Field(default_factory=list)
     local_model_threads: int = Field(default=0, ge=0)
 
     # Agents and runs
@@ -131,7 +133,7 @@ class Settings(BaseSettings):
     search_fusion: Literal["minmax", "dbsf", "rrf"] = "minmax"
     search_vector_weight: float = Field(default=0.4, ge=0.0, le=1.0)
 
-    @field_validator("cors_origins", "job_modules", "encryption_keys", mode="before")
+    @field_validator("cors_origins", "job_modules", "encryption_keys", "private_endpoints_allow", mode="before")
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):

@@ -100,6 +100,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "NEXENT_REDIS_PREFIX": settings.redis_prefix,
         "NEXENT_CELERY_QUEUE": settings.celery_queue,
         "NEXENT_STORAGE_DIR": str(settings.resolved_storage_dir),
+        "NEXENT_PRIVATE_ENDPOINTS_ALLOW": ",".join(settings.private_endpoints_allow),
     }
     return env
 

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from nexent.core.db import create_engine, create_session_factory, ping
 from nexent.core.keys import KeyRing, load_keyring
+from nexent.core.netpolicy import AddressPolicy
 from nexent.core.process import ProcessState
 from nexent.engines.bus.base import EventBus
 from nexent.engines.bus.local import LocalBus
@@ -40,6 +41,15 @@ class Engines:
     queue: JobQueue = field(init=False)
     # What the process holds besides its engines (batch writer, runs it executes, ...): see `core/process.py`.
     process: ProcessState = field(init=False, default_factory=ProcessState, repr=False)
+    # The private hosts and networks that the operator lets model endpoints use (`NEXENT_PRIVATE_ENDPOINTS_ALLOW`),
+    # parsed once: a wrong entry stops the process at start.
+    private_endpoints: AddressPolicy = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            self.private_endpoints = AddressPolicy.parse(self.settings.private_endpoints_allow)
+        except ValueError as exc:
+            raise ValueError(f"NEXENT_PRIVATE_ENDPOINTS_ALLOW: {exc}") from None
 
     async def start(self) -> None:
         await self.storage.start()

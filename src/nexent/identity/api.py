@@ -383,11 +383,13 @@ async def get_tenant(
     return await TenantService(session, engines.settings, operator).get(tenant_id)
 
 
-@tenants_router.patch("/{tenant_id}", summary="Rename, disable or re-enable a tenant.")
+@tenants_router.patch(
+    "/{tenant_id}", summary="Rename, disable or re-enable a tenant, or set the private endpoints its models may use."
+)
 async def update_tenant(
     tenant_id: uuid.UUID, body: TenantUpdate, operator: RequireOperator, session: SessionDep, engines: EnginesDep
 ) -> TenantRead:
-    return await TenantService(session, engines.settings, operator).update(tenant_id, body)
+    return await TenantService(session, engines.settings, operator, process=engines.process).update(tenant_id, body)
 
 
 routers = [

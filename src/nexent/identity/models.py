@@ -45,6 +45,9 @@ class Tenant(IdMixin, TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(120))
     slug: Mapped[str] = mapped_column(String(63), unique=True)
     status: Mapped[str] = mapped_column(String(16), default=TenantStatus.ACTIVE)
+    # Private hosts and networks this tenant's model endpoints may use besides the operator's global list
+    # (`NEXENT_PRIVATE_ENDPOINTS_ALLOW`); only a platform operator sets it.
+    private_endpoints: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
 class User(IdMixin, TimestampMixin, Base):

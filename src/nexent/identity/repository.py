@@ -42,6 +42,11 @@ class TenantRepository:
     async def get(self, tenant_id: uuid.UUID) -> Tenant | None:
         return await self.session.get(Tenant, tenant_id)
 
+    async def private_endpoints(self, tenant_id: uuid.UUID) -> list[str]:
+        """The tenant's own allow list of private model endpoints (empty when there is no such tenant)."""
+        entries = await self.session.scalar(select(Tenant.private_endpoints).where(Tenant.id == tenant_id))
+        return list(entries or [])
+
     async def get_by_slug(self, slug: str) -> Tenant | None:
         result: Tenant | None = await self.session.scalar(select(Tenant).where(Tenant.slug == slug))
         return result

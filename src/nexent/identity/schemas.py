@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
+from nexent.core.netpolicy import AddressPolicy
 from nexent.identity.models import MemberStatus, Role, SharePermission, TenantStatus
 
 TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
@@ -32,9 +33,23 @@ class TenantCreate(Strict):
     )
 
 
+AllowEntry = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+
 class TenantUpdate(Strict):
     name: TenantName | None = None
     status: TenantStatus | None = None
+    private_endpoints: list[AllowEntry] | None = Field(
+        default=None,
+        max_length=100,
+        description="Private hosts, IP addresses and CIDR networks (or `*`) this tenant's model endpoints may use, "
+        "besides the platform's `NEXENT_PRIVATE_ENDPOINTS_ALLOW`; replaces the tenant's list. Operator only.",
+    )
+
+    @field_validator("private_endpoints")
+    @classmethod
+    def _parse_allow_list(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else AddressPolicy.parse(value).entries
 
 
 class TenantRead(BaseModel):
@@ -44,6 +59,9 @@ class TenantRead(BaseModel):
     name: str
     slug: str
     status: TenantStatus
+    private_endpoints: list[str] = Field(
+        default_factory=list, description="Private hosts and networks this tenant's model endpoints may use."
+    )
     created_at: datetime
     updated_at: datetime
 

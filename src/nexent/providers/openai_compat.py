@@ -8,6 +8,14 @@ Python), each chunk cost several times the CPU, a quarter of a run's CPU in all.
 request and one answer each, stay on httpx. Both keep the same behaviour: the model's timeout between bytes and
 for the whole connection set-up, connections re-used while idle for at most 4 s, proxies from the environment,
 no redirects, and every failure classified the same way.
+
+Every connection is checked against an address policy (`core/netpolicy.py`) when it is made: public addresses,
+and the private ones the operator allowed. The pools of `ModelConnections` are one per policy, so a connection one
+tenant may use is never lent to a tenant that may not: aiohttp's connector checks the addresses it resolved
+(`GuardedConnector`), httpx's transport connects only to addresses it checked (`GuardedBackend`). Through a proxy
+the proxy connects, so the target's addresses are checked before each request instead. An error from an endpoint
+on a private address says what kind of error it is and nothing else: no text of the answer, no detail of the
+connection, which would let a tenant map the private network.
 """
 
 from __future__ import annotations
@@ -17,13 +25,23 @@ import functools
 import json
 import urllib.request
 import weakref
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import httpcore
 import httpx
 
+from nexent.core.netpolicy import (
+    AddressPolicy,
+    AddressRefused,
+    GuardedBackend,
+    is_public_address,
+    literal_address,
+    resolve,
+    resolve_checked,
+)
 from nexent.providers.types import (
     ChatChunk,
     ErrorCode,
@@ -43,9 +61,34 @@ _MAX_CONNECTIONS = 1000
 _READ_BUFFER_BYTES = 1 << 20  # a server may send a whole reply as one SSE line
 
 
-def new_chat_session() -> aiohttp.ClientSession:
-    """A connection pool for streamed chat completions, on the running loop."""
-    connector = aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS)
+class GuardedConnector(aiohttp.TCPConnector):
+    """aiohttp's connector, refusing (`AddressRefused`) to connect to an address the policy does not permit. The
+    check is on the addresses it is about to connect to, IP literals and cached DNS answers included, once per new
+    connection; the proxies of the environment are the operator's and pass."""
+
+    def __init__(self, policy: AddressPolicy, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.policy = policy
+
+    async def _resolve_host(self, host: str, port: int, traces: Sequence[Any] | None = None) -> list[Any]:
+        results = await super()._resolve_host(host, port, traces=traces)
+        if self.policy.permits_host(host) or host in proxy_hosts():
+            return results
+        for result in results:
+            address = literal_address(str(result["host"]))
+            if address is None or not self.policy.permits(address, host):
+                raise AddressRefused(host)
+        return list(results)
+
+
+def new_chat_session(policy: AddressPolicy | None = None) -> aiohttp.ClientSession:
+    """A connection pool for streamed chat completions, on the running loop; checked against `policy` (None: not
+    checked, for tests and scripts)."""
+    connector = (
+        aiohttp.TCPConnector(limit=_MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS)
+        if policy is None
+        else GuardedConnector(policy, limit=_MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS)
+    )
     # Proxies from the environment are looked up once per endpoint (`env_proxy`): aiohttp's own `trust_env` reads
     # the environment and ~/.netrc on a worker thread at every request.
     return aiohttp.ClientSession(
@@ -53,42 +96,80 @@ def new_chat_session() -> aiohttp.ClientSession:
     )
 
 
+def _limits() -> httpx.Limits:
+    # Idle connections are dropped before servers close them (see `KEEPALIVE_SECONDS`).
+    return httpx.Limits(
+        max_connections=_MAX_CONNECTIONS, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_SECONDS
+    )
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport on a connection pool whose connections `GuardedBackend` checks."""
+
+    def __init__(self, policy: AddressPolicy) -> None:
+        super().__init__(trust_env=False)
+        limits = _limits()
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedBackend(policy),
+        )
+
+
 class ModelConnections:
     """The process's connection pools to model servers, a part of its `ProcessState` (`engines.process`), closed
     with it: httpx for embeddings and rerank, aiohttp for streamed chat (one session per event loop: a session
-    belongs to the loop it was made on)."""
+    belongs to the loop it was made on). Each address policy has pools of its own (most tenants share the
+    platform's), and each proxy of the environment an httpx client."""
 
     def __init__(self) -> None:
-        self._http: httpx.AsyncClient | None = None
-        self._chat: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aiohttp.ClientSession] = (
+        self._http: dict[AddressPolicy | str, httpx.AsyncClient] = {}
+        self._chat: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[AddressPolicy, aiohttp.ClientSession]] = (
             weakref.WeakKeyDictionary()
         )
+        self._chat_getters: dict[AddressPolicy, Callable[[], aiohttp.ClientSession]] = {}
 
-    def http(self) -> httpx.AsyncClient:
-        if self._http is None or self._http.is_closed:
-            # Idle connections are dropped before servers close them (see `KEEPALIVE_SECONDS`).
-            limits = httpx.Limits(
-                max_connections=_MAX_CONNECTIONS, max_keepalive_connections=200, keepalive_expiry=KEEPALIVE_SECONDS
-            )
-            self._http = httpx.AsyncClient(limits=limits)
-        return self._http
+    def http(self, policy: AddressPolicy, proxy: str | None = None) -> httpx.AsyncClient:
+        """The httpx client for endpoints under `policy`, or for those reached through `proxy`."""
+        key: AddressPolicy | str = policy if proxy is None else proxy
+        client = self._http.get(key)
+        if client is None or client.is_closed:
+            if proxy is None:
+                client = httpx.AsyncClient(transport=_GuardedTransport(policy), trust_env=False)
+            else:
+                client = httpx.AsyncClient(proxy=proxy, limits=_limits(), trust_env=False)
+            self._http[key] = client
+        return client
 
-    def chat(self) -> aiohttp.ClientSession:
+    def chat(self, policy: AddressPolicy) -> Callable[[], aiohttp.ClientSession]:
+        """A getter of the chat session for endpoints under `policy` on the running loop."""
+        getter = self._chat_getters.get(policy)
+        if getter is None:
+            getter = self._chat_getters[policy] = functools.partial(self._chat_session, policy)
+        return getter
+
+    def _chat_session(self, policy: AddressPolicy) -> aiohttp.ClientSession:
         loop = asyncio.get_running_loop()
-        session = self._chat.get(loop)
+        sessions = self._chat.get(loop)
+        if sessions is None:
+            sessions = self._chat[loop] = {}
+        session = sessions.get(policy)
         if session is None or session.closed:
-            session = self._chat[loop] = new_chat_session()
+            session = sessions[policy] = new_chat_session(policy)
         return session
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
-        sessions, self._chat = dict(self._chat), weakref.WeakKeyDictionary()
-        for owner, session in sessions.items():
+        owners, self._chat = dict(self._chat), weakref.WeakKeyDictionary()
+        for owner, sessions in owners.items():
             if owner is loop:  # sessions of other (finished) loops cannot be closed from here
-                await session.close()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
+                for session in sessions.values():
+                    await session.close()
+        clients, self._http = list(self._http.values()), {}
+        for client in clients:
+            await client.aclose()
 
 
 # Endpoints made without the process's pools (tests, scripts): one chat session per loop, never closed before the
@@ -105,6 +186,17 @@ def chat_session() -> aiohttp.ClientSession:
     if session is None or session.closed:
         session = _chat_sessions[loop] = new_chat_session()
     return session
+
+
+@functools.lru_cache(maxsize=1)
+def proxy_hosts() -> frozenset[str]:
+    """The host names of the proxies in the environment (connections to them are not checked)."""
+    proxies = urllib.request.getproxies_environment()
+    return frozenset(
+        urlsplit(proxy if "://" in proxy else f"http://{proxy}").hostname or ""
+        for name, proxy in proxies.items()
+        if name != "no" and proxy
+    ) - {""}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -129,11 +221,15 @@ class Endpoint:
         *,
         timeout: float,
         chat: Callable[[], aiohttp.ClientSession] = chat_session,
+        policy: AddressPolicy | None = None,
     ) -> None:
         self.http = http
-        self.chat = chat  # the chat connection pool (the process's: `ModelConnections.chat`)
+        self.chat = chat  # the chat connection pool (the process's: `ModelConnections.chat(policy)`)
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
+        # The address policy the pools check; None: unchecked pools (tests and scripts).
+        self.policy = policy
+        self._private: bool | None = None  # whether the server is on a private address, once an error asks
         self.timeout = httpx.Timeout(timeout, connect=min(10.0, timeout))
         # The same limits for streamed chat: `timeout` between two reads and for getting a connection (from the
         # pool or a new one), at most 10 s of that for the TCP (and TLS) connection itself.
@@ -163,17 +259,23 @@ class Endpoint:
         if tools:
             body["tools"] = tools
         payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
+        proxy = env_proxy(self.base_url)
         try:
+            if proxy is not None:
+                await self._check_proxied_target()
             async with self.chat().post(
                 f"{self.base_url}/chat/completions",
                 data=payload,
                 headers=self._headers(),
                 timeout=self.chat_timeout,
                 allow_redirects=False,
-                proxy=env_proxy(self.base_url),
+                proxy=proxy,
             ) as response:
                 if response.status >= 400:
-                    raise classify_status(response.status, await response.read(), response.headers)
+                    body_bytes = await response.read()
+                    raise classify_status(
+                        response.status, body_bytes, response.headers, reflect=not await self._is_private()
+                    )
                 if "text/event-stream" not in response.headers.get("Content-Type", ""):
                     # Some servers ignore `stream`; accept a whole completion too.
                     yield _chunk_from_completion(_json(await response.read()))
@@ -184,10 +286,15 @@ class Endpoint:
             raise ProviderError(
                 ErrorCode.TIMEOUT, f"The model at {self.base_url} did not answer in time; retry or raise the timeout."
             ) from None
+        except AddressRefused:
+            raise self._refused() from None
         except aiohttp.ClientError as exc:
+            if _refused_connection(exc):
+                raise self._refused() from None
+            detail = "" if await self._is_private() else f" ({type(exc).__name__})"
             raise ProviderError(
                 ErrorCode.NETWORK,
-                f"Could not reach {self.base_url} ({type(exc).__name__}); check the base URL and that the server runs.",
+                f"Could not reach {self.base_url}{detail}; check the base URL and that the server runs.",
             ) from None
 
     async def embed(self, model: str, texts: list[str]) -> tuple[list[list[float]], Usage]:
@@ -217,24 +324,84 @@ class Endpoint:
 
     async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
+            if env_proxy(self.base_url) is not None:
+                await self._check_proxied_target()
             response = await self.http.post(
                 f"{self.base_url}{path}", json=body, headers=self._headers(), timeout=self.timeout
             )
+        except AddressRefused:
+            raise self._refused() from None
         except httpx.TimeoutException:
             raise ProviderError(ErrorCode.TIMEOUT, f"The model at {self.base_url} did not answer in time.") from None
         except httpx.TransportError as exc:
+            detail = "" if await self._is_private() else f" ({type(exc).__name__})"
             raise ProviderError(
-                ErrorCode.NETWORK, f"Could not reach {self.base_url} ({type(exc).__name__}); check the base URL."
+                ErrorCode.NETWORK, f"Could not reach {self.base_url}{detail}; check the base URL."
             ) from None
         if response.status_code >= 400:
-            raise classify_status(response.status_code, response.content, response.headers)
+            raise classify_status(
+                response.status_code, response.content, response.headers, reflect=not await self._is_private()
+            )
         return _json(response.content)
 
+    # --- the address policy -------------------------------------------------------------------------------------
 
-def classify_status(status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
-    """Turn an HTTP error answer into a classified error with the provider's own message when it has one."""
+    def _host_port(self) -> tuple[str, int]:
+        parts = urlsplit(self.base_url)
+        return parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+
+    async def _check_proxied_target(self) -> None:
+        """Through a proxy, the proxy resolves and connects: check the target's addresses here (per request)."""
+        if self.policy is None:
+            return
+        host, port = self._host_port()
+        try:
+            await resolve_checked(host, port, self.policy, dns_timeout=min(10.0, self.timeout.connect or 10.0))
+        except AddressRefused:
+            raise
+        except OSError:
+            pass  # the proxy reports a host it cannot reach
+
+    async def _is_private(self) -> bool:
+        """Whether the server is on an address that is not public (so its errors are reported without detail).
+        Asked only on errors; a host that does not resolve counts as private."""
+        if self._private is None:
+            host, port = self._host_port()
+            literal = literal_address(host)
+            if literal is not None:
+                self._private = not is_public_address(literal)
+            else:
+                try:
+                    addresses = await resolve(host, port, dns_timeout=2.0)
+                except OSError:
+                    self._private = True
+                else:
+                    self._private = not all(is_public_address(address) for address in addresses)
+        return self._private
+
+    def _refused(self) -> ProviderError:
+        return ProviderError(
+            ErrorCode.NOT_ALLOWED,
+            f"The endpoint {self.base_url} is on a private, loopback or reserved address, which is not allowed here; "
+            "the platform operator can allow it (NEXENT_PRIVATE_ENDPOINTS_ALLOW).",
+        )
+
+
+def _refused_connection(exc: BaseException) -> bool:
+    """Whether aiohttp failed because the connector refused the address (`AddressRefused`)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, AddressRefused) or isinstance(getattr(seen, "os_error", None), AddressRefused):
+            return True
+        seen = seen.__cause__
+    return False
+
+
+def classify_status(status: int, body: bytes, headers: Mapping[str, str], *, reflect: bool = True) -> ProviderError:
+    """Turn an HTTP error answer into a classified error with the provider's own message when it has one (unless
+    `reflect` is off: a server on a private address)."""
     detail = _error_message(body)
-    suffix = f": {detail}" if detail else ""
+    suffix = f": {detail}" if detail and reflect else ""
     if status in (401, 403):
         return ProviderError(ErrorCode.AUTH, f"The provider refused the API key ({status}){suffix}", status=status)
     if status == 404:

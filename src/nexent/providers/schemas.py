@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
 
@@ -19,6 +20,15 @@ BaseUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, 
 def _check_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError("base_url must start with http:// or https://")
+    parts = urlsplit(value)
+    if "@" in parts.netloc:
+        raise ValueError("base_url must not carry credentials (user:password@); give the key as api_key")
+    try:
+        parts.port  # noqa: B018 (a port out of range or not a number raises)
+    except ValueError:
+        raise ValueError("base_url has an invalid port") from None
+    if not parts.hostname:
+        raise ValueError("base_url has no host")
     return value.rstrip("/")
 
 

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
 import logging
-import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,13 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from nexent.core.batch import Write, writer_for
 from nexent.core.db import utcnow
 from nexent.core.errors import BadRequest, NotFound
+from nexent.core.netpolicy import AddressPolicy, AddressRefused, resolve_checked
 from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.identity.services.audit import record
+from nexent.identity.services.tenants import tenant_endpoint_policy
 from nexent.providers import local, metrics
 from nexent.providers.models import CheckStatus, ModelConfig, ModelEndpoint, ModelKind, ProviderType, UsageRecord
-from nexent.providers.openai_compat import Endpoint, ModelConnections
+from nexent.providers.openai_compat import Endpoint, ModelConnections, env_proxy
 from nexent.providers.pool import CallReport, RoutedModel
 from nexent.providers.repository import EndpointRepository, ModelRepository, UsageRepository
 from nexent.providers.schemas import (
@@ -85,6 +84,7 @@ class ProviderService:
         self.caller = caller
         self.models = ModelRepository(session, caller.tenant_id)
         self.endpoints = EndpointRepository(session, caller.tenant_id)
+        self._policy: AddressPolicy | None = None
 
     # --- configurations -----------------------------------------------------------------------------------------
 
@@ -117,19 +117,28 @@ class ProviderService:
             await self._check_endpoint_allowed(endpoint.base_url)
 
     async def _check_endpoint_allowed(self, base_url: str) -> None:
-        """Endpoints on loopback or private networks are fine (Ollama, vLLM beside the platform) unless the
-        operator forbids them for multi-tenant deployments."""
-        if self.engines.settings.allow_private_model_endpoints:
-            return
-        host = urlsplit(base_url).hostname or ""
+        """An endpoint must be on a public address, or on a private one that the operator allowed (for the whole
+        platform or for this tenant). Checked again at every connection: this check only reports it early."""
+        policy = await self.endpoint_policy()
+        parts = urlsplit(base_url)
+        host = parts.hostname or ""
         try:
-            infos = await asyncio.to_thread(socket.getaddrinfo, host, None)
-        except OSError:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            await resolve_checked(host, port, policy, dns_timeout=10.0)
+        except AddressRefused:
+            raise EndpointNotAllowed(
+                f"The host {host} of the base URL is on a private, loopback or reserved address, which is not "
+                "allowed here; the platform operator can allow it (NEXENT_PRIVATE_ENDPOINTS_ALLOW)."
+            ) from None
+        except (OSError, ValueError):
             raise EndpointNotAllowed(f"The host {host!r} of the base URL does not resolve.") from None
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if address.is_private or address.is_loopback or address.is_link_local or address.is_reserved:
-                raise EndpointNotAllowed(f"Endpoints on private or loopback addresses are not allowed here ({host}).")
+
+    async def endpoint_policy(self) -> AddressPolicy:
+        """The private addresses this tenant's endpoints may use: the platform's list and the tenant's own."""
+        if self._policy is None:
+            tenant = await tenant_endpoint_policy(self.session, self.engines.process, self.caller.tenant_id)
+            self._policy = self.engines.private_endpoints | tenant
+        return self._policy
 
     def _endpoint(self, model_id: uuid.UUID, data: EndpointIn, keep_key: str | None = None) -> ModelEndpoint:
         key = data.api_key.get_secret_value() if data.api_key else None
@@ -244,11 +253,11 @@ class ProviderService:
             return None
         return rows[0][0], [endpoint for _, endpoint in rows if endpoint is not None]
 
-    def client_for(
+    async def client_for(
         self, config: ModelConfig, endpoints: list[ModelEndpoint], *, agent_id: uuid.UUID | None = None
     ) -> Any:
         """The client of a model already loaded (see `config_with_endpoints`)."""
-        return self._client(config, endpoints, agent_id=agent_id)
+        return await self._client(config, endpoints, agent_id=agent_id)
 
     async def client_and_config(
         self, model_id: uuid.UUID | None, kind: ModelKind, *, agent_id: uuid.UUID | None = None
@@ -263,9 +272,9 @@ class ProviderService:
                 raise NoDefaultModel(f"This tenant has no default {kind.value} model; add one under models.")
             config = default
         endpoints = (await self.endpoints.of_models([config.id]))[config.id]
-        return self._client(config, endpoints, agent_id=agent_id), config
+        return await self._client(config, endpoints, agent_id=agent_id), config
 
-    def _client(
+    async def _client(
         self, config: ModelConfig, endpoints: list[ModelEndpoint], *, agent_id: uuid.UUID | None, max_retries: int = 2
     ) -> ChatModel | EmbeddingModel | RerankModel:
         sink = usage_sink(self.engines, self.caller.tenant_id, config.id, config.kind, agent_id)
@@ -276,16 +285,19 @@ class ProviderService:
             return local_model
         box = self.engines.keys.box
         connections = self.engines.process.part(ModelConnections, ModelConnections)
+        policy = await self.endpoint_policy()  # checked at every connection, whenever the model was saved
+        chat = connections.chat(policy)
         return RoutedModel(
             model_id=config.id,
             model=config.model,
             endpoints=[
                 Endpoint(
-                    connections.http(),
+                    connections.http(policy, env_proxy(e.base_url)),
                     e.base_url,
                     box.decrypt(e.api_key_encrypted) if e.api_key_encrypted else None,
                     timeout=config.timeout_seconds,
-                    chat=connections.chat,
+                    chat=chat,
+                    policy=policy,
                 )
                 for e in endpoints
             ],
@@ -301,7 +313,9 @@ class ProviderService:
     async def check(self, model_id: uuid.UUID) -> CheckResult:
         config = await self._get(model_id)
         endpoints = (await self.endpoints.of_models([config.id]))[config.id]
-        result = await probe(self._client(config, endpoints, agent_id=None, max_retries=0), ModelKind(config.kind))
+        result = await probe(
+            await self._client(config, endpoints, agent_id=None, max_retries=0), ModelKind(config.kind)
+        )
         config.check_status = CheckStatus.OK if result.ok else CheckStatus.ERROR
         config.check_latency_ms = result.latency_ms
         config.check_error_code = result.error.code if result.error else None
@@ -322,7 +336,7 @@ class ProviderService:
             timeout_seconds=data.timeout_seconds,
         )
         endpoints = [self._endpoint(uuid.uuid4(), e) for e in data.endpoint_list()]
-        return await probe(self._client(config, endpoints, agent_id=None, max_retries=0), data.kind)
+        return await probe(await self._client(config, endpoints, agent_id=None, max_retries=0), data.kind)
 
     # --- usage --------------------------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ class ErrorCode(StrEnum):
     BAD_RESPONSE = "bad_response"
     INVALID_REQUEST = "invalid_request"
     SERVER_ERROR = "server_error"
+    NOT_ALLOWED = "endpoint_not_allowed"  # the endpoint is on an address the address policy refuses
 
 
 # Worth another try, on this endpoint after a pause or on another endpoint at once.

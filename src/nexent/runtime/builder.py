@@ -194,7 +194,7 @@ class AgentBuilder:
     async def _new_model(self, agent: Agent, loaded: ModelSnapshot | None) -> tuple[AsyncClientModel, int | None]:
         if loaded is not None:
             config = loaded[0]
-            client = self.providers.client_for(config, loaded[1], agent_id=agent.id)
+            client = await self.providers.client_for(config, loaded[1], agent_id=agent.id)
         else:
             client, config = await self.providers.client_and_config(agent.model_id, ModelKind.LLM, agent_id=agent.id)
         name = str(agent.model_id) if agent.model_id is not None else "default"

@@ -2,7 +2,8 @@
 
 Only http and https; hosts may be limited to an allow list of domains; addresses that are not globally routable
 (private, loopback, link-local, multicast, reserved, unspecified, shared, and IPv4 embedded in IPv6 such as
-IPv4-mapped, 6to4, Teredo and NAT64) are refused unless private networks are allowed. `guarded_client` gives an
+IPv4-mapped, 6to4, Teredo and NAT64: the address policy of `core/netpolicy.py`, shared with every outbound
+connection) are refused unless private networks are allowed. `guarded_client` gives an
 httpx client whose every TCP connection goes through `resolve_checked`: it resolves the host itself, checks each
 address and connects to the address it checked, so DNS rebinding cannot slip a private address in between the
 check and the connection. TLS still verifies (and sends SNI for) the URL's host name.
@@ -10,15 +11,14 @@ check and the connection. TLS still verifies (and sends SNI for) the URL's host 
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import httpcore
 import httpx
 
+from nexent.core import netpolicy
+from nexent.core.netpolicy import PUBLIC_ONLY, AddressPolicy, IPAddress, is_public_address, literal_address
 from nexent.tools.registry import ToolError
 
 __all__ = [
@@ -33,47 +33,14 @@ __all__ = [
     "validate_url",
 ]
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
 ALLOWED_SCHEMES = ("http", "https")
 MAX_URL_LENGTH = 2048
-DNS_TIMEOUT = 10.0
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_NAT64_LOCAL = ipaddress.IPv6Network("64:ff9b:1::/48")
-_SHARED = ipaddress.IPv4Network("100.64.0.0/10")
+DNS_TIMEOUT = netpolicy.DNS_TIMEOUT
+ALLOW_ALL = AddressPolicy(allow_all=True)
 
 
-def is_public_address(address: IPAddress) -> bool:
-    """True for a globally routable unicast address; IPv4 embedded in IPv6 must be public too."""
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.scope_id:
-            return False
-        embedded: list[ipaddress.IPv4Address] = []
-        if address.ipv4_mapped is not None:
-            embedded.append(address.ipv4_mapped)
-        if address.sixtofour is not None:
-            embedded.append(address.sixtofour)
-        if address.teredo is not None:
-            embedded.extend(address.teredo)
-        if address in _NAT64:
-            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
-        if address in _NAT64_LOCAL or address.is_site_local:
-            return False
-        if any(not is_public_address(ip) for ip in embedded):
-            return False
-        if address.ipv4_mapped is not None:
-            return True
-    elif address in _SHARED:
-        return False
-    return not (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-        or not address.is_global
-    )
+def _policy(allow_private_network: bool) -> AddressPolicy:
+    return ALLOW_ALL if allow_private_network else PUBLIC_ONLY
 
 
 def normalize_domain(domain: str) -> str:
@@ -99,13 +66,6 @@ def host_allowed(host: str, allowed_domains: Sequence[str] | None) -> bool:
     return any(host == domain or host.endswith("." + domain) for domain in allowed_domains)
 
 
-def _literal_address(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
-
-
 def validate_url(
     url: str | httpx.URL, *, allowed_domains: Sequence[str] | None = None, allow_private_network: bool = False
 ) -> httpx.URL:
@@ -128,7 +88,7 @@ def validate_url(
         raise ToolError("URLs with credentials are not fetched.", "url_refused")
     if not host_allowed(host, allowed_domains):
         raise ToolError(f"The host {host} is not in this agent's allowed domains.", "url_refused")
-    literal = _literal_address(host.strip("[]"))
+    literal = literal_address(host)
     if literal is not None and not allow_private_network and not is_public_address(literal):
         raise ToolError(f"The address {literal} is private, local or reserved; it is not fetched.", "url_refused")
     return parsed
@@ -138,38 +98,17 @@ async def resolve_checked(
     host: str, port: int, *, allow_private_network: bool, dns_timeout: float | None = DNS_TIMEOUT
 ) -> list[str]:
     """Resolve `host` and return its addresses, refusing (with `ToolError`) any that is not public unless private
-    networks are allowed."""
-    literal = _literal_address(host.strip("[]"))
-    if literal is not None:
-        addresses: list[IPAddress] = [literal]
-    else:
-        try:
-            infos = await asyncio.wait_for(
-                asyncio.to_thread(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM), dns_timeout
-            )
-        except (OSError, UnicodeError):
-            raise ToolError(f"The host {host} could not be resolved.", "network_error") from None
-        except TimeoutError:
-            raise ToolError(f"Resolving the host {host} timed out.", "timeout") from None
-        addresses = _unique(ipaddress.ip_address(str(info[4][0])) for info in infos)
-    if not addresses:
-        raise ToolError(f"The host {host} could not be resolved.", "network_error")
-    if not allow_private_network:
-        for address in addresses:
-            if not is_public_address(address):
-                raise ToolError(
-                    f"The host {host} resolves to a private, local or reserved address; it is not fetched.",
-                    "url_refused",
-                )
-    return [str(address) for address in addresses]
-
-
-def _unique(addresses: Iterable[IPAddress]) -> list[IPAddress]:
-    seen: list[IPAddress] = []
-    for address in addresses:
-        if address not in seen:
-            seen.append(address)
-    return seen
+    networks are allowed (the address policy of `core/netpolicy.py`)."""
+    try:
+        return await netpolicy.resolve_checked(host, port, _policy(allow_private_network), dns_timeout=dns_timeout)
+    except netpolicy.AddressRefused:
+        raise ToolError(
+            f"The host {host} resolves to a private, local or reserved address; it is not fetched.", "url_refused"
+        ) from None
+    except TimeoutError:
+        raise ToolError(f"Resolving the host {host} timed out.", "timeout") from None
+    except OSError:
+        raise ToolError(f"The host {host} could not be resolved.", "network_error") from None
 
 
 async def check_url(
@@ -183,45 +122,25 @@ async def check_url(
     return parsed
 
 
-class GuardedBackend(httpcore.AsyncNetworkBackend):
-    """An httpcore network backend that connects only to addresses that `resolve_checked` accepted."""
+class GuardedBackend(netpolicy.GuardedBackend):
+    """The address policy's network backend (`core/netpolicy.py`), refusing with `ToolError`s."""
 
     def __init__(self, *, allow_private_network: bool, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        super().__init__(_policy(allow_private_network), inner=inner)
         self.allow_private_network = allow_private_network
-        self._inner = inner or httpcore.AnyIOBackend()
 
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
-        local_address: str | None = None,
-        socket_options: Iterable[Any] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        addresses = await resolve_checked(
+    async def addresses(self, host: str, port: int, timeout: float | None) -> list[str]:  # noqa: ASYNC109
+        return await resolve_checked(
             host, port, allow_private_network=self.allow_private_network, dns_timeout=timeout or DNS_TIMEOUT
         )
-        error: Exception | None = None
-        for address in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    address, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
-                error = exc
-        assert error is not None
-        raise error
 
     async def connect_unix_socket(
         self,
         path: str,
         timeout: float | None = None,  # noqa: ASYNC109 (httpcore's signature)
-        socket_options: Iterable[Any] | None = None,
+        socket_options: Any = None,
     ) -> httpcore.AsyncNetworkStream:
         raise ToolError("Unix sockets are not fetched.", "url_refused")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
 
 
 class _GuardedTransport(httpx.AsyncHTTPTransport):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 import unicodedata
 import uuid
 from typing import Any
@@ -13,7 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.errors import Conflict, NotFound
+from nexent.core.netpolicy import AddressPolicy
 from nexent.core.pagination import Page, PageParams
+from nexent.core.process import ProcessState
 from nexent.identity.auth import Operator
 from nexent.identity.hooks import tenant_created
 from nexent.identity.models import Tenant, TenantStatus
@@ -40,12 +43,56 @@ def slugify(name: str) -> str:
     return slug
 
 
+class TenantEndpointPolicies:
+    """A part of the process state (`engines.process`): each tenant's own allow list of private model endpoints,
+    read from the database at most every `TTL_SECONDS` (a model call must not cost a query more). A change made
+    here applies at once in this process and within `TTL_SECONDS` in the others."""
+
+    TTL_SECONDS = 5.0
+
+    def __init__(self) -> None:
+        self._policies: dict[uuid.UUID, tuple[float, AddressPolicy]] = {}
+
+    async def get(self, session: AsyncSession, tenant_id: uuid.UUID) -> AddressPolicy:
+        now = time.monotonic()
+        cached = self._policies.get(tenant_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        entries = await TenantRepository(session).private_endpoints(tenant_id)
+        try:
+            policy = AddressPolicy.parse(entries)
+        except ValueError:  # stored through the API, so parsed once already; never widen on a bad entry
+            policy = AddressPolicy()
+        self._policies[tenant_id] = (now + self.TTL_SECONDS, policy)
+        return policy
+
+    def forget(self, tenant_id: uuid.UUID) -> None:
+        self._policies.pop(tenant_id, None)
+
+    async def close(self) -> None:
+        self._policies.clear()
+
+
+async def tenant_endpoint_policy(session: AsyncSession, process: ProcessState, tenant_id: uuid.UUID) -> AddressPolicy:
+    """The private hosts and networks that the operator allowed this tenant's model endpoints (besides the
+    platform's list)."""
+    return await process.part(TenantEndpointPolicies, TenantEndpointPolicies).get(session, tenant_id)
+
+
 class TenantService:
-    def __init__(self, session: AsyncSession, settings: Settings, operator: Operator | None = None) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        operator: Operator | None = None,
+        *,
+        process: ProcessState | None = None,
+    ) -> None:
         self.session = session
         self.settings = settings
         self.repository = TenantRepository(session)
         self.operator = operator
+        self.process = process  # to drop a cached allow list the operator changes
 
     async def create(self, data: TenantCreate) -> TenantRead:
         tenant = await self.create_tenant(data.name, data.slug)
@@ -94,6 +141,10 @@ class TenantService:
         for field, value in changes.items():
             setattr(tenant, field, value)
         await self.session.flush()
+        if data.private_endpoints is not None and self.process is not None:
+            found = self.process.find(TenantEndpointPolicies)
+            if found is not None:
+                found.forget(tenant.id)
         await self._audit("tenant.updated", tenant, **changes)
         return TenantRead.model_validate(tenant)
 
