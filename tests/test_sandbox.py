@@ -678,6 +678,78 @@ def test_memory_bombs_are_stopped(code: str, tight: SandboxExecutor, canary_file
     assert "memory" in message.lower()
 
 
+FILL_SCRATCH = (
+    "import io\nwritten = 0\nfor i in range(64):\n    with io.open(f'fill-{{i}}.bin', 'wb') as handle:\n"
+    "        handle.write(b'x' * {size})\n    written += {size}\n"
+)
+SCRATCH_USED = "import os\nsum(os.stat(name).st_size for name in os.listdir('.'))"
+
+
+def test_disk_quota_stops_writes_and_the_worker_survives(canary_file: Path) -> None:
+    # Files of 1 MiB each, below the per-file limit: only the quota of all files together stops them.
+    executor = _executor(authorized_imports=[*DEFAULT_AUTHORIZED_IMPORTS, "io", "os"], disk_mb=4)
+    try:
+        message = attempt(executor, FILL_SCRATCH.format(size=1 << 20), canary_file)
+        if IS_ROOT:
+            assert executor.worker_info["disk_quota"] == "tmpfs"
+            assert "No space left on device" in message
+        else:
+            assert "disk quota" in message
+        assert "at most 4 MB in all" in message or "disk quota (4 MB" in message
+        assert executor(SCRATCH_USED).output <= 4 << 20  # the same worker, its files kept
+        executor("import os\nfor name in os.listdir('.'):\n    os.remove(name)")
+        assert (
+            executor(FILL_SCRATCH.format(size=1 << 20).replace("64", "3") + "written").output == 3 << 20
+        )  # room again
+    finally:
+        executor.cleanup()
+
+
+def test_disk_quota_without_root_is_kept_by_the_audit_hook(canary_file: Path) -> None:
+    # No tmpfs without root (or where mounting is not allowed, as in a container without CAP_SYS_ADMIN): the hook
+    # refuses to open a file for writing (or make a directory) once the scratch directory holds the quota. The
+    # runner takes the mount away, as such a host would; the hook and the kernel's limits are the real ones.
+    workdir = tempfile.mkdtemp(prefix="nexent-sandbox-test-")
+    try:
+        config = {**SandboxExecutor(memory_mb=384, disk_mb=2).worker_config(), "workdir": workdir}
+        attempts = {
+            "fill": FILL_SCRATCH.format(size=1 << 20) + "result = written",
+            "mkdir": "os.mkdir('more')",
+            "append": "open('fill-0.bin', 'ab').write(b'x')",
+            "read": "result = len(open('fill-0.bin', 'rb').read())",
+            "used": "result = " + SCRATCH_USED.split("\n")[1],
+        }
+        no_mount = "worker._isolate = lambda network, *rest: (False, False)\ninfo = worker.harden(config)"
+        runner = RAW_RUNNER.replace("info = worker.harden(config)", no_mount)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-B",
+                "-c",
+                runner,
+                str(WORKER_SCRIPT),
+                json.dumps(config),
+                json.dumps(attempts),
+            ],
+            env={},
+            cwd=workdir,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        report = json.loads(done.stdout)
+        results = report["results"]
+        assert report["info"]["disk_quota"] == "audit_hook"
+        for name in ("fill", "mkdir", "append"):
+            assert "disk quota (2 MB" in results[name], results
+        assert results["read"] == f"ok: {1 << 20}"
+        assert results["used"] == f"ok: {2 << 20}"
+    finally:
+        subprocess.run(["rm", "-rf", workdir], check=False)
+
+
 def test_huge_output_is_truncated(tight: SandboxExecutor) -> None:
     result = tight("for i in range(10**4):\n    print('x' * 100)\n'y' * 10**6")
     assert len(result.logs) < 1200

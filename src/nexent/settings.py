@@ -74,6 +74,8 @@ class Settings(BaseSettings):
     # by the other processes once it has been silent for `run_owner_lost_seconds`.
     run_heartbeat_seconds: float = Field(default=5.0, gt=0)
     run_owner_lost_seconds: float = Field(default=30.0, gt=0)
+    # The code sandbox's scratch directory, all files together (a tmpfs when the server runs as root: memory)
+    sandbox_disk_mb: int = Field(default=64, ge=1)
 
     # Knowledge bases
     knowledge_max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
