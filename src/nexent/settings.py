@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     knowledge_max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     knowledge_max_attempts: int = Field(default=3, ge=1)
     knowledge_ocr: bool = True
+    # Documents are parsed in worker processes, each with this memory ceiling (RLIMIT_DATA); past it the document
+    # fails with `too_large`. OCR alone takes about 800 MB.
+    knowledge_parse_memory_mb: int = Field(default=2048, ge=256)
+    knowledge_parse_processes: int = Field(default=2, ge=1)
     knowledge_stuck_seconds: float = Field(default=900.0, gt=0)
 
     # Single sign-on (OpenID Connect)
