@@ -171,22 +171,25 @@ class ParserPool:
             worker.stop()
 
 
-_pools: dict[tuple[int, int], ParserPool] = {}
+_pools: dict[tuple[int, int, int], ParserPool] = {}
 _pools_lock = threading.Lock()
 
 
 def parser_pool(memory_mb: int, size: int) -> ParserPool:
-    """The process's pool for these settings (created on first use, closed at exit)."""
+    """The process's pool for these settings (created on first use, closed at exit). Keyed by process id too: a
+    forked process (Celery's prefork children) must not share its parent's workers and their pipes."""
+    key = (os.getpid(), memory_mb, size)
     with _pools_lock:
-        pool = _pools.get((memory_mb, size))
+        pool = _pools.get(key)
         if pool is None:
-            pool = _pools[(memory_mb, size)] = ParserPool(memory_mb, size)
+            pool = _pools[key] = ParserPool(memory_mb, size)
         return pool
 
 
 @atexit.register
 def _close_pools() -> None:
     with _pools_lock:
-        for pool in _pools.values():
-            pool.close()
+        for (pid, _, _), pool in _pools.items():
+            if pid == os.getpid():
+                pool.close()
         _pools.clear()
