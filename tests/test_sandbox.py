@@ -540,6 +540,88 @@ def test_network_only_when_allowed(canary_file: Path, listener: _Listener) -> No
         opened.cleanup()
 
 
+def test_worker_runs_in_its_own_empty_network_namespace(executor: SandboxExecutor, listener: _Listener) -> None:
+    # Seen from outside, by the kernel, not by the worker's own report or its audit hook: a different network
+    # namespace than the server's, holding no interface but the loopback one, so even code that got past the
+    # audit hook could not reach the server's 127.0.0.1 (the listener) or anything else.
+    if not IS_ROOT:
+        pytest.skip("the network namespace needs root")
+    executor("0")
+    pid = executor.worker_pid
+    assert pid is not None
+    assert os.readlink(f"/proc/{pid}/ns/net") != os.readlink("/proc/self/ns/net")
+    interfaces = [line.split(":")[0].strip() for line in Path(f"/proc/{pid}/net/dev").read_text().splitlines()[2:]]
+    assert interfaces == ["lo"]
+    assert f":{listener.port:04X} " not in Path(f"/proc/{pid}/net/tcp").read_text()  # the server's sockets: unseen
+    assert executor.worker_info["network_isolated"] is True
+
+
+@pytest.fixture
+def victim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A file outside the scratch directory that the worker's user could change if only the kernel decided: owned
+    by that user (65534 when the server runs as root) and writable by everyone, in a directory it can reach."""
+    folder = Path(tempfile.mkdtemp(prefix="nexent-sandbox-victim-"))
+    folder.chmod(0o755)
+    path = folder / "victim.txt"
+    path.write_text("untouched")
+    path.chmod(0o666)
+    if IS_ROOT:
+        os.chown(path, 65534, 65534)
+    os.utime(path, (1_000_000_000, 1_000_000_000))
+    yield path
+    subprocess.run(["rm", "-rf", str(folder)], check=False)
+
+
+# chmod, chown and utime are refused everywhere, in the scratch directory too: the audit hook denies their events
+# (os.chmod, os.chown, os.utime) by default, and nothing the code does needs them.
+METADATA_CHANGES: dict[str, tuple[str, str]] = {
+    "chmod": ("os.chmod({path!r}, 0o4777)", "os.chmod"),
+    "fchmod": (
+        "fd = os.open({path!r}, os.O_RDONLY)\ntry:\n    os.fchmod(fd, 0o4777)\nfinally:\n    os.close(fd)",
+        "os.chmod",
+    ),
+    "pathlib_chmod": ("pathlib.Path({path!r}).chmod(0o777)", "os.chmod"),
+    "chown": ("os.chown({path!r}, 0, 0)", "os.chown"),
+    "lchown": ("os.lchown({path!r}, os.getuid(), os.getgid())", "os.chown"),
+    "utime": ("os.utime({path!r}, (0, 0))", "os.utime"),
+    "utime_now": ("os.utime({path!r}, None)", "os.utime"),
+    "copystat": ("pathlib.Path('other.txt').write_text('')\nshutil.copystat('other.txt', {path!r})", "shutil.copystat"),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "where"),
+    # fchmod needs a descriptor, and opening a file outside the scratch directory is refused before it is reached
+    [
+        (name, where)
+        for name in sorted(METADATA_CHANGES)
+        for where in ("outside", "scratch")
+        if (name, where) != ("fchmod", "outside")
+    ],
+)
+def test_file_metadata_changes_are_refused(
+    name: str, where: str, lenient: SandboxExecutor, canary_file: Path, victim: Path
+) -> None:
+    if where == "outside":
+        path, before = str(victim), victim.stat()
+        setup = ""
+    else:
+        path, before = "mine.txt", None
+        setup = "pathlib.Path('mine.txt').write_text('mine')\n"
+    change, event = METADATA_CHANGES[name]
+    message = attempt(lenient, "import os, pathlib, shutil\n" + setup + change.format(path=path), canary_file)
+    assert f"sandbox: {event}" in message
+    if before is not None:
+        after = victim.stat()
+        assert (after.st_mode, after.st_uid, after.st_gid, after.st_mtime) == (
+            before.st_mode,
+            before.st_uid,
+            before.st_gid,
+            before.st_mtime,
+        )
+        assert victim.read_text() == "untouched"
+
+
 # --- exhaustion: time, memory, output -------------------------------------------------------------------------
 
 
@@ -594,6 +676,78 @@ def test_sleeping_code_is_stopped_by_the_wall_clock(tight: SandboxExecutor, cana
 def test_memory_bombs_are_stopped(code: str, tight: SandboxExecutor, canary_file: Path) -> None:
     message = attempt(tight, code, canary_file)
     assert "memory" in message.lower()
+
+
+FILL_SCRATCH = (
+    "import io\nwritten = 0\nfor i in range(64):\n    with io.open(f'fill-{{i}}.bin', 'wb') as handle:\n"
+    "        handle.write(b'x' * {size})\n    written += {size}\n"
+)
+SCRATCH_USED = "import os\nsum(os.stat(name).st_size for name in os.listdir('.'))"
+
+
+def test_disk_quota_stops_writes_and_the_worker_survives(canary_file: Path) -> None:
+    # Files of 1 MiB each, below the per-file limit: only the quota of all files together stops them.
+    executor = _executor(authorized_imports=[*DEFAULT_AUTHORIZED_IMPORTS, "io", "os"], disk_mb=4)
+    try:
+        message = attempt(executor, FILL_SCRATCH.format(size=1 << 20), canary_file)
+        if IS_ROOT:
+            assert executor.worker_info["disk_quota"] == "tmpfs"
+            assert "No space left on device" in message
+        else:
+            assert "disk quota" in message
+        assert "at most 4 MB in all" in message or "disk quota (4 MB" in message
+        assert executor(SCRATCH_USED).output <= 4 << 20  # the same worker, its files kept
+        executor("import os\nfor name in os.listdir('.'):\n    os.remove(name)")
+        assert (
+            executor(FILL_SCRATCH.format(size=1 << 20).replace("64", "3") + "written").output == 3 << 20
+        )  # room again
+    finally:
+        executor.cleanup()
+
+
+def test_disk_quota_without_root_is_kept_by_the_audit_hook(canary_file: Path) -> None:
+    # No tmpfs without root (or where mounting is not allowed, as in a container without CAP_SYS_ADMIN): the hook
+    # refuses to open a file for writing (or make a directory) once the scratch directory holds the quota. The
+    # runner takes the mount away, as such a host would; the hook and the kernel's limits are the real ones.
+    workdir = tempfile.mkdtemp(prefix="nexent-sandbox-test-")
+    try:
+        config = {**SandboxExecutor(memory_mb=384, disk_mb=2).worker_config(), "workdir": workdir}
+        attempts = {
+            "fill": FILL_SCRATCH.format(size=1 << 20) + "result = written",
+            "mkdir": "os.mkdir('more')",
+            "append": "open('fill-0.bin', 'ab').write(b'x')",
+            "read": "result = len(open('fill-0.bin', 'rb').read())",
+            "used": "result = " + SCRATCH_USED.split("\n")[1],
+        }
+        no_mount = "worker._isolate = lambda network, *rest: (False, False)\ninfo = worker.harden(config)"
+        runner = RAW_RUNNER.replace("info = worker.harden(config)", no_mount)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-I",
+                "-B",
+                "-c",
+                runner,
+                str(WORKER_SCRIPT),
+                json.dumps(config),
+                json.dumps(attempts),
+            ],
+            env={},
+            cwd=workdir,
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr.decode()[-3000:]
+        report = json.loads(done.stdout)
+        results = report["results"]
+        assert report["info"]["disk_quota"] == "audit_hook"
+        for name in ("fill", "mkdir", "append"):
+            assert "disk quota (2 MB" in results[name], results
+        assert results["read"] == f"ok: {1 << 20}"
+        assert results["used"] == f"ok: {2 << 20}"
+    finally:
+        subprocess.run(["rm", "-rf", workdir], check=False)
 
 
 def test_huge_output_is_truncated(tight: SandboxExecutor) -> None:

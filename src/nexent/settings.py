@@ -76,12 +76,18 @@ class Settings(BaseSettings):
     # by the other processes once it has been silent for `run_owner_lost_seconds`.
     run_heartbeat_seconds: float = Field(default=5.0, gt=0)
     run_owner_lost_seconds: float = Field(default=30.0, gt=0)
+    # The code sandbox's scratch directory, all files together (a tmpfs when the server runs as root: memory)
+    sandbox_disk_mb: int = Field(default=64, ge=1)
 
     # Knowledge bases
     knowledge_max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     knowledge_max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     knowledge_max_attempts: int = Field(default=3, ge=1)
     knowledge_ocr: bool = True
+    # Documents are parsed in worker processes, each with this memory ceiling (RLIMIT_DATA); past it the document
+    # fails with `too_large`. OCR alone takes about 800 MB.
+    knowledge_parse_memory_mb: int = Field(default=2048, ge=256)
+    knowledge_parse_processes: int = Field(default=2, ge=1)
     knowledge_stuck_seconds: float = Field(default=900.0, gt=0)
 
     # Single sign-on (OpenID Connect)

@@ -16,6 +16,7 @@ import pytest
 
 from nexent.providers import pool
 from tests.conftest import REDIS_URL, S3_ACCESS_KEY, S3_SECRET_KEY, make_settings, serve_in_process, wait_until
+from tests.support.bombs import office_bomb, plain_document
 from tests.support.identity import bearer, invite_and_register, register
 from tests.support.model_server import ChatReply, RunningModelServer, ServiceReply, run_model_server
 from tests.test_http import assert_problem
@@ -247,6 +248,25 @@ async def test_a_bad_file_fails_with_a_typed_error_and_the_others_are_indexed(
     assert again.status_code == 202 and again.json()["status"] == "queued"
     docs = await settled(client, owner, kb["id"])
     assert docs["broken.pdf"]["error"]["code"] == "corrupt_file" and docs["broken.pdf"]["attempts"] == 1
+
+
+async def test_office_bombs_fail_with_too_large_and_the_server_stays_up(
+    client: httpx.AsyncClient, owner: dict[str, Any]
+) -> None:
+    # Each under 100 KB, inflating to 16 MiB of XML; uploaded with an ordinary file.
+    kb = await create_kb(client, owner)
+    bombs = [(f"bomb.{fmt}", office_bomb(fmt), "application/octet-stream") for fmt in ("docx", "xlsx", "pptx")]
+    response = await upload(client, owner, kb["id"], [*bombs, ("notes.txt", NOTES.encode(), "text/plain")])
+    assert response.status_code == 201, response.text
+    docs = await settled(client, owner, kb["id"])
+    assert docs["notes.txt"]["status"] == "indexed"
+    for name, _, _ in bombs:
+        assert (docs[name]["status"], docs[name]["error"]["code"]) == ("failed", "too_large"), docs[name]
+        assert docs[name]["chunk_count"] == 0
+    # The server, and parsing, go on.
+    plain = [("plain.docx", plain_document("docx"), "application/octet-stream")]
+    assert (await upload(client, owner, kb["id"], plain)).status_code == 201
+    assert (await settled(client, owner, kb["id"]))["plain.docx"]["status"] == "indexed"
 
 
 async def test_an_embedding_model_that_fails_ends_in_embedding_failed(

@@ -30,7 +30,7 @@ from nexent.knowledge.chunking import Chunk, ChunkSettings, chunk_document
 from nexent.knowledge.embedder import EMBED_BATCH, Embedder, EmbeddingFailed
 from nexent.knowledge.metrics import DOCUMENTS
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
-from nexent.knowledge.parsing import ParsedDocument, ParseFailure, ParseLimits, parse_document
+from nexent.knowledge.parsing import ParsedDocument, ParseFailure, ParseLimits, ParserPool, parser_pool
 from nexent.knowledge.repository import (
     ChunkRepository,
     DocumentRepository,
@@ -206,6 +206,7 @@ class DocumentBatch:
         settings = self.engines.settings
         limits = ParseLimits(max_bytes=settings.knowledge_max_file_bytes, ocr=settings.knowledge_ocr)
         chunk_settings = ChunkSettings(target_chars=kb.chunk_target_chars, overlap_chars=kb.chunk_overlap_chars)
+        pool = parser_pool(settings.knowledge_parse_memory_mb, settings.knowledge_parse_processes)
         failures: dict[uuid.UUID, tuple[str, str]] = {}
         for doc_id, w in self.work.items():
             try:
@@ -214,7 +215,7 @@ class DocumentBatch:
                 failures[doc_id] = ("file_missing", "The uploaded file is no longer in storage; upload it again.")
                 continue
             try:
-                parsed, pieces = await asyncio.to_thread(_parse_and_chunk, data, w.doc, limits, chunk_settings)
+                parsed, pieces = await asyncio.to_thread(_parse_and_chunk, data, w.doc, limits, chunk_settings, pool)
             except ParseFailure as failure:
                 failures[doc_id] = (failure.code, failure.message)
                 continue
@@ -310,9 +311,9 @@ def _failed(code: str, message: str) -> dict[str, Any]:
 
 
 def _parse_and_chunk(
-    data: bytes, doc: KnowledgeDocument, limits: ParseLimits, settings: ChunkSettings
+    data: bytes, doc: KnowledgeDocument, limits: ParseLimits, settings: ChunkSettings, pool: ParserPool
 ) -> tuple[ParsedDocument, list[Chunk]]:
-    parsed = parse_document(data, doc.file_name, doc.content_type, limits)
+    parsed = pool.parse(data, doc.file_name, doc.content_type, limits)
     return parsed, chunk_document(parsed, settings)
 
 

@@ -222,7 +222,7 @@ class AgentBuilder:
         }
         if agent.agent_type == AgentType.CODE:
             # Generated code runs in a separate, locked-down worker process; tools still run here.
-            executor = SandboxExecutor(cancel=self.cancel)
+            executor = SandboxExecutor(cancel=self.cancel, disk_mb=self.engines.settings.sandbox_disk_mb)
             self.executors.append(executor)
             return PlatformCodeAgent(
                 executor=executor, additional_authorized_imports=list(executor.authorized_imports), **common

@@ -17,12 +17,16 @@ Defense layers, outermost first:
   limit, re-armed before each step, and `cpu_seconds * CPU_LIFETIME_FACTOR` over the worker's life as the hard
   limit), RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_NPROC = 0, no core dumps; plus a wall clock per step
   (`timeout_seconds`, time spent in tools not counted) enforced here by killing the process group.
+- **A disk quota** (`disk_mb`) on the scratch directory, all files together: as root a tmpfs of that size in the
+  worker's own mount namespace (the kernel refuses writes past it: ENOSPC); otherwise the audit hook refuses to
+  open files for writing once the directory holds that much.
 - **When the server runs as root** (as in CI and containers): the worker moves into a new, empty network
   namespace (unless `allow_network`) and drops to uid/gid 65534 with no supplementary groups, so that the file
   system's permissions and RLIMIT_NPROC apply to it. Best effort: `worker_info` says what was achieved.
 - **Inside the worker**: process-spawning functions replaced by stubs, and a PEP 578 audit hook that cannot be
   removed, denying by default (files only inside the scratch directory, no imports, no sockets unless allowed,
-  no ctypes, no gc/frame introspection, no code forging; see `sandbox_worker`).
+  no ctypes, no gc/frame introspection, no code forging, no chmod/chown/utime even in the scratch directory; see
+  `sandbox_worker`).
 - **The code itself** runs in smolagents' AST interpreter (`evaluate_python_code`): no dunder attributes, only the
   `authorized_imports`, only whitelisted builtins (no open/eval/exec/compile/globals/vars/__import__). It is a
   filter, not a boundary: `string.Formatter().get_field("0.__globals__...")` and the like read dunder attributes
@@ -97,6 +101,7 @@ DEFAULT_AUTHORIZED_IMPORTS: tuple[str, ...] = (
 CPU_LIFETIME_FACTOR = 20  # the worker's total CPU budget, in steps' worth of cpu_seconds
 STARTUP_TIMEOUT_SECONDS = 30.0
 FILE_SIZE_MB = 8
+DEFAULT_DISK_MB = 64  # the scratch directory, all files together (Settings.sandbox_disk_mb)
 MAX_OPEN_FILES = 32
 MAX_MESSAGE_BYTES = 32 << 20  # a reply from the worker larger than this kills it
 _POLL_SECONDS = 0.1
@@ -262,6 +267,7 @@ class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
     timeout_seconds: wall clock per code step (time spent in tools excluded); the worker is killed past it.
     cpu_seconds: CPU time per code step (RLIMIT_CPU soft limit, re-armed before each step).
     memory_mb: the worker's address space (RLIMIT_AS), interpreter and preloaded modules (about 70 MB) included.
+    disk_mb: the scratch directory's quota, all files together (as root a tmpfs, so it is held in memory).
     max_output_chars: cap on the printed output (logs) and on the text of the step's value.
     allow_network: let the code open sockets (the modules must also be authorized, e.g. "socket").
     authorized_imports: the modules the code may import; DEFAULT_AUTHORIZED_IMPORTS when None. Each must be
@@ -279,6 +285,7 @@ class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
         timeout_seconds: float = 30.0,
         cpu_seconds: int = 20,
         memory_mb: int = 512,
+        disk_mb: int = DEFAULT_DISK_MB,
         max_output_chars: int = 20_000,
         allow_network: bool = False,
         authorized_imports: Iterable[str] | None = None,
@@ -286,8 +293,10 @@ class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
         drop_privileges: bool = True,
         python: str | None = None,
     ) -> None:
-        if timeout_seconds <= 0 or cpu_seconds < 1 or memory_mb < 128 or max_output_chars < 100:
-            raise ValueError("timeout_seconds > 0, cpu_seconds >= 1, memory_mb >= 128 and max_output_chars >= 100")
+        if timeout_seconds <= 0 or cpu_seconds < 1 or memory_mb < 128 or max_output_chars < 100 or disk_mb < 1:
+            raise ValueError(
+                "timeout_seconds > 0, cpu_seconds >= 1, memory_mb >= 128, disk_mb >= 1 and max_output_chars >= 100"
+            )
         imports = sorted(set(DEFAULT_AUTHORIZED_IMPORTS if authorized_imports is None else authorized_imports))
         for name in imports:
             if name == "*" or not name or any(not part.isidentifier() for part in name.split(".")):
@@ -297,6 +306,7 @@ class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
         self.timeout_seconds = float(timeout_seconds)
         self.cpu_seconds = int(cpu_seconds)
         self.memory_mb = int(memory_mb)
+        self.disk_mb = int(disk_mb)
         self.max_output_chars = int(max_output_chars)
         self.allow_network = bool(allow_network)
         self.authorized_imports: tuple[str, ...] = tuple(imports)
@@ -333,6 +343,7 @@ class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
             "cpu_seconds": self.cpu_seconds,
             "cpu_lifetime_seconds": self.cpu_seconds * CPU_LIFETIME_FACTOR,
             "file_size_mb": FILE_SIZE_MB,
+            "disk_mb": self.disk_mb,
             "max_open_files": MAX_OPEN_FILES,
             "max_output_chars": self.max_output_chars,
             "allow_network": self.allow_network,

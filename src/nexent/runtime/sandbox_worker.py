@@ -6,14 +6,19 @@ then on it runs model-written code and must be assumed hostile. In order, it
 
 1. imports everything it will ever need (smolagents' AST interpreter, the authorized modules, their lazy helpers):
    after hardening no module can be imported any more;
-2. when running as root: moves itself into a new, empty network namespace (unless the network is allowed), hands
-   its scratch directory to an unprivileged user and drops to that user (uid/gid 65534, no supplementary groups);
+2. when running as root: moves itself into a new, empty network namespace (unless the network is allowed) and a
+   new mount namespace where its scratch directory is a tmpfs of `disk_mb` (the disk quota, enforced by the kernel),
+   hands that directory to an unprivileged user and drops to that user (uid/gid 65534, no supplementary groups);
 3. sets resource limits: address space, per-step CPU time (soft, re-armed before each step) and a lifetime CPU cap
    (hard), file size, open files, processes, no core dumps;
 4. replaces the process-spawning functions of `os`/`posix`/`_posixsubprocess`/`pty` with stubs that raise;
 5. installs an audit hook (PEP 578; it cannot be removed) that denies by default: only a short list of harmless
    events passes, file events only inside the scratch directory, network events only when allowed, no imports,
-   no ctypes, no gc/frame introspection, no code-object or function forging, no marshal/pickle loading.
+   no ctypes, no gc/frame introspection, no code-object or function forging, no marshal/pickle loading. Without
+   the tmpfs (not root, or the mount failed) the hook enforces the disk quota itself: a file may not be opened for
+   writing, nor a directory made, once the scratch directory holds `disk_mb` or `MAX_SCRATCH_ENTRIES` entries, so
+   the code can exceed the quota by at most what its files already open for writing grow to (each capped by
+   RLIMIT_FSIZE).
 
 The protocol with the server is JSON lines over two inherited pipes (never stdin/stdout). Tools are stubs that
 ask the server to run the real tool and wait for its answer.
@@ -69,7 +74,8 @@ _ALLOWED_EVENTS = frozenset(
     }
 )
 # File events whose path arguments (at these positions) must lie inside the scratch directory; any *dir_fd
-# argument must be None.
+# argument must be absent (None, or -1: CPython's audit events report a missing dir_fd as -1, so insisting on None
+# refused every mkdir, remove and rename in the scratch directory).
 _PATH_EVENTS: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {
     "open": ((0,), ()),
     "os.listdir": ((0,), ()),
@@ -157,6 +163,10 @@ _SIGNAL_FUNCTIONS = (
     "sigtimedwait",
 )
 _CLONE_NEWNET = 0x40000000
+_CLONE_NEWNS = 0x00020000
+_MS_NOSUID, _MS_NODEV, _MS_NOEXEC, _MS_REC, _MS_PRIVATE = 0x2, 0x4, 0x8, 0x4000, 0x40000
+MAX_SCRATCH_ENTRIES = 4096  # files and directories in the scratch directory (tmpfs nr_inodes, or the hook's count)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _NOBODY = 65534
 _EMERGENCY_RESERVE_BYTES = 1 << 20
 
@@ -221,19 +231,29 @@ def preload(config: dict[str, Any]) -> None:
         importlib.import_module(name)
 
 
-def _isolate_network() -> bool:
-    """A new, empty network namespace (root only; best effort). Needs ctypes, which is unloaded afterwards."""
+def _isolate(network: bool, workdir: str, disk_mb: int, owner: int) -> tuple[bool, bool]:
+    """Root only, best effort: a new, empty network namespace (when `network`), and a new mount namespace where the
+    scratch directory is a tmpfs of `disk_mb` (nosuid, nodev, noexec) owned by `owner`. Returns what was done.
+    Needs ctypes, which is unloaded afterwards."""
+    network_done = quota_done = False
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        done = bool(libc.unshare(_CLONE_NEWNET) == 0)
+        if network:
+            network_done = bool(libc.unshare(_CLONE_NEWNET) == 0)
+        # Private propagation first: mounts of a new namespace would otherwise reach the server's (systemd makes
+        # "/" shared).
+        if libc.unshare(_CLONE_NEWNS) == 0 and libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) == 0:
+            options = f"size={disk_mb}m,nr_inodes={MAX_SCRATCH_ENTRIES},mode=0700,uid={owner},gid={owner}"
+            flags = _MS_NOSUID | _MS_NODEV | _MS_NOEXEC
+            quota_done = libc.mount(b"tmpfs", os.fsencode(workdir), b"tmpfs", flags, options.encode()) == 0
         del libc
     except (OSError, AttributeError):
-        done = False
+        pass
     for name in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
         del sys.modules[name]
-    return done
+    return network_done, quota_done
 
 
 def _drop_privileges(workdir: str, uid: int, gid: int) -> bool:
@@ -264,7 +284,7 @@ def _set_limits(config: dict[str, Any]) -> dict[str, Any]:
     cpu = int(config["cpu_seconds"])
     limit(resource.RLIMIT_CPU, used + cpu, used + int(config["cpu_lifetime_seconds"]))
     limit(resource.RLIMIT_AS, int(config["memory_mb"]) << 20)
-    limit(resource.RLIMIT_FSIZE, int(config["file_size_mb"]) << 20)
+    limit(resource.RLIMIT_FSIZE, min(int(config["file_size_mb"]), int(config["disk_mb"])) << 20)
     limit(resource.RLIMIT_NOFILE, int(config["max_open_files"]))
     limit(resource.RLIMIT_NPROC, 0)
     limit(resource.RLIMIT_CORE, 0)
@@ -301,10 +321,29 @@ def _remove_dangerous_functions() -> None:
                 setattr(module, name, _denied(f"{module_name}.{name}"))
 
 
+def _scratch_usage(root: str) -> tuple[int, int]:
+    """Bytes (allocated blocks) and entries under the scratch directory; links are not followed."""
+    used = entries = 0
+    pending = [root]
+    while pending:
+        with os.scandir(pending.pop()) as listing:
+            for entry in listing:
+                entries += 1
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                used += max(info.st_blocks * 512, info.st_size if entry.is_file(follow_symlinks=False) else 0)
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+    return used, entries
+
+
 def _make_audit_hook(
-    workdir: str, allow_network: bool, cpu_seconds: int, cpu_hard: int
+    workdir: str, allow_network: bool, cpu_seconds: int, cpu_hard: int, disk_quota_bytes: int | None
 ) -> Callable[[str, tuple[Any, ...]], None]:
-    """The hook closes over immutable values only and is reachable from no module global."""
+    """The hook closes over immutable values only and is reachable from no module global. `disk_quota_bytes` (None
+    when a tmpfs enforces the quota) is checked before a file is opened for writing or a directory made."""
     import pathlib
     import resource
 
@@ -321,6 +360,27 @@ def _make_audit_hook(
     path_events = _PATH_EVENTS
     guarded = _GUARDED_ATTRIBUTES
     network_prefixes = _NETWORK_PREFIXES
+    write_flags = _WRITE_FLAGS
+    usage = _scratch_usage
+    max_entries = MAX_SCRATCH_ENTRIES
+
+    def writes(event: str, args: tuple[Any, ...]) -> bool:
+        if event == "os.mkdir":
+            return True
+        mode, flags = (args[1], args[2]) if len(args) > 2 else (None, None)
+        if type(mode) is str:
+            return any(letter in mode for letter in "wax+")
+        return type(flags) is not int or bool(flags & write_flags)
+
+    def check_quota(event: str, args: tuple[Any, ...]) -> None:
+        if disk_quota_bytes is None or not writes(event, args):
+            return
+        used, entries = usage(root)
+        if used >= disk_quota_bytes or entries >= max_entries:
+            raise SandboxViolation(
+                f"sandbox: the scratch directory's disk quota ({disk_quota_bytes >> 20} MB, {max_entries} files) "
+                "is used up"
+            )
 
     def inside(path: Any) -> bool:
         # Exact types only: a str subclass or a custom os.PathLike could answer differently when open() asks.
@@ -339,8 +399,10 @@ def _make_audit_hook(
         if spec is not None:
             paths, dir_fds = spec
             if all(inside(args[i]) for i in paths if i < len(args)) and all(
-                args[i] is None for i in dir_fds if i < len(args)
+                args[i] is None or (type(args[i]) is int and args[i] == -1) for i in dir_fds if i < len(args)
             ):
+                if event in ("open", "os.mkdir"):
+                    check_quota(event, args)
                 return
             raise SandboxViolation(f"sandbox: {event} outside the scratch directory is not allowed")
         if event == "import":
@@ -370,19 +432,29 @@ def _make_audit_hook(
 def harden(config: dict[str, Any]) -> dict[str, Any]:
     """Lock the process down (see the module docstring). Returns what was achieved, for the server's records."""
     workdir = config["workdir"]
-    os.chdir(workdir)
     os.environ.clear()
     is_root = os.geteuid() == 0
-    network_isolated = False
-    if is_root and not config["allow_network"]:
-        network_isolated = _isolate_network()
+    network_isolated = disk_quota_mounted = False
+    if is_root:
+        owner = _NOBODY if config["drop_privileges"] else 0
+        network_isolated, disk_quota_mounted = _isolate(
+            not config["allow_network"], workdir, int(config["disk_mb"]), owner
+        )
+    os.chdir(workdir)  # after the mount: into the tmpfs
     dropped = False
     if is_root and config["drop_privileges"]:
         dropped = _drop_privileges(workdir, _NOBODY, _NOBODY)
     limits = _set_limits(config)
     _remove_dangerous_functions()
+    quota_bytes = None if disk_quota_mounted else int(config["disk_mb"]) << 20
     sys.addaudithook(
-        _make_audit_hook(workdir, bool(config["allow_network"]), int(config["cpu_seconds"]), limits["RLIMIT_CPU"][1])
+        _make_audit_hook(
+            workdir,
+            bool(config["allow_network"]),
+            int(config["cpu_seconds"]),
+            limits["RLIMIT_CPU"][1],
+            quota_bytes,
+        )
     )
     return {
         "pid": os.getpid(),
@@ -390,6 +462,7 @@ def harden(config: dict[str, Any]) -> dict[str, Any]:
         "gid": os.getgid(),
         "privileges_dropped": dropped,
         "network_isolated": network_isolated,
+        "disk_quota": "tmpfs" if disk_quota_mounted else "audit_hook",
         "limits": limits,
         "audit_hook": True,
     }
@@ -541,6 +614,12 @@ def serve(config: dict[str, Any], channel: _Channel, info: dict[str, Any]) -> No
                     text = str(exc)
                 except BaseException:
                     text = f"{type(exc).__name__} (unprintable)"
+                if "No space left on device" in text[-10_000:] or "File too large" in text[-10_000:]:
+                    text += (
+                        f"\nThe scratch directory holds at most {config['disk_mb']} MB in all and "
+                        f"{min(int(config['file_size_mb']), int(config['disk_mb']))} MB per file; remove files to "
+                        "make room."
+                    )
                 reply = {
                     "op": "error",
                     "kind": kind,

@@ -3,6 +3,7 @@
 from .base import FAILURE_CODES, Block, ParsedDocument, ParseFailure, ParseLimits
 from .core import parse_document
 from .detect import SUPPORTED_FORMATS, detect_format
+from .isolation import ParserPool, parser_pool
 
 __all__ = [
     "FAILURE_CODES",
@@ -11,6 +12,8 @@ __all__ = [
     "ParseFailure",
     "ParseLimits",
     "ParsedDocument",
+    "ParserPool",
     "detect_format",
     "parse_document",
+    "parser_pool",
 ]

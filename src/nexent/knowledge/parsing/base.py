@@ -29,6 +29,13 @@ class ParseLimits:
     max_pages: int = 2000
     max_archive_members: int = 500
     max_archive_total_bytes: int = 200 * 1024 * 1024
+    # Parts of one ZIP-based document (DOCX, XLSX, PPTX, ODF, EPUB): a PPTX has about four per slide, so
+    # max_pages slides fit.
+    max_document_parts: int = 10_000
+    # A ZIP member past 1 MiB inflated may expand at most this many times its compressed size (Apache POI's
+    # zip-bomb rule, 1:100): the audit's 61 KB DOCX inflating to 40 MiB of XML expands 680 times; the parts over
+    # 10 KB of the parsing benchmark's real DOCX, XLSX and PPTX files expand at most 40.5 times.
+    max_inflate_ratio: int = 100
     ocr: bool = True
 
 

@@ -30,6 +30,31 @@ def open_zip(data: bytes) -> zipfile.ZipFile:
         raise ParseFailure("corrupt_file", "The file is damaged (its ZIP structure cannot be read).") from exc
 
 
+INFLATE_RATIO_GRACE_BYTES = 1 << 20  # members inflating to less are not checked for their ratio
+
+
+def check_archive(data: bytes, limits: ParseLimits, fmt: str) -> None:
+    """Refuse a ZIP-based file (any format) before a parser reads it: too many members, more inflated bytes than
+    `max_archive_total_bytes` all together, or a member expanding more than `max_inflate_ratio` times. The
+    sizes are the central directory's; Python's zipfile (which every parser here reads ZIPs with) stops a member at
+    its declared size, so a lying header cannot make a parser read more."""
+    with open_zip(data) as archive:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+    # A plain ZIP's files are counted by the archive reader (max_archive_members, macOS and hidden files left out).
+    if fmt != "zip" and len(members) > limits.max_document_parts:
+        raise ParseFailure("too_large", f"The file holds more than {limits.max_document_parts} parts.")
+    if sum(info.file_size for info in members) > limits.max_archive_total_bytes:
+        raise ParseFailure("too_large", "The file expands to more data than allowed.")
+    for info in members:
+        if info.file_size > INFLATE_RATIO_GRACE_BYTES and info.file_size > limits.max_inflate_ratio * max(
+            info.compress_size, 1
+        ):
+            raise ParseFailure(
+                "too_large",
+                f"The file expands {info.file_size // max(info.compress_size, 1)} times over (a decompression bomb).",
+            )
+
+
 def read_member(archive: zipfile.ZipFile, name: str, limits: ParseLimits) -> bytes:
     """A member's bytes, refusing members that inflate beyond the archive limit (the header may lie)."""
     try:

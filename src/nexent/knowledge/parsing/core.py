@@ -11,8 +11,8 @@ import zlib
 from email.message import EmailMessage, Message
 
 from .base import Block, ParsedDocument, ParseFailure, ParseLimits
-from .containers import open_zip, parse_epub, parse_odf
-from .detect import detect_format
+from .containers import check_archive, open_zip, parse_epub, parse_odf
+from .detect import ZIP_FORMATS, detect_format
 from .images import parse_image
 from .legacy import parse_doc, parse_ppt
 from .markup import parse_html
@@ -41,6 +41,8 @@ def parse_document(
 def _parse(data: bytes, fmt: str, limits: ParseLimits, depth: int, source: str | None) -> ParsedDocument:
     builder = Builder(source)
     try:
+        if fmt in ZIP_FORMATS and not data.startswith(_OLE_MAGIC):
+            check_archive(data, limits, fmt)  # every ZIP-based format, before any parser sees it
         title, pages = _dispatch(data, fmt, builder, limits, depth)
     except ParseFailure:
         raise

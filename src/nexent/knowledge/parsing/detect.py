@@ -37,7 +37,7 @@ _CONTENT_TYPES = {
 }  # fmt: skip
 
 _JSON_CHECK_CHARS = 4 * 1024 * 1024
-_ZIP_FORMATS = {"docx", "xlsx", "pptx", "odt", "ods", "odp", "epub", "zip"}
+ZIP_FORMATS = {"docx", "xlsx", "pptx", "odt", "ods", "odp", "epub", "zip"}
 _OLE_FORMATS = {"doc", "xls", "ppt"}
 
 _ODF_MIMETYPES = {
@@ -93,7 +93,7 @@ def _zip_format(data: bytes, hint: str | None) -> str:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, OSError, EOFError):
-        return hint if hint in _ZIP_FORMATS else "zip"  # the parser reports the damage
+        return hint if hint in ZIP_FORMATS else "zip"  # the parser reports the damage
     with archive:
         names = set(archive.namelist())
         if "mimetype" in names:
