@@ -1,0 +1,99 @@
+"""Odd input gets a 4xx problem, never a 500, on SQLite and PostgreSQL: integers beyond what a column holds, NUL
+characters, malformed resume points."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import make_settings, serve_in_process
+from tests.support.identity import bearer, register
+from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
+from tests.test_http import OPERATOR, assert_problem
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_migrated_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The embedded app on SQLite, or on the session's migrated PostgreSQL database."""
+    overrides: dict[str, Any] = {"builtin_models": False}
+    if request.param == "postgresql":
+        overrides["database_url"] = pg_migrated_url
+    async with serve_in_process(make_settings(tmp_path, **overrides)) as http:
+        yield http
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[RunningModelServer]:
+    with run_model_server() as served:
+        yield served
+
+
+def email() -> str:
+    return f"hardening-{uuid.uuid4().hex[:8]}@example.com"
+
+
+async def test_offsets_beyond_64_bits_are_a_422_on_every_list_route(client: httpx.AsyncClient) -> None:
+    owner = await register(client, email())
+    headers = bearer(owner["access_token"])
+    for path, auth in [
+        ("/api/admin/tenants", OPERATOR),
+        ("/api/agents", headers),
+        ("/api/models", headers),
+        ("/api/runs", headers),
+        ("/api/conversations", headers),
+        ("/api/knowledge-bases", headers),
+    ]:
+        for offset in (2**64, 2**63, 10**30):
+            response = await client.get(path, params={"offset": offset}, headers=auth)
+            body = assert_problem(response, 422, "validation_error")
+            assert body["errors"][0]["loc"] == ["query", "offset"]  # type: ignore[index]
+        # Anything a 64-bit integer holds is a page, empty past the end.
+        for offset in (2**31, 2**63 - 1):
+            page = await client.get(path, params={"offset": offset}, headers=auth)
+            assert page.status_code == 200, (path, offset, page.text)
+            assert page.json()["items"] == [] and page.json()["offset"] == offset
+
+
+async def finished_run(client: httpx.AsyncClient, llm: RunningModelServer) -> tuple[str, dict[str, str]]:
+    """A completed run of a new owner's agent: its id and the owner's headers."""
+    owner = await register(client, email())
+    headers = bearer(owner["access_token"])
+    model = await client.post(
+        "/api/models",
+        json={"name": "Scripted", "kind": "llm", "model": "scripted", "base_url": llm.base_url, "timeout_seconds": 10},
+        headers=headers,
+    )
+    assert model.status_code == 201, model.text
+    agent = await client.post("/api/agents", json={"name": "Resumer", "model_id": model.json()["id"]}, headers=headers)
+    assert agent.status_code == 201, agent.text
+    llm.server.enqueue(ChatReply.text("Done."))
+    started = await client.post(f"/api/agents/{agent.json()['id']}/runs", json={"message": "Hi"}, headers=headers)
+    assert started.status_code == 200 and "run.completed" in started.text, started.text
+    return started.headers["x-run-id"], headers
+
+
+async def test_resume_points_that_no_run_has_are_a_422(client: httpx.AsyncClient, llm: RunningModelServer) -> None:
+    run_id, headers = await finished_run(client, llm)
+    events = f"/api/runs/{run_id}/events"
+    # Headers arrive as latin-1: "²" and "³¹" are digits to `str.isdigit`, not to `int`.
+    for last_event_id in ["²", "³¹", "-1", "abc", "2147483648", "18446744073709551616", "9" * 20]:
+        raw = {**headers, "Last-Event-ID": last_event_id.encode("latin-1")}
+        response = await client.get(events, headers=raw)
+        body = assert_problem(response, 422, "validation_error")
+        assert body["errors"][0]["loc"] == ["header", "last-event-id"]  # type: ignore[index]
+    for after in [2**31, 2**63, 2**64, 10**30]:
+        response = await client.get(events, params={"after": after}, headers=headers)
+        body = assert_problem(response, 422, "validation_error")
+        assert body["errors"][0]["loc"] == ["query", "after"]  # type: ignore[index]
+    # Sequence numbers a run can have still resume it.
+    resumed = await client.get(events, headers={**headers, "Last-Event-ID": "1"})
+    assert resumed.status_code == 200 and "run.completed" in resumed.text
+    assert "run.completed" in (await client.get(events, params={"after": 1}, headers=headers)).text
+    assert "run.completed" in (await client.get(events, headers={**headers, "Last-Event-ID": ""})).text
