@@ -84,8 +84,8 @@ async def test_resume_points_that_no_run_has_are_a_422(client: httpx.AsyncClient
     events = f"/api/runs/{run_id}/events"
     # Headers arrive as latin-1: "²" and "³¹" are digits to `str.isdigit`, not to `int`.
     for last_event_id in ["²", "³¹", "-1", "abc", "2147483648", "18446744073709551616", "9" * 20]:
-        raw = {**headers, "Last-Event-ID": last_event_id.encode("latin-1")}
-        response = await client.get(events, headers=raw)
+        raw = [(k.encode(), v.encode()) for k, v in headers.items()]
+        response = await client.get(events, headers=[*raw, (b"Last-Event-ID", last_event_id.encode("latin-1"))])
         body = assert_problem(response, 422, "validation_error")
         assert body["errors"][0]["loc"] == ["header", "last-event-id"]  # type: ignore[index]
     for after in [2**31, 2**63, 2**64, 10**30]:
