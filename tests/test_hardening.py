@@ -97,3 +97,43 @@ async def test_resume_points_that_no_run_has_are_a_422(client: httpx.AsyncClient
     assert resumed.status_code == 200 and "run.completed" in resumed.text
     assert "run.completed" in (await client.get(events, params={"after": 1}, headers=headers)).text
     assert "run.completed" in (await client.get(events, headers={**headers, "Last-Event-ID": ""})).text
+
+
+def assert_nul_refused(response: httpx.Response, where: str) -> None:
+    body = assert_problem(response, 422, "validation_error")
+    assert body["errors"] == [  # the input is never echoed
+        {"loc": [where], "msg": "Text must not contain the NUL character (U+0000).", "type": "string_nul"}
+    ]
+
+
+async def test_nul_characters_are_refused_everywhere(client: httpx.AsyncClient) -> None:
+    # Registration needs no account: a NUL in any of its texts is a 422 and registers nobody.
+    for field in ("display_name", "tenant_name", "password"):
+        body = {"email": email(), "password": "correct horse battery", field: "bad\u0000name"}
+        assert_nul_refused(await client.post("/api/auth/register", json=body), "body")
+    assert_nul_refused(
+        await client.post("/api/auth/login", json={"email": email(), "password": "pass\u0000word"}), "body"
+    )
+    owner = await register(client, email())
+    headers = bearer(owner["access_token"])
+    assert_nul_refused(await client.patch("/api/me", json={"display_name": "a\u0000"}, headers=headers), "body")
+    assert_nul_refused(await client.post("/api/agents", json={"name": "x\u0000"}, headers=headers), "body")
+    nested = {"name": "Nested", "instructions": {"duty": "do\u0000it"}}
+    assert_nul_refused(await client.post("/api/agents", json=nested, headers=headers), "body")
+    assert_nul_refused(await client.post("/api/agents", json={"name\u0000": "x"}, headers=headers), "body")
+    # Search terms and other query parameters, path parameters.
+    for path in ("/api/agents", "/api/knowledge-bases", "/api/admin/tenants"):
+        auth = OPERATOR if "admin" in path else headers
+        assert_nul_refused(await client.get(path, params={"q": "a\u0000b"}, headers=auth), "query")
+    assert_nul_refused(await client.get("/api/agents", params={"q\u0000": "x"}, headers=headers), "query")
+    assert_nul_refused(await client.get("/api/runs/%00", headers=headers), "path")
+    # The six characters `\u0000` are text like any other (an escaped backslash, then "u0000").
+    literal = await client.post("/api/agents", json={"name": "Back\\u0000slash"}, headers=headers)
+    assert literal.status_code == 201, literal.text
+    assert literal.json()["name"] == "Back\\u0000slash"
+    raw = b'{"name": "Two \\\\\\u0000"}'  # an escaped backslash, then a NUL escape
+    response = await client.post("/api/agents", content=raw, headers={**headers, "content-type": "application/json"})
+    assert_nul_refused(response, "body")
+    # Nothing was stored by the refused requests.
+    names = [a["name"] for a in (await client.get("/api/agents", headers=headers)).json()["items"]]
+    assert names == ["Back\\u0000slash"]

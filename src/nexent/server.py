@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
 
@@ -18,6 +18,7 @@ from nexent.core.db import migrate_async
 from nexent.core.errors import install_error_handlers
 from nexent.core.logging import configure_logging
 from nexent.core.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
+from nexent.core.text_input import refuse_nul
 from nexent.engines import health
 from nexent.engines.container import build_engines
 from nexent.identity import api as identity_api
@@ -102,6 +103,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         title="Nexent" if embedded else f"Nexent {label}",
         version=__version__,
         lifespan=lifespan,
+        # Checked before each route's own dependencies: no NUL character in text reaches a service.
+        dependencies=[Depends(refuse_nul)],
         # Swagger UI loads its assets from a CDN, which a self-hosted, offline install cannot reach.
         docs_url=None,
         redoc_url=None,
