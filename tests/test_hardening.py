@@ -8,9 +8,14 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
+from nexent.core.db import create_engine
+from nexent.core.logging import ConsoleFormatter, JsonFormatter
 from tests.conftest import make_settings, serve_in_process
 from tests.support.identity import bearer, register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
@@ -137,3 +142,47 @@ async def test_nul_characters_are_refused_everywhere(client: httpx.AsyncClient) 
     # Nothing was stored by the refused requests.
     names = [a["name"] for a in (await client.get("/api/agents", headers=headers)).json()["items"]]
     assert names == ["Back\\u0000slash"]
+
+
+SECRET = "s3cret-7f3a9c"
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+async def test_database_errors_never_carry_the_statement_parameters(
+    database: str, tmp_path: Path, pg_migrated_url: str
+) -> None:
+    url = pg_migrated_url if database == "postgresql" else f"sqlite+aiosqlite:///{tmp_path}/errors.db"
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(DBAPIError) as caught:
+                await conn.execute(text("SELECT * FROM no_such_table WHERE x = :secret"), {"secret": SECRET})
+    finally:
+        await engine.dispose()
+    assert "no_such_table" in str(caught.value) and SECRET not in str(caught.value)
+
+
+async def test_a_database_error_is_logged_without_the_values_it_quotes(
+    tmp_path: Path, pg_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serve_in_process(make_settings(tmp_path, database_url=pg_url)) as client:
+        # PostgreSQL quotes values in its own messages: a trigger that refuses a tenant, naming it.
+        conn = await asyncpg.connect(pg_url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            await conn.execute(
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'refused %', NEW.name USING DETAIL = 'slug ' || NEW.slug; END $$ LANGUAGE plpgsql;"
+                "CREATE TRIGGER refuse BEFORE INSERT ON tenants FOR EACH ROW EXECUTE FUNCTION refuse()"
+            )
+        finally:
+            await conn.close()
+        response = await client.post("/api/admin/tenants", json={"name": SECRET, "slug": SECRET}, headers=OPERATOR)
+    body = assert_problem(response, 500, "internal_error")
+    assert SECRET not in response.text and body["detail"] == "An unexpected error occurred; it has been logged."
+    [record] = [r for r in caplog.records if r.name == "nexent.errors"]
+    for formatter in (JsonFormatter(), ConsoleFormatter("%(message)s")):
+        logged = formatter.format(record)
+        record.exc_text = None  # logging caches the formatted traceback on the record
+        assert SECRET not in logged
+        # What names the failure is kept: the error's type, its SQLSTATE, the statement without values.
+        assert "RaiseError" in logged and "sqlstate=P0001" in logged and "INSERT INTO tenants" in logged
