@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from nexent import __version__
 from nexent.agents import api as agents_api
@@ -139,6 +140,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         max_body_bytes=settings.max_body_bytes,
         body_limits=[(knowledge_api.UPLOAD_PATH, settings.knowledge_max_upload_bytes)],
     )
+    if settings.trusted_proxies:
+        # Outermost: the client address every request is throttled, logged and audited by is the one a trusted
+        # proxy forwarded, else the connection's own. The server itself reads no forwarded header (see `cli.serve`).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
 
 
@@ -148,7 +153,8 @@ async def _home() -> HTMLResponse:
 
 
 def app_factory() -> FastAPI:
-    """Entry point for `uvicorn --factory nexent.server:app_factory` (embedded shape)."""
+    """Entry point for `uvicorn --factory nexent.server:app_factory --no-proxy-headers` (embedded shape): the app
+    reads forwarded headers itself, from NEXENT_TRUSTED_PROXIES only."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)
