@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from nexent.core.db import create_engine
 from nexent.core.logging import ConsoleFormatter, JsonFormatter
+from nexent.jobs.service import _describe as describe_job_error
 from tests.conftest import make_settings, serve_in_process
 from tests.support.identity import bearer, register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
@@ -186,3 +187,17 @@ async def test_a_database_error_is_logged_without_the_values_it_quotes(
         assert SECRET not in logged
         # What names the failure is kept: the error's type, its SQLSTATE, the statement without values.
         assert "RaiseError" in logged and "sqlstate=P0001" in logged and "INSERT INTO tenants" in logged
+
+
+async def test_a_failed_job_records_a_database_error_without_the_values_it_quotes(pg_migrated_url: str) -> None:
+    engine = create_engine(pg_migrated_url)
+    try:
+        async with engine.connect() as conn:
+            with pytest.raises(DBAPIError) as caught:
+                await conn.execute(text("SELECT CAST(:secret AS integer)"), {"secret": SECRET})
+    finally:
+        await engine.dispose()
+    assert SECRET in str(caught.value)  # asyncpg quotes the value it could not send
+    recorded = describe_job_error(caught.value)
+    assert SECRET not in recorded
+    assert "sqlstate=" in recorded and "statement: SELECT CAST($1 AS integer)" in recorded

@@ -36,21 +36,24 @@ def is_database_error(exc: BaseException) -> bool:
     return isinstance(exc, StatementError) or type(exc).__module__.startswith(_DATABASE_ERROR_MODULES)
 
 
-def _database_error_line(exc: BaseException) -> str:
+def describe_database_error(exc: BaseException) -> str:
     """A database error's type and what names the failure, never its message (which may carry values)."""
     facts = [f"{type(exc).__module__}.{type(exc).__qualname__}: message withheld (it may quote SQL values)"]
-    origin = exc.orig if isinstance(exc, StatementError) else exc
+    # The driver's own error, under SQLAlchemy's and its adapter's, names the constraint, table and column.
+    origins: list[object] = [exc]
+    if isinstance(exc, StatementError):
+        origins += [exc.orig, exc.orig.__cause__] if isinstance(exc.orig, BaseException) else [exc.orig]
     for attr in _DATABASE_ERROR_FACTS:
-        value = getattr(origin, attr, None)
-        if isinstance(value, str) and value:
+        value = next((v for o in origins if isinstance(v := getattr(o, attr, None), str) and v), None)
+        if value:
             facts.append(f"{attr}={value}")
     if isinstance(exc, StatementError) and exc.statement:
         facts.append(f"statement: {exc.statement}")
-    return "; ".join(facts) + "\n"
+    return "; ".join(facts)
 
 
 def format_exception(ei: ExcInfo) -> str:
-    """A traceback like Python's, with each database error in the chain reduced to `_database_error_line`."""
+    """A traceback like Python's, with each database error in the chain reduced to `describe_database_error`."""
     _, exc, _ = ei
     if exc is None:
         return ""
@@ -74,7 +77,7 @@ def format_exception(ei: ExcInfo) -> str:
             lines.append("Traceback (most recent call last):\n")
             lines.extend(traceback.format_tb(error.__traceback__))
         if is_database_error(error):
-            lines.append(_database_error_line(error))
+            lines.append(describe_database_error(error) + "\n")
         else:
             lines.extend(traceback.format_exception_only(type(error), error))
         if link:
