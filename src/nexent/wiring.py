@@ -2,7 +2,6 @@
 `pyproject.toml` and docs/architecture.md, "Layers").
 
 - New tenants get the built-in models: `providers` registers into identity's tenant-created hook.
-- API keys are limited only to agents that exist: `agents` provides identity the lookup of a tenant's agents.
 - Agents get the `knowledge_base_search` tool: knowledge registers it into the tool registry when its module is
   imported, which this module does.
 
@@ -12,8 +11,7 @@ agent.
 
 from __future__ import annotations
 
-from nexent.agents.service import existing_agent_ids
-from nexent.identity.hooks import on_tenant_created, provide_existing_agents
+from nexent.identity.hooks import on_tenant_created
 from nexent.knowledge import tool as knowledge_tool
 from nexent.providers.builtin import register_builtin_models
 
@@ -22,4 +20,3 @@ __all__ = ["knowledge_tool", "wire"]
 
 def wire() -> None:
     on_tenant_created(register_builtin_models)
-    provide_existing_agents(existing_agent_ids)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import uuid
-from collections.abc import Collection
 
 from sqlalchemy import Select, bindparam, func, select
 
@@ -39,15 +38,6 @@ class AgentRepository(TenantScopedRepository[Agent]):
         if not rows:
             return None
         return rows[0][0], rows[0][1], [endpoint for _, _, endpoint in rows if endpoint is not None]
-
-    async def existing_ids(self, agent_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
-        """Those of `agent_ids` that are agents of this tenant."""
-        if not agent_ids:
-            return set()
-        rows = await self.session.scalars(
-            self.select().with_only_columns(Agent.id).where(Agent.id.in_(sorted(set(agent_ids))))
-        )
-        return set(rows)
 
     async def name_taken(self, name: str, *, except_id: uuid.UUID | None = None) -> bool:
         conditions = [func.lower(Agent.name) == name.lower()]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -197,14 +196,6 @@ class AgentService:
 
     async def unshare(self, agent: Granted[Agent], group_id: uuid.UUID) -> None:
         await self.shares.unshare(RESOURCE, agent.resource.id, group_id)
-
-
-async def existing_agent_ids(
-    session: AsyncSession, tenant_id: uuid.UUID, agent_ids: Collection[uuid.UUID]
-) -> set[uuid.UUID]:
-    """Those of `agent_ids` that are agents of the tenant: what identity asks before it limits an API key to agents
-    (provided to it through `identity.hooks` by `nexent.wiring`)."""
-    return await AgentRepository(session, tenant_id).existing_ids(agent_ids)
 
 
 def _reaches(graph: dict[uuid.UUID, list[uuid.UUID]], *, start: uuid.UUID) -> bool:

@@ -7,10 +7,9 @@ import uuid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.db import utcnow
-from nexent.core.errors import AppError, BadRequest, NotFound
+from nexent.core.errors import BadRequest, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.identity.auth import Caller
-from nexent.identity.hooks import existing_agents
 from nexent.identity.models import ApiKey
 from nexent.identity.permissions import Permission
 from nexent.identity.repository import ApiKeyRepository
@@ -21,12 +20,6 @@ from nexent.identity.tokens import API_KEY_PREFIX, new_secret
 
 class ApiKeyNotFound(NotFound):
     code = "api_key_not_found"
-
-
-class UnknownAgents(AppError):
-    """A key limited to agents the tenant does not have (another tenant's count as absent); `errors` names each."""
-
-    status, code = 422, "unknown_agents"
 
 
 def _api_key(key: ApiKey) -> ApiKeyRead:
@@ -54,8 +47,6 @@ class ApiKeyService:
     async def create(self, data: ApiKeyCreate) -> ApiKeyCreated:
         if data.expires_at is not None and data.expires_at <= utcnow():
             raise BadRequest("expires_at must be in the future.", code="invalid_expiry")
-        if data.agent_ids:
-            await self._check_agents(data.agent_ids)
         secret = new_secret(API_KEY_PREFIX)
         key = await self.keys.add(
             ApiKey(
@@ -71,20 +62,6 @@ class ApiKeyService:
         )
         await record(self.session, self.caller, "api_key.created", "api_key", key.id, name=key.name)
         return ApiKeyCreated(**_api_key(key).model_dump(), secret=secret.value)
-
-    async def _check_agents(self, agent_ids: list[uuid.UUID]) -> None:
-        known = await existing_agents(self.session, self.caller.tenant_id, agent_ids)
-        errors = [
-            {
-                "loc": ["body", "agent_ids", str(index)],
-                "msg": f"No agent {agent_id} in this tenant.",
-                "type": "invalid_reference",
-            }
-            for index, agent_id in enumerate(agent_ids)
-            if agent_id not in known
-        ]
-        if errors:
-            raise UnknownAgents("The key names agents this tenant does not have.", extra={"errors": errors})
 
     async def list(self, page: PageParams) -> Page[ApiKeyRead]:
         user_filter = None if self.sees_all else self.caller.user_id
