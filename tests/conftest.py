@@ -205,6 +205,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "admin_token": "operator-secret",
         # The scripted model servers listen on loopback: the operator's allow list lets models use them.
         "private_endpoints_allow": ["127.0.0.1"],
+        # Tests register many users from one address; tests of the sign-up limit set their own.
+        "register_max_attempts": 10_000,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

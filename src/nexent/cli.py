@@ -58,8 +58,6 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Listen port (default: the service's port).")] = None,
 ) -> None:
     """Start the platform: every service in one process (embedded shape), or one service."""
-    from nexent.server import create_app
-
     settings = _settings()
     listen_port = port or settings.port_for(service)
     listen_host = host or settings.host
@@ -67,13 +65,25 @@ def serve(
     # A server allocates many short-lived objects per request and per streamed token: with the default first
     # generation threshold (700) the collector ran so often that it cost 10-20% of the CPU of an agent run.
     gc.set_threshold(50_000, 50, 100)
-    uvicorn.run(
+    server = uvicorn.Server(server_config(settings, service, listen_host, listen_port))
+    server.run()
+    if not server.started:
+        raise typer.Exit(3)  # uvicorn's exit status for a server that could not start
+
+
+def server_config(settings: Settings, service: Service | None, host: str, port: int) -> uvicorn.Config:
+    """How `serve` runs the app of `service` (all of them when None) in uvicorn."""
+    from nexent.server import create_app
+
+    return uvicorn.Config(
         create_app(settings, service=service),
-        host=listen_host,
-        port=listen_port,
+        host=host,
+        port=port,
         log_config=None,
         access_log=False,
-        proxy_headers=True,
+        # Forwarded headers are read by the app, from NEXENT_TRUSTED_PROXIES only (uvicorn's own reading trusts
+        # FORWARDED_ALLOW_IPS, 127.0.0.1 by default).
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 

@@ -8,9 +8,10 @@ from contextlib import asynccontextmanager
 from importlib import resources
 from typing import Any
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, Response
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from nexent import __version__
 from nexent.agents import api as agents_api
@@ -19,6 +20,7 @@ from nexent.core.errors import install_error_handlers
 from nexent.core.logging import configure_logging
 from nexent.core.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
 from nexent.core.openapi import document_errors
+from nexent.core.text_input import refuse_nul
 from nexent.engines import health
 from nexent.engines.container import build_engines
 from nexent.identity import api as identity_api
@@ -106,6 +108,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         title="Nexent" if embedded else f"Nexent {label}",
         version=__version__,
         lifespan=lifespan,
+        # Checked before each route's own dependencies: no NUL character in text reaches a service.
+        dependencies=[Depends(refuse_nul)],
         # Swagger UI loads its assets from a CDN, which a self-hosted, offline install cannot reach.
         docs_url=None,
         redoc_url=None,
@@ -144,6 +148,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         max_body_bytes=settings.max_body_bytes,
         body_limits=[(knowledge_api.UPLOAD_PATH, settings.knowledge_max_upload_bytes)],
     )
+    if settings.trusted_proxies:
+        # Outermost: the client address every request is throttled, logged and audited by is the one a trusted
+        # proxy forwarded, else the connection's own. The server itself reads no forwarded header (see `cli.serve`).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
     return app
 
 
@@ -153,7 +161,8 @@ async def _home() -> HTMLResponse:
 
 
 def app_factory() -> FastAPI:
-    """Entry point for `uvicorn --factory nexent.server:app_factory` (embedded shape)."""
+    """Entry point for `uvicorn --factory nexent.server:app_factory --no-proxy-headers` (embedded shape): the app
+    reads forwarded headers itself, from NEXENT_TRUSTED_PROXIES only."""
     settings = get_settings()
     configure_logging(settings.log_level, settings.log_format)
     return create_app(settings)

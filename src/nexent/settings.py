@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -50,6 +51,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     metrics_token: SecretStr | None = None
     public_url: str | None = None
+    # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses or networks); from any
+    # other peer those headers are ignored, so a client cannot choose the address it is throttled and audited by.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     # Identity and secrets
     jwt_secret: SecretStr | None = None
@@ -57,8 +61,15 @@ class Settings(BaseSettings):
     access_token_minutes: int = Field(default=15, gt=0)
     refresh_token_days: int = Field(default=30, gt=0)
     open_signup: bool = True
+    # Sign-in throttle: attempts per email from one address, per address over all emails, and per email from
+    # every address (the brake on an attack spread over many addresses), each in its own fixed window.
     login_max_attempts: int = Field(default=10, gt=0)
     login_window_seconds: int = Field(default=300, gt=0)
+    login_address_max_attempts: int = Field(default=100, gt=0)
+    login_email_max_attempts: int = Field(default=100, gt=0)
+    login_email_window_seconds: int = Field(default=3600, gt=0)
+    register_max_attempts: int = Field(default=10, gt=0)
+    register_window_seconds: int = Field(default=3600, gt=0)
 
     # Models
     builtin_models: bool = True
@@ -139,11 +150,23 @@ class Settings(BaseSettings):
     search_fusion: Literal["minmax", "dbsf", "rrf"] = "minmax"
     search_vector_weight: float = Field(default=0.4, ge=0.0, le=1.0)
 
-    @field_validator("cors_origins", "job_modules", "encryption_keys", "private_endpoints_allow", mode="before")
+    @field_validator(
+        "cors_origins", "job_modules", "encryption_keys", "private_endpoints_allow", "trusted_proxies", mode="before"
+    )
     @classmethod
     def _split_comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (such as 10.0.0.0/8)") from None
         return value
 
     @property

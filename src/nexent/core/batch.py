@@ -275,7 +275,9 @@ def _claimed(write: Write, result: object) -> bool:
 
 def _sqlite_engine(path: str) -> Engine:
     """A plain (synchronous) SQLite engine on the platform's database file, set up as `core.db` sets up its own."""
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False})
+    engine = create_engine(
+        f"sqlite:///{path}", connect_args={"timeout": 30, "check_same_thread": False}, hide_parameters=True
+    )
     event.listen(engine, "connect", sqlite_pragmas)
     return engine
 

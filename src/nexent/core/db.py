@@ -72,14 +72,19 @@ def is_sqlite(url: str) -> bool:
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An async engine; SQLite gets WAL mode and a busy timeout so several writers wait instead of failing."""
+    """An async engine; SQLite gets WAL mode and a busy timeout so several writers wait instead of failing.
+
+    Its errors never carry the statement's parameters (`hide_parameters`): they hold password and key hashes, and
+    errors reach the logs."""
     if is_sqlite(url):
         _ensure_sqlite_dir(url)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(
+        url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
+    )
 
 
 def sqlite_pragmas(dbapi_connection: Any, _: Any = None) -> None:

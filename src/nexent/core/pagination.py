@@ -7,6 +7,9 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Depends, Query
 from pydantic import BaseModel
 
+# The largest offset a database takes (a signed 64-bit integer); a larger one is a client error, not a query.
+MAX_OFFSET = 2**63 - 1
+
 
 class PageParams(BaseModel):
     limit: int
@@ -15,7 +18,7 @@ class PageParams(BaseModel):
 
 def page_params(
     limit: Annotated[int, Query(ge=1, le=200, description="Items per page.")] = 50,
-    offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip.")] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 

@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from nexent.core.logging import describe_database_error, is_database_error
 from nexent.jobs.metrics import JOBS_STARTED, observe_finished
 from nexent.jobs.models import JobStatus
 from nexent.jobs.registry import JobContext, PermanentJobError, get_handler
@@ -136,5 +137,7 @@ async def _renew_lease(engines: Engines, job_id: uuid.UUID, worker: str, lease: 
 
 
 def _describe(exc: BaseException) -> str:
+    if is_database_error(exc):  # its message may quote the values of its statement
+        return describe_database_error(exc)[:_MAX_ERROR_LENGTH]
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return text[:_MAX_ERROR_LENGTH]

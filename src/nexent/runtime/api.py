@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import copy
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
 from nexent.core.openapi import openapi_schemas, problems
@@ -28,6 +30,11 @@ from nexent.runtime.service import RuntimeService
 router = APIRouter(tags=["runs"])
 Chatter = Annotated[Caller, RequirePermission(Permission.CHAT)]
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+# A run's events count from 1 in a 32-bit column (`run_events.seq`): no run has a later event, so a resume point
+# past it is a client's mistake, answered 422 before any query.
+MAX_EVENT_SEQ = 2**31 - 1
+_SEQ = re.compile(r"[0-9]{1,10}")  # ASCII digits only: `int` also takes "²" or "١٢" (which `isdigit` accepts)
 
 
 class EventStreamResponse(StreamingResponse):
@@ -145,12 +152,29 @@ async def run_events(
     caller: Chatter,
     session: SessionDep,
     engines: EnginesDep,
-    after: Annotated[int | None, Query(ge=0, description="Last sequence number seen.")] = None,
-    last_event_id: Annotated[str | None, Header(max_length=20)] = None,
+    after: Annotated[int | None, Query(ge=0, le=MAX_EVENT_SEQ, description="Last sequence number seen.")] = None,
+    last_event_id: Annotated[str | None, Header(max_length=20, description="Last sequence number seen.")] = None,
 ) -> EventStreamResponse:
+    resume = after if after is not None else resume_point(last_event_id)
     await RuntimeService(session, engines, caller).get(run_id)
-    resume = after if after is not None else int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
     return event_stream(engines, caller, run_id, after=resume)
+
+
+def resume_point(last_event_id: str | None) -> int:
+    """The sequence number in a `Last-Event-ID` header (none or empty: from the start); 422 if it is not one."""
+    if not last_event_id:
+        return 0
+    if _SEQ.fullmatch(last_event_id) and int(last_event_id) <= MAX_EVENT_SEQ:
+        return int(last_event_id)
+    raise RequestValidationError(
+        [
+            {
+                "loc": ("header", "last-event-id"),
+                "msg": f"Must be a sequence number from 0 to {MAX_EVENT_SEQ}.",
+                "type": "value_error",
+            }
+        ]
+    )
 
 
 @router.post("/api/runs/{run_id}/stop", summary="Stop a run; it ends with run.stopped.", status_code=202)

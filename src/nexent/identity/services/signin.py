@@ -3,6 +3,8 @@ and the signed-in user's own account."""
 
 from __future__ import annotations
 
+import math
+import time
 import uuid
 from datetime import timedelta
 
@@ -48,6 +50,12 @@ class TooManyAttempts(AppError):
     status, code = 429, "too_many_attempts"
 
 
+def client_address() -> str | None:
+    """The address of the request's client: the connection's, or the one a trusted proxy forwarded."""
+    request = current_request()
+    return request.client_ip if request else None
+
+
 def tenant_brief(tenant: Tenant, role: str) -> TenantBrief:
     return TenantBrief(id=tenant.id, name=tenant.name, slug=tenant.slug, role=Role(role))
 
@@ -63,6 +71,14 @@ class AuthService:
         self.tokens = RefreshTokenRepository(session)
 
     async def register(self, data: RegisterRequest) -> TokenPair:
+        address = client_address()
+        if address is not None:
+            await self._limit(
+                f"register:ip:{address}",
+                self.settings.register_max_attempts,
+                self.settings.register_window_seconds,
+                "Too many sign-ups from this address; wait and try again.",
+            )
         email = data.email.lower()
         if await self.users.get_by_email(email) is not None:
             raise EmailTaken("An account with this email exists; sign in instead.")
@@ -158,18 +174,27 @@ class AuthService:
         return await self.issue(user, tenant, role)
 
     async def _throttle(self, email: str) -> None:
-        """Count the attempt by email and by client address; refuse past the limit for the window."""
-        request = current_request()
-        keys = [f"login:email:{email}"]
-        if request and request.client_ip:
-            keys.append(f"login:ip:{request.client_ip}")
-        window = self.settings.login_window_seconds
-        for key in keys:
-            if await self.engines.bus.hit(key, window_seconds=window) > self.settings.login_max_attempts:
-                raise TooManyAttempts(
-                    "Too many sign-in attempts; wait a few minutes and try again.",
-                    headers={"Retry-After": str(window)},
-                )
+        """Count the attempt per email from this address, per address, and per email from everywhere (a slower
+        brake); refuse past a limit until its window ends. An attacker guessing one user's password from elsewhere
+        uses up their own pair's attempts, not the user's."""
+        settings = self.settings
+        address = client_address() or "unknown"
+        detail = "Too many sign-in attempts; wait a few minutes and try again."
+        await self._limit(
+            f"login:pair:{address}:{email}", settings.login_max_attempts, settings.login_window_seconds, detail
+        )
+        await self._limit(
+            f"login:ip:{address}", settings.login_address_max_attempts, settings.login_window_seconds, detail
+        )
+        await self._limit(
+            f"login:email:{email}", settings.login_email_max_attempts, settings.login_email_window_seconds, detail
+        )
+
+    async def _limit(self, key: str, limit: int, window: int, detail: str) -> None:
+        """Count one hit on `key` in the current fixed window; past `limit`, a 429 saying when the window ends."""
+        if await self.engines.bus.hit(key, window_seconds=window) > limit:
+            retry_after = max(1, math.ceil(window - time.time() % window))
+            raise TooManyAttempts(detail, headers={"Retry-After": str(retry_after)})
 
     async def _pick_tenant(self, user: User, wanted: uuid.UUID | None) -> tuple[Tenant, Role]:
         active = [
