@@ -11,6 +11,8 @@ import re
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 
+from nexent.core.openapi import answers
+
 # In JSON text, a NUL can only be the escape `\u0000` (a raw control character is invalid JSON). An escape is a
 # backslash preceded by an even number of backslashes: `\\u0000` is a backslash and the text "u0000".
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
@@ -21,6 +23,7 @@ def _is_json(content_type: str) -> bool:
     return media_type == "application/json" or (media_type.startswith("application/") and media_type.endswith("+json"))
 
 
+@answers(422)
 async def refuse_nul(request: Request) -> None:
     """A dependency of every route: 422 when the path, a query parameter or a JSON body holds a NUL character.
 
