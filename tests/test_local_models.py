@@ -110,3 +110,8 @@ async def test_unknown_local_models_are_refused(client: httpx.AsyncClient) -> No
         "/api/models", json={"name": "x", "kind": "llm", "provider": "local", "model": "gpt-5"}, headers=owner
     )
     assert response.status_code == 400 and response.json()["code"] == "local_model_unavailable"
+    # Renaming a built-in model's configuration to a model that does not exist is refused the same way.
+    models = (await client.get("/api/models", headers=owner)).json()["items"]
+    embedding = next(m for m in models if m["provider"] == "local" and m["kind"] == "embedding")
+    renamed = await client.patch(f"/api/models/{embedding['id']}", json={"model": "0"}, headers=owner)
+    assert renamed.status_code == 400 and renamed.json()["code"] == "local_model_unavailable"

@@ -74,7 +74,11 @@ async def delete_model(model_id: uuid.UUID, caller: ManageModels, session: Sessi
     await ProviderService(session, engines, caller).delete(model_id)
 
 
-@router.post("/{model_id}/check", summary="Check a saved model with one real call; the status is stored.")
+@router.post(
+    "/{model_id}/check",
+    summary="Check a saved model with one real call; the status is stored.",
+    responses=problems(s400="The built-in model is no longer installed."),
+)
 async def check_model(
     model_id: uuid.UUID, caller: ManageModels, session: SessionDep, engines: EnginesDep
 ) -> CheckResult:

@@ -171,6 +171,8 @@ class ProviderService:
     async def update(self, model_id: uuid.UUID, data: ModelUpdate) -> ModelRead:
         config = await self._get(model_id)
         fields = data.model_dump(exclude_unset=True, exclude={"base_url", "api_key", "endpoints", "is_default"})
+        if data.model is not None and config.provider == ProviderType.LOCAL:
+            local.require(config.kind, data.model)
         for name, value in fields.items():
             setattr(config, name, value)
         if data.is_default:
