@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -160,7 +161,17 @@ class LanceDBSearch:
         self._db = None
 
     async def health(self) -> None:
+        if self._db is None:
+            # Not opened yet: LanceDB is a library over a local folder, so the folder is what can fail. Opening it
+            # here would load LanceDB (3 s and more on a busy 2-core machine, beyond a readiness check's limit) in
+            # processes that may never search, such as the parent of Celery's worker pool, where it must not load.
+            await self._run(self._check_directory)
+            return
         await self._run(lambda: self._database().list_tables())
+
+    def _check_directory(self) -> None:
+        if not (self.directory.is_dir() and os.access(self.directory, os.R_OK | os.W_OK | os.X_OK)):
+            raise OSError(f"the search folder {self.directory} is not a readable and writable folder")
 
     # Indexes
 
