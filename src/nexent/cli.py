@@ -373,5 +373,20 @@ def check() -> None:
         raise typer.Exit(1)
 
 
+@app.command("openapi")
+def openapi_command(
+    output: Annotated[str | None, typer.Option(help="Write to this file instead of standard output.")] = None,
+) -> None:
+    """Print the OpenAPI document of the embedded app (every service): the web UI's API types come from it."""
+    from nexent.server import create_app
+
+    document = json.dumps(create_app(get_settings()).openapi(), indent=1, sort_keys=True)
+    if output is None:
+        typer.echo(document)
+    else:
+        with open(output, "w", encoding="utf-8") as file:
+            file.write(document + "\n")
+
+
 def main() -> None:
     app()

@@ -13,7 +13,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import HTMLResponse, Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from nexent import __version__
+from nexent import __version__, webui
 from nexent.agents import api as agents_api
 from nexent.core.db import migrate_async
 from nexent.core.errors import install_error_handlers
@@ -132,7 +132,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         for router in SERVICE_ROUTERS[svc]:
             app.include_router(router)
     if embedded or service is Service.CONFIG:
-        app.add_api_route("/", _home, include_in_schema=False, response_class=HTMLResponse)
+        app.include_router(webui.config_router(settings, SERVICE_ROUTERS))
+        # The web UI after every route, so that it never shadows one; the status page while it is not built.
+        if not webui.mount_ui(app, settings.web_dir or webui.default_web_dir()):
+            app.add_api_route("/", _home, include_in_schema=False, response_class=HTMLResponse)
 
     app.add_middleware(
         CORSMiddleware,

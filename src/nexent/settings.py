@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     metrics_token: SecretStr | None = None
     public_url: str | None = None
+    # The web UI's static export; unset: `web/out` of the source tree. Not built: `/` shows a status page.
+    web_dir: Path | None = None
+    # Split shape: where the browser reaches each service (`{"runtime": "https://runtime.example"}`); a service not
+    # named answers on the UI's own origin (the embedded shape, or a gateway in front). Each service must then allow
+    # the UI's origin in NEXENT_CORS_ORIGINS.
+    service_urls: dict[Service, str] = Field(default_factory=dict)
     # Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (addresses or networks); from any
     # other peer those headers are ignored, so a client cannot choose the address it is throttled and audited by.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

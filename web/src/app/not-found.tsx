@@ -1,0 +1,22 @@
+"use client";
+
+import { Button, Result } from "antd";
+import { useT } from "@/i18n";
+
+export default function NotFound() {
+  const t = useT();
+  return (
+    <main>
+      <Result
+        status="404"
+        title={t("notFound.title")}
+        subTitle={t("notFound.body")}
+        extra={
+          <Button type="primary" href="/">
+            {t("notFound.home")}
+          </Button>
+        }
+      />
+    </main>
+  );
+}

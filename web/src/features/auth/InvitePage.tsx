@@ -1,0 +1,62 @@
+"use client";
+
+import { App, Button, Flex, Form, Input, Typography } from "antd";
+import { useRouter, useSearchParams } from "next/navigation";
+import { useState } from "react";
+import { useT } from "@/i18n";
+import { ErrorAlert } from "@/ui/ErrorAlert";
+import { acceptInvitation, switchTenant } from "./api";
+import { AuthCard } from "./AuthCard";
+import { useSession } from "./SessionProvider";
+
+/** `/invite?code=...`: a signed-in person accepts and moves to the workspace; anyone else signs up with the code. */
+export function InvitePage() {
+  const t = useT();
+  const router = useRouter();
+  const { message } = App.useApp();
+  const session = useSession();
+  const [code, setCode] = useState(useSearchParams().get("code") ?? "");
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const here = `/invite?code=${encodeURIComponent(code)}`;
+
+  const accept = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      const tenant = await acceptInvitation(code.trim());
+      await switchTenant(tenant.id);
+      message.success(t("auth.invite.accepted", { name: tenant.name }));
+      router.replace("/chat");
+    } catch (caught) {
+      setError(caught);
+      setBusy(false);
+    }
+  };
+
+  return (
+    <AuthCard title={t("auth.invite.title")}>
+      <ErrorAlert error={error} />
+      <Form layout="vertical">
+        <Form.Item label={t("auth.invite.code")} required>
+          <Input value={code} onChange={(event) => setCode(event.target.value)} autoComplete="off" />
+        </Form.Item>
+      </Form>
+      {session ? (
+        <Button type="primary" block loading={busy} disabled={!code.trim()} onClick={accept}>
+          {t("auth.invite.accept")}
+        </Button>
+      ) : (
+        <Flex vertical gap={12}>
+          <Button type="primary" block disabled={!code.trim()} href={`/signup?invitation=${encodeURIComponent(code.trim())}`}>
+            {t("auth.invite.signUpWith")}
+          </Button>
+          <Typography.Text>
+            {t("auth.invite.signInFirst")}{" "}
+            <a href={`/signin?next=${encodeURIComponent(here)}`}>{t("auth.signIn")}</a>
+          </Typography.Text>
+        </Flex>
+      )}
+    </AuthCard>
+  );
+}

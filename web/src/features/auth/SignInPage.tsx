@@ -1,0 +1,70 @@
+"use client";
+
+import { Button, Divider, Form, Input, Typography } from "antd";
+import Link from "next/link";
+import { useRouter, useSearchParams } from "next/navigation";
+import { useEffect, useState } from "react";
+import { loadConfig, type UIConfig } from "@/api/config";
+import { useT } from "@/i18n";
+import { ErrorAlert } from "@/ui/ErrorAlert";
+import { safeNext, signIn } from "./api";
+import { AuthCard } from "./AuthCard";
+
+export function SignInPage() {
+  const t = useT();
+  const router = useRouter();
+  const next = safeNext(useSearchParams().get("next"));
+  const [error, setError] = useState<unknown>(null);
+  const [busy, setBusy] = useState(false);
+  const [config, setConfig] = useState<UIConfig | null>(null);
+  useEffect(() => {
+    loadConfig().then(setConfig, () => undefined);
+  }, []);
+
+  const submit = async (values: { email: string; password: string }) => {
+    setBusy(true);
+    setError(null);
+    try {
+      await signIn(values);
+      router.replace(next);
+    } catch (caught) {
+      setError(caught);
+      setBusy(false);
+    }
+  };
+
+  return (
+    <AuthCard title={t("auth.signInTitle")}>
+      <ErrorAlert error={error} />
+      <Form layout="vertical" onFinish={submit} requiredMark={false}>
+        <Form.Item
+          label={t("auth.email")}
+          name="email"
+          rules={[
+            { required: true, message: t("auth.required") },
+            { type: "email", message: t("auth.invalidEmail") },
+          ]}
+        >
+          <Input autoComplete="email" autoFocus />
+        </Form.Item>
+        <Form.Item label={t("auth.password")} name="password" rules={[{ required: true, message: t("auth.required") }]}>
+          <Input.Password autoComplete="current-password" />
+        </Form.Item>
+        <Button type="primary" htmlType="submit" block loading={busy}>
+          {t("auth.signIn")}
+        </Button>
+      </Form>
+      {config?.sso ? (
+        <>
+          <Divider plain>{t("auth.or")}</Divider>
+          <Button block href={`/api/auth/oidc/login?next=${encodeURIComponent(`/auth/callback?next=${encodeURIComponent(next)}`)}`}>
+            {t("auth.sso")}
+          </Button>
+        </>
+      ) : null}
+      <Typography.Paragraph style={{ marginTop: 16, marginBottom: 0 }}>
+        {t("auth.noAccount")} <Link href={`/signup?next=${encodeURIComponent(next)}`}>{t("auth.signUp")}</Link>
+      </Typography.Paragraph>
+    </AuthCard>
+  );
+}

@@ -1,0 +1,15 @@
+// Every feature's messages, merged. A feature adds its dictionary here once.
+import { common } from "./common";
+import { auth } from "@/features/auth/messages";
+
+const all = [common, auth] as const;
+
+type Union<T> = T extends { en: infer E } ? E : never;
+type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+export type Messages = UnionToIntersection<Union<(typeof all)[number]>>;
+export type MessageKey = keyof Messages & string;
+
+export const messages: Record<"en" | "zh", Record<MessageKey, string>> = {
+  en: Object.assign({}, ...all.map((m) => m.en)),
+  zh: Object.assign({}, ...all.map((m) => m.zh)),
+};
