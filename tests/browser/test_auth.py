@@ -1,0 +1,59 @@
+"""Journeys of accounts: sign up, sign out, sign in, switch language, and the pages before sign-in."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import Live, allow_console_error, shoot
+from tests.support.identity import PASSWORD
+
+
+def test_sign_up_sign_out_and_sign_in(page: Page, live: Live) -> None:
+    page.goto("/")
+    expect(page).to_have_url(re.compile(r"/signin"))
+    expect(page.get_by_role("heading", name="Sign in to Nexent")).to_be_visible()
+    shoot(page, "signin")
+    page.get_by_role("link", name="Create account").click()
+    expect(page.get_by_role("heading", name="Create your Nexent account")).to_be_visible()
+    page.get_by_label("Email").fill("browser-user@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Your name").fill("Browser User")
+    page.get_by_label("Workspace name").fill("Browser Team")
+    shoot(page, "signup")
+    page.get_by_role("button", name="Create account").click()
+    expect(page).to_have_url(re.compile(r"/chat"))
+
+    page.get_by_role("button", name="Account").click()
+    page.get_by_role("menuitem", name="Sign out").click()
+    expect(page).to_have_url(re.compile(r"/signin"))
+
+    # A wrong password: the server's own words, and the form stays.
+    page.get_by_label("Email").fill("browser-user@example.com")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert")).to_contain_text("password")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page).to_have_url(re.compile(r"/chat"))
+
+
+def test_language_switch_is_remembered(page: Page, live: Live) -> None:
+    page.goto("/signin")
+    page.get_by_label("Language").click()
+    page.get_by_title("中文").click()
+    expect(page.get_by_role("heading", name="登录 Nexent")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("heading", name="登录 Nexent")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+
+
+def test_chinese_browsers_get_chinese_and_unknown_pages_the_404_page(page: Page, live: Live) -> None:
+    page.context.add_init_script("Object.defineProperty(navigator, 'languages', {get: () => ['zh-CN', 'zh']})")
+    page.goto("/signup")
+    expect(page.get_by_role("heading", name="创建 Nexent 账号")).to_be_visible()
+    allow_console_error(page, "status of 404")
+    response = page.goto("/no/such/page")
+    assert response is not None and response.status == 404
+    expect(page.get_by_text("页面不存在")).to_be_visible()
