@@ -2,7 +2,7 @@
 
 import { Think, ThoughtChain, type ThoughtChainItemType } from "@ant-design/x";
 import { Alert, Button, Flex, Space, Tag, Tooltip, Typography } from "antd";
-import { CopyOutlined, FileSearchOutlined, FieldTimeOutlined, RedoOutlined } from "@ant-design/icons";
+import { BulbOutlined, CopyOutlined, FileSearchOutlined, FieldTimeOutlined, RedoOutlined } from "@ant-design/icons";
 import Link from "next/link";
 import { App } from "antd";
 import { useT } from "@/i18n";
@@ -58,7 +58,12 @@ export function AssistantTurn({
   return (
     <Flex vertical gap={8} className="nx-turn" aria-busy={running}>
       {turn.thinking ? (
-        <Think title={running && !turn.text ? t("chat.thinking") : t("chat.thought")} loading={running && !turn.text} defaultExpanded={false}>
+        <Think
+          icon={<BulbOutlined />}
+          title={running && !turn.text ? t("chat.thinking") : t("chat.thought")}
+          loading={running && !turn.text}
+          defaultExpanded={false}
+        >
           <Typography.Paragraph style={{ whiteSpace: "pre-wrap", marginBottom: 0 }}>{turn.thinking}</Typography.Paragraph>
         </Think>
       ) : null}

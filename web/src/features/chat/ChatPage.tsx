@@ -153,7 +153,9 @@ export function ChatPage() {
               conversationId={conversationId}
               onConversation={(id) => {
                 conversations.reload();
-                window.history.replaceState(null, "", `/chat?c=${id}`);
+                // The address names the new conversation (a reload picks the run up again), without a navigation:
+                // Next's own replaceState would re-render the page, and the live answer with it.
+                History.prototype.replaceState.call(window.history, window.history.state, "", `/chat?c=${id}`);
               }}
             />
           </div>

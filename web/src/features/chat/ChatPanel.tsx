@@ -47,17 +47,22 @@ export function ChatPanel({
     });
   }, []);
 
+  // The parent's callback and the current conversation, read by the stream's handler without re-creating it (a
+  // new handler would restart the effect below, and with it the stream).
+  const latest = useRef({ conversationId, onConversation });
+  latest.current = { conversationId, onConversation };
+
   const onEvent = useCallback(
     (event: RunEvent) => {
       if (!liveRef.current) return;
       applyEvent(liveRef.current, event);
-      if (event.type === "run.started" && !conversationId) {
+      if (event.type === "run.started" && !latest.current.conversationId) {
         ownConversation.current = event.conversation_id;
-        onConversation?.(event.conversation_id);
+        latest.current.onConversation?.(event.conversation_id);
       }
       render();
     },
-    [conversationId, onConversation, render],
+    [render],
   );
 
   const finish = useCallback(() => {
