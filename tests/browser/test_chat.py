@@ -54,6 +54,13 @@ def test_chat_streams_an_answer_with_its_tool_call(page: Page, live: Live, owner
     expect(page.get_by_role("navigation", name="Conversations").get_by_text("Six times seven")).to_be_visible(timeout=20_000)
     shoot(page, "chat")
 
+    # The run's timeline: its steps with durations and tokens, the tool call in its step.
+    page.get_by_role("link", name="Run timeline").click()
+    expect(page.get_by_role("heading", name="Run timeline")).to_be_visible()
+    expect(page.get_by_test_id("timeline-step")).to_have_count(2)
+    expect(page.get_by_text('calculator({"expression":"6*7"}) → 42')).to_be_visible()
+    shoot(page, "run-timeline")
+
 
 def test_a_long_answer_stops_on_request(page: Page, live: Live, owner: dict[str, Any]) -> None:
     long_text = " ".join(f"word{i}" for i in range(3000))

@@ -2,8 +2,9 @@
 import { common } from "./common";
 import { auth } from "@/features/auth/messages";
 import { chat } from "@/features/chat/messages";
+import { runs } from "@/features/runs/messages";
 
-const all = [common, auth, chat] as const;
+const all = [common, auth, chat, runs] as const;
 
 type Union<T> = T extends { en: infer E } ? E : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
