@@ -211,7 +211,7 @@ async def test_two_regenerations_at_once_start_one_run(
     assert sorted(a.status_code for a in answers) == [200, 409, 409], [a.text for a in answers]
     for answer in answers:
         if answer.status_code == 409:
-            assert_problem(answer, 409, "conversation_busy")
+            assert_problem(answer, 409, "conversation_busy")  # refused when read, or when its record was claimed
     runs = (await client.get("/api/runs", params={"conversation_id": conversation_id}, headers=headers)).json()
     assert runs["total"] == 2 and {r["status"] for r in runs["items"]} == {"completed"}
     detail = (await client.get(f"/api/conversations/{conversation_id}", headers=headers)).json()

@@ -221,7 +221,9 @@ class RuntimeService:
 
 
 def _busy() -> ConversationBusy:
-    return ConversationBusy("A run of this conversation is still going on; stop it or wait for its end.")
+    return ConversationBusy(
+        "Another run of this conversation started meanwhile (or it changed); try again once that run has ended."
+    )
 
 
 def _settle(future: asyncio.Future[None], done: asyncio.Future[None], record: Write) -> None:
