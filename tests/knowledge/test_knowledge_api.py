@@ -204,12 +204,17 @@ async def test_chunks_can_be_listed_edited_and_deleted(client: httpx.AsyncClient
     (chunk,) = chunks.json()["items"]
     assert chunk["text"].startswith("Milk steaming") and chunk["start_offset"] == 0 and not chunk["edited"]
 
+    calls_before = sum(row["calls"] for row in (await client.get("/api/usage", headers=owner["headers"])).json())
     edited = await client.patch(
         f"/api/knowledge-bases/{kb['id']}/chunks/{chunk['id']}",
         json={"text": "Latte art needs silky microfoam and a steady pour."},
         headers=owner["headers"],
     )
     assert edited.status_code == 200 and edited.json()["edited"]
+    # The edit's embedding call is metered: its usage report is not left waiting (on SQLite, for a minute, then
+    # lost) behind the edit's own uncommitted write.
+    calls_after = sum(row["calls"] for row in (await client.get("/api/usage", headers=owner["headers"])).json())
+    assert calls_after == calls_before + 1
     hits = (await search(client, owner, kb["id"], "latte art pour", mode="bm25"))["hits"]
     assert hits and hits[0]["chunk_id"] == chunk["id"] and "Latte art" in hits[0]["text"]
     assert (await search(client, owner, kb["id"], "steaming wand", mode="bm25"))["hits"] == []

@@ -545,11 +545,17 @@ class KnowledgeService:
         doc = await self._document(kb, chunk.document_id)
         if doc.status != DocumentStatus.INDEXED:
             raise Conflict("The document is being processed; edit its chunks once it is indexed.", code="document_busy")
+        # Embedded before the chunk changes: a change would be flushed by the next query (the model's lookup) and
+        # hold the database's write lock through the model call, while the call's usage report waits for that
+        # lock from another connection (on SQLite, until the busy timeout: a minute).
+        vectors = [
+            (name, await self._embed_one(model_id, dimension, data.text))
+            for name, model_id, dimension in live_indexes(kb)
+        ]
         chunk.text, chunk.edited = data.text, True
-        for name, model_id, dimension in live_indexes(kb):
-            vector = await self._embed_one(model_id, dimension, chunk.text)
-            await self.engines.search.upsert(name, [indexed_chunk(chunk, vector, doc)])
         await self.session.flush()
+        for name, vector in vectors:
+            await self.engines.search.upsert(name, [indexed_chunk(chunk, vector, doc)])
         return _read_chunk(chunk)
 
     async def _embed_one(self, model_id: uuid.UUID | None, dimension: int, text: str) -> list[float]:
