@@ -6,7 +6,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { followRun, type RunEvent } from "@/api/stream";
 import { useT } from "@/i18n";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
-import { latestRun, readConversation, startRun, stopRun, type Agent } from "./api";
+import { latestRun, readConversation, regenerate, startRun, stopRun, type Agent } from "./api";
 import { AssistantTurn } from "./AssistantTurn";
 import { CitationDrawer } from "./CitationDrawer";
 import { applyEvent, emptyTurn, turnFromMessage, type Citation, type Turn } from "./transcript";
@@ -115,18 +115,31 @@ export function ChatPanel({
     return () => controller.abort();
   }, [conversationId, follow, render]);
 
-  const send = async (text: string) => {
+  const send = (text: string) => {
     const content = text.trim();
     if (!content || liveRef.current) return;
     setInput("");
-    setError(null);
     setEntries((previous) => [...previous, { key: `u-${Date.now()}`, role: "user", text: content }]);
+    const conversation = conversationId ?? ownConversation.current;
+    void stream((signal) => startRun(agent.id, { message: content, conversation_id: conversation }, onEvent, signal));
+  };
+
+  /** The last answer again: it leaves the transcript and a new run answers the same message. */
+  const again = () => {
+    const conversation = conversationId ?? ownConversation.current;
+    if (!conversation || liveRef.current) return;
+    setEntries((previous) => (previous.at(-1)?.role === "assistant" ? previous.slice(0, -1) : previous));
+    void stream((signal) => regenerate(conversation, onEvent, signal));
+  };
+
+  const stream = async (begin: (signal: AbortSignal) => ReturnType<typeof startRun>) => {
+    setError(null);
     const controller = new AbortController();
     abort.current = controller;
     liveRef.current = emptyTurn();
     render();
     try {
-      const result = await startRun(agent.id, { message: content, conversation_id: conversationId }, onEvent, controller.signal);
+      const result = await begin(controller.signal);
       if (!result.terminal && liveRef.current?.runId) {
         await follow(liveRef.current.runId, controller); // the connection dropped: pick up where it was
       } else {
@@ -170,7 +183,7 @@ export function ChatPanel({
                 title={t("chat.examples")}
                 wrap
                 items={agent.example_questions.map((question, index) => ({ key: String(index), description: question }))}
-                onItemClick={({ data }) => void send(String(data.description ?? ""))}
+                onItemClick={({ data }) => send(String(data.description ?? ""))}
               />
             ) : null}
           </Flex>
@@ -185,7 +198,13 @@ export function ChatPanel({
                   placement="start"
                   variant="borderless"
                   content=""
-                  contentRender={() => <AssistantTurn turn={entry.turn} onCitation={setCitation} />}
+                  contentRender={() => (
+                    <AssistantTurn
+                      turn={entry.turn}
+                      onCitation={setCitation}
+                      onRegenerate={entry.key !== "live" && entry === items.at(-1) ? again : undefined}
+                    />
+                  )}
                 />
               ),
             )}
@@ -196,7 +215,7 @@ export function ChatPanel({
       <Sender
         value={input}
         onChange={setInput}
-        onSubmit={(text) => void send(text)}
+        onSubmit={send}
         loading={live != null}
         onCancel={() => void stop()}
         placeholder={t("chat.placeholder", { name: agent.name })}

@@ -57,3 +57,18 @@ export function startRun(
   });
   return readRunStream(request, onEvent);
 }
+
+/** Answer the conversation's last message again (a new run); its stream, as `startRun`'s. */
+export function regenerate(
+  conversationId: string,
+  onEvent: (event: RunEvent) => void,
+  signal: AbortSignal,
+): Promise<StreamResult> {
+  const request = new Request(`/api/conversations/${encodeURIComponent(conversationId)}/regenerate`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: "{}",
+    signal,
+  });
+  return readRunStream(request, onEvent);
+}
