@@ -84,7 +84,7 @@ function AgentsList() {
             rowKey="id"
             loading={agents.loading}
             dataSource={agents.data?.items}
-            scroll={{ x: 720 }}
+            scroll={{ x: "max-content" }}
             locale={{ emptyText: t("agents.noMatch") }}
             pagination={{
               current: page,
@@ -106,6 +106,7 @@ function AgentsList() {
                 title: t("common.description"),
                 dataIndex: "description",
                 ellipsis: true,
+                responsive: ["md"],
                 render: (description: string) => description || <Typography.Text type="secondary">—</Typography.Text>,
               },
               {
@@ -118,6 +119,7 @@ function AgentsList() {
                 title: t("common.updated"),
                 dataIndex: "updated_at",
                 width: 180,
+                responsive: ["md"],
                 render: formatDate,
               },
               {
