@@ -1,10 +1,11 @@
 // Every feature's messages, merged. A feature adds its dictionary here once.
 import { common } from "./common";
+import { agents } from "@/features/agents/messages";
 import { auth } from "@/features/auth/messages";
 import { chat } from "@/features/chat/messages";
 import { runs } from "@/features/runs/messages";
 
-const all = [common, auth, chat, runs] as const;
+const all = [common, auth, chat, runs, agents] as const;
 
 type Union<T> = T extends { en: infer E } ? E : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
