@@ -96,100 +96,10 @@ export interface JsonSchema {
   [extra: string]: unknown;
 }
 
-/**
- * One tool of the catalog. TEMPORARY: this mirrors `ToolRead` of `GET /api/tools` (being added on the server);
- * once that route is in web/openapi.json, replace this with `Schemas["ToolRead"]` and `listTools` with
- * `unwrap(api.GET("/api/tools"))`.
- */
-export interface ToolInfo {
-  name: string;
-  description: string;
-  settings_schema: JsonSchema;
-  /** Settings the platform fills in from the agent itself (not edited in the tool's form). */
-  managed_settings: string[];
-}
+/** One tool of the catalog (`GET /api/tools`), its settings schema read as the form generator's JsonSchema. */
+export type ToolInfo = Omit<Schemas["ToolRead"], "settings_schema"> & { settings_schema: JsonSchema };
 
-const NO_SETTINGS: JsonSchema = { type: "object", properties: {}, additionalProperties: false };
-
-/** The built-in tools of docs/agents.md, with the settings schemas the server's registry gives them. */
-const BUILT_IN_TOOLS: ToolInfo[] = [
-  {
-    name: "calculator",
-    description: "Evaluate an arithmetic expression exactly and safely. Use it for any non-trivial arithmetic.",
-    settings_schema: NO_SETTINGS,
-    managed_settings: [],
-  },
-  {
-    name: "current_time",
-    description: "The current date and time (ISO 8601) and weekday, in a given IANA time zone (default UTC).",
-    settings_schema: NO_SETTINGS,
-    managed_settings: [],
-  },
-  {
-    name: "fetch_webpage",
-    description: "Fetch a web page (http or https) and return its readable text, without scripts or markup.",
-    settings_schema: {
-      type: "object",
-      additionalProperties: false,
-      properties: {
-        allowed_domains: {
-          anyOf: [{ type: "array", items: { type: "string" }, maxItems: 200 }, { type: "null" }],
-          default: null,
-          description: "If set, only these domains and their subdomains may be fetched (an empty list: none).",
-        },
-        max_chars: {
-          type: "integer",
-          default: 20000,
-          minimum: 100,
-          maximum: 100000,
-          description: "The most characters of page text returned.",
-        },
-      },
-    },
-    managed_settings: [],
-  },
-  {
-    name: "knowledge_base_search",
-    description:
-      "Search the agent's knowledge bases (uploaded documents) and return numbered passages with their source. " +
-      "Use it for questions the documents may answer, and cite the passages you use by number.",
-    settings_schema: {
-      type: "object",
-      additionalProperties: false,
-      properties: {
-        knowledge_base_ids: {
-          type: "array",
-          items: { type: "string", format: "uuid" },
-          maxItems: 20,
-          description: "Filled from the agent's knowledge bases.",
-        },
-        top_k: { type: "integer", default: 5, minimum: 1, maximum: 20 },
-        mode: { type: "string", default: "hybrid", enum: ["hybrid", "bm25", "vector"] },
-      },
-    },
-    managed_settings: ["knowledge_base_ids"],
-  },
-  {
-    name: "workspace_list",
-    description: "List the files in this conversation's workspace, with their sizes.",
-    settings_schema: NO_SETTINGS,
-    managed_settings: [],
-  },
-  {
-    name: "workspace_read",
-    description: "Read a text file from this conversation's workspace.",
-    settings_schema: NO_SETTINGS,
-    managed_settings: [],
-  },
-  {
-    name: "workspace_write",
-    description: "Create or replace a text file in this conversation's workspace.",
-    settings_schema: NO_SETTINGS,
-    managed_settings: [],
-  },
-];
-
-/** The tools an agent may be given. The one place the catalog comes from (see `ToolInfo`). */
+/** The tools an agent can be given, with their settings schemas, from the server's registry. */
 export async function listTools(): Promise<ToolInfo[]> {
-  return BUILT_IN_TOOLS;
+  return (await unwrap(api.GET("/api/tools"))) as ToolInfo[];
 }
