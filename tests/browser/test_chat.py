@@ -51,7 +51,8 @@ def test_chat_streams_an_answer_with_its_tool_call(page: Page, live: Live, owner
     page.get_by_text("calculator").click()
     expect(page.get_by_text('"expression": "6*7"')).to_be_visible()
     expect(page.get_by_text(re.compile(r"tokens in"))).to_be_visible()
-    expect(page.get_by_role("navigation", name="Conversations").get_by_text("Six times seven")).to_be_visible(timeout=20_000)
+    conversations = page.get_by_role("navigation", name="Conversations")
+    expect(conversations.get_by_text("Six times seven")).to_be_visible(timeout=20_000)
     shoot(page, "chat")
 
     # The run's timeline: its steps with durations and tokens, the tool call in its step.
@@ -87,7 +88,8 @@ def test_a_long_answer_stops_on_request(page: Page, live: Live, owner: dict[str,
 
 def test_reload_in_the_middle_of_a_run_shows_it_once(page: Page, live: Live, owner: dict[str, Any]) -> None:
     words = [f"part{i}" for i in range(200)]
-    live.llm.server.enqueue(ChatReply.text(" ".join(words)).paced(chunk_delay=0.02, chunk_size=4), ChatReply.text('"Parts"'))
+    paced = ChatReply.text(" ".join(words)).paced(chunk_delay=0.02, chunk_size=4)
+    live.llm.server.enqueue(paced, ChatReply.text('"Parts"'))
     sign_in_as(page, owner)
     page.goto("/chat")
     page.get_by_role("textbox", name="Message").fill("Count parts.")

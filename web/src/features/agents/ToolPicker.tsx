@@ -28,7 +28,15 @@ export function ToolPicker({
     ...catalog,
     ...value
       .filter((use) => !known.has(use.name))
-      .map((use) => ({ name: use.name, description: t("agents.tools.unknown"), settings_schema: UNKNOWN_SCHEMA, managed_settings: [] })),
+      .map(
+        (use): ToolInfo => ({
+          name: use.name,
+          description: t("agents.tools.unknown"),
+          parameters: {},
+          settings_schema: UNKNOWN_SCHEMA,
+          managed_settings: [],
+        }),
+      ),
   ];
   const picked = new Map(value.map((use) => [use.name, use]));
   const toggle = (name: string, on: boolean) =>
