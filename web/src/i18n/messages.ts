@@ -1,8 +1,10 @@
 // Every feature's messages, merged. A feature adds its dictionary here once.
 import { common } from "./common";
 import { auth } from "@/features/auth/messages";
+import { models } from "@/features/models/messages";
+import { team } from "@/features/team/messages";
 
-const all = [common, auth] as const;
+const all = [common, auth, models, team] as const;
 
 type Union<T> = T extends { en: infer E } ? E : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
