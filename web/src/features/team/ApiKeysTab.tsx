@@ -153,7 +153,7 @@ export function ApiKeysTab() {
                       okButtonProps={{ danger: true }}
                       onConfirm={() => revoke(key)}
                     >
-                      <Button size="small" danger aria-label={`${t("team.keys.revoke")} ${key.name}`}>
+                      <Button size="small" aria-label={`${t("team.keys.revoke")} ${key.name}`}>
                         {t("team.keys.revoke")}
                       </Button>
                     </Popconfirm>

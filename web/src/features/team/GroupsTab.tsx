@@ -2,7 +2,7 @@
 
 import { DeleteOutlined, EditOutlined, PlusOutlined } from "@ant-design/icons";
 import { App, Button, Card, Flex, Form, Input, Modal, Popconfirm, Select, Space, Tag, Typography } from "antd";
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
@@ -103,17 +103,20 @@ export function GroupsTab() {
                 )}
               </Flex>
               {manage ? (
+                <Flex align="center" gap={8} wrap>
+                <label htmlFor={`add-${group.id}`}>{t("team.groups.addMember")}</label>
                 <Select
+                  id={`add-${group.id}`}
                   aria-label={`${t("team.groups.addMember")}: ${group.name}`}
-                  placeholder={t("team.groups.addMember")}
                   value={null}
-                  style={{ width: "100%", maxWidth: 320 }}
+                  style={{ flex: "1 1 200px", maxWidth: 320 }}
                   showSearch={{ optionFilterProp: "label" }}
                   options={(members.data ?? [])
                     .filter((member) => !group.member_ids.includes(member.user_id))
                     .map((member) => ({ value: member.user_id, label: `${member.display_name} (${member.email})` }))}
                   onChange={(userId: string) => act(() => addGroupMember(group.id, userId))}
                 />
+                </Flex>
               ) : null}
             </Card>
           ))}
@@ -138,6 +141,11 @@ function GroupForm({ group, onClose, onSaved }: { group: Group | "new" | null; o
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const existing = group && group !== "new" ? group : null;
+  useEffect(() => {
+    if (group === null) return;
+    setError(null);
+    form.setFieldsValue({ name: existing?.name ?? "", description: existing?.description ?? "" });
+  }, [group, existing, form]);
   const save = async (values: { name: string; description: string }) => {
     setBusy(true);
     setError(null);
@@ -162,12 +170,6 @@ function GroupForm({ group, onClose, onSaved }: { group: Group | "new" | null; o
       cancelText={t("common.cancel")}
       confirmLoading={busy}
       destroyOnHidden
-      afterOpenChange={(open) => {
-        if (open) {
-          setError(null);
-          form.setFieldsValue({ name: existing?.name ?? "", description: existing?.description ?? "" });
-        }
-      }}
     >
       <ErrorAlert error={error} />
       <Form form={form} layout="vertical" onFinish={save}>

@@ -137,7 +137,7 @@ export function InvitationsTab() {
                       okButtonProps={{ danger: true }}
                       onConfirm={() => revoke(inv)}
                     >
-                      <Button size="small" danger aria-label={`${t("team.inv.revoke")} ${inv.code_prefix}`}>
+                      <Button size="small" aria-label={`${t("team.inv.revoke")} ${inv.code_prefix}`}>
                         {t("team.inv.revoke")}
                       </Button>
                     </Popconfirm>

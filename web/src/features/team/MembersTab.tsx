@@ -124,7 +124,7 @@ export function MembersTab() {
                           okButtonProps={{ danger: true }}
                           onConfirm={() => act(() => removeMember(member.user_id), t("common.deleted"))}
                         >
-                          <Button size="small" danger>
+                          <Button size="small">
                             {t("team.remove")}
                           </Button>
                         </Popconfirm>

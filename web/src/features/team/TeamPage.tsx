@@ -1,6 +1,6 @@
 "use client";
 
-import { Tabs, Typography } from "antd";
+import { Grid, Select, Tabs, Typography } from "antd";
 import { usePathname, useRouter, useSearchParams } from "next/navigation";
 import type { ReactNode } from "react";
 import { useMe } from "@/features/auth/SessionProvider";
@@ -29,6 +29,8 @@ export function TeamPage() {
   const tabs = TABS.filter((tab) => tab.permission === null || can(tab.permission));
   const wanted = useSearchParams().get("tab");
   const active = tabs.find((tab) => tab.key === wanted)?.key ?? "members";
+  const screens = Grid.useBreakpoint();
+  const select = (key: string) => router.replace(`${pathname}?tab=${key}`);
   return (
     <>
       <Typography.Title level={2} style={{ marginTop: 0 }}>
@@ -36,8 +38,22 @@ export function TeamPage() {
       </Typography.Title>
       <Tabs
         activeKey={active}
-        onChange={(key) => router.replace(`${pathname}?tab=${key}`)}
+        onChange={select}
         destroyOnHidden
+        // On a phone five tabs overflow into a menu that breaks the tab list's roles: a select names the section.
+        renderTabBar={
+          screens.sm === false
+            ? () => (
+                <Select
+                  aria-label={t("team.section")}
+                  value={active}
+                  onChange={select}
+                  style={{ width: "100%", marginBottom: 16 }}
+                  options={tabs.map((tab) => ({ value: tab.key, label: t(tab.label) }))}
+                />
+              )
+            : undefined
+        }
         items={tabs.map((tab) => ({ key: tab.key, label: t(tab.label), children: tab.render() }))}
       />
     </>

@@ -3,6 +3,7 @@ import { defineMessages } from "@/i18n/define";
 export const team = defineMessages({
   en: {
     "team.title": "Team",
+    "team.section": "Section",
     "team.tab.members": "Members",
     "team.tab.groups": "Groups",
     "team.tab.invitations": "Invitations",
@@ -90,6 +91,7 @@ export const team = defineMessages({
   },
   zh: {
     "team.title": "团队",
+    "team.section": "栏目",
     "team.tab.members": "成员",
     "team.tab.groups": "分组",
     "team.tab.invitations": "邀请",
