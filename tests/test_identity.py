@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator
@@ -79,7 +80,18 @@ async def test_closed_signup_needs_an_invitation(tmp_path: Path) -> None:
         assert invited["tenant"]["id"] == owner["tenant"]["id"] and invited["tenant"]["role"] == "developer"
 
 
-async def test_login_refresh_and_logout(client: httpx.AsyncClient) -> None:
+@pytest.fixture(params=["sqlite", "postgres"])
+async def no_grace_client(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """As `client`, without the grace window of rotated refresh tokens: presenting one again is reuse at once."""
+    overrides: dict[str, Any] = {"database_url": pg_url} if request.param == "postgres" else {}
+    async with serve_in_process(make_settings(tmp_path, refresh_grace_seconds=0, **overrides)) as http:
+        yield http
+
+
+async def test_login_refresh_and_logout(no_grace_client: httpx.AsyncClient) -> None:
+    client = no_grace_client
     await register(client, "carol@example.com")
     wrong = await client.post("/api/auth/login", json={"email": "carol@example.com", "password": "wrong-password"})
     assert_problem(wrong, 401, "invalid_credentials")
@@ -111,6 +123,75 @@ async def test_login_refresh_and_logout(client: httpx.AsyncClient) -> None:
     assert (await client.post("/api/auth/logout", json={"refresh_token": fresh["refresh_token"]})).status_code == 204
     unknown_token = await client.post("/api/auth/refresh", json={"refresh_token": "nxr_unknown"})
     assert_problem(unknown_token, 401, "invalid_refresh_token")
+
+
+async def refresh(client: httpx.AsyncClient, refresh_token: str) -> httpx.Response:
+    return await client.post("/api/auth/refresh", json={"refresh_token": refresh_token})
+
+
+async def test_a_token_rotated_moments_ago_gets_a_pair_of_the_same_session(client: httpx.AsyncClient) -> None:
+    # Two tabs of one browser: one refreshed, the other presents the same (now rotated) token a moment later.
+    login = await register(client, "tabs@example.com")
+    first = await refresh(client, login["refresh_token"])
+    assert first.status_code == 200
+    second = await refresh(client, login["refresh_token"])
+    assert second.status_code == 200, second.text
+    pairs = [first.json(), second.json()]
+    assert pairs[0]["refresh_token"] != pairs[1]["refresh_token"] != login["refresh_token"]
+    for pair in pairs:
+        assert pair["token_type"] == "bearer" and pair["user"]["email"] == "tabs@example.com"
+        assert (await client.get("/api/me", headers=bearer(pair["access_token"]))).status_code == 200
+    # Both tabs go on refreshing, each with its own token.
+    renewed = [await refresh(client, pair["refresh_token"]) for pair in pairs]
+    assert [r.status_code for r in renewed] == [200, 200]
+    # One session: signing out in one tab ends the other's too, and the grace ends with the session.
+    await client.post("/api/auth/logout", json={"refresh_token": renewed[0].json()["refresh_token"]})
+    assert_problem(await refresh(client, renewed[1].json()["refresh_token"]), 401, "refresh_token_reused")
+    assert_problem(await refresh(client, pairs[0]["refresh_token"]), 401, "refresh_token_reused")
+    assert_problem(await refresh(client, login["refresh_token"]), 401, "refresh_token_reused")
+
+
+async def test_two_refreshes_with_one_token_at_the_same_moment_both_succeed(client: httpx.AsyncClient) -> None:
+    login = await register(client, "race@example.com")
+    token = login["refresh_token"]
+    for _ in range(5):
+        answers = await asyncio.gather(refresh(client, token), refresh(client, token), refresh(client, token))
+        assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+        tokens = {a.json()["refresh_token"] for a in answers}
+        assert len(tokens) == 3
+        token = sorted(tokens)[0]
+    # Every pair handed out belongs to the one live session.
+    assert (await refresh(client, token)).status_code == 200
+
+
+async def test_without_grace_a_race_for_one_token_has_one_winner_and_no_server_error(
+    no_grace_client: httpx.AsyncClient,
+) -> None:
+    client = no_grace_client
+    login = await register(client, "strict-race@example.com")
+    answers = await asyncio.gather(*(refresh(client, login["refresh_token"]) for _ in range(3)))
+    assert sorted(a.status_code for a in answers) == [200, 401, 401], [a.text for a in answers]
+    for answer in answers:
+        if answer.status_code == 401:
+            assert_problem(answer, 401, "refresh_token_reused")
+    # The reuse ended the session: the winner's new token is refused too.
+    winner = next(a.json() for a in answers if a.status_code == 200)
+    assert_problem(await refresh(client, winner["refresh_token"]), 401, "refresh_token_reused")
+
+
+async def test_after_the_grace_window_a_rotated_token_is_reuse_and_ends_the_session(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
+) -> None:
+    for backend in ("sqlite", "postgres"):
+        overrides: dict[str, Any] = {"database_url": pg_url} if backend == "postgres" else {}
+        settings = make_settings(tmp_path / backend, refresh_grace_seconds=1, **overrides)
+        async with serve_in_process(settings) as client:
+            login = await register(client, f"late-{backend}@example.com")
+            successor = (await refresh(client, login["refresh_token"])).json()
+            await asyncio.sleep(1.2)
+            assert_problem(await refresh(client, login["refresh_token"]), 401, "refresh_token_reused")
+            # The whole session ended, the successor included.
+            assert_problem(await refresh(client, successor["refresh_token"]), 401, "refresh_token_reused")
 
 
 async def test_logout_everywhere_ends_every_session(client: httpx.AsyncClient) -> None:

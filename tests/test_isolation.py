@@ -301,10 +301,18 @@ UPLOADS: dict[Key, Callable[[Ctx], list[tuple[str, tuple[str, bytes, str]]]]] = 
     ],
 }
 
+# A fixed window around today (the series' default window ends "now", which moves between snapshots).
+_TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
 # (method, path) -> query parameters a route needs to pass validation.
 QUERIES: dict[Key, dict[str, str]] = {
     # The progress stream would follow forever; until_idle ends it once nothing is in processing.
     ("GET", "/api/knowledge-bases/{kb_id}/events"): {"until_idle": "true"},
+    ("GET", "/api/usage/series"): {
+        "interval": "day",
+        "from": (_TODAY - timedelta(days=7)).isoformat(),
+        "to": (_TODAY + timedelta(days=7)).isoformat(),
+    },
 }
 
 

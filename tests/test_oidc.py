@@ -48,9 +48,11 @@ async def client(tmp_path: Path, idp: RunningProvider) -> AsyncIterator[httpx.As
         yield http
 
 
-async def sso(client: httpx.AsyncClient, username: str, *, tamper: dict[str, str] | None = None) -> httpx.Response:
+async def sso(
+    client: httpx.AsyncClient, username: str, *, tamper: dict[str, str] | None = None, next_path: str | None = None
+) -> httpx.Response:
     """Walk the browser's part: start at the platform, visit the provider, come back with the code."""
-    start = await client.get("/api/auth/oidc/login")
+    start = await client.get("/api/auth/oidc/login", params={"next": next_path} if next_path is not None else None)
     assert start.status_code == 302, start.text
     authorize = start.headers["location"] + "&" + urlencode({"login_hint": username})
     async with httpx.AsyncClient() as browser:
@@ -168,3 +170,96 @@ async def test_sso_off_and_provider_down(tmp_path: Path) -> None:
     down = make_settings(tmp_path, oidc_issuer="http://127.0.0.1:1", oidc_client_id="x", oidc_client_secret="y")
     async with serve_in_process(down) as client:
         assert_problem(await client.get("/api/auth/oidc/login"), 502, "sso_provider_unavailable")
+
+
+# --- Back into the UI: `next` -----------------------------------------------------------------------------------
+
+
+def fragment_of(response: httpx.Response, next_path: str) -> dict[str, str]:
+    """The parameters in the fragment of a redirect to `next_path` (which must be exactly the target)."""
+    assert response.status_code == 302, response.text
+    location = response.headers["location"]
+    target, _, fragment = location.partition("#")
+    assert target == next_path
+    assert response.headers["cache-control"] == "no-store"
+    # The state cookie is spent.
+    assert oidc.STATE_COOKIE in response.headers["set-cookie"] and "Max-Age=0" in response.headers["set-cookie"]
+    return {k: v[0] for k, v in parse_qs(fragment, keep_blank_values=True).items()}
+
+
+async def test_with_next_the_callback_redirects_there_with_the_pair_in_the_fragment(
+    client: httpx.AsyncClient,
+) -> None:
+    next_path = "/app/signed-in?tab=chat"
+    response = await sso(client, "carl", next_path=next_path)
+    pair = fragment_of(response, next_path)
+    assert set(pair) == {"access_token", "refresh_token", "token_type", "expires_in"}
+    assert pair["token_type"] == "bearer" and pair["expires_in"] == str(15 * 60)
+    assert pair["refresh_token"].startswith("nxr_")
+    me = await client.get("/api/me", headers=bearer(pair["access_token"]))
+    assert me.status_code == 200 and me.json()["user"]["email"] == "carl@example.com"
+    renewed = await client.post("/api/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert renewed.status_code == 200
+    # Without next, the same sign-in answers JSON as before.
+    plain = await sso(client, "carl")
+    assert plain.status_code == 200 and plain.json()["user"]["email"] == "carl@example.com"
+
+
+async def test_with_next_failures_redirect_there_with_the_error_in_the_fragment(
+    client: httpx.AsyncClient, idp: RunningProvider
+) -> None:
+    forged = fragment_of(await sso(client, "carl", tamper={"state": "forged"}, next_path="/login"), "/login")
+    assert forged["error"] == "sso_failed" and "does not match" in forged["error_description"]
+
+    await register(client, "dora@example.com")  # Dora's email is not verified at the provider: no linking
+    taken = fragment_of(await sso(client, "dora", next_path="/login"), "/login")
+    assert taken["error"] == "email_taken" and taken["error_description"]
+
+    start = await client.get("/api/auth/oidc/login", params={"next": "/login"})
+    assert start.status_code == 302
+    denied = await client.get("/api/auth/oidc/callback", params={"error": "access_denied"})
+    error = fragment_of(denied, "/login")
+    assert error["error"] == "sso_failed" and "access_denied" in error["error_description"]
+
+    # Nothing of a failed sign-in was kept: no account for Dora's identity, and Carl's first sign-in still works.
+    idp.provider.id_token_overrides.update({"aud": "another-client"})
+    bad_token = fragment_of(await sso(client, "carl", next_path="/login"), "/login")
+    assert bad_token["error"] == "sso_failed"
+    idp.provider.id_token_overrides.clear()
+    assert (await sso(client, "carl")).status_code == 200
+
+
+async def test_without_the_state_cookie_a_failure_is_answered_as_json(client: httpx.AsyncClient) -> None:
+    # Where to go back to travels only in the encrypted state cookie: without it, no redirect anywhere.
+    start = await client.get("/api/auth/oidc/login", params={"next": "/login"})
+    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+    client.cookies.clear()
+    response = await client.get("/api/auth/oidc/callback", params={"code": "x", "state": state})
+    assert_problem(response, 400, "sso_failed")
+    client.cookies.set(oidc.STATE_COOKIE, "not-ours", path=oidc.COOKIE_PATH)
+    response = await client.get("/api/auth/oidc/callback", params={"code": "x", "state": state})
+    assert_problem(response, 400, "sso_failed")
+
+
+@pytest.mark.parametrize(
+    "next_path",
+    [
+        "https://evil.example.com/",
+        "//evil.example.com/",
+        "/\\evil.example.com/",
+        "\\evil.example.com",
+        "/app\\..\\x",
+        "javascript:alert(1)",
+        "evil.example.com/login",
+        "",
+        "/\t/evil.example.com",
+        "/\n/evil.example.com",
+        "/app#already",
+        "/" + "a" * 2000,
+    ],
+)
+async def test_a_next_outside_this_site_is_refused(client: httpx.AsyncClient, next_path: str) -> None:
+    response = await client.get("/api/auth/oidc/login", params={"next": next_path})
+    body = assert_problem(response, 422, "validation_error")
+    assert "next" in str(body)
+    assert oidc.STATE_COOKIE not in response.headers.get("set-cookie", "")

@@ -70,6 +70,8 @@ async def assert_unreachable(
     assert_problem(await client.post(f"/api/runs/{run_id}/stop", headers=headers), 404, "run_not_found")
     conversation = f"/api/conversations/{conversation_id}"
     assert_problem(await client.get(conversation, headers=headers), 404, "conversation_not_found")
+    regenerated = await client.post(f"{conversation}/regenerate", headers=headers)
+    assert_problem(regenerated, 404, "conversation_not_found")
     renamed = await client.patch(conversation, json={"title": "Taken over"}, headers=headers)
     assert_problem(renamed, 404, "conversation_not_found")
     assert_problem(await client.delete(conversation, headers=headers), 404, "conversation_not_found")

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     encryption_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     access_token_minutes: int = Field(default=15, gt=0)
     refresh_token_days: int = Field(default=30, gt=0)
+    # A refresh token rotated less than this ago may be presented again (two tabs refreshing at once) and gets a new
+    # pair of the same session; later, presenting it is reuse and ends the session. 0: no grace.
+    refresh_grace_seconds: int = Field(default=30, ge=0)
     open_signup: bool = True
     # Sign-in throttle: attempts per email from one address, per address over all emails, and per email from
     # every address (the brake on an attack spread over many addresses), each in its own fixed window.

@@ -66,7 +66,14 @@ class Live:
 
     def add_model(self, token: str, name: str = "test-chat") -> dict[str, Any]:
         """The scripted LLM as the tenant's default chat model, over the API."""
-        body = {"name": name, "kind": "llm", "base_url": self.llm.base_url, "api_key": "sk-test", "is_default": True}
+        body = {
+            "name": name,
+            "kind": "llm",
+            "model": "test-chat",
+            "base_url": self.llm.base_url,
+            "api_key": "sk-test",
+            "is_default": True,
+        }
         response = self.api("POST", "/api/models", token, json=body)
         assert response.status_code == 201, response.text
         data: dict[str, Any] = response.json()

@@ -50,6 +50,28 @@ async def test_empty_and_large_objects(storage: ObjectStorage) -> None:
     assert await storage.get("large.bin") == large
 
 
+async def test_stream_gives_the_object_in_pieces(storage: ObjectStorage) -> None:
+    data = os.urandom(300_000)
+    await storage.put("docs/streamed.bin", data)
+    pieces = [piece async for piece in await storage.stream("docs/streamed.bin", chunk_size=64 * 1024)]
+    assert b"".join(pieces) == data
+    assert len(pieces) >= 5 and all(0 < len(piece) <= 64 * 1024 for piece in pieces)
+    await storage.put("empty", b"")
+    assert [piece async for piece in await storage.stream("empty")] == []
+    # A consumer that stops early closes the object; it can still be read afterwards.
+    first = await storage.stream("docs/streamed.bin", chunk_size=1000)
+    assert await anext(first) == data[:1000]
+    await first.aclose()  # type: ignore[attr-defined]
+    assert await storage.get("docs/streamed.bin") == data
+
+
+async def test_streaming_a_missing_object_fails_before_any_byte(storage: ObjectStorage) -> None:
+    with pytest.raises(ObjectNotFound):
+        await storage.stream("nope.txt")
+    with pytest.raises(InvalidObjectKey):
+        await storage.stream("../escape")
+
+
 async def test_put_overwrites(storage: ObjectStorage) -> None:
     await storage.put("a.txt", b"first")
     await storage.put("a.txt", b"second, longer")

@@ -204,12 +204,17 @@ async def test_chunks_can_be_listed_edited_and_deleted(client: httpx.AsyncClient
     (chunk,) = chunks.json()["items"]
     assert chunk["text"].startswith("Milk steaming") and chunk["start_offset"] == 0 and not chunk["edited"]
 
+    calls_before = sum(row["calls"] for row in (await client.get("/api/usage", headers=owner["headers"])).json())
     edited = await client.patch(
         f"/api/knowledge-bases/{kb['id']}/chunks/{chunk['id']}",
         json={"text": "Latte art needs silky microfoam and a steady pour."},
         headers=owner["headers"],
     )
     assert edited.status_code == 200 and edited.json()["edited"]
+    # The edit's embedding call is metered: its usage report is not left waiting (on SQLite, for a minute, then
+    # lost) behind the edit's own uncommitted write.
+    calls_after = sum(row["calls"] for row in (await client.get("/api/usage", headers=owner["headers"])).json())
+    assert calls_after == calls_before + 1
     hits = (await search(client, owner, kb["id"], "latte art pour", mode="bm25"))["hits"]
     assert hits and hits[0]["chunk_id"] == chunk["id"] and "Latte art" in hits[0]["text"]
     assert (await search(client, owner, kb["id"], "steaming wand", mode="bm25"))["hits"] == []
@@ -458,6 +463,91 @@ async def test_deleting_documents_and_knowledge_bases_removes_them_from_search(
         f"/api/knowledge-bases/{kb['id']}/search", json={"query": "milk"}, headers=owner["headers"]
     )
     assert_problem(gone, 404, "knowledge_base_not_found")
+
+
+async def test_citations_open_one_chunk_and_download_the_original_file(
+    client: httpx.AsyncClient, owner: dict[str, Any], embedder: RunningModelServer, tmp_path: Path
+) -> None:
+    kb = await create_kb(client, owner, chunking={"target_chars": 300, "overlap_chars": 0})
+    name = "Café «guide» 50%; x.md"
+    files = [(name, GUIDE.encode(), "text/markdown; charset=utf-8"), ("notes.txt", NOTES.encode(), "x<y>/bad")]
+    await upload(client, owner, kb["id"], files, metadata=json.dumps({"team": "barista"}))
+    docs = await settled(client, owner, kb["id"])
+    assert set(docs) == {name, "notes.txt"}, list(docs)
+    guide = docs[name]
+    hit = (await search(client, owner, kb["id"], "crema pressure brewing", mode="bm25"))["hits"][0]
+    base = f"/api/knowledge-bases/{kb['id']}"
+
+    chunk = await client.get(f"{base}/chunks/{hit['chunk_id']}", headers=owner["headers"])
+    assert chunk.status_code == 200, chunk.text
+    body = chunk.json()
+    assert body["id"] == hit["chunk_id"] and body["text"] == hit["text"] and "nine bars" in body["text"]
+    assert (body["document_id"], body["file_name"], body["knowledge_base_id"]) == (guide["id"], name, kb["id"])
+    assert body["heading_path"][-1] == "Brewing" and body["page"] is None and body["position"] >= 1
+    assert body["document_status"] == "indexed" and body["document_metadata"] == {"team": "barista"}
+    listed = await client.get(f"{base}/documents/{guide['id']}/chunks", headers=owner["headers"])
+    same = next(c for c in listed.json()["items"] if c["id"] == hit["chunk_id"])
+    assert {key: body[key] for key in same} == same  # what the document's chunk listing says, and more
+
+    download = await client.get(f"{base}/documents/{guide['id']}/file", headers=owner["headers"])
+    assert download.status_code == 200
+    assert download.content == GUIDE.encode()
+    assert download.headers["content-type"] == "text/markdown"
+    assert download.headers["content-disposition"] == (
+        'attachment; filename="Caf_ _guide_ 50_; x.md"; '
+        "filename*=UTF-8''Caf%C3%A9%20%C2%ABguide%C2%BB%2050%25%3B%20x.md"
+    )
+    assert download.headers["x-content-type-options"] == "nosniff"
+    assert download.headers["content-length"] == str(len(GUIDE.encode()))
+    # A content type that is not a plain type/subtype is not echoed.
+    notes = await client.get(f"{base}/documents/{docs['notes.txt']['id']}/file", headers=owner["headers"])
+    assert notes.content == NOTES.encode() and notes.headers["content-type"] == "application/octet-stream"
+    assert notes.headers["content-disposition"] == "attachment; filename=\"notes.txt\"; filename*=UTF-8''notes.txt"
+
+    # Unknown, malformed and foreign ids.
+    unknown_chunk = await client.get(f"{base}/chunks/{uuid.uuid4()}", headers=owner["headers"])
+    assert_problem(unknown_chunk, 404, "chunk_not_found")
+    assert_problem(await client.get(f"{base}/chunks/not-a-uuid", headers=owner["headers"]), 422, "validation_error")
+    unknown_doc = await client.get(f"{base}/documents/{uuid.uuid4()}/file", headers=owner["headers"])
+    assert_problem(unknown_doc, 404, "document_not_found")
+    other_kb = await create_kb(client, owner)
+    elsewhere = await client.get(
+        f"/api/knowledge-bases/{other_kb['id']}/chunks/{hit['chunk_id']}", headers=owner["headers"]
+    )
+    assert_problem(elsewhere, 404, "chunk_not_found")
+    moved = await client.get(
+        f"/api/knowledge-bases/{other_kb['id']}/documents/{guide['id']}/file", headers=owner["headers"]
+    )
+    assert_problem(moved, 404, "document_not_found")
+    stranger = await new_owner(client, embedder)
+    for path in (f"{base}/chunks/{hit['chunk_id']}", f"{base}/documents/{guide['id']}/file"):
+        assert_problem(await client.get(path, headers=stranger["headers"]), 404, "knowledge_base_not_found")
+
+    # Members read through a share, like the chunk listing; API keys may not.
+    member = await invite_and_register(
+        client, owner["access_token"], f"m-{uuid.uuid4().hex[:6]}@example.com", role="user"
+    )
+    member_headers = bearer(member["access_token"])
+    hidden = await client.get(f"{base}/documents/{guide['id']}/file", headers=member_headers)
+    assert_problem(hidden, 404, "knowledge_base_not_found")
+    group = (await client.post("/api/groups", json={"name": "Readers"}, headers=owner["headers"])).json()
+    await client.put(f"/api/groups/{group['id']}/members/{member['user']['id']}", headers=owner["headers"])
+    shared = await client.put(f"{base}/shares/{group['id']}", json={"permission": "read"}, headers=owner["headers"])
+    assert shared.status_code == 200, shared.text
+    assert (await client.get(f"{base}/chunks/{hit['chunk_id']}", headers=member_headers)).status_code == 200
+    read = await client.get(f"{base}/documents/{guide['id']}/file", headers=member_headers)
+    assert read.status_code == 200 and read.content == GUIDE.encode()
+    key = (await client.post("/api/api-keys", json={"name": "k"}, headers=owner["headers"])).json()
+    keyed = await client.get(f"{base}/documents/{guide['id']}/file", headers=bearer(key["secret"]))
+    assert_problem(keyed, 403, "api_key_not_allowed")
+
+    # A stored file that is gone is a 404 problem, not a broken download.
+    objects = tmp_path / "data" / "objects"
+    stored = [p for p in objects.rglob("*") if p.is_file() and p.read_bytes() == GUIDE.encode()]
+    assert len(stored) == 1
+    stored[0].unlink()
+    missing = await client.get(f"{base}/documents/{guide['id']}/file", headers=owner["headers"])
+    assert_problem(missing, 404, "file_missing")
 
 
 BENCH = Path(__file__).resolve().parents[2] / ".." / "shared" / "bench" / "parsing"

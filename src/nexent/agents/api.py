@@ -1,4 +1,5 @@
-"""Agent routes: `/api/agents` (drafts) and their group shares. Who may call each: `agents/auth.py`."""
+"""Agent routes: `/api/agents` (drafts) and their group shares, and `/api/tools` (the tool catalog). Who may call
+each: `agents/auth.py`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from nexent.agents.auth import AgentManager, EditableAgent, ManagedAgent, ReadableAgent
-from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate
-from nexent.agents.service import AgentService
+from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, ToolRead
+from nexent.agents.service import AgentService, tool_catalog
 from nexent.core.openapi import problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.deps import SessionDep
@@ -75,4 +76,15 @@ async def unshare_agent(agent: ManagedAgent, group_id: uuid.UUID, session: Sessi
     await AgentService(session, agent.caller).unshare(agent, group_id)
 
 
-routers = [router]
+tools_router = APIRouter(prefix="/api/tools", tags=["agents"])
+
+
+@tools_router.get(
+    "",
+    summary="The tools an agent may be given: description, arguments and the JSON schema of their settings.",
+)
+async def list_tools(caller: UserCaller) -> list[ToolRead]:
+    return tool_catalog()
+
+
+routers = [router, tools_router]

@@ -96,3 +96,20 @@ class AgentRead(BaseModel):
     created_by: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
+
+
+class ToolRead(BaseModel):
+    """A tool an agent may be given, as the catalog describes it."""
+
+    name: str = Field(description="What an agent's `tools` entry names.")
+    description: str = Field(description="What the tool does (the model reads it too).")
+    parameters: dict[str, Any] = Field(
+        description="JSON schema of the arguments the model passes (the OpenAI function-tool `parameters`)."
+    )
+    settings_schema: dict[str, Any] = Field(
+        description="JSON schema of the per-agent `settings` an agent's `tools` entry accepts."
+    )
+    managed_settings: list[str] = Field(
+        description="Settings the platform fills in from the agent itself (e.g. `knowledge_base_ids` from the "
+        "agent's knowledge bases); whatever an entry gives for them is replaced."
+    )

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent
 from nexent.agents.repository import AgentRepository
-from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, Instructions, ToolUse
+from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, Instructions, ToolRead, ToolUse
 from nexent.core.errors import AppError, Conflict, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.identity.auth import Caller
@@ -26,6 +26,20 @@ from nexent.tools import registry
 
 RESOURCE = "agent"
 AGENTS = Shareable(RESOURCE, manage=Permission.MANAGE_AGENTS)
+
+
+def tool_catalog() -> list[ToolRead]:
+    """Every tool an agent may be given, by name: what it does, its arguments and its per-agent settings."""
+    return [
+        ToolRead(
+            name=tool.name,
+            description=tool.description,
+            parameters=tool.parameters,
+            settings_schema=tool.settings_json_schema,
+            managed_settings=list(tool.managed_settings),
+        )
+        for tool in registry.all_tools()
+    ]
 
 
 class AgentNotFound(NotFound):

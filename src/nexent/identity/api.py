@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import uuid
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from nexent.core.errors import AppError
 from nexent.core.openapi import problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.deps import EnginesDep, SessionDep
@@ -27,6 +29,7 @@ from nexent.identity.schemas import (
     InvitationCreate,
     InvitationCreated,
     InvitationRead,
+    LocalPath,
     LoginRequest,
     LogoutRequest,
     MemberRead,
@@ -121,10 +124,23 @@ async def switch_tenant(
 @auth_router.get(
     "/oidc/login",
     summary="Start single sign-on: redirects to the identity provider.",
+    status_code=status.HTTP_302_FOUND,
+    response_class=RedirectResponse,
     responses=problems(s404="Single sign-on is not configured.", s502="The identity provider did not answer."),
 )
-async def oidc_login(request: Request, engines: EnginesDep) -> RedirectResponse:
-    redirect = await oidc.begin(engines, _callback_url(request))
+async def oidc_login(
+    request: Request,
+    engines: EnginesDep,
+    next_path: Annotated[
+        LocalPath | None,
+        Query(
+            alias="next",
+            description="A page of this site (a path starting with a single `/`) the callback sends the browser "
+            "back to, with the token pair (or the error) in the URL fragment. Without it the callback answers JSON.",
+        ),
+    ] = None,
+) -> RedirectResponse:
+    redirect = await oidc.begin(engines, _callback_url(request), next_path)
     response = RedirectResponse(redirect.url, status_code=status.HTTP_302_FOUND)
     response.set_cookie(
         oidc.STATE_COOKIE,
@@ -140,13 +156,21 @@ async def oidc_login(request: Request, engines: EnginesDep) -> RedirectResponse:
 
 @auth_router.get(
     "/oidc/callback",
-    summary="Finish single sign-on; answers with a token pair.",
-    responses=problems(
-        s400="The identity provider refused the sign-in, or the answer does not match the request.",
-        s403="Sign-up is closed to this identity.",
-        s404="Single sign-on is not configured.",
-        s502="The identity provider did not answer.",
-    ),
+    summary="Finish single sign-on; answers with a token pair (or, when the sign-in started with `next`, redirects "
+    "there with the pair or the error in the URL fragment).",
+    responses={
+        302: {
+            "description": "The sign-in started with `next`: the browser goes back to that page, with "
+            "`#access_token=...&refresh_token=...&token_type=bearer&expires_in=...` or "
+            "`#error=<code>&error_description=...` in the fragment."
+        },
+        **problems(
+            s400="The identity provider refused the sign-in, or the answer does not match the request.",
+            s403="Sign-up is closed to this identity.",
+            s404="Single sign-on is not configured.",
+            s502="The identity provider did not answer.",
+        ),
+    },
 )
 async def oidc_callback(
     request: Request,
@@ -155,19 +179,42 @@ async def oidc_callback(
     code: Annotated[str | None, Query(max_length=4096)] = None,
     state: Annotated[str | None, Query(max_length=1024)] = None,
     error: Annotated[str | None, Query(max_length=200)] = None,
-) -> JSONResponse:
-    if error or not code or not state:
-        raise oidc.SsoFailed(f"The identity provider refused the sign-in: {error or 'no code'}.")
-    pair = await oidc.complete(
-        session,
-        engines,
-        redirect_uri=_callback_url(request),
-        code=code,
-        state=state,
-        cookie=request.cookies.get(oidc.STATE_COOKIE),
-    )
-    response = JSONResponse(pair.model_dump(mode="json"))
+) -> Response:
+    cookie = request.cookies.get(oidc.STATE_COOKIE)
+    next_path = oidc.next_of(engines, cookie)
+    response: Response
+    try:
+        if error or not code or not state:
+            raise oidc.SsoFailed(f"The identity provider refused the sign-in: {error or 'no code'}.")
+        pair = await oidc.complete(
+            session, engines, redirect_uri=_callback_url(request), code=code, state=state, cookie=cookie
+        )
+    except AppError as failure:
+        if next_path is None:
+            raise
+        await session.rollback()  # answered with a redirect, not an error: nothing of the failed sign-in is kept
+        response = _back_to(next_path, {"error": failure.code, "error_description": failure.detail})
+    else:
+        if next_path is None:
+            response = JSONResponse(pair.model_dump(mode="json"))
+        else:
+            fragment = {
+                "access_token": pair.access_token,
+                "refresh_token": pair.refresh_token,
+                "token_type": pair.token_type,
+                "expires_in": str(pair.expires_in),
+            }
+            response = _back_to(next_path, fragment)
     response.delete_cookie(oidc.STATE_COOKIE, path=oidc.COOKIE_PATH)
+    return response
+
+
+def _back_to(next_path: str, fragment: dict[str, str]) -> RedirectResponse:
+    """A redirect to a page of this site with `fragment` after `#`: browsers never send a fragment to a server, so
+    no access log or proxy sees the tokens. Not cached, and not passed on as a referrer."""
+    response = RedirectResponse(f"{next_path}#{urlencode(fragment)}", status_code=status.HTTP_302_FOUND)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
 

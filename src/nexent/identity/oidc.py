@@ -102,8 +102,9 @@ def _client(settings: Settings, redirect_uri: str) -> AsyncOAuth2Client:
     )
 
 
-async def begin(engines: Engines, redirect_uri: str) -> Redirect:
-    """The provider's authorization URL and the encrypted state cookie that must come back with the code."""
+async def begin(engines: Engines, redirect_uri: str, next_path: str | None = None) -> Redirect:
+    """The provider's authorization URL and the encrypted state cookie that must come back with the code (with
+    `next_path`, the page of this site the callback sends the browser back to)."""
     settings = engines.settings
     client = _client(settings, redirect_uri)
     provider = await _provider(settings)
@@ -114,7 +115,15 @@ async def begin(engines: Engines, redirect_uri: str) -> Redirect:
     )
     await client.aclose()
     cookie = engines.keys.box.encrypt(
-        json.dumps({"state": state, "nonce": nonce, "verifier": verifier, "exp": time.time() + STATE_TTL_SECONDS})
+        json.dumps(
+            {
+                "state": state,
+                "nonce": nonce,
+                "verifier": verifier,
+                "exp": time.time() + STATE_TTL_SECONDS,
+                "next": next_path,
+            }
+        )
     )
     return Redirect(url=url, cookie=cookie)
 
@@ -143,6 +152,20 @@ async def complete(
         raise SsoFailed("The identity provider sent no ID token.")
     claims = await _verify_id_token(settings, str(token["id_token"]), expected["nonce"])
     return await _sign_in(session, engines, claims)
+
+
+def next_of(engines: Engines, cookie: str | None) -> str | None:
+    """The page the sign-in started with `next` returns to, from its state cookie (None without one, or when the
+    cookie is missing or not ours). Read even once the state has expired: the cookie is ours (encrypted), and the
+    browser then learns of the failure on that page."""
+    if not cookie:
+        return None
+    try:
+        data = json.loads(engines.keys.box.decrypt(cookie))
+    except (SecretDecryptionError, ValueError):
+        return None
+    next_path = data.get("next") if isinstance(data, dict) else None
+    return next_path if isinstance(next_path, str) else None
 
 
 def _read_state(engines: Engines, cookie: str | None) -> dict[str, Any]:

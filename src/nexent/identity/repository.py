@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, bindparam, delete, func, select, update
@@ -355,6 +356,26 @@ class RefreshTokenRepository:
             .values(revoked_at=utcnow())
         )
         return bool(getattr(result, "rowcount", 0))
+
+    async def revoked_at(self, token_id: uuid.UUID) -> datetime | None:
+        """When the token was revoked, as committed now (not as this session first read it)."""
+        result: datetime | None = await self.session.scalar(
+            select(RefreshToken.revoked_at).where(RefreshToken.id == token_id)
+        )
+        return result
+
+    async def family_is_live(self, family_id: uuid.UUID) -> bool:
+        """Whether the session still has a usable token (it was neither ended nor has it expired)."""
+        found = await self.session.scalar(
+            select(RefreshToken.id)
+            .where(
+                RefreshToken.family_id == family_id,
+                RefreshToken.revoked_at.is_(None),
+                RefreshToken.expires_at > utcnow(),
+            )
+            .limit(1)
+        )
+        return found is not None
 
     async def revoke_family(self, family_id: uuid.UUID) -> None:
         await self.session.execute(

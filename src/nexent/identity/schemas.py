@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
 
 from nexent.core.netpolicy import AddressPolicy
 from nexent.identity.models import MemberStatus, Role, SharePermission, TenantStatus
@@ -272,3 +272,17 @@ class AuditEventRead(BaseModel):
     ip: str | None
     request_id: str | None
     created_at: datetime
+
+
+def _local_path(value: str) -> str:
+    """A path on this site only: one leading `/`, no `//` (another host), no backslash (browsers read it as `/`),
+    no control characters (browsers drop tabs and newlines, which could join `/` and `/` again), no fragment (the
+    token pair travels in it)."""
+    if not value.startswith("/") or value.startswith("//"):
+        raise ValueError("Must be a path on this site, starting with a single '/'.")
+    if "\\" in value or "#" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise ValueError("Must not contain backslashes, '#' or control characters.")
+    return value
+
+
+LocalPath = Annotated[str, StringConstraints(max_length=2000), AfterValidator(_local_path)]

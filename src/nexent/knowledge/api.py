@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -28,6 +30,7 @@ from nexent.knowledge.auth import (
 )
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus
 from nexent.knowledge.schemas import (
+    ChunkDetail,
     ChunkRead,
     ChunkUpdate,
     DocumentMetadataIn,
@@ -45,6 +48,9 @@ router = APIRouter(prefix="/api/knowledge-bases", tags=["knowledge"])
 ingest_router = APIRouter(prefix="/api/knowledge-bases", tags=["knowledge"])
 UPLOAD_PATH = r"/api/knowledge-bases/[^/]+/documents"
 KEEP_ALIVE_SECONDS = 15.0
+# type/subtype as RFC 9110 tokens (parameters are dropped); anything else is served as application/octet-stream.
+_MEDIA_TYPE = re.compile(r"^[A-Za-z0-9!#$&^_.+-]{1,63}/[A-Za-z0-9!#$&^_.+-]{1,63}$")
+_RFC5987_SAFE = "!#$&+^`|"  # attr-chars that `quote` would escape (letters, digits and `-._~` it keeps)
 
 
 class InvalidUpload(AppError):
@@ -172,6 +178,51 @@ async def list_chunks(
     kb: ReadableKnowledgeBase, doc_id: uuid.UUID, session: SessionDep, engines: EnginesDep, page: PageParamsDep
 ) -> Page[ChunkRead]:
     return await KnowledgeService(session, engines, kb.caller).list_chunks(kb, doc_id, page)
+
+
+@router.get(
+    "/{kb_id}/documents/{doc_id}/file",
+    summary="Download a document's original file, as uploaded (streamed, as an attachment).",
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        **problems(s404="No such document, or its stored file is gone (`file_missing`)."),
+    },
+)
+async def download_document(
+    kb: ReadableKnowledgeBase, doc_id: uuid.UUID, session: SessionDep, engines: EnginesDep
+) -> StreamingResponse:
+    stored = await KnowledgeService(session, engines, kb.caller).open_file(kb, doc_id)
+    doc = stored.document
+    return StreamingResponse(
+        stored.content,
+        headers={
+            "Content-Type": _media_type(doc.content_type),  # as stored; no charset is guessed for text/*
+            "Content-Disposition": content_disposition(doc.file_name),
+            "Content-Length": str(doc.size),
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, no-store",
+        },
+    )
+
+
+def content_disposition(file_name: str) -> str:
+    """`attachment` with an ASCII fallback `filename` and the exact name as `filename*` (RFC 6266, RFC 5987)."""
+    fallback = "".join(ch if " " <= ch <= "~" and ch not in '"\\%' else "_" for ch in file_name).strip() or "file"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe=_RFC5987_SAFE)}"
+
+
+def _media_type(stored: str | None) -> str:
+    base = (stored or "").split(";", 1)[0].strip().lower()
+    return base if _MEDIA_TYPE.match(base) else "application/octet-stream"
+
+
+@router.get("/{kb_id}/chunks/{chunk_id}", summary="One chunk, with its document's file name (a citation's source).")
+async def get_chunk(
+    kb: ReadableKnowledgeBase, chunk_id: uuid.UUID, session: SessionDep, engines: EnginesDep
+) -> ChunkDetail:
+    return await KnowledgeService(session, engines, kb.caller).get_chunk(kb, chunk_id)
 
 
 @router.patch(

@@ -161,6 +161,18 @@ class ChunkRead(BaseModel):
     updated_at: datetime
 
 
+class ChunkDetail(ChunkRead):
+    """One chunk with what a citation shows: its knowledge base, its document's file name and metadata."""
+
+    knowledge_base_id: uuid.UUID
+    file_name: str = Field(description="The file name of the chunk's document.")
+    content_type: str | None = Field(description="The document's stored content type, as uploaded.")
+    document_status: DocumentStatus = Field(description="The document's processing status.")
+    document_metadata: dict[str, Any] = Field(
+        description="The metadata given with the document's upload (also copied onto its chunks for searches)."
+    )
+
+
 class ChunkUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

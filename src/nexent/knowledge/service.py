@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import time
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
 from nexent.engines.queue import QueuedJob
 from nexent.engines.search.base import IndexedChunk, SearchHit, SearchRequest
+from nexent.engines.storage.base import ObjectNotFound
 from nexent.identity.auth import Caller
 from nexent.identity.models import Role, SharePermission
 from nexent.identity.permissions import Permission
@@ -33,6 +34,7 @@ from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBas
 from nexent.knowledge.parsing import ParseFailure, detect_format
 from nexent.knowledge.repository import ChunkRepository, DocumentRepository, KnowledgeBaseRepository
 from nexent.knowledge.schemas import (
+    ChunkDetail,
     ChunkingIn,
     ChunkRead,
     ChunkUpdate,
@@ -72,6 +74,18 @@ class DocumentNotFound(NotFound):
 
 class ChunkNotFound(NotFound):
     code = "chunk_not_found"
+
+
+class DocumentFileMissing(NotFound):
+    code = "file_missing"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """An uploaded file being read from object storage: its document and its bytes in pieces."""
+
+    document: KnowledgeDocument
+    content: AsyncIterator[bytes]
 
 
 class InvalidKnowledgeBase(AppError):
@@ -495,6 +509,29 @@ class KnowledgeService:
             items=[_read_chunk(c) for c in chunks], total=total, limit=page.limit, offset=page.offset
         )
 
+    async def get_chunk(self, granted: Granted[KnowledgeBase], chunk_id: uuid.UUID) -> ChunkDetail:
+        """One chunk with its document's file name and metadata (what a citation links to)."""
+        kb = granted.resource
+        chunk = await self._chunk(kb, chunk_id)
+        doc = await self._document(kb, chunk.document_id)
+        return ChunkDetail(
+            **_read_chunk(chunk).model_dump(),
+            knowledge_base_id=kb.id,
+            file_name=doc.file_name,
+            content_type=doc.content_type,
+            document_status=DocumentStatus(doc.status),
+            document_metadata=dict(doc.doc_metadata),
+        )
+
+    async def open_file(self, granted: Granted[KnowledgeBase], doc_id: uuid.UUID) -> StoredFile:
+        """The original uploaded file of a document, opened for streaming (404 `file_missing` when it is gone)."""
+        doc = await self._document(granted.resource, doc_id)
+        try:
+            content = await self.engines.storage.stream(doc.storage_key)
+        except ObjectNotFound:
+            raise DocumentFileMissing(f"The stored file of document {doc_id} is gone.") from None
+        return StoredFile(document=doc, content=content)
+
     async def _chunk(self, kb: KnowledgeBase, chunk_id: uuid.UUID) -> KnowledgeChunk:
         chunk = await self.chunks.in_kb(kb.id, chunk_id)
         if chunk is None:
@@ -508,11 +545,17 @@ class KnowledgeService:
         doc = await self._document(kb, chunk.document_id)
         if doc.status != DocumentStatus.INDEXED:
             raise Conflict("The document is being processed; edit its chunks once it is indexed.", code="document_busy")
+        # Embedded before the chunk changes: a change would be flushed by the next query (the model's lookup) and
+        # hold the database's write lock through the model call, while the call's usage report waits for that
+        # lock from another connection (on SQLite, until the busy timeout: a minute).
+        vectors = [
+            (name, await self._embed_one(model_id, dimension, data.text))
+            for name, model_id, dimension in live_indexes(kb)
+        ]
         chunk.text, chunk.edited = data.text, True
-        for name, model_id, dimension in live_indexes(kb):
-            vector = await self._embed_one(model_id, dimension, chunk.text)
-            await self.engines.search.upsert(name, [indexed_chunk(chunk, vector, doc)])
         await self.session.flush()
+        for name, vector in vectors:
+            await self.engines.search.upsert(name, [indexed_chunk(chunk, vector, doc)])
         return _read_chunk(chunk)
 
     async def _embed_one(self, model_id: uuid.UUID | None, dimension: int, text: str) -> list[float]:

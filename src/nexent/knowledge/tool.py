@@ -96,5 +96,6 @@ KNOWLEDGE_BASE_SEARCH = register(
         arguments=KnowledgeSearchArgs,
         settings_schema=KnowledgeSearchSettings,
         run=_search,
+        managed_settings=("knowledge_base_ids",),
     )
 )

@@ -14,7 +14,15 @@ from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, CurrentCaller, RequirePermission
 from nexent.identity.permissions import Permission
 from nexent.providers.models import ModelKind
-from nexent.providers.schemas import CheckResult, ModelCreate, ModelRead, ModelSettings, ModelUpdate, UsageRow
+from nexent.providers.schemas import (
+    CheckResult,
+    ModelCreate,
+    ModelRead,
+    ModelSettings,
+    ModelUpdate,
+    UsageRow,
+    UsageSeries,
+)
 from nexent.providers.service import ProviderService
 
 router = APIRouter(prefix="/api/models", tags=["models"])
@@ -100,6 +108,36 @@ async def read_usage(
 ) -> list[UsageRow]:
     return await ProviderService(session, engines, caller).usage(
         group_by=group_by, since=since, until=until, model_id=model_id
+    )
+
+
+@usage_router.get(
+    "/series",
+    summary="Model usage over time, for charts: calls, errors, tokens and latency (average, p95, max) per hour or day.",
+    responses=problems(s422="The window is reversed, out of range or holds more than 1,000 buckets."),
+)
+async def read_usage_series(
+    caller: Annotated[Caller, RequirePermission(Permission.MANAGE_MODELS)],
+    session: SessionDep,
+    engines: EnginesDep,
+    interval: Annotated[
+        Literal["hour", "day"], Query(description="The size of a bucket (UTC hours or days).")
+    ] = "hour",
+    since: Annotated[
+        AwareDatetime | None,
+        Query(
+            alias="from",
+            description="Start (inclusive, rounded down to the interval); default: 24 hours or 30 days before `to`.",
+        ),
+    ] = None,
+    until: Annotated[
+        AwareDatetime | None, Query(alias="to", description="End (exclusive), ISO 8601; default: now.")
+    ] = None,
+    model_id: Annotated[uuid.UUID | None, Query(description="Only this model's calls.")] = None,
+    agent_id: Annotated[uuid.UUID | None, Query(description="Only the calls this agent's runs made.")] = None,
+) -> UsageSeries:
+    return await ProviderService(session, engines, caller).usage_series(
+        interval=interval, since=since, until=until, model_id=model_id, agent_id=agent_id
     )
 
 

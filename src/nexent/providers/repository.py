@@ -110,3 +110,67 @@ class UsageRepository(TenantScopedRepository[UsageRecord]):
             .order_by(key)
         )
         return [dict(row._mapping) for row in rows]
+
+    async def series(
+        self,
+        *,
+        interval: str,
+        since: datetime,
+        until: datetime,
+        model_id: uuid.UUID | None,
+        agent_id: uuid.UUID | None,
+    ) -> list[dict[str, Any]]:
+        """Sums per UTC hour or day (`bucket`: 'YYYY-MM-DD HH:00:00'), only buckets with calls. The p95 latency is
+        the nearest-rank 95th percentile, found with window functions so that SQLite and PostgreSQL agree."""
+        bucket = _bucket_start(self.session.get_bind().dialect.name, interval, UsageRecord.created_at)
+        conditions: list[Any] = [
+            UsageRecord.tenant_id == self.tenant_id,
+            UsageRecord.created_at >= since,
+            UsageRecord.created_at < until,
+        ]
+        if model_id is not None:
+            conditions.append(UsageRecord.model_config_id == model_id)
+        if agent_id is not None:
+            conditions.append(UsageRecord.agent_id == agent_id)
+        ranked = (
+            select(
+                bucket.label("bucket"),
+                UsageRecord.ok,
+                UsageRecord.prompt_tokens,
+                UsageRecord.completion_tokens,
+                UsageRecord.latency_ms,
+                UsageRecord.ttft_ms,
+                func.row_number().over(partition_by=bucket, order_by=UsageRecord.latency_ms).label("latency_rank"),
+                func.count().over(partition_by=bucket).label("bucket_calls"),
+            )
+            .where(*conditions)
+            .subquery()
+        )
+        r = ranked.c
+        # Nearest rank: the smallest rank k with k >= 0.95 n, in integers (no division, no ceil: SQLite has neither).
+        at_p95 = case((r.latency_rank * 100 >= r.bucket_calls * 95, r.latency_ms))
+        rows = await self.session.execute(
+            select(
+                r.bucket,
+                func.count().label("calls"),
+                func.sum(case((r.ok.is_(False), 1), else_=0)).label("errors"),
+                func.coalesce(func.sum(r.prompt_tokens), 0).label("prompt_tokens"),
+                func.coalesce(func.sum(r.completion_tokens), 0).label("completion_tokens"),
+                func.avg(r.latency_ms).label("avg_latency_ms"),
+                func.min(at_p95).label("p95_latency_ms"),
+                func.max(r.latency_ms).label("max_latency_ms"),
+                func.avg(r.ttft_ms).label("avg_ttft_ms"),
+            )
+            .group_by(r.bucket)
+            .order_by(r.bucket)
+        )
+        return [dict(row._mapping) for row in rows]
+
+
+def _bucket_start(dialect: str, interval: str, column: Any) -> Any:
+    """The UTC hour or day a timestamp falls in, as text 'YYYY-MM-DD HH:00:00' on either engine."""
+    if dialect == "postgresql":
+        pattern = "YYYY-MM-DD HH24:00:00" if interval == "hour" else "YYYY-MM-DD 00:00:00"
+        return func.to_char(func.timezone("UTC", column), pattern)
+    # SQLite keeps UTC timestamps as naive ISO text.
+    return func.strftime("%Y-%m-%d %H:00:00" if interval == "hour" else "%Y-%m-%d 00:00:00", column)

@@ -150,3 +150,30 @@ class UsageRow(BaseModel):
     completion_tokens: int
     avg_latency_ms: float
     avg_ttft_ms: float | None
+
+
+class UsageBucket(BaseModel):
+    """The calls of one hour or day. Latencies are null when the bucket has no calls."""
+
+    start: datetime = Field(description="The start of the bucket (UTC); it ends where the next one starts.")
+    calls: int
+    errors: int = Field(description="Calls that failed.")
+    prompt_tokens: int = Field(description="Input tokens.")
+    completion_tokens: int = Field(description="Output tokens.")
+    avg_latency_ms: float | None
+    p95_latency_ms: float | None = Field(
+        description="95th percentile, nearest rank: the latency that 95% of the bucket's calls do not exceed."
+    )
+    max_latency_ms: float | None
+    avg_ttft_ms: float | None = Field(description="Average time to first token of streamed calls.")
+
+
+class UsageSeries(BaseModel):
+    """Usage per hour or day over a window, every bucket present (empty ones with zero calls), oldest first."""
+
+    interval: Literal["hour", "day"]
+    start: datetime = Field(description="The window's start: `from`, rounded down to the interval (UTC).")
+    end: datetime = Field(description="The window's end (exclusive): `to`.")
+    model_id: uuid.UUID | None
+    agent_id: uuid.UUID | None
+    buckets: list[UsageBucket]

@@ -6,8 +6,8 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.batch import Write, writer_for
 from nexent.core.db import utcnow
-from nexent.core.errors import BadRequest, NotFound
+from nexent.core.errors import AppError, BadRequest, NotFound
 from nexent.core.netpolicy import AddressPolicy, AddressRefused, resolve_checked
 from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
@@ -37,11 +37,56 @@ from nexent.providers.schemas import (
     ModelRead,
     ModelSettings,
     ModelUpdate,
+    UsageBucket,
     UsageRow,
+    UsageSeries,
 )
 from nexent.providers.types import ChatModel, EmbeddingModel, ErrorCode, ProviderError, RerankModel, complete
 
 logger = logging.getLogger("nexent.providers")
+
+
+MAX_USAGE_BUCKETS = 1000
+USAGE_INTERVALS: dict[str, timedelta] = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+DEFAULT_USAGE_WINDOW: dict[str, timedelta] = {"hour": timedelta(hours=24), "day": timedelta(days=30)}
+
+
+class InvalidUsageWindow(AppError):
+    """A usage window that is empty, reversed, too long for its interval or out of range."""
+
+    status, code = 422, "invalid_usage_window"
+
+
+def usage_window(
+    interval: Literal["hour", "day"], since: datetime | None, until: datetime | None, *, now: datetime | None = None
+) -> tuple[datetime, datetime, int]:
+    """The window of a usage series: its start (`since` rounded down to the interval, UTC), its end (`until`,
+    exclusive) and its number of buckets. Missing ends: `until` now, `since` a day (hours) or 30 days (days) before
+    `until`. Raises `InvalidUsageWindow` (422) for what cannot be charted."""
+    step = USAGE_INTERVALS[interval]
+    try:
+        end = (until or now or utcnow()).astimezone(UTC)
+        begin = since.astimezone(UTC) if since is not None else end - DEFAULT_USAGE_WINDOW[interval]
+        start = begin.replace(minute=0, second=0, microsecond=0)
+        if interval == "day":
+            start = start.replace(hour=0)
+    except OverflowError:
+        raise _window_error("`from` and `to` must be dates between the years 1 and 9999 (UTC).", "from") from None
+    if end <= begin:
+        raise _window_error("`to` must be after `from`.", "to")
+    buckets = -((start - end) // step)  # ceiling division of timedeltas
+    if buckets > MAX_USAGE_BUCKETS:
+        raise _window_error(
+            f"The window holds {buckets} {interval}s; at most {MAX_USAGE_BUCKETS} buckets: narrow it or use days.",
+            "from",
+        )
+    return start, end, buckets
+
+
+def _window_error(message: str, field: str) -> InvalidUsageWindow:
+    return InvalidUsageWindow(
+        message, extra={"errors": [{"loc": ["query", field], "msg": message, "type": "invalid_usage_window"}]}
+    )
 
 
 class ModelNotFound(NotFound):
@@ -360,6 +405,62 @@ class ProviderService:
             )
             for row in rows
         ]
+
+    async def usage_series(
+        self,
+        *,
+        interval: Literal["hour", "day"],
+        since: datetime | None,
+        until: datetime | None,
+        model_id: uuid.UUID | None,
+        agent_id: uuid.UUID | None,
+    ) -> UsageSeries:
+        """Usage per hour or day over a window, with a bucket (zeros) for every interval without calls."""
+        start, end, count = usage_window(interval, since, until)
+        rows = await UsageRepository(self.session, self.caller.tenant_id).series(
+            interval=interval, since=start, until=end, model_id=model_id, agent_id=agent_id
+        )
+        found = {datetime.fromisoformat(str(row["bucket"])).replace(tzinfo=UTC): row for row in rows}
+        step = USAGE_INTERVALS[interval]
+        buckets = []
+        for index in range(count):
+            at = start + index * step
+            row = found.get(at)
+            buckets.append(
+                _bucket(at, row)
+                if row is not None
+                else UsageBucket(
+                    start=at,
+                    calls=0,
+                    errors=0,
+                    prompt_tokens=0,
+                    completion_tokens=0,
+                    avg_latency_ms=None,
+                    p95_latency_ms=None,
+                    max_latency_ms=None,
+                    avg_ttft_ms=None,
+                )
+            )
+        return UsageSeries(
+            interval=interval, start=start, end=end, model_id=model_id, agent_id=agent_id, buckets=buckets
+        )
+
+
+def _bucket(at: datetime, row: dict[str, Any]) -> UsageBucket:
+    def ms(value: Any) -> float | None:
+        return round(float(value), 2) if value is not None else None
+
+    return UsageBucket(
+        start=at,
+        calls=int(row["calls"]),
+        errors=int(row["errors"] or 0),
+        prompt_tokens=int(row["prompt_tokens"]),
+        completion_tokens=int(row["completion_tokens"]),
+        avg_latency_ms=ms(row["avg_latency_ms"]),
+        p95_latency_ms=ms(row["p95_latency_ms"]),
+        max_latency_ms=ms(row["max_latency_ms"]),
+        avg_ttft_ms=ms(row["avg_ttft_ms"]),
+    )
 
 
 def _read(config: ModelConfig, endpoints: list[ModelEndpoint]) -> ModelRead:

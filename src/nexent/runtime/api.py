@@ -122,6 +122,31 @@ async def start_run(
     return response
 
 
+@router.post(
+    "/api/conversations/{conversation_id}/regenerate",
+    summary="Run the conversation's last user message again; the new answer replaces the last one (SSE).",
+    response_class=StreamingResponse,  # no content of its own in the OpenAPI document: see EVENT_STREAM
+    responses={
+        **EVENT_STREAM,
+        **problems(
+            s409="A run of the conversation is still going on (`conversation_busy`), or it has no user message "
+            "(`nothing_to_regenerate`).",
+            s422="The conversation's agent was deleted (`conversation_of_another_agent`).",
+            s429="Too many runs of this tenant are going on; `Retry-After` says when.",
+        ),
+    },
+)
+async def regenerate(
+    conversation_id: uuid.UUID, request: Request, caller: Chatter, session: SessionDep, engines: EnginesDep
+) -> EventStreamResponse:
+    manager = run_manager(request)
+    run = await RuntimeService(session, engines, caller).regenerate(manager, conversation_id)
+    response = event_stream(engines, caller, run.id, after=0)
+    response.headers["X-Run-Id"] = str(run.id)
+    response.headers["X-Conversation-Id"] = str(run.conversation_id)
+    return response
+
+
 @router.get("/api/runs", summary="The caller's runs, latest first.")
 async def list_runs(
     caller: Chatter,

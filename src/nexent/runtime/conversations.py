@@ -17,8 +17,8 @@ from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.providers.types import ProviderError
 from nexent.runtime.builder import Turn, summarize
-from nexent.runtime.models import Conversation
-from nexent.runtime.repository import ConversationRepository, MessageRepository, Reach
+from nexent.runtime.models import Conversation, Message
+from nexent.runtime.repository import ConversationRepository, MessageRepository, Reach, RunRepository
 from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead
 
 logger = logging.getLogger("nexent.runtime")
@@ -28,6 +28,18 @@ _TITLE_LENGTH = 60
 
 class ConversationNotFound(NotFound):
     code = "conversation_not_found"
+
+
+class NothingToRegenerate(AppError):
+    """The conversation has no user message whose answer could be produced again."""
+
+    status, code = 409, "nothing_to_regenerate"
+
+
+class ConversationBusy(AppError):
+    """A run of the conversation is still queued or running: its last turn is not settled yet."""
+
+    status, code = 409, "conversation_busy"
 
 
 class ConversationOfAnotherAgent(AppError):
@@ -79,6 +91,22 @@ class ConversationService:
             )
         return conversation
 
+    async def last_turn(self, conversation_id: uuid.UUID) -> tuple[Conversation, uuid.UUID, list[Message]]:
+        """The caller's conversation, its agent, and its last turn to produce again: the last user message and the
+        messages after it (its answer). 409 while a run of the conversation is unfinished, or when it has no user
+        message; 422 when its agent was deleted (its turns belong to no agent now)."""
+        conversation = await self.owned(conversation_id)
+        if conversation.agent_id is None:
+            raise ConversationOfAnotherAgent(
+                f"The agent of conversation {conversation_id} was deleted; start a new conversation."
+            )
+        if await RunRepository(self.session, self.caller.tenant_id).unfinished_in(conversation.id):
+            raise ConversationBusy("A run of this conversation is still going on; stop it or wait for its end.")
+        turn = await self.messages.last_turn(conversation.id)
+        if not turn:
+            raise NothingToRegenerate("The conversation has no message to answer again.")
+        return conversation, conversation.agent_id, turn
+
     async def list_conversations(self, page: PageParams) -> Page[ConversationRead]:
         rows, total = await self.conversations.list_page(reach=self.reach, limit=page.limit, offset=page.offset)
         return Page[ConversationRead](
@@ -106,11 +134,16 @@ class ConversationService:
 
 
 async def history(
-    session: AsyncSession, tenant_id: uuid.UUID, conversation_id: uuid.UUID, run_id: uuid.UUID
+    session: AsyncSession,
+    tenant_id: uuid.UUID,
+    conversation_id: uuid.UUID,
+    run_id: uuid.UUID,
+    *,
+    leave_out: frozenset[uuid.UUID] = frozenset(),
 ) -> list[Turn]:
-    """The earlier turns of a conversation (those of the run `run_id` left out)."""
+    """The earlier turns of a conversation (those of the run `run_id`, and the messages `leave_out`, left out)."""
     messages = await MessageRepository(session, tenant_id).of_conversation(conversation_id)
-    return [(m.role, m.content) for m in messages if m.run_id != run_id and m.content]
+    return [(m.role, m.content) for m in messages if m.run_id != run_id and m.id not in leave_out and m.content]
 
 
 async def summary_of(

@@ -72,6 +72,9 @@ class NewRun:
     model: ModelSnapshot | None  # the agent's model with its endpoints (None: resolved, and reported, when it runs)
     message: str
     new_conversation: bool
+    # Messages of the conversation this run replaces (a regenerated last turn): never fed back to the model. They
+    # are deleted with the run's record, which may still be on its way when the run reads the earlier turns.
+    replaced_messages: frozenset[uuid.UUID] = frozenset()
 
 
 class RunManager:
@@ -228,7 +231,11 @@ class RunExecution:
         agent = run.agent
         async with engines.sessions() as session:
             turns = (
-                [] if run.new_conversation else await history(session, caller.tenant_id, run.conversation_id, run.id)
+                []
+                if run.new_conversation
+                else await history(
+                    session, caller.tenant_id, run.conversation_id, run.id, leave_out=run.replaced_messages
+                )
             )
             builder = AgentBuilder(session, engines, caller, conversation_id=run.conversation_id)
             setup = await builder.build(agent, run.model)

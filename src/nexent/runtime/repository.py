@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.repository import TenantScopedRepository
@@ -27,6 +27,16 @@ class Reach:
         return conditions
 
 
+UNFINISHED = [RunStatus.QUEUED, RunStatus.RUNNING]
+
+
+def no_unfinished_run(tenant_id: uuid.UUID, conversation_id: uuid.UUID) -> ColumnElement[bool]:
+    """A condition: the conversation has no run still queued or running (for a claim that must see committed runs)."""
+    return ~exists().where(
+        Run.tenant_id == tenant_id, Run.conversation_id == conversation_id, Run.status.in_(UNFINISHED)
+    )
+
+
 class RunRepository(TenantScopedRepository[Run]):
     model = Run
 
@@ -35,10 +45,20 @@ class RunRepository(TenantScopedRepository[Run]):
         result: Run | None = await self.session.scalar(self.select().where(Run.id == run_id, *reach.conditions(Run)))
         return result
 
+    async def unfinished_in(self, conversation_id: uuid.UUID) -> bool:
+        """Whether a run of the conversation is still queued or running."""
+        found = await self.session.scalar(
+            self.select()
+            .with_only_columns(Run.id)
+            .where(Run.conversation_id == conversation_id, Run.status.in_(UNFINISHED))
+            .limit(1)
+        )
+        return found is not None
+
     @staticmethod
     async def unfinished_everywhere(session: AsyncSession) -> list[Run]:
         """Runs of every tenant still queued or running: only for the platform's own recovery at start-up."""
-        rows = await session.scalars(select(Run).where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])))
+        rows = await session.scalars(select(Run).where(Run.status.in_(UNFINISHED)))
         return list(rows)
 
     async def list_page(
@@ -95,6 +115,28 @@ class ConversationRepository(TenantScopedRepository[Conversation]):
 
 class MessageRepository(TenantScopedRepository[Message]):
     model = Message
+
+    async def last_turn(self, conversation_id: uuid.UUID) -> list[Message]:
+        """The conversation's last user message and the messages after it (empty without a user message)."""
+        last_user = await self.session.scalar(
+            self.select()
+            .where(Message.conversation_id == conversation_id, Message.role == "user")
+            .order_by(Message.created_at.desc(), Message.id.desc())
+            .limit(1)
+        )
+        if last_user is None:
+            return []
+        later = await self.session.scalars(
+            self.select()
+            .where(
+                Message.conversation_id == conversation_id,
+                Message.id != last_user.id,
+                (Message.created_at > last_user.created_at)
+                | ((Message.created_at == last_user.created_at) & (Message.id > last_user.id)),
+            )
+            .order_by(Message.created_at, Message.id)
+        )
+        return [last_user, *later]
 
     async def of_conversation(self, conversation_id: uuid.UUID, *, limit: int = 500) -> list[Message]:
         rows = await self.session.scalars(

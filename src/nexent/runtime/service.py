@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent
@@ -20,10 +21,16 @@ from nexent.identity.auth import Caller
 from nexent.providers.models import ModelKind
 from nexent.providers.service import ProviderService
 from nexent.runtime.builder import ModelSnapshot
-from nexent.runtime.conversations import ConversationService, message_row, provisional_title, reach_of
+from nexent.runtime.conversations import (
+    ConversationBusy,
+    ConversationService,
+    message_row,
+    provisional_title,
+    reach_of,
+)
 from nexent.runtime.execution import NewRun, RunManager, cancel_key
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
-from nexent.runtime.repository import RunRepository
+from nexent.runtime.repository import RunRepository, no_unfinished_run
 from nexent.runtime.schemas import RunRead
 
 
@@ -50,18 +57,53 @@ class RuntimeService:
         by the process's batch writer while the run already builds its agent and calls the model; this returns once
         the record is stored (raising if it could not be: the run then stops without a trace)."""
         run, record = await self.prepare(manager, agent_id, message, conversation_id)
+        await self._launch(manager, run, record)
+        return run
+
+    async def regenerate(self, manager: RunManager, conversation_id: uuid.UUID) -> NewRun:
+        """Run the conversation's agent again on its last user message: a new run whose answer replaces the last
+        turn (its messages leave the conversation, and are not fed back to the model; the old run stays readable).
+        Refused while a run of the conversation is unfinished, checked again when the new run is stored (a claim:
+        of two regenerations at once, one starts)."""
+        conversation, agent_id, turn = await self.conversations.last_turn(conversation_id)
+        seen = conversation.updated_at  # every run started in the conversation moves it
+        run, record = await self.prepare(manager, agent_id, turn[0].content, conversation.id, replacing=turn)
+        # Stored only if no run started in the conversation since it was read (the claims of one batch all run
+        # before their rows go in, so the unfinished-run check alone would let two of one batch through).
+        record.claim(
+            update(Conversation)
+            .where(
+                Conversation.tenant_id == self.caller.tenant_id,
+                Conversation.id == conversation.id,
+                Conversation.updated_at == seen,
+                no_unfinished_run(self.caller.tenant_id, conversation.id),
+            )
+            .values(updated_at=utcnow())
+        )
+        await self._launch(manager, run, record)
+        return run
+
+    async def _launch(self, manager: RunManager, run: NewRun, record: Write) -> None:
         stored: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         manager.submit(self.caller, run, stored=stored)
         commit = asyncio.ensure_future(writer_for(self.engines).store(record))
-        commit.add_done_callback(lambda done: _settle(stored, done))
+        commit.add_done_callback(lambda done: _settle(stored, done, record))
         # Shielded: a client that goes away now does not undo the commit (the run goes on, as it would later).
         await asyncio.shield(commit)
-        return run
+        if record.claimed is False:
+            raise _busy()
 
     async def prepare(
-        self, manager: RunManager, agent_id: uuid.UUID, message: str, conversation_id: uuid.UUID | None
+        self,
+        manager: RunManager,
+        agent_id: uuid.UUID,
+        message: str,
+        conversation_id: uuid.UUID | None,
+        *,
+        replacing: Sequence[Message] = (),
     ) -> tuple[NewRun, Write]:
-        """Read what a new run needs and build its record (not stored yet)."""
+        """Read what a new run needs and build its record (not stored yet); `replacing` are messages of the
+        conversation the run replaces (deleted with the record)."""
         manager.check_capacity()
         # Loaded here, in the request's session: the run then needs no database read to start.
         agent, model = await self._agent_and_model(agent_id)
@@ -109,6 +151,15 @@ class RuntimeService:
             },
         )
         write.insert(Message, message_row(tenant_id, conversation_id, run_id, "user", message, now))
+        replaced = frozenset(m.id for m in replacing)
+        if replaced:
+            write.execute(
+                delete(Message).where(
+                    Message.tenant_id == tenant_id,
+                    Message.conversation_id == conversation_id,
+                    Message.id.in_(sorted(replaced)),
+                )
+            )
         # The reads are done: the request's connection goes back to the pool while the run starts.
         await self.session.commit()
         run = NewRun(
@@ -118,6 +169,7 @@ class RuntimeService:
             model=model,
             message=message,
             new_conversation=new_conversation,
+            replaced_messages=replaced,
         )
         return run, write
 
@@ -168,12 +220,20 @@ class RuntimeService:
         return RunRead.model_validate(run)
 
 
-def _settle(future: asyncio.Future[None], done: asyncio.Future[None]) -> None:
+def _busy() -> ConversationBusy:
+    return ConversationBusy(
+        "Another run of this conversation started meanwhile (or it changed); try again once that run has ended."
+    )
+
+
+def _settle(future: asyncio.Future[None], done: asyncio.Future[None], record: Write) -> None:
     if future.done():
         return
     if done.cancelled():
         future.cancel()
     elif (error := done.exception()) is not None:
         future.set_exception(error)
+    elif record.claimed is False:  # not stored: the run stops without a trace
+        future.set_exception(_busy())
     else:
         future.set_result(None)

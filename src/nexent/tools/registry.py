@@ -183,19 +183,24 @@ class ToolContext:
 @dataclass(frozen=True)
 class ToolSpec(Generic[A, S]):
     """One tool. `arguments` and `settings_schema` are pydantic models; `run` gets validated arguments and a
-    context whose `settings` is an instance of `settings_schema`."""
+    context whose `settings` is an instance of `settings_schema`. `managed_settings` names the settings the
+    platform fills in itself (from the agent's draft), which editors need not set."""
 
     name: str
     description: str
     arguments: type[A]
     settings_schema: type[S]
     run: Callable[[A, ToolContext], Awaitable[ToolResult]]
+    managed_settings: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name):
             raise ValueError(f"tool name {self.name!r} is not snake_case (at most 64 characters)")
         if not self.description.strip():
             raise ValueError(f"tool {self.name!r} needs a description")
+        unknown = set(self.managed_settings) - set(self.settings_schema.model_fields)
+        if unknown:
+            raise ValueError(f"tool {self.name!r} manages settings it does not have: {sorted(unknown)}")
 
     @property
     def parameters(self) -> dict[str, Any]:

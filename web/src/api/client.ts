@@ -77,11 +77,10 @@ export async function unwrap<T>(
     throw new ApiError(NETWORK_PROBLEM);
   }
   if (!result.response.ok) {
-    // openapi-fetch has already read the body into `error`: the response cannot be read again.
-    const body = result.error;
-    if (body && typeof body === "object") {
-      const problem = body as Partial<Problem>;
-      throw new ApiError({ ...problem, status: problem.status ?? result.response.status });
+    // openapi-fetch has read the body already: its parsed error is the problem document when there is one.
+    const error = result.error;
+    if (error && typeof error === "object" && !Array.isArray(error)) {
+      throw new ApiError({ ...(error as Partial<Problem>), status: (error as Partial<Problem>).status ?? result.response.status });
     }
     throw new ApiError(await problemOf(result.response));
   }

@@ -9,7 +9,7 @@ export function EmptyState({ title, hint, action }: { title: string; hint?: stri
       description={
         <div>
           <div style={{ fontWeight: 600 }}>{title}</div>
-          {hint ? <div style={{ opacity: 0.75, marginTop: 4 }}>{hint}</div> : null}
+          {hint ? <div style={{ marginTop: 4 }}>{hint}</div> : null}
         </div>
       }
     >

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from nexent.core.errors import BadRequest, NotFound
 
 _MAX_KEY_LENGTH = 1024
+STREAM_CHUNK_BYTES = 256 * 1024
 _FORBIDDEN_KEY_CHARS = re.compile(r"[\x00-\x1f\\]")
 
 
@@ -34,11 +37,30 @@ class ObjectStorage(Protocol):
     async def close(self) -> None: ...
     async def put(self, key: str, data: bytes) -> None: ...
     async def get(self, key: str) -> bytes: ...
+    async def stream(self, key: str, chunk_size: int = STREAM_CHUNK_BYTES) -> AsyncIterator[bytes]:
+        """The object's bytes in pieces of at most `chunk_size`, without holding it whole in memory. Awaiting it
+        opens the object (`ObjectNotFound` then, before any byte); iterating reads it; the end closes it."""
+        ...
+
     async def stat(self, key: str) -> ObjectInfo: ...
     async def exists(self, key: str) -> bool: ...
     async def delete(self, key: str) -> None: ...
     async def list(self, prefix: str = "") -> list[str]: ...
     async def health(self) -> None: ...
+
+
+async def read_in_pieces(
+    read: Callable[[int], bytes], close: Callable[[], object], chunk_size: int
+) -> AsyncIterator[bytes]:
+    """Pieces from a blocking reader (`read(n)`, empty at the end), each read in a thread; closes it at the end,
+    or when the consumer stops early."""
+    if chunk_size < 1:
+        raise ValueError("chunk_size must be positive")
+    try:
+        while piece := await asyncio.to_thread(read, chunk_size):
+            yield piece
+    finally:
+        await asyncio.to_thread(close)
 
 
 def validate_key(key: str) -> str:

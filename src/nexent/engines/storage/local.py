@@ -6,9 +6,17 @@ import asyncio
 import builtins
 import os
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from nexent.engines.storage.base import ObjectInfo, ObjectNotFound, validate_key, validate_prefix
+from nexent.engines.storage.base import (
+    STREAM_CHUNK_BYTES,
+    ObjectInfo,
+    ObjectNotFound,
+    read_in_pieces,
+    validate_key,
+    validate_prefix,
+)
 
 _TMP_SUFFIX = ".nexent-tmp"
 
@@ -51,6 +59,14 @@ class LocalStorage:
             return await asyncio.to_thread(path.read_bytes)
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(f"No object {key!r}.") from None
+
+    async def stream(self, key: str, chunk_size: int = STREAM_CHUNK_BYTES) -> AsyncIterator[bytes]:
+        path = self._path(key)
+        try:
+            handle = await asyncio.to_thread(path.open, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(f"No object {key!r}.") from None
+        return read_in_pieces(handle.read, handle.close, chunk_size)
 
     async def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)

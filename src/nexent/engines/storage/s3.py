@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from nexent.engines.storage.base import ObjectInfo, ObjectNotFound, validate_key, validate_prefix
+from nexent.engines.storage.base import (
+    STREAM_CHUNK_BYTES,
+    ObjectInfo,
+    ObjectNotFound,
+    read_in_pieces,
+    validate_key,
+    validate_prefix,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -70,6 +78,21 @@ class S3Storage:
             return response["Body"].read()
 
         return await asyncio.to_thread(read)
+
+    async def stream(self, key: str, chunk_size: int = STREAM_CHUNK_BYTES) -> AsyncIterator[bytes]:
+        validate_key(key)
+
+        def open_body() -> Any:
+            try:
+                response = self._client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as exc:
+                if _error_code(exc) in _MISSING:
+                    raise ObjectNotFound(f"No object {key!r}.") from None
+                raise
+            return response["Body"]
+
+        body = await asyncio.to_thread(open_body)
+        return read_in_pieces(body.read, body.close, chunk_size)
 
     async def stat(self, key: str) -> ObjectInfo:
         validate_key(key)

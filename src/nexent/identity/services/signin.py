@@ -240,14 +240,20 @@ class AuthService:
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Trade a refresh token for a new pair. Each refresh token works once: presenting a used one again
-        means it was stolen, so the whole session (its family) is ended."""
+        means it was stolen, so the whole session (its family) is ended. Except within
+        `refresh_grace_seconds` of its rotation, while its session is still live: two tabs of one browser that
+        refreshed with the same token at once both get a pair of the session (the later one a new token of the
+        same family; the successor of the first stays valid)."""
         token = await self.tokens.find_by_hash(hash_secret(refresh_token))
         if token is None:
             raise Unauthorized("Invalid refresh token.", code="invalid_refresh_token")
-        if token.revoked_at is not None or not await self.tokens.revoke(token.id):
-            # In a transaction of its own: the family must stay revoked although this request fails.
-            async with self.engines.sessions() as session, session.begin():
-                await RefreshTokenRepository(session).revoke_family(token.family_id)
+        rotated_now = token.revoked_at is None and await self.tokens.revoke(token.id)
+        if not rotated_now and not await self._within_grace(token):
+            # Committed now: the family must stay revoked although this request fails. In the request's own
+            # transaction: after a lost race it already holds SQLite's write lock, which another session would wait
+            # for until the busy timeout.
+            await self.tokens.revoke_family(token.family_id)
+            await self.session.commit()
             raise Unauthorized("This refresh token was already used; sign in again.", code="refresh_token_reused")
         if token.expires_at <= utcnow():
             raise Unauthorized("This session has expired; sign in again.", code="refresh_token_expired")
@@ -255,6 +261,19 @@ class AuthService:
         tenant, role = await self._active_membership(token.user_id, token.tenant_id)
         assert user is not None
         return await self.issue(user, tenant, role, family_id=token.family_id)
+
+    async def _within_grace(self, token: RefreshToken) -> bool:
+        """Whether `token`, already rotated, was rotated less than the grace window ago and its session is still
+        live (not ended by a sign-out, a tenant switch or a detected reuse). Read as committed now: a refresh
+        that lost the race for the same token waited (PostgreSQL's row lock, SQLite's write lock) until the
+        winner's rotation and successor were committed."""
+        grace = self.settings.refresh_grace_seconds
+        if grace <= 0:
+            return False
+        revoked_at = await self.tokens.revoked_at(token.id)
+        if revoked_at is None or utcnow() - revoked_at >= timedelta(seconds=grace):
+            return False
+        return await self.tokens.family_is_live(token.family_id)
 
     async def _active_membership(self, user_id: uuid.UUID, tenant_id: uuid.UUID) -> tuple[Tenant, Role]:
         tenant = await TenantRepository(self.session).get(tenant_id)

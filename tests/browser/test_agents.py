@@ -1,0 +1,91 @@
+"""Journeys of the agent studio: the list, creating an agent with a model and tools, editing it, a refused draft
+with the server's words, and deleting it."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import Live, allow_console_error, shoot, sign_in_as
+
+
+def add_model(live: Live, token: str, name: str) -> None:
+    """The scripted LLM as the tenant's default chat model (`live.add_model` without the now required `model`)."""
+    body = {
+        "name": name,
+        "kind": "llm",
+        "model": "test-chat",
+        "base_url": live.llm.base_url,
+        "api_key": "sk-test",
+        "is_default": True,
+    }
+    response = live.api("POST", "/api/models", token, json=body)
+    assert response.status_code == 201, response.text
+
+
+def test_create_edit_list_refuse_and_delete_an_agent(page: Page, live: Live) -> None:
+    tokens = live.register()
+    add_model(live, tokens["access_token"], "scripted-llm")
+    sign_in_as(page, tokens)
+    # The navigation prefetches the pages of other features, which this branch may not have yet.
+    allow_console_error(page, "status of 404")
+
+    # An empty list says what to do next.
+    page.goto("/agents")
+    expect(page.get_by_text("No agents yet")).to_be_visible()
+    page.get_by_role("button", name="New agent").click()
+    expect(page).to_have_url(re.compile(r"/agents/edit$"))
+    expect(page.get_by_text("The test chat opens here once the agent is saved.")).to_be_visible()
+
+    # A name left empty is refused before anything is sent.
+    page.get_by_role("button", name="Create agent").click()
+    expect(page.get_by_text("Give the agent a name.")).to_be_visible()
+
+    page.get_by_label("Name", exact=True).fill("Math helper")
+    page.get_by_label("Description").fill("Answers arithmetic questions.")
+    page.get_by_label("Model").click()
+    page.get_by_title("scripted-llm (default)").click()
+    page.get_by_label("Duty").fill("Answer arithmetic questions with the calculator.")
+    page.get_by_role("checkbox", name="calculator").check()
+    page.get_by_role("checkbox", name="fetch_webpage").check()
+    page.get_by_label("Max chars").fill("5000")
+    page.get_by_label("Greeting").fill("Ask me a sum.")
+    page.get_by_role("button", name="Add a question").click()
+    page.get_by_role("textbox", name="Example question 1").fill("What is 6 times 7?")
+    page.get_by_role("button", name="Create agent").click()
+    expect(page.get_by_text("Math helper was created.")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/agents/edit\?id="))
+    expect(page.get_by_role("heading", name="Math helper")).to_be_visible()
+    expect(page.get_by_role("checkbox", name="calculator")).to_be_checked()
+    expect(page.get_by_label("Max chars")).to_have_value("5000")
+    expect(page.get_by_text("scripted-llm (default)")).to_be_visible()
+    shoot(page, "agent-studio")
+
+    # Edit the instructions; they are kept.
+    page.get_by_label("Duty").fill("Answer arithmetic questions, always with the calculator.")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Math helper was saved.")).to_be_visible()
+    page.reload()
+    expect(page.get_by_label("Duty")).to_have_value("Answer arithmetic questions, always with the calculator.")
+
+    # The list shows it.
+    page.get_by_role("link", name="All agents").click()
+    expect(page).to_have_url(re.compile(r"/agents$"))
+    row = page.get_by_role("row", name=re.compile("Math helper"))
+    expect(row).to_contain_text("Answers arithmetic questions.")
+    shoot(page, "agents")
+
+    # A second agent of the same name: the server's words, at the name too.
+    allow_console_error(page, "status of 409")
+    page.get_by_role("button", name="New agent").click()
+    page.get_by_label("Name", exact=True).fill("math helper")
+    page.get_by_role("button", name="Create agent").click()
+    expect(page.get_by_role("alert").first).to_contain_text("An agent named 'math helper' exists.")
+
+    # Delete it, after confirming.
+    page.get_by_role("link", name="All agents").click()
+    page.get_by_role("button", name="Delete Math helper").click()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.get_by_text("Math helper was deleted.")).to_be_visible()
+    expect(page.get_by_text("No agents yet")).to_be_visible()

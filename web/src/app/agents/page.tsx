@@ -1,0 +1,7 @@
+"use client";
+
+import { AgentsListPage } from "@/features/agents/AgentsListPage";
+
+export default function Page() {
+  return <AgentsListPage />;
+}

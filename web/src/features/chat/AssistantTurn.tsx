@@ -1,0 +1,127 @@
+"use client";
+
+import { Think, ThoughtChain, type ThoughtChainItemType } from "@ant-design/x";
+import { Alert, Button, Flex, Space, Tag, Tooltip, Typography } from "antd";
+import { BulbOutlined, CopyOutlined, FileSearchOutlined, FieldTimeOutlined, RedoOutlined } from "@ant-design/icons";
+import Link from "next/link";
+import { App } from "antd";
+import { useT } from "@/i18n";
+import type { Citation, Step, Turn } from "./transcript";
+import { Markdown } from "./Markdown";
+
+function stepItems(steps: Step[], t: ReturnType<typeof useT>): ThoughtChainItemType[] {
+  return steps.map((step) => ({
+    key: step.callId,
+    title: step.name,
+    description: step.status === "running" ? t("chat.step.running") : step.error ? t("chat.step.failed") : undefined,
+    status: step.status === "running" ? "loading" : step.status === "error" ? "error" : "success",
+    collapsible: true,
+    content: (
+      <Flex vertical gap={8}>
+        {step.arguments != null ? (
+          <div>
+            <Typography.Text strong>{t("chat.step.arguments")}</Typography.Text>
+            <pre className="nx-pre">{JSON.stringify(step.arguments, null, 2)}</pre>
+          </div>
+        ) : null}
+        {step.code ? <pre className="nx-pre">{step.code}</pre> : null}
+        {step.inner.steps.length || step.inner.text ? (
+          <div className="nx-nested">
+            <Typography.Text strong>{t("chat.step.subAgent")}</Typography.Text>
+            {step.inner.steps.length ? <ThoughtChain items={stepItems(step.inner.steps, t)} /> : null}
+            {step.inner.text ? <Typography.Paragraph>{step.inner.text}</Typography.Paragraph> : null}
+          </div>
+        ) : null}
+        {step.output != null || step.error ? (
+          <div>
+            <Typography.Text strong>{t("chat.step.result")}</Typography.Text>
+            <pre className="nx-pre">{step.error || step.output}</pre>
+          </div>
+        ) : null}
+      </Flex>
+    ),
+  }));
+}
+
+export function AssistantTurn({
+  turn,
+  onRegenerate,
+  onCitation,
+}: {
+  turn: Turn;
+  onRegenerate?: () => void;
+  onCitation: (citation: Citation) => void;
+}) {
+  const t = useT();
+  const { message } = App.useApp();
+  const running = turn.status === "running";
+  return (
+    <Flex vertical gap={8} className="nx-turn" aria-busy={running}>
+      {turn.thinking ? (
+        <Think
+          icon={<BulbOutlined />}
+          title={running && !turn.text ? t("chat.thinking") : t("chat.thought")}
+          loading={running && !turn.text}
+          defaultExpanded={false}
+        >
+          <Typography.Paragraph style={{ whiteSpace: "pre-wrap", marginBottom: 0 }}>{turn.thinking}</Typography.Paragraph>
+        </Think>
+      ) : null}
+      {turn.steps.length ? <ThoughtChain items={stepItems(turn.steps, t)} /> : null}
+      {turn.text ? (
+        <div className="nx-answer" data-testid="answer">
+          <Markdown text={turn.text} streaming={running} />
+        </div>
+      ) : running && !turn.thinking && !turn.steps.length ? (
+        <Typography.Text type="secondary">{t("chat.waiting")}</Typography.Text>
+      ) : null}
+      {turn.status === "failed" ? <Alert type="error" showIcon title={turn.error || t("chat.failed")} /> : null}
+      {turn.status === "stopped" ? <Tag>{t("chat.stopped")}</Tag> : null}
+      {turn.citations.length ? (
+        <Flex wrap gap={6} aria-label={t("chat.sources")} role="list">
+          {turn.citations.map((citation, index) => (
+            <Button
+              key={`${citation.title}-${index}`}
+              size="small"
+              role="listitem"
+              icon={<FileSearchOutlined />}
+              onClick={() => onCitation(citation)}
+            >
+              [{index + 1}] {citation.title}
+            </Button>
+          ))}
+        </Flex>
+      ) : null}
+      {!running ? (
+        <Space size="small" wrap>
+          {turn.usage ? (
+            <Typography.Text type="secondary" style={{ fontSize: 12 }}>
+              {t("chat.usage", { input: turn.usage.input_tokens, output: turn.usage.output_tokens })}
+            </Typography.Text>
+          ) : null}
+          <Tooltip title={t("common.copy")}>
+            <Button
+              size="small"
+              type="text"
+              aria-label={t("common.copy")}
+              icon={<CopyOutlined />}
+              onClick={() => navigator.clipboard?.writeText(turn.text).then(() => message.success(t("common.copied")))}
+            />
+          </Tooltip>
+          {onRegenerate ? (
+            <Tooltip title={t("chat.regenerate")}>
+              <Button size="small" type="text" aria-label={t("chat.regenerate")} icon={<RedoOutlined />} onClick={onRegenerate} />
+            </Tooltip>
+          ) : null}
+          {turn.runId ? (
+            <Tooltip title={t("chat.timeline")}>
+              <Link href={`/runs?id=${turn.runId}`} aria-label={t("chat.timeline")}>
+                <FieldTimeOutlined />
+              </Link>
+            </Tooltip>
+          ) : null}
+        </Space>
+      ) : null}
+    </Flex>
+  );
+}

@@ -1,0 +1,183 @@
+"use client";
+
+import { Conversations } from "@ant-design/x";
+import { DeleteOutlined, EditOutlined, PlusOutlined, UnorderedListOutlined } from "@ant-design/icons";
+import { App, Button, Drawer, Flex, Grid, Input, Modal, Select, Spin } from "antd";
+import Link from "next/link";
+import { useRouter, useSearchParams } from "next/navigation";
+import { useMemo, useState } from "react";
+import { useT } from "@/i18n";
+import { EmptyState } from "@/ui/EmptyState";
+import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
+import { useAsync } from "@/ui/useAsync";
+import { deleteConversation, listAgents, listConversations, renameConversation, type Conversation } from "./api";
+import { ChatPanel } from "./ChatPanel";
+
+export function ChatPage() {
+  const t = useT();
+  const router = useRouter();
+  const params = useSearchParams();
+  const { message, modal } = App.useApp();
+  const screens = Grid.useBreakpoint();
+  const wide = screens.md ?? true;
+  const conversationId = params.get("c");
+  const agents = useAsync(listAgents, []);
+  const conversations = useAsync(listConversations, []);
+  const [search, setSearch] = useState("");
+  const [drawer, setDrawer] = useState(false);
+  const [renaming, setRenaming] = useState<Conversation | null>(null);
+  const [title, setTitle] = useState("");
+
+  const current = conversations.data?.items.find((item) => item.id === conversationId);
+  const agentId = params.get("agent") ?? current?.agent_id ?? agents.data?.items[0]?.id ?? null;
+  const agent = agents.data?.items.find((item) => item.id === agentId);
+
+  const go = (query: Record<string, string | null>) => {
+    const next = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) if (value) next.set(key, value);
+    router.push(`/chat${next.size ? `?${next}` : ""}`);
+    setDrawer(false);
+  };
+
+  const filtered = useMemo(
+    () =>
+      (conversations.data?.items ?? []).filter((item) => item.title.toLowerCase().includes(search.trim().toLowerCase())),
+    [conversations.data, search],
+  );
+
+  const remove = (item: Conversation) =>
+    modal.confirm({
+      title: t("common.confirmDelete", { name: item.title }),
+      okText: t("common.delete"),
+      okButtonProps: { danger: true },
+      cancelText: t("common.cancel"),
+      onOk: async () => {
+        try {
+          await deleteConversation(item.id);
+          conversations.reload();
+          if (item.id === conversationId) go({ agent: agentId });
+        } catch (error) {
+          message.error(errorMessage(error, t));
+        }
+      },
+    });
+
+  const saveTitle = async () => {
+    if (!renaming) return;
+    try {
+      await renameConversation(renaming.id, title);
+      setRenaming(null);
+      conversations.reload();
+    } catch (error) {
+      message.error(errorMessage(error, t));
+    }
+  };
+
+  const list = (
+    <Flex vertical gap={8} style={{ minWidth: 0 }}>
+      <Button type="primary" icon={<PlusOutlined />} onClick={() => go({ agent: agentId })} block>
+        {t("chat.new")}
+      </Button>
+      <Input.Search
+        placeholder={t("chat.searchConversations")}
+        aria-label={t("chat.searchConversations")}
+        allowClear
+        value={search}
+        onChange={(event) => setSearch(event.target.value)}
+      />
+      <ErrorAlert error={conversations.error} onRetry={conversations.reload} />
+      <nav aria-label={t("chat.conversations")}>
+        <Conversations
+          activeKey={conversationId ?? undefined}
+          onActiveChange={(key) => go({ c: String(key) })}
+          items={filtered.map((item) => ({ key: item.id, label: item.title }))}
+          menu={(conversation) => ({
+            items: [
+              { key: "rename", label: t("common.rename"), icon: <EditOutlined /> },
+              { key: "delete", label: t("common.delete"), icon: <DeleteOutlined />, danger: true },
+            ],
+            onClick: ({ key, domEvent }) => {
+              domEvent.stopPropagation();
+              const item = filtered.find((entry) => entry.id === conversation.key);
+              if (!item) return;
+              if (key === "rename") {
+                setTitle(item.title);
+                setRenaming(item);
+              } else remove(item);
+            },
+          })}
+        />
+      </nav>
+    </Flex>
+  );
+
+  if (agents.loading && !agents.data) return <Spin style={{ display: "block", margin: "20vh auto" }} />;
+  if (agents.error) return <ErrorAlert error={agents.error} onRetry={agents.reload} />;
+  if (!agents.data?.items.length) {
+    return (
+      <EmptyState
+        title={t("chat.noAgents")}
+        hint={t("chat.noAgentsHint")}
+        action={
+          <Link href="/agents/edit">
+            <Button type="primary">{t("chat.createAgent")}</Button>
+          </Link>
+        }
+      />
+    );
+  }
+
+  return (
+    <Flex gap={16} style={{ height: wide ? "calc(100vh - 64px - 48px)" : "calc(100vh - 64px - 24px)" }}>
+      {wide ? <aside style={{ width: 260, flexShrink: 0, overflowY: "auto" }}>{list}</aside> : null}
+      <Flex vertical gap={12} style={{ flex: 1, minWidth: 0 }}>
+        <Flex gap={8} align="center" wrap>
+          {wide ? null : (
+            <Button icon={<UnorderedListOutlined />} aria-label={t("chat.conversations")} onClick={() => setDrawer(true)} />
+          )}
+          <Select
+            aria-label={t("chat.agent")}
+            value={agentId ?? undefined}
+            disabled={conversationId != null}
+            onChange={(value: string) => go({ agent: value })}
+            options={agents.data.items.map((item) => ({ value: item.id, label: item.name }))}
+            style={{ minWidth: 200 }}
+            showSearch={{ optionFilterProp: "label" }}
+          />
+        </Flex>
+        {agent ? (
+          <div style={{ flex: 1, minHeight: 0 }}>
+            <ChatPanel
+              key={agent.id}
+              agent={agent}
+              conversationId={conversationId}
+              onConversation={(id) => {
+                conversations.reload();
+                // The address names the new conversation (a reload picks the run up again), without a navigation:
+                // Next's own replaceState would re-render the page, and the live answer with it.
+                History.prototype.replaceState.call(window.history, window.history.state, "", `/chat?c=${id}`);
+              }}
+            />
+          </div>
+        ) : (
+          <EmptyState title={t("chat.agentGone")} />
+        )}
+      </Flex>
+      {wide ? null : (
+        <Drawer open={drawer} onClose={() => setDrawer(false)} placement="left" title={t("chat.conversations")} size={300}>
+          {list}
+        </Drawer>
+      )}
+      <Modal
+        open={renaming != null}
+        title={t("common.rename")}
+        onOk={saveTitle}
+        onCancel={() => setRenaming(null)}
+        okText={t("common.save")}
+        cancelText={t("common.cancel")}
+      >
+        <Input aria-label={t("common.name")} value={title} onChange={(event) => setTitle(event.target.value)} maxLength={200} />
+      </Modal>
+    </Flex>
+  );
+}

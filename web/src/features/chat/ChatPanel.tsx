@@ -1,0 +1,230 @@
+"use client";
+
+import { Bubble, Prompts, Sender, Welcome } from "@ant-design/x";
+import { App, Flex, Typography } from "antd";
+import { useCallback, useEffect, useRef, useState } from "react";
+import { followRun, type RunEvent } from "@/api/stream";
+import { useT } from "@/i18n";
+import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
+import { latestRun, readConversation, regenerate, startRun, stopRun, type Agent } from "./api";
+import { AssistantTurn } from "./AssistantTurn";
+import { CitationDrawer } from "./CitationDrawer";
+import { applyEvent, emptyTurn, turnFromMessage, type Citation, type Turn } from "./transcript";
+
+type Entry = { key: string; role: "user"; text: string } | { key: string; role: "assistant"; turn: Turn };
+
+/**
+ * A conversation with one agent: history, the live answer as it streams (rendered at most once a frame), stop, and
+ * picking a run up again after a reload or a dropped connection without repeating text.
+ */
+export function ChatPanel({
+  agent,
+  conversationId,
+  onConversation,
+}: {
+  agent: Agent;
+  conversationId: string | null;
+  onConversation?: (id: string) => void;
+}) {
+  const t = useT();
+  const { message } = App.useApp();
+  const [entries, setEntries] = useState<Entry[]>([]);
+  const [input, setInput] = useState("");
+  const [error, setError] = useState<unknown>(null);
+  const [live, setLive] = useState<Turn | null>(null);
+  const [citation, setCitation] = useState<Citation | null>(null);
+  const liveRef = useRef<Turn | null>(null);
+  const frame = useRef(0);
+  const abort = useRef<AbortController | null>(null);
+  // The conversation this panel created itself: its history is already on screen.
+  const ownConversation = useRef<string | null>(null);
+
+  const render = useCallback(() => {
+    if (frame.current) return;
+    frame.current = requestAnimationFrame(() => {
+      frame.current = 0;
+      setLive(liveRef.current ? { ...liveRef.current } : null);
+    });
+  }, []);
+
+  // The parent's callback and the current conversation, read by the stream's handler without re-creating it (a
+  // new handler would restart the effect below, and with it the stream).
+  const latest = useRef({ conversationId, onConversation });
+  latest.current = { conversationId, onConversation };
+
+  const onEvent = useCallback(
+    (event: RunEvent) => {
+      if (!liveRef.current) return;
+      applyEvent(liveRef.current, event);
+      if (event.type === "run.started" && !latest.current.conversationId) {
+        ownConversation.current = event.conversation_id;
+        latest.current.onConversation?.(event.conversation_id);
+      }
+      render();
+    },
+    [render],
+  );
+
+  const finish = useCallback(() => {
+    const turn = liveRef.current;
+    if (turn) setEntries((previous) => [...previous, { key: `a-${turn.runId ?? Date.now()}`, role: "assistant", turn: { ...turn } }]);
+    liveRef.current = null;
+    setLive(null);
+  }, []);
+
+  /** Follow a run after `turn.lastSeq` until it ends (its stored events first, then live). */
+  const follow = useCallback(
+    async (runId: string, controller: AbortController) => {
+      await followRun(runId, liveRef.current?.lastSeq ?? 0, onEvent, controller.signal);
+      finish();
+    },
+    [finish, onEvent],
+  );
+
+  // Load the history, and pick up a run of this conversation that is still going.
+  useEffect(() => {
+    if (conversationId && ownConversation.current === conversationId) return; // created here: all on screen
+    abort.current?.abort();
+    liveRef.current = null;
+    setLive(null);
+    setError(null);
+    if (!conversationId) {
+      setEntries([]);
+      return;
+    }
+    const controller = new AbortController();
+    abort.current = controller;
+    (async () => {
+      const [detail, run] = await Promise.all([readConversation(conversationId), latestRun(conversationId)]);
+      if (controller.signal.aborted) return;
+      const running = run && (run.status === "running" || run.status === "queued");
+      const messages = detail.messages;
+      setEntries(
+        messages.map((item) =>
+          item.role === "user"
+            ? { key: item.id, role: "user" as const, text: item.content }
+            : { key: item.id, role: "assistant" as const, turn: turnFromMessage(item) },
+        ),
+      );
+      if (running) {
+        liveRef.current = { ...emptyTurn(), runId: run.id };
+        render();
+        await follow(run.id, controller);
+      }
+    })().catch((caught: unknown) => !controller.signal.aborted && setError(caught));
+    return () => controller.abort();
+  }, [conversationId, follow, render]);
+
+  const send = (text: string) => {
+    const content = text.trim();
+    if (!content || liveRef.current) return;
+    setInput("");
+    setEntries((previous) => [...previous, { key: `u-${Date.now()}`, role: "user", text: content }]);
+    const conversation = conversationId ?? ownConversation.current;
+    void stream((signal) => startRun(agent.id, { message: content, conversation_id: conversation }, onEvent, signal));
+  };
+
+  /** The last answer again: it leaves the transcript and a new run answers the same message. */
+  const again = () => {
+    const conversation = conversationId ?? ownConversation.current;
+    if (!conversation || liveRef.current) return;
+    setEntries((previous) => (previous.at(-1)?.role === "assistant" ? previous.slice(0, -1) : previous));
+    void stream((signal) => regenerate(conversation, onEvent, signal));
+  };
+
+  const stream = async (begin: (signal: AbortSignal) => ReturnType<typeof startRun>) => {
+    setError(null);
+    const controller = new AbortController();
+    abort.current = controller;
+    liveRef.current = emptyTurn();
+    render();
+    try {
+      const result = await begin(controller.signal);
+      if (!result.terminal && liveRef.current?.runId) {
+        await follow(liveRef.current.runId, controller); // the connection dropped: pick up where it was
+      } else {
+        finish();
+      }
+    } catch (caught) {
+      if (controller.signal.aborted) return;
+      liveRef.current = null;
+      setLive(null);
+      setError(caught);
+    }
+  };
+
+  const stop = async () => {
+    const runId = liveRef.current?.runId;
+    if (!runId) return;
+    try {
+      await stopRun(runId);
+    } catch (caught) {
+      message.error(errorMessage(caught, t));
+    }
+  };
+
+  const items = [
+    ...entries,
+    ...(live ? [{ key: "live", role: "assistant" as const, turn: live }] : []),
+  ];
+  const empty = items.length === 0;
+
+  return (
+    <Flex vertical gap={12} style={{ height: "100%", minHeight: 0 }}>
+      <div style={{ flex: 1, overflowY: "auto", minHeight: 0 }} aria-live="polite" data-testid="transcript">
+        {empty ? (
+          <Flex vertical gap={16} style={{ padding: "24px 0" }}>
+            <Welcome
+              title={agent.name}
+              description={agent.greeting || agent.description || t("chat.greetingFallback")}
+            />
+            {agent.example_questions.length ? (
+              <Prompts
+                title={t("chat.examples")}
+                wrap
+                items={agent.example_questions.map((question, index) => ({ key: String(index), description: question }))}
+                onItemClick={({ data }) => send(String(data.description ?? ""))}
+              />
+            ) : null}
+          </Flex>
+        ) : (
+          <Flex vertical gap={16}>
+            {items.map((entry) =>
+              entry.role === "user" ? (
+                <Bubble key={entry.key} placement="end" content={entry.text} />
+              ) : (
+                <Bubble
+                  key={entry.key}
+                  placement="start"
+                  variant="borderless"
+                  content=""
+                  contentRender={() => (
+                    <AssistantTurn
+                      turn={entry.turn}
+                      onCitation={setCitation}
+                      onRegenerate={entry.key !== "live" && entry === items.at(-1) ? again : undefined}
+                    />
+                  )}
+                />
+              ),
+            )}
+          </Flex>
+        )}
+      </div>
+      <ErrorAlert error={error} />
+      <Sender
+        value={input}
+        onChange={setInput}
+        onSubmit={send}
+        loading={live != null}
+        onCancel={() => void stop()}
+        placeholder={t("chat.placeholder", { name: agent.name })}
+        aria-label={t("chat.input")}
+      />
+      <Typography.Text type="secondary" style={{ fontSize: 12 }}>
+        {t("chat.hint")}
+      </Typography.Text>
+      <CitationDrawer citation={citation} onClose={() => setCitation(null)} />
+    </Flex>
+  );
+}

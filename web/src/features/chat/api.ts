@@ -1,0 +1,74 @@
+import { api, unwrap, type Schemas } from "@/api/client";
+import { readRunStream, type RunEvent, type StreamResult } from "@/api/stream";
+
+export type Agent = Schemas["AgentRead"];
+export type Conversation = Schemas["ConversationRead"];
+export type ConversationDetail = Schemas["ConversationDetail"];
+export type Run = Schemas["RunRead"];
+
+export function listAgents() {
+  return unwrap(api.GET("/api/agents", { params: { query: { limit: 200 } } }));
+}
+
+export function readAgent(id: string) {
+  return unwrap(api.GET("/api/agents/{agent_id}", { params: { path: { agent_id: id } } }));
+}
+
+export function listConversations(offset = 0) {
+  return unwrap(api.GET("/api/conversations", { params: { query: { limit: 100, offset } } }));
+}
+
+export function readConversation(id: string) {
+  return unwrap(api.GET("/api/conversations/{conversation_id}", { params: { path: { conversation_id: id } } }));
+}
+
+export function renameConversation(id: string, title: string) {
+  return unwrap(
+    api.PATCH("/api/conversations/{conversation_id}", { params: { path: { conversation_id: id } }, body: { title } }),
+  );
+}
+
+export function deleteConversation(id: string) {
+  return unwrap(api.DELETE("/api/conversations/{conversation_id}", { params: { path: { conversation_id: id } } }));
+}
+
+/** The conversation's latest run, to pick up a run that is still going after a reload. */
+export async function latestRun(conversationId: string): Promise<Run | undefined> {
+  const page = await unwrap(api.GET("/api/runs", { params: { query: { conversation_id: conversationId, limit: 1 } } }));
+  return page.items[0];
+}
+
+export function stopRun(runId: string) {
+  return unwrap(api.POST("/api/runs/{run_id}/stop", { params: { path: { run_id: runId } } }));
+}
+
+/** Start a run and read its stream; `onResponse` sees the headers (run and conversation ids) first. */
+export function startRun(
+  agentId: string,
+  body: Schemas["RunCreate"],
+  onEvent: (event: RunEvent) => void,
+  signal: AbortSignal,
+): Promise<StreamResult> {
+  const request = new Request(`/api/agents/${encodeURIComponent(agentId)}/runs`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: JSON.stringify(body),
+    signal,
+  });
+  return readRunStream(request, onEvent);
+}
+
+/** Answer the conversation's last message again (a new run); its stream, as `startRun`'s. */
+export function regenerate(
+  conversationId: string,
+  onEvent: (event: RunEvent) => void,
+  signal: AbortSignal,
+): Promise<StreamResult> {
+  const request = new Request(`/api/conversations/${encodeURIComponent(conversationId)}/regenerate`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: "{}",
+    signal,
+  });
+  return readRunStream(request, onEvent);
+}
