@@ -26,7 +26,7 @@ export function BarChart({
   format?: (value: number) => string;
 }) {
   const { token } = theme.useToken();
-  const width = Math.max(320, labels.length * 48);
+  const width = Math.max(320, 64 + labels.length * (labels.length > 20 ? 24 : 48));
   const height = 200;
   const top = 12;
   const bottom = 36;
@@ -37,6 +37,8 @@ export function BarChart({
   const slot = (width - left - 8) / Math.max(1, labels.length);
   const bar = Math.min(32, slot * 0.7);
   const ticks = [0, 0.5, 1].map((f) => f * max);
+  // Labels no closer than about 56 px apart.
+  const every = Math.max(1, Math.ceil(56 / slot));
   return (
     <figure style={{ margin: 0 }}>
       <figcaption style={{ fontWeight: 600, marginBottom: 8 }}>{title}</figcaption>
@@ -68,7 +70,7 @@ export function BarChart({
                     </rect>
                   );
                 })}
-                <text
+                {i % every !== 0 ? null : <text
                   x={x + bar / 2}
                   y={height - bottom + 16}
                   textAnchor="middle"
@@ -76,7 +78,7 @@ export function BarChart({
                   fill={token.colorTextSecondary}
                 >
                   {label.length > 10 ? `${label.slice(0, 9)}…` : label}
-                </text>
+                </text>}
               </g>
             );
           })}

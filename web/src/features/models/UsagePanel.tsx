@@ -2,72 +2,108 @@
 
 import { Flex, Select, Space, Table, theme } from "antd";
 import { useMemo, useState } from "react";
+import { ScrollRegion } from "@/features/team/ScrollRegion";
 import { useLocale } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
-import { agentNames, listModels, readUsage, type UsageQuery, type UsageRow } from "./api";
-import { ScrollRegion } from "@/features/team/ScrollRegion";
+import { agentNames, listModels, readUsage, readUsageSeries } from "./api";
 import { BarChart } from "./BarChart";
 
-const RANGES = [7, 30, 90] as const;
+const RANGES = ["1", "7", "30", "90"] as const;
+type Range = (typeof RANGES)[number];
+type View = "time" | "model" | "agent";
+
+/** One row of the charts and the table: a time bucket, a model or an agent. */
+interface Row {
+  key: string;
+  label: string;
+  calls: number;
+  errors: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  avg_latency_ms: number | null;
+  p95_latency_ms?: number | null;
+  avg_ttft_ms: number | null;
+}
 
 /** Tokens and latency over time, per model and per agent, as charts with the table of the same numbers. */
 export function UsagePanel() {
   const { t, locale } = useLocale();
   const { token } = theme.useToken();
-  const [days, setDays] = useState<(typeof RANGES)[number]>(30);
-  const [groupBy, setGroupBy] = useState<UsageQuery["groupBy"]>("day");
+  const [range, setRange] = useState<Range>("7");
+  const [view, setView] = useState<View>("time");
   const [modelId, setModelId] = useState<string | undefined>();
+  const [agentId, setAgentId] = useState<string | undefined>();
+  const interval = range === "1" ? "hour" : "day";
   const from = useMemo(() => {
     const start = new Date();
-    start.setUTCHours(0, 0, 0, 0);
-    start.setUTCDate(start.getUTCDate() - (days - 1));
+    if (range === "1") {
+      start.setUTCMinutes(0, 0, 0);
+      start.setUTCHours(start.getUTCHours() - 23);
+    } else {
+      start.setUTCHours(0, 0, 0, 0);
+      start.setUTCDate(start.getUTCDate() - (Number(range) - 1));
+    }
     return start.toISOString();
-  }, [days]);
-  const usage = useAsync(() => readUsage({ groupBy, from, modelId }), [groupBy, from, modelId]);
+  }, [range]);
   const models = useAsync(listModels, []);
-  const agents = useAsync(() => (groupBy === "agent" ? agentNames() : Promise.resolve({})), [groupBy]);
-
+  const agents = useAsync(() => agentNames().catch(() => ({}) as Record<string, string>), []);
   const modelNames = useMemo(
     () => Object.fromEntries((models.data ?? []).map((model) => [model.id, model.name])),
     [models.data],
   );
-  const labelOf = (key: string): string => {
-    if (groupBy === "model") return modelNames[key] ?? t("usage.deletedModel");
-    if (groupBy === "agent") return key === "None" || !key ? t("usage.noAgent") : ((agents.data as Record<string, string>)?.[key] ?? key.slice(0, 8));
-    return new Date(`${key}T00:00:00Z`).toLocaleDateString(locale === "zh" ? "zh-CN" : "en-US", {
-      month: "short",
-      day: "numeric",
-      timeZone: "UTC",
-    });
+  const lang = locale === "zh" ? "zh-CN" : "en-US";
+  const usage = useAsync(async (): Promise<Row[]> => {
+    if (view === "time") {
+      const series = await readUsageSeries({ interval, from, modelId, agentId });
+      return series.buckets.map((bucket) => ({ ...bucket, key: bucket.start, label: bucket.start }));
+    }
+    const rows = await readUsage({ groupBy: view, from, modelId });
+    return rows.map((row) => ({ ...row, label: row.key }));
+  }, [view, interval, from, modelId, agentId]);
+
+  const labelOf = (row: Row): string => {
+    if (view === "model") return modelNames[row.key] ?? t("usage.deletedModel");
+    if (view === "agent") return row.key === "None" || !row.key ? t("usage.noAgent") : (agents.data?.[row.key] ?? row.key.slice(0, 8));
+    const start = new Date(row.key);
+    return interval === "hour"
+      ? start.toLocaleTimeString(lang, { hour: "2-digit", minute: "2-digit" })
+      : start.toLocaleDateString(lang, { month: "short", day: "numeric", timeZone: "UTC" });
   };
   const rows = usage.data ?? [];
-  const labels = rows.map((row) => labelOf(row.key));
-  const by = t(`usage.by.${groupBy}` as MessageKey).toLowerCase();
-  const number = (value: number) => value.toLocaleString(locale === "zh" ? "zh-CN" : "en-US");
-  const tokenSummary = rows
-    .map((row, i) => `${labels[i]}: ${number(row.prompt_tokens)} + ${number(row.completion_tokens)}`)
-    .join("; ");
-  const latencySummary = rows.map((row, i) => `${labels[i]}: ${number(Math.round(row.avg_latency_ms))} ms`).join("; ");
+  const labels = rows.map(labelOf);
+  const byKey: MessageKey = view === "time" ? (interval === "hour" ? "usage.by.hour" : "usage.by.day") : `usage.by.${view}`;
+  const by = t(byKey).toLowerCase();
+  const number = (value: number) => value.toLocaleString(lang);
+  const withCalls = rows.map((row, i) => ({ row, label: labels[i] })).filter(({ row }) => row.calls > 0);
+  const tokenSummary =
+    withCalls.map(({ row, label }) => `${label}: ${number(row.prompt_tokens)} + ${number(row.completion_tokens)}`).join("; ") ||
+    t("usage.emptyTitle");
+  const latencySummary =
+    withCalls.map(({ row, label }) => `${label}: ${number(Math.round(row.avg_latency_ms ?? 0))} ms`).join("; ") ||
+    t("usage.emptyTitle");
+  const empty = !usage.loading && !usage.error && withCalls.length === 0;
+  // The table lists the buckets with calls; the charts show every bucket, so that time reads evenly.
+  const tableRows = view === "time" ? withCalls.map(({ row }) => row) : rows;
 
   return (
     <Flex vertical gap={16}>
       <Space wrap>
         <Select
           aria-label={t("usage.range")}
-          value={days}
-          onChange={setDays}
+          value={range}
+          onChange={setRange}
           style={{ width: 150 }}
           options={RANGES.map((value) => ({ value, label: t(`usage.range.${value}` as MessageKey) }))}
         />
         <Select
           aria-label={t("usage.by")}
-          value={groupBy}
-          onChange={setGroupBy}
-          style={{ width: 150 }}
-          options={(["day", "model", "agent"] as const).map((value) => ({
+          value={view}
+          onChange={setView}
+          style={{ width: 170 }}
+          options={(["time", "model", "agent"] as const).map((value) => ({
             value,
             label: `${t("usage.by")}: ${t(`usage.by.${value}` as MessageKey)}`,
           }))}
@@ -82,9 +118,21 @@ export function UsagePanel() {
             ...(models.data ?? []).map((model) => ({ value: model.id, label: model.name })),
           ]}
         />
+        {view === "time" ? (
+          <Select
+            aria-label={t("usage.agent")}
+            value={agentId ?? ""}
+            onChange={(value: string) => setAgentId(value || undefined)}
+            style={{ width: 200 }}
+            options={[
+              { value: "", label: t("usage.allAgents") },
+              ...Object.entries(agents.data ?? {}).map(([id, name]) => ({ value: id, label: name })),
+            ]}
+          />
+        ) : null}
       </Space>
       <ErrorAlert error={usage.error} onRetry={usage.reload} />
-      {!usage.loading && !usage.error && rows.length === 0 ? (
+      {empty ? (
         <EmptyState title={t("usage.emptyTitle")} hint={t("usage.emptyHint")} />
       ) : rows.length > 0 ? (
         <>
@@ -111,37 +159,49 @@ export function UsagePanel() {
                 summary={latencySummary}
                 labels={labels}
                 format={number}
-                series={[{ label: t("usage.latency"), color: token.colorWarning, values: rows.map((r) => r.avg_latency_ms) }]}
+                series={[
+                  { label: t("usage.latency"), color: token.colorWarning, values: rows.map((r) => r.avg_latency_ms ?? 0) },
+                ]}
               />
             </div>
           </Flex>
           <ScrollRegion label={t("usage.table")}>
-          <Table<UsageRow>
-            rowKey="key"
-            size="small"
-            loading={usage.loading}
-            dataSource={rows}
-            pagination={false}
-            columns={[
-              { title: t(`usage.by.${groupBy}` as MessageKey), key: "key", render: (_, row) => labelOf(row.key) },
-              { title: t("usage.calls"), dataIndex: "calls", align: "right", render: number },
-              { title: t("usage.errors"), dataIndex: "errors", align: "right", render: number },
-              { title: t("usage.promptTokens"), dataIndex: "prompt_tokens", align: "right", render: number },
-              { title: t("usage.completionTokens"), dataIndex: "completion_tokens", align: "right", render: number },
-              {
-                title: t("usage.latency"),
-                dataIndex: "avg_latency_ms",
-                align: "right",
-                render: (value: number) => number(Math.round(value)),
-              },
-              {
-                title: t("usage.ttft"),
-                dataIndex: "avg_ttft_ms",
-                align: "right",
-                render: (value: number | null) => (value == null ? "—" : number(Math.round(value))),
-              },
-            ]}
-          />
+            <Table<Row>
+              rowKey="key"
+              size="small"
+              loading={usage.loading}
+              dataSource={tableRows}
+              pagination={false}
+              columns={[
+                { title: t(byKey), key: "key", render: (_, row) => labelOf(row) },
+                { title: t("usage.calls"), dataIndex: "calls", align: "right", render: number },
+                { title: t("usage.errors"), dataIndex: "errors", align: "right", render: number },
+                { title: t("usage.promptTokens"), dataIndex: "prompt_tokens", align: "right", render: number },
+                { title: t("usage.completionTokens"), dataIndex: "completion_tokens", align: "right", render: number },
+                {
+                  title: t("usage.latency"),
+                  dataIndex: "avg_latency_ms",
+                  align: "right",
+                  render: (value: number | null) => (value == null ? "—" : number(Math.round(value))),
+                },
+                ...(view === "time"
+                  ? [
+                      {
+                        title: t("usage.p95"),
+                        dataIndex: "p95_latency_ms",
+                        align: "right" as const,
+                        render: (value: number | null) => (value == null ? "—" : number(Math.round(value))),
+                      },
+                    ]
+                  : []),
+                {
+                  title: t("usage.ttft"),
+                  dataIndex: "avg_ttft_ms",
+                  align: "right",
+                  render: (value: number | null) => (value == null ? "—" : number(Math.round(value))),
+                },
+              ]}
+            />
           </ScrollRegion>
         </>
       ) : null}

@@ -63,8 +63,29 @@ export function readUsage(query: UsageQuery): Promise<UsageRow[]> {
   );
 }
 
-/** Names of the tenant's agents, for the usage by agent (best effort: the list of the first 200). */
+/** Names of the tenant's agents, for the usage by agent and its filter (the first 200). */
 export async function agentNames(): Promise<Record<string, string>> {
   const page = await unwrap(api.GET("/api/agents", { params: { query: { limit: 200 } } }));
   return Object.fromEntries(page.items.map((agent) => [agent.id, agent.name]));
+}
+
+export type UsageSeries = Schemas["UsageSeries"];
+export type UsageBucket = Schemas["UsageBucket"];
+
+export interface SeriesQuery {
+  interval: "hour" | "day";
+  from?: string;
+  modelId?: string;
+  agentId?: string;
+}
+
+/** Usage per hour or day, every bucket present (GET /api/usage/series). */
+export function readUsageSeries(query: SeriesQuery): Promise<UsageSeries> {
+  return unwrap(
+    api.GET("/api/usage/series", {
+      params: {
+        query: { interval: query.interval, from: query.from, model_id: query.modelId, agent_id: query.agentId },
+      },
+    }),
+  );
 }
