@@ -82,3 +82,18 @@ def test_add_check_and_default_models(page: Page, live: Live) -> None:
     page.get_by_label("Group by").click()
     page.get_by_title("Group by: Model").click()
     expect(table).to_contain_text("Scripted chat")
+
+    # Edit keeps the saved key when none is typed; deleting the default passes the role on.
+    page.get_by_role("tab", name="Models").click()
+    wrong = page.get_by_role("row", name=re.compile("Wrong key"))
+    wrong.get_by_role("button", name="Edit Wrong key").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_text("Leave empty to keep the saved key.")).to_be_visible()
+    dialog.get_by_label("Display name").fill("Spare chat")
+    page.get_by_role("button", name="Save").click()
+    spare = page.get_by_role("row", name=re.compile("Spare chat"))
+    expect(spare).to_contain_text("Key saved")
+    spare.get_by_role("button", name="Delete Spare chat").click()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    expect(spare).to_have_count(0)
+    expect(page.get_by_role("row", name=re.compile("Scripted chat"))).to_contain_text("Default")

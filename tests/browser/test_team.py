@@ -117,3 +117,9 @@ def test_a_user_sees_only_the_tabs_their_role_allows(page: Page, live: Live) -> 
     page.goto("/models")
     expect(page.get_by_text("Only owners and admins can change models.")).to_be_visible()
     expect(page.get_by_role("button", name="Add model")).to_have_count(0)
+
+    # In Chinese.
+    page.evaluate("window.localStorage.setItem('nexent.locale', 'zh')")
+    page.goto("/team")
+    expect(page.get_by_role("heading", name="团队")).to_be_visible()
+    expect(page.get_by_role("tab", name="成员")).to_be_visible()

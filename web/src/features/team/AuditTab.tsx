@@ -60,7 +60,13 @@ export function AuditTab() {
             title: t("team.audit.resource"),
             key: "resource",
             render: (_, event) => {
-              const name = typeof event.details?.name === "string" ? event.details.name : null;
+              const member = members.data?.find((m) => m.user_id === event.resource_id);
+              const name =
+                typeof event.details?.name === "string"
+                  ? event.details.name
+                  : (event.resource_type === "member" || event.resource_type === "user") && member
+                    ? member.display_name
+                    : null;
               return `${event.resource_type}${name ? `: ${name}` : event.resource_id ? ` ${event.resource_id.slice(0, 8)}` : ""}`;
             },
           },
