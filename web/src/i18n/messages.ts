@@ -3,9 +3,11 @@ import { common } from "./common";
 import { agents } from "@/features/agents/messages";
 import { auth } from "@/features/auth/messages";
 import { chat } from "@/features/chat/messages";
+import { models } from "@/features/models/messages";
 import { runs } from "@/features/runs/messages";
+import { team } from "@/features/team/messages";
 
-const all = [common, auth, chat, runs, agents] as const;
+const all = [common, auth, chat, runs, agents, models, team] as const;
 
 type Union<T> = T extends { en: infer E } ? E : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;

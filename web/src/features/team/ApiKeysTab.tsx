@@ -1,0 +1,220 @@
+"use client";
+
+import { PlusOutlined } from "@ant-design/icons";
+import { Alert, App, Button, Flex, Form, Input, InputNumber, Modal, Popconfirm, Select, Table, Tag, Typography } from "antd";
+import { useState } from "react";
+import { useMe } from "@/features/auth/SessionProvider";
+import { useT } from "@/i18n";
+import { EmptyState } from "@/ui/EmptyState";
+import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
+import { useAsync } from "@/ui/useAsync";
+import { createApiKey, listAgents, listApiKeys, listMembers, revokeApiKey, type ApiKey, type ApiKeyCreated } from "./api";
+import { CopyField, OkTag, useFormatDate } from "./shared";
+
+interface Values {
+  name: string;
+  agent_ids?: string[];
+  expires_at?: string;
+  daily_quota?: number | null;
+}
+
+export function ApiKeysTab() {
+  const t = useT();
+  const { can } = useMe();
+  const { message } = App.useApp();
+  const formatDate = useFormatDate();
+  const keys = useAsync(listApiKeys, []);
+  const agents = useAsync(() => listAgents().catch(() => []), []);
+  const all = can("api_keys.manage_all");
+  const members = useAsync(() => (all ? listMembers() : Promise.resolve([])), [all]);
+  const [form] = Form.useForm<Values>();
+  const [creating, setCreating] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<unknown>(null);
+  const [created, setCreated] = useState<ApiKeyCreated | null>(null);
+
+  const create = async (values: Values) => {
+    setBusy(true);
+    setError(null);
+    try {
+      const key = await createApiKey({
+        name: values.name,
+        agent_ids: values.agent_ids?.length ? values.agent_ids : null,
+        expires_at: values.expires_at ? new Date(values.expires_at).toISOString() : null,
+        daily_quota: values.daily_quota ?? null,
+      });
+      setCreating(false);
+      setCreated(key);
+      keys.reload();
+    } catch (caught) {
+      setError(caught);
+    } finally {
+      setBusy(false);
+    }
+  };
+  const revoke = async (key: ApiKey) => {
+    try {
+      await revokeApiKey(key.id);
+      message.success(t("team.inv.revoked"));
+      keys.reload();
+    } catch (caught) {
+      message.error(errorMessage(caught, t));
+    }
+  };
+  const createButton = (
+    <Button
+      type="primary"
+      icon={<PlusOutlined />}
+      onClick={() => {
+        setError(null);
+        setCreating(true);
+      }}
+    >
+      {t("team.keys.create")}
+    </Button>
+  );
+  const list = keys.data ?? [];
+  const agentName = (id: string) => agents.data?.find((a) => a.id === id)?.name ?? id.slice(0, 8);
+  const now = Date.now();
+
+  return (
+    <>
+      <ErrorAlert error={keys.error} onRetry={keys.reload} />
+      {!keys.loading && !keys.error && list.length === 0 ? (
+        <EmptyState title={t("team.keys.empty")} hint={t("team.keys.emptyHint")} action={createButton} />
+      ) : (
+        <Flex vertical gap={16}>
+          <Flex justify="flex-end">{createButton}</Flex>
+          <Table<ApiKey>
+            rowKey="id"
+            size="small"
+            loading={keys.loading}
+            dataSource={list}
+            pagination={false}
+            scroll={{ x: "max-content" }}
+            columns={[
+              { title: t("common.name"), dataIndex: "name" },
+              {
+                title: t("team.keys.prefix"),
+                key: "prefix",
+                render: (_, key) => <Typography.Text code>{key.prefix}…</Typography.Text>,
+              },
+              ...(all
+                ? [
+                    {
+                      title: t("team.member"),
+                      key: "user",
+                      render: (_: unknown, key: ApiKey) =>
+                        members.data?.find((m) => m.user_id === key.user_id)?.display_name ?? "—",
+                    },
+                  ]
+                : []),
+              {
+                title: t("nav.agents"),
+                key: "agents",
+                render: (_, key) =>
+                  key.agent_ids === null
+                    ? t("team.keys.allAgents")
+                    : key.agent_ids.length <= 2
+                      ? key.agent_ids.map(agentName).join(", ") || t("common.none")
+                      : t("team.keys.agentCount", { count: key.agent_ids.length }),
+              },
+              {
+                title: t("team.inv.expires"),
+                key: "expires",
+                render: (_, key) => (key.expires_at ? formatDate(key.expires_at) : t("team.keys.noExpiry")),
+              },
+              {
+                title: t("team.keys.lastUsed"),
+                key: "used",
+                render: (_, key) => (key.last_used_at ? formatDate(key.last_used_at) : t("team.keys.never")),
+              },
+              {
+                title: t("common.status"),
+                key: "status",
+                render: (_, key) =>
+                  key.revoked ? (
+                    <Tag>{t("team.inv.revoked")}</Tag>
+                  ) : key.expires_at && new Date(key.expires_at).getTime() < now ? (
+                    <Tag>{t("team.inv.expired")}</Tag>
+                  ) : (
+                    <OkTag>{t("team.inv.active")}</OkTag>
+                  ),
+              },
+              {
+                title: t("common.actions"),
+                key: "actions",
+                render: (_, key) =>
+                  key.revoked ? null : (
+                    <Popconfirm
+                      title={t("team.keys.revokeConfirm", { name: key.name })}
+                      okText={t("team.keys.revoke")}
+                      cancelText={t("common.cancel")}
+                      okButtonProps={{ danger: true }}
+                      onConfirm={() => revoke(key)}
+                    >
+                      <Button size="small" aria-label={`${t("team.keys.revoke")} ${key.name}`}>
+                        {t("team.keys.revoke")}
+                      </Button>
+                    </Popconfirm>
+                  ),
+              },
+            ]}
+          />
+        </Flex>
+      )}
+      <Modal
+        open={creating}
+        title={t("team.keys.createTitle")}
+        onCancel={() => setCreating(false)}
+        onOk={() => form.submit()}
+        okText={t("common.create")}
+        cancelText={t("common.cancel")}
+        confirmLoading={busy}
+        destroyOnHidden
+      >
+        <ErrorAlert error={error} />
+        <Form<Values> form={form} layout="vertical" onFinish={create}>
+          <Form.Item name="name" label={t("common.name")} rules={[{ required: true, whitespace: true, message: t("auth.required") }]}>
+            <Input maxLength={80} autoComplete="off" />
+          </Form.Item>
+          <Form.Item name="agent_ids" label={t("team.keys.agents")} extra={t("team.keys.agentsHint")}>
+            <Select
+              mode="multiple"
+              allowClear
+              showSearch={{ optionFilterProp: "label" }}
+              options={(agents.data ?? []).map((agent) => ({ value: agent.id, label: agent.name }))}
+            />
+          </Form.Item>
+          <Flex gap={12} wrap>
+            <Form.Item name="expires_at" label={t("team.keys.expires")}>
+              <Input type="datetime-local" style={{ width: 220 }} />
+            </Form.Item>
+            <Form.Item name="daily_quota" label={t("team.keys.quota")}>
+              <InputNumber min={1} max={10_000_000} style={{ width: 160 }} />
+            </Form.Item>
+          </Flex>
+        </Form>
+      </Modal>
+      <Modal
+        open={created !== null}
+        title={t("team.keys.createdTitle")}
+        onCancel={() => setCreated(null)}
+        footer={
+          <Button type="primary" onClick={() => setCreated(null)}>
+            {t("common.close")}
+          </Button>
+        }
+        destroyOnHidden
+      >
+        {created ? (
+          <>
+            <Alert type="warning" showIcon title={t("team.keys.onceWarning")} style={{ marginBottom: 16 }} />
+            <CopyField label={t("team.keys.secret")} value={created.secret} />
+            <Typography.Paragraph type="secondary">{t("team.keys.usage")}</Typography.Paragraph>
+          </>
+        ) : null}
+      </Modal>
+    </>
+  );
+}
