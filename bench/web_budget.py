@@ -107,7 +107,11 @@ def stream_answer(browser: Any, url: str, llm: Any, deltas: int) -> dict[str, An
     page.get_by_role("textbox", name="Message").fill("Write the long answer.")
     started = time.monotonic()
     page.keyboard.press("Enter")
-    page.get_by_role("button", name="Regenerate").wait_for(timeout=120_000)  # shown once the run has ended
+    try:
+        page.get_by_role("button", name="Regenerate").wait_for(timeout=120_000)  # shown once the run has ended
+    except Exception:
+        page.screenshot(path="/tmp/bench-fail.png")
+        raise
     streamed_s = time.monotonic() - started
     long_tasks: list[float] = page.evaluate("window.__longTasks")
     shown = page.get_by_test_id("answer").inner_text()

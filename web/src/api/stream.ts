@@ -10,7 +10,7 @@ export type RunEventType = RunEvent["type"];
 const TERMINAL: ReadonlySet<string> = new Set(["run.completed", "run.failed", "run.stopped"]);
 
 export function isTerminal(event: RunEvent): boolean {
-  return TERMINAL.has(event.type) && !("agent" in event && event.agent);
+  return TERMINAL.has(event.type) && !("parent_call_id" in event && event.parent_call_id);
 }
 
 export interface StreamResult {
