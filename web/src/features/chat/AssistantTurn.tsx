@@ -99,11 +99,11 @@ export function AssistantTurn({
               {t("chat.usage", { input: turn.usage.input_tokens, output: turn.usage.output_tokens })}
             </Typography.Text>
           ) : null}
-          <Tooltip title={t("common.copy")}>
+          <Tooltip title={t("chat.copyAnswer")}>
             <Button
               size="small"
               type="text"
-              aria-label={t("common.copy")}
+              aria-label={t("chat.copyAnswer")}
               icon={<CopyOutlined />}
               onClick={() => navigator.clipboard?.writeText(turn.text).then(() => message.success(t("common.copied")))}
             />

@@ -2,7 +2,7 @@
 
 import { Bubble, Prompts, Sender, Welcome } from "@ant-design/x";
 import { App, Flex, Typography } from "antd";
-import { useCallback, useEffect, useRef, useState } from "react";
+import { memo, useCallback, useEffect, useRef, useState } from "react";
 import { followRun, type RunEvent } from "@/api/stream";
 import { useT } from "@/i18n";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
@@ -10,6 +10,19 @@ import { latestRun, readConversation, regenerate, startRun, stopRun, type Agent 
 import { AssistantTurn } from "./AssistantTurn";
 import { CitationDrawer } from "./CitationDrawer";
 import { applyEvent, emptyTurn, turnFromMessage, type Citation, type Turn } from "./transcript";
+
+/** One answer; a finished one is not rendered again while the next one streams. */
+const AnswerBubble = memo(function AnswerBubble(props: {
+  turn: Turn;
+  onCitation: (citation: Citation) => void;
+  onRegenerate?: () => void;
+}) {
+  return <Bubble placement="start" variant="borderless" content="" contentRender={() => <AssistantTurn {...props} />} />;
+});
+
+function answerKey(turn: Turn): string {
+  return turn.runId ? `a-${turn.runId}` : "live";
+}
 
 type Entry = { key: string; role: "user"; text: string } | { key: string; role: "assistant"; turn: Turn };
 
@@ -67,7 +80,8 @@ export function ChatPanel({
 
   const finish = useCallback(() => {
     const turn = liveRef.current;
-    if (turn) setEntries((previous) => [...previous, { key: `a-${turn.runId ?? Date.now()}`, role: "assistant", turn: { ...turn } }]);
+    // The same key as the live answer had: React keeps what it rendered instead of building it again.
+    if (turn) setEntries((previous) => [...previous, { key: answerKey(turn), role: "assistant", turn: { ...turn } }]);
     liveRef.current = null;
     setLive(null);
   }, []);
@@ -163,9 +177,9 @@ export function ChatPanel({
     }
   };
 
-  const items = [
+  const items: (Entry & { live?: boolean })[] = [
     ...entries,
-    ...(live ? [{ key: "live", role: "assistant" as const, turn: live }] : []),
+    ...(live ? [{ key: answerKey(live), role: "assistant" as const, turn: live, live: true }] : []),
   ];
   const empty = items.length === 0;
 
@@ -193,18 +207,11 @@ export function ChatPanel({
               entry.role === "user" ? (
                 <Bubble key={entry.key} placement="end" content={entry.text} />
               ) : (
-                <Bubble
+                <AnswerBubble
                   key={entry.key}
-                  placement="start"
-                  variant="borderless"
-                  content=""
-                  contentRender={() => (
-                    <AssistantTurn
-                      turn={entry.turn}
-                      onCitation={setCitation}
-                      onRegenerate={entry.key !== "live" && entry === items.at(-1) ? again : undefined}
-                    />
-                  )}
+                  turn={entry.turn}
+                  onCitation={setCitation}
+                  onRegenerate={!entry.live && entry === items.at(-1) ? again : undefined}
                 />
               ),
             )}
