@@ -88,14 +88,15 @@ def stream_answer(browser: Any, url: str, llm: Any, deltas: int) -> dict[str, An
         timeout=30,
     ).json()
     httpx.post(f"{url}/api/agents", headers=auth, json={"name": "bench", "model_id": model["id"]}, timeout=30)
-    # Markdown with code, lists and emphasis, cut into `deltas` pieces of a few characters.
+    # Markdown with code, lists and emphasis, cut into `deltas` pieces of a few characters, 20 ms apart: slow enough
+    # that the platform sends each as its own event (faster model deltas are merged into fewer events).
     paragraph = "Some **bold** text, a `code span`, and a [link](https://example.com).\n\n- item one\n- item two\n\n"
     code = "```python\nprint('hello')\n```\n\n"
     text = ""
     while len(text) < deltas * 4:
         text += paragraph + code
     text = text[: deltas * 4]
-    llm.server.enqueue(ChatReply.text(text).paced(chunk_delay=0.002, chunk_size=4), ChatReply.text('"Bench"'))
+    llm.server.enqueue(ChatReply.text(text).paced(chunk_delay=0.02, chunk_size=4), ChatReply.text('"Bench"'))
 
     context = browser.new_context(
         viewport={"width": 1280, "height": 800}, base_url=url, permissions=["clipboard-read", "clipboard-write"]
@@ -162,10 +163,12 @@ def main() -> None:
                 browser.close()
         finally:
             server.stop()
+    stream = results["stream"]
     results["budgets"] = {
         "signin_js_gzip_kb <= 250": results["signin_js_gzip_kb"] <= SIGNIN_BUDGET_KB,
         "longest_task_ms <= 100": results["stream"]["longest_task_ms"] <= LONG_TASK_BUDGET_MS,
-        "final text equals the API's": results["stream"]["answer_equals_api"] and results["stream"]["page_text_equals_api"],
+        "final text equals the API's": results["stream"]["answer_equals_api"]
+        and results["stream"]["page_text_equals_api"],
         **({"build_from_nothing_s <= 120": results["build_from_nothing_s"] <= BUILD_BUDGET_S} if args.build else {}),
     }
     print(json.dumps(results, indent=2))

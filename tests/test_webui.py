@@ -41,6 +41,9 @@ async def test_pages_assets_and_cache_headers(tmp_path: Path) -> None:
         assert "javascript" in script.headers["content-type"]
         plain = await client.get("/_next/static/chunks/app-1a2b.js", headers={"Accept-Encoding": "identity"})
         assert "content-encoding" not in plain.headers and plain.text == "console.log('app')"
+        policy = chat.headers["content-security-policy"]
+        assert "connect-src 'self';" in policy and "frame-ancestors 'none'" in policy
+        assert "content-security-policy" not in script.headers  # pages only
         head = await client.head("/chat")
         assert head.status_code == 200 and head.content == b""
 
@@ -74,11 +77,14 @@ async def test_runtime_configuration_names_each_service(tmp_path: Path) -> None:
         config = (await client.get("/api/ui/config")).json()
         assert config["services"]["runtime"] == {"url": "", "routes": []}
         assert config["sso"] is False and config["open_signup"] is True
-    split = make_settings(tmp_path, service_urls={"runtime": "https://runtime.example"})
+    split = make_settings(tmp_path, service_urls={"runtime": "https://runtime.example/base"}, web_dir=_export(tmp_path))
     async with serve_in_process(split, service=Service.CONFIG) as client:
+        # The pages may connect to the services' origins too.
+        policy = (await client.get("/chat")).headers["content-security-policy"]
+        assert "connect-src 'self' https://runtime.example;" in policy
         config = (await client.get("/api/ui/config")).json()
         runtime = config["services"]["runtime"]
-        assert runtime["url"] == "https://runtime.example"
+        assert runtime["url"] == "https://runtime.example/base"
         assert ["POST", "/api/agents/{agent_id}/runs"] in runtime["routes"]
         assert ["GET", "/api/runs/{run_id}/events"] in runtime["routes"]
         assert config["services"]["config"] == {"url": "", "routes": []}

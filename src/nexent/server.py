@@ -134,7 +134,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     if embedded or service is Service.CONFIG:
         app.include_router(webui.config_router(settings, SERVICE_ROUTERS))
         # The web UI after every route, so that it never shadows one; the status page while it is not built.
-        if not webui.mount_ui(app, settings.web_dir or webui.default_web_dir()):
+        if not webui.mount_ui(app, settings.web_dir or webui.default_web_dir(), settings):
             app.add_api_route("/", _home, include_in_schema=False, response_class=HTMLResponse)
 
     app.add_middleware(

@@ -12,6 +12,7 @@ import mimetypes
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.routing import APIRoute
@@ -43,13 +44,40 @@ def is_api_path(path: str) -> bool:
     return any(path == prefix or path.startswith(prefix + "/") for prefix in API_PREFIXES)
 
 
+def content_security_policy(connect: Iterable[str] = ()) -> str:
+    """The pages' policy: scripts, styles and connections from this origin only (and the services' origins in the
+    split shape), no plugins, no framing. Inline scripts and styles stay allowed: the export inlines its hydration
+    data, and Ant Design writes its styles at run time."""
+    origins = " ".join(sorted({origin for origin in connect if origin}))
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self' 'unsafe-inline'",
+            "style-src 'self' 'unsafe-inline'",
+            "img-src 'self' data: blob:",
+            "font-src 'self' data:",
+            f"connect-src 'self' {origins}".strip(),
+            "object-src 'none'",
+            "base-uri 'self'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
 class UIRoute(BaseRoute):
     """Answers GET and HEAD of every non-API path from the export folder: the file, else the page of that name
     (`/chat` is `chat.html`), else the export's 404 page with status 404."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *, connect: Iterable[str] = ()) -> None:
         self.directory = directory.resolve()
         self.not_found = self.directory / "404.html"
+        self.policy = content_security_policy(_origin(url) for url in connect)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] == "http" and scope["method"] in {"GET", "HEAD"} and not is_api_path(scope["path"]):
@@ -74,6 +102,8 @@ class UIRoute(BaseRoute):
         cache = IMMUTABLE if path.startswith(IMMUTABLE_PREFIX) and status == 200 else REVALIDATE
         headers = {"Cache-Control": cache, "X-Content-Type-Options": "nosniff"}
         media_type = mimetypes.guess_type(found.name)[0] or "application/octet-stream"
+        if media_type == "text/html":
+            headers |= {"Content-Security-Policy": self.policy, "Referrer-Policy": "same-origin"}
         if found.suffix in _COMPRESSIBLE:
             headers["Vary"] = "Accept-Encoding"
             gz = found.with_name(found.name + ".gz")
@@ -148,9 +178,9 @@ def config_router(settings: Settings, service_routers: dict[Service, list[APIRou
     return router
 
 
-def mount_ui(app: FastAPI, directory: Path) -> bool:
+def mount_ui(app: FastAPI, directory: Path, settings: Settings) -> bool:
     """Serve the export in `directory` from `app`, after every other route; False when it was not built."""
     if not (directory / "index.html").is_file():
         return False
-    app.router.routes.append(UIRoute(directory))
+    app.router.routes.append(UIRoute(directory, connect=settings.service_urls.values()))
     return True
