@@ -1,8 +1,9 @@
 // Every feature's messages, merged. A feature adds its dictionary here once.
 import { common } from "./common";
 import { auth } from "@/features/auth/messages";
+import { knowledge } from "@/features/knowledge/messages";
 
-const all = [common, auth] as const;
+const all = [common, auth, knowledge] as const;
 
 type Union<T> = T extends { en: infer E } ? E : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
