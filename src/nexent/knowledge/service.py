@@ -508,9 +508,14 @@ class KnowledgeService:
         doc = await self._document(kb, chunk.document_id)
         if doc.status != DocumentStatus.INDEXED:
             raise Conflict("The document is being processed; edit its chunks once it is indexed.", code="document_busy")
+        # Embedded before the chunk changes: a pending change would be flushed by the model lookup and hold the
+        # database's write lock (SQLite) while the model call's usage record waits for it.
+        vectors = [
+            (name, await self._embed_one(model_id, dimension, data.text))
+            for name, model_id, dimension in live_indexes(kb)
+        ]
         chunk.text, chunk.edited = data.text, True
-        for name, model_id, dimension in live_indexes(kb):
-            vector = await self._embed_one(model_id, dimension, chunk.text)
+        for name, vector in vectors:
             await self.engines.search.upsert(name, [indexed_chunk(chunk, vector, doc)])
         await self.session.flush()
         return _read_chunk(chunk)
