@@ -1,6 +1,6 @@
 import createClient from "openapi-fetch";
 import { loadConfig, serviceBase } from "./config";
-import { ApiError, NETWORK_PROBLEM, problemOf } from "./problem";
+import { ApiError, NETWORK_PROBLEM, problemOf, type Problem } from "./problem";
 import { clearSession, getSession, saveTokens, type Session, type TokenPair } from "./session";
 import type { components, paths } from "./schema";
 
@@ -76,6 +76,13 @@ export async function unwrap<T>(
     if (error instanceof DOMException && error.name === "AbortError") throw error;
     throw new ApiError(NETWORK_PROBLEM);
   }
-  if (!result.response.ok) throw new ApiError(await problemOf(result.response));
+  if (!result.response.ok) {
+    // openapi-fetch has read the body already: its parsed `error` is the problem document.
+    const body = result.error;
+    if (body && typeof body === "object") {
+      throw new ApiError({ ...(body as Partial<Problem>), status: (body as Partial<Problem>).status ?? result.response.status });
+    }
+    throw new ApiError(await problemOf(result.response));
+  }
   return result.data as T;
 }
