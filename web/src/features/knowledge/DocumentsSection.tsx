@@ -1,8 +1,8 @@
 "use client";
 
-import { DeleteOutlined, FileTextOutlined, InboxOutlined, RedoOutlined } from "@ant-design/icons";
-import { Alert, App, Badge, Button, Card, Popconfirm, Progress, Space, Table, Tooltip, Typography, Upload } from "antd";
-import type { UploadProps } from "antd";
+import { DeleteOutlined, ExclamationCircleOutlined, FileTextOutlined, InboxOutlined, RedoOutlined } from "@ant-design/icons";
+import { Alert, App, Badge, Button, Card, Popconfirm, Progress, Space, Table, Tooltip, Typography, Upload, theme } from "antd";
+import type { UploadFile, UploadProps } from "antd";
 import { useEffect, useRef, useState } from "react";
 import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
@@ -41,9 +41,11 @@ export function DocumentsSection({
 }) {
   const t = useT();
   const { message } = App.useApp();
+  const { token } = theme.useToken();
   const docs = useAsync(() => listDocuments(kb.id), [kb.id]);
   const [live, setLive] = useState<"live" | "polling" | null>(null);
   const [rejections, setRejections] = useState<Rejection[]>([]);
+  const [uploading, setUploading] = useState<UploadFile[]>([]);
   const items = docs.data?.items ?? [];
   const { setData } = docs;
 
@@ -167,6 +169,8 @@ export function DocumentsSection({
         <Upload.Dragger
           multiple
           name="file"
+          fileList={uploading}
+          onChange={({ fileList }) => setUploading(fileList.filter((file) => file.status === "uploading"))}
           customRequest={(option) => {
             pending.current.push(option);
             if (pending.current.length === 1) setTimeout(() => void flush(), 50);
@@ -253,9 +257,10 @@ export function DocumentsSection({
                 key: "error",
                 render: (_, item) =>
                   item.error ? (
-                    <Typography.Text type="danger" style={{ display: "inline-block", maxWidth: 320, whiteSpace: "normal" }}>
-                      {documentErrorText(item.error, t)}
-                    </Typography.Text>
+                    <span style={{ display: "inline-flex", gap: 6, maxWidth: 320, whiteSpace: "normal" }}>
+                      <ExclamationCircleOutlined style={{ color: token.colorError, marginTop: 4 }} />
+                      <span>{documentErrorText(item.error, t)}</span>
+                    </span>
                   ) : null,
               },
               {

@@ -1,7 +1,7 @@
 "use client";
 
 import { DeleteOutlined, EditOutlined, PlusOutlined, ShareAltOutlined } from "@ant-design/icons";
-import { App, Button, Card, Flex, Space, Table, Tag, Tooltip, Typography } from "antd";
+import { App, Button, Card, Flex, Space, Table, Tooltip, Typography } from "antd";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
@@ -11,10 +11,10 @@ import { AppShell } from "@/ui/AppShell";
 import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
-import { deleteKnowledgeBase, listKnowledgeBases, listModels, type KnowledgeBase } from "./api";
+import { deleteKnowledgeBase, listKnowledgeBases, listModels, type DocumentStatus, type KnowledgeBase } from "./api";
 import { KbFormModal } from "./KbFormModal";
 import { ShareModal } from "./ShareModal";
-import { statusLabel } from "./status";
+import { StatusTag } from "./status";
 
 export function KnowledgeListPage() {
   return (
@@ -113,9 +113,9 @@ function KnowledgeList() {
                     {Object.entries(kb.document_counts)
                       .filter(([, count]) => count > 0)
                       .map(([status, count]) => (
-                        <Tag key={status} color={status === "failed" ? "error" : status === "indexed" ? "success" : "processing"}>
-                          {statusLabel(status as never, t)} {count}
-                        </Tag>
+                        <StatusTag key={status} status={status as DocumentStatus} t={t}>
+                          {` ${count}`}
+                        </StatusTag>
                       ))}
                   </Space>
                 ),

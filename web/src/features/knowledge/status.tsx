@@ -1,25 +1,45 @@
 "use client";
 
-import { Tag } from "antd";
+import { CheckCircleOutlined, ClockCircleOutlined, CloseCircleOutlined, SyncOutlined } from "@ant-design/icons";
+import { Tag, theme } from "antd";
+import type { ReactNode } from "react";
 import type { Translate } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import type { DocumentStatus, KbDocument } from "./api";
 
-const STATUS: Record<DocumentStatus, { key: MessageKey; color: string }> = {
-  queued: { key: "kb.status.queued", color: "default" },
-  parsing: { key: "kb.status.parsing", color: "processing" },
-  embedding: { key: "kb.status.embedding", color: "processing" },
-  indexed: { key: "kb.status.indexed", color: "success" },
-  failed: { key: "kb.status.failed", color: "error" },
+const STATUS: Record<DocumentStatus, { key: MessageKey }> = {
+  queued: { key: "kb.status.queued" },
+  parsing: { key: "kb.status.parsing" },
+  embedding: { key: "kb.status.embedding" },
+  indexed: { key: "kb.status.indexed" },
+  failed: { key: "kb.status.failed" },
 };
 
 export function statusLabel(status: DocumentStatus, t: Translate): string {
   return t(STATUS[status]?.key ?? "kb.status.queued");
 }
 
-/** The document's state as a tag (queued → parsing → embedding → ready, or failed). */
-export function StatusTag({ status, t }: { status: DocumentStatus; t: Translate }) {
-  return <Tag color={STATUS[status]?.color ?? "default"}>{statusLabel(status, t)}</Tag>;
+/**
+ * The document's state as a tag (queued → parsing → embedding → ready, or failed): the colour is on the icon, the text
+ * keeps the theme's text colour (Ant Design's coloured tags are below 4.5:1 contrast).
+ */
+export function StatusTag({ status, t, children }: { status: DocumentStatus; t: Translate; children?: ReactNode }) {
+  const { token } = theme.useToken();
+  const tone =
+    status === "indexed"
+      ? { icon: <CheckCircleOutlined />, color: token.colorSuccess, border: token.colorSuccessBorder, bg: token.colorSuccessBg }
+      : status === "failed"
+        ? { icon: <CloseCircleOutlined />, color: token.colorError, border: token.colorErrorBorder, bg: token.colorErrorBg }
+        : status === "queued"
+          ? { icon: <ClockCircleOutlined />, color: token.colorTextSecondary, border: token.colorBorder, bg: token.colorFillQuaternary }
+          : { icon: <SyncOutlined spin />, color: token.colorPrimary, border: token.colorPrimaryBorder, bg: token.colorPrimaryBg };
+  return (
+    <Tag style={{ color: token.colorText, borderColor: tone.border, background: tone.bg }}>
+      <span style={{ color: tone.color, marginInlineEnd: 4 }}>{tone.icon}</span>
+      {statusLabel(status, t)}
+      {children}
+    </Tag>
+  );
 }
 
 const ERRORS: Record<string, MessageKey> = {
