@@ -130,3 +130,44 @@ def test_a_base_without_a_name_or_model_shows_why(page: Page, live: Live) -> Non
     expect(dialog.get_by_role("alert").filter(has_text="default embedding model")).to_contain_text(
         "This tenant has no default embedding model"
     )
+
+
+def test_share_poll_when_the_stream_fails_and_delete(page: Page, live: Live) -> None:
+    tokens = live.register()
+    token = tokens["access_token"]
+    add_embedding_model(live, token)
+    group = live.api("POST", "/api/groups", token, json={"name": "Baristas"})
+    assert group.status_code == 201, group.text
+    kb = live.api("POST", "/api/knowledge-bases", token, json={"name": "Shared beans"})
+    assert kb.status_code == 201, kb.text
+    signed_in(page, tokens)
+    # The progress stream cannot be opened: the page reads the documents every 2 s instead.
+    page.route(re.compile(r"/events(\?|$)"), lambda route: route.abort())
+    allow_console_error(page, "ERR_FAILED")
+
+    page.goto("/knowledge")
+    page.get_by_role("button", name="Share Shared beans").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Access for Baristas").click()
+    page.get_by_title("Can edit").click()
+    expect(page.get_by_text("Saved")).to_be_visible()
+    shares = live.api("GET", f"/api/knowledge-bases/{kb.json()['id']}/shares", token).json()
+    assert [(s["group_id"], s["permission"]) for s in shares] == [(group.json()["id"], "edit")]
+    dialog.get_by_role("button", name="Close").click()
+
+    page.get_by_role("link", name="Shared beans").click()
+    with page.expect_file_chooser() as chooser:
+        page.get_by_text("Click or drag files here to upload").click()
+    guide: FilePayload = {"name": "guide.md", "mimeType": "text/markdown", "buffer": GUIDE}
+    chooser.value.set_files(guide)
+    expect(page.get_by_text("Refreshing every 2 s")).to_be_visible()
+    expect(page.get_by_role("row").filter(has_text="guide.md")).to_contain_text("Ready", timeout=60_000)
+
+    page.get_by_role("button", name="Delete guide.md").click()
+    page.locator(".ant-popconfirm").get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("No documents yet")).to_be_visible()
+
+    page.get_by_role("link", name="All knowledge bases").click()
+    page.get_by_role("button", name="Delete Shared beans").click()
+    page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    expect(page.get_by_text("No knowledge bases yet")).to_be_visible()
