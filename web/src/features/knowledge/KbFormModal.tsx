@@ -58,6 +58,13 @@ export function KbFormModal({
     );
   }, [open, base, form]);
 
+  // A new knowledge base starts with the workspace's default embedding model chosen.
+  useEffect(() => {
+    if (!open || base || form.getFieldValue("embedding_model_id")) return;
+    const fallback = embedding.find((model) => model.is_default);
+    if (fallback) form.setFieldValue("embedding_model_id", fallback.id);
+  }, [open, base, form, embedding]);
+
   const submit = async (values: Values) => {
     setSaving(true);
     setError(null);
