@@ -1,0 +1,316 @@
+"use client";
+
+import { DeleteOutlined, ExclamationCircleOutlined, FileTextOutlined, InboxOutlined, RedoOutlined } from "@ant-design/icons";
+import { Alert, App, Badge, Button, Card, Popconfirm, Progress, Space, Table, Tooltip, Typography, Upload, theme } from "antd";
+import type { UploadFile, UploadProps } from "antd";
+import { useEffect, useRef, useState } from "react";
+import { useT } from "@/i18n";
+import { EmptyState } from "@/ui/EmptyState";
+import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
+import { useAsync } from "@/ui/useAsync";
+import {
+  PROCESSING,
+  deleteDocument,
+  followDocuments,
+  formatBytes,
+  listDocuments,
+  reindexDocument,
+  uploadDocuments,
+  type DocumentEvent,
+  type KbDocument,
+  type KnowledgeBase,
+} from "./api";
+import { ChunksDrawer } from "./ChunksDrawer";
+import { StatusTag, documentErrorText } from "./status";
+
+type RequestOptions = Parameters<NonNullable<UploadProps["customRequest"]>>[0];
+interface Rejection {
+  name: string;
+  reason: string;
+}
+
+/** The documents of a knowledge base: drag-and-drop upload, live processing progress, re-index, delete, chunks. */
+export function DocumentsSection({
+  kb,
+  doc,
+  onDoc,
+}: {
+  kb: KnowledgeBase;
+  doc: string | null;
+  onDoc: (id: string | null) => void;
+}) {
+  const t = useT();
+  const { message } = App.useApp();
+  const { token } = theme.useToken();
+  const docs = useAsync(() => listDocuments(kb.id), [kb.id]);
+  const [live, setLive] = useState<"live" | "polling" | null>(null);
+  const [rejections, setRejections] = useState<Rejection[]>([]);
+  const [uploading, setUploading] = useState<UploadFile[]>([]);
+  const items = docs.data?.items ?? [];
+  const { setData } = docs;
+
+  // Live progress: the SSE stream; if it cannot be opened or drops, the list is read again every 2 s.
+  useEffect(() => {
+    const controller = new AbortController();
+    let timer: ReturnType<typeof setInterval> | undefined;
+    const refresh = () =>
+      listDocuments(kb.id)
+        .then((page) => setData(page))
+        .catch(() => undefined);
+    const onEvent = (event: DocumentEvent) => {
+      let known = true;
+      setData((previous) => {
+        if (!previous) return previous!;
+        known = previous.items.some((item) => item.id === event.document_id);
+        return {
+          ...previous,
+          items: previous.items.map((item) =>
+            item.id === event.document_id
+              ? {
+                  ...item,
+                  status: event.status,
+                  progress: event.progress,
+                  error: event.error,
+                  chunk_count: event.chunk_count,
+                }
+              : item,
+          ),
+        };
+      });
+      if (!known) void refresh();
+    };
+    followDocuments(kb.id, onEvent, controller.signal, () => setLive("live"))
+      .catch(() => undefined)
+      .finally(() => {
+        if (controller.signal.aborted) return;
+        setLive("polling");
+        timer = setInterval(refresh, 2000);
+      });
+    return () => {
+      controller.abort();
+      if (timer) clearInterval(timer);
+    };
+  }, [kb.id, setData]);
+
+  // The files antd hands over one by one are sent together, in one request.
+  const pending = useRef<RequestOptions[]>([]);
+  const flush = async () => {
+    const batch = pending.current;
+    pending.current = [];
+    if (!batch.length) return;
+    const files = batch.map((option) => option.file as File);
+    try {
+      const result = await uploadDocuments(kb.id, files);
+      const rejected = new Map(result.rejected.map((item) => [item.file_name, item]));
+      const added = result.documents.filter((item) => !item.duplicate).length;
+      for (const option of batch) {
+        const name = (option.file as File).name;
+        const refusal = rejected.get(name);
+        if (refusal) option.onError?.(new Error(documentErrorText(refusal.error, t)));
+        else option.onSuccess?.({});
+      }
+      recordRejections(result.rejected.map((item) => ({ name: item.file_name, reason: documentErrorText(item.error, t) })));
+      for (const item of result.documents.filter((entry) => entry.duplicate)) {
+        message.info(t("kb.upload.duplicate", { name: item.document.file_name }));
+      }
+      if (added) message.success(t("kb.upload.done", { count: added }));
+      setData((previous) => {
+        if (!previous) return previous!;
+        const known = new Set(previous.items.map((item) => item.id));
+        const fresh = result.documents.map((item) => item.document).filter((item) => !known.has(item.id));
+        return { ...previous, items: [...fresh, ...previous.items], total: previous.total + fresh.length };
+      });
+    } catch (error) {
+      // No file accepted: the problem lists each refusal.
+      const problem = (error as { problem?: { rejected?: { file_name: string; error: KbDocument["error"] }[] } }).problem;
+      const refusals = problem?.rejected ?? [];
+      const reasons = new Map(refusals.map((item) => [item.file_name, documentErrorText(item.error, t)]));
+      for (const option of batch) {
+        option.onError?.(new Error(reasons.get((option.file as File).name) ?? errorMessage(error, t)));
+      }
+      if (refusals.length) recordRejections(refusals.map((item) => ({ name: item.file_name, reason: documentErrorText(item.error, t) })));
+      else message.error(errorMessage(error, t));
+    }
+  };
+  const recordRejections = (next: Rejection[]) => {
+    if (next.length) setRejections((previous) => [...next, ...previous].slice(0, 20));
+  };
+
+  const reindex = async (item: KbDocument) => {
+    try {
+      const updated = await reindexDocument(kb.id, item.id);
+      setData((previous) =>
+        previous ? { ...previous, items: previous.items.map((entry) => (entry.id === item.id ? updated : entry)) } : previous!,
+      );
+      message.success(t("kb.doc.reindexed", { name: item.file_name }));
+    } catch (error) {
+      message.error(errorMessage(error, t));
+    }
+  };
+  const remove = async (item: KbDocument) => {
+    try {
+      await deleteDocument(kb.id, item.id);
+      setData((previous) =>
+        previous
+          ? { ...previous, items: previous.items.filter((entry) => entry.id !== item.id), total: previous.total - 1 }
+          : previous!,
+      );
+      message.success(t("common.deleted"));
+    } catch (error) {
+      message.error(errorMessage(error, t));
+    }
+  };
+
+  const opened = items.find((item) => item.id === doc) ?? null;
+
+  return (
+    <Space orientation="vertical" size="middle" style={{ width: "100%" }}>
+      {kb.can_edit ? (
+        <Upload.Dragger
+          multiple
+          name="file"
+          fileList={uploading}
+          onChange={({ fileList }) => setUploading(fileList.filter((file) => file.status === "uploading"))}
+          customRequest={(option) => {
+            pending.current.push(option);
+            if (pending.current.length === 1) setTimeout(() => void flush(), 50);
+          }}
+        >
+          <p className="ant-upload-drag-icon">
+            <InboxOutlined />
+          </p>
+          <p className="ant-upload-text">{t("kb.upload.drop")}</p>
+          <p className="ant-upload-hint">{t("kb.upload.hint")}</p>
+        </Upload.Dragger>
+      ) : (
+        <Alert type="info" showIcon title={t("kb.upload.readOnly")} />
+      )}
+      {rejections.length ? (
+        <Alert
+          type="error"
+          showIcon
+          role="alert"
+          closable={{ onClose: () => setRejections([]), "aria-label": t("common.close") }}
+          title={
+            <ul style={{ margin: 0, paddingInlineStart: 16 }}>
+              {rejections.map((item, index) => (
+                <li key={`${item.name}-${index}`}>{t("kb.upload.rejected", { name: item.name, reason: item.reason })}</li>
+              ))}
+            </ul>
+          }
+        />
+      ) : null}
+      <ErrorAlert error={docs.error} onRetry={docs.reload} />
+      <Card
+        title={t("kb.tab.documents")}
+        extra={
+          live ? (
+            <Badge status={live === "live" ? "processing" : "default"} text={live === "live" ? t("kb.live") : t("kb.polling")} />
+          ) : null
+        }
+        styles={{ body: { padding: items.length ? 0 : 24 } }}
+      >
+        {!docs.loading && !docs.error && items.length === 0 ? (
+          <EmptyState title={t("kb.doc.empty")} hint={kb.can_edit ? t("kb.doc.emptyHint") : undefined} />
+        ) : (
+          <Table<KbDocument>
+            rowKey="id"
+            loading={docs.loading && !docs.data}
+            dataSource={items}
+            pagination={items.length > 50 ? { pageSize: 50 } : false}
+            scroll={{ x: "max-content" }}
+            columns={[
+              {
+                title: t("kb.doc.name"),
+                dataIndex: "file_name",
+                render: (name: string) => (
+                  <Typography.Text style={{ maxWidth: 280, display: "inline-block", overflowWrap: "anywhere" }}>
+                    {name}
+                  </Typography.Text>
+                ),
+              },
+              {
+                title: t("kb.doc.status"),
+                dataIndex: "status",
+                render: (_, item) => <StatusTag status={item.status} t={t} />,
+              },
+              {
+                title: t("kb.doc.progress"),
+                key: "progress",
+                render: (_, item) =>
+                  item.status === "failed" ? (
+                    "—"
+                  ) : (
+                    <Progress
+                      percent={Math.round((item.status === "indexed" ? 1 : item.progress) * 100)}
+                      size="small"
+                      status={PROCESSING.has(item.status) ? "active" : undefined}
+                      style={{ width: 120, margin: 0 }}
+                      aria-label={`${t("kb.doc.progress")} ${item.file_name}`}
+                    />
+                  ),
+              },
+              { title: t("kb.doc.size"), dataIndex: "size", render: (size: number) => formatBytes(size) },
+              { title: t("kb.doc.chunks"), dataIndex: "chunk_count" },
+              {
+                title: t("kb.doc.problem"),
+                key: "error",
+                render: (_, item) =>
+                  item.error ? (
+                    <span style={{ display: "inline-flex", gap: 6, maxWidth: 320, whiteSpace: "normal" }}>
+                      <ExclamationCircleOutlined style={{ color: token.colorError, marginTop: 4 }} />
+                      <span>{documentErrorText(item.error, t)}</span>
+                    </span>
+                  ) : null,
+              },
+              {
+                title: t("common.actions"),
+                key: "actions",
+                render: (_, item) => {
+                  const label = (action: string) => t("kb.doc.actionsFor", { action, name: item.file_name });
+                  return (
+                    <Space size={0}>
+                      <Tooltip title={t("kb.doc.viewChunks")}>
+                        <Button
+                          type="text"
+                          icon={<FileTextOutlined />}
+                          aria-label={label(t("kb.doc.viewChunks"))}
+                          onClick={() => onDoc(item.id)}
+                        />
+                      </Tooltip>
+                      {kb.can_edit ? (
+                        <>
+                          <Tooltip title={t("kb.doc.reindex")}>
+                            <Button
+                              type="text"
+                              icon={<RedoOutlined />}
+                              aria-label={label(t("kb.doc.reindex"))}
+                              disabled={PROCESSING.has(item.status)}
+                              onClick={() => reindex(item)}
+                            />
+                          </Tooltip>
+                          <Popconfirm
+                            title={t("kb.doc.deleteConfirm", { name: item.file_name })}
+                            okText={t("common.delete")}
+                            cancelText={t("common.cancel")}
+                            okButtonProps={{ danger: true }}
+                            onConfirm={() => remove(item)}
+                          >
+                            <Tooltip title={t("common.delete")}>
+                              <Button type="text" danger icon={<DeleteOutlined />} aria-label={label(t("common.delete"))} />
+                            </Tooltip>
+                          </Popconfirm>
+                        </>
+                      ) : null}
+                    </Space>
+                  );
+                },
+              },
+            ]}
+          />
+        )}
+      </Card>
+      <ChunksDrawer kb={kb} document={opened} docId={doc} onClose={() => onDoc(null)} />
+    </Space>
+  );
+}
