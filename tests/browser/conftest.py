@@ -91,7 +91,9 @@ def live(web_build: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     tmp = tmp_path_factory.mktemp("browser")
     with run_model_server(api_key="sk-test") as llm:
         # No built-in models: the journeys add the scripted one, and loading the local ones costs seconds.
-        server = Server(cli_env(tmp, NEXENT_BUILTIN_MODELS="false"))
+        # Every test signs up a tenant of its own from this one address: no sign-up throttle.
+        env = cli_env(tmp, NEXENT_BUILTIN_MODELS="false", NEXENT_REGISTER_MAX_ATTEMPTS="100000")
+        server = Server(env)
         try:
             yield Live(server.url, llm)
         finally:

@@ -99,5 +99,5 @@ def test_reload_in_the_middle_of_a_run_shows_it_once(page: Page, live: Live, own
     page.reload()
     answer = page.get_by_test_id("answer")
     expect(answer).to_have_text(" ".join(words), timeout=30_000)
-    expect(page.get_by_text("Count parts.")).to_have_count(1)
+    expect(page.get_by_test_id("transcript").get_by_text("Count parts.")).to_have_count(1)
     assert answer.inner_text().count("part199") == 1

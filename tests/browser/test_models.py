@@ -10,11 +10,6 @@ from playwright.sync_api import Page, expect
 from tests.browser.conftest import Live, allow_console_error, shoot, sign_in_as
 
 
-def allow_prefetch_404(page: Page) -> None:
-    """The navigation prefetches the pages of other features (chat, agents, knowledge), absent from this branch."""
-    allow_console_error(page, "status of 404")
-
-
 def fill_model(page: Page, live: Live, name: str, api_key: str) -> None:
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("Display name").fill(name)
@@ -26,7 +21,6 @@ def fill_model(page: Page, live: Live, name: str, api_key: str) -> None:
 def test_add_check_and_default_models(page: Page, live: Live) -> None:
     tokens = live.register(display_name="Model Owner", tenant_name="Models Team")
     sign_in_as(page, tokens)
-    allow_prefetch_404(page)
     page.goto("/models")
     expect(page.get_by_text("No models yet")).to_be_visible()
 

@@ -7,12 +7,7 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Live, allow_console_error, shoot, sign_in_as
-
-
-def allow_prefetch_404(page: Page) -> None:
-    """The navigation prefetches the pages of other features (chat, agents, knowledge), absent from this branch."""
-    allow_console_error(page, "status of 404")
+from tests.browser.conftest import Live, shoot, sign_in_as
 
 
 def test_team_tabs_invitation_api_key_and_audit_log(page: Page, live: Live) -> None:
@@ -22,7 +17,6 @@ def test_team_tabs_invitation_api_key_and_audit_log(page: Page, live: Live) -> N
     assert created.status_code == 201, created.text
     live.register(display_name="Second Person", invitation_code=created.json()["code"])
     sign_in_as(page, owner)
-    allow_prefetch_404(page)
 
     page.goto("/team")
     members = page.get_by_role("table")
@@ -107,7 +101,6 @@ def test_a_user_sees_only_the_tabs_their_role_allows(page: Page, live: Live) -> 
     created = live.api("POST", "/api/invitations", owner["access_token"], json={"role": "user"})
     member = live.register(display_name="Plain User", invitation_code=created.json()["code"])
     sign_in_as(page, member)
-    allow_prefetch_404(page)
     page.goto("/team?tab=audit")
     expect(page.get_by_role("tab", name="Members")).to_be_visible()
     expect(page.get_by_role("tab", name="Audit log")).to_have_count(0)
