@@ -78,19 +78,15 @@ export function AssistantTurn({
       {turn.status === "failed" ? <Alert type="error" showIcon title={turn.error || t("chat.failed")} /> : null}
       {turn.status === "stopped" ? <Tag>{t("chat.stopped")}</Tag> : null}
       {turn.citations.length ? (
-        <Flex wrap gap={6} aria-label={t("chat.sources")} role="list">
+        <ul aria-label={t("chat.sources")} className="nx-sources">
           {turn.citations.map((citation, index) => (
-            <Button
-              key={`${citation.title}-${index}`}
-              size="small"
-              role="listitem"
-              icon={<FileSearchOutlined />}
-              onClick={() => onCitation(citation)}
-            >
-              [{index + 1}] {citation.title}
-            </Button>
+            <li key={`${citation.title}-${index}`}>
+              <Button size="small" icon={<FileSearchOutlined />} onClick={() => onCitation(citation)}>
+                [{index + 1}] {citation.title}
+              </Button>
+            </li>
           ))}
-        </Flex>
+        </ul>
       ) : null}
       {!running ? (
         <Space size="small" wrap>

@@ -58,21 +58,20 @@ export function CitationDrawer({ citation, onClose }: { citation: Citation | nul
     }
   };
 
+  const page = citation ? meta(citation, "page") : undefined;
+  const details = [
+    ...(page ? [{ key: "page", label: t("chat.citation.page"), children: page }] : []),
+    ...(citation?.url
+      ? [{ key: "url", label: "URL", children: <a href={citation.url} target="_blank" rel="noreferrer">{citation.url}</a> }]
+      : []),
+  ];
+
   return (
     <Drawer open={citation != null} onClose={onClose} title={citation?.title} size={520}>
       {citation ? (
         <>
           <ErrorAlert error={error} />
-          <Descriptions
-            column={1}
-            size="small"
-            items={[
-              ...(meta(citation, "page") ? [{ key: "page", label: t("chat.citation.page"), children: meta(citation, "page") }] : []),
-              ...(citation.url
-                ? [{ key: "url", label: "URL", children: <a href={citation.url} target="_blank" rel="noreferrer">{citation.url}</a> }]
-                : []),
-            ]}
-          />
+          {details.length ? <Descriptions column={1} size="small" items={details} /> : null}
           <Typography.Title level={5}>{t("chat.citation.passage")}</Typography.Title>
           {kb && chunkId && !chunk && !error ? <Spin /> : null}
           <Typography.Paragraph style={{ whiteSpace: "pre-wrap" }} data-testid="citation-text">
