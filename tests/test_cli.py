@@ -46,8 +46,8 @@ def nexent(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Co
 
 
 class Server:
-    def __init__(self, env: dict[str, str], *args: str) -> None:
-        self.port = free_port()
+    def __init__(self, env: dict[str, str], *args: str, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.log = open(Path(env["NEXENT_DATA_DIR"]).parent / f"server-{self.port}.log", "wb")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "nexent", "serve", "--port", str(self.port), *args],

@@ -62,4 +62,4 @@ def test_an_answer_cites_its_passage_and_document(page: Page, live: Live) -> Non
     with page.expect_download() as download:
         drawer.get_by_role("button", name="Download the document").click()
     assert download.value.suggested_filename == "returns.md"
-    assert open(download.value.path(), "rb").read() == GUIDE
+    assert download.value.path().read_bytes() == GUIDE
