@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, ConsoleMessage, Page, expect
 
 from tests.browser.conftest import Live, sign_in_as
 from tests.conftest import free_port
@@ -65,7 +65,12 @@ def test_chat_reaches_the_runtime_service_across_origins(browser: Browser, live:
     context = browser.new_context(base_url=config_url)
     page: Page = context.new_page()
     errors: list[str] = []
-    page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+
+    def on_console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
+    page.on("console", on_console)
     requests: list[str] = []
     page.on("request", lambda request: requests.append(request.url))
     sign_in_as(page, tokens)
