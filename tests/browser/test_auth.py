@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from playwright.sync_api import Page, expect
@@ -58,3 +59,23 @@ def test_chinese_browsers_get_chinese_and_unknown_pages_the_404_page(page: Page,
     response = page.goto("/no/such/page")
     assert response is not None and response.status == 404
     expect(page.get_by_text("页面不存在")).to_be_visible()
+
+
+def test_two_tabs_refreshing_at_once_both_stay_signed_in(page: Page, live: Live) -> None:
+    tokens = live.register()
+    other = page.context.new_page()
+    for tab in (page, other):
+        tab.goto("/signin")
+    # An access token that has expired: each tab refreshes before its first call, both with the same refresh token.
+    session = {"accessToken": tokens["access_token"], "refreshToken": tokens["refresh_token"], "expiresAt": 0}
+    page.evaluate("session => window.localStorage.setItem('nexent.session', JSON.stringify(session))", session)
+    for tab in (page, other):
+        tab.evaluate("window.location.assign('/team')")  # both navigations under way at once
+    for tab in (page, other):
+        expect(tab.get_by_role("tab", name="Members")).to_be_visible()
+        expect(tab).to_have_url(re.compile(r"/team"))
+    stored = json.loads(page.evaluate("window.localStorage.getItem('nexent.session')"))
+    assert stored["refreshToken"] != tokens["refresh_token"]
+    # The session lives on: a reload of either tab works with the pair the tabs now share.
+    other.reload()
+    expect(other.get_by_role("tab", name="Members")).to_be_visible()
