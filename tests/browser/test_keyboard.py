@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Locator, Page, expect
 
-from tests.browser.conftest import SCREENSHOTS, Live, sign_in_as
+from tests.browser.conftest import SCREENSHOTS, Live, check_accessibility, sign_in_as
 from tests.support.identity import PASSWORD
 from tests.support.model_server import ChatReply
 
@@ -207,3 +207,32 @@ def test_agent_studio_and_api_key_by_keyboard(page: Page, live: Live, owner: dic
     page.keyboard.press("Escape")
     expect(secret).to_have_count(0)
     expect(page.get_by_role("row", name=re.compile("Keyboard bot"))).to_contain_text("Active")
+
+
+def test_main_pages_pass_axe_in_the_dark_theme(page: Page, live: Live, owner: dict[str, Any]) -> None:
+    page.context.add_init_script("window.localStorage.setItem('nexent.theme', 'dark')")
+    page.goto("/signin")
+    expect(page.get_by_role("heading", name="Sign in to Nexent")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    check_accessibility(page)
+
+    live.llm.server.enqueue(ChatReply.text("A dark answer."), ChatReply.text('"Dark"'))
+    sign_in_as(page, owner)
+    page.goto("/chat")
+    tab_to(page, page.get_by_role("textbox", name="Message"))
+    page.keyboard.type("Hello in the dark.")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("answer")).to_have_text("A dark answer.")
+    check_accessibility(page)
+
+    for path, ready in [
+        ("/agents", page.get_by_role("row", name=re.compile(owner["agent"]["name"]))),
+        (f"/agents/edit?id={owner['agent']['id']}", page.get_by_role("checkbox", name="calculator")),
+        ("/knowledge", page.get_by_role("heading", name="Knowledge bases")),
+        ("/models", page.get_by_role("heading", name="Models", exact=True)),
+        ("/team", page.get_by_role("tab", name="Members")),
+    ]:
+        page.goto(path)
+        expect(ready).to_be_visible()
+        page.wait_for_timeout(300)  # antd's transitions settle
+        check_accessibility(page)
