@@ -1,7 +1,7 @@
 "use client";
 
 import { Conversations } from "@ant-design/x";
-import { DeleteOutlined, EditOutlined, PlusOutlined, UnorderedListOutlined } from "@ant-design/icons";
+import { DeleteOutlined, EditOutlined, EllipsisOutlined, PlusOutlined, UnorderedListOutlined } from "@ant-design/icons";
 import { App, Button, Drawer, Flex, Grid, Input, Modal, Select, Spin } from "antd";
 import Link from "next/link";
 import { useRouter, useSearchParams } from "next/navigation";
@@ -90,14 +90,40 @@ export function ChatPage() {
         <Conversations
           activeKey={conversationId ?? undefined}
           onActiveChange={(key) => go({ c: String(key) })}
-          items={filtered.map((item) => ({ key: item.id, label: item.title }))}
+          // By keyboard too: each title is a link (Enter opens it, through the item's own click) and each menu a button.
+          items={filtered.map((item) => ({
+            key: item.id,
+            title: item.title,
+            label: (
+              <a
+                href={`/chat?c=${item.id}`}
+                style={{ color: "inherit", textDecoration: "none" }}
+                onClick={(event) => {
+                  if (event.metaKey || event.ctrlKey || event.shiftKey) event.stopPropagation();
+                  else event.preventDefault();
+                }}
+              >
+                {item.title}
+              </a>
+            ),
+          }))}
           menu={(conversation) => ({
+            trigger: (
+              <Button
+                type="text"
+                size="small"
+                icon={<EllipsisOutlined />}
+                aria-label={`${t("common.actions")}: ${conversation.title ?? ""}`}
+              />
+            ),
             items: [
               { key: "rename", label: t("common.rename"), icon: <EditOutlined /> },
               { key: "delete", label: t("common.delete"), icon: <DeleteOutlined />, danger: true },
             ],
             onClick: ({ key, domEvent }) => {
               domEvent.stopPropagation();
+              // By Enter: the key must not go on to press the dialog's first button, which takes the focus now.
+              domEvent.preventDefault();
               const item = filtered.find((entry) => entry.id === conversation.key);
               if (!item) return;
               if (key === "rename") {
