@@ -100,13 +100,15 @@ def live(web_build: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
             server.stop()
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: Playwright's sync API runs an event loop in the main thread while it is started,
+# and pytest-asyncio's tests after the browser tests could not run theirs.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as runner:
         yield runner
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield browser
