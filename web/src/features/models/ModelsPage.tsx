@@ -9,6 +9,7 @@ import { useT } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
+import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
 import { checkModel, deleteModel, KINDS, listModels, updateModel, type Model } from "./api";
 import { checkErrorText } from "./checkText";
@@ -70,24 +71,10 @@ function ModelList() {
       setChecking(null);
     }
   };
-  const makeDefault = async (model: Model) => {
-    try {
-      await updateModel(model.id, { is_default: true });
-      message.success(t("models.defaultSet", { name: model.name }));
-      models.reload();
-    } catch (error) {
-      message.error(errorMessage(error, t));
-    }
-  };
-  const remove = async (model: Model) => {
-    try {
-      await deleteModel(model.id);
-      message.success(t("common.deleted"));
-      models.reload();
-    } catch (error) {
-      message.error(errorMessage(error, t));
-    }
-  };
+  const act = useAction(models.reload);
+  const makeDefault = (model: Model) =>
+    act(() => updateModel(model.id, { is_default: true }), t("models.defaultSet", { name: model.name }));
+  const remove = (model: Model) => act(() => deleteModel(model.id), t("common.deleted"));
 
   const addButton = manage ? (
     <Button type="primary" icon={<PlusOutlined />} onClick={() => open(null)}>

@@ -1,12 +1,13 @@
 "use client";
 
 import { PlusOutlined } from "@ant-design/icons";
-import { Alert, App, Button, Flex, Form, Input, InputNumber, Modal, Popconfirm, Select, Table, Tag, Typography } from "antd";
+import { Alert, Button, Flex, Form, Input, InputNumber, Modal, Popconfirm, Select, Table, Tag, Typography } from "antd";
 import { useState } from "react";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
-import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
+import { ErrorAlert } from "@/ui/ErrorAlert";
+import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
 import { createApiKey, listAgents, listApiKeys, listMembers, revokeApiKey, type ApiKey, type ApiKeyCreated } from "./api";
 import { CopyField, OkTag, useFormatDate } from "./shared";
@@ -21,7 +22,6 @@ interface Values {
 export function ApiKeysTab() {
   const t = useT();
   const { can } = useMe();
-  const { message } = App.useApp();
   const formatDate = useFormatDate();
   const keys = useAsync(listApiKeys, []);
   const agents = useAsync(() => listAgents().catch(() => []), []);
@@ -52,15 +52,8 @@ export function ApiKeysTab() {
       setBusy(false);
     }
   };
-  const revoke = async (key: ApiKey) => {
-    try {
-      await revokeApiKey(key.id);
-      message.success(t("team.inv.revoked"));
-      keys.reload();
-    } catch (caught) {
-      message.error(errorMessage(caught, t));
-    }
-  };
+  const act = useAction(keys.reload);
+  const revoke = (key: ApiKey) => act(() => revokeApiKey(key.id), t("team.inv.revoked"));
   const createButton = (
     <Button
       type="primary"

@@ -6,7 +6,8 @@ import { useEffect, useState } from "react";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
-import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
+import { ErrorAlert } from "@/ui/ErrorAlert";
+import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
 import {
   addGroupMember,
@@ -22,21 +23,12 @@ import {
 export function GroupsTab() {
   const t = useT();
   const { can } = useMe();
-  const { message } = App.useApp();
   const manage = can("groups.manage");
   const groups = useAsync(listGroups, []);
   const members = useAsync(listMembers, []);
   const [editing, setEditing] = useState<Group | "new" | null>(null);
 
-  const act = async (work: () => Promise<unknown>, done?: string) => {
-    try {
-      await work();
-      if (done) message.success(done);
-      groups.reload();
-    } catch (error) {
-      message.error(errorMessage(error, t));
-    }
-  };
+  const act = useAction(groups.reload);
   const nameOf = (userId: string) => members.data?.find((m) => m.user_id === userId)?.display_name ?? userId.slice(0, 8);
   const createButton = manage ? (
     <Button type="primary" icon={<PlusOutlined />} onClick={() => setEditing("new")}>

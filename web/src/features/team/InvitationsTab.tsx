@@ -1,13 +1,14 @@
 "use client";
 
 import { PlusOutlined } from "@ant-design/icons";
-import { Alert, App, Button, Flex, Form, Input, InputNumber, Modal, Popconfirm, Select, Table, Tag, Typography } from "antd";
+import { Alert, Button, Flex, Form, Input, InputNumber, Modal, Popconfirm, Select, Table, Tag, Typography } from "antd";
 import { useState } from "react";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useT } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import { EmptyState } from "@/ui/EmptyState";
-import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
+import { ErrorAlert } from "@/ui/ErrorAlert";
+import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
 import {
   createInvitation,
@@ -32,7 +33,6 @@ interface Values {
 export function InvitationsTab() {
   const t = useT();
   const { me } = useMe();
-  const { message } = App.useApp();
   const formatDate = useFormatDate();
   const invitations = useAsync(listInvitations, []);
   const groups = useAsync(listGroups, []);
@@ -64,15 +64,8 @@ export function InvitationsTab() {
       setBusy(false);
     }
   };
-  const revoke = async (invitation: Invitation) => {
-    try {
-      await revokeInvitation(invitation.id);
-      message.success(t("team.inv.revoked"));
-      invitations.reload();
-    } catch (caught) {
-      message.error(errorMessage(caught, t));
-    }
-  };
+  const act = useAction(invitations.reload);
+  const revoke = (invitation: Invitation) => act(() => revokeInvitation(invitation.id), t("team.inv.revoked"));
   const createButton = (
     <Button
       type="primary"

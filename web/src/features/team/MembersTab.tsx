@@ -1,11 +1,12 @@
 "use client";
 
-import { App, Button, Popconfirm, Select, Space, Table, Tag, Typography } from "antd";
+import { Button, Popconfirm, Select, Space, Table, Tag, Typography } from "antd";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useT } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import { EmptyState } from "@/ui/EmptyState";
-import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
+import { ErrorAlert } from "@/ui/ErrorAlert";
+import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
 import { listMembers, removeMember, ROLES, updateMember, type Member, type Role } from "./api";
 import { ScrollRegion } from "./ScrollRegion";
@@ -14,7 +15,6 @@ import { OkTag, ROLE_RANK, useFormatDate } from "./shared";
 export function MembersTab() {
   const t = useT();
   const { me, can } = useMe();
-  const { message } = App.useApp();
   const formatDate = useFormatDate();
   const members = useAsync(listMembers, []);
   const manage = can("members.manage");
@@ -23,15 +23,7 @@ export function MembersTab() {
   const manageable = (member: Member) => manage && member.user_id !== me.user.id && ROLE_RANK[member.role] >= myRank;
   const roleName = (role: Role) => t(`team.role.${role}` as MessageKey);
 
-  const act = async (work: () => Promise<unknown>, done: string) => {
-    try {
-      await work();
-      message.success(done);
-      members.reload();
-    } catch (error) {
-      message.error(errorMessage(error, t));
-    }
-  };
+  const act = useAction(members.reload);
 
   if (!members.loading && !members.error && (members.data ?? []).length === 0) {
     return <EmptyState title={t("team.membersEmpty")} hint={t("team.membersEmptyHint")} />;
