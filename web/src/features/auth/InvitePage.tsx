@@ -1,6 +1,6 @@
 "use client";
 
-import { App, Button, Flex, Form, Input, Typography } from "antd";
+import { App, Button, Flex, Form, Input } from "antd";
 import { useRouter, useSearchParams } from "next/navigation";
 import { useState } from "react";
 import { useT } from "@/i18n";
@@ -51,10 +51,10 @@ export function InvitePage() {
           <Button type="primary" block disabled={!code.trim()} href={`/signup?invitation=${encodeURIComponent(code.trim())}`}>
             {t("auth.invite.signUpWith")}
           </Button>
-          <Typography.Text>
+          <p style={{ margin: 0 }}>
             {t("auth.invite.signInFirst")}{" "}
             <a href={`/signin?next=${encodeURIComponent(here)}`}>{t("auth.signIn")}</a>
-          </Typography.Text>
+          </p>
         </Flex>
       )}
     </AuthCard>

@@ -1,6 +1,6 @@
 "use client";
 
-import { Button, Divider, Form, Input, Typography } from "antd";
+import { Button, Divider, Form, Input } from "antd";
 import Link from "next/link";
 import { useRouter, useSearchParams } from "next/navigation";
 import { useEffect, useState } from "react";
@@ -8,7 +8,7 @@ import { loadConfig, type UIConfig } from "@/api/config";
 import { useT } from "@/i18n";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { safeNext, signIn } from "./api";
-import { AuthCard } from "./AuthCard";
+import { AuthCard, AuthFooter } from "./AuthCard";
 
 export function SignInPage() {
   const t = useT();
@@ -62,9 +62,9 @@ export function SignInPage() {
           </Button>
         </>
       ) : null}
-      <Typography.Paragraph style={{ marginTop: 16, marginBottom: 0 }}>
+      <AuthFooter>
         {t("auth.noAccount")} <Link href={`/signup?next=${encodeURIComponent(next)}`}>{t("auth.signUp")}</Link>
-      </Typography.Paragraph>
+      </AuthFooter>
     </AuthCard>
   );
 }

@@ -1,6 +1,6 @@
 "use client";
 
-import { Alert, Button, Form, Input, Typography } from "antd";
+import { Alert, Button, Form, Input } from "antd";
 import Link from "next/link";
 import { useRouter, useSearchParams } from "next/navigation";
 import { useEffect, useState } from "react";
@@ -8,7 +8,7 @@ import { loadConfig } from "@/api/config";
 import { useT } from "@/i18n";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { safeNext, signUp } from "./api";
-import { AuthCard } from "./AuthCard";
+import { AuthCard, AuthFooter } from "./AuthCard";
 
 interface SignUpValues {
   email: string;
@@ -83,9 +83,9 @@ export function SignUpPage() {
           {t("auth.signUp")}
         </Button>
       </Form>
-      <Typography.Paragraph style={{ marginTop: 16, marginBottom: 0 }}>
+      <AuthFooter>
         {t("auth.haveAccount")} <Link href={`/signin?next=${encodeURIComponent(next)}`}>{t("auth.signIn")}</Link>
-      </Typography.Paragraph>
+      </AuthFooter>
     </AuthCard>
   );
 }
