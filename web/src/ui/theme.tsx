@@ -1,6 +1,6 @@
 "use client";
 
-import { App as AntApp, ConfigProvider, theme as antdTheme } from "antd";
+import { ConfigProvider, theme as antdTheme } from "antd";
 import type { Locale as AntdLocale } from "antd/es/locale";
 // Ant Design's own English is its default (already in every page's bundle); Chinese is loaded when someone picks it.
 // The `es` build on purpose: `antd/locale/*` is the CommonJS build, a second copy of the date and pagination texts.
@@ -76,7 +76,7 @@ export function ThemeProvider({ children }: { children: ReactNode }) {
               },
         }}
       >
-        <AntApp>{children}</AntApp>
+        {children}
       </ConfigProvider>
     </ThemeContext.Provider>
   );
