@@ -10,6 +10,7 @@ import { latestRun, readConversation, regenerate, startRun, stopRun, type Agent 
 import { AssistantTurn } from "./AssistantTurn";
 import { CitationDrawer } from "./CitationDrawer";
 import { applyEvent, emptyTurn, turnFromMessage, type Citation, type Turn } from "./transcript";
+import "./messages";
 
 type Entry = { key: string; role: "user"; text: string } | { key: string; role: "assistant"; turn: Turn };
 

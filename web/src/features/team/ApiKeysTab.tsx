@@ -10,6 +10,7 @@ import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { createApiKey, listAgents, listApiKeys, listMembers, revokeApiKey, type ApiKey, type ApiKeyCreated } from "./api";
 import { CopyField, OkTag, useFormatDate } from "./shared";
+import "./messages";
 
 interface Values {
   name: string;

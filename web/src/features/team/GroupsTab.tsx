@@ -18,6 +18,7 @@ import {
   updateGroup,
   type Group,
 } from "./api";
+import "./messages";
 
 export function GroupsTab() {
   const t = useT();
