@@ -1,14 +1,15 @@
 "use client";
 
-import { Flex, Select, theme } from "antd";
+import { Flex, Segmented, theme } from "antd";
 import type { CSSProperties, ReactNode } from "react";
-import { LOCALES, useLocale } from "@/i18n";
+import { LOCALES, useLocale, type Locale } from "@/i18n";
 
 /**
  * The frame of the pages before sign-in: a card in the middle, the language switch above it.
  *
- * Plain elements styled with Ant Design's tokens rather than Card and Typography: those bring tabs, menus, skeletons,
- * tooltips and the copy/edit machinery into the first page anyone loads (budget: 250 KB of gzipped JavaScript).
+ * Plain elements styled with Ant Design's tokens rather than Card and Typography, and a Segmented switch for the two
+ * languages rather than a Select: those bring tabs, menus, skeletons, virtual lists and the copy/edit machinery into
+ * the first page anyone loads (budget: 250 KB of gzipped JavaScript).
  */
 export function AuthCard({ title, children }: { title: string; children: ReactNode }) {
   const { locale, setLocale, t } = useLocale();
@@ -36,13 +37,7 @@ export function AuthCard({ title, children }: { title: string; children: ReactNo
           <h3 style={{ ...heading, margin: 0, fontSize: token.fontSizeHeading3, lineHeight: token.lineHeightHeading3 }}>
             {t("app.name")}
           </h3>
-          <Select
-            aria-label={t("shell.language")}
-            value={locale}
-            onChange={setLocale}
-            options={LOCALES}
-            style={{ width: 110 }}
-          />
+          <Segmented<Locale> aria-label={t("shell.language")} value={locale} onChange={setLocale} options={LOCALES} />
         </Flex>
         <section
           style={{
