@@ -1,11 +1,12 @@
 "use client";
 
-import { App, Button, Flex, Form, Input } from "antd";
+import { App, Button, Flex, Form } from "antd";
 import { useRouter, useSearchParams } from "next/navigation";
 import { useState } from "react";
 import { useT } from "@/i18n";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { acceptInvitation, switchTenant } from "./api";
+import { Input } from "./inputs";
 import { AuthCard } from "./AuthCard";
 import { useSession } from "./SessionProvider";
 

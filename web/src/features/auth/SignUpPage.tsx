@@ -1,6 +1,6 @@
 "use client";
 
-import { Alert, Button, Form, Input } from "antd";
+import { Alert, Button, Form } from "antd";
 import Link from "next/link";
 import { useRouter, useSearchParams } from "next/navigation";
 import { useEffect, useState } from "react";
@@ -8,6 +8,7 @@ import { loadConfig } from "@/api/config";
 import { useT } from "@/i18n";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { safeNext, signUp } from "./api";
+import { Input, Password } from "./inputs";
 import { AuthCard, AuthFooter } from "./AuthCard";
 
 interface SignUpValues {
@@ -69,7 +70,7 @@ export function SignUpPage() {
           extra={t("auth.passwordHint")}
           rules={[{ required: true, message: t("auth.required") }]}
         >
-          <Input.Password autoComplete="new-password" />
+          <Password autoComplete="new-password" />
         </Form.Item>
         <Form.Item label={t("auth.displayName")} name="display_name">
           <Input autoComplete="name" />
