@@ -1,22 +1,11 @@
 "use client";
 
-import { Button, Result } from "antd";
-import { useT } from "@/i18n";
+import dynamic from "next/dynamic";
 
-export default function NotFound() {
-  const t = useT();
-  return (
-    <main>
-      <Result
-        status="404"
-        title={t("notFound.title")}
-        subTitle={t("notFound.body")}
-        extra={
-          <Button type="primary" href="/">
-            {t("notFound.home")}
-          </Button>
-        }
-      />
-    </main>
-  );
+// The root not-found boundary is part of the root layout, so whatever it imports every page loads. Ant Design's
+// Result (with its 404/403/500 illustrations, ~10 KB gzipped) comes only when a page is actually not found.
+const NotFound = dynamic(() => import("@/ui/NotFound"));
+
+export default function NotFoundPage() {
+  return <NotFound />;
 }

@@ -1,21 +1,37 @@
-// Every feature's messages, merged. A feature adds its dictionary here once.
+// Every feature's messages. The shell's (common) and the pages before sign-in's (auth) are always here; each other
+// feature registers its dictionary when its code is loaded (its components import its `messages.ts`), so the
+// sign-in page does not carry every page's texts. The keys (types only) are every feature's.
 import { common } from "./common";
-import { agents } from "@/features/agents/messages";
 import { auth } from "@/features/auth/messages";
-import { chat } from "@/features/chat/messages";
-import { knowledge } from "@/features/knowledge/messages";
-import { models } from "@/features/models/messages";
-import { runs } from "@/features/runs/messages";
-import { team } from "@/features/team/messages";
+import type { agents } from "@/features/agents/messages";
+import type { chat } from "@/features/chat/messages";
+import type { knowledge } from "@/features/knowledge/messages";
+import type { models } from "@/features/models/messages";
+import type { runs } from "@/features/runs/messages";
+import type { team } from "@/features/team/messages";
 
-const all = [common, auth, chat, runs, agents, knowledge, models, team] as const;
+type All =
+  | typeof common
+  | typeof auth
+  | typeof chat
+  | typeof runs
+  | typeof agents
+  | typeof knowledge
+  | typeof models
+  | typeof team;
 
 type Union<T> = T extends { en: infer E } ? E : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
-export type Messages = UnionToIntersection<Union<(typeof all)[number]>>;
+export type Messages = UnionToIntersection<Union<All>>;
 export type MessageKey = keyof Messages & string;
 
-export const messages: Record<"en" | "zh", Record<MessageKey, string>> = {
-  en: Object.assign({}, ...all.map((m) => m.en)),
-  zh: Object.assign({}, ...all.map((m) => m.zh)),
+export const messages: Record<"en" | "zh", Partial<Record<MessageKey, string>>> = {
+  en: Object.assign({}, common.en, auth.en),
+  zh: Object.assign({}, common.zh, auth.zh),
 };
+
+/** Adds a feature's dictionary (its `messages.ts` calls this when it is first imported). */
+export function registerMessages(dictionary: { en: Record<string, string>; zh: Record<string, string> }): void {
+  Object.assign(messages.en, dictionary.en);
+  Object.assign(messages.zh, dictionary.zh);
+}

@@ -1,8 +1,10 @@
 "use client";
 
-import { App as AntApp, ConfigProvider, theme as antdTheme } from "antd";
-import enUS from "antd/locale/en_US";
-import zhCN from "antd/locale/zh_CN";
+import { ConfigProvider, theme as antdTheme } from "antd";
+import type { Locale as AntdLocale } from "antd/es/locale";
+// Ant Design's own English is its default (already in every page's bundle); Chinese is loaded when someone picks it.
+// The `es` build on purpose: `antd/locale/*` is the CommonJS build, a second copy of the date and pagination texts.
+import enUS from "antd/es/locale/en_US";
 import { createContext, useCallback, useContext, useEffect, useMemo, useState, type ReactNode } from "react";
 import { useLocale } from "@/i18n";
 
@@ -26,6 +28,15 @@ export function ThemeProvider({ children }: { children: ReactNode }) {
   const { locale } = useLocale();
   const [choice, setChoiceState] = useState<ThemeChoice>("system");
   const [dark, setDark] = useState(false);
+  const [zhCN, setZhCN] = useState<AntdLocale | null>(null);
+  useEffect(() => {
+    if (locale !== "zh" || zhCN) return;
+    let live = true;
+    void import("antd/es/locale/zh_CN").then((module) => live && setZhCN(module.default));
+    return () => {
+      live = false;
+    };
+  }, [locale, zhCN]);
   useEffect(() => {
     const stored = window.localStorage.getItem(STORAGE_KEY);
     if (stored === "light" || stored === "dark" || stored === "system") setChoiceState(stored);
@@ -49,7 +60,7 @@ export function ThemeProvider({ children }: { children: ReactNode }) {
   return (
     <ThemeContext.Provider value={value}>
       <ConfigProvider
-        locale={locale === "zh" ? zhCN : enUS}
+        locale={locale === "zh" && zhCN ? zhCN : enUS}
         theme={{
           algorithm: dark ? antdTheme.darkAlgorithm : antdTheme.defaultAlgorithm,
           // Ant Design's default blue is below 4.5:1 on white for small text (axe's colour contrast); this one passes.
@@ -71,7 +82,7 @@ export function ThemeProvider({ children }: { children: ReactNode }) {
               },
         }}
       >
-        <AntApp>{children}</AntApp>
+        {children}
       </ConfigProvider>
     </ThemeContext.Provider>
   );

@@ -29,6 +29,7 @@ import {
 import { SharingPanel } from "./SharingPanel";
 import { TestChatSlot } from "./TestChatSlot";
 import { ToolPicker } from "./ToolPicker";
+import "./messages";
 
 const MAX_EXAMPLE_QUESTIONS = 10;
 const MAX_EXAMPLES = 20;

@@ -12,6 +12,7 @@ import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { deleteAgent, listAgents, type Agent } from "./api";
+import "./messages";
 
 const PAGE_SIZE = 20;
 

@@ -8,6 +8,7 @@ import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { listGroups, listShares, shareAgent, unshareAgent, type SharePermission } from "./api";
+import "./messages";
 
 type Access = SharePermission | "none";
 

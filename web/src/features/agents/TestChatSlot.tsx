@@ -6,6 +6,7 @@ import { readAgent } from "@/features/chat/api";
 import { useT } from "@/i18n";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
+import "./messages";
 
 /** The studio's test chat: the saved agent's draft, in a new conversation each time the studio opens. */
 export function TestChatSlot({ agentId }: { agentId: string | null }) {

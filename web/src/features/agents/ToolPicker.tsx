@@ -4,6 +4,7 @@ import { Checkbox, Typography } from "antd";
 import { useT } from "@/i18n";
 import type { JsonSchema, ToolInfo, ToolUse } from "./api";
 import { ToolSettingsForm } from "./ToolSettingsForm";
+import "./messages";
 
 const UNKNOWN_SCHEMA: JsonSchema = { type: "object" };
 

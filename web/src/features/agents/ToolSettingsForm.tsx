@@ -4,6 +4,7 @@ import { Form, Input, InputNumber, Select, Switch } from "antd";
 import { useState } from "react";
 import { useT } from "@/i18n";
 import type { JsonSchema } from "./api";
+import "./messages";
 
 type Settings = Record<string, unknown>;
 

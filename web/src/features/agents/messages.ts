@@ -1,4 +1,5 @@
 import { defineMessages } from "@/i18n/define";
+import { registerMessages } from "@/i18n/messages";
 
 export const agents = defineMessages({
   en: {
@@ -160,3 +161,5 @@ export const agents = defineMessages({
     "agents.share.toTeam": "前往团队",
   },
 });
+
+registerMessages(agents);

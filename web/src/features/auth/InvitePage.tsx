@@ -1,11 +1,12 @@
 "use client";
 
-import { App, Button, Flex, Form, Input, Typography } from "antd";
+import { App, Button, Flex, Form } from "antd";
 import { useRouter, useSearchParams } from "next/navigation";
 import { useState } from "react";
 import { useT } from "@/i18n";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { acceptInvitation, switchTenant } from "./api";
+import { Input } from "./inputs";
 import { AuthCard } from "./AuthCard";
 import { useSession } from "./SessionProvider";
 
@@ -51,10 +52,10 @@ export function InvitePage() {
           <Button type="primary" block disabled={!code.trim()} href={`/signup?invitation=${encodeURIComponent(code.trim())}`}>
             {t("auth.invite.signUpWith")}
           </Button>
-          <Typography.Text>
+          <p style={{ margin: 0 }}>
             {t("auth.invite.signInFirst")}{" "}
             <a href={`/signin?next=${encodeURIComponent(here)}`}>{t("auth.signIn")}</a>
-          </Typography.Text>
+          </p>
         </Flex>
       )}
     </AuthCard>

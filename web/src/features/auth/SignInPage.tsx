@@ -1,6 +1,7 @@
 "use client";
 
-import { Button, Divider, Form, Input, Typography } from "antd";
+import { Button, Form } from "antd";
+import dynamic from "next/dynamic";
 import Link from "next/link";
 import { useRouter, useSearchParams } from "next/navigation";
 import { useEffect, useState } from "react";
@@ -8,7 +9,11 @@ import { loadConfig, type UIConfig } from "@/api/config";
 import { useT } from "@/i18n";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { safeNext, signIn } from "./api";
-import { AuthCard } from "./AuthCard";
+import { Input, Password } from "./inputs";
+import { AuthCard, AuthFooter } from "./AuthCard";
+
+// Single sign-on's part of the page (a divider and a button), loaded only where the server has it configured.
+const SsoSignIn = dynamic(() => import("./SsoSignIn"));
 
 export function SignInPage() {
   const t = useT();
@@ -48,23 +53,16 @@ export function SignInPage() {
           <Input autoComplete="email" autoFocus />
         </Form.Item>
         <Form.Item label={t("auth.password")} name="password" rules={[{ required: true, message: t("auth.required") }]}>
-          <Input.Password autoComplete="current-password" />
+          <Password autoComplete="current-password" />
         </Form.Item>
         <Button type="primary" htmlType="submit" block loading={busy}>
           {t("auth.signIn")}
         </Button>
       </Form>
-      {config?.sso ? (
-        <>
-          <Divider plain>{t("auth.or")}</Divider>
-          <Button block href={`/api/auth/oidc/login?next=${encodeURIComponent(`/auth/callback?next=${encodeURIComponent(next)}`)}`}>
-            {t("auth.sso")}
-          </Button>
-        </>
-      ) : null}
-      <Typography.Paragraph style={{ marginTop: 16, marginBottom: 0 }}>
+      {config?.sso ? <SsoSignIn next={next} /> : null}
+      <AuthFooter>
         {t("auth.noAccount")} <Link href={`/signup?next=${encodeURIComponent(next)}`}>{t("auth.signUp")}</Link>
-      </Typography.Paragraph>
+      </AuthFooter>
     </AuthCard>
   );
 }

@@ -1,6 +1,6 @@
 "use client";
 
-import { Alert, Button, Form, Input, Typography } from "antd";
+import { Alert, Button, Form } from "antd";
 import Link from "next/link";
 import { useRouter, useSearchParams } from "next/navigation";
 import { useEffect, useState } from "react";
@@ -8,7 +8,8 @@ import { loadConfig } from "@/api/config";
 import { useT } from "@/i18n";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { safeNext, signUp } from "./api";
-import { AuthCard } from "./AuthCard";
+import { Input, Password } from "./inputs";
+import { AuthCard, AuthFooter } from "./AuthCard";
 
 interface SignUpValues {
   email: string;
@@ -69,7 +70,7 @@ export function SignUpPage() {
           extra={t("auth.passwordHint")}
           rules={[{ required: true, message: t("auth.required") }]}
         >
-          <Input.Password autoComplete="new-password" />
+          <Password autoComplete="new-password" />
         </Form.Item>
         <Form.Item label={t("auth.displayName")} name="display_name">
           <Input autoComplete="name" />
@@ -83,9 +84,9 @@ export function SignUpPage() {
           {t("auth.signUp")}
         </Button>
       </Form>
-      <Typography.Paragraph style={{ marginTop: 16, marginBottom: 0 }}>
+      <AuthFooter>
         {t("auth.haveAccount")} <Link href={`/signin?next=${encodeURIComponent(next)}`}>{t("auth.signIn")}</Link>
-      </Typography.Paragraph>
+      </AuthFooter>
     </AuthCard>
   );
 }

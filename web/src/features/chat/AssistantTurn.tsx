@@ -8,6 +8,7 @@ import { App } from "antd";
 import { useT } from "@/i18n";
 import type { Citation, Step, Turn } from "./transcript";
 import { Markdown } from "./Markdown";
+import "./messages";
 
 function stepItems(steps: Step[], t: ReturnType<typeof useT>): ThoughtChainItemType[] {
   return steps.map((step) => ({

@@ -12,6 +12,7 @@ import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { deleteConversation, listAgents, listConversations, renameConversation, type Conversation } from "./api";
 import { ChatPanel } from "./ChatPanel";
+import "./messages";
 
 export function ChatPage() {
   const t = useT();

@@ -10,6 +10,7 @@ import { latestRun, readConversation, regenerate, startRun, stopRun, type Agent 
 import { AssistantTurn } from "./AssistantTurn";
 import { CitationDrawer } from "./CitationDrawer";
 import { applyEvent, emptyTurn, turnFromMessage, type Citation, type Turn } from "./transcript";
+import "./messages";
 
 /** One answer; a finished one is not rendered again while the next one streams. */
 const AnswerBubble = memo(function AnswerBubble(props: {

@@ -8,6 +8,7 @@ import { ApiError, problemOf } from "@/api/problem";
 import { useT } from "@/i18n";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import type { Citation } from "./transcript";
+import "./messages";
 
 interface ChunkView {
   text: string;

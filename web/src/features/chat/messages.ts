@@ -1,4 +1,5 @@
 import { defineMessages } from "@/i18n/define";
+import { registerMessages } from "@/i18n/messages";
 
 export const chat = defineMessages({
   en: {
@@ -68,3 +69,5 @@ export const chat = defineMessages({
     "chat.citation.download": "下载文档",
   },
 });
+
+registerMessages(chat);

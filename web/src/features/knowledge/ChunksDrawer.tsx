@@ -8,6 +8,7 @@ import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { deleteChunk, listChunks, updateChunk, type Chunk, type KbDocument, type KnowledgeBase } from "./api";
+import "./messages";
 
 /** A document's chunks in order: read, edit the text (embedded again at once), delete. */
 export function ChunksDrawer({

@@ -22,6 +22,7 @@ import {
 } from "./api";
 import { ChunksDrawer } from "./ChunksDrawer";
 import { StatusTag, documentErrorText } from "./status";
+import "./messages";
 
 type RequestOptions = Parameters<NonNullable<UploadProps["customRequest"]>>[0];
 interface Rejection {

@@ -6,6 +6,7 @@ import { useT } from "@/i18n";
 import { errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { createKnowledgeBase, listModels, updateKnowledgeBase, type KnowledgeBase } from "./api";
+import "./messages";
 
 interface Values {
   name: string;

@@ -13,6 +13,7 @@ import { readKnowledgeBase } from "./api";
 import { DocumentsSection } from "./DocumentsSection";
 import { KbFormModal } from "./KbFormModal";
 import { SearchPlayground } from "./SearchPlayground";
+import "./messages";
 
 export function KnowledgeBasePage() {
   return (

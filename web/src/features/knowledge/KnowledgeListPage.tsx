@@ -15,6 +15,7 @@ import { deleteKnowledgeBase, listKnowledgeBases, listModels, type DocumentStatu
 import { KbFormModal } from "./KbFormModal";
 import { ShareModal } from "./ShareModal";
 import { StatusTag } from "./status";
+import "./messages";
 
 export function KnowledgeListPage() {
   return (

@@ -6,6 +6,7 @@ import { useT, type Translate } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { search, type KnowledgeBase, type SearchMode, type SearchResult } from "./api";
+import "./messages";
 
 const MODES: { mode: SearchMode; key: MessageKey }[] = [
   { mode: "bm25", key: "kb.search.mode.bm25" },

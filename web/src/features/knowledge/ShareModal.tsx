@@ -6,6 +6,7 @@ import { useT } from "@/i18n";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { deleteShare, listGroups, listShares, putShare, type KnowledgeBase, type SharePermission } from "./api";
+import "./messages";
 
 /** Which groups may read or edit a knowledge base. */
 export function ShareModal({ base, onClose }: { base: KnowledgeBase | null; onClose: () => void }) {

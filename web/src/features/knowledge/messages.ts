@@ -1,4 +1,5 @@
 import { defineMessages } from "@/i18n/define";
+import { registerMessages } from "@/i18n/messages";
 
 export const knowledge = defineMessages({
   en: {
@@ -190,3 +191,5 @@ export const knowledge = defineMessages({
     "kb.search.results": "{mode} 结果",
   },
 });
+
+registerMessages(knowledge);

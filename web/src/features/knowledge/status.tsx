@@ -6,6 +6,7 @@ import type { ReactNode } from "react";
 import type { Translate } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import type { DocumentStatus, KbDocument } from "./api";
+import "./messages";
 
 const STATUS: Record<DocumentStatus, { key: MessageKey }> = {
   queued: { key: "kb.status.queued" },

@@ -17,6 +17,7 @@ import {
   type ModelSettings,
 } from "./api";
 import { checkErrorText } from "./checkText";
+import "./messages";
 
 interface Values {
   provider: "openai_compatible" | "local";

@@ -15,6 +15,7 @@ import { checkModel, deleteModel, KINDS, listModels, updateModel, type Model } f
 import { checkErrorText } from "./checkText";
 import { CheckAlert, ModelForm } from "./ModelForm";
 import { UsagePanel } from "./UsagePanel";
+import "./messages";
 
 /** `/models?tab=models|usage`: the tenant's models by kind, and their usage. */
 export function ModelsPage() {

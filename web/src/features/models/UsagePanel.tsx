@@ -10,6 +10,7 @@ import { ErrorAlert } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { agentNames, listModels, readUsage, readUsageSeries } from "./api";
 import { BarChart } from "./BarChart";
+import "./messages";
 
 const RANGES = ["1", "7", "30", "90"] as const;
 type Range = (typeof RANGES)[number];

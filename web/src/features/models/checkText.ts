@@ -1,5 +1,6 @@
 import type { Translate } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
+import "./messages";
 
 const CODES = new Set([
   "auth",

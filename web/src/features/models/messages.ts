@@ -1,4 +1,5 @@
 import { defineMessages } from "@/i18n/define";
+import { registerMessages } from "@/i18n/messages";
 
 export const models = defineMessages({
   en: {
@@ -202,3 +203,5 @@ export const models = defineMessages({
     "usage.forbidden": "只有所有者和管理员可以查看用量。",
   },
 });
+
+registerMessages(models);

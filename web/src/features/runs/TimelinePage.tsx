@@ -9,6 +9,7 @@ import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
+import "./messages";
 
 type StepEvent = Extract<RunEvent, { type: "step.completed" }>;
 type CallEvent = Extract<RunEvent, { type: "tool.call" }>;

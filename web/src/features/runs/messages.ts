@@ -1,4 +1,5 @@
 import { defineMessages } from "@/i18n/define";
+import { registerMessages } from "@/i18n/messages";
 
 export const runs = defineMessages({
   en: {
@@ -36,3 +37,5 @@ export const runs = defineMessages({
     "runs.noSteps": "尚无步骤记录。",
   },
 });
+
+registerMessages(runs);

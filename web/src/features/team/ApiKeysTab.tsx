@@ -11,6 +11,7 @@ import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
 import { createApiKey, listAgents, listApiKeys, listMembers, revokeApiKey, type ApiKey, type ApiKeyCreated } from "./api";
 import { CopyField, OkTag, useFormatDate } from "./shared";
+import "./messages";
 
 interface Values {
   name: string;

@@ -9,6 +9,7 @@ import { useAsync } from "@/ui/useAsync";
 import { listAudit, listMembers, type AuditEvent } from "./api";
 import { ScrollRegion } from "./ScrollRegion";
 import { useFormatDate } from "./shared";
+import "./messages";
 
 const PAGE_SIZE = 20;
 

@@ -19,6 +19,7 @@ import {
   updateGroup,
   type Group,
 } from "./api";
+import "./messages";
 
 export function GroupsTab() {
   const t = useT();

@@ -21,6 +21,7 @@ import {
   type Role,
 } from "./api";
 import { CopyField, OkTag, ROLE_RANK, useFormatDate } from "./shared";
+import "./messages";
 
 interface Values {
   role: Role;

@@ -11,6 +11,7 @@ import { useAsync } from "@/ui/useAsync";
 import { listMembers, removeMember, ROLES, updateMember, type Member, type Role } from "./api";
 import { ScrollRegion } from "./ScrollRegion";
 import { OkTag, ROLE_RANK, useFormatDate } from "./shared";
+import "./messages";
 
 export function MembersTab() {
   const t = useT();

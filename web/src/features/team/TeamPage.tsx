@@ -11,6 +11,7 @@ import { AuditTab } from "./AuditTab";
 import { GroupsTab } from "./GroupsTab";
 import { InvitationsTab } from "./InvitationsTab";
 import { MembersTab } from "./MembersTab";
+import "./messages";
 
 const TABS: { key: string; label: MessageKey; permission: string | null; render: () => ReactNode }[] = [
   { key: "members", label: "team.tab.members", permission: null, render: () => <MembersTab /> },

@@ -1,4 +1,5 @@
 import { defineMessages } from "@/i18n/define";
+import { registerMessages } from "@/i18n/messages";
 
 export const team = defineMessages({
   en: {
@@ -178,3 +179,5 @@ export const team = defineMessages({
     "team.forbidden": "你的角色无权执行此操作。",
   },
 });
+
+registerMessages(team);
