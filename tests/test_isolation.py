@@ -54,6 +54,7 @@ from fastapi.routing import APIRoute
 
 from nexent.identity.models import Role
 from nexent.identity.tokens import AccessClaims, issue_access_token
+from nexent.webui import UIRoute
 from tests.conftest import PostgresDatabases, make_settings, serve_in_process, wait_until
 from tests.support.identity import PASSWORD, bearer, register
 
@@ -212,6 +213,7 @@ PUBLIC: frozenset[Key] = frozenset(
         ("POST", "/api/auth/logout"),
         ("GET", "/api/auth/oidc/login"),
         ("GET", "/api/auth/oidc/callback"),
+        ("GET", "/api/ui/config"),
     }
 )
 
@@ -353,6 +355,8 @@ def discover(app: FastAPI) -> tuple[list[Endpoint], list[str]]:
     problems: list[str] = []
     for route in routes:
         original = getattr(route, "original_route", route)
+        if isinstance(original, UIRoute):
+            continue  # the web UI's static files: no tenant's data, never an API path (tests/test_webui.py)
         path: str | None = getattr(route, "path", None)
         methods: set[str] | None = getattr(route, "methods", None)
         if not path or not methods:
