@@ -48,6 +48,8 @@ export function DocumentsSection({
   const [rejections, setRejections] = useState<Rejection[]>([]);
   const [uploading, setUploading] = useState<UploadFile[]>([]);
   const items = docs.data?.items ?? [];
+  const itemsRef = useRef(items);
+  itemsRef.current = items;
   const { setData } = docs;
 
   // Live progress: the SSE stream; if it cannot be opened or drops, the list is read again every 2 s.
@@ -59,10 +61,10 @@ export function DocumentsSection({
         .then((page) => setData(page))
         .catch(() => undefined);
     const onEvent = (event: DocumentEvent) => {
-      let known = true;
+      // Read from the list as last rendered: an updater function runs later, too late to decide this.
+      const known = itemsRef.current.some((item) => item.id === event.document_id);
       setData((previous) => {
         if (!previous) return previous!;
-        known = previous.items.some((item) => item.id === event.document_id);
         return {
           ...previous,
           items: previous.items.map((item) =>
@@ -121,6 +123,9 @@ export function DocumentsSection({
         const fresh = result.documents.map((item) => item.document).filter((item) => !known.has(item.id));
         return { ...previous, items: [...fresh, ...previous.items], total: previous.total + fresh.length };
       });
+      // A small document can be processed before this answer arrives, its events before the list knew it: read the
+      // list once more, so that no document stays shown as queued.
+      listDocuments(kb.id).then(setData, () => undefined);
     } catch (error) {
       // No file accepted: the problem lists each refusal.
       const problem = (error as { problem?: { rejected?: { file_name: string; error: KbDocument["error"] }[] } }).problem;
