@@ -101,3 +101,40 @@ def test_reload_in_the_middle_of_a_run_shows_it_once(page: Page, live: Live, own
     expect(answer).to_have_text(" ".join(words), timeout=30_000)
     expect(page.get_by_test_id("transcript").get_by_text("Count parts.")).to_have_count(1)
     assert answer.inner_text().count("part199") == 1
+
+
+def test_a_sub_agents_steps_nest_under_its_call(page: Page, live: Live, owner: dict[str, Any]) -> None:
+    token = owner["access_token"]
+    helper = live.api(
+        "POST",
+        "/api/agents",
+        token,
+        json={"name": "researcher", "description": "Looks things up.", "model_id": owner["agent"]["model_id"]},
+    )
+    assert helper.status_code == 201, helper.text
+    boss = live.api(
+        "POST",
+        "/api/agents",
+        token,
+        json={
+            "name": f"boss-{uuid.uuid4().hex[:6]}",
+            "model_id": owner["agent"]["model_id"],
+            "sub_agent_ids": [helper.json()["id"]],
+        },
+    )
+    assert boss.status_code == 201, boss.text
+    live.llm.server.enqueue(
+        ChatReply.tool_call("researcher", {"task": "Find the capital of France."}),
+        ChatReply.text("Paris is the capital."),
+        ChatReply.text("The capital of France is Paris."),
+        ChatReply.text('"Capital"'),
+    )
+    sign_in_as(page, owner)
+    page.goto(f"/chat?agent={boss.json()['id']}")
+    page.get_by_role("textbox", name="Message").fill("Capital of France?")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("answer")).to_have_text("The capital of France is Paris.")
+    page.get_by_text("researcher", exact=True).click()
+    expect(page.get_by_text('"task": "Find the capital of France."')).to_be_visible()
+    expect(page.get_by_text("Sub-agent")).to_be_visible()
+    expect(page.get_by_text("Paris is the capital.", exact=True)).to_be_visible()  # the sub-agent's own answer
