@@ -1,11 +1,12 @@
 "use client";
 
 import { PlusOutlined } from "@ant-design/icons";
-import { Alert, Button, Flex, Form, Input, InputNumber, Modal, Popconfirm, Select, Table, Tag, Typography } from "antd";
+import { Alert, Button, Flex, Form, Input, InputNumber, Modal, Select, Table, Tag, Typography } from "antd";
 import { useState } from "react";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
+import { ConfirmButton } from "@/ui/ConfirmButton";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
@@ -140,17 +141,12 @@ export function ApiKeysTab() {
                 key: "actions",
                 render: (_, key) =>
                   key.revoked ? null : (
-                    <Popconfirm
-                      title={t("team.keys.revokeConfirm", { name: key.name })}
-                      okText={t("team.keys.revoke")}
-                      cancelText={t("common.cancel")}
-                      okButtonProps={{ danger: true }}
+                    <ConfirmButton
+                      label={t("team.keys.revoke")}
+                      question={t("team.keys.revokeConfirm", { name: key.name })}
+                      target={key.name}
                       onConfirm={() => revoke(key)}
-                    >
-                      <Button size="small" aria-label={`${t("team.keys.revoke")} ${key.name}`}>
-                        {t("team.keys.revoke")}
-                      </Button>
-                    </Popconfirm>
+                    />
                   ),
               },
             ]}

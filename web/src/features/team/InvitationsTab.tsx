@@ -1,12 +1,13 @@
 "use client";
 
 import { PlusOutlined } from "@ant-design/icons";
-import { Alert, Button, Flex, Form, Input, InputNumber, Modal, Popconfirm, Select, Table, Tag, Typography } from "antd";
+import { Alert, Button, Flex, Form, Input, InputNumber, Modal, Select, Table, Tag, Typography } from "antd";
 import { useState } from "react";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useT } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import { EmptyState } from "@/ui/EmptyState";
+import { ConfirmButton } from "@/ui/ConfirmButton";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
@@ -124,17 +125,12 @@ export function InvitationsTab() {
                 key: "actions",
                 render: (_, inv) =>
                   inv.revoked ? null : (
-                    <Popconfirm
-                      title={t("team.inv.revokeConfirm")}
-                      okText={t("team.inv.revoke")}
-                      cancelText={t("common.cancel")}
-                      okButtonProps={{ danger: true }}
+                    <ConfirmButton
+                      label={t("team.inv.revoke")}
+                      question={t("team.inv.revokeConfirm")}
+                      target={inv.code_prefix}
                       onConfirm={() => revoke(inv)}
-                    >
-                      <Button size="small" aria-label={`${t("team.inv.revoke")} ${inv.code_prefix}`}>
-                        {t("team.inv.revoke")}
-                      </Button>
-                    </Popconfirm>
+                    />
                   ),
               },
             ]}
