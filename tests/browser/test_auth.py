@@ -18,6 +18,13 @@ def test_sign_up_sign_out_and_sign_in(page: Page, live: Live) -> None:
     shoot(page, "signin")
     page.get_by_role("link", name="Create account").click()
     expect(page.get_by_role("heading", name="Create your Nexent account")).to_be_visible()
+    # Checked before sending: each field says what is wrong.
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text("Required")).to_have_count(2)
+    page.get_by_label("Email").fill("not an address")
+    page.get_by_role("button", name="Create account").click()
+    expect(page.get_by_text("Enter a valid email address")).to_be_visible()
+    expect(page.get_by_label("Email")).to_have_attribute("aria-invalid", "true")
     page.get_by_label("Email").fill("browser-user@example.com")
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_label("Your name").fill("Browser User")
