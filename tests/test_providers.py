@@ -139,6 +139,16 @@ async def test_invalid_configurations_are_refused(
     assert_problem(await client.post("/api/models", json=body, headers=owner), 422, "validation_error")
 
 
+async def test_a_model_keeps_at_least_one_endpoint(
+    client: httpx.AsyncClient, owner: dict[str, str], llm: RunningModelServer
+) -> None:
+    model = await add_model(client, owner, base_url=llm.base_url)
+    emptied = await client.patch(f"/api/models/{model['id']}", json={"endpoints": []}, headers=owner)
+    assert_problem(emptied, 400, "invalid_endpoints")
+    checked = await client.post(f"/api/models/{model['id']}/check", headers=owner)
+    assert checked.status_code == 200 and checked.json()["ok"], checked.text
+
+
 async def test_only_admins_manage_models(client: httpx.AsyncClient, llm: RunningModelServer) -> None:
     owner = await register(client, "models-owner@example.com")
     developer = await invite_and_register(client, owner["access_token"], "models-dev@example.com", role="developer")

@@ -228,6 +228,8 @@ class ProviderService:
         if new_endpoints is not None:
             if config.provider == ProviderType.LOCAL:
                 raise BadRequest("A local model takes no endpoints.", code="invalid_endpoints")
+            if not new_endpoints:  # the fuzzer's find: a model left without one answered 500 at its next call
+                raise BadRequest("A model needs at least one endpoint.", code="invalid_endpoints")
             for endpoint in new_endpoints:
                 await self._check_endpoint_allowed(endpoint.base_url)
             await self.endpoints.replace(config.id, new_endpoints)
