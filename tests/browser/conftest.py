@@ -64,12 +64,15 @@ class Live:
         data: dict[str, Any] = response.json()
         return data
 
-    def add_model(self, token: str, name: str = "test-chat") -> dict[str, Any]:
-        """The scripted LLM as the tenant's default chat model, over the API."""
+    def add_model(
+        self, token: str, name: str = "test-chat", *, kind: str = "llm", model: str = "test-chat"
+    ) -> dict[str, Any]:
+        """One of the scripted model server's models (its chat model unless said) as the tenant's default of its
+        kind, over the API."""
         body = {
             "name": name,
-            "kind": "llm",
-            "model": "test-chat",
+            "kind": kind,
+            "model": model,
             "base_url": self.llm.base_url,
             "api_key": "sk-test",
             "is_default": True,

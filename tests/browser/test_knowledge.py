@@ -24,18 +24,7 @@ Brew at nine bars of pressure for about twenty-five seconds. The crema should be
 
 def add_embedding_model(live: Live, token: str) -> dict[str, Any]:
     """The scripted model server's embedding model as the tenant's default embedding model."""
-    body = {
-        "name": "Test embed",
-        "kind": "embedding",
-        "model": "test-embed",
-        "base_url": live.llm.base_url,
-        "api_key": "sk-test",
-        "is_default": True,
-    }
-    response = live.api("POST", "/api/models", token, json=body)
-    assert response.status_code == 201, response.text
-    data: dict[str, Any] = response.json()
-    return data
+    return live.add_model(token, "Test embed", kind="embedding", model="test-embed")
 
 
 def signed_in(page: Page, tokens: dict[str, Any]) -> None:
