@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from nexent.core.netpolicy import AddressPolicy
 from nexent.providers import pool
-from nexent.providers.models import ModelEndpoint
+from nexent.providers.models import ModelEndpoint, ModelKind
 from nexent.providers.openai_compat import Endpoint, ModelConnections, env_proxy, proxy_hosts
 from nexent.providers.pool import CallReport, RoutedModel
+from nexent.providers.service import probe
 from nexent.providers.types import ChatAccumulator, ErrorCode, ProviderError, complete
 from tests.conftest import make_settings, serve_in_process
 from tests.support.identity import bearer, invite_and_register, register
@@ -540,6 +541,20 @@ async def test_requests_per_minute_wait_for_the_next_window(llm: RunningModelSer
     assert len(llm.server.chat_requests) == 3
     # Two fit in a window; the third had to wait for the next one.
     assert int(finished // 1.0) > int(started // 1.0)
+
+
+async def test_a_check_over_the_limit_answers_at_once(llm: RunningModelServer) -> None:
+    from nexent.engines.bus.local import LocalBus
+
+    model = routed(
+        llm, bus=LocalBus(), requests_per_minute=1, max_retries=0, wait_for_rate=False, rate_window_seconds=3600
+    )
+    assert (await probe(model, ModelKind.LLM)).ok
+    started = time.monotonic()
+    second = await probe(model, ModelKind.LLM)
+    assert time.monotonic() - started < 5  # not a minute in the queue
+    assert not second.ok and second.error is not None and second.error.code == "rate_limited"
+    assert "1 requests per minute" in second.error.message and len(llm.server.chat_requests) == 1
 
 
 async def test_embeddings_in_batches_keep_order(llm: RunningModelServer) -> None:

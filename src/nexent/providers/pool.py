@@ -98,6 +98,7 @@ class RoutedModel:
         max_retries: int = 2,
         on_usage: UsageSink | None = None,
         rate_window_seconds: float = _RPM_WINDOW_SECONDS,
+        wait_for_rate: bool = True,
     ) -> None:
         if not endpoints:
             raise ValueError("a model needs at least one endpoint")
@@ -110,6 +111,9 @@ class RoutedModel:
         self.max_retries = max_retries
         self.on_usage = on_usage
         self.rate_window_seconds = rate_window_seconds  # a minute; shorter only in tests
+        # Calls over the per-minute limit wait for the next window; a model check answers at once instead (a check
+        # that queued for a minute behind runs told the user nothing they could act on).
+        self.wait_for_rate = wait_for_rate
 
     # --- routing ------------------------------------------------------------------------------------------------
 
@@ -139,8 +143,16 @@ class RoutedModel:
             window = self.rate_window_seconds
             if await self.bus.hit(key, window_seconds=window) <= self.requests_per_minute:
                 return
+            next_window = window - time.time() % window
+            if not self.wait_for_rate:
+                raise ProviderError(
+                    ErrorCode.RATE_LIMITED,
+                    f"The model's own limit of {self.requests_per_minute} requests per minute is reached; "
+                    f"the next request fits in {next_window:.0f} s.",
+                    retry_after=next_window,
+                )
             # Over the limit: wait for the next window, when the count starts again.
-            await asyncio.sleep(window - time.time() % window + 0.01)
+            await asyncio.sleep(next_window + 0.01)
         raise ProviderError(ErrorCode.RATE_LIMITED, "The model's requests-per-minute limit keeps being exceeded.")
 
     async def _attempts(self) -> AsyncIterator[tuple[int, Endpoint]]:

@@ -324,7 +324,13 @@ class ProviderService:
         return await self._client(config, endpoints, agent_id=agent_id), config
 
     async def _client(
-        self, config: ModelConfig, endpoints: list[ModelEndpoint], *, agent_id: uuid.UUID | None, max_retries: int = 2
+        self,
+        config: ModelConfig,
+        endpoints: list[ModelEndpoint],
+        *,
+        agent_id: uuid.UUID | None,
+        max_retries: int = 2,
+        wait_for_rate: bool = True,
     ) -> ChatModel | EmbeddingModel | RerankModel:
         sink = usage_sink(self.engines, self.caller.tenant_id, config.id, config.kind, agent_id)
         if config.provider == ProviderType.LOCAL:
@@ -354,6 +360,7 @@ class ProviderService:
             max_concurrency=config.max_concurrency,
             requests_per_minute=config.requests_per_minute,
             max_retries=max_retries,
+            wait_for_rate=wait_for_rate,
             on_usage=sink,
         )
 
@@ -363,7 +370,8 @@ class ProviderService:
         config = await self._get(model_id)
         endpoints = (await self.endpoints.of_models([config.id]))[config.id]
         result = await probe(
-            await self._client(config, endpoints, agent_id=None, max_retries=0), ModelKind(config.kind)
+            await self._client(config, endpoints, agent_id=None, max_retries=0, wait_for_rate=False),
+            ModelKind(config.kind),
         )
         config.check_status = CheckStatus.OK if result.ok else CheckStatus.ERROR
         config.check_latency_ms = result.latency_ms
