@@ -3,7 +3,7 @@
 import { DeleteOutlined, ExclamationCircleOutlined, FileTextOutlined, InboxOutlined, RedoOutlined } from "@ant-design/icons";
 import { Alert, App, Badge, Button, Card, Popconfirm, Progress, Space, Table, Tooltip, Typography, Upload, theme } from "antd";
 import type { UploadFile, UploadProps } from "antd";
-import { useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
@@ -43,7 +43,19 @@ export function DocumentsSection({
   const t = useT();
   const { message } = App.useApp();
   const { token } = theme.useToken();
-  const docs = useAsync(() => listDocuments(kb.id), [kb.id]);
+  // The latest progress event of each document and when it arrived. An answer requested before that moment may hold
+  // an older state (seen: a listing read while a file was parsing answered after its "failed" event, and the row
+  // went back to "Parsing" for good), so such an answer takes the event's state; a later state has its own event.
+  const latest = useRef(new Map<string, { event: DocumentEvent; at: number }>());
+  const withEvents = useCallback((item: KbDocument, requestedAt: number): KbDocument => {
+    const seen = latest.current.get(item.id);
+    return seen && seen.at >= requestedAt ? applyEvent(item, seen.event) : item;
+  }, []);
+  const readList = useCallback(() => {
+    const requestedAt = performance.now();
+    return listDocuments(kb.id).then((page) => ({ ...page, items: page.items.map((item) => withEvents(item, requestedAt)) }));
+  }, [kb.id, withEvents]);
+  const docs = useAsync(readList, [readList]);
   const [live, setLive] = useState<"live" | "polling" | null>(null);
   const [rejections, setRejections] = useState<Rejection[]>([]);
   const [uploading, setUploading] = useState<UploadFile[]>([]);
@@ -57,27 +69,18 @@ export function DocumentsSection({
     const controller = new AbortController();
     let timer: ReturnType<typeof setInterval> | undefined;
     const refresh = () =>
-      listDocuments(kb.id)
+      readList()
         .then((page) => setData(page))
         .catch(() => undefined);
     const onEvent = (event: DocumentEvent) => {
+      latest.current.set(event.document_id, { event, at: performance.now() });
       // Read from the list as last rendered: an updater function runs later, too late to decide this.
       const known = itemsRef.current.some((item) => item.id === event.document_id);
       setData((previous) => {
         if (!previous) return previous!;
         return {
           ...previous,
-          items: previous.items.map((item) =>
-            item.id === event.document_id
-              ? {
-                  ...item,
-                  status: event.status,
-                  progress: event.progress,
-                  error: event.error,
-                  chunk_count: event.chunk_count,
-                }
-              : item,
-          ),
+          items: previous.items.map((item) => (item.id === event.document_id ? applyEvent(item, event) : item)),
         };
       });
       if (!known) void refresh();
@@ -93,7 +96,7 @@ export function DocumentsSection({
       controller.abort();
       if (timer) clearInterval(timer);
     };
-  }, [kb.id, setData]);
+  }, [kb.id, readList, setData]);
 
   // The files antd hands over one by one are sent together, in one request.
   const pending = useRef<RequestOptions[]>([]);
@@ -103,6 +106,7 @@ export function DocumentsSection({
     if (!batch.length) return;
     const files = batch.map((option) => option.file as File);
     try {
+      const requestedAt = performance.now();
       const result = await uploadDocuments(kb.id, files);
       const rejected = new Map(result.rejected.map((item) => [item.file_name, item]));
       const added = result.documents.filter((item) => !item.duplicate).length;
@@ -120,12 +124,14 @@ export function DocumentsSection({
       setData((previous) => {
         if (!previous) return previous!;
         const known = new Set(previous.items.map((item) => item.id));
-        const fresh = result.documents.map((item) => item.document).filter((item) => !known.has(item.id));
+        const fresh = result.documents
+          .map((item) => withEvents(item.document, requestedAt))
+          .filter((item) => !known.has(item.id));
         return { ...previous, items: [...fresh, ...previous.items], total: previous.total + fresh.length };
       });
       // A small document can be processed before this answer arrives, its events before the list knew it: read the
       // list once more, so that no document stays shown as queued.
-      listDocuments(kb.id).then(setData, () => undefined);
+      readList().then(setData, () => undefined);
     } catch (error) {
       // No file accepted: the problem lists each refusal.
       const problem = (error as { problem?: { rejected?: { file_name: string; error: KbDocument["error"] }[] } }).problem;
@@ -144,7 +150,8 @@ export function DocumentsSection({
 
   const reindex = async (item: KbDocument) => {
     try {
-      const updated = await reindexDocument(kb.id, item.id);
+      const requestedAt = performance.now();
+      const updated = withEvents(await reindexDocument(kb.id, item.id), requestedAt);
       setData((previous) =>
         previous ? { ...previous, items: previous.items.map((entry) => (entry.id === item.id ? updated : entry)) } : previous!,
       );
@@ -319,4 +326,9 @@ export function DocumentsSection({
       <ChunksDrawer kb={kb} document={opened} docId={doc} onClose={() => onDoc(null)} />
     </Space>
   );
+}
+
+/** A document with the state a progress event reports. */
+function applyEvent(item: KbDocument, event: DocumentEvent): KbDocument {
+  return { ...item, status: event.status, progress: event.progress, error: event.error, chunk_count: event.chunk_count };
 }
