@@ -8,6 +8,7 @@ import asyncio
 import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -225,6 +226,38 @@ async def test_chinese_segmentation(engine: SearchEngine, index: str) -> None:
     assert hits[0].id == chunks[1].id
     hits = await engine.search(index, SearchRequest("长城修筑于什么时期", None, mode="bm25"))
     assert hits[0].id == chunks[0].id
+
+
+async def test_an_index_keeps_the_analysis_it_was_built_with(engine: SearchEngine, index: str) -> None:
+    # Indexed with version 1 (longest words only): a version-1 query finds the part of a long word only as
+    # that long word, as it always did; version 2 documents are found by the words inside.
+    old = replace(chunk("中华人民共和国成立于1949年", axis(0)), analysis=1)
+    new = chunk("中华人民共和国的国歌是义勇军进行曲", axis(1))
+    await engine.upsert(index, [old, new])
+
+    async def found(text: str, analysis: int) -> set[str]:
+        return {hit.id for hit in await engine.search(index, SearchRequest(text, None, mode="bm25", analysis=analysis))}
+
+    assert await found("人民", analysis=1) == {new.id}  # the version-1 chunk holds only the long word
+    assert await found("人民", analysis=2) == {new.id}
+    assert await found("中华人民共和国", analysis=1) == {old.id, new.id}
+
+
+async def test_a_request_sets_the_vector_weight(engine: SearchEngine, index: str) -> None:
+    keyword = chunk("kiwi kiwi kiwi orchard", axis(3))
+    semantic = chunk("a green fruit", axis(0))
+    await engine.upsert(index, [keyword, semantic, chunk("kiwi", axis(4))])
+
+    async def first(weight: float | None) -> str:
+        request = SearchRequest("kiwi", axis(0), mode="hybrid", vector_weight=weight)
+        return (await engine.search(index, request))[0].id
+
+    assert await first(0.0) == keyword.id  # BM25 alone decides
+    assert await first(1.0) == semantic.id  # the vector alone decides
+    with pytest.raises(InvalidSearchInput):
+        await engine.search(index, SearchRequest("kiwi", axis(0), vector_weight=1.5))
+    with pytest.raises(InvalidSearchInput):
+        await engine.search(index, SearchRequest("kiwi", None, mode="bm25", analysis=7))
 
 
 async def test_unicode_text_and_metadata(engine: SearchEngine, index: str) -> None:

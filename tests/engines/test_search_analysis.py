@@ -24,6 +24,17 @@ def test_chinese_is_segmented_into_words() -> None:
     assert analyze("熊猫") == ["熊猫"]
 
 
+def test_chinese_search_mode_finds_the_words_inside_long_words() -> None:
+    # Version 2 (the default): a long word also yields the words inside it; question and function words drop.
+    terms = analyze("中华人民共和国的首都是什么")
+    assert {"中华人民共和国", "人民", "共和国", "首都"} <= set(terms)
+    assert not {"的", "是", "什么"} & set(terms)
+    # Version 1, kept for indexes built with it, segments into the longest words only.
+    assert analyze("中华人民共和国的首都是什么", version=1) == ["中华人民共和国", "首都", "什么"]
+    with pytest.raises(ValueError):
+        analyze("x", version=99)
+
+
 def test_mixed_scripts_keep_their_order() -> None:
     assert analyze("使用Python编程 for testing") == ["使用", "python", "编程", "test"]
 
@@ -37,6 +48,8 @@ def test_punctuation_empty_and_long_tokens() -> None:
 
 def test_full_width_forms_are_normalised() -> None:
     assert analyze("ＡＢＣ１２３") == analyze("abc123") == ["abc123"]
+    # Ideographic and non-breaking spaces separate words like ASCII spaces do.
+    assert analyze("２０２２年\u3000ＧＤＰ\u00a0增长") == analyze("2022年 GDP 增长") == ["2022", "gdp", "增长"]
 
 
 def test_joined_terms_are_cut_at_a_term_boundary() -> None:

@@ -22,6 +22,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from nexent.core.errors import BadRequest, Conflict, NotFound
+from nexent.engines.search.analysis import ANALYSIS_VERSION, ANALYSIS_VERSIONS
 
 Scalar = str | int | float | bool
 SearchMode = Literal["hybrid", "bm25", "vector"]
@@ -62,6 +63,7 @@ class IndexedChunk:
     text: str
     vector: Sequence[float]
     metadata: Mapping[str, Scalar] = field(default_factory=dict)  # filterable by equality; keys [a-z0-9_]{1,64}
+    analysis: int = ANALYSIS_VERSION  # the index's text analysis version (see analysis.py)
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,8 @@ class SearchRequest:
     top_k: int = 10
     document_ids: Sequence[str] | None = None
     metadata: Mapping[str, Scalar] | None = None  # equality filters, ANDed
+    analysis: int = ANALYSIS_VERSION  # the index's text analysis version (see analysis.py)
+    vector_weight: float | None = None  # hybrid: the vector list's weight in fusion; None: the engine's default
 
 
 @dataclass(frozen=True)
@@ -181,6 +185,7 @@ def check_chunks(chunks: Sequence[IndexedChunk], dimension: int, name: str) -> N
             raise InvalidSearchInput(f"Chunk {chunk.id} is longer than {MAX_TEXT_BYTES} bytes.")
         check_vector(chunk.vector, dimension, name)
         check_metadata(chunk.metadata)
+        check_analysis(chunk.analysis)
 
 
 def check_request(request: SearchRequest, dimension: int, name: str) -> None:
@@ -194,6 +199,15 @@ def check_request(request: SearchRequest, dimension: int, name: str) -> None:
         check_vector(request.vector, dimension, name)
     if request.metadata:
         check_metadata(request.metadata)
+    check_analysis(request.analysis)
+    weight = request.vector_weight
+    if weight is not None and (isinstance(weight, bool) or not 0.0 <= weight <= 1.0):
+        raise InvalidSearchInput("vector_weight must lie between 0 and 1.")
+
+
+def check_analysis(version: int) -> None:
+    if version not in ANALYSIS_VERSIONS:
+        raise InvalidSearchInput(f"Unknown text analysis version {version!r}.")
 
 
 def candidate_depth(top_k: int) -> int:

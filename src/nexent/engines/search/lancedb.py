@@ -235,7 +235,7 @@ class LanceDBSearch:
         check_chunks(chunks, index.dimension, name)
         rows = []
         for chunk in chunks:
-            terms = analyze_joined(chunk.text, MAX_TEXT_BYTES)
+            terms = analyze_joined(chunk.text, MAX_TEXT_BYTES, chunk.analysis)
             rows.append(
                 Row(
                     id=chunk.id,
@@ -403,7 +403,7 @@ class LanceDBSearch:
         return await self._run(self._search, name, index, request)
 
     def _search(self, name: str, index: _Index, request: SearchRequest) -> list[SearchHit]:
-        terms = analyze(request.text) if request.mode != "vector" else []
+        terms = analyze(request.text, request.analysis) if request.mode != "vector" else []
         query = normalize(request.vector) if request.vector is not None and request.mode != "bm25" else None
         document_ids = None
         if request.document_ids is not None:
@@ -426,7 +426,7 @@ class LanceDBSearch:
                     [(memory.chunk_id(row), score) for row, score in bm25],
                     [(memory.chunk_id(row), score) for row, score in vector],
                     method=self.fusion,
-                    vector_weight=self.vector_weight,
+                    vector_weight=self.vector_weight if request.vector_weight is None else request.vector_weight,
                     rrf_k=self.rrf_k,
                     top_k=request.top_k,
                 )

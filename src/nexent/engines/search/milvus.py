@@ -240,7 +240,7 @@ class MilvusSearch:
                     "id": chunk.id,
                     "document_id": chunk.document_id,
                     "text": chunk.text,
-                    "terms": analyze_joined(chunk.text, MAX_TEXT_BYTES),
+                    "terms": analyze_joined(chunk.text, MAX_TEXT_BYTES, chunk.analysis),
                     "metadata": dict(chunk.metadata),
                     "metadata_terms": metadata_terms(chunk.metadata),
                     "dense": [float(value) for value in chunk.vector],
@@ -299,12 +299,12 @@ class MilvusSearch:
         bm25: list[dict[str, Any]] = []
         vector: list[dict[str, Any]] = []
         if request.mode == "bm25":
-            bm25 = await self._run(self._bm25, name, request.text, expression, request.top_k)
+            bm25 = await self._run(self._bm25, name, request, expression, request.top_k)
         elif request.mode == "vector":
             vector = await self._run(self._vector, name, request.vector, expression, request.top_k)
         else:
             bm25, vector = await asyncio.gather(
-                self._run(self._bm25, name, request.text, expression, depth),
+                self._run(self._bm25, name, request, expression, depth),
                 self._run(self._vector, name, request.vector, expression, depth),
             )
         if request.mode == "bm25":
@@ -316,7 +316,7 @@ class MilvusSearch:
             [(entry["id"], float(entry["distance"])) for entry in bm25],
             [(entry["id"], float(entry["distance"])) for entry in vector],
             method=self.fusion,
-            vector_weight=self.vector_weight,
+            vector_weight=self.vector_weight if request.vector_weight is None else request.vector_weight,
             rrf_k=self.rrf_k,
             top_k=request.top_k,
         )
@@ -336,8 +336,8 @@ class MilvusSearch:
             parts.append(f"array_contains_all(metadata_terms, [{terms}])")
         return " and ".join(parts)
 
-    def _bm25(self, name: str, text: str, expression: str, limit: int) -> list[dict[str, Any]]:
-        terms = " ".join(analyze(text))
+    def _bm25(self, name: str, request: SearchRequest, expression: str, limit: int) -> list[dict[str, Any]]:
+        terms = " ".join(analyze(request.text, request.analysis))
         if not terms:
             return []
         with self._lock:
