@@ -47,7 +47,7 @@ from nexent.settings import Settings
 BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench"
 INDEX = "kb_bench"
 DIMENSION = 384
-WEIGHTS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 Vectors = npt.NDArray[np.float32]
 
@@ -325,7 +325,7 @@ async def main() -> None:
     fusion, weight = settings.search_fusion, settings.search_vector_weight
     report: dict[str, Any] = {"machine": machine(), "fusion": {"method": fusion, "vector_weight": weight}}
     embedder = Embedder(args.cache)
-    splits = {"scifact": "train", "cmrc2018-zh": "dev"}
+    splits = {"scifact": "train", "cmrc2018-zh": "dev", "rgb-zh-dev": "dev"}
     datasets = [load(name, splits[name], embedder) for name in args.datasets.split(",")]
     report["embedding_cache"] = {"dir": str(args.cache), "used": embedder.cache_hits, "computed": embedder.computed}
     if args.queries and any(data.name == "scifact" for data in datasets):

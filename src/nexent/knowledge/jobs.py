@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 
 from nexent.core.db import utcnow
 from nexent.engines.container import Engines
+from nexent.engines.search.analysis import ANALYSIS_VERSION
 from nexent.engines.storage.base import ObjectNotFound
 from nexent.jobs.registry import JobContext, JobResult, PermanentJobError, job_handler
 from nexent.jobs.service import unfinished_payloads
@@ -79,6 +80,7 @@ class _Target:
     name: str
     model_id: uuid.UUID | None
     dimension: int
+    analysis: int
 
 
 @dataclass
@@ -183,7 +185,7 @@ class DocumentBatch:
                     await self.engines.search.delete(target.name, document_id=w.doc.id.hex)
             chunks = [c for w in self.work.values() for c in w.chunks]
             docs_by_id = {w.doc.id: w.doc for w in self.work.values()}
-            rows = [indexed_chunk(c, target_vectors[c.id], docs_by_id[c.document_id]) for c in chunks]
+            rows = [indexed_chunk(c, target_vectors[c.id], docs_by_id[c.document_id], target.analysis) for c in chunks]
             for offset in range(0, len(rows), INDEX_BATCH):
                 await self.engines.search.upsert(target.name, rows[offset : offset + INDEX_BATCH])
         indexed = await self._finish()
@@ -380,7 +382,7 @@ async def reembed(ctx: JobContext) -> JobResult:
             if failure.provider_error is None:
                 raise PermanentJobError("the new embedding model changed its dimension") from None
             raise PermanentJobError(f"the new embedding model failed: {failure.provider_error.code.value}") from None
-        rows = [indexed_chunk(c, v, docs[c.document_id]) for c, v in zip(batch, vectors, strict=True)]
+        rows = [indexed_chunk(c, v, docs[c.document_id], ANALYSIS_VERSION) for c, v in zip(batch, vectors, strict=True)]
         await engines.search.upsert(target, rows)
         after, done = batch[-1].id, done + len(batch)
     async with engines.sessions() as session, session.begin():
@@ -389,7 +391,7 @@ async def reembed(ctx: JobContext) -> JobResult:
             return {"skipped": "superseded"}
         old = kb.index_name
         kb.index_name, kb.embedding_model_id = target, kb.pending_embedding_model_id
-        kb.embedding_dimension = dimension
+        kb.embedding_dimension, kb.analysis_version = dimension, ANALYSIS_VERSION
         kb.pending_index_name = kb.pending_embedding_model_id = kb.pending_embedding_dimension = None
         kb.reembed_job_id = None
     await engines.search.drop_index(old)

@@ -15,6 +15,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexent.core.db import Base, IdMixin, TimestampMixin
+from nexent.engines.search.analysis import ANALYSIS_VERSION
 
 
 class DocumentStatus(StrEnum):
@@ -52,6 +53,11 @@ class KnowledgeBase(IdMixin, TimestampMixin, Base):
     rerank_model_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("model_configs.id", ondelete="SET NULL"), default=None
     )
+    # The text analysis its current index was built with (engines/search/analysis.py); a rebuild brings it up to
+    # date. Rows from before versions were recorded are version 1.
+    analysis_version: Mapped[int] = mapped_column(default=ANALYSIS_VERSION)
+    # Hybrid search: the vector side's weight, set by an editor; None: chosen per query (docs/search.md).
+    vector_weight: Mapped[float | None] = mapped_column(default=None)
     chunk_target_chars: Mapped[int] = mapped_column(default=1200)
     chunk_overlap_chars: Mapped[int] = mapped_column(default=150)
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)

@@ -45,6 +45,13 @@ class ChunkingIn(BaseModel):
         return self
 
 
+VectorWeight = Annotated[float, Field(ge=0.0, le=1.0)]
+VECTOR_WEIGHT_DESCRIPTION = (
+    "Hybrid search: the vector side's weight (BM25 gets the rest); null: chosen per query from the query's "
+    "languages and those the embedding model understands."
+)
+
+
 class KnowledgeBaseCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -55,10 +62,11 @@ class KnowledgeBaseCreate(BaseModel):
     )
     rerank_model_id: uuid.UUID | None = Field(default=None, description="Optional rerank model applied to searches.")
     chunking: ChunkingIn = Field(default_factory=ChunkingIn)
+    vector_weight: VectorWeight | None = Field(default=None, description=VECTOR_WEIGHT_DESCRIPTION)
 
 
 class KnowledgeBaseUpdate(Patch):
-    nullable = frozenset({"rerank_model_id"})  # no reranking
+    nullable = frozenset({"rerank_model_id", "vector_weight"})  # no reranking; weights chosen per query
 
     name: KnowledgeBaseName | None = None
     description: Description | None = None
@@ -67,6 +75,12 @@ class KnowledgeBaseUpdate(Patch):
     )
     rerank_model_id: uuid.UUID | None = None
     chunking: ChunkingIn | None = Field(default=None, description="Applies to documents indexed from now on.")
+    vector_weight: VectorWeight | None = Field(default=None, description=VECTOR_WEIGHT_DESCRIPTION)
+    rebuild_index: Literal[True] | None = Field(
+        default=None,
+        description="Rebuild the search index with the current text analysis (every chunk is embedded again with "
+        "the same model, into a new index; searches go on meanwhile).",
+    )
 
 
 class ReembedState(BaseModel):
@@ -83,6 +97,9 @@ class KnowledgeBaseRead(BaseModel):
     embedding_dimension: int
     rerank_model_id: uuid.UUID | None
     chunking: ChunkingIn
+    vector_weight: float | None = Field(description=VECTOR_WEIGHT_DESCRIPTION)
+    analysis_version: int = Field(description="The text analysis version of the search index.")
+    analysis_outdated: bool = Field(description="A newer text analysis exists: rebuild the index to use it.")
     reembedding: ReembedState | None = Field(description="Set while the chunks are re-embedded with a new model.")
     document_counts: dict[str, int] = Field(description="Documents by status.")
     can_edit: bool
@@ -188,6 +205,11 @@ class SearchIn(BaseModel):
     document_ids: list[uuid.UUID] | None = Field(default=None, max_length=100)
     metadata: dict[MetadataKey, MetadataValue] | None = Field(default=None, description="Equality filters, ANDed.")
     rerank: bool = Field(default=True, description="Apply the knowledge base's rerank model, when it has one.")
+    vector_weight: VectorWeight | None = Field(
+        default=None,
+        description="Hybrid mode: the vector side's weight for this search; default: the knowledge "
+        "base's, else chosen per query.",
+    )
 
 
 class SearchHitRead(BaseModel):
@@ -210,9 +232,24 @@ class SearchTimings(BaseModel):
     rerank_ms: float
 
 
+class SearchWeights(BaseModel):
+    """How one knowledge base's lists were weighed."""
+
+    knowledge_base_id: uuid.UUID
+    bm25_weight: float
+    vector_weight: float
+    source: Literal["mode", "request", "knowledge_base", "languages"] = Field(
+        description="Where the weights come from: the mode (bm25 or vector alone), the request, the knowledge "
+        "base's setting, or the query's languages and the embedding model's."
+    )
+    query_languages: dict[str, float] = Field(description="Each language's share of the query.")
+    model_languages: list[str] | None = Field(description="The embedding model's languages; null: every language.")
+
+
 class SearchResult(BaseModel):
     hits: list[SearchHitRead]
     mode: SearchModeName
+    weights: list[SearchWeights]
     timings: SearchTimings
 
 

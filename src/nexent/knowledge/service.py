@@ -11,7 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,7 +20,9 @@ from nexent.core.errors import AppError, Conflict, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
 from nexent.engines.queue import QueuedJob
+from nexent.engines.search.analysis import ANALYSIS_VERSION
 from nexent.engines.search.base import IndexedChunk, SearchHit, SearchRequest
+from nexent.engines.search.languages import query_languages, vector_weight_for
 from nexent.engines.storage.base import ObjectNotFound
 from nexent.identity.auth import Caller
 from nexent.identity.models import Role, SharePermission
@@ -49,6 +51,7 @@ from nexent.knowledge.schemas import (
     SearchIn,
     SearchResult,
     SearchTimings,
+    SearchWeights,
     UploadedDocument,
     UploadResult,
 )
@@ -261,6 +264,8 @@ class KnowledgeService:
             rerank_model_id=data.rerank_model_id,
             chunk_target_chars=data.chunking.target_chars,
             chunk_overlap_chars=data.chunking.overlap_chars,
+            vector_weight=data.vector_weight,
+            analysis_version=ANALYSIS_VERSION,
             created_by=self.caller.user_id,
         )
         kb.index_name = index_name_for(kb.id)
@@ -334,12 +339,20 @@ class KnowledgeService:
             kb.rerank_model_id = data.rerank_model_id
         if data.chunking is not None:
             kb.chunk_target_chars, kb.chunk_overlap_chars = data.chunking.target_chars, data.chunking.overlap_chars
+        if "vector_weight" in changes:
+            kb.vector_weight = data.vector_weight
         new_model = data.embedding_model_id
         reembed = new_model is not None and new_model not in (kb.embedding_model_id, kb.pending_embedding_model_id)
         if reembed:
             assert new_model is not None
             await self._check_models(new_model, None)
             await self._start_reembed(kb, new_model)
+        elif data.rebuild_index and not kb.pending_index_name:
+            if kb.embedding_model_id is None:
+                raise EmbeddingModelMissing(
+                    "The knowledge base's embedding model was deleted; choose another one, which rebuilds the index."
+                )
+            await self._start_reembed(kb, kb.embedding_model_id)
         await self.session.flush()
         await record(self.session, self.caller, "knowledge_base.updated", RESOURCE, kb.id, fields=sorted(changes))
         return await self._read(kb, can_edit=True)
@@ -549,13 +562,13 @@ class KnowledgeService:
         # hold the database's write lock through the model call, while the call's usage report waits for that
         # lock from another connection (on SQLite, until the busy timeout: a minute).
         vectors = [
-            (name, await self._embed_one(model_id, dimension, data.text))
-            for name, model_id, dimension in live_indexes(kb)
+            (name, analysis, await self._embed_one(model_id, dimension, data.text))
+            for name, model_id, dimension, analysis in live_indexes(kb)
         ]
         chunk.text, chunk.edited = data.text, True
         await self.session.flush()
-        for name, vector in vectors:
-            await self.engines.search.upsert(name, [indexed_chunk(chunk, vector, doc)])
+        for name, analysis, vector in vectors:
+            await self.engines.search.upsert(name, [indexed_chunk(chunk, vector, doc, analysis)])
         return _read_chunk(chunk)
 
     async def _embed_one(self, model_id: uuid.UUID | None, dimension: int, text: str) -> list[float]:
@@ -573,10 +586,38 @@ class KnowledgeService:
         doc = await self._document(kb, chunk.document_id)
         await self.chunks.delete(chunk)
         doc.chunk_count = max(0, doc.chunk_count - 1)
-        for name, _, _ in live_indexes(kb):
+        for name, *_ in live_indexes(kb):
             await self.engines.search.delete(name, chunk_ids=[chunk.id.hex])
 
     # --- search -------------------------------------------------------------------------------------------------
+
+    async def _weights(self, kb: KnowledgeBase, data: SearchIn, languages: dict[str, float]) -> SearchWeights:
+        """The weights of the two lists for this knowledge base: the mode's, the request's, the knowledge base's,
+        or the default weight scaled by the share of the query its embedding model understands."""
+        facts = (
+            await model_facts(self.session, self.caller.tenant_id, kb.embedding_model_id)
+            if kb.embedding_model_id
+            else None
+        )
+        model_languages = facts.languages if facts else None
+        source: Literal["mode", "request", "knowledge_base", "languages"]
+        if data.mode != "hybrid":
+            vector, source = (1.0 if data.mode == "vector" else 0.0), "mode"
+        elif data.vector_weight is not None:
+            vector, source = data.vector_weight, "request"
+        elif kb.vector_weight is not None:
+            vector, source = kb.vector_weight, "knowledge_base"
+        else:
+            base = self.engines.settings.search_vector_weight
+            vector, source = vector_weight_for(base, languages, model_languages), "languages"
+        return SearchWeights(
+            knowledge_base_id=kb.id,
+            bm25_weight=round(1.0 - vector, 4),
+            vector_weight=vector,
+            source=source,
+            query_languages=languages,
+            model_languages=model_languages,
+        )
 
     async def search(self, granted: Granted[KnowledgeBase], data: SearchIn) -> SearchResult:
         kb = granted.resource
@@ -602,7 +643,11 @@ class KnowledgeService:
         started = time.perf_counter()
         fetch = data.top_k * 2 + 5  # documents in processing are dropped afterwards
         hits: list[tuple[KnowledgeBase, SearchHit]] = []
+        languages = query_languages(data.query)
+        weights = []
         for kb in bases:
+            weight = await self._weights(kb, data, languages)
+            weights.append(weight)
             request = SearchRequest(
                 text=data.query,
                 vector=vectors.get(kb.embedding_model_id) if kb.embedding_model_id else None,
@@ -610,6 +655,8 @@ class KnowledgeService:
                 top_k=fetch,
                 document_ids=[d.hex for d in data.document_ids] if data.document_ids else None,
                 metadata=data.metadata,
+                analysis=kb.analysis_version,
+                vector_weight=weight.vector_weight if data.mode == "hybrid" else None,
             )
             hits.extend((kb, hit) for hit in await self.engines.search.search(kb.index_name, request))
         hits.sort(key=lambda pair: pair[1].score, reverse=True)
@@ -652,26 +699,38 @@ class KnowledgeService:
         return SearchResult(
             hits=results,
             mode=data.mode,
+            weights=weights,
             timings=SearchTimings(**{f"{k}_ms": round(v * 1000, 2) for k, v in timings.items()}),
         )
 
 
-def indexed_chunk(chunk: KnowledgeChunk, vector: Sequence[float], doc: KnowledgeDocument) -> IndexedChunk:
-    """The search engine's copy of a chunk: its text, vector and the metadata searches may filter on."""
+def indexed_chunk(
+    chunk: KnowledgeChunk, vector: Sequence[float], doc: KnowledgeDocument, analysis: int
+) -> IndexedChunk:
+    """The search engine's copy of a chunk: its text (analysed with the index's `analysis` version), vector and
+    the metadata searches may filter on."""
     metadata: dict[str, str | int | float | bool] = {"kind": chunk.kind, "format": doc.format or ""}
     if chunk.page is not None:
         metadata["page"] = chunk.page
     metadata.update(doc.doc_metadata)
     return IndexedChunk(
-        id=chunk.id.hex, document_id=doc.id.hex, text=chunk.text, vector=list(vector), metadata=metadata
+        id=chunk.id.hex,
+        document_id=doc.id.hex,
+        text=chunk.text,
+        vector=list(vector),
+        metadata=metadata,
+        analysis=analysis,
     )
 
 
-def live_indexes(kb: KnowledgeBase) -> list[tuple[str, uuid.UUID | None, int]]:
-    """The index searches use and, during a re-embedding, the one being built: both must see every change."""
-    indexes: list[tuple[str, uuid.UUID | None, int]] = [(kb.index_name, kb.embedding_model_id, kb.embedding_dimension)]
+def live_indexes(kb: KnowledgeBase) -> list[tuple[str, uuid.UUID | None, int, int]]:
+    """The index searches use and, during a re-embedding (or a rebuild), the one being built: both must see every
+    change. Each with its model, dimension and text analysis version (a new index gets the current analysis)."""
+    indexes = [(kb.index_name, kb.embedding_model_id, kb.embedding_dimension, kb.analysis_version)]
     if kb.pending_index_name and kb.pending_embedding_dimension:
-        indexes.append((kb.pending_index_name, kb.pending_embedding_model_id, kb.pending_embedding_dimension))
+        indexes.append(
+            (kb.pending_index_name, kb.pending_embedding_model_id, kb.pending_embedding_dimension, ANALYSIS_VERSION)
+        )
     return indexes
 
 
@@ -704,6 +763,9 @@ def _read_kb(kb: KnowledgeBase, counts: dict[str, int], *, can_edit: bool) -> Kn
         embedding_dimension=kb.embedding_dimension,
         rerank_model_id=kb.rerank_model_id,
         chunking=ChunkingIn(target_chars=kb.chunk_target_chars, overlap_chars=kb.chunk_overlap_chars),
+        vector_weight=kb.vector_weight,
+        analysis_version=kb.analysis_version,
+        analysis_outdated=kb.analysis_version < ANALYSIS_VERSION,
         reembedding=(
             ReembedState(embedding_model_id=kb.pending_embedding_model_id, dimension=kb.pending_embedding_dimension)
             if kb.pending_index_name

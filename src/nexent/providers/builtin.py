@@ -35,6 +35,7 @@ async def register_builtin_models(session: AsyncSession, settings: Settings, ten
                 provider=ProviderType.LOCAL,
                 model=model,
                 dimension=dimension,
+                languages=local.LANGUAGES.get(model),
                 context_window=8192 if kind == "llm" else 256,
                 is_default=await models.default_of(kind) is None,
             )

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexent.core.db import Base, IdMixin, TimestampMixin, utcnow
@@ -43,6 +43,8 @@ class ModelConfig(IdMixin, TimestampMixin, Base):
     model: Mapped[str] = mapped_column(String(200))
     context_window: Mapped[int | None] = mapped_column(default=None)
     dimension: Mapped[int | None] = mapped_column(default=None)
+    # Embedding models: the languages (ISO 639-1) the model understands; None: every language.
+    languages: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     max_concurrency: Mapped[int | None] = mapped_column(default=None)
     requests_per_minute: Mapped[int | None] = mapped_column(default=None)
     timeout_seconds: Mapped[float] = mapped_column(default=60.0)

@@ -14,6 +14,12 @@ from nexent.providers.models import CheckStatus, ModelKind, ProviderType
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Language = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z]{2}$")]
+Languages = Annotated[list[Language], Field(min_length=1, max_length=50)]
+LANGUAGES_DESCRIPTION = (
+    "Embedding models: the languages the model understands, as ISO 639-1 codes (`en`, `zh`, ...); null: every "
+    "language. Hybrid search gives the vector side less weight for queries in other languages."
+)
 BaseUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, max_length=500)]
 
 
@@ -59,6 +65,9 @@ class ModelSettings(Limits):
     base_url: BaseUrl | None = Field(default=None, description="Shorthand for one endpoint.")
     api_key: SecretStr | None = Field(default=None, description="Key of the `base_url` endpoint.")
     endpoints: list[EndpointIn] | None = Field(default=None, max_length=20, description="Several servers of one model.")
+    languages: list[Language] | None = Field(
+        default=None, min_length=1, max_length=50, description=LANGUAGES_DESCRIPTION
+    )
 
     _url = field_validator("base_url")(lambda value: _check_url(value) if value is not None else None)
 
@@ -96,6 +105,11 @@ class ModelUpdate(Patch):
     requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
     is_default: Literal[True] | None = Field(default=None, description="Make this the default of its kind.")
+    languages: list[Language] | None = Field(
+        default=None, min_length=1, max_length=50, description=LANGUAGES_DESCRIPTION
+    )
+
+    nullable = frozenset({"languages"})
 
     _url = field_validator("base_url")(lambda value: _check_url(value) if value is not None else None)
 
@@ -126,6 +140,7 @@ class ModelRead(BaseModel):
     endpoints: list[EndpointRead]
     context_window: int | None
     dimension: int | None
+    languages: list[str] | None = Field(description=LANGUAGES_DESCRIPTION)
     max_concurrency: int | None
     requests_per_minute: int | None
     timeout_seconds: float

@@ -108,18 +108,19 @@ class ModelFacts:
     id: uuid.UUID
     kind: ModelKind
     dimension: int | None  # an embedding model's vector length, once known
+    languages: list[str] | None = None  # an embedding model's languages; None: every language
 
 
 async def model_facts(session: AsyncSession, tenant_id: uuid.UUID, model_id: uuid.UUID) -> ModelFacts | None:
     """The tenant's model `model_id`; None when the tenant has no such model."""
     config = await ModelRepository(session, tenant_id).get(model_id)
-    return None if config is None else ModelFacts(config.id, ModelKind(config.kind), config.dimension)
+    return None if config is None else ModelFacts(config.id, ModelKind(config.kind), config.dimension, config.languages)
 
 
 async def default_model_facts(session: AsyncSession, tenant_id: uuid.UUID, kind: ModelKind) -> ModelFacts | None:
     """The tenant's default model of `kind`; None when it has none."""
     config = await ModelRepository(session, tenant_id).default_of(kind)
-    return None if config is None else ModelFacts(config.id, ModelKind(config.kind), config.dimension)
+    return None if config is None else ModelFacts(config.id, ModelKind(config.kind), config.dimension, config.languages)
 
 
 class ProviderService:
@@ -146,6 +147,7 @@ class ProviderService:
             requests_per_minute=data.requests_per_minute,
             timeout_seconds=data.timeout_seconds,
             dimension=local.dimension_of(data.model) if data.provider == ProviderType.LOCAL else None,
+            languages=_languages(data),
         )
         if data.is_default or await self.models.count_of_kind(data.kind) == 0:
             await self.models.clear_default(data.kind)
@@ -218,6 +220,8 @@ class ProviderService:
         fields = data.model_dump(exclude_unset=True, exclude={"base_url", "api_key", "endpoints", "is_default"})
         if data.model is not None and config.provider == ProviderType.LOCAL:
             local.require(config.kind, data.model)
+        if fields.get("languages"):
+            fields["languages"] = sorted(set(fields["languages"]))
         for name, value in fields.items():
             setattr(config, name, value)
         if data.is_default:
@@ -473,6 +477,13 @@ def _bucket(at: datetime, row: dict[str, Any]) -> UsageBucket:
     )
 
 
+def _languages(data: ModelCreate) -> list[str] | None:
+    """The languages given, else a built-in model's own (a remote model's are unknown: every language)."""
+    if data.languages is not None:
+        return sorted(set(data.languages))
+    return local.LANGUAGES.get(data.model) if data.provider == ProviderType.LOCAL else None
+
+
 def _read(config: ModelConfig, endpoints: list[ModelEndpoint]) -> ModelRead:
     error = (
         CheckError(code=config.check_error_code, message=config.check_error_message or "")
@@ -488,6 +499,7 @@ def _read(config: ModelConfig, endpoints: list[ModelEndpoint]) -> ModelRead:
         endpoints=[EndpointRead(base_url=e.base_url, has_api_key=e.api_key_encrypted is not None) for e in endpoints],
         context_window=config.context_window,
         dimension=config.dimension,
+        languages=config.languages,
         max_concurrency=config.max_concurrency,
         requests_per_minute=config.requests_per_minute,
         timeout_seconds=config.timeout_seconds,
