@@ -8,6 +8,7 @@ import pytest
 from nexent.engines.search.analysis import analyze, analyze_joined
 from nexent.engines.search.base import metadata_terms
 from nexent.engines.search.fusion import fuse
+from nexent.engines.search.languages import query_languages, vector_weight_for
 
 
 def test_english_is_folded_stop_worded_and_stemmed() -> None:
@@ -97,3 +98,23 @@ def test_metadata_terms_are_typed() -> None:
     assert metadata_terms({"flag": True}) != metadata_terms({"flag": 1})
     assert metadata_terms({"a": "x"}) != metadata_terms({"b": "x"})
     assert all(len(term) == 24 for term in metadata_terms({"a": 1, "b": "é", "c": 2.5}))
+
+
+def test_query_languages_on_mixed_queries() -> None:
+    assert query_languages("What is the capital of France?") == {"en": 1.0}
+    assert query_languages("熊猫吃什么") == {"zh": 1.0}
+    # Two Han characters weigh about one word: "Python" against "编程" and "教程".
+    assert query_languages("Python 编程教程") == {"en": 0.3333, "zh": 0.6667}
+    assert query_languages("2022年香港GDP增长了多少？") == {"zh": 0.8, "en": 0.2}  # digits count for nothing
+    assert query_languages("東京タワーの高さ") == {"ja": 1.0}  # kana: the Han characters are Japanese
+    assert query_languages("서울의 인구 Seoul") == {"ko": 0.6667, "en": 0.3333}
+    assert query_languages("Ｐｙｔｈｏｎ") == {"en": 1.0}  # full-width letters are letters
+    assert query_languages("2022 ?!") == {}
+
+
+def test_the_vector_weight_follows_the_model_languages() -> None:
+    assert vector_weight_for(0.4, {"zh": 1.0}, ["en"]) == 0.0
+    assert vector_weight_for(0.4, {"en": 1.0}, ["en"]) == 0.4
+    assert vector_weight_for(0.4, {"en": 0.5, "zh": 0.5}, ["en"]) == 0.2
+    assert vector_weight_for(0.4, {"zh": 1.0}, None) == 0.4  # a model that declares nothing: every language
+    assert vector_weight_for(0.4, {}, ["en"]) == 0.4  # no letters (a number): nothing to judge by

@@ -14,7 +14,7 @@ from nexent.providers.models import CheckStatus, ModelKind, ProviderType
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
 ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Language = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-z]{2}$")]
+Language = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z]{2}$")]
 Languages = Annotated[list[Language], Field(min_length=1, max_length=50)]
 LANGUAGES_DESCRIPTION = (
     "Embedding models: the languages the model understands, as ISO 639-1 codes (`en`, `zh`, ...); null: every "
