@@ -32,7 +32,7 @@ def test_chinese_search_mode_finds_the_words_inside_long_words() -> None:
     assert not {"的", "是", "什么"} & set(terms)
     # Version 1, kept for indexes built with it, segments into the longest words only.
     assert analyze("中华人民共和国的首都是什么", version=1) == ["中华人民共和国", "首都", "什么"]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown analysis version"):
         analyze("x", version=99)
 
 

@@ -1,24 +1,39 @@
+# ruff: noqa: RUF001  (Chinese punctuation is part of the passages)
 """Hybrid search weights over HTTP: chosen per query from the query's languages and the embedding model's, fixed by
 a knowledge base or a request, reported with every answer; models declare their languages; an index built with
 an older text analysis is rebuilt on request."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
-from tests.knowledge.test_knowledge_api import (  # noqa: F401  (fixtures)
-    _fresh,
-    client,
-    create_kb,
-    embedder,
-    owner,
-    settled,
-    upload,
-)
-from tests.support.model_server import RunningModelServer
+from tests.conftest import make_settings, serve_in_process
+from tests.knowledge.test_knowledge_api import create_kb, new_owner, settled, upload
+from tests.support.model_server import RunningModelServer, run_model_server
 from tests.test_http import assert_problem
+
+
+@pytest.fixture(scope="module")
+def embedder() -> Iterator[RunningModelServer]:
+    with run_model_server(embedding_dim=64) as served:
+        yield served
+
+
+@pytest.fixture
+async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve_in_process(make_settings(tmp_path, builtin_models=False)) as http:
+        yield http
+
+
+@pytest.fixture
+async def owner(client: httpx.AsyncClient, embedder: RunningModelServer) -> dict[str, Any]:
+    return await new_owner(client, embedder)
+
 
 PASSAGES = {
     "pandas.txt": "熊猫是中国的国宝，主要生活在四川的山区，以竹子为食。Giant pandas eat bamboo.",
