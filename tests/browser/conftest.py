@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,10 +52,15 @@ class Live:
 
     url: str
     llm: RunningModelServer
+    data_dir: Path
 
     def api(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> httpx.Response:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kwargs)
+
+    def api_stream(self, method: str, path: str, token: str) -> AbstractContextManager[httpx.Response]:
+        """A streamed call (a progress stream, say), read within its `with` block."""
+        return httpx.stream(method, f"{self.url}{path}", headers={"Authorization": f"Bearer {token}"}, timeout=60)
 
     def register(self, email: str | None = None, **extra: Any) -> dict[str, Any]:
         """A new user in a new tenant, over the API; returns the token pair."""
@@ -98,7 +104,7 @@ def live(web_build: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         env = cli_env(tmp, NEXENT_BUILTIN_MODELS="false", NEXENT_REGISTER_MAX_ATTEMPTS="100000")
         server = Server(env)
         try:
-            yield Live(server.url, llm)
+            yield Live(server.url, llm, Path(env["NEXENT_DATA_DIR"]))
         finally:
             server.stop()
 

@@ -15,6 +15,7 @@ interface Values {
   rerank_model_id?: string | null;
   target_chars: number;
   overlap_chars: number;
+  vector_weight?: number | null;
 }
 
 /** Create a knowledge base (no `base`) or edit one. */
@@ -54,6 +55,7 @@ export function KbFormModal({
             rerank_model_id: base.rerank_model_id,
             target_chars: base.chunking.target_chars ?? 1200,
             overlap_chars: base.chunking.overlap_chars ?? 150,
+            vector_weight: base.vector_weight,
           }
         : { target_chars: 1200, overlap_chars: 150 },
     );
@@ -78,6 +80,7 @@ export function KbFormModal({
           description: values.description ?? "",
           rerank_model_id: values.rerank_model_id ?? null,
           chunking,
+          vector_weight: values.vector_weight ?? null,
           ...(values.embedding_model_id && values.embedding_model_id !== base.embedding_model_id
             ? { embedding_model_id: values.embedding_model_id }
             : {}),
@@ -90,6 +93,7 @@ export function KbFormModal({
           embedding_model_id: values.embedding_model_id ?? null,
           rerank_model_id: values.rerank_model_id ?? null,
           chunking,
+          vector_weight: values.vector_weight ?? null,
         });
         message.success(t("kb.created", { name: saved.name }));
       }
@@ -142,6 +146,9 @@ export function KbFormModal({
         </Form.Item>
         <Form.Item name="rerank_model_id" label={t("kb.rerankModel")} extra={t("kb.rerankModelHint")}>
           <Select allowClear loading={models.loading} options={rerank.map((model) => ({ value: model.id, label: model.name }))} />
+        </Form.Item>
+        <Form.Item name="vector_weight" label={t("kb.vectorWeight")} extra={t("kb.vectorWeightHint")}>
+          <InputNumber min={0} max={1} step={0.1} placeholder={t("kb.search.weightAuto")} style={{ width: 160 }} />
         </Form.Item>
         <Space wrap size="middle">
           <Form.Item name="target_chars" label={t("kb.targetChars")} rules={[{ required: true }]}>

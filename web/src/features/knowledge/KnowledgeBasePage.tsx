@@ -1,15 +1,15 @@
 "use client";
 
 import { ArrowLeftOutlined, EditOutlined } from "@ant-design/icons";
-import { Alert, Button, Flex, Spin, Tabs, Typography } from "antd";
+import { Alert, App, Button, Flex, Spin, Tabs, Typography } from "antd";
 import Link from "next/link";
 import { useRouter, useSearchParams } from "next/navigation";
 import { useState } from "react";
 import { useT } from "@/i18n";
 import { AppShell } from "@/ui/AppShell";
-import { ErrorAlert } from "@/ui/ErrorAlert";
+import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
-import { readKnowledgeBase } from "./api";
+import { readKnowledgeBase, updateKnowledgeBase } from "./api";
 import { DocumentsSection } from "./DocumentsSection";
 import { KbFormModal } from "./KbFormModal";
 import { SearchPlayground } from "./SearchPlayground";
@@ -32,6 +32,20 @@ function KnowledgeBaseView() {
   const doc = params.get("doc");
   const base = useAsync(async () => (id ? readKnowledgeBase(id) : undefined), [id]);
   const [editing, setEditing] = useState(false);
+  const [rebuilding, setRebuilding] = useState(false);
+  const { message } = App.useApp();
+
+  const rebuild = async () => {
+    setRebuilding(true);
+    try {
+      base.setData(await updateKnowledgeBase(id, { rebuild_index: true }));
+      message.success(t("kb.rebuildStarted"));
+    } catch (error) {
+      message.error(errorMessage(error, t));
+    } finally {
+      setRebuilding(false);
+    }
+  };
 
   const go = (next: { tab?: string | null; doc?: string | null }) => {
     const query = new URLSearchParams({ id });
@@ -82,6 +96,21 @@ function KnowledgeBaseView() {
         </Typography.Paragraph>
       ) : null}
       {kb.reembedding ? <Alert type="info" showIcon title={t("kb.reembedding")} style={{ marginBottom: 12 }} /> : null}
+      {kb.analysis_outdated && !kb.reembedding ? (
+        <Alert
+          type="warning"
+          showIcon
+          title={t("kb.analysisOutdated")}
+          style={{ marginBottom: 12 }}
+          action={
+            kb.can_edit ? (
+              <Button size="small" loading={rebuilding} onClick={rebuild}>
+                {t("kb.rebuildIndex")}
+              </Button>
+            ) : null
+          }
+        />
+      ) : null}
       <Tabs
         activeKey={tab}
         onChange={(key) => go({ tab: key, doc: null })}

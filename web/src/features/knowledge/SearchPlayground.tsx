@@ -2,10 +2,11 @@
 
 import { Card, Col, Empty, Flex, Form, Grid, Input, InputNumber, List, Row, Spin, Tabs, Tag, Typography } from "antd";
 import { useState } from "react";
-import { useT, type Translate } from "@/i18n";
+import { useLocale, useT, type Locale, type Translate } from "@/i18n";
+import { languageName } from "@/features/models/ModelForm";
 import type { MessageKey } from "@/i18n/messages";
 import { ErrorAlert } from "@/ui/ErrorAlert";
-import { search, type KnowledgeBase, type SearchMode, type SearchResult } from "./api";
+import { search, type KnowledgeBase, type SearchMode, type SearchResult, type SearchWeights } from "./api";
 import "./messages";
 
 const MODES: { mode: SearchMode; key: MessageKey }[] = [
@@ -25,6 +26,7 @@ export function SearchPlayground({ kb }: { kb: KnowledgeBase }) {
   const t = useT();
   const screens = Grid.useBreakpoint();
   const [topK, setTopK] = useState(5);
+  const [weight, setWeight] = useState<number | null>(null);
   const [outcomes, setOutcomes] = useState<Partial<Record<SearchMode, Outcome>>>({});
   const [searched, setSearched] = useState(false);
 
@@ -34,13 +36,18 @@ export function SearchPlayground({ kb }: { kb: KnowledgeBase }) {
     setSearched(true);
     for (const { mode } of MODES) {
       setOutcomes((previous) => ({ ...previous, [mode]: { loading: true } }));
-      search(kb.id, text, mode, topK)
+      search(kb.id, text, mode, topK, mode === "hybrid" ? weight : null)
         .then((result) => setOutcomes((previous) => ({ ...previous, [mode]: { loading: false, result } })))
         .catch((error: unknown) => setOutcomes((previous) => ({ ...previous, [mode]: { loading: false, error } })));
     }
   };
 
-  const column = (mode: SearchMode) => <Results outcome={outcomes[mode]} t={t} />;
+  const column = (mode: SearchMode) => (
+    <>
+      {mode === "hybrid" && outcomes.hybrid?.result ? <WeightsLine weights={outcomes.hybrid.result.weights[0]} /> : null}
+      <Results outcome={outcomes[mode]} t={t} />
+    </>
+  );
   const wide = screens.md ?? true;
 
   return (
@@ -59,6 +66,24 @@ export function SearchPlayground({ kb }: { kb: KnowledgeBase }) {
         </Form.Item>
         <Form.Item label={t("kb.search.topK")} htmlFor="kb-search-topk" style={{ margin: 0 }} layout="vertical">
           <InputNumber id="kb-search-topk" min={1} max={100} value={topK} onChange={(value) => setTopK(value ?? 5)} />
+        </Form.Item>
+        <Form.Item
+          label={t("kb.search.weight")}
+          htmlFor="kb-search-weight"
+          tooltip={t("kb.search.weightHint")}
+          style={{ margin: 0 }}
+          layout="vertical"
+        >
+          <InputNumber
+            id="kb-search-weight"
+            min={0}
+            max={1}
+            step={0.1}
+            placeholder={t("kb.search.weightAuto")}
+            value={weight}
+            onChange={(value) => setWeight(value ?? null)}
+            style={{ width: 140 }}
+          />
         </Form.Item>
       </Flex>
       {!searched ? null : wide ? (
@@ -92,6 +117,39 @@ export function SearchPlayground({ kb }: { kb: KnowledgeBase }) {
       )}
     </>
   );
+}
+
+/** How the hybrid search weighed BM25 and the vectors, and why. */
+function WeightsLine({ weights }: { weights: SearchWeights | undefined }) {
+  const t = useT();
+  const { locale } = useLocale();
+  if (!weights) return null;
+  const percent = (value: number) => `${Math.round(value * 100)}%`;
+  return (
+    <Typography.Paragraph type="secondary" style={{ fontSize: 12 }} data-testid="search-weights">
+      {t("kb.search.weights", { bm25: percent(weights.bm25_weight), vector: percent(weights.vector_weight) })}
+      {locale === "zh" ? "" : " "}
+      {weights.source === "languages"
+        ? t("kb.search.weightsByLanguage", {
+            query: describe(weights.query_languages, locale) || t("kb.search.noLanguage"),
+            model: weights.model_languages
+              ? weights.model_languages.map((code) => languageName(code, locale)).join(", ")
+              : t("kb.search.everyLanguage"),
+          })
+        : weights.source === "knowledge_base"
+          ? t("kb.search.weightsByBase")
+          : weights.source === "request"
+            ? t("kb.search.weightsByRequest")
+            : null}
+    </Typography.Paragraph>
+  );
+}
+
+function describe(languages: Record<string, number>, locale: Locale): string {
+  return Object.entries(languages)
+    .sort((a, b) => b[1] - a[1])
+    .map(([code, share]) => `${languageName(code, locale)} ${Math.round(share * 100)}%`)
+    .join(", ");
 }
 
 function timing(outcome: Outcome | undefined, t: Translate) {

@@ -83,8 +83,14 @@ export const updateChunk = (id: string, chunk_id: string, text: string) =>
 export const deleteChunk = (id: string, chunk_id: string) =>
   unwrap(api.DELETE("/api/knowledge-bases/{kb_id}/chunks/{chunk_id}", { params: { path: { kb_id: id, chunk_id } } }));
 
-export const search = (id: string, query: string, mode: SearchMode, top_k: number) =>
-  unwrap(api.POST("/api/knowledge-bases/{kb_id}/search", { ...path(id), body: { query, mode, top_k, rerank: true } }));
+export const search = (id: string, query: string, mode: SearchMode, top_k: number, vector_weight: number | null = null) =>
+  unwrap(
+    api.POST("/api/knowledge-bases/{kb_id}/search", {
+      ...path(id),
+      body: { query, mode, top_k, rerank: true, ...(vector_weight === null ? {} : { vector_weight }) },
+    }),
+  );
+export type SearchWeights = Schemas["SearchWeights"];
 
 /**
  * Follow the knowledge base's progress stream, calling `onEvent` for every document event, until the server closes it

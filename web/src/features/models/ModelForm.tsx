@@ -2,7 +2,7 @@
 
 import { Alert, App, Button, Checkbox, Collapse, Form, Input, InputNumber, Modal, Radio, Select, Space } from "antd";
 import { useEffect, useState } from "react";
-import { useT } from "@/i18n";
+import { useLocale, useT, type Locale } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import { errorMessage } from "@/ui/ErrorAlert";
 import {
@@ -31,7 +31,11 @@ interface Values {
   requests_per_minute?: number | null;
   timeout_seconds?: number | null;
   is_default?: boolean;
+  languages?: string[];
 }
+
+// The languages offered for an embedding model (any other ISO 639-1 code can be typed).
+const LANGUAGE_CODES = ["en", "zh", "ja", "ko", "fr", "de", "es", "pt", "it", "ru", "ar", "hi", "th", "vi"];
 
 /** Add a model, or edit one (`model`): an OpenAI-compatible endpoint or a built-in model, with a test before saving. */
 export function ModelForm({
@@ -46,6 +50,7 @@ export function ModelForm({
   onSaved: (model: Model) => void;
 }) {
   const t = useT();
+  const { locale } = useLocale();
   const { message } = App.useApp();
   const [form] = Form.useForm<Values>();
   const [busy, setBusy] = useState(false);
@@ -73,6 +78,7 @@ export function ModelForm({
         max_concurrency: model.max_concurrency,
         requests_per_minute: model.requests_per_minute,
         timeout_seconds: model.timeout_seconds,
+        languages: model.languages ?? [],
       });
     } else {
       form.setFieldsValue({ provider: "openai_compatible", kind: "llm", timeout_seconds: 60 });
@@ -86,6 +92,7 @@ export function ModelForm({
       max_concurrency: values.max_concurrency ?? null,
       requests_per_minute: values.requests_per_minute ?? null,
       timeout_seconds: values.timeout_seconds ?? 60,
+      ...(values.kind === "embedding" && values.languages?.length ? { languages: values.languages } : {}),
     };
     if (values.provider === "local") return { kind: values.kind, provider: "local", model: values.model, ...limits };
     return {
@@ -133,6 +140,7 @@ export function ModelForm({
           max_concurrency: values.max_concurrency ?? undefined,
           requests_per_minute: values.requests_per_minute ?? undefined,
           timeout_seconds: values.timeout_seconds ?? 60,
+          ...(model.kind === "embedding" ? { languages: values.languages?.length ? values.languages : null } : {}),
         });
         message.success(t("common.saved"));
       } else {
@@ -231,6 +239,21 @@ export function ModelForm({
             </Form.Item>
           </>
         )}
+        {kind === "embedding" ? (
+          <Form.Item
+            name="languages"
+            label={t("models.languages")}
+            extra={t("models.languagesHint")}
+            rules={[{ type: "array", defaultField: { pattern: /^[A-Za-z]{2}$/, message: t("models.languageCode") } }]}
+          >
+            <Select
+              mode="tags"
+              tokenSeparators={[",", " "]}
+              placeholder={t("models.languagesAny")}
+              options={LANGUAGE_CODES.map((code) => ({ value: code, label: `${code} · ${languageName(code, locale)}` }))}
+            />
+          </Form.Item>
+        ) : null}
         <Collapse
           ghost
           size="small"
@@ -308,4 +331,13 @@ export function CheckAlert({
       description={result.error?.message ? t("models.error.detail", { message: result.error.message }) : undefined}
     />
   );
+}
+
+/** A language's name in the interface's language, from its ISO 639-1 code. */
+export function languageName(code: string, locale: Locale): string {
+  try {
+    return new Intl.DisplayNames([locale === "zh" ? "zh-CN" : "en"], { type: "language" }).of(code) ?? code;
+  } catch {
+    return code;
+  }
 }
