@@ -1,10 +1,19 @@
-"""Retrieval quality and search latency of the knowledge search engines (LanceDB and Milvus Lite).
+"""Retrieval quality and search latency of the knowledge search engines (LanceDB and Milvus Lite), and retrieval
+quality through the product's search API.
 
-Quality: SciFact (BEIR layout: 5,183 abstracts, the 809 train queries) and CMRC 2018 (Chinese: 1,104 paragraphs,
-1,002 questions), embedded with the built-in all-MiniLM-L6-v2, one chunk per document (title and text). For each
-engine: nDCG@10 and recall@100 of the `bm25`, `vector` and `hybrid` modes, and a fusion comparison (RRF against
-min-max and distribution-based score fusion over a grid of vector weights) computed on the same two candidate
-lists the engine fuses (100 deep), with the same `fusion.fuse`.
+Quality: SciFact (BEIR layout: 5,183 abstracts, the 809 train queries), CMRC 2018 (Chinese: 1,104 paragraphs,
+1,002 questions) and RGB-zh dev (Chinese news: 7,337 passages, 150 questions), embedded with the built-in
+all-MiniLM-L6-v2, one chunk per document (title and text). For each engine: nDCG@10 and recall@100 of the `bm25`,
+`vector` and `hybrid` modes, the hybrid weighted as the product weighs it (the vector side's weight follows the
+share of the query in the model's languages: MiniLM declares English), and a fusion comparison (RRF against
+min-max and distribution-based score fusion over a grid of fixed vector weights) computed on the same two
+candidate lists the engine fuses (100 deep), with the same `fusion.fuse`.
+
+Through the API (`--api`): each set is uploaded to a knowledge base of the embedded platform (in-process ASGI app,
+SQLite, LanceDB, in-process job workers, the built-in model as the tenant's default) as one `.txt` file per
+document, in chunks of up to 8,000 characters, and every query goes through `POST .../search` in each mode
+(top 100), ranked at the document level. Documents the platform refuses (empty) or keeps once (identical text) are
+counted and reported.
 
 Latency: hybrid, bm25 and vector searches (top 10) at the corpus size (5k chunks) and after adding synthetic
 chunks up to 100k (texts made of shuffled SciFact sentences, random unit vectors), p50 and p99, the query's
@@ -13,7 +22,8 @@ embedding excluded (measured apart).
 Embeddings are cached under `--cache` (the run says whether the cache was used); the data is read from
 `../shared/bench/`, never copied.
 
-Run: `.venv/bin/python bench/retrieval.py [--engines lancedb,milvus] [--total 100000] [--queries 300]`
+Run: `.venv/bin/python bench/retrieval.py [--engines lancedb,milvus] [--datasets scifact,cmrc2018-zh,rgb-zh-dev]
+[--total 100000] [--queries 300] [--api]`
 """
 
 from __future__ import annotations
@@ -41,10 +51,13 @@ import numpy.typing as npt
 from nexent.engines.search.base import IndexedChunk, SearchEngine, SearchMode, SearchRequest, candidate_depth
 from nexent.engines.search.fusion import FusionMethod, fuse
 from nexent.engines.search.lancedb import LanceDBSearch
+from nexent.engines.search.languages import query_languages, vector_weight_for
 from nexent.engines.search.milvus import MilvusSearch
+from nexent.providers.local import EMBEDDING_MODEL, LANGUAGES
 from nexent.settings import Settings
 
-BENCH = Path(__file__).resolve().parents[2] / "shared" / "bench"
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO.parent / "shared" / "bench"
 INDEX = "kb_bench"
 DIMENSION = 384
 WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
@@ -178,15 +191,20 @@ async def index_corpus(engine: SearchEngine, data: Dataset) -> float:
     return time.perf_counter() - started
 
 
-async def evaluate(engine: SearchEngine, data: Dataset, fusion: FusionMethod, weight: float) -> dict[str, Any]:
+async def evaluate(engine: SearchEngine, data: Dataset, fusion: FusionMethod, weight_base: float) -> dict[str, Any]:
     """Quality per mode, and the fusion comparison on the same candidate lists."""
     back = {chunk_id(cid): cid for cid in data.corpus_ids}
     depth = candidate_depth(100)
     lists: dict[str, dict[str, list[tuple[str, float]]]] = {"bm25": {}, "vector": {}}
     runs: dict[str, dict[str, list[str]]] = {"bm25": {}, "vector": {}, "hybrid": {}}
+    model_languages = LANGUAGES[EMBEDDING_MODEL]
     for query_id, text, vector in zip(data.query_ids, data.queries, data.query_vectors, strict=True):
         for mode in ("bm25", "vector", "hybrid"):
-            hits = await engine.search(INDEX, SearchRequest(text=text, vector=vector.tolist(), mode=mode, top_k=depth))
+            # The hybrid weighted as the product weighs it: by the share of the query in the model's languages.
+            languages = query_languages(text)
+            weight = vector_weight_for(weight_base, languages, model_languages) if mode == "hybrid" else None
+            request = SearchRequest(text=text, vector=vector.tolist(), mode=mode, top_k=depth, vector_weight=weight)
+            hits = await engine.search(INDEX, request)
             runs[mode][query_id] = [back[hit.id] for hit in hits]
             if mode != "hybrid":
                 lists[mode][query_id] = [(back[hit.id], hit.score) for hit in hits]
@@ -194,7 +212,8 @@ async def evaluate(engine: SearchEngine, data: Dataset, fusion: FusionMethod, we
     for mode, run in runs.items():
         ndcg, recall = quality(run, data)
         result["modes"][mode] = {"ndcg@10": round(ndcg, 4), "recall@100": round(recall, 4)}
-    result["modes"]["hybrid"]["fusion"] = f"{fusion} (vector weight {weight})"
+    share = f"the query's share in {model_languages}"
+    result["modes"]["hybrid"]["fusion"] = f"{fusion}, vector weight {weight_base} x {share}"
     variants: list[tuple[str, FusionMethod, float]] = [("rrf k=60", "rrf", 0.5)]
     variants += [(f"minmax w={w}", "minmax", w) for w in WEIGHTS]
     variants += [(f"dbsf w={w}", "dbsf", w) for w in WEIGHTS]
@@ -313,10 +332,86 @@ async def run_engine(
     return result
 
 
+async def run_api(datasets: list[Dataset]) -> dict[str, Any]:
+    """Each set through the product: uploaded to a knowledge base of the embedded platform, searched over HTTP."""
+    import sys
+
+    sys.path.insert(0, str(REPO))
+    from tests.conftest import make_settings, serve_in_process
+    from tests.support.identity import bearer, register
+
+    result: dict[str, Any] = {}
+    for data in datasets:
+        with tempfile.TemporaryDirectory(prefix="nexent-retrieval-api-") as folder:
+            async with serve_in_process(make_settings(Path(folder), queue_workers=2, job_modules=[])) as client:
+                headers = bearer((await register(client, "bench@example.com"))["access_token"])
+                body = {"name": data.name, "chunking": {"target_chars": 8000, "overlap_chars": 0}}
+                created = await client.post("/api/knowledge-bases", json=body, headers=headers)
+                assert created.status_code == 201, created.text
+                kb_id = created.json()["id"]
+                started = time.perf_counter()
+                refused = duplicates = 0
+                for start in range(0, len(data.texts), 100):
+                    files = [
+                        ("file", (f"{cid}.txt", text.encode(), "text/plain"))
+                        for cid, text in zip(
+                            data.corpus_ids[start : start + 100], data.texts[start : start + 100], strict=True
+                        )
+                    ]
+                    response = await client.post(
+                        f"/api/knowledge-bases/{kb_id}/documents", files=files, headers=headers
+                    )
+                    assert response.status_code in (201, 422), response.text
+                    answer = response.json()
+                    refused += len(answer.get("rejected", []))
+                    duplicates += sum(1 for item in answer.get("documents", []) if item["duplicate"])
+                while True:
+                    counts = (await client.get(f"/api/knowledge-bases/{kb_id}", headers=headers)).json()
+                    counts = counts["document_counts"]
+                    if counts["queued"] + counts["parsing"] + counts["embedding"] == 0:
+                        break
+                    await asyncio.sleep(0.5)
+                entry: dict[str, Any] = {
+                    "ingest_seconds": round(time.perf_counter() - started, 1),
+                    "documents": counts,
+                    "refused_empty": refused,
+                    "kept_once_identical": duplicates,
+                    "modes": {},
+                }
+                for mode in ("bm25", "vector", "hybrid"):
+                    runs: dict[str, list[str]] = {}
+                    sources: dict[str, int] = {}
+                    for query_id, text in zip(data.query_ids, data.queries, strict=True):
+                        response = await client.post(
+                            f"/api/knowledge-bases/{kb_id}/search",
+                            json={"query": text, "mode": mode, "top_k": 100, "rerank": False},
+                            headers=headers,
+                        )
+                        assert response.status_code == 200, response.text
+                        answer = response.json()
+                        weights = answer["weights"][0]
+                        key = f"{weights['source']} {weights['vector_weight']}"
+                        sources[key] = sources.get(key, 0) + 1
+                        ranked: list[str] = []
+                        for hit in answer["hits"]:
+                            corpus_id = hit["file_name"].removesuffix(".txt")
+                            if corpus_id not in ranked:
+                                ranked.append(corpus_id)
+                        runs[query_id] = ranked
+                    ndcg, recall = quality(runs, data)
+                    entry["modes"][mode] = {"ndcg@10": round(ndcg, 4), "recall@100": round(recall, 4)}
+                    if mode == "hybrid":
+                        entry["modes"][mode]["vector_weights"] = sources
+                print(json.dumps({"api": {data.name: entry}}, ensure_ascii=False), flush=True)
+                result[data.name] = entry
+    return result
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--engines", default="lancedb,milvus")
-    parser.add_argument("--datasets", default="scifact,cmrc2018-zh")
+    parser.add_argument("--datasets", default="scifact,cmrc2018-zh,rgb-zh-dev")
+    parser.add_argument("--api", action="store_true", help="also measure through the product's search API")
     parser.add_argument("--total", type=int, default=100_000, help="chunks in the large-index latency run")
     parser.add_argument("--queries", type=int, default=300, help="timed queries per mode (0: no latency run)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "nexent-retrieval-cache")
@@ -331,8 +426,10 @@ async def main() -> None:
     if args.queries and any(data.name == "scifact" for data in datasets):
         scifact = next(data for data in datasets if data.name == "scifact")
         report["query_embedding_latency"] = embedding_latency(embedder, scifact)
-    for kind in args.engines.split(","):
+    for kind in filter(None, args.engines.split(",")):
         report[kind] = await run_engine(kind, datasets, args.total, args.queries, fusion, weight)
+    if args.api:
+        report["api"] = await run_api(datasets)
     report["machine"]["load_average_end"] = [round(value, 2) for value in os.getloadavg()]
     print(json.dumps(report, indent=2, ensure_ascii=False))
 
