@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from nexent.core.db import create_engine, create_session_factory, downgrade_async, migrate_async
@@ -81,3 +83,51 @@ async def test_naive_timestamps_are_refused(tmp_path: Path) -> None:
                 session.add(Tenant(name="T", slug="naive", created_at=datetime(2026, 1, 1)))
     finally:
         await engine.dispose()
+
+
+async def test_search_upgrade_keeps_old_indexes_on_their_analysis(database_url: str) -> None:
+    """0010: knowledge bases made before it keep analysis version 1 (their indexes hold version-1 terms), and the
+    built-in English embedding model declares its language."""
+    await migrate_async(database_url, "0009")
+    engine = create_engine(database_url)
+    tenant, model, kb = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    now = datetime.now(UTC).replace(tzinfo=None)
+    try:
+        async with engine.begin() as conn:
+            ids = {"t": _db_id(tenant, database_url), "m": _db_id(model, database_url), "k": _db_id(kb, database_url)}
+            await conn.execute(
+                text(
+                    "INSERT INTO tenants (id, name, slug, status, private_endpoints, created_at, updated_at) "
+                    "VALUES (:t, 'T', 'upgrade', 'active', '[]', :now, :now)"
+                ),
+                {**ids, "now": now},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO model_configs (id, tenant_id, name, kind, provider, model, timeout_seconds, "
+                    "is_default, check_status, created_at, updated_at) VALUES (:m, :t, 'Built-in', 'embedding', "
+                    "'local', 'all-MiniLM-L6-v2', 60, true, 'unknown', :now, :now)"
+                ),
+                {**ids, "now": now},
+            )
+            await conn.execute(
+                text(
+                    "INSERT INTO knowledge_bases (id, tenant_id, name, description, embedding_model_id, "
+                    "embedding_dimension, index_name, chunk_target_chars, chunk_overlap_chars, created_at, "
+                    "updated_at) VALUES (:k, :t, 'Old', '', :m, 384, 'kb_old', 1200, 150, :now, :now)"
+                ),
+                {**ids, "now": now},
+            )
+        await migrate_async(database_url)
+        async with engine.connect() as conn:
+            row = (await conn.execute(text("SELECT analysis_version, vector_weight FROM knowledge_bases"))).one()
+            assert tuple(row) == (1, None)
+            languages = (await conn.execute(text("SELECT languages FROM model_configs"))).scalar_one()
+            assert (json.loads(languages) if isinstance(languages, str) else languages) == ["en"]
+    finally:
+        await engine.dispose()
+
+
+def _db_id(value: uuid.UUID, url: str) -> str:
+    """A uuid as the column stores it: native on PostgreSQL, 32 hex characters on SQLite."""
+    return str(value) if url.startswith("postgresql") else value.hex

@@ -99,7 +99,9 @@ async def test_new_tenants_start_with_the_builtin_models(client: httpx.AsyncClie
         result = (await client.post(f"/api/models/{model['id']}/check", headers=owner)).json()
         assert result["ok"] is True, result
     embedding = next(m for m in models if m["kind"] == "embedding")
-    assert (await client.get(f"/api/models/{embedding['id']}", headers=owner)).json()["dimension"] == 384
+    read = (await client.get(f"/api/models/{embedding['id']}", headers=owner)).json()
+    assert (read["dimension"], read["languages"]) == (384, ["en"])  # English only: hybrid search weighs it by that
+    assert next(m for m in models if m["kind"] == "llm")["languages"] is None
     usage = (await client.get("/api/usage", headers=owner)).json()
     assert sum(row["calls"] for row in usage) == 2
 
