@@ -303,6 +303,8 @@ def _row(
         if isinstance(raw_id, bool) or not isinstance(raw_id, str | int | float):
             return RowError(line, None, "invalid_id", "The id must be a string or a number.")
         row_id = str(raw_id).strip()
+        if not row_id.isprintable():
+            return RowError(line, None, "invalid_id", "The id holds control characters.")
         if len(row_id) > MAX_ID_CHARS:
             return RowError(
                 line, row_id[:MAX_ID_CHARS], "invalid_id", f"The id is longer than {MAX_ID_CHARS} characters."
