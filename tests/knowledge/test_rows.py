@@ -33,15 +33,15 @@ def test_csv_delimiters_and_the_utf8_bom(delimiter: str, bom: bytes) -> None:
 
 def test_csv_bad_rows_are_reported_with_their_line_and_the_good_ones_kept() -> None:
     data = (
-        "id,question,answer,Category\n"
-        "q1,Where?,Here,visits\n"
-        "q2,Only two values\n"  # line 3
-        "\n"
-        'q3,"A question\nover two lines",Yes,\n'  # lines 5-6
-        "q1,Again?,No,visits\n"  # line 7: the id of line 2
-        ",No id,None,x\n"  # line 8
-        "q4,,,visits\n"  # line 9: no text
-    ).encode()
+        b"id,question,answer,Category\n"
+        b"q1,Where?,Here,visits\n"
+        b"q2,Only two values\n"  # line 3
+        b"\n"
+        b'q3,"A question\nover two lines",Yes,\n'  # lines 5-6
+        b"q1,Again?,No,visits\n"  # line 7: the id of line 2
+        b",No id,None,x\n"  # line 8
+        b"q4,,,visits\n"  # line 9: no text
+    )
     split = split_rows(data, "csv", "faq.csv", FAQ, RowLimits())
     assert [(r.line, r.id) for r in split.rows] == [(2, "q1"), (5, "q3")]
     assert split.rows[1].text == "question: A question\nover two lines\nanswer: Yes" and split.rows[1].metadata == {}

@@ -222,7 +222,7 @@ async def test_many_rows_are_processed_in_a_few_jobs(
 
 async def test_refusals_name_the_problem(client: httpx.AsyncClient, owner: dict[str, Any]) -> None:
     kb = await create_kb(client, owner)
-    csv = ("id,question,answer\n1,Q,A\n").encode()
+    csv = b"id,question,answer\n1,Q,A\n"
     pdf = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<<>>\n%%EOF"
     not_rows = await import_rows(client, owner, kb["id"], [("manual.pdf", pdf, "application/pdf")])
     problem = assert_problem(not_rows, 422, "no_acceptable_files")
@@ -233,7 +233,7 @@ async def test_refusals_name_the_problem(client: httpx.AsyncClient, owner: dict[
     problem = assert_problem(unknown, 422, "no_acceptable_files")
     (refused,) = problem["rejected"]  # type: ignore[misc]
     assert refused["error"]["code"] == "unknown_column" and "'key'" in refused["error"]["message"]
-    all_bad = "id,question,answer\n1,only two\n,no id,x\n".encode()
+    all_bad = b"id,question,answer\n1,only two\n,no id,x\n"
     bad = await import_rows(client, owner, kb["id"], [("bad.csv", all_bad, "text/csv")], id_column="id")
     problem = assert_problem(bad, 422, "no_acceptable_files")
     assert [r["error"]["code"] for r in problem["rejected"]] == ["no_valid_rows"]  # type: ignore[union-attr]
