@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -67,6 +67,10 @@ async def import_rows(
         data={"split": "rows", **form},
         headers=owner["headers"],
     )
+
+
+def problem_of(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
+    return cast(dict[str, Any], assert_problem(response, status, code))
 
 
 def rejections(body: dict[str, Any]) -> list[tuple[str, int, str | None, str]]:
@@ -225,37 +229,37 @@ async def test_refusals_name_the_problem(client: httpx.AsyncClient, owner: dict[
     csv = b"id,question,answer\n1,Q,A\n"
     pdf = b"%PDF-1.7\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<<>>\n%%EOF"
     not_rows = await import_rows(client, owner, kb["id"], [("manual.pdf", pdf, "application/pdf")])
-    problem = assert_problem(not_rows, 422, "no_acceptable_files")
-    assert [r["error"]["code"] for r in problem["rejected"]] == ["rows_not_supported"]  # type: ignore[union-attr]
+    problem = problem_of(not_rows, 422, "no_acceptable_files")
+    assert [r["error"]["code"] for r in problem["rejected"]] == ["rows_not_supported"]
     plain = await import_rows(client, owner, kb["id"], [("notes.txt", b"Just text.", "text/plain")])
-    assert_problem(plain, 422, "no_acceptable_files")
+    problem_of(plain, 422, "no_acceptable_files")
     unknown = await import_rows(client, owner, kb["id"], [("faq.csv", csv, "text/csv")], id_column="key")
-    problem = assert_problem(unknown, 422, "no_acceptable_files")
-    (refused,) = problem["rejected"]  # type: ignore[misc]
+    problem = problem_of(unknown, 422, "no_acceptable_files")
+    (refused,) = problem["rejected"]
     assert refused["error"]["code"] == "unknown_column" and "'key'" in refused["error"]["message"]
     all_bad = b"id,question,answer\n1,only two\n,no id,x\n"
     bad = await import_rows(client, owner, kb["id"], [("bad.csv", all_bad, "text/csv")], id_column="id")
-    problem = assert_problem(bad, 422, "no_acceptable_files")
-    assert [r["error"]["code"] for r in problem["rejected"]] == ["no_valid_rows"]  # type: ignore[union-attr]
-    assert [(r["line"], r["error"]["code"]) for r in problem["rejected_rows"]] == [  # type: ignore[union-attr]
+    problem = problem_of(bad, 422, "no_acceptable_files")
+    assert [r["error"]["code"] for r in problem["rejected"]] == ["no_valid_rows"]
+    assert [(r["line"], r["error"]["code"]) for r in problem["rejected_rows"]] == [
         (2, "wrong_column_count"),
         (3, "missing_id"),
     ]
     chinese = await import_rows(client, owner, kb["id"], [("faq.csv", csv, "text/csv")], metadata_columns=["类别"])
-    assert "类别" in assert_problem(chinese, 422, "invalid_metadata_column")["detail"]  # type: ignore[operator]
+    assert "类别" in problem_of(chinese, 422, "invalid_metadata_column")["detail"]
     reserved = await import_rows(client, owner, kb["id"], [("faq.csv", csv, "text/csv")], metadata_columns=["Page"])
-    assert_problem(reserved, 422, "invalid_metadata_column")
+    problem_of(reserved, 422, "invalid_metadata_column")
     without_rows = await client.post(
         f"/api/knowledge-bases/{kb['id']}/documents",
         files=[("file", ("faq.csv", csv, "text/csv"))],
         data={"id_column": "id"},
         headers=owner["headers"],
     )
-    assert_problem(without_rows, 422, "invalid_row_options")
+    problem_of(without_rows, 422, "invalid_row_options")
     many = "id,q\n" + "".join(f"{n},x\n" for n in range(1001))
     too_many = await import_rows(client, owner, kb["id"], [("many.csv", many.encode(), "text/csv")], id_column="id")
-    problem = assert_problem(too_many, 422, "no_acceptable_files")
-    assert [r["error"]["code"] for r in problem["rejected"]] == ["too_many_rows"]  # type: ignore[union-attr]
+    problem = problem_of(too_many, 422, "no_acceptable_files")
+    assert [r["error"]["code"] for r in problem["rejected"]] == ["too_many_rows"]
     latin = "id,q\n1,café\n".encode("latin-1")
     encoding = await import_rows(client, owner, kb["id"], [("latin.csv", latin, "text/csv")])
     assert [r["error"]["code"] for r in encoding.json()["rejected"]] == ["invalid_encoding"]
@@ -286,9 +290,9 @@ async def test_rows_of_one_tenant_are_invisible_to_another(
     hits = (await search(client, owner, mine["id"], "descaling", metadata={"lang": "en"}))["hits"]
     assert hits and not ids & {h["document_id"] for h in hits}
     foreign = await client.get(f"/api/knowledge-bases/{theirs['id']}/documents", headers=owner["headers"])
-    assert_problem(foreign, 404, "knowledge_base_not_found")
+    problem_of(foreign, 404, "knowledge_base_not_found")
     upload_foreign = await import_rows(client, owner, theirs["id"], [("faq.csv", data, "text/csv")], id_column="id")
-    assert_problem(upload_foreign, 404, "knowledge_base_not_found")
+    problem_of(upload_foreign, 404, "knowledge_base_not_found")
 
 
 async def test_structured_import_on_postgresql(tmp_path: Path, pg_url: str, embedder: RunningModelServer) -> None:
