@@ -221,6 +221,7 @@ export function DocumentsSection({
           multiple
           name="file"
           fileList={uploading}
+          progress={{ size: [-1, 2], showInfo: false, "aria-label": t("kb.upload.progress") }}
           onChange={({ fileList }) => setUploading(fileList.filter((file) => file.status === "uploading"))}
           customRequest={(option) => {
             pending.current.push(option);

@@ -98,7 +98,6 @@ export function RowImportModal({
               <Select
                 allowClear
                 showSearch
-                placeholder={t("kb.rows.idPlaceholder")}
                 options={names.map((name) => ({ value: name, label: name }))}
               />
             </Form.Item>
@@ -122,7 +121,6 @@ export function RowImportModal({
               <Select
                 mode="multiple"
                 allowClear
-                placeholder={t("kb.rows.textPlaceholder")}
                 options={names
                   .filter((name) => name !== idColumn && !metadata.includes(name))
                   .map((name) => ({ value: name, label: name }))}
