@@ -11,12 +11,12 @@ from tests.browser.conftest import Live, shoot, sign_in_as
 from tests.browser.test_knowledge import add_embedding_model
 
 FAQ = (
-    "id,question,answer,Category\n"
-    "q1,How do I descale the machine?,Run the descaling programme every two months.,care\n"
-    "q2,Which beans for espresso?,A medium-dark roast ground fine.,beans\n"
-    "q3,This row has too few values\n"
-    "q4,How hot should the milk be?,About sixty degrees; hotter milk tastes burnt.,milk\n"
-).encode()
+    b"id,question,answer,Category\n"
+    b"q1,How do I descale the machine?,Run the descaling programme every two months.,care\n"
+    b"q2,Which beans for espresso?,A medium-dark roast ground fine.,beans\n"
+    b"q3,This row has too few values\n"
+    b"q4,How hot should the milk be?,About sixty degrees; hotter milk tastes burnt.,milk\n"
+)
 
 
 def test_a_csv_file_becomes_one_document_per_row(page: Page, live: Live) -> None:
