@@ -3,6 +3,8 @@ numbers, per-row errors and the refusals of whole files."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from nexent.knowledge.rows import (
@@ -14,6 +16,8 @@ from nexent.knowledge.rows import (
     row_format,
     split_rows,
 )
+from nexent.knowledge.schemas import SearchHitRead, SearchResult, SearchTimings
+from nexent.knowledge.tool import format_passages
 
 FAQ = RowOptions.build("id", ["Category"], [])
 
@@ -114,3 +118,24 @@ def test_options_and_formats() -> None:
     assert row_format("faq.CSV", "txt") == "csv" and row_format("x.ndjson", "json") == "jsonl"
     assert row_format("export", "jsonl") == "jsonl" and row_format("notes.txt", "txt") is None
     assert row_format("report.csv", "pdf") is None
+
+
+def test_agents_see_a_rows_metadata_beside_its_passage() -> None:
+    hit = SearchHitRead(
+        chunk_id=uuid.uuid4(),
+        document_id=uuid.uuid4(),
+        knowledge_base_id=uuid.uuid4(),
+        file_name="faq.csv#q4",
+        page=None,
+        heading_path=[],
+        source=None,
+        text="question: How hot should the milk be?\nanswer: About sixty degrees.",
+        score=1.0,
+        bm25_rank=1,
+        vector_rank=None,
+        metadata={"category": "milk", "year": 2024},
+    )
+    timings = SearchTimings(embedding_ms=0, search_ms=0, rerank_ms=0)
+    text, citations = format_passages(SearchResult(hits=[hit], mode="bm25", timings=timings))
+    assert "[1] faq.csv#q4 (category: milk, year: 2024)\nquestion: How hot" in text
+    assert citations[0].title == "faq.csv#q4"
