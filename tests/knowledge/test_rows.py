@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from nexent.knowledge.rows import (
     InvalidRowOptions,
@@ -139,3 +141,22 @@ def test_agents_see_a_rows_metadata_beside_its_passage() -> None:
     text, citations = format_passages(SearchResult(hits=[hit], mode="bm25", timings=timings))
     assert "[1] faq.csv#q4 (category: milk, year: 2024)\nquestion: How hot" in text
     assert citations[0].title == "faq.csv#q4"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(
+    data=st.one_of(
+        st.binary(max_size=400),
+        st.text(alphabet=st.sampled_from('id,;\t"\n\r\x00{}[]:qé类 1'), max_size=300).map(str.encode),
+    ),
+    fmt=st.sampled_from(["csv", "jsonl"]),
+)
+def test_any_bytes_give_rows_errors_or_a_refusal(data: bytes, fmt: str) -> None:
+    options = RowOptions.build(None, [], [])
+    try:
+        split = split_rows(data, fmt, "f." + fmt, options, RowLimits(max_rows=50))
+    except RowFileRefused:
+        return  # a refusal with its code: fine; any other exception fails
+    lines = data.count(b"\n") + data.count(b"\r") + 1
+    assert all(1 <= item.line <= lines for item in [*split.rows, *split.errors])
+    assert all(row.text for row in split.rows)
