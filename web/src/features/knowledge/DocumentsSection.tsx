@@ -71,6 +71,15 @@ export function DocumentsSection({
       readList()
         .then((page) => setData(page))
         .catch(() => undefined);
+    // Events of documents the list does not show (just uploaded, or past its first page: a structured import makes
+    // thousands) read the list again at most twice a second, not once per event.
+    let soon: ReturnType<typeof setTimeout> | undefined;
+    const refreshSoon = () => {
+      soon ??= setTimeout(() => {
+        soon = undefined;
+        void refresh();
+      }, 500);
+    };
     const onEvent = (event: DocumentEvent) => {
       latest.current.set(event.document_id, { event, at: performance.now() });
       // Read from the list as last rendered: an updater function runs later, too late to decide this.
@@ -82,7 +91,7 @@ export function DocumentsSection({
           items: previous.items.map((item) => (item.id === event.document_id ? applyEvent(item, event) : item)),
         };
       });
-      if (!known) void refresh();
+      if (!known) refreshSoon();
     };
     followDocuments(kb.id, onEvent, controller.signal, () => setLive("live"))
       .catch(() => undefined)
@@ -94,6 +103,7 @@ export function DocumentsSection({
     return () => {
       controller.abort();
       if (timer) clearInterval(timer);
+      if (soon) clearTimeout(soon);
     };
   }, [kb.id, readList, setData]);
 
