@@ -272,6 +272,10 @@ async def test_refusals_name_the_problem(client: httpx.AsyncClient, owner: dict[
     assert [r["file_name"] for r in mixed.json()["rejected"]] == ["manual.pdf"]
     listing = await client.get(f"/api/knowledge-bases/{kb['id']}/documents", headers=owner["headers"])
     assert [d["file_name"] for d in listing.json()["items"]] == ["faq.csv#2"]
+    # Two files of one name in one upload would import the same rows: the second is refused.
+    twice = await import_rows(client, owner, kb["id"], [("t.csv", csv, "text/csv"), ("t.csv", csv, "text/csv")])
+    assert twice.status_code == 201, twice.text
+    assert [r["error"]["code"] for r in twice.json()["rejected"]] == ["duplicate_file_name"]
 
 
 async def test_rows_of_one_tenant_are_invisible_to_another(

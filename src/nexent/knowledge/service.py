@@ -119,6 +119,7 @@ class _Upload:
     replaced: list[KnowledgeDocument] = dataclasses.field(default_factory=list)
     rejected: list[RejectedFile] = dataclasses.field(default_factory=list)
     rejected_rows: list[RejectedRow] = dataclasses.field(default_factory=list)
+    row_sources: set[str] = dataclasses.field(default_factory=set)  # files imported row by row
 
 
 @dataclass(frozen=True)
@@ -512,6 +513,11 @@ class KnowledgeService:
                 code="rows_not_supported",
                 message=f"Only CSV and JSON Lines files can be imported one document per row; this file is {fmt}.",
             )
+        if name in upload.row_sources:  # its rows would be the same documents as those of the other file
+            return DocumentError(
+                code="duplicate_file_name",
+                message="Another file of this upload has the same name; upload it separately.",
+            )
         settings = self.engines.settings
         limits = RowLimits(
             max_rows=settings.knowledge_max_rows_per_file, max_row_chars=settings.knowledge_max_row_chars
@@ -529,6 +535,7 @@ class KnowledgeService:
                 code="no_valid_rows",
                 message=f"No row of the file could be imported; the {len(split.errors)} rows are in rejected_rows.",
             )
+        upload.row_sources.add(name)
         existing = await self.documents.rows_of(kb.id, name, [row.id for row in split.rows])
         writes: list[tuple[str, bytes]] = []
         for row in split.rows:
