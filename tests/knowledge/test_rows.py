@@ -158,5 +158,6 @@ def test_any_bytes_give_rows_errors_or_a_refusal(data: bytes, fmt: str) -> None:
     except RowFileRefused:
         return  # a refusal with its code: fine; any other exception fails
     lines = data.count(b"\n") + data.count(b"\r") + 1
-    assert all(1 <= item.line <= lines for item in [*split.rows, *split.errors])
+    assert all(1 <= row.line <= lines for row in split.rows)
+    assert all(1 <= error.line <= lines for error in split.errors)
     assert all(row.text for row in split.rows)

@@ -272,6 +272,8 @@ async def test_refusals_name_the_problem(client: httpx.AsyncClient, owner: dict[
     assert [r["file_name"] for r in mixed.json()["rejected"]] == ["manual.pdf"]
     listing = await client.get(f"/api/knowledge-bases/{kb['id']}/documents", headers=owner["headers"])
     assert [d["file_name"] for d in listing.json()["items"]] == ["faq.csv#2"]
+    header_only = await import_rows(client, owner, kb["id"], [("h.csv", b"id,q\n", "text/csv")])
+    assert [r["error"]["code"] for r in header_only.json()["rejected"]] == ["empty"]
     # Two files of one name in one upload would import the same rows: the second is refused.
     twice = await import_rows(client, owner, kb["id"], [("t.csv", csv, "text/csv"), ("t.csv", csv, "text/csv")])
     assert twice.status_code == 201, twice.text

@@ -530,6 +530,8 @@ class KnowledgeService:
             RejectedRow(file_name=name, line=e.line, id=e.id, error=DocumentError(code=e.code, message=e.message))
             for e in split.errors
         ]
+        if not split.rows and not split.errors:
+            return DocumentError(code="empty", message="The file has no rows.")
         if not split.rows:
             return DocumentError(
                 code="no_valid_rows",
