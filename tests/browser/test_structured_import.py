@@ -28,9 +28,20 @@ def test_a_csv_file_becomes_one_document_per_row(page: Page, live: Live) -> None
     sign_in_as(page, tokens)
     page.goto(f"/knowledge/base?id={kb.json()['id']}")
 
+    faq: FilePayload = {"name": "faq.csv", "mimeType": "text/csv", "buffer": FAQ}
+    # Escape cancels the import: nothing is uploaded.
     with page.expect_file_chooser() as chooser:
         page.get_by_text("Click or drag files here to upload").click()
-    faq: FilePayload = {"name": "faq.csv", "mimeType": "text/csv", "buffer": FAQ}
+    chooser.value.set_files(faq)
+    # The dialog takes the focus (on its first choice): keyboard users start there.
+    expect(page.get_by_role("dialog", name="Import faq.csv").get_by_label("One document per row")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.get_by_role("dialog", name="Import faq.csv")).to_be_hidden()
+    expect(page.get_by_text("faq.csv: not uploaded.")).to_be_visible()
+    expect(page.get_by_text("No documents yet")).to_be_visible()
+
+    with page.expect_file_chooser() as chooser:
+        page.get_by_text("Click or drag files here to upload").click()
     chooser.value.set_files(faq)
 
     # The dialog offers the file's columns; "id" is the id column already. Metadata is chosen by keyboard.

@@ -127,6 +127,7 @@ export function DocumentsSection({
     const others = batch.filter((option) => !structured.includes(option));
     if (choice === null) {
       for (const option of structured) option.onError?.(new Error(t("kb.rows.cancelled")));
+      message.info(t("kb.rows.cancelledFiles", { names: structured.map((option) => (option.file as File).name).join(", ") }));
     } else await send(structured, choice);
     if (others.length) await send(others);
   };

@@ -1,7 +1,8 @@
 "use client";
 
 import { Alert, Form, Modal, Radio, Select, Typography } from "antd";
-import { useEffect, useState } from "react";
+import type { RadioRef } from "antd";
+import { useEffect, useRef, useState } from "react";
 import { useT } from "@/i18n";
 import { metadataKey, readColumns, type RowChoice } from "./rows";
 import "./messages";
@@ -27,6 +28,7 @@ export function RowImportModal({
   const t = useT();
   const [form] = Form.useForm<Values>();
   const [columns, setColumns] = useState<string[] | null>(null);
+  const firstChoice = useRef<RadioRef>(null);
   const split = Form.useWatch("split", form);
   const idColumn = Form.useWatch("id_column", form);
   const metadata = Form.useWatch("metadata_columns", form) ?? [];
@@ -36,7 +38,6 @@ export function RowImportModal({
     if (!first) return;
     let current = true;
     setColumns(null);
-    form.resetFields();
     void readColumns(first).then((found) => {
       if (!current) return;
       setColumns(found);
@@ -71,8 +72,11 @@ export function RowImportModal({
       cancelText={t("common.cancel")}
       onOk={() => form.submit()}
       onCancel={() => onDone(null)}
+      // Keyboard users start in the dialog, on the first choice (Escape cancels, Enter submits).
+      afterOpenChange={(open) => open && firstChoice.current?.focus()}
       okButtonProps={{ disabled: columns === null }}
-      forceRender
+      // Rendered only while open: a hidden dialog kept rendered would stay on the stack of layers Escape closes.
+      destroyOnHidden
     >
       <Typography.Paragraph type="secondary">{t("kb.rows.intro")}</Typography.Paragraph>
       <Form
@@ -82,12 +86,12 @@ export function RowImportModal({
         initialValues={{ split: "rows", metadata_columns: [], text_columns: [] }}
       >
         <Form.Item name="split" label={t("kb.rows.split")}>
-          <Radio.Group
-            options={[
-              { value: "rows", label: t("kb.rows.split.rows") },
-              { value: "file", label: t("kb.rows.split.file") },
-            ]}
-          />
+          <Radio.Group>
+            <Radio value="rows" ref={firstChoice}>
+              {t("kb.rows.split.rows")}
+            </Radio>
+            <Radio value="file">{t("kb.rows.split.file")}</Radio>
+          </Radio.Group>
         </Form.Item>
         {rows && columns !== null && names.length === 0 ? (
           <Alert type="warning" showIcon title={t("kb.rows.noColumns")} style={{ marginBottom: 16 }} />
