@@ -200,9 +200,18 @@ async def test_a_re_import_replaces_changed_rows_and_keeps_the_others(
     assert (await search(client, owner, kb["id"], "whole", mode="bm25"))["hits"] == []  # the old text is gone
     oat = (await search(client, owner, kb["id"], "oat milk", mode="bm25"))["hits"]
     assert [h["file_name"] for h in oat] == ["faq.csv#1"] and "Oat milk" in oat[0]["text"]
+    # A row re-indexed is cut from its stored text again.
+    reindexed = await client.post(
+        f"/api/knowledge-bases/{kb['id']}/documents/{after['faq.csv#3']['id']}/reindex", headers=owner["headers"]
+    )
+    assert reindexed.status_code == 202
+    again = (await settled(client, owner, kb["id"]))["faq.csv#3"]
+    assert again["status"] == "indexed" and again["chunk_count"] == 1
     # The same ids in a file of another name are other rows.
     other = await import_rows(client, owner, kb["id"], [("faq-2.csv", first.encode(), "text/csv")], id_column="id")
     assert [d["duplicate"] for d in other.json()["documents"]] == [False, False]
+    deleted = await client.delete(f"/api/knowledge-bases/{kb['id']}", headers=owner["headers"])
+    assert deleted.status_code == 204
 
 
 async def test_many_rows_are_processed_in_a_few_jobs(

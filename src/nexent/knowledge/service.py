@@ -393,8 +393,7 @@ class KnowledgeService:
         for name in (kb.index_name, kb.pending_index_name):
             if name:
                 await self.engines.search.drop_index(name)
-        for doc in docs:
-            await self.engines.storage.delete(doc.storage_key)
+        await self._in_storage([doc.storage_key for doc in docs])  # deleted
         await record(self.session, self.caller, "knowledge_base.deleted", RESOURCE, kb.id, name=kb.name)
 
     # --- sharing ------------------------------------------------------------------------------------------------
@@ -581,18 +580,23 @@ class KnowledgeService:
                 upload.created.append(doc)
                 upload.uploaded.append((doc, False, False))
             writes.append((doc.storage_key, text))
-        await self._store_all(writes)
+        await self._in_storage(writes)
         return None
 
-    async def _store_all(self, writes: Sequence[tuple[str, bytes]]) -> None:
-        """Write many small objects, `_STORAGE_WRITES` at a time."""
+    async def _in_storage(self, items: Sequence[tuple[str, bytes]] | Sequence[str]) -> None:
+        """Write (key, data) pairs, or delete keys (bare strings), `_STORAGE_WRITES` at a time: the thousands of
+        small objects of structured imports."""
         limit = asyncio.Semaphore(_STORAGE_WRITES)
+        storage = self.engines.storage
 
-        async def put(key: str, data: bytes) -> None:
+        async def one(item: tuple[str, bytes] | str) -> None:
             async with limit:
-                await self.engines.storage.put(key, data)
+                if isinstance(item, str):
+                    await storage.delete(item)
+                else:
+                    await storage.put(*item)
 
-        await asyncio.gather(*(put(key, data) for key, data in writes))
+        await asyncio.gather(*(one(item) for item in items))
 
     async def list_documents(
         self, granted: Granted[KnowledgeBase], page: PageParams, *, status: DocumentStatus | None, query: str | None
