@@ -103,6 +103,9 @@ class Settings(BaseSettings):
     knowledge_max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     knowledge_max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
     knowledge_max_attempts: int = Field(default=3, ge=1)
+    # Structured import (one document per row of a CSV or JSON Lines file): rows per file, characters per row
+    knowledge_max_rows_per_file: int = Field(default=10_000, ge=1)
+    knowledge_max_row_chars: int = Field(default=20_000, ge=100)
     knowledge_ocr: bool = True
     # Documents are parsed in worker processes, each with this memory ceiling (RLIMIT_DATA); past it the document
     # fails with `too_large`. OCR alone takes about 800 MB.

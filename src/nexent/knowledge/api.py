@@ -8,12 +8,12 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import ValidationError
+from pydantic import StringConstraints, ValidationError
 
 from nexent.core.errors import AppError, problem_body
 from nexent.core.openapi import problems
@@ -29,6 +29,7 @@ from nexent.knowledge.auth import (
     ReadableKnowledgeBase,
 )
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus
+from nexent.knowledge.rows import InvalidRowOptions, RowOptions
 from nexent.knowledge.schemas import (
     ChunkDetail,
     ChunkRead,
@@ -250,8 +251,18 @@ async def delete_chunk(
     "/{kb_id}/documents",
     status_code=status.HTTP_201_CREATED,
     summary="Upload files (multipart field `file`, repeatable); each is processed in the background.",
+    description=(
+        "Each file becomes one document; with `split=rows`, each row of a CSV or JSON Lines file becomes one "
+        "(structured import: `id_column`, `metadata_columns`, `text_columns`), and rows that cannot be imported "
+        "are listed in `rejected_rows`."
+    ),
     response_model=UploadResult,
-    responses={422: {"description": "No file could be accepted; `rejected` says why for each."}},
+    responses={
+        422: {
+            "description": "No file could be accepted (`rejected` and `rejected_rows` say why), or the row options "
+            "are invalid."
+        }
+    },
 )
 async def upload_documents(
     kb: EditableKnowledgeBase,
@@ -261,10 +272,27 @@ async def upload_documents(
     metadata: Annotated[
         str | None, Form(description="JSON object of metadata for every file (filterable in searches).")
     ] = None,
+    split: Annotated[
+        Literal["file", "rows"],
+        Form(description="`file`: one document per file; `rows`: one per row of a CSV or JSON Lines file."),
+    ] = "file",
+    id_column: Annotated[
+        str | None,
+        Form(max_length=255, description="With `split=rows`: the column of each row's id (default: its line)."),
+    ] = None,
+    metadata_columns: Annotated[
+        list[Annotated[str, StringConstraints(max_length=255)]] | None,
+        Form(description="With `split=rows` (repeatable): columns stored as the row's metadata, filterable."),
+    ] = None,
+    text_columns: Annotated[
+        list[Annotated[str, StringConstraints(max_length=255)]] | None,
+        Form(description="With `split=rows` (repeatable): the columns of the searchable text (default: the others)."),
+    ] = None,
 ) -> UploadResult | JSONResponse:
     if len(file) > MAX_FILES_PER_UPLOAD:
         raise InvalidUpload(f"At most {MAX_FILES_PER_UPLOAD} files per upload.", code="too_many_files")
     extra = _parse_metadata(metadata)
+    rows = _row_options(split, id_column, metadata_columns or [], text_columns or [], extra)
     limit = engines.settings.knowledge_max_file_bytes
     incoming = []
     for upload in file:
@@ -278,16 +306,40 @@ async def upload_documents(
             )
         )
     service = KnowledgeService(session, engines, kb.caller)
-    result = await service.upload(kb, incoming, extra)
+    result = await service.upload(kb, incoming, extra, rows)
     await session.commit()  # workers read the documents from other sessions
     await service.start_jobs()
     if not result.documents:
         detail = "No file could be accepted."
-        body = problem_body(
-            422, "no_acceptable_files", detail, {"rejected": result.model_dump(mode="json")["rejected"]}
-        )
+        answer = result.model_dump(mode="json")
+        extra_fields = {"rejected": answer["rejected"]}
+        if rows is not None:
+            extra_fields["rejected_rows"] = answer["rejected_rows"]
+        body = problem_body(422, "no_acceptable_files", detail, extra_fields)
         return JSONResponse(body, status_code=422, media_type="application/problem+json")
     return result
+
+
+def _row_options(
+    split: str, id_column: str | None, metadata_columns: list[str], text_columns: list[str], extra: dict[str, Any]
+) -> RowOptions | None:
+    """The structured import's options (`split=rows`), checked before any file is read."""
+    if split != "rows":
+        if id_column or metadata_columns or text_columns:
+            raise InvalidUpload(
+                "id_column, metadata_columns and text_columns need split=rows.", code="invalid_row_options"
+            )
+        return None
+    try:
+        options = RowOptions.build(id_column, metadata_columns, text_columns)
+    except InvalidRowOptions as exc:
+        raise InvalidUpload(exc.message, code=exc.code) from None
+    keys = set(extra) | set(options.metadata_columns.values())
+    if len(keys) > 20:
+        raise InvalidUpload(
+            "At most 20 metadata keys, the upload's and the columns' together.", code="invalid_metadata_column"
+        )
+    return options
 
 
 def _parse_metadata(raw: str | None) -> dict[str, str | int | float | bool]:

@@ -31,7 +31,7 @@ from nexent.knowledge.chunking import Chunk, ChunkSettings, chunk_document
 from nexent.knowledge.embedder import EMBED_BATCH, Embedder, EmbeddingFailed
 from nexent.knowledge.metrics import DOCUMENTS
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
-from nexent.knowledge.parsing import ParsedDocument, ParseFailure, ParseLimits, ParserPool, parser_pool
+from nexent.knowledge.parsing import Block, ParsedDocument, ParseFailure, ParseLimits, ParserPool, parser_pool
 from nexent.knowledge.repository import (
     ChunkRepository,
     DocumentRepository,
@@ -217,7 +217,13 @@ class DocumentBatch:
                 failures[doc_id] = ("file_missing", "The uploaded file is no longer in storage; upload it again.")
                 continue
             try:
-                parsed, pieces = await asyncio.to_thread(_parse_and_chunk, data, w.doc, limits, chunk_settings, pool)
+                if w.doc.row_id is not None:  # a row of a structured import: its text, stored as is
+                    parsed = ParsedDocument(format=w.doc.format or "txt", blocks=[Block("paragraph", data.decode())])
+                    pieces = chunk_document(parsed, chunk_settings)
+                else:
+                    parsed, pieces = await asyncio.to_thread(
+                        _parse_and_chunk, data, w.doc, limits, chunk_settings, pool
+                    )
             except ParseFailure as failure:
                 failures[doc_id] = (failure.code, failure.message)
                 continue

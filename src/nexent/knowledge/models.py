@@ -70,6 +70,8 @@ class KnowledgeDocument(IdMixin, TimestampMixin, Base):
     __table_args__ = (
         UniqueConstraint("knowledge_base_id", "content_hash", name="uq_knowledge_documents_kb_hash"),
         Index("ix_knowledge_documents_kb_status", "knowledge_base_id", "status"),
+        # One document per row of a structured import: a row is its file's name and its id (NULLs never clash).
+        UniqueConstraint("knowledge_base_id", "row_source", "row_id", name="uq_knowledge_documents_kb_row"),
     )
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
@@ -92,6 +94,11 @@ class KnowledgeDocument(IdMixin, TimestampMixin, Base):
     doc_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
     indexed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Set for a row of a CSV or JSON Lines file imported one document per row: the file's name, the row's id
+    # and the line it started on. The stored object is then the row's text, as indexed.
+    row_source: Mapped[str | None] = mapped_column(String(255), default=None)
+    row_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    row_line: Mapped[int | None] = mapped_column(default=None)
 
 
 class KnowledgeChunk(IdMixin, TimestampMixin, Base):

@@ -80,6 +80,21 @@ class DocumentRepository(TenantScopedRepository[KnowledgeDocument]):
         )
         return {doc.content_hash: doc for doc in rows}
 
+    async def rows_of(self, kb_id: uuid.UUID, source: str, row_ids: Collection[str]) -> dict[str, KnowledgeDocument]:
+        """The knowledge base's documents imported from rows of the file `source` with these ids, by id."""
+        found: dict[str, KnowledgeDocument] = {}
+        ids = list(row_ids)
+        for offset in range(0, len(ids), 500):
+            rows = await self.session.scalars(
+                self.select().where(
+                    KnowledgeDocument.knowledge_base_id == kb_id,
+                    KnowledgeDocument.row_source == source,
+                    KnowledgeDocument.row_id.in_(ids[offset : offset + 500]),
+                )
+            )
+            found.update({doc.row_id: doc for doc in rows if doc.row_id is not None})
+        return found
+
     async def add_all(self, docs: Sequence[KnowledgeDocument]) -> None:
         for doc in docs:
             if doc.tenant_id != self.tenant_id:

@@ -113,6 +113,14 @@ class DocumentError(BaseModel):
     message: str
 
 
+class DocumentRow(BaseModel):
+    """Where a document imported one per row came from."""
+
+    source: str = Field(description="The CSV or JSON Lines file's name.")
+    id: str = Field(description="The row's id (its id column, else its line number).")
+    line: int = Field(description="The line the row starts on in the file (1 is the first line).")
+
+
 class DocumentRead(BaseModel):
     id: uuid.UUID
     knowledge_base_id: uuid.UUID
@@ -128,6 +136,7 @@ class DocumentRead(BaseModel):
     page_count: int | None
     attempts: int
     metadata: dict[str, Any]
+    row: DocumentRow | None = Field(description="Set for a row of a structured import (`split=rows`).")
     created_by: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
@@ -137,6 +146,9 @@ class DocumentRead(BaseModel):
 class UploadedDocument(BaseModel):
     document: DocumentRead
     duplicate: bool = Field(description="The same content was already in this knowledge base; nothing new was added.")
+    replaced: bool = Field(
+        default=False, description="A row whose id an earlier import of the same file had: its document was updated."
+    )
 
 
 class RejectedFile(BaseModel):
@@ -144,9 +156,19 @@ class RejectedFile(BaseModel):
     error: DocumentError
 
 
+class RejectedRow(BaseModel):
+    file_name: str
+    line: int = Field(description="The line the row starts on (1 is the first line, a CSV file's header).")
+    id: str | None = Field(description="The row's id, when it could be read.")
+    error: DocumentError
+
+
 class UploadResult(BaseModel):
     documents: list[UploadedDocument]
     rejected: list[RejectedFile] = Field(description="Files refused before storage (size, type), with the reason.")
+    rejected_rows: list[RejectedRow] = Field(
+        default_factory=list, description="Rows of a structured import (`split=rows`) left out, with the reason."
+    )
 
 
 class DocumentMetadataIn(BaseModel):
@@ -224,6 +246,7 @@ class SearchHitRead(BaseModel):
     score: float
     bm25_rank: int | None
     vector_rank: int | None
+    metadata: dict[str, Any] = Field(default_factory=dict, description="The document's metadata (upload, row).")
 
 
 class SearchTimings(BaseModel):

@@ -6,7 +6,10 @@ see those shared with their groups, and change them where the share grants edit 
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Collection, Sequence
@@ -35,6 +38,7 @@ from nexent.knowledge.embedder import Embedder, EmbeddingFailed
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 from nexent.knowledge.parsing import ParseFailure, detect_format
 from nexent.knowledge.repository import ChunkRepository, DocumentRepository, KnowledgeBaseRepository
+from nexent.knowledge.rows import Row, RowFileRefused, RowLimits, RowOptions, row_format, split_rows
 from nexent.knowledge.schemas import (
     ChunkDetail,
     ChunkingIn,
@@ -42,11 +46,13 @@ from nexent.knowledge.schemas import (
     ChunkUpdate,
     DocumentError,
     DocumentRead,
+    DocumentRow,
     KnowledgeBaseCreate,
     KnowledgeBaseRead,
     KnowledgeBaseUpdate,
     ReembedState,
     RejectedFile,
+    RejectedRow,
     SearchHitRead,
     SearchIn,
     SearchResult,
@@ -105,6 +111,18 @@ class ModelCallFailed(AppError):
 
 class EmbeddingModelMissing(Conflict):
     code = "embedding_model_missing"
+
+
+@dataclass
+class _Upload:
+    """What an upload made so far: documents in the order of the files (duplicate? replaced?), refusals."""
+
+    uploaded: list[tuple[KnowledgeDocument, bool, bool]] = dataclasses.field(default_factory=list)
+    created: list[KnowledgeDocument] = dataclasses.field(default_factory=list)
+    replaced: list[KnowledgeDocument] = dataclasses.field(default_factory=list)
+    rejected: list[RejectedFile] = dataclasses.field(default_factory=list)
+    rejected_rows: list[RejectedRow] = dataclasses.field(default_factory=list)
+    row_sources: set[str] = dataclasses.field(default_factory=set)  # files imported row by row
 
 
 @dataclass(frozen=True)
@@ -172,21 +190,28 @@ async def readable_knowledge_base_ids(
 # and the database one write per group. Large files and images (OCR takes seconds) get a job of their own, so
 # that they spread over the workers.
 GROUP_MAX_DOCUMENTS = 64
+# Rows of a structured import need no parsing (their text is stored as is) and are short: larger groups, one
+# embedding call of up to 256 texts each.
+ROW_GROUP_MAX_DOCUMENTS = 256
 GROUP_MAX_FILE_BYTES = 256 * 1024
 _SLOW_FORMATS = frozenset({"png", "jpeg", "gif", "bmp", "tiff", "webp", "zip"})
+_STORAGE_WRITES = 16  # object writes of one upload in flight at once (the rows of a structured import)
 
 
 def _processing_groups(docs: Sequence[KnowledgeDocument]) -> list[list[KnowledgeDocument]]:
-    """Jobs for `docs`: small documents of one knowledge base in evenly sized groups, the others alone."""
-    small: dict[uuid.UUID, list[KnowledgeDocument]] = {}
+    """Jobs for `docs`: small documents of one knowledge base in evenly sized groups (rows of structured imports
+    apart), the others alone."""
+    small: dict[tuple[uuid.UUID, bool], list[KnowledgeDocument]] = {}
     groups: list[list[KnowledgeDocument]] = []
     for doc in docs:
-        if doc.size <= GROUP_MAX_FILE_BYTES and doc.format not in _SLOW_FORMATS:
-            small.setdefault(doc.knowledge_base_id, []).append(doc)
+        if doc.row_id is not None:
+            small.setdefault((doc.knowledge_base_id, True), []).append(doc)
+        elif doc.size <= GROUP_MAX_FILE_BYTES and doc.format not in _SLOW_FORMATS:
+            small.setdefault((doc.knowledge_base_id, False), []).append(doc)
         else:
             groups.append([doc])
-    for members in small.values():
-        count = -(-len(members) // GROUP_MAX_DOCUMENTS)
+    for (_, rows), members in small.items():
+        count = -(-len(members) // (ROW_GROUP_MAX_DOCUMENTS if rows else GROUP_MAX_DOCUMENTS))
         groups += [members[index::count] for index in range(count)]
     return groups
 
@@ -381,8 +406,7 @@ class KnowledgeService:
         for name in (kb.index_name, kb.pending_index_name):
             if name:
                 await self.engines.search.drop_index(name)
-        for doc in docs:
-            await self.engines.storage.delete(doc.storage_key)
+        await self._in_storage([doc.storage_key for doc in docs])  # deleted
         await record(self.session, self.caller, "knowledge_base.deleted", RESOURCE, kb.id, name=kb.name)
 
     # --- sharing ------------------------------------------------------------------------------------------------
@@ -404,17 +428,20 @@ class KnowledgeService:
     # --- documents ----------------------------------------------------------------------------------------------
 
     async def upload(
-        self, granted: Granted[KnowledgeBase], files: Sequence[IncomingFile], metadata: dict[str, Any]
+        self,
+        granted: Granted[KnowledgeBase],
+        files: Sequence[IncomingFile],
+        metadata: dict[str, Any],
+        rows: RowOptions | None = None,
     ) -> UploadResult:
         """Store each acceptable file and create its document; refused files are reported, never stored.
+        With `rows`, each CSV or JSON Lines file becomes one document per good row instead (`_import_rows`).
         Their processing jobs are written in the same transaction and dispatched by `start_jobs` after the commit."""
         kb = granted.resource
         max_bytes = self.engines.settings.knowledge_max_file_bytes
-        uploaded: list[tuple[KnowledgeDocument, bool]] = []  # documents in the order of the files, duplicate?
-        rejected: list[RejectedFile] = []
-        created: list[KnowledgeDocument] = []
+        upload = _Upload()
         hashes = {id(f): hashlib.sha256(f.data).hexdigest() for f in files}
-        seen = await self.documents.by_hashes(kb.id, set(hashes.values()))
+        seen = await self.documents.by_hashes(kb.id, set(hashes.values())) if rows is None else {}
         for incoming in files:
             name = _clean_file_name(incoming.file_name)
             problem = _refusal(incoming, max_bytes)
@@ -424,13 +451,17 @@ class KnowledgeService:
                     fmt = detect_format(incoming.data, name, incoming.content_type)
                 except ParseFailure as failure:
                     problem = DocumentError(code=failure.code, message=failure.message)
+            if problem is None and rows is not None:
+                problem = await self._import_rows(kb, incoming, name, fmt or "", metadata, rows, upload)
+                if problem is None:
+                    continue
             if problem is not None:
-                rejected.append(RejectedFile(file_name=name, error=problem))
+                upload.rejected.append(RejectedFile(file_name=name, error=problem))
                 continue
             content_hash = hashes[id(incoming)]
             existing = seen.get(content_hash)
             if existing is not None:
-                uploaded.append((existing, True))
+                upload.uploaded.append((existing, True, False))
                 continue
             doc = KnowledgeDocument(
                 id=uuid.uuid4(),
@@ -449,17 +480,136 @@ class KnowledgeService:
             doc.storage_key = storage_key(doc)
             await self.engines.storage.put(doc.storage_key, incoming.data)
             seen[content_hash] = doc
-            created.append(doc)
-            self._to_process.append(doc)
-            uploaded.append((doc, False))
-        if created:
-            await self.documents.add_all(created)
-            self._queued += await queue_processing(self.session, self.engines, self.caller.tenant_id, created)
-            await record(self.session, self.caller, "knowledge_documents.uploaded", RESOURCE, kb.id, count=len(created))
+            upload.created.append(doc)
+            upload.uploaded.append((doc, False, False))
+        if upload.created:
+            await self.documents.add_all(upload.created)
+        to_process = upload.created + upload.replaced
+        if to_process:
+            self._to_process += to_process
+            self._queued += await queue_processing(self.session, self.engines, self.caller.tenant_id, to_process)
+            await record(
+                self.session,
+                self.caller,
+                "knowledge_documents.uploaded",
+                RESOURCE,
+                kb.id,
+                count=len(upload.created),
+                **({"replaced": len(upload.replaced)} if upload.replaced else {}),
+            )
         return UploadResult(
-            documents=[UploadedDocument(document=read_document(d), duplicate=dup) for d, dup in uploaded],
-            rejected=rejected,
+            documents=[
+                UploadedDocument(document=read_document(d), duplicate=dup, replaced=replaced)
+                for d, dup, replaced in upload.uploaded
+            ],
+            rejected=upload.rejected,
+            rejected_rows=upload.rejected_rows,
         )
+
+    async def _import_rows(
+        self,
+        kb: KnowledgeBase,
+        incoming: IncomingFile,
+        name: str,
+        fmt: str,
+        metadata: dict[str, Any],
+        options: RowOptions,
+        upload: _Upload,
+    ) -> DocumentError | None:
+        """One document per good row of a CSV or JSON Lines file; the bad rows go to `rejected_rows`. A row whose
+        id an earlier import of a file of the same name had replaces that row's document (unless it is unchanged:
+        then it is a duplicate). Answers why the whole file is refused, or None."""
+        kind = row_format(name, fmt)
+        if kind is None:
+            return DocumentError(
+                code="rows_not_supported",
+                message=f"Only CSV and JSON Lines files can be imported one document per row; this file is {fmt}.",
+            )
+        if name in upload.row_sources:  # its rows would be the same documents as those of the other file
+            return DocumentError(
+                code="duplicate_file_name",
+                message="Another file of this upload has the same name; upload it separately.",
+            )
+        settings = self.engines.settings
+        limits = RowLimits(
+            max_rows=settings.knowledge_max_rows_per_file, max_row_chars=settings.knowledge_max_row_chars
+        )
+        try:
+            split = await asyncio.to_thread(split_rows, incoming.data, kind, name, options, limits)
+        except RowFileRefused as refused:
+            return DocumentError(code=refused.code, message=refused.message)
+        upload.rejected_rows += [
+            RejectedRow(file_name=name, line=e.line, id=e.id, error=DocumentError(code=e.code, message=e.message))
+            for e in split.errors
+        ]
+        if not split.rows and not split.errors:
+            return DocumentError(code="empty", message="The file has no rows.")
+        if not split.rows:
+            return DocumentError(
+                code="no_valid_rows",
+                message=f"No row of the file could be imported; the {len(split.errors)} rows are in rejected_rows.",
+            )
+        upload.row_sources.add(name)
+        existing = await self.documents.rows_of(kb.id, name, [row.id for row in split.rows])
+        writes: list[tuple[str, bytes]] = []
+        for row in split.rows:
+            row_metadata = {**metadata, **row.metadata}
+            text = row.text.encode("utf-8")
+            content_hash = _row_hash(name, row, row_metadata)
+            doc = existing.get(row.id)
+            if doc is not None and doc.content_hash == content_hash:
+                upload.uploaded.append((doc, True, False))
+                continue
+            if doc is not None:  # a new version of the row: the same document, processed again
+                doc.content_hash, doc.size, doc.row_line, doc.doc_metadata = (
+                    content_hash,
+                    len(text),
+                    row.line,
+                    row_metadata,
+                )
+                doc.status, doc.progress, doc.error_code, doc.error_message = DocumentStatus.QUEUED, 0.0, None, None
+                doc.format, doc.job_id = kind, uuid.uuid4()  # a job still working on the old version stops
+                upload.replaced.append(doc)
+                upload.uploaded.append((doc, False, True))
+            else:
+                doc = KnowledgeDocument(
+                    id=uuid.uuid4(),
+                    tenant_id=self.caller.tenant_id,
+                    knowledge_base_id=kb.id,
+                    file_name=_row_file_name(name, row.id),
+                    content_type="text/plain; charset=utf-8",
+                    size=len(text),
+                    content_hash=content_hash,
+                    format=kind,
+                    status=DocumentStatus.QUEUED,
+                    job_id=uuid.uuid4(),
+                    doc_metadata=row_metadata,
+                    created_by=self.caller.user_id,
+                    row_source=name,
+                    row_id=row.id,
+                    row_line=row.line,
+                )
+                doc.storage_key = storage_key(doc)
+                upload.created.append(doc)
+                upload.uploaded.append((doc, False, False))
+            writes.append((doc.storage_key, text))
+        await self._in_storage(writes)
+        return None
+
+    async def _in_storage(self, items: Sequence[tuple[str, bytes]] | Sequence[str]) -> None:
+        """Write (key, data) pairs, or delete keys (bare strings), `_STORAGE_WRITES` at a time: the thousands of
+        small objects of structured imports."""
+        limit = asyncio.Semaphore(_STORAGE_WRITES)
+        storage = self.engines.storage
+
+        async def one(item: tuple[str, bytes] | str) -> None:
+            async with limit:
+                if isinstance(item, str):
+                    await storage.delete(item)
+                else:
+                    await storage.put(*item)
+
+        await asyncio.gather(*(one(item) for item in items))
 
     async def list_documents(
         self, granted: Granted[KnowledgeBase], page: PageParams, *, status: DocumentStatus | None, query: str | None
@@ -694,6 +844,7 @@ class KnowledgeService:
                     score=float(score),
                     bm25_rank=hit.bm25_rank,
                     vector_rank=hit.vector_rank,
+                    metadata=dict(docs[chunk.document_id].doc_metadata),
                 )
             )
         return SearchResult(
@@ -740,6 +891,18 @@ def _refusal(incoming: IncomingFile, max_bytes: int) -> DocumentError | None:
     if not incoming.data:
         return DocumentError(code="empty", message="The file is empty.")
     return None
+
+
+def _row_hash(source: str, row: Row, metadata: dict[str, Any]) -> str:
+    """A row's content hash: its file, id, text and metadata (an unchanged row imported again is a duplicate)."""
+    identity = json.dumps(["row", source, row.id, row.text, metadata], ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(identity.encode("utf-8")).hexdigest()
+
+
+def _row_file_name(source: str, row_id: str) -> str:
+    """`faq.csv#q17`, the file's name shortened to fit 255 characters."""
+    suffix = f"#{row_id}"
+    return source[: 255 - len(suffix)] + suffix
 
 
 def _clean_file_name(name: str) -> str:
@@ -795,6 +958,11 @@ def read_document(doc: KnowledgeDocument) -> DocumentRead:
         page_count=doc.page_count,
         attempts=doc.attempts,
         metadata=dict(doc.doc_metadata),
+        row=(
+            DocumentRow(source=doc.row_source or "", id=doc.row_id, line=doc.row_line or 0)
+            if doc.row_id is not None
+            else None
+        ),
         created_by=doc.created_by,
         created_at=doc.created_at,
         updated_at=doc.updated_at,

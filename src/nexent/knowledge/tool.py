@@ -52,6 +52,8 @@ def format_passages(result: SearchResult, offset: int = 0) -> tuple[str, list[Ci
         where = hit.file_name + (f", page {hit.page}" if hit.page else "")
         if hit.heading_path:
             where += " — " + " > ".join(hit.heading_path)
+        if hit.metadata:  # an imported row's metadata columns (or the upload's metadata) help the model judge
+            where += " (" + ", ".join(f"{key}: {value}" for key, value in hit.metadata.items()) + ")"
         lines.append(f"[{number}] {where}\n{hit.text[:_PASSAGE_CHARS]}")
         citations.append(
             Citation(

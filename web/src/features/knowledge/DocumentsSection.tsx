@@ -19,16 +19,15 @@ import {
   type DocumentEvent,
   type KbDocument,
   type KnowledgeBase,
+  type RejectedRow,
 } from "./api";
 import { ChunksDrawer } from "./ChunksDrawer";
+import { RowImportModal } from "./RowImportModal";
+import { isRowFile, type RowChoice } from "./rows";
 import { StatusTag, documentErrorText } from "./status";
 import "./messages";
 
 type RequestOptions = Parameters<NonNullable<UploadProps["customRequest"]>>[0];
-interface Rejection {
-  name: string;
-  reason: string;
-}
 
 /** The documents of a knowledge base: drag-and-drop upload, live processing progress, re-index, delete, chunks. */
 export function DocumentsSection({
@@ -57,7 +56,7 @@ export function DocumentsSection({
   }, [kb.id, withEvents]);
   const docs = useAsync(readList, [readList]);
   const [live, setLive] = useState<"live" | "polling" | null>(null);
-  const [rejections, setRejections] = useState<Rejection[]>([]);
+  const [rejections, setRejections] = useState<string[]>([]);
   const [uploading, setUploading] = useState<UploadFile[]>([]);
   const items = docs.data?.items ?? [];
   const itemsRef = useRef(items);
@@ -72,6 +71,15 @@ export function DocumentsSection({
       readList()
         .then((page) => setData(page))
         .catch(() => undefined);
+    // Events of documents the list does not show (just uploaded, or past its first page: a structured import makes
+    // thousands) read the list again at most twice a second, not once per event.
+    let soon: ReturnType<typeof setTimeout> | undefined;
+    const refreshSoon = () => {
+      soon ??= setTimeout(() => {
+        soon = undefined;
+        void refresh();
+      }, 500);
+    };
     const onEvent = (event: DocumentEvent) => {
       latest.current.set(event.document_id, { event, at: performance.now() });
       // Read from the list as last rendered: an updater function runs later, too late to decide this.
@@ -83,7 +91,7 @@ export function DocumentsSection({
           items: previous.items.map((item) => (item.id === event.document_id ? applyEvent(item, event) : item)),
         };
       });
-      if (!known) void refresh();
+      if (!known) refreshSoon();
     };
     followDocuments(kb.id, onEvent, controller.signal, () => setLive("live"))
       .catch(() => undefined)
@@ -95,32 +103,61 @@ export function DocumentsSection({
     return () => {
       controller.abort();
       if (timer) clearInterval(timer);
+      if (soon) clearTimeout(soon);
     };
   }, [kb.id, readList, setData]);
 
-  // The files antd hands over one by one are sent together, in one request.
+  // The files antd hands over one by one are sent together, in one request. CSV and JSON Lines files ask first whether
+  // each row becomes a document (structured import); they then go in a request of their own.
   const pending = useRef<RequestOptions[]>([]);
+  const [rowPrompt, setRowPrompt] = useState<{ files: File[]; resolve: (choice: RowChoice | "file" | null) => void } | null>(
+    null,
+  );
+  const askRows = (files: File[]) =>
+    new Promise<RowChoice | "file" | null>((resolve) => setRowPrompt({ files, resolve }));
   const flush = async () => {
     const batch = pending.current;
     pending.current = [];
     if (!batch.length) return;
+    const structured = batch.filter((option) => isRowFile(option.file as File));
+    if (!structured.length) return send(batch);
+    const choice = await askRows(structured.map((option) => option.file as File));
+    setRowPrompt(null);
+    if (choice === "file") return send(batch);
+    const others = batch.filter((option) => !structured.includes(option));
+    if (choice === null) {
+      for (const option of structured) option.onError?.(new Error(t("kb.rows.cancelled")));
+      message.info(t("kb.rows.cancelledFiles", { names: structured.map((option) => (option.file as File).name).join(", ") }));
+    } else await send(structured, choice);
+    if (others.length) await send(others);
+  };
+  const send = async (batch: RequestOptions[], rows?: RowChoice) => {
     const files = batch.map((option) => option.file as File);
     try {
       const requestedAt = performance.now();
-      const result = await uploadDocuments(kb.id, files);
+      const result = await uploadDocuments(kb.id, files, rows);
       const rejected = new Map(result.rejected.map((item) => [item.file_name, item]));
-      const added = result.documents.filter((item) => !item.duplicate).length;
       for (const option of batch) {
         const name = (option.file as File).name;
         const refusal = rejected.get(name);
         if (refusal) option.onError?.(new Error(documentErrorText(refusal.error, t)));
         else option.onSuccess?.({});
       }
-      recordRejections(result.rejected.map((item) => ({ name: item.file_name, reason: documentErrorText(item.error, t) })));
-      for (const item of result.documents.filter((entry) => entry.duplicate)) {
-        message.info(t("kb.upload.duplicate", { name: item.document.file_name }));
+      recordRejections([
+        ...result.rejected.map((item) => t("kb.upload.rejected", { name: item.file_name, reason: documentErrorText(item.error, t) })),
+        ...rowRejections(result.rejected_rows ?? []),
+      ]);
+      const added = result.documents.filter((item) => !item.duplicate && !item.replaced).length;
+      const replaced = result.documents.filter((item) => item.replaced).length;
+      const duplicates = result.documents.filter((item) => item.duplicate);
+      if (rows) {
+        if (added) message.success(t("kb.rows.done", { count: added }));
+        if (replaced) message.success(t("kb.rows.updated", { count: replaced }));
+        if (duplicates.length) message.info(t("kb.rows.unchanged", { count: duplicates.length }));
+      } else {
+        for (const item of duplicates) message.info(t("kb.upload.duplicate", { name: item.document.file_name }));
+        if (added) message.success(t("kb.upload.done", { count: added }));
       }
-      if (added) message.success(t("kb.upload.done", { count: added }));
       setData((previous) => {
         if (!previous) return previous!;
         const known = new Set(previous.items.map((item) => item.id));
@@ -133,19 +170,31 @@ export function DocumentsSection({
       // list once more, so that no document stays shown as queued.
       readList().then(setData, () => undefined);
     } catch (error) {
-      // No file accepted: the problem lists each refusal.
-      const problem = (error as { problem?: { rejected?: { file_name: string; error: KbDocument["error"] }[] } }).problem;
+      // No file accepted: the problem lists each refusal (and, for rows, each rejected row).
+      const problem = (
+        error as {
+          problem?: { rejected?: { file_name: string; error: KbDocument["error"] }[]; rejected_rows?: RejectedRow[] };
+        }
+      ).problem;
       const refusals = problem?.rejected ?? [];
       const reasons = new Map(refusals.map((item) => [item.file_name, documentErrorText(item.error, t)]));
       for (const option of batch) {
         option.onError?.(new Error(reasons.get((option.file as File).name) ?? errorMessage(error, t)));
       }
-      if (refusals.length) recordRejections(refusals.map((item) => ({ name: item.file_name, reason: documentErrorText(item.error, t) })));
+      if (refusals.length)
+        recordRejections([
+          ...refusals.map((item) => t("kb.upload.rejected", { name: item.file_name, reason: documentErrorText(item.error, t) })),
+          ...rowRejections(problem?.rejected_rows ?? []),
+        ]);
       else message.error(errorMessage(error, t));
     }
   };
-  const recordRejections = (next: Rejection[]) => {
-    if (next.length) setRejections((previous) => [...next, ...previous].slice(0, 20));
+  const rowRejections = (rows: RejectedRow[]) =>
+    rows.map((row) =>
+      t("kb.rows.rejected", { name: row.file_name, line: row.line, reason: documentErrorText(row.error, t) }),
+    );
+  const recordRejections = (next: string[]) => {
+    if (next.length) setRejections((previous) => [...next, ...previous].slice(0, 50));
   };
 
   const reindex = async (item: KbDocument) => {
@@ -183,6 +232,7 @@ export function DocumentsSection({
           multiple
           name="file"
           fileList={uploading}
+          progress={{ size: [-1, 2], showInfo: false, "aria-label": t("kb.upload.progress") }}
           onChange={({ fileList }) => setUploading(fileList.filter((file) => file.status === "uploading"))}
           customRequest={(option) => {
             pending.current.push(option);
@@ -207,7 +257,7 @@ export function DocumentsSection({
           title={
             <ul style={{ margin: 0, paddingInlineStart: 16 }}>
               {rejections.map((item, index) => (
-                <li key={`${item.name}-${index}`}>{t("kb.upload.rejected", { name: item.name, reason: item.reason })}</li>
+                <li key={`${index}-${item}`}>{item}</li>
               ))}
             </ul>
           }
@@ -324,6 +374,7 @@ export function DocumentsSection({
         )}
       </Card>
       <ChunksDrawer kb={kb} document={opened} docId={doc} onClose={() => onDoc(null)} />
+      <RowImportModal files={rowPrompt?.files ?? null} onDone={(choice) => rowPrompt?.resolve(choice)} />
     </Space>
   );
 }

@@ -177,6 +177,15 @@ function Results({ outcome, t }: { outcome: Outcome | undefined; t: Translate })
             {hit.page ? <Typography.Text type="secondary">{t("kb.search.page", { page: hit.page })}</Typography.Text> : null}
             <Tag color="blue">{t("kb.search.score", { score: hit.score.toFixed(3) })}</Tag>
           </Flex>
+          {Object.keys(hit.metadata ?? {}).length ? (
+            <Flex gap={4} wrap style={{ marginBottom: 4 }}>
+              {Object.entries(hit.metadata ?? {}).map(([key, value]) => (
+                <Tag key={key} style={{ marginInlineEnd: 0 }}>
+                  {key}: {String(value)}
+                </Tag>
+              ))}
+            </Flex>
+          ) : null}
           {hit.heading_path.length ? (
             <Typography.Text type="secondary" style={{ display: "block", fontSize: 12 }}>
               {hit.heading_path.join(" › ")}

@@ -1,6 +1,7 @@
 import { createParser } from "eventsource-parser";
 import { api, apiFetch, unwrap, type Schemas } from "@/api/client";
 import { ApiError, problemOf } from "@/api/problem";
+import type { RowChoice } from "./rows";
 
 export type KnowledgeBase = Schemas["KnowledgeBaseRead"];
 export type KnowledgeBaseCreate = Schemas["KnowledgeBaseCreate"];
@@ -15,6 +16,7 @@ export type SharePermission = Schemas["SharePermission"];
 export type SearchMode = Schemas["SearchIn"]["mode"] & string;
 export type SearchResult = Schemas["SearchResult"];
 export type UploadResult = Schemas["UploadResult"];
+export type RejectedRow = Schemas["RejectedRow"];
 /** One `document` event of the progress stream: the document's fields that change while it is processed. */
 export type DocumentEvent = Pick<KbDocument, "file_name" | "status" | "progress" | "error" | "chunk_count"> & {
   document_id: string;
@@ -46,15 +48,24 @@ export const deleteShare = (id: string, group_id: string) =>
 export const listDocuments = (id: string) =>
   unwrap(api.GET("/api/knowledge-bases/{kb_id}/documents", { params: { path: { kb_id: id }, query: { limit: 200 } } }));
 
-/** Upload files in one request (multipart field `file`, repeated). */
-export function uploadDocuments(id: string, files: File[]): Promise<UploadResult> {
+/**
+ * Upload files in one request (multipart field `file`, repeated); with `rows`, CSV and JSON Lines files become one
+ * document per row (structured import).
+ */
+export function uploadDocuments(id: string, files: File[], rows?: RowChoice): Promise<UploadResult> {
   const form = new FormData();
   for (const file of files) form.append("file", file, file.name);
+  if (rows) {
+    form.append("split", "rows");
+    if (rows.id_column) form.append("id_column", rows.id_column);
+    for (const column of rows.metadata_columns) form.append("metadata_columns", column);
+    for (const column of rows.text_columns) form.append("text_columns", column);
+  }
   return unwrap(
     api.POST("/api/knowledge-bases/{kb_id}/documents", {
       ...path(id),
       // The typed body only names the fields; the FormData carries the files.
-      body: { file: files.map((file) => file.name) },
+      body: { file: files.map((file) => file.name), split: rows ? "rows" : "file" },
       bodySerializer: () => form,
     }),
   );

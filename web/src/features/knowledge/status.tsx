@@ -53,6 +53,22 @@ const ERRORS: Record<string, MessageKey> = {
   dimension_mismatch: "kb.error.dimension_mismatch",
   file_missing: "kb.error.file_missing",
   processing_failed: "kb.error.processing_failed",
+  // structured import (one document per row): the file, then each row
+  rows_not_supported: "kb.error.rows_not_supported",
+  no_valid_rows: "kb.error.no_valid_rows",
+  too_many_rows: "kb.error.too_many_rows",
+  invalid_encoding: "kb.error.invalid_encoding",
+  wrong_column_count: "kb.error.wrong_column_count",
+  malformed_row: "kb.error.malformed_row",
+  invalid_json: "kb.error.invalid_json",
+  not_an_object: "kb.error.not_an_object",
+  missing_id: "kb.error.missing_id",
+  invalid_id: "kb.error.invalid_id",
+  duplicate_id: "kb.error.duplicate_id",
+  empty_text: "kb.error.empty_text",
+  row_too_long: "kb.error.row_too_long",
+  invalid_metadata: "kb.error.invalid_metadata",
+  metadata_too_long: "kb.error.metadata_too_long",
 };
 
 /** A document's typed error in plain words; the server's own message for a code this UI does not know. */
