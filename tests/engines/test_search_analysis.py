@@ -103,11 +103,14 @@ def test_metadata_terms_are_typed() -> None:
 def test_query_languages_on_mixed_queries() -> None:
     assert query_languages("What is the capital of France?") == {"en": 1.0}
     assert query_languages("熊猫吃什么") == {"zh": 1.0}
-    # Two Han characters weigh about one word: "Python" against "编程" and "教程".
-    assert query_languages("Python 编程教程") == {"en": 0.3333, "zh": 0.6667}
-    assert query_languages("2022年香港GDP增长了多少？") == {"zh": 0.8, "en": 0.2}  # digits count for nothing
+    # Two Han characters weigh about one word: two English words and about two Chinese ones.
+    assert query_languages("giant pandas 熊猫竹子") == {"en": 0.5, "zh": 0.5}
+    assert query_languages("how do I install Python on 统信") == {"en": 0.8571, "zh": 0.1429}
+    # Latin words in a question written mostly in another script are names and acronyms; digits count for nothing.
+    assert query_languages("2022年香港GDP增长了多少？") == {"zh": 1.0}
+    assert query_languages("Python 编程教程") == {"zh": 1.0}
     assert query_languages("東京タワーの高さ") == {"ja": 1.0}  # kana: the Han characters are Japanese
-    assert query_languages("서울의 인구 Seoul") == {"ko": 0.6667, "en": 0.3333}
+    assert query_languages("서울의 인구 Seoul") == {"ko": 1.0}
     assert query_languages("Ｐｙｔｈｏｎ") == {"en": 1.0}  # full-width letters are letters
     assert query_languages("2022 ?!") == {}
 

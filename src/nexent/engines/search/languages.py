@@ -6,8 +6,10 @@ So the vector side's weight follows the share of the query the model understands
 
 Languages are told apart by script, which is what matters for the models we know of (an English model reads
 French poorly too, but far better than it reads Chinese): Han characters are Chinese (Japanese when kana appear),
-Hangul Korean, and so on; Latin script counts as English. Units are words, except in Han and kana, where two
-characters count as one word (the average length of a Chinese word), so "Python 编程教程" is two-thirds Chinese.
+Hangul Korean, and so on; Latin script counts as English, except in a query written mostly in another script,
+where Latin words are names and acronyms. Units are words, except in Han and kana, where two characters count as
+one word (the average length of a Chinese word): "giant pandas 熊猫竹子" is half English, half Chinese, and
+"2021年香港GDP增长了多少" is Chinese.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ def query_languages(text: str) -> dict[str, float]:
             units[language] = units.get(language, 0.0) + (count / 2 if language in _CHARACTER_SCRIPTS else 1.0)
     if "ja" in units:  # kana: the Han characters around them are Japanese
         units["ja"] += units.pop("zh", 0.0)
+    if "en" in units and units["en"] < sum(units.values()) / 2 and len(units) > 1:
+        # Latin words in a query written mostly in another script are names and acronyms (GDP, iPhone, Kevin
+        # Padian): an English model does not understand the question for them. Counting them cost RGB-zh dev
+        # 0.0008 nDCG@10 against BM25 alone (23 of its 150 questions hold some).
+        del units["en"]
     total = sum(units.values())
     return {language: round(share / total, 4) for language, share in units.items()} if total else {}
 
