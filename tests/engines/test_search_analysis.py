@@ -121,3 +121,13 @@ def test_the_vector_weight_follows_the_model_languages() -> None:
     assert vector_weight_for(0.4, {"en": 0.5, "zh": 0.5}, ["en"]) == 0.2
     assert vector_weight_for(0.4, {"zh": 1.0}, None) == 0.4  # a model that declares nothing: every language
     assert vector_weight_for(0.4, {}, ["en"]) == 0.4  # no letters (a number): nothing to judge by
+
+
+def test_a_list_of_weight_zero_has_no_say() -> None:
+    bm25 = [("a", 9.0), ("b", 5.0), ("c", 5.0), ("d", 1.0)]
+    vector = [("c", 0.9), ("x", 0.8), ("a", 0.1)]
+    fused = fuse(bm25, vector, method="minmax", vector_weight=0.0)
+    # BM25's ranking exactly: no vector-only candidate, and the vector list does not break the b/c tie.
+    assert [f.id for f in fused] == ["a", "b", "c", "d"]
+    assert [(f.bm25_rank, f.vector_rank) for f in fused] == [(1, 3), (2, None), (3, 1), (4, None)]
+    assert [f.id for f in fuse(bm25, vector, vector_weight=1.0)] == ["c", "x", "a"]

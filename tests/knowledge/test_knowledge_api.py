@@ -7,7 +7,7 @@ import io
 import json
 import uuid
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +33,6 @@ Brew at nine bars of pressure for about twenty-five seconds. The crema should be
 """
 PRICES = "item,price,currency\nespresso,2.50,EUR\ncappuccino,3.20,EUR\nflat white,3.60,EUR\n"
 NOTES = "Milk steaming: keep the wand just under the surface to stretch the milk into microfoam."
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Iterator[RunningModelServer]:
-    with run_model_server(embedding_dim=64) as served:
-        yield served
 
 
 @pytest.fixture(autouse=True)
@@ -73,11 +67,6 @@ async def new_owner(client: httpx.AsyncClient, embedder: RunningModelServer) -> 
     pair = await register(client, f"kb-{uuid.uuid4().hex[:6]}@example.com")
     model_id = await add_model(client, pair["access_token"], embedder)
     return {**pair, "model_id": model_id, "headers": bearer(pair["access_token"])}
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient, embedder: RunningModelServer) -> dict[str, Any]:
-    return await new_owner(client, embedder)
 
 
 async def create_kb(client: httpx.AsyncClient, owner: dict[str, Any], **body: Any) -> dict[str, Any]:

@@ -5,7 +5,7 @@ an older text analysis is rebuilt on request."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,26 +13,15 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings, serve_in_process
-from tests.knowledge.test_knowledge_api import create_kb, new_owner, settled, upload
-from tests.support.model_server import RunningModelServer, run_model_server
+from tests.knowledge.test_knowledge_api import create_kb, settled, upload
+from tests.support.model_server import RunningModelServer
 from tests.test_http import assert_problem
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Iterator[RunningModelServer]:
-    with run_model_server(embedding_dim=64) as served:
-        yield served
 
 
 @pytest.fixture
 async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     async with serve_in_process(make_settings(tmp_path, builtin_models=False)) as http:
         yield http
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient, embedder: RunningModelServer) -> dict[str, Any]:
-    return await new_owner(client, embedder)
 
 
 PASSAGES = {

@@ -4,7 +4,7 @@ id, metadata and text columns, per-row rejections, re-imports, refusals, tenant 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -14,7 +14,7 @@ import pytest
 from nexent.providers import pool
 from tests.conftest import make_settings, serve_in_process
 from tests.knowledge.test_knowledge_api import create_kb, new_owner, search, settled
-from tests.support.model_server import RunningModelServer, run_model_server
+from tests.support.model_server import RunningModelServer
 from tests.test_http import assert_problem
 
 FAQ = (
@@ -26,12 +26,6 @@ FAQ = (
     "q2;Duplicate?;The id of line 3 again.;beans;en\r\n"  # line 6: duplicate id
     ";No id;Rows need an id.;care;en\r\n"  # line 7: missing id
 )
-
-
-@pytest.fixture(scope="module")
-def embedder() -> Iterator[RunningModelServer]:
-    with run_model_server(embedding_dim=64) as served:
-        yield served
 
 
 @pytest.fixture(autouse=True)
@@ -47,11 +41,6 @@ async def client(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     )
     async with serve_in_process(settings) as http:
         yield http
-
-
-@pytest.fixture
-async def owner(client: httpx.AsyncClient, embedder: RunningModelServer) -> dict[str, Any]:
-    return await new_owner(client, embedder)
 
 
 async def import_rows(

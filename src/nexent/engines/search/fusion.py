@@ -69,7 +69,10 @@ def fuse(
     weights = (1.0 - vector_weight, vector_weight)
     fused: dict[str, float] = {}
     ranks: dict[str, list[int | None]] = {}
-    for which, hits in enumerate((bm25, vector)):
+    # A list with weight 0 has no say: it adds no candidates and breaks no ties (so that a weight of 0 gives the
+    # other list's ranking exactly), though its ranks are still reported for the candidates it shares.
+    for which in sorted((0, 1), key=lambda index: weights[index] == 0):
+        hits = (bm25, vector)[which]
         if method == "rrf":
             contributions = [1.0 / (rrf_k + rank) for rank in range(1, len(hits) + 1)]
         elif method == "dbsf":
@@ -77,6 +80,8 @@ def fuse(
         else:
             contributions = _minmax([score for _, score in hits])
         for rank, ((chunk_id, _), value) in enumerate(zip(hits, contributions, strict=True), start=1):
+            if weights[which] == 0 and chunk_id not in fused:
+                continue
             entry = ranks.setdefault(chunk_id, [None, None])
             if entry[which] is not None:
                 continue  # the same id twice in one list: keep its best place
@@ -87,8 +92,11 @@ def fuse(
         ceiling = 1.0 / (rrf_k + 1)
         fused = {chunk_id: score / ceiling for chunk_id, score in fused.items()}
 
+    counted = [which for which in (0, 1) if weights[which] > 0]
+
     def order(chunk_id: str) -> tuple[float, int, str]:
-        best = min(rank for rank in ranks[chunk_id] if rank is not None)
+        places = [ranks[chunk_id][which] for which in counted]
+        best = min((rank for rank in places if rank is not None), default=0)
         return (-fused[chunk_id], best, chunk_id)
 
     ordered = sorted(fused, key=order)
