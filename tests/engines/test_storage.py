@@ -96,6 +96,14 @@ async def test_delete_removes_only_that_object(storage: ObjectStorage) -> None:
     assert await storage.list() == ["dir/two"]
 
 
+async def test_concurrent_deletes_in_one_folder(storage: ObjectStorage) -> None:
+    # Deleting a knowledge base deletes its files 16 at a time; the last ones leave their folder empty together.
+    keys = [f"kb/shared/{i}/file" for i in range(32)]
+    await asyncio.gather(*(storage.put(key, b"x") for key in keys))
+    await asyncio.gather(*(storage.delete(key) for key in keys))
+    assert await storage.list("kb/") == []
+
+
 async def test_list_by_prefix_is_sorted(storage: ObjectStorage) -> None:
     for key in ["b/2", "a/1", "b/1", "b/sub/3", "bb/4"]:
         await storage.put(key, key.encode())

@@ -92,8 +92,13 @@ class LocalStorage:
             return
         # Remove directories left empty, up to the root, so listings stay clean.
         parent = path.parent
-        while parent != self.root and parent.is_dir() and not any(parent.iterdir()):
-            parent.rmdir()
+        while parent != self.root:
+            try:
+                parent.rmdir()  # only when empty
+            except FileNotFoundError:
+                pass  # a delete running beside this one removed it first (seen with 16 deletes at once)
+            except OSError:
+                return  # not empty: another object lives there
             parent = parent.parent
 
     async def list(self, prefix: str = "") -> list[str]:
