@@ -50,6 +50,8 @@ def test_a_csv_file_becomes_one_document_per_row(page: Page, live: Live) -> None
     expect(dialog.locator(".ant-select-content[title='id']")).to_be_visible()
     dialog.get_by_label("Metadata columns").focus()
     page.keyboard.type("Categ")
+    # Enter picks the active option once the list shows it (on a busy machine the list comes a moment later).
+    expect(page.get_by_role("option", name="Category → category")).to_be_attached()
     page.keyboard.press("Enter")
     page.keyboard.press("Escape")  # closes the list, not the dialog
     chosen = dialog.locator(".ant-select-selection-item-content").filter(has_text="Category → category")
