@@ -354,6 +354,21 @@ class KnowledgeService:
     async def update(self, granted: Granted[KnowledgeBase], data: KnowledgeBaseUpdate) -> KnowledgeBaseRead:
         kb = granted.resource
         changes = data.model_dump(exclude_unset=True)
+        new_model = data.embedding_model_id
+        reembed = new_model is not None and new_model not in (kb.embedding_model_id, kb.pending_embedding_model_id)
+        rebuild = not reembed and bool(data.rebuild_index) and not kb.pending_index_name
+        if rebuild and kb.embedding_model_id is None:
+            raise EmbeddingModelMissing(
+                "The knowledge base's embedding model was deleted; choose another one, which rebuilds the index."
+            )
+        target = new_model if reembed else kb.embedding_model_id if rebuild else None
+        dimension = None
+        if target is not None:
+            if reembed:
+                await self._check_models(target, None)
+            # Measured before anything changes: the model call's usage is written from another connection, which
+            # must not wait behind this request's write (on SQLite it waited for the busy timeout, found by fuzzing).
+            dimension = await embedding_dimension(self.providers, target)
         if data.name is not None:
             await self._check_name(data.name, except_id=kb.id)
             kb.name = data.name
@@ -366,26 +381,15 @@ class KnowledgeService:
             kb.chunk_target_chars, kb.chunk_overlap_chars = data.chunking.target_chars, data.chunking.overlap_chars
         if "vector_weight" in changes:
             kb.vector_weight = data.vector_weight
-        new_model = data.embedding_model_id
-        reembed = new_model is not None and new_model not in (kb.embedding_model_id, kb.pending_embedding_model_id)
-        if reembed:
-            assert new_model is not None
-            await self._check_models(new_model, None)
-            await self._start_reembed(kb, new_model)
-        elif data.rebuild_index and not kb.pending_index_name:
-            if kb.embedding_model_id is None:
-                raise EmbeddingModelMissing(
-                    "The knowledge base's embedding model was deleted; choose another one, which rebuilds the index."
-                )
-            await self._start_reembed(kb, kb.embedding_model_id)
+        if target is not None and dimension is not None:
+            await self._start_reembed(kb, target, dimension)
         await self.session.flush()
         await record(self.session, self.caller, "knowledge_base.updated", RESOURCE, kb.id, fields=sorted(changes))
         return await self._read(kb, can_edit=True)
 
-    async def _start_reembed(self, kb: KnowledgeBase, model_id: uuid.UUID) -> None:
-        """Build a new index with the new model beside the current one; the job swaps them when it is complete.
-        The new model's dimension is known before anything is written, so a mismatch cannot half-fill an index."""
-        dimension = await embedding_dimension(self.providers, model_id)
+    async def _start_reembed(self, kb: KnowledgeBase, model_id: uuid.UUID, dimension: int) -> None:
+        """Build a new index with the model beside the current one; the job swaps them when it is complete. The
+        model's dimension is known before anything is written, so a mismatch cannot half-fill an index."""
         if kb.pending_index_name:
             await self.engines.search.drop_index(kb.pending_index_name)
         kb.pending_embedding_model_id = model_id
