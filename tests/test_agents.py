@@ -187,7 +187,7 @@ async def test_users_see_shared_agents_and_edit_only_with_edit_rights(
     user = await invite_and_register(client, token, f"user-{uuid.uuid4().hex[:6]}@example.com", role="user")
     group = (await client.post("/api/groups", json={"name": "Readers"}, headers=bearer(token))).json()
     await client.put(f"/api/groups/{group['id']}/members/{user['user']['id']}", headers=bearer(token))
-    shared = (await create(client, token, name="Shared")).json()
+    shared = (await create(client, token, name="Shared", model_id=await add_llm(client, token))).json()
     hidden = (await create(client, token, name="Hidden")).json()
 
     user_headers = bearer(user["access_token"])
@@ -198,8 +198,21 @@ async def test_users_see_shared_agents_and_edit_only_with_edit_rights(
         f"/api/agents/{shared['id']}/shares/{group['id']}", json={"permission": "read"}, headers=bearer(token)
     )
     assert share.status_code == 200 and share.json()["permission"] == "read"
+    # Those who may only read an agent see it once published, as published: not its draft.
+    assert (await client.get("/api/agents", headers=user_headers)).json()["total"] == 0
+    assert_problem(await client.get(f"/api/agents/{shared['id']}", headers=user_headers), 404, "agent_not_found")
+    published = await client.post(f"/api/agents/{shared['id']}/publish", json={}, headers=bearer(token))
+    assert published.status_code == 201, published.text
+    draft_change = {"greeting": "Draft greeting"}
+    assert (await client.patch(f"/api/agents/{shared['id']}", json=draft_change, headers=bearer(token))).is_success
     visible = (await client.get("/api/agents", headers=user_headers)).json()
     assert [a["name"] for a in visible["items"]] == ["Shared"] and visible["items"][0]["can_edit"] is False
+    assert visible["items"][0]["greeting"] == "" and visible["items"][0]["published_version"] == 1
+    seen = (await client.get(f"/api/agents/{shared['id']}", headers=user_headers)).json()
+    assert seen["greeting"] == "" and seen["model_id"] == published.json()["config"]["model_id"]
+    assert (await client.get(f"/api/agents/{shared['id']}", headers=bearer(token))).json()[
+        "greeting"
+    ] == "Draft greeting"
     assert_problem(await client.get(f"/api/agents/{hidden['id']}", headers=user_headers), 404, "agent_not_found")
     refused = await client.patch(f"/api/agents/{shared['id']}", json={"greeting": "hi"}, headers=user_headers)
     assert_problem(refused, 403, "permission_denied")

@@ -634,8 +634,14 @@ async def test_who_may_run_which_agent_and_with_which_model(
         f"/api/agents/{plain['id']}/shares/{group['id']}", json={"permission": "read"}, headers=bearer(token)
     )
     assert shared.status_code == 200
+    # ... once published (drafts are for those who edit them), and then its published version.
+    response, _ = await run(client, user, plain["id"], "Hi")
+    assert_problem(response, 404, "agent_not_found")
+    assert (await client.post(f"/api/agents/{plain['id']}/publish", headers=bearer(token))).status_code == 201
     _, events = await run(client, user, plain["id"], "Hi")
-    assert events[-1]["type"] == "run.completed"
+    assert events[0]["data"]["agent_version"] == 1 and events[-1]["type"] == "run.completed"
+    response, _ = await run(client, user, plain["id"], "Hi", version="draft")
+    assert_problem(response, 403, "permission_denied")
 
     # An API key limited to some agents runs only those.
     other = await make_agent(client, owner)

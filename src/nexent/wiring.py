@@ -3,6 +3,8 @@
 
 - New tenants get the built-in models: `providers` registers into identity's tenant-created hook.
 - API keys are limited only to agents that exist: `agents` provides identity the lookup of a tenant's agents.
+- Models, knowledge bases and agents that a published agent version uses are not deleted: `agents` provides the
+  lookup of those versions to `core.references`, which the deleting domains ask.
 - Agents get the `knowledge_base_search` tool: knowledge registers it into the tool registry when its module is
   imported, which this module does.
 
@@ -13,6 +15,8 @@ agent.
 from __future__ import annotations
 
 from nexent.agents.service import existing_agent_ids
+from nexent.agents.versions import version_users
+from nexent.core.references import provide_users_lookup
 from nexent.identity.hooks import on_tenant_created, provide_existing_agents
 from nexent.knowledge import tool as knowledge_tool
 from nexent.providers.builtin import register_builtin_models
@@ -23,3 +27,4 @@ __all__ = ["knowledge_tool", "wire"]
 def wire() -> None:
     on_tenant_created(register_builtin_models)
     provide_existing_agents(existing_agent_ids)
+    provide_users_lookup(version_users)

@@ -1,16 +1,28 @@
-"""Agent routes: `/api/agents` (drafts) and their group shares, and `/api/tools` (the tool catalog). Who may call
-each: `agents/auth.py`."""
+"""Agent routes: `/api/agents` (drafts), their versions and group shares, and `/api/tools` (the tool catalog). Who
+may call each: `agents/auth.py`."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
+from fastapi.exceptions import RequestValidationError
 
 from nexent.agents.auth import AgentManager, EditableAgent, ManagedAgent, ReadableAgent
-from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, ToolRead
+from nexent.agents.schemas import (
+    AgentCreate,
+    AgentRead,
+    AgentUpdate,
+    PublishIn,
+    ToolRead,
+    VersionDiff,
+    VersionRead,
+    VersionRef,
+    VersionUpdate,
+)
 from nexent.agents.service import AgentService, tool_catalog
+from nexent.agents.versions import VersionService
 from nexent.core.openapi import problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.deps import SessionDep
@@ -54,9 +66,83 @@ async def update_agent(agent: EditableAgent, body: AgentUpdate, session: Session
     return await AgentService(session, agent.caller).update(agent, body)
 
 
-@router.delete("/{agent_id}", summary="Delete an agent.", status_code=204, response_class=Response)
+@router.delete(
+    "/{agent_id}",
+    summary="Delete an agent.",
+    status_code=204,
+    response_class=Response,
+    responses=problems(s409="Another agent uses it as a sub-agent, in its draft or a published version."),
+)
 async def delete_agent(agent: ManagedAgent, session: SessionDep) -> None:
     await AgentService(session, agent.caller).delete(agent)
+
+
+@router.post(
+    "/{agent_id}/publish",
+    status_code=status.HTTP_201_CREATED,
+    summary="Publish the draft as the next version, which chat and the APIs then run.",
+    responses=problems(s409="Published by someone else at the same moment.", s422="The draft cannot be published."),
+)
+async def publish_agent(agent: EditableAgent, session: SessionDep, body: PublishIn | None = None) -> VersionRead:
+    return await VersionService(session, agent.caller).publish(agent, body or PublishIn())
+
+
+@router.get("/{agent_id}/versions", summary="The agent's versions, newest first (disabled ones for editors only).")
+async def list_versions(agent: ReadableAgent, session: SessionDep) -> list[VersionRead]:
+    return await VersionService(session, agent.caller).of_agent(agent)
+
+
+VersionNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
+
+
+@router.get("/{agent_id}/versions/{number}", summary="One version.")
+async def get_version(agent: ReadableAgent, number: VersionNumber, session: SessionDep) -> VersionRead:
+    return await VersionService(session, agent.caller).get(agent, number)
+
+
+@router.patch(
+    "/{agent_id}/versions/{number}",
+    summary="Disable a version (the newest enabled one is the published one) or enable it again.",
+    responses=problems(s409="What the version uses no longer exists."),
+)
+async def update_version(
+    agent: EditableAgent, number: VersionNumber, body: VersionUpdate, session: SessionDep
+) -> VersionRead:
+    return await VersionService(session, agent.caller).set_disabled(agent, number, body.disabled)
+
+
+@router.post(
+    "/{agent_id}/versions/{number}/rollback",
+    summary="Make the draft what this version was (publish it again to make it the published one).",
+    responses=problems(s409="The version's name is taken by another agent now."),
+)
+async def rollback_agent(agent: EditableAgent, number: VersionNumber, session: SessionDep) -> AgentRead:
+    await VersionService(session, agent.caller).rollback(agent, number)
+    return await AgentService(session, agent.caller).get(agent)
+
+
+def _version_ref(value: str) -> VersionRef:
+    if value == "draft":
+        return "draft"
+    if value.isascii() and value.isdigit() and 1 <= len(value) <= 10 and 1 <= int(value) <= 2**31 - 1:
+        return int(value)
+    raise RequestValidationError(
+        [{"loc": ["query"], "msg": "A version number or `draft`.", "type": "value_error", "input": value}]
+    )
+
+
+VersionQuery = Annotated[str, Query(pattern=r"^(draft|[0-9]{1,10})$", description="A version number or `draft`.")]
+
+
+@router.get(
+    "/{agent_id}/compare",
+    summary="What changes, field by field, from one version (or the draft) to another.",
+    responses=problems(s403="Only editors see the draft."),
+)
+async def compare_versions(
+    agent: ReadableAgent, session: SessionDep, base: VersionQuery, target: VersionQuery = "draft"
+) -> VersionDiff:
+    return await VersionService(session, agent.caller).diff(agent, _version_ref(base), _version_ref(target))
 
 
 @router.get("/{agent_id}/shares", summary="Groups the agent is shared with.")

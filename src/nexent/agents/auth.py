@@ -7,7 +7,7 @@
 - `AgentManager`: a caller whose role manages agents (creating an agent).
 
 All of them need a signed-in user: API keys only run agents (the runtime checks those with
-`AgentService.get_record`). The conditions themselves come from identity's sharing helper
+`AgentService.get_usable`). The conditions themselves come from identity's sharing helper
 (`identity/services/sharing.py`), shared with every other resource domain.
 """
 

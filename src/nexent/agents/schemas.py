@@ -1,10 +1,10 @@
-"""Request and response shapes of agent drafts."""
+"""Request and response shapes of agent drafts and their versions."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -15,6 +15,8 @@ AgentName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=r"^[^\x00-\x1f]+$"),
 ]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=120, pattern=r"^[^\x00-\x1f]*$")]
+PassRate = Annotated[float, Field(ge=0, le=1)]
 LongText = Annotated[str, StringConstraints(max_length=20_000)]
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 
@@ -49,6 +51,7 @@ class AgentCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: AgentName
+    display_name: DisplayName = Field(default="", description="The name people see; `name` when empty.")
     description: Annotated[str, StringConstraints(max_length=2000)] = ""
     instructions: Instructions = Field(default_factory=Instructions)
     model_id: uuid.UUID | None = Field(default=None, description="An LLM of the tenant; default: the tenant default.")
@@ -61,12 +64,17 @@ class AgentCreate(BaseModel):
     max_steps: int = Field(default=10, ge=1, le=50)
     greeting: Annotated[str, StringConstraints(max_length=2000)] = ""
     example_questions: list[ShortText] = Field(default_factory=list, max_length=10)
+    min_pass_rate: PassRate | None = Field(
+        default=None, description="Publishing needs an evaluation of the draft passing at least this share of cases."
+    )
 
 
 class AgentUpdate(Patch):
-    nullable = frozenset({"model_id", "instructions"})  # the tenant's default model; no instructions
+    # the tenant's default model; no instructions; no evaluation needed to publish
+    nullable = frozenset({"model_id", "instructions", "min_pass_rate"})
 
     name: AgentName | None = None
+    display_name: DisplayName | None = None
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     instructions: Instructions | None = None
     model_id: uuid.UUID | None = None
@@ -77,11 +85,13 @@ class AgentUpdate(Patch):
     max_steps: int | None = Field(default=None, ge=1, le=50)
     greeting: Annotated[str, StringConstraints(max_length=2000)] | None = None
     example_questions: list[ShortText] | None = Field(default=None, max_length=10)
+    min_pass_rate: PassRate | None = None
 
 
 class AgentRead(BaseModel):
     id: uuid.UUID
     name: str
+    display_name: str
     description: str
     instructions: Instructions
     model_id: uuid.UUID | None
@@ -92,7 +102,12 @@ class AgentRead(BaseModel):
     max_steps: int
     greeting: str
     example_questions: list[str]
-    can_edit: bool = Field(description="Whether the caller may change this agent.")
+    min_pass_rate: float | None
+    published_version: int | None = Field(description="The version chat and the APIs run; None: never published.")
+    can_edit: bool = Field(
+        description="Whether the caller may change this agent. Those who may not see its published version, not its "
+        "draft."
+    )
     created_by: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
@@ -113,3 +128,74 @@ class ToolRead(BaseModel):
         description="Settings the platform fills in from the agent itself (e.g. `knowledge_base_ids` from the "
         "agent's knowledge bases); whatever an entry gives for them is replaced."
     )
+
+
+class SubAgentPin(BaseModel):
+    """A sub-agent as a version uses it: pinned to the sub-agent's version published when this one was."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: uuid.UUID
+    version: int | None = Field(description="None in a draft: its sub-agents are not pinned.")
+
+
+class AgentConfig(BaseModel):
+    """What a version holds: the draft's fields when it was published, the model resolved (the tenant's default
+    then, when the draft named none) and sub-agents pinned."""
+
+    name: str
+    display_name: str
+    description: str
+    instructions: Instructions
+    model_id: uuid.UUID | None = Field(description="Always set in a version; None in a draft on the tenant default.")
+    agent_type: AgentType
+    tools: list[ToolUse]
+    knowledge_base_ids: list[uuid.UUID]
+    sub_agents: list[SubAgentPin]
+    max_steps: int
+    greeting: str
+    example_questions: list[str]
+
+
+class PublishIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] = Field(
+        default="", description="What changed, for whoever reads the version list."
+    )
+
+
+class VersionRead(BaseModel):
+    agent_id: uuid.UUID
+    number: int
+    note: str
+    disabled: bool = Field(description="A disabled version is not run; the newest enabled one is the published one.")
+    published: bool = Field(description="Whether this is the version chat and the APIs run now.")
+    config: AgentConfig
+    created_by: uuid.UUID | None
+    created_at: datetime
+
+
+class VersionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    disabled: bool
+
+
+VersionNumber = Annotated[int, Field(ge=1, le=2**31 - 1, strict=True)]
+VersionRef = VersionNumber | Literal["draft"]
+
+
+class FieldChange(BaseModel):
+    """One field that differs between two sides of a comparison; `lines` is a unified diff of long texts."""
+
+    field: str = Field(description="A dotted path, such as `instructions.duty` or `tools.web_search`.")
+    before: Any
+    after: Any
+    lines: list[str] | None = None
+
+
+class VersionDiff(BaseModel):
+    base: VersionRef
+    target: VersionRef
+    changes: list[FieldChange]

@@ -6,14 +6,26 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
+from sqlalchemy import ColumnElement, or_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexent.agents.models import Agent
+from nexent.agents.models import Agent, AgentVersion
 from nexent.agents.repository import AgentRepository
-from nexent.agents.schemas import AgentCreate, AgentRead, AgentUpdate, Instructions, ToolRead, ToolUse
+from nexent.agents.schemas import (
+    AgentConfig,
+    AgentCreate,
+    AgentRead,
+    AgentUpdate,
+    Instructions,
+    ToolRead,
+    ToolUse,
+    VersionRef,
+)
+from nexent.agents.versions import VersionService
 from nexent.core.errors import AppError, Conflict, NotFound
 from nexent.core.pagination import Page, PageParams
+from nexent.core.references import refuse_if_used
 from nexent.identity.auth import Caller
 from nexent.identity.permissions import Permission
 from nexent.identity.schemas import ShareIn, ShareRead
@@ -59,6 +71,7 @@ class AgentService:
         self.agents = AgentRepository(session, caller.tenant_id)
         self.shares = ShareService(session, caller)
         self.access = ResourceAccess(session, caller, AGENTS)
+        self.versions = VersionService(session, caller)
         # Seeing and using agents follows the member's role, also through their API keys.
         self.sees_all = self.access.sees_all
 
@@ -67,49 +80,59 @@ class AgentService:
     async def reach(self, agent_id: uuid.UUID) -> Granted[Agent]:
         """The agent if the caller may read it (a 404 otherwise, as for another tenant's agents), and whether they
         may change it: what `agents/auth.py` gives the routes."""
-        found = await self.agents.get_checked(
-            agent_id, where=self.access.readable(Agent.id), flag=self.access.editable(Agent.id)
-        )
+        found = await self.agents.get_checked(agent_id, where=self._visible(), flag=self.access.editable(Agent.id))
         if found is None:
             raise AgentNotFound(f"No agent {agent_id} in this tenant.")
         agent, can_edit = found
         return Granted(self.caller, agent, can_edit)
 
-    async def with_model(self, agent_id: uuid.UUID) -> tuple[Agent, ModelConfig | None, list[ModelEndpoint]]:
-        """For a caller who sees every agent of the tenant: the agent (if they may use it), its model and the
-        model's endpoints, in one query."""
+    def _visible(self) -> ColumnElement[bool]:
+        """What the caller sees: agents they may read, and of those they may not edit only the published ones."""
+        return self.access.readable(Agent.id) & or_(
+            self.access.editable(Agent.id), Agent.published_version.is_not(None)
+        )
+
+    async def with_model(
+        self, agent_id: uuid.UUID, number: int | None
+    ) -> tuple[Agent, AgentVersion | None, ModelConfig | None, list[ModelEndpoint]]:
+        """For a caller who sees every agent of the tenant: the agent (if they may use it), its version `number`
+        (the published one when None, none when 0), the model that thinks (the version's, else the draft's) and
+        the model's endpoints, in one query."""
         found = (
-            await self.agents.with_model(agent_id) if self.sees_all and self.caller.may_use_agent(agent_id) else None
+            await self.agents.with_model(agent_id, number)
+            if self.sees_all and self.caller.may_use_agent(agent_id)
+            else None
         )
         if found is None:
             raise AgentNotFound(f"No agent {agent_id} in this tenant.")
         return found
 
-    async def get_record(self, agent_id: uuid.UUID) -> Agent:
+    async def get_usable(self, agent_id: uuid.UUID) -> Granted[Agent]:
         """The agent, if the caller may use it (a 404 otherwise, as for another tenant's agents)."""
-        agent = (await self.reach(agent_id)).resource
-        if not self.caller.may_use_agent(agent.id):
+        granted = await self.reach(agent_id)
+        if not self.caller.may_use_agent(agent_id):
             raise AgentNotFound(f"No agent {agent_id} in this tenant.")
-        return agent
+        return granted
 
-    async def sub_agent(self, agent_id: uuid.UUID) -> Agent | None:
-        """An agent of the tenant that another one calls, without share checks: whoever may edit the calling agent
-        chose it, and it runs for every user of that agent."""
-        return await self.agents.get(agent_id)
+    async def version_for_run(self, agent_id: uuid.UUID, wanted: VersionRef | None) -> AgentVersion | None:
+        """The version a run of the agent asks for (`wanted`; the published one when None); None for the draft."""
+        return await self.versions.for_run(agent_id, wanted)
 
     async def get(self, agent: Granted[Agent]) -> AgentRead:
-        return _read(agent.resource, can_edit=agent.can_edit)
+        published = {} if agent.can_edit else await self.versions.published_configs([agent.resource.id])
+        return _read(agent.resource, can_edit=agent.can_edit, published=published.get(agent.resource.id))
 
     async def list_agents(self, page: PageParams, *, query: str | None) -> Page[AgentRead]:
         """Members who manage agents see all of them; others see those shared with their groups."""
         rows, total = await self.agents.page_checked(
-            where=self.access.readable(Agent.id),
+            where=self._visible(),
             flag=self.access.editable(Agent.id),
             name_contains=query,
             limit=page.limit,
             offset=page.offset,
         )
-        items = [_read(agent, can_edit=can_edit) for agent, can_edit in rows]
+        published = await self.versions.published_configs([agent.id for agent, can_edit in rows if not can_edit])
+        items = [_read(agent, can_edit=can_edit, published=published.get(agent.id)) for agent, can_edit in rows]
         return Page[AgentRead](items=items, total=total, limit=page.limit, offset=page.offset)
 
     # --- writing ------------------------------------------------------------------------------------------------
@@ -148,6 +171,7 @@ class AgentService:
                 code="agent_in_use",
                 extra={"used_by": [str(a) for a in callers]},
             )
+        await refuse_if_used(self.session, self.caller.tenant_id, "agent", agent.id)
         await self.agents.delete(agent)
         await record(self.session, self.caller, "agent.deleted", RESOURCE, agent.id, name=agent.name)
 
@@ -254,10 +278,24 @@ def _apply(agent: Agent, values: dict[str, Any]) -> None:
             setattr(agent, field, value)
 
 
-def _read(agent: Agent, *, can_edit: bool) -> AgentRead:
+def _read(agent: Agent, *, can_edit: bool, published: AgentConfig | None = None) -> AgentRead:
+    """The agent as the caller sees it: its draft, or its published version for those who may not edit it."""
+    if published is not None:
+        return AgentRead(
+            **published.model_dump(exclude={"sub_agents"}),
+            id=agent.id,
+            sub_agent_ids=[pin.agent_id for pin in published.sub_agents],
+            min_pass_rate=agent.min_pass_rate,
+            published_version=agent.published_version,
+            can_edit=can_edit,
+            created_by=agent.created_by,
+            created_at=agent.created_at,
+            updated_at=agent.updated_at,
+        )
     return AgentRead(
         id=agent.id,
         name=agent.name,
+        display_name=agent.display_name,
         description=agent.description,
         instructions=Instructions(duty=agent.duty, constraints=agent.constraints, examples=agent.examples),
         model_id=agent.model_id,
@@ -268,6 +306,8 @@ def _read(agent: Agent, *, can_edit: bool) -> AgentRead:
         max_steps=agent.max_steps,
         greeting=agent.greeting,
         example_questions=agent.example_questions,
+        min_pass_rate=agent.min_pass_rate,
+        published_version=agent.published_version,
         can_edit=can_edit,
         created_by=agent.created_by,
         created_at=agent.created_at,

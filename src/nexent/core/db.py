@@ -81,6 +81,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
 
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
+        event.listen(engine.sync_engine, "savepoint", _begin_before_savepoint)
         return engine
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, hide_parameters=True
@@ -97,6 +98,16 @@ def sqlite_pragmas(dbapi_connection: Any, _: Any = None) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _begin_before_savepoint(conn: Any, name: str) -> None:
+    """Python's sqlite3 opens a transaction only before a write, so a SAVEPOINT that comes first opens one of its
+    own, and its RELEASE commits everything: a request that failed after a `begin_nested()` kept what it wrote
+    before the failure (found by publishing an agent version whose audit entry failed). Open the transaction
+    first, as it would have been."""
+    driver = conn.connection.dbapi_connection.driver_connection
+    if not driver.in_transaction:
+        conn.exec_driver_sql("BEGIN")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -104,7 +104,13 @@ async def update_knowledge_base(
     return updated
 
 
-@router.delete("/{kb_id}", status_code=204, response_class=Response, summary="Delete a knowledge base.")
+@router.delete(
+    "/{kb_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete a knowledge base.",
+    responses=problems(s409="A published agent version uses it (`knowledge_base_in_use`)."),
+)
 async def delete_knowledge_base(kb: ManagedKnowledgeBase, session: SessionDep, engines: EnginesDep) -> None:
     await KnowledgeService(session, engines, kb.caller).delete(kb)
 

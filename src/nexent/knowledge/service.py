@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.errors import AppError, Conflict, NotFound
 from nexent.core.pagination import Page, PageParams
+from nexent.core.references import refuse_if_used
 from nexent.engines.container import Engines
 from nexent.engines.queue import QueuedJob
 from nexent.engines.search.analysis import ANALYSIS_VERSION
@@ -405,6 +406,7 @@ class KnowledgeService:
 
     async def delete(self, granted: Granted[KnowledgeBase]) -> None:
         kb = granted.resource
+        await refuse_if_used(self.session, self.caller.tenant_id, "knowledge_base", kb.id)
         docs = await self.documents.of_kb(kb.id)
         await self.bases.delete(kb)
         for name in (kb.index_name, kb.pending_index_name):

@@ -77,7 +77,13 @@ async def update_model(
     return await ProviderService(session, engines, caller).update(model_id, body)
 
 
-@router.delete("/{model_id}", summary="Delete a model.", status_code=204, response_class=Response)
+@router.delete(
+    "/{model_id}",
+    summary="Delete a model.",
+    status_code=204,
+    response_class=Response,
+    responses=problems(s409="A published agent version uses the model (`model_in_use`)."),
+)
 async def delete_model(model_id: uuid.UUID, caller: ManageModels, session: SessionDep, engines: EnginesDep) -> None:
     await ProviderService(session, engines, caller).delete(model_id)
 

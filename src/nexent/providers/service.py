@@ -18,6 +18,7 @@ from nexent.core.db import utcnow
 from nexent.core.errors import AppError, BadRequest, NotFound
 from nexent.core.netpolicy import AddressPolicy, AddressRefused, resolve_checked
 from nexent.core.pagination import Page, PageParams
+from nexent.core.references import refuse_if_used
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.identity.services.audit import record
@@ -265,6 +266,7 @@ class ProviderService:
 
     async def delete(self, model_id: uuid.UUID) -> None:
         config = await self._get(model_id)
+        await refuse_if_used(self.session, self.caller.tenant_id, "model", config.id)
         await self.models.delete(config)
         if config.is_default:
             successor = await self.models.first_of_kind(config.kind, except_id=config.id)

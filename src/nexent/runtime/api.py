@@ -108,14 +108,25 @@ def event_stream(engines: Engines, caller: Caller, run_id: uuid.UUID, after: int
     "/api/agents/{agent_id}/runs",
     summary="Start a run of an agent and stream its events (SSE).",
     response_class=StreamingResponse,  # no content of its own in the OpenAPI document: see EVENT_STREAM
-    responses={**EVENT_STREAM, **problems(s429="Too many runs of this tenant are going on; `Retry-After` says when.")},
+    responses={
+        **EVENT_STREAM,
+        **problems(
+            s403="Only those who may edit the agent run its draft.",
+            s404="No such agent, or no such version (`version_not_found`).",
+            s409="The version is disabled (`version_disabled`), or the agent has no published version "
+            "(`agent_not_published`).",
+            s429="Too many runs of this tenant are going on; `Retry-After` says when.",
+        ),
+    },
 )
 async def start_run(
     agent_id: uuid.UUID, body: RunCreate, request: Request, caller: Chatter, session: SessionDep, engines: EnginesDep
 ) -> EventStreamResponse:
     manager = run_manager(request)
     # start() returns once the run is stored (it must never be lost); its agent is already on its way.
-    run = await RuntimeService(session, engines, caller).start(manager, agent_id, body.message, body.conversation_id)
+    run = await RuntimeService(session, engines, caller).start(
+        manager, agent_id, body.message, body.conversation_id, body.version
+    )
     response = event_stream(engines, caller, run.id, after=0)
     response.headers["X-Run-Id"] = str(run.id)
     response.headers["X-Conversation-Id"] = str(run.conversation_id)

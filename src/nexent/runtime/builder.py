@@ -21,8 +21,8 @@ import yaml
 from smolagents.monitoring import TokenUsage
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexent.agents.models import Agent, AgentType
-from nexent.agents.service import AgentService
+from nexent.agents.models import AgentType
+from nexent.agents.versions import AgentSpec, VersionService
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.knowledge.service import KnowledgeService
@@ -99,7 +99,7 @@ def _identifier(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def instructions_of(agent: Agent) -> str:
+def instructions_of(agent: AgentSpec) -> str:
     parts = []
     if agent.duty.strip():
         parts.append(f"Your duty:\n{agent.duty.strip()}")
@@ -162,7 +162,7 @@ class AgentBuilder:
         self.caller = caller
         self.conversation_id = conversation_id
         self.providers = ProviderService(session, engines, caller)
-        self.agents = AgentService(session, caller)
+        self.versions = VersionService(session, caller)
         self.loop = asyncio.get_running_loop()
         self.cancel = CancelFlag()
         self.executors: list[SandboxExecutor] = []
@@ -170,8 +170,9 @@ class AgentBuilder:
         self.citations = 0
         self.models: dict[uuid.UUID | None, tuple[AsyncClientModel, int | None]] = {}  # by the agents' model id
 
-    async def build(self, agent: Agent, model_config: ModelSnapshot | None = None) -> RunSetup:
-        """The agent ready to run; `model_config` is the agent's model with its endpoints, when already loaded."""
+    async def build(self, agent: AgentSpec, model_config: ModelSnapshot | None = None) -> RunSetup:
+        """The agent (its draft or a version) ready to run; `model_config` is the agent's model with its endpoints,
+        when already loaded."""
         model, context_window = await self._model(agent, model_config)
         smol_agent = await self._agent(agent, model, depth=0, names=set())
         return RunSetup(
@@ -184,14 +185,14 @@ class AgentBuilder:
             models=[m for m, _ in self.models.values()],
         )
 
-    async def _model(self, agent: Agent, loaded: ModelSnapshot | None) -> tuple[AsyncClientModel, int | None]:
+    async def _model(self, agent: AgentSpec, loaded: ModelSnapshot | None) -> tuple[AsyncClientModel, int | None]:
         """The agent's model (one per model of the run: agents on the same model share it)."""
         built = self.models.get(agent.model_id)
         if built is None:
             built = self.models[agent.model_id] = await self._new_model(agent, loaded)
         return built
 
-    async def _new_model(self, agent: Agent, loaded: ModelSnapshot | None) -> tuple[AsyncClientModel, int | None]:
+    async def _new_model(self, agent: AgentSpec, loaded: ModelSnapshot | None) -> tuple[AsyncClientModel, int | None]:
         if loaded is not None:
             config = loaded[0]
             client = await self.providers.client_for(config, loaded[1], agent_id=agent.id)
@@ -200,11 +201,13 @@ class AgentBuilder:
         name = str(agent.model_id) if agent.model_id is not None else "default"
         return AsyncClientModel(client, self.loop, model_id=name, cancel=self.cancel), config.context_window
 
-    async def _agent(self, agent: Agent, model: AsyncClientModel, *, depth: int, names: set[str]) -> Any:
+    async def _agent(self, agent: AgentSpec, model: AsyncClientModel, *, depth: int, names: set[str]) -> Any:
         managed = []
         if depth < MAX_SUB_AGENT_DEPTH:
-            for sub_id in agent.sub_agent_ids:
-                sub = await self.agents.sub_agent(uuid.UUID(sub_id))
+            for sub_id, sub_version in agent.sub_agents:
+                # A version's sub-agents run at their pinned versions; a draft's at their published ones. No share
+                # checks: whoever may edit the calling agent chose them, and they run for every user of it.
+                sub = await self.versions.sub_agent_spec(sub_id, sub_version)
                 if sub is not None:
                     # A sub-agent thinks with its own model, not its parent's.
                     sub_model, _ = await self._model(sub, None)
@@ -229,7 +232,7 @@ class AgentBuilder:
             )
         return PlatformToolCallingAgent(prompt_templates=copy.deepcopy(_tool_calling_prompts()), **common)
 
-    async def _tool_entries(self, agent: Agent) -> list[tuple[dict[str, Any], str | None]]:
+    async def _tool_entries(self, agent: AgentSpec) -> list[tuple[dict[str, Any], str | None]]:
         """The agent's tools with their settings, and the knowledge search tool when it has knowledge bases (its
         description then names them and says what each holds)."""
         entries: list[tuple[dict[str, Any], str | None]] = [(entry, None) for entry in agent.tools]

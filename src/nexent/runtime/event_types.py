@@ -60,6 +60,7 @@ class RunStarted(BaseRunEvent):
     type: Literal["run.started"] = "run.started"
     run_id: str
     agent_id: str
+    agent_version: int | None = Field(default=None, description="The agent's version that runs; None: its draft.")
     conversation_id: str
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from nexent.agents.models import Agent
+from nexent.agents.versions import AgentSpec
 from nexent.core.batch import ModelRow, Write, writer_for
 from nexent.core.db import utcnow
 from nexent.core.errors import AppError
@@ -68,7 +68,7 @@ class NewRun:
 
     id: uuid.UUID
     conversation_id: uuid.UUID
-    agent: Agent
+    agent: AgentSpec  # its draft or one of its versions
     model: ModelSnapshot | None  # the agent's model with its endpoints (None: resolved, and reported, when it runs)
     message: str
     new_conversation: bool
@@ -265,7 +265,12 @@ class RunExecution:
             # Stored with the next batch of events; a run that already ended keeps its state.
             running = update(Run).where(Run.id == run.id, Run.status == RunStatus.QUEUED)
             writer_for(engines).add(Write().execute(running.values(status=RunStatus.RUNNING, started_at=utcnow())))
-            started = RunStarted(run_id=str(run.id), agent_id=str(agent.id), conversation_id=str(run.conversation_id))
+            started = RunStarted(
+                run_id=str(run.id),
+                agent_id=str(agent.id),
+                agent_version=agent.version,
+                conversation_id=str(run.conversation_id),
+            )
             try:
                 await log.emit(started)
                 metrics.RUNS_STARTED.inc()

@@ -76,6 +76,8 @@ class Run(IdMixin, Base):
 
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
     agent_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("agents.id", ondelete="SET NULL"), default=None)
+    # The agent's version the run used (None: its draft).
+    agent_version: Mapped[int | None] = mapped_column(default=None)
     conversation_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("conversations.id", ondelete="SET NULL"), default=None
     )

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from nexent.agents.schemas import VersionRef
 from nexent.runtime.models import RunStatus
 
 
@@ -16,6 +17,11 @@ class RunCreate(BaseModel):
 
     message: Annotated[str, StringConstraints(min_length=1, max_length=100_000)]
     conversation_id: uuid.UUID | None = Field(default=None, description="Continue this conversation; else a new one.")
+    version: VersionRef | None = Field(
+        default=None,
+        description="The agent's version to run, or `draft` (for those who may edit it). Default: the published "
+        "version; the draft for editors while the agent has none.",
+    )
 
 
 class RunRead(BaseModel):
@@ -23,6 +29,7 @@ class RunRead(BaseModel):
 
     id: uuid.UUID
     agent_id: uuid.UUID | None
+    agent_version: int | None = Field(description="The agent's version the run used; None: its draft.")
     conversation_id: uuid.UUID | None
     status: RunStatus
     input: str

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexent.agents.models import Agent
+from nexent.agents.schemas import VersionRef
 from nexent.agents.service import AgentService
+from nexent.agents.versions import AgentSpec, spec_for_run
 from nexent.core.batch import Write, writer_for
 from nexent.core.db import utcnow
 from nexent.core.errors import NotFound
@@ -51,12 +52,17 @@ class RuntimeService:
         self.conversations = ConversationService(session, caller)
 
     async def start(
-        self, manager: RunManager, agent_id: uuid.UUID, message: str, conversation_id: uuid.UUID | None
+        self,
+        manager: RunManager,
+        agent_id: uuid.UUID,
+        message: str,
+        conversation_id: uuid.UUID | None,
+        version: VersionRef | None = None,
     ) -> NewRun:
         """Start a run: its record (the user's message and a queued run, with the conversation) is committed
         by the process's batch writer while the run already builds its agent and calls the model; this returns once
         the record is stored (raising if it could not be: the run then stops without a trace)."""
-        run, record = await self.prepare(manager, agent_id, message, conversation_id)
+        run, record = await self.prepare(manager, agent_id, message, conversation_id, version=version)
         await self._launch(manager, run, record)
         return run
 
@@ -67,7 +73,14 @@ class RuntimeService:
         of two regenerations at once, one starts)."""
         conversation, agent_id, turn = await self.conversations.last_turn(conversation_id)
         seen = conversation.updated_at  # every run started in the conversation moves it
-        run, record = await self.prepare(manager, agent_id, turn[0].content, conversation.id, replacing=turn)
+        # The agent as the replaced answer had it: the same version, or its draft (in the studio's test chat).
+        replaced = await self.runs.get(turn[0].run_id) if turn[0].run_id is not None else None
+        version: VersionRef | None = None
+        if replaced is not None:
+            version = replaced.agent_version if replaced.agent_version is not None else "draft"
+        run, record = await self.prepare(
+            manager, agent_id, turn[0].content, conversation.id, replacing=turn, version=version
+        )
         # Stored only if no run started in the conversation since it was read (the claims of one batch all run
         # before their rows go in, so the unfinished-run check alone would let two of one batch through).
         record.claim(
@@ -101,12 +114,14 @@ class RuntimeService:
         conversation_id: uuid.UUID | None,
         *,
         replacing: Sequence[Message] = (),
+        version: VersionRef | None = None,
     ) -> tuple[NewRun, Write]:
         """Read what a new run needs and build its record (not stored yet); `replacing` are messages of the
-        conversation the run replaces (deleted with the record)."""
+        conversation the run replaces (deleted with the record); `version` the agent's version to run (see
+        `agents.versions.spec_for_run`)."""
         manager.check_capacity()
         # Loaded here, in the request's session: the run then needs no database read to start.
-        agent, model = await self._agent_and_model(agent_id)
+        agent, model = await self._agent_and_model(agent_id, version)
         tenant_id, now = self.caller.tenant_id, utcnow()
         new_conversation = conversation_id is None
         write = Write()
@@ -136,6 +151,7 @@ class RuntimeService:
                 "id": run_id,
                 "tenant_id": tenant_id,
                 "agent_id": agent.id,
+                "agent_version": agent.version,
                 "conversation_id": conversation_id,
                 "user_id": self.caller.user_id,
                 "status": RunStatus.QUEUED.value,
@@ -173,21 +189,28 @@ class RuntimeService:
         )
         return run, write
 
-    async def _agent_and_model(self, agent_id: uuid.UUID) -> tuple[Agent, ModelSnapshot | None]:
-        """The agent, if the caller may use it (as `AgentService.get_record`), and its model with endpoints (the
-        tenant's default model when the agent names none; None when there is no such model: the run reports it).
-        A caller who sees every agent of the tenant gets both in one query."""
+    async def _agent_and_model(
+        self, agent_id: uuid.UUID, wanted: VersionRef | None
+    ) -> tuple[AgentSpec, ModelSnapshot | None]:
+        """What the run runs (the agent's draft or a version, if the caller may use it, as
+        `AgentService.get_usable`), and its model with endpoints (the tenant's default model when a draft names
+        none; None when there is no such model: the run reports it). A caller who sees every agent of the tenant
+        gets all of it in one query."""
         agents = AgentService(self.session, self.caller)
         providers = ProviderService(self.session, self.engines, self.caller)
         if not agents.sees_all:  # shared agents only: the access check is a query of its own
-            agent = await agents.get_record(agent_id)
-            return agent, await providers.config_with_endpoints(agent.model_id, ModelKind.LLM)
-        agent, config, endpoints = await agents.with_model(agent_id)
+            granted = await agents.get_usable(agent_id)
+            version = await agents.version_for_run(agent_id, wanted)
+            spec = spec_for_run(granted.resource, version, wanted, can_edit=granted.can_edit)
+            return spec, await providers.config_with_endpoints(spec.model_id, ModelKind.LLM)
+        number = 0 if wanted == "draft" else wanted  # 0: no version (the draft's model)
+        agent, version, config, endpoints = await agents.with_model(agent_id, number)
+        spec = spec_for_run(agent, version, wanted, can_edit=True)  # their role edits every agent
         if config is not None:
-            return agent, (config, endpoints)
-        if agent.model_id is None:
-            return agent, await providers.config_with_endpoints(None, ModelKind.LLM)
-        return agent, None
+            return spec, (config, endpoints)
+        if spec.model_id is None:
+            return spec, await providers.config_with_endpoints(None, ModelKind.LLM)
+        return spec, None
 
     async def _run(self, run_id: uuid.UUID) -> Run:
         run = await self.runs.reachable(run_id, reach_of(self.caller))
