@@ -274,7 +274,7 @@ async def test_disabled_versions_and_what_published_versions_use(
     model_in_use = assert_problem(
         await client.delete(f"/api/models/{owner['model_id']}", headers=headers(owner)), 409, "model_in_use"
     )
-    assert f"agent {agent['name']!r} version 1" in model_in_use["used_by"]
+    assert model_in_use["used_by"] == [f"agent {agent['name']!r} version 1", f"agent {agent['name']!r} version 2"]
     kb_in_use = assert_problem(
         await client.delete(f"/api/knowledge-bases/{kb.json()['id']}", headers=headers(owner)),
         409,
