@@ -116,6 +116,7 @@ class TenantData:
     agent_id: str
     agent_name: str
     agent_description: str
+    version_note: str  # of the agent's published version 1
     run_id: str
     conversation_id: str
     conversation_title: str
@@ -165,8 +166,10 @@ class TenantData:
         }
 
     def unlisted_markers(self) -> dict[str, str]:
-        """What the owner reads only below a path parameter (a knowledge base's documents and chunks)."""
+        """What the owner reads only below a path parameter (a knowledge base's documents and chunks, an agent's
+        versions)."""
         return {
+            "agent version note": self.version_note,
             "document id": self.document_id,
             "document file name": self.document_name,
             "document text": self.document_phrase,
@@ -237,12 +240,16 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "key_id": lambda t: [t.api_key_id],
     "model_id": lambda t: [t.model_id],
     "agent_id": lambda t: [t.agent_id],
+    "number": lambda t: ["1"],  # an agent's version: every tenant's agent has a version 1
     "run_id": lambda t: [t.run_id],
     "conversation_id": lambda t: [t.conversation_id],
     "kb_id": lambda t: [t.kb_id],
     "doc_id": lambda t: [t.document_id],
     "chunk_id": lambda t: [t.chunk_id],
 }
+
+# Path parameters that are not ids: every tenant has the same values, so only the ids beside them can attack.
+SHARED_PARAMS = frozenset({"number"})
 
 # (method, path) -> a valid JSON body. Bodies are attacks where they can be: they try to change the target.
 BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
@@ -286,6 +293,8 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
     ("PATCH", "/api/agents/{agent_id}"): lambda c: {"description": "Changed by a probe", "max_steps": 3},
     ("PUT", "/api/agents/{agent_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
     ("POST", "/api/agents/{agent_id}/runs"): lambda c: {"message": "Probe question"},
+    ("POST", "/api/agents/{agent_id}/publish"): lambda c: {"note": "Published by a probe"},
+    ("PATCH", "/api/agents/{agent_id}/versions/{number}"): lambda c: {"disabled": False},
     ("PATCH", "/api/conversations/{conversation_id}"): lambda c: {"title": "Renamed by a probe"},
     ("POST", "/api/knowledge-bases"): lambda c: {"name": f"Probe knowledge {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/knowledge-bases/{kb_id}"): lambda c: {"description": "Changed by a probe"},
@@ -308,6 +317,7 @@ _TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
 # (method, path) -> query parameters a route needs to pass validation.
 QUERIES: dict[Key, dict[str, str]] = {
+    ("GET", "/api/agents/{agent_id}/compare"): {"base": "1", "target": "draft"},
     # The progress stream would follow forever; until_idle ends it once nothing is in processing.
     ("GET", "/api/knowledge-bases/{kb_id}/events"): {"until_idle": "true"},
     ("GET", "/api/usage/series"): {
@@ -406,6 +416,10 @@ def assignments(endpoint: Endpoint, target: TenantData, own: TenantData | None =
     in which at least one points at `target` (e.g. B's group with A's member)."""
     choices: list[list[tuple[str, bool]]] = []
     for name in endpoint.params:
+        if name in SHARED_PARAMS:  # the same value in every tenant: it points at nobody's data by itself
+            options = [(value, False) for value in param_values(endpoint, name, target)]
+            choices.append(options)
+            continue
         options = [(value, True) for value in param_values(endpoint, name, target)]
         if own is not None:
             options += [(value, False) for value in param_values(endpoint, name, own)]
@@ -627,6 +641,8 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
     await expect(
         client.put(f"/api/agents/{agent['id']}/shares/{group['id']}", json={"permission": "read"}, headers=headers), 200
     )
+    note = f"{title} release note of the secret agent"
+    await expect(client.post(f"/api/agents/{agent['id']}/publish", json={"note": note}, headers=headers), 201)
     question = f"{title} secret question about the merger"
     started = await client.post(f"/api/agents/{agent['id']}/runs", json={"message": question}, headers=headers)
     assert started.status_code == 200, started.text
@@ -694,6 +710,7 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         agent_id=agent["id"],
         agent_name=agent["name"],
         agent_description=agent["description"],
+        version_note=note,
         run_id=started.headers["x-run-id"],
         conversation_id=started.headers["x-conversation-id"],
         conversation_title=question,
