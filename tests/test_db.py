@@ -131,3 +131,28 @@ async def test_search_upgrade_keeps_old_indexes_on_their_analysis(database_url: 
 def _db_id(value: uuid.UUID, url: str) -> str:
     """A uuid as the column stores it: native on PostgreSQL, 32 hex characters on SQLite."""
     return str(value) if url.startswith("postgresql") else value.hex
+
+
+async def test_a_failed_transaction_keeps_nothing_of_its_savepoints(database_url: str) -> None:
+    """A savepoint released inside a transaction that then fails keeps nothing (on SQLite, Python's driver let a
+    SAVEPOINT that came first open a transaction of its own, and its RELEASE committed)."""
+    await migrate_async(database_url)
+    engine = create_engine(database_url)
+    sessions = create_session_factory(engine)
+    slug = f"savepoint-{uuid.uuid4().hex[:8]}"
+    try:
+
+        async def fail_after_a_savepoint() -> None:
+            async with sessions() as session, session.begin():
+                async with session.begin_nested():
+                    session.add(Tenant(name="Kept?", slug=slug))
+                    await session.flush()
+                raise RuntimeError("a later step fails")
+
+        with pytest.raises(RuntimeError):
+            await fail_after_a_savepoint()
+        async with sessions() as session:
+            found = await session.scalar(text("SELECT count(*) FROM tenants WHERE slug = :slug"), {"slug": slug})
+        assert found == 0
+    finally:
+        await engine.dispose()
