@@ -12,8 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from nexent.agents.auth import AgentManager, EditableAgent, ManagedAgent, ReadableAgent
 from nexent.agents.schemas import (
     AgentCreate,
+    AgentDocument,
+    AgentImport,
     AgentRead,
     AgentUpdate,
+    ImportPreview,
+    ImportResult,
     PublishIn,
     ToolRead,
     VersionDiff,
@@ -22,6 +26,7 @@ from nexent.agents.schemas import (
     VersionUpdate,
 )
 from nexent.agents.service import AgentService, tool_catalog
+from nexent.agents.transfer import TransferService, attachment_name
 from nexent.agents.versions import VersionService
 from nexent.core.openapi import problems
 from nexent.core.pagination import Page, PageParamsDep
@@ -160,6 +165,45 @@ async def share_agent(agent: ManagedAgent, group_id: uuid.UUID, body: ShareIn, s
 )
 async def unshare_agent(agent: ManagedAgent, group_id: uuid.UUID, session: SessionDep) -> None:
     await AgentService(session, agent.caller).unshare(agent, group_id)
+
+
+# --- import and export: `/import` takes POST only, which no `/{agent_id}` route does, so the two never meet.
+
+
+@router.get(
+    "/{agent_id}/export",
+    summary="The agent with its sub-agents and tool settings as one JSON document, to import elsewhere.",
+    responses=problems(
+        s403="Only editors export the draft (readers name a published version); a sub-agent is not shared with you."
+    ),
+)
+async def export_agent(
+    agent: ReadableAgent,
+    response: Response,
+    session: SessionDep,
+    version: Annotated[int | None, Query(ge=1, le=2**31 - 1, description="A version; default: the draft.")] = None,
+) -> AgentDocument:
+    document = await TransferService(session, agent.caller).export(agent, version)
+    response.headers["Content-Disposition"] = attachment_name(agent.resource.name)
+    return document
+
+
+@router.post(
+    "/import/preview",
+    summary="What importing a document would create here and how it maps onto this tenant; writes nothing.",
+)
+async def preview_import(body: AgentImport, caller: AgentManager, session: SessionDep) -> ImportPreview:
+    return await TransferService(session, caller).preview(body)
+
+
+@router.post(
+    "/import",
+    status_code=status.HTTP_201_CREATED,
+    summary="Create every agent of a document as drafts, sub-agents first, all or none.",
+    responses=problems(s409="A name was taken at the same moment."),
+)
+async def import_agents(body: AgentImport, caller: AgentManager, session: SessionDep) -> ImportResult:
+    return await TransferService(session, caller).run_import(body)
 
 
 tools_router = APIRouter(prefix="/api/tools", tags=["agents"])

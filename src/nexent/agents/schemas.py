@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from nexent.agents.models import AgentType
 from nexent.core.schemas import Patch
@@ -199,3 +199,183 @@ class VersionDiff(BaseModel):
     base: VersionRef
     target: VersionRef
     changes: list[FieldChange]
+
+
+# --- import and export --------------------------------------------------------------------------------------------
+
+DOCUMENT_FORMAT = "nexent.agent"
+MAX_DOCUMENT_AGENTS = 50
+
+TransferRef = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]{1,40}$")]
+
+
+class ModelRef(BaseModel):
+    """A model by what another tenant can find it by; null in a document: the tenant's default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    kind: Literal["llm", "vlm"]
+    model: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class KnowledgeBaseRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120, pattern=r"^[^\x00-\x1f]+$")
+    ]
+    description: Annotated[str, StringConstraints(max_length=4000)] = ""
+
+
+class ExportedTool(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=80)]
+    settings: dict[str, Any] = Field(default_factory=dict)
+    redacted: list[Annotated[str, StringConstraints(max_length=200)]] = Field(
+        default_factory=list, max_length=50, description="Settings left out on export as secrets: set them again."
+    )
+
+
+class ExportedAgent(BaseModel):
+    """One agent of a document: the draft's fields, with names instead of the tenant's ids."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ref: TransferRef = Field(description="The agent's name inside the document (`sub_agents` point at it).")
+    name: AgentName
+    display_name: DisplayName = ""
+    description: Annotated[str, StringConstraints(max_length=2000)] = ""
+    instructions: Instructions = Field(default_factory=Instructions)
+    agent_type: AgentType = AgentType.TOOL_CALLING
+    tools: list[ExportedTool] = Field(default_factory=list, max_length=50)
+    max_steps: int = Field(default=10, ge=1, le=50)
+    greeting: Annotated[str, StringConstraints(max_length=2000)] = ""
+    example_questions: list[ShortText] = Field(default_factory=list, max_length=10)
+    min_pass_rate: PassRate | None = None
+    model: ModelRef | None = Field(default=None, description="None: the tenant's default model.")
+    knowledge_bases: list[KnowledgeBaseRef] = Field(default_factory=list, max_length=20)
+    sub_agents: list[TransferRef] = Field(default_factory=list, max_length=20)
+
+
+class AgentDocument(BaseModel):
+    """An agent with its sub-agents (each once) and tool settings: what export writes and import reads."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format: Literal["nexent.agent"]
+    format_version: Literal[1]
+    exported_at: datetime | None = None
+    root: TransferRef = Field(description="The ref of the exported agent.")
+    agents: list[ExportedAgent] = Field(min_length=1, max_length=MAX_DOCUMENT_AGENTS)
+
+    @model_validator(mode="after")
+    def _check_graph(self) -> AgentDocument:
+        refs = [agent.ref for agent in self.agents]
+        duplicates = sorted({ref for ref in refs if refs.count(ref) > 1})
+        if duplicates:
+            raise ValueError(f"Refs must be unique; repeated: {', '.join(duplicates)}.")
+        if self.root not in refs:
+            raise ValueError(f"The root {self.root!r} is not an agent of the document.")
+        graph = {agent.ref: agent.sub_agents for agent in self.agents}
+        for agent in self.agents:
+            dangling = [sub for sub in agent.sub_agents if sub not in graph]
+            if dangling:
+                raise ValueError(f"Agent {agent.ref!r} names sub-agents not in the document: {', '.join(dangling)}.")
+            tools = [tool.name for tool in agent.tools]
+            if len(set(tools)) != len(tools):
+                raise ValueError(f"Agent {agent.ref!r} lists a tool twice.")
+        cycle = find_cycle(graph)
+        if cycle:
+            raise ValueError(f"Sub-agents make a cycle: {' -> '.join(cycle)}.")
+        return self
+
+
+class AgentImport(AgentDocument):
+    """A document to import, with new names for some of its agents."""
+
+    names: dict[TransferRef, AgentName] = Field(
+        default_factory=dict, max_length=MAX_DOCUMENT_AGENTS, description="New names by ref; taken ones get ` (2)`."
+    )
+
+    @model_validator(mode="after")
+    def _check_names(self) -> AgentImport:
+        unknown = sorted(set(self.names) - {agent.ref for agent in self.agents})
+        if unknown:
+            raise ValueError(f"`names` names refs not in the document: {', '.join(unknown)}.")
+        return self
+
+
+def find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
+    """A path that leads back to where it started, following sub-agents (None when there is none)."""
+    done: set[str] = set()
+    for start in graph:
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack: list[tuple[str, int]] = [(start, 0)]
+        while stack:
+            node, index = stack.pop()
+            if index == 0:
+                if node in on_path:
+                    return [*path[path.index(node) :], node]
+                if node in done:
+                    continue
+                path.append(node)
+                on_path.add(node)
+            subs = graph.get(node, [])
+            if index < len(subs):
+                stack.append((node, index + 1))
+                stack.append((subs[index], 0))
+            else:
+                done.add(node)
+                on_path.discard(path.pop())
+    return None
+
+
+class ModelMapping(BaseModel):
+    status: Literal["mapped", "default", "unmapped"] = Field(
+        description="`default`: the document names none; `unmapped`: no such model here, the tenant default is used."
+    )
+    model_id: uuid.UUID | None = None
+    name: str | None = Field(description="The model the document names.")
+
+
+class KnowledgeBaseMapping(BaseModel):
+    name: str
+    status: Literal["mapped", "unmapped"] = Field(description="`unmapped`: none you may read by that name; left out.")
+    knowledge_base_id: uuid.UUID | None = None
+
+
+class ToolCheck(BaseModel):
+    name: str
+    status: Literal["ok", "unknown", "invalid_settings"] = Field(description="Anything but `ok` is left out.")
+    message: str | None = None
+
+
+class AgentPreview(BaseModel):
+    ref: str
+    name: str
+    action: Literal["create"]
+    final_name: str = Field(description="The name it gets: `name (2)` when the name is taken.")
+    model: ModelMapping
+    knowledge_bases: list[KnowledgeBaseMapping]
+    tools: list[ToolCheck]
+    sub_agents: list[str]
+
+
+class ImportPreview(BaseModel):
+    agents: list[AgentPreview] = Field(description="In the order they are created: sub-agents first.")
+    warnings: list[str]
+
+
+class ImportedAgent(BaseModel):
+    ref: str
+    id: uuid.UUID
+    name: str
+
+
+class ImportResult(BaseModel):
+    root_agent_id: uuid.UUID
+    agents: list[ImportedAgent]
+    warnings: list[str]

@@ -35,6 +35,11 @@ class KnowledgeBaseRepository(TenantScopedRepository[KnowledgeBase]):
             query = query.where(where)
         return list(await self.session.scalars(query))
 
+    async def meeting(self, where: ColumnElement[bool]) -> list[KnowledgeBase]:
+        """The knowledge bases of this tenant that meet `where`, by name."""
+        rows = await self.session.scalars(self.select().where(where).order_by(KnowledgeBase.name, KnowledgeBase.id))
+        return list(rows)
+
     async def lock(self, kb_id: uuid.UUID) -> KnowledgeBase | None:
         """The knowledge base, locked for update where the database can (PostgreSQL)."""
         result: KnowledgeBase | None = await self.session.scalar(

@@ -187,6 +187,27 @@ async def readable_knowledge_base_ids(
     return {kb.id for kb in bases}
 
 
+@dataclass(frozen=True)
+class KnowledgeBaseLabel:
+    """A knowledge base as another domain names it (agent import and export)."""
+
+    id: uuid.UUID
+    name: str
+    description: str
+
+
+async def readable_knowledge_bases(
+    session: AsyncSession, caller: Caller, kb_ids: Collection[uuid.UUID] | None = None
+) -> list[KnowledgeBaseLabel]:
+    """The knowledge bases of the caller's tenant that the caller may read (those of `kb_ids` when given), by
+    name."""
+    access = ResourceAccess(session, caller, KNOWLEDGE)
+    repository = KnowledgeBaseRepository(session, caller.tenant_id)
+    where = access.readable(KnowledgeBase.id)
+    bases = await (repository.meeting(where) if kb_ids is None else repository.of_ids(kb_ids, where=where))
+    return sorted((KnowledgeBaseLabel(kb.id, kb.name, kb.description) for kb in bases), key=lambda kb: kb.name)
+
+
 # Small documents are processed in groups, one job each: the embedding model then gets full batches and the index
 # and the database one write per group. Large files and images (OCR takes seconds) get a job of their own, so
 # that they spread over the workers.

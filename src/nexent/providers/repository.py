@@ -27,6 +27,11 @@ class ModelRepository(TenantScopedRepository[ModelConfig]):
         )
         return list(rows), await self.count(*conditions)
 
+    async def everything(self) -> list[ModelConfig]:
+        """Every model of the tenant, oldest first."""
+        rows = await self.session.scalars(self.select().order_by(ModelConfig.created_at, ModelConfig.id))
+        return list(rows)
+
     async def default_of(self, kind: str) -> ModelConfig | None:
         result: ModelConfig | None = await self.session.scalar(
             self.select().where(ModelConfig.kind == kind, ModelConfig.is_default.is_(True))

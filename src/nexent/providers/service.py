@@ -124,6 +124,22 @@ async def default_model_facts(session: AsyncSession, tenant_id: uuid.UUID, kind:
     return None if config is None else ModelFacts(config.id, ModelKind(config.kind), config.dimension, config.languages)
 
 
+@dataclass(frozen=True)
+class ModelLabel:
+    """A tenant's model as another domain names it (agent import and export): no endpoints, no secrets."""
+
+    id: uuid.UUID
+    name: str
+    kind: ModelKind
+    model: str
+
+
+async def model_labels(session: AsyncSession, tenant_id: uuid.UUID) -> list[ModelLabel]:
+    """Every model of the tenant, oldest first, by name, kind and provider model identifier."""
+    configs = await ModelRepository(session, tenant_id).everything()
+    return [ModelLabel(c.id, c.name, ModelKind(c.kind), c.model) for c in configs]
+
+
 class ProviderService:
     def __init__(self, session: AsyncSession, engines: Engines, caller: Caller) -> None:
         self.session = session
