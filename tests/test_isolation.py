@@ -251,6 +251,18 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
 # Path parameters that are not ids: every tenant has the same values, so only the ids beside them can attack.
 SHARED_PARAMS = frozenset({"number"})
 
+
+def agent_document(c: Ctx) -> dict[str, Any]:
+    """An agent document naming the target's model and knowledge base: only the caller's own may be mapped."""
+    agent = {
+        "ref": "a1",
+        "name": f"Probe import {uuid.uuid4().hex[:8]}",
+        "model": {"name": c.target.model_name, "kind": "llm", "model": "probe"},
+        "knowledge_bases": [{"name": c.target.kb_name}],
+    }
+    return {"format": "nexent.agent", "format_version": 1, "root": "a1", "agents": [agent]}
+
+
 # (method, path) -> a valid JSON body. Bodies are attacks where they can be: they try to change the target.
 BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
     ("POST", "/api/auth/register"): lambda c: {
@@ -295,6 +307,8 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
     ("POST", "/api/agents/{agent_id}/runs"): lambda c: {"message": "Probe question"},
     ("POST", "/api/agents/{agent_id}/publish"): lambda c: {"note": "Published by a probe"},
     ("PATCH", "/api/agents/{agent_id}/versions/{number}"): lambda c: {"disabled": False},
+    ("POST", "/api/agents/import/preview"): agent_document,
+    ("POST", "/api/agents/import"): agent_document,
     ("PATCH", "/api/conversations/{conversation_id}"): lambda c: {"title": "Renamed by a probe"},
     ("POST", "/api/knowledge-bases"): lambda c: {"name": f"Probe knowledge {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/knowledge-bases/{kb_id}"): lambda c: {"description": "Changed by a probe"},
