@@ -201,6 +201,8 @@ async def test_import_where_models_and_knowledge_bases_are_missing_and_names_tak
     refs = {agent["name"]: agent["ref"] for agent in document["agents"]}
     researcher = next(a for a in document["agents"] if a["name"] == "Researcher")
     researcher["tools"] += [{"name": "no_such_tool"}, {"name": "current_time", "settings": {"zone": "UTC"}}]
+    # Settings the platform fills in are not taken from a document (a foreign tenant's ids, say).
+    researcher["tools"][1]["settings"]["knowledge_base_ids"] = [str(uuid.uuid4())]
 
     target = await new_tenant(client, llm, "bare")  # no model "Writer", no knowledge base
     await target.agent("lead")
@@ -230,6 +232,7 @@ async def test_import_where_models_and_knowledge_bases_are_missing_and_names_tak
     copied = await target.get_agent(created[refs["Researcher"]]["id"])
     assert copied["model_id"] is None and copied["knowledge_base_ids"] == []
     assert [t["name"] for t in copied["tools"]] == ["fetch_webpage", "knowledge_base_search"]
+    assert copied["tools"][1]["settings"] == {"top_k": 3}
     lead = await target.get_agent(imported["root_agent_id"])
     assert lead["name"] == "Lead (2)"
     assert lead["sub_agent_ids"] == [created[refs["Researcher"]]["id"], created[refs["Writer"]]["id"]]

@@ -194,11 +194,7 @@ class TransferService:
                     instructions=source.instructions,
                     model_id=step.model.model_id,
                     agent_type=source.agent_type,
-                    tools=[
-                        ToolUse(name=tool.name, settings=tool.settings)
-                        for tool, check in zip(source.tools, step.tools, strict=True)
-                        if check.status == "ok"
-                    ],
+                    tools=_imported_tools(source.tools, step.tools),
                     sub_agent_ids=[created[ref] for ref in step.sub_agents],
                     knowledge_base_ids=[kb.knowledge_base_id for kb in step.knowledge_bases if kb.knowledge_base_id],
                     max_steps=source.max_steps,
@@ -327,6 +323,15 @@ def _check_tool(name: str, settings: dict[str, Any]) -> ToolCheck:
     except registry.ToolSettingsError as exc:
         return ToolCheck(name=name, status="invalid_settings", message=exc.detail)
     return ToolCheck(name=name, status="ok")
+
+
+def _imported_tools(tools: list[ExportedTool], checks: list[ToolCheck]) -> list[ToolUse]:
+    """The tools that passed their checks, without the settings the platform fills in."""
+    return [
+        ToolUse(name=tool.name, settings=_unmanaged(tool.settings, registry.get(tool.name).managed_settings))
+        for tool, check in zip(tools, checks, strict=True)
+        if check.status == "ok"
+    ]
 
 
 def _unmanaged(settings: dict[str, Any], managed: tuple[str, ...]) -> dict[str, Any]:
