@@ -174,7 +174,8 @@ async def unshare_agent(agent: ManagedAgent, group_id: uuid.UUID, session: Sessi
     "/{agent_id}/export",
     summary="The agent with its sub-agents and tool settings as one JSON document, to import elsewhere.",
     responses=problems(
-        s403="Only editors export the draft (readers name a published version); a sub-agent is not shared with you."
+        s403="Only editors export the draft (readers name a published version); a sub-agent is not shared with you.",
+        s409="Its sub-agents do not fit one document.",
     ),
 )
 async def export_agent(
