@@ -1,6 +1,6 @@
 "use client";
 
-import { Button, Card, Flex, Popconfirm, Select, Space, Spin, Switch, Table, Tag, Typography, theme } from "antd";
+import { Button, Card, Flex, Grid, Popconfirm, Select, Space, Spin, Switch, Table, Tag, Typography, theme } from "antd";
 import { CheckCircleFilled, StopOutlined } from "@ant-design/icons";
 import { useRef, useState } from "react";
 import { useLocale } from "@/i18n";
@@ -45,6 +45,7 @@ export function VersionsPanel({
 }) {
   const { t, locale } = useLocale();
   const { token } = theme.useToken();
+  const narrow = !(Grid.useBreakpoint().md ?? true);
   const editable = agent.can_edit;
   const versions = useAsync(() => listVersions(agent.id), [agent.id, revision]);
   const [actionError, setActionError] = useState<unknown>(null);
@@ -126,6 +127,59 @@ export function VersionsPanel({
     })),
   ];
   const refOf = (value: string): VersionRef => (value === "draft" ? "draft" : Number(value));
+  const numberCell = (version: Version) => (
+    <Flex gap={4} wrap align="center">
+      <Typography.Text strong>{t("agents.versionTag", { n: version.number })}</Typography.Text>
+      {version.published ? (
+        <Tag icon={<CheckCircleFilled aria-hidden style={{ color: token.colorSuccess }} />}>
+          {t("agents.versions.published")}
+        </Tag>
+      ) : null}
+      {version.disabled ? <Tag icon={<StopOutlined aria-hidden />}>{t("agents.versions.disabled")}</Tag> : null}
+    </Flex>
+  );
+  const actionsCell = (version: Version) => (
+    <Space size="small" wrap>
+      <Button
+        size="small"
+        autoInsertSpace={false}
+        aria-label={t("agents.versions.compareOf", { n: version.number })}
+        onClick={() => compareWithDraft(version.number)}
+      >
+        {t("agents.versions.compare")}
+      </Button>
+      {editable ? (
+        <>
+          <Popconfirm
+            title={t("agents.versions.rollbackOf", { n: version.number })}
+            description={<div style={{ maxWidth: 300 }}>{t("agents.versions.rollbackConfirm", { n: version.number })}</div>}
+            okText={t("agents.versions.rollback")}
+            cancelText={t("common.cancel")}
+            onConfirm={() => rollBack(version.number)}
+          >
+            <Button
+              size="small"
+              autoInsertSpace={false}
+              loading={busy === version.number}
+              aria-label={t("agents.versions.rollbackLabel", { n: version.number })}
+            >
+              {t("agents.versions.rollback")}
+            </Button>
+          </Popconfirm>
+          <Switch
+            size="small"
+            checked={!version.disabled}
+            disabled={busy === version.number}
+            aria-label={t("agents.versions.enabledOf", { n: version.number })}
+            onChange={(enabled) => void toggle(version, enabled)}
+          />
+          <Typography.Text type="secondary" aria-hidden>
+            {t("agents.versions.enabled")}
+          </Typography.Text>
+        </>
+      ) : null}
+    </Space>
+  );
 
   return (
     <Flex vertical gap={16}>
@@ -139,84 +193,42 @@ export function VersionsPanel({
           pagination={false}
           scroll={{ x: "max-content" }}
           loading={versions.loading}
-          columns={[
-            {
-              title: t("agents.versions.number"),
-              key: "number",
-              render: (_, version) => (
-                <Flex gap={4} wrap align="center">
-                  <Typography.Text strong>{t("agents.versionTag", { n: version.number })}</Typography.Text>
-                  {version.published ? (
-                    <Tag icon={<CheckCircleFilled aria-hidden style={{ color: token.colorSuccess }} />}>
-                      {t("agents.versions.published")}
-                    </Tag>
-                  ) : null}
-                  {version.disabled ? <Tag icon={<StopOutlined aria-hidden />}>{t("agents.versions.disabled")}</Tag> : null}
-                </Flex>
-              ),
-            },
-            {
-              title: t("agents.versions.note"),
-              dataIndex: "note",
-              render: (note: string) =>
-                note ? (
-                  <Typography.Text style={{ maxWidth: 280, display: "inline-block" }} ellipsis={{ tooltip: note }}>
-                    {note}
-                  </Typography.Text>
-                ) : (
-                  <Typography.Text type="secondary">—</Typography.Text>
-                ),
-            },
-            {
-              title: t("agents.versions.date"),
-              dataIndex: "created_at",
-              render: formatDate,
-            },
-            {
-              title: t("common.actions"),
-              key: "actions",
-              render: (_, version) => (
-                <Space size="small" wrap>
-                  <Button
-                    size="small"
-                    aria-label={t("agents.versions.compareOf", { n: version.number })}
-                    onClick={() => compareWithDraft(version.number)}
-                  >
-                    {t("agents.versions.compare")}
-                  </Button>
-                  {editable ? (
-                    <>
-                      <Popconfirm
-                        title={t("agents.versions.rollbackOf", { n: version.number })}
-                        description={<div style={{ maxWidth: 300 }}>{t("agents.versions.rollbackConfirm", { n: version.number })}</div>}
-                        okText={t("agents.versions.rollback")}
-                        cancelText={t("common.cancel")}
-                        onConfirm={() => rollBack(version.number)}
-                      >
-                        <Button
-                          size="small"
-                          loading={busy === version.number}
-                          aria-label={t("agents.versions.rollbackOf", { n: version.number })}
-                        >
-                          {t("agents.versions.rollback")}
-                        </Button>
-                      </Popconfirm>
-                      <Switch
-                        size="small"
-                        checked={!version.disabled}
-                        disabled={busy === version.number}
-                        aria-label={t("agents.versions.enabledOf", { n: version.number })}
-                        onChange={(enabled) => void toggle(version, enabled)}
-                      />
-                      <Typography.Text type="secondary" aria-hidden>
-                        {t("agents.versions.enabled")}
-                      </Typography.Text>
-                    </>
-                  ) : null}
-                </Space>
-              ),
-            },
-          ]}
+          columns={
+            narrow
+              ? [
+                  {
+                    title: t("agents.versions.number"),
+                    key: "number",
+                    render: (_, version) => (
+                      <Flex vertical gap={4}>
+                        {numberCell(version)}
+                        {version.note ? <Typography.Text>{version.note}</Typography.Text> : null}
+                        <Typography.Text type="secondary" style={{ fontSize: 12 }}>
+                          {formatDate(version.created_at)}
+                        </Typography.Text>
+                        {actionsCell(version)}
+                      </Flex>
+                    ),
+                  },
+                ]
+              : [
+                  { title: t("agents.versions.number"), key: "number", render: (_, version) => numberCell(version) },
+                  {
+                    title: t("agents.versions.note"),
+                    dataIndex: "note",
+                    render: (note: string) =>
+                      note ? (
+                        <Typography.Text style={{ maxWidth: 280, display: "inline-block" }} ellipsis={{ tooltip: note }}>
+                          {note}
+                        </Typography.Text>
+                      ) : (
+                        <Typography.Text type="secondary">—</Typography.Text>
+                      ),
+                  },
+                  { title: t("agents.versions.date"), dataIndex: "created_at", render: formatDate },
+                  { title: t("common.actions"), key: "actions", render: (_, version) => actionsCell(version) },
+                ]
+          }
         />
       </Card>
 
