@@ -54,7 +54,7 @@ def test_create_edit_list_refuse_and_delete_an_agent(page: Page, live: Live) -> 
     page.get_by_role("button", name="Create agent").click()
     expect(page.get_by_text("Math helper was created.")).to_be_visible()
     expect(page).to_have_url(re.compile(r"/agents/edit\?id="))
-    expect(page.get_by_role("heading", name="Math helper")).to_be_visible()
+    expect(page.get_by_role("heading", name="Math helper", level=1)).to_be_visible()
     expect(page.get_by_role("checkbox", name="calculator")).to_be_checked()
     expect(page.get_by_label("Max chars")).to_have_value("5000")
     expect(page.get_by_text("scripted-llm (default)")).to_be_visible()

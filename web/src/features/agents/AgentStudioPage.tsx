@@ -4,7 +4,7 @@ import { ArrowLeftOutlined, DeleteOutlined, PlusOutlined } from "@ant-design/ico
 import { App, Button, Card, Col, Flex, Form, Grid, Input, InputNumber, Radio, Row, Select, Spin, Tabs, Typography } from "antd";
 import Link from "next/link";
 import { useRouter, useSearchParams } from "next/navigation";
-import { useState } from "react";
+import { useMemo, useState } from "react";
 import { ApiError } from "@/api/problem";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useT } from "@/i18n";
@@ -18,6 +18,7 @@ import {
   listChatModels,
   listKnowledgeBases,
   listTools,
+  agentLabel,
   updateAgent,
   type Agent,
   type AgentCreate,
@@ -26,9 +27,13 @@ import {
   type ToolInfo,
   type ToolUse,
 } from "./api";
+import { PublishButton } from "./PublishButton";
+import { PublishStatus } from "./PublishStatus";
 import { SharingPanel } from "./SharingPanel";
 import { TestChatSlot } from "./TestChatSlot";
 import { ToolPicker } from "./ToolPicker";
+import type { Names } from "./VersionDiff";
+import { VersionsPanel } from "./VersionsPanel";
 import "./messages";
 
 const MAX_EXAMPLE_QUESTIONS = 10;
@@ -38,6 +43,7 @@ const CARD_HEADING = { fontSize: 16, margin: 0, fontWeight: 600 } as const;
 /** The form's values: the draft as the API takes it (the model left empty for the tenant's default). */
 interface DraftValues {
   name: string;
+  display_name: string;
   description: string;
   agent_type: Agent["agent_type"];
   /** A model's id, or TENANT_DEFAULT. */
@@ -56,6 +62,7 @@ const TENANT_DEFAULT = "";
 
 const NEW_DRAFT: DraftValues = {
   name: "",
+  display_name: "",
   model_id: TENANT_DEFAULT,
   description: "",
   agent_type: "tool_calling",
@@ -71,6 +78,7 @@ const NEW_DRAFT: DraftValues = {
 function valuesOf(agent: Agent): DraftValues {
   return {
     name: agent.name,
+    display_name: agent.display_name,
     description: agent.description,
     agent_type: agent.agent_type,
     model_id: agent.model_id ?? TENANT_DEFAULT,
@@ -92,6 +100,7 @@ function bodyOf(values: DraftValues): AgentCreate {
   return {
     ...values,
     name: values.name.trim(),
+    display_name: (values.display_name ?? "").trim(),
     model_id: values.model_id || null,
     instructions: {
       ...values.instructions,
@@ -104,6 +113,7 @@ function bodyOf(values: DraftValues): AgentCreate {
 /** Form fields of the studio, by the first part of an error's `loc`; deeper parts are kept where the form has them. */
 const FIELD_DEPTH: Record<string, number> = {
   name: 1,
+  display_name: 1,
   description: 1,
   agent_type: 1,
   model_id: 1,
@@ -209,8 +219,41 @@ function Editor({
   const [form] = Form.useForm<DraftValues>();
   const [error, setError] = useState<unknown>(null);
   const [saving, setSaving] = useState(false);
+  // Whether the form has changes not saved yet (publishing takes the saved draft).
+  const [dirty, setDirty] = useState(false);
+  // Bumped when versions change (published, rolled back to, disabled): what shows them loads again.
+  const [revision, setRevision] = useState(0);
+  const [tab, setTab] = useState(useSearchParams().get("tab") ?? "settings");
   const editable = agent ? agent.can_edit : can("agents.manage");
   const wide = screens.lg ?? true;
+  const defaultModelId = choices.models.find((model) => model.is_default && model.kind === "llm")?.id ?? null;
+  const names = useMemo<Names>(
+    () => ({
+      models: new Map(choices.models.map((model) => [model.id, model.name])),
+      knowledgeBases: new Map(choices.knowledgeBases.map((kb) => [kb.id, kb.name])),
+      agents: new Map(choices.agents.map((other) => [other.id, agentLabel(other)])),
+    }),
+    [choices],
+  );
+
+  const rolledBack = (draft: Agent, number: number) => {
+    onSaved(draft);
+    form.resetFields();
+    form.setFieldsValue(valuesOf(draft));
+    setDirty(false);
+    setRevision((n) => n + 1);
+    message.success(t("agents.versions.rolledBack", { n: number }));
+  };
+
+  const versionsChanged = async () => {
+    setRevision((n) => n + 1);
+    if (!agent) return;
+    try {
+      onSaved(await getAgent(agent.id));
+    } catch {
+      // The status shows what it last knew; the next load corrects it.
+    }
+  };
 
   const save = async (values: DraftValues) => {
     setSaving(true);
@@ -221,10 +264,11 @@ function Editor({
         const saved = await updateAgent(agent.id, body);
         onSaved(saved);
         form.setFieldsValue(valuesOf(saved));
-        message.success(t("agents.savedMessage", { name: saved.name }));
+        setDirty(false);
+        message.success(t("agents.savedMessage", { name: agentLabel(saved) }));
       } else {
         const created = await createAgent(body);
-        message.success(t("agents.createdMessage", { name: created.name }));
+        message.success(t("agents.createdMessage", { name: agentLabel(created) }));
         router.replace(`/agents/edit?id=${created.id}`);
       }
     } catch (caught) {
@@ -248,6 +292,7 @@ function Editor({
       layout="vertical"
       initialValues={agent ? valuesOf(agent) : NEW_DRAFT}
       onFinish={save}
+      onValuesChange={() => setDirty(true)}
       disabled={!editable}
       requiredMark="optional"
       scrollToFirstError
@@ -263,6 +308,14 @@ function Editor({
             ]}
           >
             <Input maxLength={80} autoFocus={!agent} />
+          </Form.Item>
+          <Form.Item
+            label={t("agents.field.displayName")}
+            name="display_name"
+            extra={t("agents.displayNameHint")}
+            rules={[{ max: 120, message: t("agents.displayNameTooLong") }]}
+          >
+            <Input maxLength={120} />
           </Form.Item>
           <Form.Item label={t("common.description")} name="description" extra={t("agents.descriptionHint")}>
             <Input.TextArea autoSize={{ minRows: 2, maxRows: 6 }} maxLength={2000} />
@@ -355,7 +408,7 @@ function Editor({
               optionFilterProp="label"
               options={choices.agents
                 .filter((other) => other.id !== agent?.id)
-                .map((other) => ({ value: other.id, label: other.name }))}
+                .map((other) => ({ value: other.id, label: agentLabel(other) }))}
             />
           </Form.Item>
         </Card>
@@ -403,21 +456,53 @@ function Editor({
 
   const chat = (
     <Card title={<h2 style={CARD_HEADING}>{t("agents.testChat")}</h2>} size="small">
-      <TestChatSlot agentId={agent?.id ?? null} />
+      <TestChatSlot agent={agent} />
     </Card>
   );
+
+  const versions = agent ? (
+    <VersionsPanel
+      agent={agent}
+      names={names}
+      defaultModelId={defaultModelId}
+      revision={revision}
+      onRolledBack={rolledBack}
+      onVersionsChanged={() => void versionsChanged()}
+    />
+  ) : null;
+  const settingsTab = { key: "settings", label: t("agents.tab.settings"), children: sections, forceRender: true };
+  const versionsTab = versions ? [{ key: "versions", label: t("agents.tab.versions"), children: versions }] : [];
+  const chatTab = { key: "chat", label: t("agents.testChat"), children: chat };
+  const tabs = wide ? [settingsTab, ...versionsTab] : [settingsTab, chatTab, ...versionsTab];
+  const activeTab = tabs.some((item) => item.key === tab) ? tab : "settings";
 
   return (
     <div style={{ maxWidth: 1400 }}>
       {back}
       <Flex justify="space-between" align="center" wrap gap={12} style={{ margin: "8px 0 16px" }}>
-        <Typography.Title level={1} style={{ fontSize: 24, margin: 0, minWidth: 0 }} ellipsis>
-          {agent ? agent.name : t("agents.new")}
-        </Typography.Title>
+        <Flex vertical gap={4} style={{ minWidth: 0 }}>
+          <Typography.Title level={1} style={{ fontSize: 24, margin: 0, minWidth: 0 }} ellipsis>
+            {agent ? agentLabel(agent) : t("agents.new")}
+          </Typography.Title>
+          {agent ? <PublishStatus agent={agent} defaultModelId={defaultModelId} revision={revision} /> : null}
+        </Flex>
         {editable ? (
-          <Button type="primary" loading={saving} onClick={() => form.submit()}>
-            {agent ? t("common.save") : t("agents.createAction")}
-          </Button>
+          <Flex gap={8} wrap>
+            {agent ? (
+              <PublishButton
+                agent={agent}
+                dirty={dirty}
+                names={names}
+                onPublished={(version) => {
+                  onSaved({ ...agent, published_version: version.number });
+                  setRevision((n) => n + 1);
+                }}
+              />
+            ) : null}
+            <Button type="primary" loading={saving} onClick={() => form.submit()}>
+              {agent ? t("common.save") : t("agents.createAction")}
+            </Button>
+          </Flex>
         ) : (
           <Typography.Text type="secondary">{t("agents.readOnly")}</Typography.Text>
         )}
@@ -426,19 +511,14 @@ function Editor({
       {wide ? (
         <Row gutter={24} wrap={false}>
           <Col flex="1 1 0" style={{ minWidth: 0 }}>
-            {sections}
+            {tabs.length > 1 ? <Tabs activeKey={activeTab} onChange={setTab} items={tabs} /> : sections}
           </Col>
           <Col flex="0 0 380px">
             <div style={{ position: "sticky", top: 16 }}>{chat}</div>
           </Col>
         </Row>
       ) : (
-        <Tabs
-          items={[
-            { key: "settings", label: t("agents.tab.settings"), children: sections, forceRender: true },
-            { key: "chat", label: t("agents.testChat"), children: chat },
-          ]}
-        />
+        <Tabs activeKey={activeTab} onChange={setTab} items={tabs} />
       )}
     </div>
   );

@@ -1,7 +1,8 @@
 "use client";
 
 import { PlusOutlined } from "@ant-design/icons";
-import { App, Button, Flex, Input, Popconfirm, Space, Table, Typography } from "antd";
+import { CheckCircleFilled } from "@ant-design/icons";
+import { App, Button, Flex, Input, Popconfirm, Space, Table, Tag, Typography, theme } from "antd";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
@@ -11,7 +12,7 @@ import { AppShell } from "@/ui/AppShell";
 import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
-import { deleteAgent, listAgents, type Agent } from "./api";
+import { agentLabel, deleteAgent, listAgents, type Agent } from "./api";
 import "./messages";
 
 const PAGE_SIZE = 20;
@@ -28,6 +29,7 @@ function AgentsList() {
   const { t, locale } = useLocale();
   const { can } = useMe();
   const { message } = App.useApp();
+  const { token } = theme.useToken();
   const router = useRouter();
   const [page, setPage] = useState(1);
   const [query, setQuery] = useState("");
@@ -37,7 +39,7 @@ function AgentsList() {
   const remove = async (agent: Agent) => {
     try {
       await deleteAgent(agent.id);
-      message.success(t("agents.deleted", { name: agent.name }));
+      message.success(t("agents.deleted", { name: agentLabel(agent) }));
       if (agents.data?.items.length === 1 && page > 1) setPage(page - 1);
       else agents.reload();
     } catch (error) {
@@ -101,7 +103,29 @@ function AgentsList() {
                 title: t("common.name"),
                 dataIndex: "name",
                 width: 220,
-                render: (name: string, agent) => <Link href={`/agents/edit?id=${agent.id}`}>{name}</Link>,
+                render: (name: string, agent) => (
+                  <Flex vertical>
+                    <Link href={`/agents/edit?id=${agent.id}`}>{agentLabel(agent)}</Link>
+                    {agentLabel(agent) !== name ? (
+                      <Typography.Text type="secondary" style={{ fontSize: 12 }}>
+                        {name}
+                      </Typography.Text>
+                    ) : null}
+                  </Flex>
+                ),
+              },
+              {
+                title: t("agents.column.version"),
+                dataIndex: "published_version",
+                width: 110,
+                render: (version: number | null) =>
+                  version == null ? (
+                    <Tag>{t("agents.draftOnly")}</Tag>
+                  ) : (
+                    <Tag icon={<CheckCircleFilled aria-hidden style={{ color: token.colorSuccess }} />}>
+                      {t("agents.versionTag", { n: version })}
+                    </Tag>
+                  ),
               },
               {
                 title: t("common.description"),
@@ -129,18 +153,18 @@ function AgentsList() {
                 width: 170,
                 render: (_, agent) => (
                   <Space size="small">
-                    <Link href={`/agents/edit?id=${agent.id}`} aria-label={`${agent.can_edit ? t("common.edit") : t("agents.view")} ${agent.name}`}>
+                    <Link href={`/agents/edit?id=${agent.id}`} aria-label={`${agent.can_edit ? t("common.edit") : t("agents.view")} ${agentLabel(agent)}`}>
                       {agent.can_edit ? t("common.edit") : t("agents.view")}
                     </Link>
                     {manage ? (
                       <Popconfirm
-                        title={t("common.confirmDelete", { name: agent.name })}
+                        title={t("common.confirmDelete", { name: agentLabel(agent) })}
                         okText={t("common.delete")}
                         cancelText={t("common.cancel")}
                         okButtonProps={{ danger: true }}
                         onConfirm={() => remove(agent)}
                       >
-                        <Button type="link" size="small" aria-label={`${t("common.delete")} ${agent.name}`}>
+                        <Button type="link" size="small" aria-label={`${t("common.delete")} ${agentLabel(agent)}`}>
                           {t("common.delete")}
                         </Button>
                       </Popconfirm>

@@ -1,29 +1,23 @@
 "use client";
 
-import { Spin, Typography } from "antd";
+import { Typography } from "antd";
 import { ChatPanel } from "@/features/chat/ChatPanel";
-import { readAgent } from "@/features/chat/api";
 import { useT } from "@/i18n";
-import { ErrorAlert } from "@/ui/ErrorAlert";
-import { useAsync } from "@/ui/useAsync";
+import type { Agent } from "./api";
 import "./messages";
 
-/** The studio's test chat: the saved agent's draft, in a new conversation each time the studio opens. */
-export function TestChatSlot({ agentId }: { agentId: string | null }) {
+/** The studio's test chat: the saved agent's draft (for those who may edit it; else its published version), in a
+ * new conversation each time the studio opens or the draft is saved. */
+export function TestChatSlot({ agent }: { agent: Agent | null }) {
   const t = useT();
-  const agent = useAsync(() => (agentId ? readAgent(agentId) : Promise.resolve(null)), [agentId]);
   return (
     <section aria-label={t("agents.testChat")} data-slot="test-chat" style={{ height: "70vh", minHeight: 360 }}>
-      {!agentId ? (
+      {!agent ? (
         <Typography.Paragraph type="secondary" style={{ padding: "24px 8px", textAlign: "center" }}>
           {t("agents.testChatPending")}
         </Typography.Paragraph>
-      ) : agent.error ? (
-        <ErrorAlert error={agent.error} onRetry={agent.reload} />
-      ) : agent.data ? (
-        <ChatPanel key={agent.data.updated_at} agent={agent.data} conversationId={null} />
       ) : (
-        <Spin />
+        <ChatPanel key={agent.updated_at} agent={agent} conversationId={null} version={agent.can_edit ? "draft" : undefined} />
       )}
     </section>
   );

@@ -103,3 +103,50 @@ export type ToolInfo = Omit<Schemas["ToolRead"], "settings_schema"> & { settings
 export async function listTools(): Promise<ToolInfo[]> {
   return (await unwrap(api.GET("/api/tools"))) as ToolInfo[];
 }
+
+// --- versions -----------------------------------------------------------------------------------------------
+
+export type Version = Schemas["VersionRead"];
+export type AgentConfig = Schemas["AgentConfig"];
+export type VersionDiff = Schemas["VersionDiff"];
+export type FieldChange = Schemas["FieldChange"];
+/** A side of a comparison: a version's number or the draft. */
+export type VersionRef = number | "draft";
+
+/** Publish the saved draft as the next version (the published one from now on). */
+export function publishAgent(agentId: string, note: string): Promise<Version> {
+  return unwrap(api.POST("/api/agents/{agent_id}/publish", { params: { path: { agent_id: agentId } }, body: { note } }));
+}
+
+/** The agent's versions, newest first. */
+export function listVersions(agentId: string): Promise<Version[]> {
+  return unwrap(api.GET("/api/agents/{agent_id}/versions", { params: { path: { agent_id: agentId } } }));
+}
+
+export function getVersion(agentId: string, number: number): Promise<Version> {
+  return unwrap(api.GET("/api/agents/{agent_id}/versions/{number}", { params: { path: { agent_id: agentId, number } } }));
+}
+
+export function setVersionDisabled(agentId: string, number: number, disabled: boolean): Promise<Version> {
+  return unwrap(
+    api.PATCH("/api/agents/{agent_id}/versions/{number}", { params: { path: { agent_id: agentId, number } }, body: { disabled } }),
+  );
+}
+
+/** Make the draft what version `number` was; the published version stays until the draft is published again. */
+export function rollbackAgent(agentId: string, number: number): Promise<Agent> {
+  return unwrap(
+    api.POST("/api/agents/{agent_id}/versions/{number}/rollback", { params: { path: { agent_id: agentId, number } } }),
+  );
+}
+
+/** What changes, field by field, from `base` to `target`. */
+export function compareVersions(agentId: string, base: VersionRef, target: VersionRef): Promise<VersionDiff> {
+  return unwrap(
+    api.GET("/api/agents/{agent_id}/compare", {
+      params: { path: { agent_id: agentId }, query: { base: String(base), target: String(target) } },
+    }),
+  );
+}
+
+export { agentLabel } from "@/features/chat/api";

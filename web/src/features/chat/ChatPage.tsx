@@ -10,7 +10,7 @@ import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
-import { deleteConversation, listAgents, listConversations, renameConversation, type Conversation } from "./api";
+import { agentLabel, deleteConversation, listAgents, listConversations, renameConversation, type Conversation } from "./api";
 import { ChatPanel } from "./ChatPanel";
 import "./messages";
 
@@ -167,7 +167,7 @@ export function ChatPage() {
             value={agentId ?? undefined}
             disabled={conversationId != null}
             onChange={(value: string) => go({ agent: value })}
-            options={agents.data.items.map((item) => ({ value: item.id, label: item.name }))}
+            options={agents.data.items.map((item) => ({ value: item.id, label: agentLabel(item) }))}
             style={{ minWidth: 200 }}
             showSearch={{ optionFilterProp: "label" }}
           />

@@ -6,7 +6,7 @@ import { memo, useCallback, useEffect, useRef, useState } from "react";
 import { followRun, type RunEvent } from "@/api/stream";
 import { useT } from "@/i18n";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
-import { latestRun, readConversation, regenerate, startRun, stopRun, type Agent } from "./api";
+import { agentLabel, latestRun, readConversation, regenerate, startRun, stopRun, type Agent, type RunVersion } from "./api";
 import { AssistantTurn } from "./AssistantTurn";
 import { CitationDrawer } from "./CitationDrawer";
 import { applyEvent, emptyTurn, turnFromMessage, type Citation, type Turn } from "./transcript";
@@ -35,10 +35,13 @@ export function ChatPanel({
   agent,
   conversationId,
   onConversation,
+  version,
 }: {
   agent: Agent;
   conversationId: string | null;
   onConversation?: (id: string) => void;
+  /** The version new runs run (`draft` in the studio's test chat); default: the published one. */
+  version?: RunVersion;
 }) {
   const t = useT();
   const { message } = App.useApp();
@@ -136,7 +139,7 @@ export function ChatPanel({
     setInput("");
     setEntries((previous) => [...previous, { key: `u-${Date.now()}`, role: "user", text: content }]);
     const conversation = conversationId ?? ownConversation.current;
-    void stream((signal) => startRun(agent.id, { message: content, conversation_id: conversation }, onEvent, signal));
+    void stream((signal) => startRun(agent.id, { message: content, conversation_id: conversation, version }, onEvent, signal));
   };
 
   /** The last answer again: it leaves the transcript and a new run answers the same message. */
@@ -190,7 +193,7 @@ export function ChatPanel({
         {empty ? (
           <Flex vertical gap={16} style={{ padding: "24px 0" }}>
             <Welcome
-              title={agent.name}
+              title={agentLabel(agent)}
               description={agent.greeting || agent.description || t("chat.greetingFallback")}
             />
             {agent.example_questions.length ? (
@@ -226,7 +229,7 @@ export function ChatPanel({
         onSubmit={send}
         loading={live != null}
         onCancel={() => void stop()}
-        placeholder={t("chat.placeholder", { name: agent.name })}
+        placeholder={t("chat.placeholder", { name: agentLabel(agent) })}
         aria-label={t("chat.input")}
       />
       <Typography.Text type="secondary" style={{ fontSize: 12 }}>

@@ -42,6 +42,9 @@ export function stopRun(runId: string) {
   return unwrap(api.POST("/api/runs/{run_id}/stop", { params: { path: { run_id: runId } } }));
 }
 
+/** Which of an agent's versions a run runs: a number, `draft`, or (undefined) the published one. */
+export type RunVersion = Schemas["RunCreate"]["version"];
+
 /** Start a run and read its stream; `onResponse` sees the headers (run and conversation ids) first. */
 export function startRun(
   agentId: string,
@@ -71,4 +74,9 @@ export function regenerate(
     signal,
   });
   return readRunStream(request, onEvent);
+}
+
+/** The name people see: the agent's display name when it has one, else its name. */
+export function agentLabel(agent: { name: string; display_name?: string | null }): string {
+  return agent.display_name?.trim() || agent.name;
 }
