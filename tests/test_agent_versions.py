@@ -186,6 +186,11 @@ async def test_compare_and_roll_back(client: httpx.AsyncClient, owner: dict[str,
     assert (changes["max_steps"]["before"], changes["max_steps"]["after"]) == (10, 4)
     same = await client.get(f"/api/agents/{agent['id']}/compare", params={"base": 2}, headers=headers(owner))
     assert same.json()["changes"] == []  # the draft is version 2
+    on_default = await make_agent(client, owner, model_id=None)
+    version = (await publish(client, owner, on_default["id"])).json()
+    assert version["config"]["model_id"] == owner["model_id"]  # the tenant's default, resolved
+    fresh = await client.get(f"/api/agents/{on_default['id']}/compare", params={"base": 1}, headers=headers(owner))
+    assert fresh.json()["changes"] == []
 
     rolled = await client.post(f"/api/agents/{agent['id']}/versions/1/rollback", headers=headers(owner))
     assert rolled.status_code == 200, rolled.text
@@ -220,8 +225,21 @@ async def test_sub_agents_are_pinned_to_their_published_version(
     assert (await publish(client, owner, sub["id"])).status_code == 201
     pinned = (await publish(client, owner, parent["id"])).json()
     assert pinned["config"]["sub_agents"] == [{"agent_id": sub["id"], "version": 1}]
+
+    async def changes_from_v1() -> dict[str, Any]:
+        diff = await client.get(f"/api/agents/{parent['id']}/compare", params={"base": 1}, headers=headers(owner))
+        return {c["field"]: (c["before"], c["after"]) for c in diff.json()["changes"]}
+
+    # The draft is compared as publishing it would make it: pinned as the version is, nothing differs ...
+    assert await changes_from_v1() == {}
     await patch(client, owner, sub["id"], instructions=duty("Research. v#sub2"))
     assert (await publish(client, owner, sub["id"])).json()["number"] == 2
+    # ... until the sub-agent publishes again: publishing the parent now would pin its version 2.
+    assert await changes_from_v1() == {f"sub_agents.{sub['id']}": (1, 2)}
+    other = await make_agent(client, owner, name="Unpublished helper")
+    await patch(client, owner, parent["id"], sub_agent_ids=[sub["id"], other["id"]])
+    assert (await changes_from_v1())[f"sub_agents.{other['id']}"] == (None, "unpublished")
+    await patch(client, owner, parent["id"], sub_agent_ids=[sub["id"]])
 
     def delegate() -> None:
         llm.server.enqueue(

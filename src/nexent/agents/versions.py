@@ -187,8 +187,9 @@ class VersionService:
         return VersionDiff(base=base, target=target, changes=compare(before, after))
 
     async def _config(self, granted: Granted[Agent], ref: VersionRef) -> AgentConfig:
-        if ref == "draft":
-            return draft_config(granted.resource)
+        if ref == "draft":  # what publishing it would make: a draft on the default model equals its version
+            config, _ = await self.as_published(granted.resource)
+            return config
         return AgentConfig.model_validate((await self._version(granted, ref)).config)
 
     # --- writing ------------------------------------------------------------------------------------------------
@@ -227,6 +228,15 @@ class VersionService:
 
     async def _resolved(self, agent: Agent) -> AgentConfig:
         """The draft as a version: its model resolved, sub-agents pinned; `CannotPublish` naming what is missing."""
+        config, errors = await self.as_published(agent)
+        if errors:
+            raise CannotPublish("The draft cannot be published as it is.", extra={"errors": errors})
+        return config
+
+    async def as_published(self, agent: Agent) -> tuple[AgentConfig, list[dict[str, Any]]]:
+        """The draft as publishing it now would make it (the tenant's default model named when it names none, each
+        sub-agent pinned to its published version), and what keeps it from being published (an unpublished
+        sub-agent stays unpinned)."""
         errors: list[dict[str, Any]] = []
         config = draft_config(agent)
         tenant = self.caller.tenant_id
@@ -245,9 +255,7 @@ class VersionService:
                 errors.append(_error(["sub_agent_ids", index], f"Publish the sub-agent {pin.agent_id} first."))
             else:
                 pin.version = sub.number
-        if errors:
-            raise CannotPublish("The draft cannot be published as it is.", extra={"errors": errors})
-        return config
+        return config, errors
 
     async def rollback(self, granted: Granted[Agent], number: int) -> Agent:
         """Make the draft what version `number` was (sub-agents unpinned again); the published version stays."""
@@ -380,9 +388,9 @@ def _flatten(config: AgentConfig) -> dict[str, Any]:
         elif key == "tools":
             for tool in value:
                 flat[f"tools.{tool['name']}"] = tool["settings"]
-        elif key == "sub_agents":
+        elif key == "sub_agents":  # absent: None; present but never published: "unpublished"
             for pin in value:
-                flat[f"sub_agents.{pin['agent_id']}"] = pin["version"]
+                flat[f"sub_agents.{pin['agent_id']}"] = pin["version"] if pin["version"] is not None else "unpublished"
         elif key == "knowledge_base_ids":
             flat[key] = sorted(value)
         else:

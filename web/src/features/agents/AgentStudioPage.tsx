@@ -226,7 +226,6 @@ function Editor({
   const [tab, setTab] = useState(useSearchParams().get("tab") ?? "settings");
   const editable = agent ? agent.can_edit : can("agents.manage");
   const wide = screens.lg ?? true;
-  const defaultModelId = choices.models.find((model) => model.is_default && model.kind === "llm")?.id ?? null;
   const names = useMemo<Names>(
     () => ({
       models: new Map(choices.models.map((model) => [model.id, model.name])),
@@ -464,7 +463,6 @@ function Editor({
     <VersionsPanel
       agent={agent}
       names={names}
-      defaultModelId={defaultModelId}
       revision={revision}
       onRolledBack={rolledBack}
       onVersionsChanged={() => void versionsChanged()}
@@ -484,7 +482,7 @@ function Editor({
           <Typography.Title level={1} style={{ fontSize: 24, margin: 0, minWidth: 0 }} ellipsis>
             {agent ? agentLabel(agent) : t("agents.new")}
           </Typography.Title>
-          {agent ? <PublishStatus agent={agent} defaultModelId={defaultModelId} revision={revision} /> : null}
+          {agent ? <PublishStatus agent={agent} revision={revision} /> : null}
         </Flex>
         {editable ? (
           <Flex gap={8} wrap>

@@ -4,8 +4,7 @@ import { CheckCircleFilled, EditFilled, MinusCircleOutlined } from "@ant-design/
 import { Flex, Tag, theme } from "antd";
 import { useT } from "@/i18n";
 import { useAsync } from "@/ui/useAsync";
-import { compareVersions, getVersion, type Agent } from "./api";
-import { draftConfig, meaningfulChanges } from "./versioning";
+import { compareVersions, type Agent } from "./api";
 import "./messages";
 
 /**
@@ -14,11 +13,9 @@ import "./messages";
  */
 export function PublishStatus({
   agent,
-  defaultModelId,
   revision,
 }: {
   agent: Agent;
-  defaultModelId: string | null;
   /** Changes whenever a version is published, rolled back to, disabled or enabled. */
   revision: number;
 }) {
@@ -27,18 +24,9 @@ export function PublishStatus({
   const published = agent.published_version;
   const changed = useAsync(async () => {
     if (published == null || !agent.can_edit) return false;
-    const [diff, version] = await Promise.all([
-      compareVersions(agent.id, published, "draft"),
-      getVersion(agent.id, published),
-    ]);
-    const changes = meaningfulChanges(
-      diff.changes,
-      { ref: published, config: version.config },
-      { ref: "draft", config: draftConfig(agent) },
-      defaultModelId,
-    );
-    return changes.length > 0;
-  }, [agent, published, defaultModelId, revision]);
+    const diff = await compareVersions(agent.id, published, "draft");
+    return diff.changes.length > 0;
+  }, [agent, published, revision]);
 
   return (
     <Flex gap={4} wrap role="status" aria-label={t("agents.status.label")} data-testid="publish-status">

@@ -17,7 +17,7 @@ import {
   type VersionRef,
 } from "./api";
 import { VersionDiff, type Names } from "./VersionDiff";
-import { configOf, meaningfulChanges } from "./versioning";
+import { changesOf } from "./versioning";
 import "./messages";
 
 const CARD_HEADING = { fontSize: 16, margin: 0, fontWeight: 600 } as const;
@@ -29,14 +29,12 @@ const CARD_HEADING = { fontSize: 16, margin: 0, fontWeight: 600 } as const;
 export function VersionsPanel({
   agent,
   names,
-  defaultModelId,
   revision,
   onRolledBack,
   onVersionsChanged,
 }: {
   agent: Agent;
   names: Names;
-  defaultModelId: string | null;
   /** Changes whenever a version is published elsewhere on the page (the list loads again). */
   revision: number;
   onRolledBack: (draft: Agent, number: number) => void;
@@ -65,14 +63,9 @@ export function VersionsPanel({
     async () => {
       if (base === undefined || target === undefined) return null;
       const found = await compareVersions(agent.id, base, target);
-      return meaningfulChanges(
-        found.changes,
-        { ref: base, config: configOf(base, agent, versions.data) },
-        { ref: target, config: configOf(target, agent, versions.data) },
-        defaultModelId,
-      );
+      return changesOf(found.changes);
     },
-    [agent, base, target, versions.data, defaultModelId],
+    [agent, base, target, versions.data],
   );
 
   const formatDate = (value: string) =>
