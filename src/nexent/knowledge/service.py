@@ -187,6 +187,28 @@ async def readable_knowledge_base_ids(
     return {kb.id for kb in bases}
 
 
+@dataclass(frozen=True)
+class KnowledgeBaseBrief:
+    """A knowledge base as a model choosing among them sees it."""
+
+    id: uuid.UUID
+    name: str
+    about: str  # its description, else its summary
+
+
+async def readable_knowledge_bases(session: AsyncSession, caller: Caller, *, limit: int) -> list[KnowledgeBaseBrief]:
+    """The first `limit` knowledge bases (by name) of the caller's tenant that the caller may read."""
+    access = ResourceAccess(session, caller, KNOWLEDGE)
+    rows, _ = await KnowledgeBaseRepository(session, caller.tenant_id).page_checked(
+        where=access.readable(KnowledgeBase.id),
+        flag=access.editable(KnowledgeBase.id),
+        name_contains=None,
+        limit=limit,
+        offset=0,
+    )
+    return [KnowledgeBaseBrief(kb.id, kb.name, kb.description or kb.summary or "") for kb, _ in rows]
+
+
 # Small documents are processed in groups, one job each: the embedding model then gets full batches and the index
 # and the database one write per group. Large files and images (OCR takes seconds) get a job of their own, so
 # that they spread over the workers.
