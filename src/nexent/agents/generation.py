@@ -254,7 +254,8 @@ class SectionParser:
                 self.current = None
                 events.append(SectionSkipped(header.label))
                 return events
-            self.current, self.level = header.field, header.level
+            # A bold label counts as the usual `###`: only deeper headings can be part of its text.
+            self.current, self.level = header.field, header.level or 3
             self.seen.add(header.field)
             if header.rest:
                 events.extend(self._out(self._line_start() + header.rest))
@@ -523,7 +524,7 @@ def sse_frames(events: AsyncIterator[BaseGenerationEvent]) -> AsyncIterator[str]
         seq = 0
         async for event in events:
             seq += 1
-            data = event.model_dump_json(exclude={"type"})
+            data = event.model_dump_json(exclude={"type"}, exclude_none=True)  # a draft holds only what was made
             yield f"id: {seq}\nevent: {event.type}\ndata: {data}\n\n"
 
     return frames()
