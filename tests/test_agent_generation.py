@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from nexent.agents.generation import SectionParser, SectionText, language_of, load_prompt
-from nexent.agents.schemas import GeneratedField
+from nexent.agents.schemas import GENERATION_EVENTS, GeneratedField
 from nexent.providers import pool
+from nexent.server import create_app
 from tests.conftest import make_settings, serve_in_process, wait_until
 from tests.support.identity import bearer, invite_and_register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
@@ -486,3 +487,18 @@ def test_accept_language() -> None:
     assert language_of(None, "de, fr;q=0.5") == "en"
     assert language_of(None, None) == "en"
     assert language_of("zh", "en") == "zh"
+
+
+def test_the_openapi_document_describes_the_stream() -> None:
+    document = create_app().openapi()
+    schemas = document["components"]["schemas"]
+    frames = schemas["GenerationStreamFrame"]["oneOf"]
+    assert sorted(f["properties"]["event"]["const"] for f in frames) == sorted(GENERATION_EVENTS)
+    for frame in frames:
+        data = schemas[frame["properties"]["data"]["contentSchema"]["$ref"].removeprefix("#/components/schemas/")]
+        assert "type" not in data["properties"]
+    stream = {"schema": {"$ref": "#/components/schemas/GenerationStreamFrame"}}
+    for path in ("/api/agents/generate", "/api/agents/{agent_id}/improve"):
+        responses = document["paths"][path]["post"]["responses"]
+        assert responses["200"]["content"] == {"text/event-stream": stream}
+        assert {"401", "403", "404", "422"} <= set(responses)

@@ -30,6 +30,7 @@ from nexent.agents.schemas import (
     Example,
     FieldCompleted,
     FieldDelta,
+    GeneratedDraft,
     GeneratedField,
     GenerateIn,
     GenerationFailed,
@@ -490,7 +491,7 @@ class Generation:
             yield self._failed("bad_output", message)
             return
         yield DraftCompleted(
-            draft=AgentDraft.model_validate(self.draft),
+            draft=GeneratedDraft.model_validate(self.draft),
             missing=self._missing(),
             notes=coercer.notes,
             prompt_version=self.prompt.version,
@@ -513,7 +514,7 @@ class Generation:
 
     def _failed(self, code: str, message: str) -> GenerationFailed:
         return GenerationFailed(
-            code=code, message=message, draft=AgentDraft.model_validate(self.draft), missing=self._missing()
+            code=code, message=message, draft=GeneratedDraft.model_validate(self.draft), missing=self._missing()
         )
 
 

@@ -228,6 +228,10 @@ class AgentDraft(BaseModel):
     knowledge_base_ids: list[uuid.UUID] | None = Field(default=None, max_length=20)
 
 
+class GeneratedDraft(AgentDraft):
+    """The fields a model drafted validly (the others are left out)."""
+
+
 class GenerateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -280,7 +284,7 @@ class DraftCompleted(BaseGenerationEvent):
     """The end: the fields produced validly, those asked for that were not, and what was changed or dropped."""
 
     type: Literal["draft.completed"] = "draft.completed"
-    draft: AgentDraft
+    draft: GeneratedDraft
     missing: list[GeneratedField]
     notes: list[str]
     prompt_version: int = Field(description="The version of the prompt template used.")
@@ -293,7 +297,7 @@ class GenerationFailed(BaseGenerationEvent):
     type: Literal["generation.failed"] = "generation.failed"
     code: str = Field(description="A model error code (`network`, `timeout`, `auth`, ...), or `bad_output`.")
     message: str
-    draft: AgentDraft
+    draft: GeneratedDraft
     missing: list[GeneratedField]
 
 
