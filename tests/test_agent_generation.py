@@ -502,3 +502,15 @@ def test_the_openapi_document_describes_the_stream() -> None:
         responses = document["paths"][path]["post"]["responses"]
         assert responses["200"]["content"] == {"text/event-stream": stream}
         assert {"401", "403", "404", "422"} <= set(responses)
+
+
+async def test_a_taken_name_of_the_longest_length_is_shortened_to_fit_its_suffix(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    long_name = "Planner " + "x" * 72
+    await make_agent(client, owner, name=long_name)
+    await make_agent(client, owner, name=long_name[:78] + " 2")
+    llm.server.enqueue(ChatReply.text(f"### name\n**{long_name.upper()}**\n"))
+    _, events = await generate(client, owner, description="A planner.", fields=["name"])
+    name = events[-1]["data"]["draft"]["name"]
+    assert name == long_name.upper()[:78] + " 3" and len(name) == 80

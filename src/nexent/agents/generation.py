@@ -431,11 +431,13 @@ class _Coercer:
         taken = await self.context.taken_names(name)
         if name.lower() not in taken:
             return name
+        looked_up = {name}
         for number in range(2, 1000):
             suffix = f" {number}"
             base = name[: _LIMITS["name"] - len(suffix)].rstrip()
-            if base != name:  # shortened to fit: its namesakes need not start with the whole name
+            if base not in looked_up:  # shortened to fit: its namesakes need not start with the whole name
                 taken |= await self.context.taken_names(base)
+                looked_up.add(base)
             candidate = base + suffix
             if candidate.lower() not in taken:
                 self.notes.append(f"An agent named {name!r} exists; the draft is named {candidate!r}.")
