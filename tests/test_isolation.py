@@ -310,6 +310,11 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
     ("PATCH", "/api/agents/{agent_id}/versions/{number}"): lambda c: {"disabled": False},
     ("POST", "/api/agents/import/preview"): agent_document,
     ("POST", "/api/agents/import"): agent_document,
+    ("POST", "/api/agents/generate"): lambda c: {"description": "An agent that answers probe questions."},
+    ("POST", "/api/agents/{agent_id}/improve"): lambda c: {
+        "note": "It answered the probe badly.",
+        "conversation_id": c.target.conversation_id,
+    },
     ("PATCH", "/api/conversations/{conversation_id}"): lambda c: {"title": "Renamed by a probe"},
     ("POST", "/api/knowledge-bases"): lambda c: {"name": f"Probe knowledge {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/knowledge-bases/{kb_id}"): lambda c: {"description": "Changed by a probe"},

@@ -46,7 +46,10 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
 }
 
 # Schemas that routes of a service refer to by name only (see `NexentApp`).
-SERVICE_SCHEMAS: dict[Service, dict[str, dict[str, Any]]] = {Service.RUNTIME: runtime_api.schemas}
+SERVICE_SCHEMAS: dict[Service, dict[str, dict[str, Any]]] = {
+    Service.CONFIG: agents_api.schemas,
+    Service.RUNTIME: {**runtime_api.schemas, **agents_api.schemas},  # an agent's improvement streams from runtime
+}
 
 # Processes of these services run background jobs (local worker pool, or the Celery reaper).
 _JOB_CONSUMERS = {Service.DATA_PROCESS}

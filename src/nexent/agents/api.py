@@ -1,21 +1,26 @@
-"""Agent routes: `/api/agents` (drafts), their versions and group shares, and `/api/tools` (the tool catalog). Who
-may call each: `agents/auth.py`."""
+"""Agent routes: `/api/agents` (drafts), their versions and group shares, drafts written by a model
+(`/api/agents/generate`), and `/api/tools` (the tool catalog). Who may call each: `agents/auth.py`."""
 
 from __future__ import annotations
 
+import copy
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import StreamingResponse
 
 from nexent.agents.auth import AgentManager, EditableAgent, ManagedAgent, ReadableAgent
+from nexent.agents.generation import Generation, GenerationService, language_of, sse_frames
 from nexent.agents.schemas import (
+    GENERATION_EVENTS,
     AgentCreate,
     AgentDocument,
     AgentImport,
     AgentRead,
     AgentUpdate,
+    GenerateIn,
     ImportPreview,
     ImportResult,
     PublishIn,
@@ -28,13 +33,63 @@ from nexent.agents.schemas import (
 from nexent.agents.service import AgentService, tool_catalog
 from nexent.agents.transfer import TransferService, attachment_name
 from nexent.agents.versions import VersionService
-from nexent.core.openapi import problems
+from nexent.core.openapi import openapi_schemas, problems
 from nexent.core.pagination import Page, PageParamsDep
-from nexent.engines.deps import SessionDep
+from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import UserCaller
 from nexent.identity.schemas import ShareIn, ShareRead
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _stream_schemas() -> dict[str, dict[str, Any]]:
+    """The components of a generation's stream (`GenerationStreamFrame`): each frame's `data` is its event's JSON
+    without the type (`<Event>Data`)."""
+    components = openapi_schemas(*GENERATION_EVENTS.values())
+    frames: list[dict[str, Any]] = []
+    for event_type, model in GENERATION_EVENTS.items():
+        data = copy.deepcopy(components[model.__name__])
+        data["properties"].pop("type")
+        data["required"] = [name for name in data.get("required", []) if name != "type"]
+        data["title"] = f"{model.__name__}Data"
+        components[f"{model.__name__}Data"] = data
+        frames.append(
+            {
+                "type": "object",
+                "required": ["id", "event", "data"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The frame's number, from 1."},
+                    "event": {"const": event_type},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {"$ref": f"#/components/schemas/{model.__name__}Data"},
+                    },
+                },
+            }
+        )
+    components["GenerationStreamFrame"] = {
+        "title": "GenerationStreamFrame",
+        "description": "One frame of a generation's stream.",
+        "oneOf": frames,
+    }
+    return components
+
+
+schemas = _stream_schemas()
+GENERATION_STREAM: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The draft as Server-Sent Events: `id: <n>`, `event: <type>`, `data: <JSON>`: `field.delta`s "
+        "and `field.completed`s, then `draft.completed` or `generation.failed`.",
+        "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/GenerationStreamFrame"}}},
+    }
+}
+
+
+def generation_stream(generation: Generation) -> StreamingResponse:
+    """A prepared generation's events as an SSE response."""
+    return StreamingResponse(sse_frames(generation.events()), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.post(
@@ -45,6 +100,26 @@ router = APIRouter(prefix="/api/agents", tags=["agents"])
 )
 async def create_agent(body: AgentCreate, caller: AgentManager, session: SessionDep) -> AgentRead:
     return await AgentService(session, caller).create(body)
+
+
+@router.post(
+    "/generate",
+    summary="Draft an agent from a description with an LLM, streamed field by field (SSE); nothing is stored.",
+    response_class=StreamingResponse,  # no content of its own in the OpenAPI document: see GENERATION_STREAM
+    responses={
+        **GENERATION_STREAM,
+        **problems(
+            s404="The tenant has no default LLM (`no_default_model`), or no such model.",
+            s422="The body is not valid, or `model_id` is not an LLM of the tenant (`invalid_generation`).",
+        ),
+    },
+)
+async def generate_agent(
+    body: GenerateIn, request: Request, caller: AgentManager, session: SessionDep, engines: EnginesDep
+) -> StreamingResponse:
+    language = language_of(body.language, request.headers.get("accept-language"))
+    generation = await GenerationService(session, engines, caller).generate(body, language)
+    return generation_stream(generation)
 
 
 @router.get("", summary="Agents the caller may use: all of them for those who manage agents, else shared ones.")

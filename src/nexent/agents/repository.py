@@ -72,6 +72,15 @@ class AgentRepository(TenantScopedRepository[Agent]):
             conditions.append(Agent.id != except_id)
         return await self.count(*conditions) > 0
 
+    async def names_starting_with(self, prefix: str) -> set[str]:
+        """The names (lowercase) of this tenant's agents that start with `prefix`, ignoring case."""
+        rows = await self.session.scalars(
+            self.select()
+            .with_only_columns(Agent.name)
+            .where(func.lower(Agent.name).startswith(prefix.lower(), autoescape=True))
+        )
+        return {name.lower() for name in rows}
+
     async def sub_agent_graph(self) -> dict[uuid.UUID, list[uuid.UUID]]:
         """Every agent of the tenant and the sub-agents it calls."""
         rows = await self.session.execute(self.select().with_only_columns(Agent.id, Agent.sub_agent_ids))

@@ -379,3 +379,111 @@ class ImportResult(BaseModel):
     root_agent_id: uuid.UUID
     agents: list[ImportedAgent]
     warnings: list[str]
+
+
+# --- Generation: an agent drafted by a model from a description (`agents/generation.py`) ------------------------
+
+GeneratedField = Literal[
+    "name", "display_name", "description", "duty", "constraints", "examples", "tools", "knowledge_base_ids"
+]
+Language = Literal["en", "zh"]
+Brief = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+
+
+class AgentDraft(BaseModel):
+    """Fields of an agent as a model drafted them (only those it produced validly), or a partial draft given as
+    context. `tools` are names from the tool catalog; nothing here is stored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: AgentName | None = None
+    display_name: DisplayName | None = None
+    description: Annotated[str, StringConstraints(max_length=2000)] | None = None
+    duty: LongText | None = None
+    constraints: LongText | None = None
+    examples: list[Example] | None = Field(default=None, max_length=20)
+    tools: list[Annotated[str, StringConstraints(min_length=1, max_length=80)]] | None = Field(
+        default=None, max_length=50
+    )
+    knowledge_base_ids: list[uuid.UUID] | None = Field(default=None, max_length=20)
+
+
+class GeneratedDraft(AgentDraft):
+    """The fields a model drafted validly (the others are left out)."""
+
+
+class GenerateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    description: Brief = Field(description="What the agent should do, in plain language.")
+    language: Language | None = Field(
+        default=None, description="The language of the draft; default: from `Accept-Language`, else `en`."
+    )
+    fields: list[GeneratedField] | None = Field(
+        default=None, min_length=1, max_length=8, description="The fields to (re)generate; default: all of them."
+    )
+    current: AgentDraft | None = Field(default=None, description="The draft so far, as context for the model.")
+    model_id: uuid.UUID | None = Field(
+        default=None, description="An LLM of the tenant that writes the draft; default: the tenant's default LLM."
+    )
+
+
+class ImproveIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    conversation_id: uuid.UUID | None = Field(
+        default=None, description="A conversation of the caller with this agent: its messages are the evidence."
+    )
+    note: Brief = Field(description="What went wrong.")
+    language: Language | None = None
+
+
+class BaseGenerationEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+
+
+class FieldDelta(BaseGenerationEvent):
+    """Text of a field as the model writes it (the raw section text)."""
+
+    type: Literal["field.delta"] = "field.delta"
+    field: GeneratedField
+    delta: str
+
+
+class FieldCompleted(BaseGenerationEvent):
+    """A field the model finished, validated: its value is what `draft` will hold."""
+
+    type: Literal["field.completed"] = "field.completed"
+    field: GeneratedField
+    value: Any
+
+
+class DraftCompleted(BaseGenerationEvent):
+    """The end: the fields produced validly, those asked for that were not, and what was changed or dropped."""
+
+    type: Literal["draft.completed"] = "draft.completed"
+    draft: GeneratedDraft
+    missing: list[GeneratedField]
+    notes: list[str]
+    prompt_version: int = Field(description="The version of the prompt template used.")
+
+
+class GenerationFailed(BaseGenerationEvent):
+    """The end, when the model could not be used or wrote nothing usable; `draft` holds the fields completed
+    before that."""
+
+    type: Literal["generation.failed"] = "generation.failed"
+    code: str = Field(description="A model error code (`network`, `timeout`, `auth`, ...), or `bad_output`.")
+    message: str
+    draft: GeneratedDraft
+    missing: list[GeneratedField]
+
+
+GENERATION_EVENTS: dict[str, type[BaseGenerationEvent]] = {
+    "field.delta": FieldDelta,
+    "field.completed": FieldCompleted,
+    "draft.completed": DraftCompleted,
+    "generation.failed": GenerationFailed,
+}

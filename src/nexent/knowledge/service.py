@@ -189,11 +189,17 @@ async def readable_knowledge_base_ids(
 
 @dataclass(frozen=True)
 class KnowledgeBaseLabel:
-    """A knowledge base as another domain names it (agent import and export)."""
+    """A knowledge base as another domain names it (agent import and export, agent generation)."""
 
     id: uuid.UUID
     name: str
     description: str
+    summary: str
+
+    @property
+    def about(self) -> str:
+        """What it holds: its description, else its summary."""
+        return self.description or self.summary
 
 
 async def readable_knowledge_bases(
@@ -205,7 +211,9 @@ async def readable_knowledge_bases(
     repository = KnowledgeBaseRepository(session, caller.tenant_id)
     where = access.readable(KnowledgeBase.id)
     bases = await (repository.meeting(where) if kb_ids is None else repository.of_ids(kb_ids, where=where))
-    return sorted((KnowledgeBaseLabel(kb.id, kb.name, kb.description) for kb in bases), key=lambda kb: kb.name)
+    return sorted(
+        (KnowledgeBaseLabel(kb.id, kb.name, kb.description, kb.summary or "") for kb in bases), key=lambda kb: kb.name
+    )
 
 
 # Small documents are processed in groups, one job each: the embedding model then gets full batches and the index

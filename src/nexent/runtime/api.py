@@ -13,6 +13,10 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
+from nexent.agents.api import GENERATION_STREAM, generation_stream
+from nexent.agents.auth import EditableAgent
+from nexent.agents.generation import GenerationService, language_of, transcript_of
+from nexent.agents.schemas import ImproveIn
 from nexent.core.openapi import openapi_schemas, problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.container import Engines
@@ -156,6 +160,35 @@ async def regenerate(
     response.headers["X-Run-Id"] = str(run.id)
     response.headers["X-Conversation-Id"] = str(run.conversation_id)
     return response
+
+
+@router.post(
+    "/api/agents/{agent_id}/improve",
+    summary="Better instructions (duty, constraints, examples) for the agent from a note on what went wrong and a "
+    "conversation with it, streamed field by field (SSE); nothing is stored.",
+    response_class=StreamingResponse,  # no content of its own in the OpenAPI document: see GENERATION_STREAM
+    responses={
+        **GENERATION_STREAM,
+        **problems(
+            s404="No such agent or conversation of yours, or the tenant has no default LLM (`no_default_model`).",
+            s422="The conversation is held with another agent (`conversation_of_another_agent`).",
+        ),
+    },
+)
+async def improve_agent(
+    agent: EditableAgent, body: ImproveIn, request: Request, session: SessionDep, engines: EnginesDep
+) -> StreamingResponse:
+    # Here rather than in agents/api.py: the evidence is a conversation, which is runtime's (agents may not import it).
+    turns = (
+        await ConversationService(session, agent.caller).turns_with(body.conversation_id, agent.resource.id)
+        if body.conversation_id is not None
+        else []
+    )
+    language = language_of(body.language, request.headers.get("accept-language"))
+    generation = await GenerationService(session, engines, agent.caller).improve(
+        agent, body.note, transcript_of(turns), language
+    )
+    return generation_stream(generation)
 
 
 @router.get("/api/runs", summary="The caller's runs, latest first.")

@@ -121,6 +121,13 @@ class ConversationService:
             messages=[MessageRead.model_validate(m) for m in messages],
         )
 
+    async def turns_with(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> list[tuple[str, str, list[Any]]]:
+        """The messages (role, content, tool calls) of the caller's conversation with `agent_id`, oldest first: the
+        evidence an agent's improvement reads."""
+        conversation = await self.to_continue(conversation_id, agent_id)
+        messages = await self.messages.of_conversation(conversation.id)
+        return [(m.role, m.content, list(m.tool_calls or [])) for m in messages]
+
     async def rename(self, conversation_id: uuid.UUID, data: ConversationUpdate) -> ConversationRead:
         conversation = await self.owned(conversation_id)
         conversation.title = data.title
