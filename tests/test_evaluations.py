@@ -335,7 +335,7 @@ async def test_publishing_needs_a_good_enough_evaluation_of_the_draft_as_it_is(
 
     await patch(client, owner, agent["id"], min_pass_rate=0.9)
     required = assert_problem(await publish(client, owner, agent["id"]), 409, "evaluation_required")
-    assert "evaluate the draft first" in required["detail"].lower()
+    assert "evaluate the draft first" in str(required["detail"]).lower()
 
     below = await evaluate(client, owner, agent["id"])
     assert below["pass_rate"] == 0.5
