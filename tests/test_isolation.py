@@ -116,6 +116,10 @@ class TenantData:
     agent_id: str
     agent_name: str
     agent_description: str
+    version_number: int  # the agent's newest version
+    case_id: str  # a test case of the agent
+    case_question: str
+    evaluation_id: str  # a completed evaluation of the agent's draft
     run_id: str
     conversation_id: str
     conversation_title: str
@@ -171,6 +175,9 @@ class TenantData:
             "document file name": self.document_name,
             "document text": self.document_phrase,
             "chunk id": self.chunk_id,
+            "test case id": self.case_id,
+            "test case question": self.case_question,
+            "evaluation id": self.evaluation_id,
         }
 
     def secret_markers(self) -> dict[str, str]:
@@ -242,6 +249,9 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "kb_id": lambda t: [t.kb_id],
     "doc_id": lambda t: [t.document_id],
     "chunk_id": lambda t: [t.chunk_id],
+    "number": lambda t: [str(t.version_number)],
+    "case_id": lambda t: [t.case_id],
+    "evaluation_id": lambda t: [t.evaluation_id],
 }
 
 # (method, path) -> a valid JSON body. Bodies are attacks where they can be: they try to change the target.
@@ -286,6 +296,14 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
     ("PATCH", "/api/agents/{agent_id}"): lambda c: {"description": "Changed by a probe", "max_steps": 3},
     ("PUT", "/api/agents/{agent_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
     ("POST", "/api/agents/{agent_id}/runs"): lambda c: {"message": "Probe question"},
+    ("POST", "/api/agents/{agent_id}/publish"): lambda c: {"note": "Published by a probe"},
+    ("PATCH", "/api/agents/{agent_id}/versions/{number}"): lambda c: {"disabled": True},
+    ("POST", "/api/agents/{agent_id}/test-cases"): lambda c: {
+        "question": "Probe question?",
+        "checks": [{"type": "contains", "value": "probe"}],
+    },
+    ("PATCH", "/api/agents/{agent_id}/test-cases/{case_id}"): lambda c: {"question": "Changed by a probe?"},
+    ("POST", "/api/agents/{agent_id}/evaluations"): lambda c: {"target": "draft"},
     ("PATCH", "/api/conversations/{conversation_id}"): lambda c: {"title": "Renamed by a probe"},
     ("POST", "/api/knowledge-bases"): lambda c: {"name": f"Probe knowledge {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/knowledge-bases/{kb_id}"): lambda c: {"description": "Changed by a probe"},
@@ -310,6 +328,8 @@ _TODAY = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 QUERIES: dict[Key, dict[str, str]] = {
     # The progress stream would follow forever; until_idle ends it once nothing is in processing.
     ("GET", "/api/knowledge-bases/{kb_id}/events"): {"until_idle": "true"},
+    ("GET", "/api/agents/{agent_id}/compare"): {"base": "1"},  # every tenant's agent has a version 1
+    ("GET", "/api/agents/{agent_id}/evaluations/compare"): {"base": "draft", "target": "draft"},
     ("GET", "/api/usage/series"): {
         "interval": "day",
         "from": (_TODAY - timedelta(days=7)).isoformat(),
@@ -559,8 +579,9 @@ def account(pair: dict[str, Any]) -> Account:
     )
 
 
-async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
-    """A tenant with an owner, a member invited into a group, a pending invitation, an API key and a revoked one."""
+async def build_tenant(client: httpx.AsyncClient, label: str, *, versions: int = 1) -> TenantData:
+    """A tenant with an owner, a member invited into a group, a pending invitation, an API key and a revoked one;
+    its agent has `versions` published versions (A has more than B, so that A's newest number is not one of B's)."""
     title = label.capitalize()
     domain = f"{label}-isolation.example.com"
     pair = await register(
@@ -665,6 +686,31 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
 
     await wait_until(background_done, timeout=60)
 
+    # A published version, a test case and a completed evaluation of the draft (its run fails on the unreachable
+    # model; the failure is stored, usage included, before the evaluation completes: nothing changes afterwards).
+    for _ in range(versions):
+        await expect(client.post(f"/api/agents/{agent['id']}/publish", json={}, headers=headers), 201)
+    case_question = f"{title} secret test question about the audit"
+    case = await expect(
+        client.post(
+            f"/api/agents/{agent['id']}/test-cases",
+            json={"question": case_question, "checks": [{"type": "contains", "value": "approved"}]},
+            headers=headers,
+        ),
+        201,
+    )
+    evaluation = await expect(
+        client.post(f"/api/agents/{agent['id']}/evaluations", json={"target": "draft"}, headers=headers), 202
+    )
+
+    async def evaluated() -> bool:
+        current = await expect(
+            client.get(f"/api/agents/{agent['id']}/evaluations/{evaluation['id']}", headers=headers), 200
+        )
+        return bool(current["status"] == "completed")
+
+    await wait_until(evaluated, timeout=60)
+
     return TenantData(
         label=label,
         tenant_id=tenant["id"],
@@ -694,6 +740,10 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         agent_id=agent["id"],
         agent_name=agent["name"],
         agent_description=agent["description"],
+        version_number=versions,
+        case_id=case["id"],
+        case_question=case_question,
+        evaluation_id=evaluation["id"],
         run_id=started.headers["x-run-id"],
         conversation_id=started.headers["x-conversation-id"],
         conversation_title=question,
@@ -719,7 +769,7 @@ async def world(
         # The platform's first user becomes its administrator: let that be someone outside A and B.
         first = await register(client, "root@platform-isolation.example.com")
         assert first["user"]["is_platform_admin"] is True
-        a = await build_tenant(client, "alpha")
+        a = await build_tenant(client, "alpha", versions=2)
         b = await build_tenant(client, "bravo")
         c = await build_tenant(client, "charlie")
         endpoints, problems = discover(server.app)
