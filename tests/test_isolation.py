@@ -118,6 +118,9 @@ class TenantData:
     agent_name: str
     agent_description: str
     version_note: str  # of the agent's published version 1
+    case_id: str  # a test case of the agent
+    case_question: str
+    evaluation_id: str  # a completed evaluation of the agent's draft
     run_id: str
     conversation_id: str
     conversation_title: str
@@ -175,6 +178,9 @@ class TenantData:
             "document file name": self.document_name,
             "document text": self.document_phrase,
             "chunk id": self.chunk_id,
+            "test case id": self.case_id,
+            "test case question": self.case_question,
+            "evaluation id": self.evaluation_id,
         }
 
     def secret_markers(self) -> dict[str, str]:
@@ -247,6 +253,8 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "kb_id": lambda t: [t.kb_id],
     "doc_id": lambda t: [t.document_id],
     "chunk_id": lambda t: [t.chunk_id],
+    "case_id": lambda t: [t.case_id],
+    "evaluation_id": lambda t: [t.evaluation_id],
 }
 
 # Path parameters that are not ids: every tenant has the same values, so only the ids beside them can attack.
@@ -315,6 +323,12 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
         "note": "It answered the probe badly.",
         "conversation_id": c.target.conversation_id,
     },
+    ("POST", "/api/agents/{agent_id}/test-cases"): lambda c: {
+        "question": "Probe question?",
+        "checks": [{"type": "contains", "value": "probe"}],
+    },
+    ("PATCH", "/api/agents/{agent_id}/test-cases/{case_id}"): lambda c: {"question": "Changed by a probe?"},
+    ("POST", "/api/agents/{agent_id}/evaluations"): lambda c: {"target": "draft"},
     ("PATCH", "/api/conversations/{conversation_id}"): lambda c: {"title": "Renamed by a probe"},
     ("POST", "/api/knowledge-bases"): lambda c: {"name": f"Probe knowledge {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/knowledge-bases/{kb_id}"): lambda c: {"description": "Changed by a probe"},
@@ -340,6 +354,7 @@ QUERIES: dict[Key, dict[str, str]] = {
     ("GET", "/api/agents/{agent_id}/compare"): {"base": "1", "target": "draft"},
     # The progress stream would follow forever; until_idle ends it once nothing is in processing.
     ("GET", "/api/knowledge-bases/{kb_id}/events"): {"until_idle": "true"},
+    ("GET", "/api/agents/{agent_id}/evaluations/compare"): {"base": "draft", "target": "draft"},
     ("GET", "/api/usage/series"): {
         "interval": "day",
         "from": (_TODAY - timedelta(days=7)).isoformat(),
@@ -594,7 +609,8 @@ def account(pair: dict[str, Any]) -> Account:
 
 
 async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
-    """A tenant with an owner, a member invited into a group, a pending invitation, an API key and a revoked one."""
+    """A tenant with an owner, a member invited into a group, a pending invitation, an API key and a revoked one;
+    its agent has a published version, a test case and an evaluation."""
     title = label.capitalize()
     domain = f"{label}-isolation.example.com"
     pair = await register(
@@ -701,6 +717,29 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
 
     await wait_until(background_done, timeout=60)
 
+    # A test case and a completed evaluation of the draft (its run fails on the unreachable model; the failure is
+    # stored, usage included, before the evaluation completes: nothing changes afterwards).
+    case_question = f"{title} secret test question about the audit"
+    case = await expect(
+        client.post(
+            f"/api/agents/{agent['id']}/test-cases",
+            json={"question": case_question, "checks": [{"type": "contains", "value": "approved"}]},
+            headers=headers,
+        ),
+        201,
+    )
+    evaluation = await expect(
+        client.post(f"/api/agents/{agent['id']}/evaluations", json={"target": "draft"}, headers=headers), 202
+    )
+
+    async def evaluated() -> bool:
+        current = await expect(
+            client.get(f"/api/agents/{agent['id']}/evaluations/{evaluation['id']}", headers=headers), 200
+        )
+        return bool(current["status"] == "completed")
+
+    await wait_until(evaluated, timeout=60)
+
     return TenantData(
         label=label,
         tenant_id=tenant["id"],
@@ -731,6 +770,9 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         agent_name=agent["name"],
         agent_description=agent["description"],
         version_note=note,
+        case_id=case["id"],
+        case_question=case_question,
+        evaluation_id=evaluation["id"],
         run_id=started.headers["x-run-id"],
         conversation_id=started.headers["x-conversation-id"],
         conversation_title=question,

@@ -2,6 +2,7 @@
 
 from nexent.agents.models import Agent
 from nexent.core.db import Base
+from nexent.evaluation.models import Evaluation, EvaluationCase
 from nexent.identity.models import (
     ApiKey,
     AuditEvent,
@@ -25,6 +26,8 @@ __all__ = [
     "AuditEvent",
     "Base",
     "Conversation",
+    "Evaluation",
+    "EvaluationCase",
     "Group",
     "GroupMember",
     "Invitation",

@@ -23,6 +23,8 @@ from nexent.core.openapi import document_errors
 from nexent.core.text_input import refuse_nul
 from nexent.engines import health
 from nexent.engines.container import build_engines
+from nexent.evaluation import api as evaluation_api
+from nexent.evaluation.runner import close_evaluations, fail_interrupted
 from nexent.identity import api as identity_api
 from nexent.identity.auth import RequireMetricsReader
 from nexent.jobs.queue import build_queue
@@ -39,7 +41,8 @@ logger = logging.getLogger("nexent.server")
 # Which domain routers each service serves. Later domains add their routers here.
 SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
     Service.CONFIG: [*identity_api.routers, *providers_api.routers, *agents_api.routers, *knowledge_api.routers],
-    Service.RUNTIME: runtime_api.routers,
+    # Evaluations start runs: they live where runs execute.
+    Service.RUNTIME: [*runtime_api.routers, *evaluation_api.routers],
     Service.MCP: [],
     Service.NORTHBOUND: [],
     Service.DATA_PROCESS: knowledge_api.ingest_routers,
@@ -95,10 +98,12 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             await app.state.runs.start()
         if embedded:
             await app.state.runs.recover_interrupted()
+            await fail_interrupted(engines)
         logger.info("service started", extra={"service": label, "version": __version__})
         try:
             yield
         finally:
+            await close_evaluations(engines)  # before the run manager: no evaluation starts a run on a closed one
             await app.state.runs.close()
             # What the process held for its runs and requests (the batch writer stores what is waiting, the model
             # connection pools close).

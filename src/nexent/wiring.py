@@ -5,6 +5,8 @@
 - API keys are limited only to agents that exist: `agents` provides identity the lookup of a tenant's agents.
 - Models, knowledge bases and agents that a published agent version uses are not deleted: `agents` provides the
   lookup of those versions to `core.references`, which the deleting domains ask.
+- Publishing an agent with `min_pass_rate` needs a good enough evaluation of its draft: `evaluation` provides its
+  gate to `agents.versions`.
 - Agents get the `knowledge_base_search` tool: knowledge registers it into the tool registry when its module is
   imported, which this module does.
 
@@ -15,8 +17,9 @@ agent.
 from __future__ import annotations
 
 from nexent.agents.service import existing_agent_ids
-from nexent.agents.versions import version_users
+from nexent.agents.versions import provide_publish_gate, version_users
 from nexent.core.references import provide_users_lookup
+from nexent.evaluation.service import publish_gate
 from nexent.identity.hooks import on_tenant_created, provide_existing_agents
 from nexent.knowledge import tool as knowledge_tool
 from nexent.providers.builtin import register_builtin_models
@@ -28,3 +31,4 @@ def wire() -> None:
     on_tenant_created(register_builtin_models)
     provide_existing_agents(existing_agent_ids)
     provide_users_lookup(version_users)
+    provide_publish_gate(publish_gate)

@@ -161,7 +161,11 @@ async def delete_agent(agent: ManagedAgent, session: SessionDep) -> None:
     "/{agent_id}/publish",
     status_code=status.HTTP_201_CREATED,
     summary="Publish the draft as the next version, which chat and the APIs then run.",
-    responses=problems(s409="Published by someone else at the same moment.", s422="The draft cannot be published."),
+    responses=problems(
+        s409="Published by someone else at the same moment, or no evaluation of the draft as it is "
+        "(`evaluation_required`).",
+        s422="The draft cannot be published, or its evaluation is below `min_pass_rate` (`below_pass_rate`).",
+    ),
 )
 async def publish_agent(agent: EditableAgent, session: SessionDep, body: PublishIn | None = None) -> VersionRead:
     return await VersionService(session, agent.caller).publish(agent, body or PublishIn())

@@ -8,7 +8,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexent.core.db import Base, IdMixin, TimestampMixin, utcnow
@@ -44,7 +44,7 @@ class Agent(IdMixin, TimestampMixin, Base):
     # The number of the version chat and the external APIs run: the newest enabled one (None: never published).
     published_version: Mapped[int | None] = mapped_column(default=None)
     # Publishing needs an evaluation of the draft at least this good (0..1), when set.
-    min_pass_rate: Mapped[float | None] = mapped_column(default=None)
+    min_pass_rate: Mapped[float | None] = mapped_column(Float, default=None)  # FLOAT, as migration 0012 made it
 
 
 class AgentVersion(IdMixin, Base):

@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,6 +64,17 @@ class CannotPublish(AppError):
     """The draft cannot become a version as it is; `errors` names each reason."""
 
     status, code = 422, "cannot_publish"
+
+
+# Checks a draft must pass to be published, given its fingerprint; each raises to refuse. A higher domain
+# (evaluation: `min_pass_rate`) provides one through `wiring.py`, as agents may not import it.
+PublishGate = Callable[[AsyncSession, Caller, Agent, str], Awaitable[None]]
+_publish_gates: list[PublishGate] = []
+
+
+def provide_publish_gate(gate: PublishGate) -> None:
+    if gate not in _publish_gates:
+        _publish_gates.append(gate)
 
 
 @dataclass(frozen=True)
@@ -198,6 +210,8 @@ class VersionService:
         """Snapshot the draft as the next version and make it the published one, all in the request's transaction
         (a failure anywhere leaves no version and the published one unchanged)."""
         agent = granted.resource
+        for gate in _publish_gates:
+            await gate(self.session, self.caller, agent, fingerprint(draft_config(agent)))
         config = await self._resolved(agent)
         number = await self.versions.last_number(agent.id) + 1
         version = AgentVersion(
