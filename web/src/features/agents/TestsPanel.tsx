@@ -201,6 +201,7 @@ export function TestsPanel({
                         <Space size="small">
                           <Button
                             size="small"
+                            autoInsertSpace={false}
                             aria-label={t("agents.tests.editOf", { n: index + 1 })}
                             onClick={() => setEditing(testCase)}
                           >
@@ -273,8 +274,13 @@ export function TestsPanel({
               render: (_, evaluation) => (
                 <Button
                   size="small"
+                  autoInsertSpace={false}
                   aria-expanded={opened === evaluation.id}
-                  aria-label={t("agents.eval.detailsOf", { target: targetLabel(evaluation.target, t), date: formatDate(evaluation.created_at) })}
+                  aria-label={t("agents.eval.detailsOf", {
+                    action: opened === evaluation.id ? t("agents.eval.hide") : t("agents.eval.details"),
+                    target: targetLabel(evaluation.target, t),
+                    date: formatDate(evaluation.created_at),
+                  })}
                   onClick={() => setOpened(opened === evaluation.id ? null : evaluation.id)}
                 >
                   {opened === evaluation.id ? t("agents.eval.hide") : t("agents.eval.details")}
