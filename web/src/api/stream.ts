@@ -82,3 +82,30 @@ export async function followRun(
   }
   return null;
 }
+
+/**
+ * Read any SSE stream from `request` (a generation's, say), calling `onEvent` with each event's name and parsed data,
+ * until the server closes it. Throws the problem document of a refused request, and an AbortError when `request`'s
+ * signal aborts; a dropped connection simply ends it (the caller sees that no final event came).
+ */
+export async function readEventStream(request: Request, onEvent: (type: string, data: unknown) => void): Promise<void> {
+  const response = await apiFetch(request);
+  if (!response.ok || !response.body) throw new ApiError(await problemOf(response));
+  const parser = createParser({
+    onEvent(message) {
+      onEvent(message.event ?? "message", JSON.parse(message.data) as unknown);
+    },
+  });
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      parser.feed(value);
+    }
+  } catch (error) {
+    if (request.signal.aborted) throw error;
+  } finally {
+    reader.cancel().catch(() => undefined);
+  }
+}

@@ -4,6 +4,7 @@
 import { common } from "./common";
 import { auth } from "@/features/auth/messages";
 import type { agents } from "@/features/agents/messages";
+import type { agentBuilder } from "@/features/agents/builderMessages";
 import type { chat } from "@/features/chat/messages";
 import type { knowledge } from "@/features/knowledge/messages";
 import type { models } from "@/features/models/messages";
@@ -16,6 +17,7 @@ type All =
   | typeof chat
   | typeof runs
   | typeof agents
+  | typeof agentBuilder
   | typeof knowledge
   | typeof models
   | typeof team;

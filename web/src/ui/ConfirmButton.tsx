@@ -25,7 +25,7 @@ export function ConfirmButton({
       okButtonProps={{ danger: true }}
       onConfirm={onConfirm}
     >
-      <Button size="small" aria-label={`${label} ${target}`}>
+      <Button size="small" autoInsertSpace={false} aria-label={`${label} ${target}`}>
         {label}
       </Button>
     </Popconfirm>

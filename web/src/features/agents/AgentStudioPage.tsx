@@ -27,14 +27,18 @@ import {
   type ToolInfo,
   type ToolUse,
 } from "./api";
+import { ExportButton } from "./ExportButton";
+import { ImproveButton, type ImprovedInstructions } from "./ImproveDialog";
 import { PublishButton } from "./PublishButton";
 import { PublishStatus } from "./PublishStatus";
 import { SharingPanel } from "./SharingPanel";
 import { TestChatSlot } from "./TestChatSlot";
+import { TestsPanel } from "./TestsPanel";
 import { ToolPicker } from "./ToolPicker";
 import type { Names } from "./VersionDiff";
 import { VersionsPanel } from "./VersionsPanel";
 import "./messages";
+import "./builderMessages";
 
 const MAX_EXAMPLE_QUESTIONS = 10;
 const MAX_EXAMPLES = 20;
@@ -223,6 +227,8 @@ function Editor({
   const [dirty, setDirty] = useState(false);
   // Bumped when versions change (published, rolled back to, disabled): what shows them loads again.
   const [revision, setRevision] = useState(0);
+  // Bumped when an evaluation starts from the publish dialog: the Tests tab loads its evaluations again.
+  const [testsRevision, setTestsRevision] = useState(0);
   const [tab, setTab] = useState(useSearchParams().get("tab") ?? "settings");
   const editable = agent ? agent.can_edit : can("agents.manage");
   const wide = screens.lg ?? true;
@@ -252,6 +258,14 @@ function Editor({
     } catch {
       // The status shows what it last knew; the next load corrects it.
     }
+  };
+
+  const applyImprovement = (proposal: ImprovedInstructions) => {
+    const current = form.getFieldValue("instructions") as DraftValues["instructions"];
+    form.setFieldsValue({ instructions: { ...current, ...proposal } });
+    setDirty(true);
+    setTab("settings");
+    message.info(t("agents.improve.applied"));
   };
 
   const save = async (values: DraftValues) => {
@@ -335,7 +349,11 @@ function Editor({
           </Form.Item>
         </Card>
 
-        <Card title={<h2 style={CARD_HEADING}>{t("agents.section.instructions")}</h2>} size="small">
+        <Card
+          title={<h2 style={CARD_HEADING}>{t("agents.section.instructions")}</h2>}
+          size="small"
+          extra={agent && editable ? <ImproveButton agent={agent} onApply={applyImprovement} /> : null}
+        >
           <Form.Item label={t("agents.field.duty")} name={["instructions", "duty"]} extra={t("agents.dutyHint")}>
             <Input.TextArea autoSize={{ minRows: 4, maxRows: 16 }} maxLength={20000} />
           </Form.Item>
@@ -470,8 +488,17 @@ function Editor({
   ) : null;
   const settingsTab = { key: "settings", label: t("agents.tab.settings"), children: sections, forceRender: true };
   const versionsTab = versions ? [{ key: "versions", label: t("agents.tab.versions"), children: versions }] : [];
+  const testsTab = agent
+    ? [
+        {
+          key: "tests",
+          label: t("agents.tab.tests"),
+          children: <TestsPanel agent={agent} revision={testsRevision} onAgentChanged={onSaved} />,
+        },
+      ]
+    : [];
   const chatTab = { key: "chat", label: t("agents.testChat"), children: chat };
-  const tabs = wide ? [settingsTab, ...versionsTab] : [settingsTab, chatTab, ...versionsTab];
+  const tabs = wide ? [settingsTab, ...versionsTab, ...testsTab] : [settingsTab, chatTab, ...versionsTab, ...testsTab];
   const activeTab = tabs.some((item) => item.key === tab) ? tab : "settings";
 
   return (
@@ -495,14 +522,22 @@ function Editor({
                   onSaved({ ...agent, published_version: version.number });
                   setRevision((n) => n + 1);
                 }}
+                onShowTests={() => {
+                  setTab("tests");
+                  setTestsRevision((n) => n + 1);
+                }}
               />
             ) : null}
+            {agent ? <ExportButton agent={agent} revision={revision} /> : null}
             <Button type="primary" loading={saving} onClick={() => form.submit()}>
               {agent ? t("common.save") : t("agents.createAction")}
             </Button>
           </Flex>
         ) : (
-          <Typography.Text type="secondary">{t("agents.readOnly")}</Typography.Text>
+          <Flex gap={8} wrap align="center">
+            <Typography.Text type="secondary">{t("agents.readOnly")}</Typography.Text>
+            {agent ? <ExportButton agent={agent} revision={revision} /> : null}
+          </Flex>
         )}
       </Flex>
       <ErrorAlert error={error} />

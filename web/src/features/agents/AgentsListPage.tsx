@@ -1,7 +1,6 @@
 "use client";
 
-import { PlusOutlined } from "@ant-design/icons";
-import { CheckCircleFilled } from "@ant-design/icons";
+import { CheckCircleFilled, ImportOutlined, PlusOutlined, ThunderboltOutlined } from "@ant-design/icons";
 import { App, Button, Flex, Input, Popconfirm, Space, Table, Tag, Typography, theme } from "antd";
 import Link from "next/link";
 import { useRouter } from "next/navigation";
@@ -13,7 +12,10 @@ import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { agentLabel, deleteAgent, listAgents, type Agent } from "./api";
+import { GenerateAgentDrawer } from "./GenerateAgentDrawer";
+import { ImportModal } from "./ImportModal";
 import "./messages";
+import "./builderMessages";
 
 const PAGE_SIZE = 20;
 
@@ -35,6 +37,8 @@ function AgentsList() {
   const [query, setQuery] = useState("");
   const agents = useAsync(() => listAgents({ q: query, limit: PAGE_SIZE, offset: (page - 1) * PAGE_SIZE }), [page, query]);
   const manage = can("agents.manage");
+  const [generating, setGenerating] = useState(false);
+  const [importing, setImporting] = useState(false);
 
   const remove = async (agent: Agent) => {
     try {
@@ -48,9 +52,17 @@ function AgentsList() {
   };
 
   const createButton = manage ? (
-    <Button type="primary" icon={<PlusOutlined />} onClick={() => router.push("/agents/edit")}>
-      {t("agents.create")}
-    </Button>
+    <Flex gap={8} wrap>
+      <Button icon={<ImportOutlined aria-hidden />} onClick={() => setImporting(true)}>
+        {t("agents.import")}
+      </Button>
+      <Button icon={<ThunderboltOutlined aria-hidden />} onClick={() => setGenerating(true)}>
+        {t("agents.gen.open")}
+      </Button>
+      <Button type="primary" icon={<PlusOutlined />} onClick={() => router.push("/agents/edit")}>
+        {t("agents.create")}
+      </Button>
+    </Flex>
   ) : null;
   const formatDate = (value: string) =>
     new Date(value).toLocaleString(locale === "zh" ? "zh-CN" : "en", { dateStyle: "medium", timeStyle: "short" });
@@ -65,6 +77,8 @@ function AgentsList() {
         {empty ? null : createButton}
       </Flex>
       <ErrorAlert error={agents.error} onRetry={agents.reload} />
+      {manage ? <GenerateAgentDrawer open={generating} onClose={() => setGenerating(false)} /> : null}
+      {manage ? <ImportModal open={importing} onClose={() => setImporting(false)} /> : null}
       {empty ? (
         <EmptyState
           title={t("agents.empty")}

@@ -6,7 +6,8 @@ import { useState } from "react";
 import { ApiError } from "@/api/problem";
 import { useT } from "@/i18n";
 import { ErrorAlert } from "@/ui/ErrorAlert";
-import { agentLabel, publishAgent, type Agent, type Version } from "./api";
+import { agentLabel, publishAgent, startEvaluation, type Agent, type Version } from "./api";
+import { percent } from "./EvaluationResults";
 import { fieldLabel, type Names } from "./VersionDiff";
 import "./messages";
 
@@ -18,12 +19,15 @@ export function PublishButton({
   dirty,
   names,
   onPublished,
+  onShowTests,
 }: {
   agent: Agent;
   /** Whether the form has changes not saved yet (they are not published). */
   dirty: boolean;
   names: Names;
   onPublished: (version: Version) => void;
+  /** Open the Tests tab (after an evaluation was started from here, or to compare the evaluations). */
+  onShowTests?: () => void;
 }) {
   const t = useT();
   const { message } = App.useApp();
@@ -46,6 +50,26 @@ export function PublishButton({
       setBusy(false);
     }
   };
+
+  const evaluate = async () => {
+    setBusy(true);
+    setError(null);
+    try {
+      await startEvaluation(agent.id, "draft");
+      message.success(t("agents.gate.evaluationStarted"));
+      setOpen(false);
+      onShowTests?.();
+    } catch (caught) {
+      setError(caught);
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const gate = error instanceof ApiError ? gateAlert(error, t, evaluate, onShowTests && (() => {
+    setOpen(false);
+    onShowTests();
+  })) : null;
 
   return (
     <>
@@ -71,7 +95,9 @@ export function PublishButton({
       >
         <Typography.Paragraph type="secondary">{t("agents.publish.hint")}</Typography.Paragraph>
         {dirty ? <Alert type="warning" showIcon title={t("agents.publish.unsaved")} style={{ marginBottom: 16 }} /> : null}
-        {error instanceof ApiError && error.code === "cannot_publish" ? (
+        {gate ? (
+          gate
+        ) : error instanceof ApiError && error.code === "cannot_publish" ? (
           <Alert
             type="error"
             showIcon
@@ -120,4 +146,60 @@ function reason(
   const label = field ? t(field) : loc[0] ? fieldLabel(loc[0], names, t) : "";
   const text = (item.msg ?? "").replace(UUID, (id) => names.agents.get(id) ?? id);
   return label ? `${label}: ${text}` : text;
+}
+
+/** The publish gate's refusals (docs/evaluation.md): no evaluation of the draft as it is, or a pass rate too low. */
+function gateAlert(
+  error: ApiError,
+  t: ReturnType<typeof useT>,
+  evaluate: () => void,
+  showTests?: () => void,
+): React.ReactNode {
+  const problem = error.problem;
+  const minimum = percent(problem.min_pass_rate as number | null | undefined);
+  if (error.code === "evaluation_required") {
+    return (
+      <Alert
+        type="error"
+        showIcon
+        role="alert"
+        style={{ marginBottom: 16 }}
+        title={t("agents.gate.required", { min: minimum })}
+        description={t("agents.gate.requiredHint")}
+        action={
+          <Button size="small" type="primary" onClick={evaluate}>
+            {t("agents.gate.runNow")}
+          </Button>
+        }
+      />
+    );
+  }
+  if (error.code === "below_pass_rate") {
+    const published = problem.published_version as number | null | undefined;
+    const publishedRate = problem.published_pass_rate as number | null | undefined;
+    return (
+      <Alert
+        type="error"
+        showIcon
+        role="alert"
+        style={{ marginBottom: 16 }}
+        title={t("agents.gate.below", { rate: percent(problem.pass_rate as number), min: minimum })}
+        description={
+          published == null
+            ? t("agents.gate.noPublished")
+            : publishedRate == null
+              ? t("agents.gate.publishedUnevaluated", { n: published })
+              : t("agents.gate.publishedRate", { n: published, rate: percent(publishedRate) })
+        }
+        action={
+          showTests ? (
+            <Button size="small" onClick={showTests}>
+              {t("agents.gate.showTests")}
+            </Button>
+          ) : undefined
+        }
+      />
+    );
+  }
+  return null;
 }
