@@ -90,7 +90,7 @@ class EvaluationCreate(BaseModel):
     target: VersionRef = Field(default="draft", description="`draft`, or the number of a version.")
 
 
-class CheckResult(BaseModel):
+class CaseCheckResult(BaseModel):
     type: Literal["contains", "regex", "judge"]
     passed: bool
     detail: str
@@ -100,7 +100,7 @@ class CaseResult(BaseModel):
     case_id: uuid.UUID
     question: str
     passed: bool
-    checks: list[CheckResult]
+    checks: list[CaseCheckResult]
     run_id: uuid.UUID | None = Field(description="The run that answered: `GET /api/runs/{id}` and its events.")
     answer: str | None
     error: str | None = Field(description="Why the case has no answer to check (the run failed or did not start).")

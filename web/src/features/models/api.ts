@@ -1,14 +1,10 @@
 import { api, unwrap, type Schemas } from "@/api/client";
-import type { paths } from "@/api/schema";
 
 export type Model = Schemas["ModelRead"];
 export type ModelCreate = Schemas["ModelCreate"];
 export type ModelUpdate = Schemas["ModelUpdate"];
 export type ModelSettings = Schemas["ModelSettings"];
-/** A connectivity check's result, as the check route answers it (the document's schema name for it is qualified by
- * its module while another schema is also called CheckResult). */
-export type CheckResult =
-  paths["/api/models/{model_id}/check"]["post"]["responses"]["200"]["content"]["application/json"];
+export type CheckResult = Schemas["CheckResult"];
 export type UsageRow = Schemas["UsageRow"];
 export type ModelKind = Model["kind"];
 
