@@ -9,7 +9,7 @@ import json
 import re
 from typing import Any
 
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import FilePayload, Locator, Page, expect
 
 from tests.browser.conftest import Live, allow_console_error, shoot, sign_in_as
 from tests.browser.test_agent_versions import api_ok
@@ -177,9 +177,12 @@ def test_export_then_import(page: Page, live: Live) -> None:
     page.goto("/agents")
     page.get_by_role("button", name="Import").click()
     modal = page.get_by_role("dialog", name="Import agents")
-    modal.locator("input[type=file]").set_input_files(
-        files=[{"name": "writer.json", "mimeType": "application/json", "buffer": json.dumps(document).encode()}]
-    )
+    upload: FilePayload = {
+        "name": "writer.json",
+        "mimeType": "application/json",
+        "buffer": json.dumps(document).encode(),
+    }
+    modal.locator("input[type=file]").set_input_files(files=[upload])
     preview = modal.get_by_test_id("import-preview")
     expect(preview).to_contain_text("Agents to create: 2")
     root = document["root"]
