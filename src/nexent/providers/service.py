@@ -256,9 +256,10 @@ class ProviderService:
             return None
         if not current and data.base_url is None:
             raise BadRequest("This model has no endpoint to set a key on; give base_url.", code="invalid_endpoints")
-        first = EndpointIn(base_url=data.base_url or current[0].base_url, api_key=data.api_key)
+        # Stored URLs are not validated again: one stored before a rule of `EndpointIn` would fail the update.
+        first = EndpointIn.model_construct(base_url=data.base_url or current[0].base_url, api_key=data.api_key)
         rest = [
-            self._endpoint(config.id, EndpointIn(base_url=e.base_url), keep_key=e.api_key_encrypted)
+            self._endpoint(config.id, EndpointIn.model_construct(base_url=e.base_url), keep_key=e.api_key_encrypted)
             for e in current[1:]
         ]
         return [self._endpoint(config.id, first, keep_key=keys.get(first.base_url)), *rest]
