@@ -421,7 +421,10 @@ async def test_unsaved_checks_classify_each_failure(
     client: httpx.AsyncClient, owner: dict[str, str], llm: RunningModelServer, reply: ChatReply, code: str
 ) -> None:
     llm.server.enqueue(reply)
-    body = {"kind": "llm", "model": "gpt-test", "base_url": llm.base_url, "timeout_seconds": 1}
+    # Only the timeout case needs a short timeout; with 1 s for every case, a loaded machine turned a slow answer
+    # into `timeout` before it could be classified as what it was.
+    timeout = 1 if code == "timeout" else 30
+    body = {"kind": "llm", "model": "gpt-test", "base_url": llm.base_url, "timeout_seconds": timeout}
     result = (await client.post("/api/models/check", json=body, headers=owner)).json()
     assert result["ok"] is False and result["error"]["code"] == code, result
     assert result["error"]["message"]
