@@ -405,6 +405,10 @@ class ProviderService:
     async def usage(
         self, *, group_by: str, since: datetime | None, until: datetime | None, model_id: uuid.UUID | None
     ) -> list[UsageRow]:
+        try:  # stored times are UTC: a time whose UTC form is before the year 1 or after 9999 cannot be compared
+            since, until = (None if at is None else at.astimezone(UTC) for at in (since, until))
+        except OverflowError:
+            raise _window_error("`from` and `to` must be dates between the years 1 and 9999 (UTC).", "from") from None
         rows = await UsageRepository(self.session, self.caller.tenant_id).summary(
             group_by=group_by, since=since, until=until, model_id=model_id
         )
