@@ -21,7 +21,7 @@ from nexent.providers.openai_compat import Endpoint, ModelConnections, env_proxy
 from nexent.providers.pool import CallReport, RoutedModel
 from nexent.providers.service import probe
 from nexent.providers.types import ChatAccumulator, ErrorCode, ProviderError, complete
-from tests.conftest import make_settings, serve_in_process
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process
 from tests.support.identity import bearer, invite_and_register, register
 from tests.support.model_server import ChatReply, RunningModelServer, ServiceReply, ToolCall, run_model_server
 from tests.test_http import OPERATOR, assert_problem
@@ -50,8 +50,12 @@ def _fresh_servers(llm: RunningModelServer, backup_llm: RunningModelServer) -> N
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def client(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    overrides: dict[str, Any] = {"database_url": pg_url} if request.param == "postgres" else {}
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases
+) -> AsyncIterator[httpx.AsyncClient]:
+    overrides: dict[str, Any] = (
+        {"database_url": await pg_databases.create(migrated=True)} if request.param == "postgres" else {}
+    )
     async with serve_in_process(make_settings(tmp_path, builtin_models=False, **overrides)) as http:
         yield http
 

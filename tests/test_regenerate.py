@@ -20,7 +20,7 @@ from nexent.providers import pool
 from nexent.runtime.jobs import TITLE_CONVERSATION, title_conversation
 from nexent.runtime.models import Conversation
 from nexent.runtime.service import RuntimeService
-from tests.conftest import make_settings, serve_in_process, wait_until
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process, wait_until
 from tests.support.identity import bearer, invite_and_register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
 from tests.test_http import assert_problem
@@ -50,8 +50,12 @@ def _fresh(llm: RunningModelServer) -> Iterator[None]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def server(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[serve_in_process]:
-    overrides: dict[str, Any] = {"database_url": pg_url} if request.param == "postgres" else {}
+async def server(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases
+) -> AsyncIterator[serve_in_process]:
+    overrides: dict[str, Any] = (
+        {"database_url": await pg_databases.create(migrated=True)} if request.param == "postgres" else {}
+    )
     served = serve_in_process(make_settings(tmp_path, builtin_models=False, **overrides))
     async with served:
         yield served
