@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -73,6 +74,28 @@ def env(tmp_path: Path) -> dict[str, str]:
     return cli_env(tmp_path)
 
 
+@pytest.fixture(scope="module")
+def migrated_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite database that `nexent migrate` brought up to date once for the module; the tests that need one take a
+    copy (`copy_db`) instead of a migration each, which was a process start each."""
+    directory = tmp_path_factory.mktemp("migrated")
+    nexent(cli_env(directory), "migrate")
+    return directory / "data" / "nexent.db"
+
+
+def copy_db(migrated_db: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    for source in migrated_db.parent.glob(migrated_db.name + "*"):  # with its -wal and -shm files, if any
+        shutil.copy(source, target.parent / (target.name + source.name.removeprefix(migrated_db.name)))
+
+
+@pytest.fixture
+def migrated_env(env: dict[str, str], migrated_db: Path) -> dict[str, str]:
+    """`env` with a migrated database in its data directory."""
+    copy_db(migrated_db, Path(env["NEXENT_DATA_DIR"]) / "nexent.db")
+    return env
+
+
 @pytest.fixture
 def embedded(env: dict[str, str]) -> Iterator[Server]:
     server = Server(env)
@@ -114,9 +137,9 @@ def test_embedded_server_runs_queued_jobs(embedded: Server, env: dict[str, str])
 
 
 @pytest.mark.parametrize("service", list(Service))
-def test_each_service_starts_alone(tmp_path: Path, service: Service) -> None:
+def test_each_service_starts_alone(tmp_path: Path, service: Service, migrated_db: Path) -> None:
     env = cli_env(tmp_path, NEXENT_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}")
-    nexent(env, "migrate")
+    copy_db(migrated_db, tmp_path / "shared.db")  # a service alone does not migrate
     server = Server(env, "--service", service.value)
     try:
         health = httpx.get(f"{server.url}/healthz")
@@ -141,8 +164,8 @@ def test_service_default_ports() -> None:
     assert Settings(_env_file=None, port=6000).port_for(Service.MCP) == 6000
 
 
-def test_worker_executes_a_queued_job(env: dict[str, str]) -> None:
-    nexent(env, "migrate")
+def test_worker_executes_a_queued_job(migrated_env: dict[str, str]) -> None:
+    env = migrated_env
     job_id = nexent(env, "admin", "purge-jobs").stdout.strip()
     assert json.loads(nexent(env, "admin", "jobs").stdout)[0]["status"] == "queued"
     worker = subprocess.Popen(
@@ -165,8 +188,8 @@ def test_worker_executes_a_queued_job(env: dict[str, str]) -> None:
         assert worker.wait(timeout=30) == 0
 
 
-def test_admin_tenant_commands(env: dict[str, str]) -> None:
-    nexent(env, "migrate")
+def test_admin_tenant_commands(migrated_env: dict[str, str]) -> None:
+    env = migrated_env
     created = json.loads(nexent(env, "admin", "create-tenant", "Ops Team").stdout)
     assert created["slug"] == "ops-team"
     listed = json.loads(nexent(env, "admin", "list-tenants").stdout)
@@ -207,8 +230,8 @@ def test_admin_user_commands(env: dict[str, str]) -> None:
         server.stop()
 
 
-def test_admin_check_reports_engines(env: dict[str, str], tmp_path: Path) -> None:
-    nexent(env, "migrate")
+def test_admin_check_reports_engines(migrated_env: dict[str, str], tmp_path: Path) -> None:
+    env = migrated_env
     ok = nexent(env, "admin", "check")
     assert json.loads(ok.stdout) == {"database": "ok", "storage": "ok", "queue": "ok", "bus": "ok", "search": "ok"}
     broken = cli_env(tmp_path, NEXENT_BUS_BACKEND="redis", NEXENT_REDIS_URL="redis://127.0.0.1:1/0")

@@ -20,8 +20,8 @@ from nexent.models import Base
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> str:
-    return pg_url if request.param == "postgres" else f"sqlite+aiosqlite:///{tmp_path / 'db' / 'nexent.db'}"
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path, pg_empty_url: str) -> str:
+    return pg_empty_url if request.param == "postgres" else f"sqlite+aiosqlite:///{tmp_path / 'db' / 'nexent.db'}"
 
 
 def _diff(connection: Connection) -> list[Any]:

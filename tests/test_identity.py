@@ -14,14 +14,18 @@ import httpx
 import jwt
 import pytest
 
-from tests.conftest import make_settings, serve_in_process
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process
 from tests.support.identity import PASSWORD, bearer, invite_and_register, register
 from tests.test_http import assert_problem
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def client(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    overrides: dict[str, Any] = {"database_url": pg_url} if request.param == "postgres" else {}
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases
+) -> AsyncIterator[httpx.AsyncClient]:
+    overrides: dict[str, Any] = (
+        {"database_url": await pg_databases.create(migrated=True)} if request.param == "postgres" else {}
+    )
     async with serve_in_process(make_settings(tmp_path, **overrides)) as http:
         yield http
 
@@ -82,10 +86,12 @@ async def test_closed_signup_needs_an_invitation(tmp_path: Path) -> None:
 
 @pytest.fixture(params=["sqlite", "postgres"])
 async def no_grace_client(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases
 ) -> AsyncIterator[httpx.AsyncClient]:
     """As `client`, without the grace window of rotated refresh tokens: presenting one again is reuse at once."""
-    overrides: dict[str, Any] = {"database_url": pg_url} if request.param == "postgres" else {}
+    overrides: dict[str, Any] = (
+        {"database_url": await pg_databases.create(migrated=True)} if request.param == "postgres" else {}
+    )
     async with serve_in_process(make_settings(tmp_path, refresh_grace_seconds=0, **overrides)) as http:
         yield http
 
@@ -180,10 +186,12 @@ async def test_without_grace_a_race_for_one_token_has_one_winner_and_no_server_e
 
 
 async def test_after_the_grace_window_a_rotated_token_is_reuse_and_ends_the_session(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases
 ) -> None:
     for backend in ("sqlite", "postgres"):
-        overrides: dict[str, Any] = {"database_url": pg_url} if backend == "postgres" else {}
+        overrides: dict[str, Any] = (
+            {"database_url": await pg_databases.create(migrated=True)} if backend == "postgres" else {}
+        )
         settings = make_settings(tmp_path / backend, refresh_grace_seconds=1, **overrides)
         async with serve_in_process(settings) as client:
             login = await register(client, f"late-{backend}@example.com")

@@ -21,7 +21,7 @@ from nexent.providers.openai_compat import Endpoint, ModelConnections, env_proxy
 from nexent.providers.pool import CallReport, RoutedModel
 from nexent.providers.service import probe
 from nexent.providers.types import ChatAccumulator, ErrorCode, ProviderError, complete
-from tests.conftest import make_settings, serve_in_process
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process
 from tests.support.identity import bearer, invite_and_register, register
 from tests.support.model_server import ChatReply, RunningModelServer, ServiceReply, ToolCall, run_model_server
 from tests.test_http import OPERATOR, assert_problem
@@ -50,8 +50,12 @@ def _fresh_servers(llm: RunningModelServer, backup_llm: RunningModelServer) -> N
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def client(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    overrides: dict[str, Any] = {"database_url": pg_url} if request.param == "postgres" else {}
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases
+) -> AsyncIterator[httpx.AsyncClient]:
+    overrides: dict[str, Any] = (
+        {"database_url": await pg_databases.create(migrated=True)} if request.param == "postgres" else {}
+    )
     async with serve_in_process(make_settings(tmp_path, builtin_models=False, **overrides)) as http:
         yield http
 
@@ -327,6 +331,61 @@ async def test_credentials_in_the_base_url_are_refused(
         assert "credentials" in response.text
 
 
+# What no HTTP request can carry: a key with non-ASCII or control characters (the `Authorization` header), a base
+# URL with control characters or a lone surrogate (the request line), a model name with control characters. Written
+# as JSON text, because a lone surrogate (`\\ud941`) is valid JSON but no Python string json.dumps would write.
+UNSENDABLE = [
+    ("api_key", '"\\u00de\\ud941\\uddbf-\\u0013\\u0001"'),  # found by tests/test_fuzz.py: a 500
+    ("api_key", '"sk-caf\\u00e9"'),
+    ("api_key", '"sk-a\\nb"'),
+    ("api_key", '"sk a"'),
+    ("base_url", '"{base_url}/\\u00de\\u0013"'),
+    ("base_url", '"{base_url}?x=\\u0001"'),
+    ("base_url", '"{base_url}/a b"'),
+    ("base_url", '"{base_url}/\\ud941"'),
+    ("model", '"\\u00de\\ud941\\uddbf-\\u0013\\u0001"'),
+    ("model", '"gpt\\u007f"'),
+]
+
+
+async def test_what_no_request_can_carry_is_refused(
+    client: httpx.AsyncClient, owner: dict[str, str], llm: RunningModelServer
+) -> None:
+    json_headers = {**owner, "content-type": "application/json"}
+    model = await add_model(client, owner, kind="rerank", base_url=llm.base_url)
+    for field, value in UNSENDABLE:
+        settings = {"kind": "rerank", "model": "m", "base_url": llm.base_url, "api_key": "sk-test"}
+        encoded = {key: json.dumps(item) for key, item in settings.items()}
+        encoded[field] = value.replace("{base_url}", llm.base_url)
+        body = "{" + ", ".join(f'"{key}": {item}' for key, item in encoded.items()) + "}"
+        checked = await client.post("/api/models/check", content=body, headers=json_headers)
+        errors = assert_problem(checked, 422, "validation_error")["errors"]
+        assert isinstance(errors, list)
+        assert [error["loc"][-1] for error in errors] == [field], (body, errors)
+        created = await client.post("/api/models", content='{"name": "x", ' + body[1:], headers=json_headers)
+        assert_problem(created, 422, "validation_error")
+        update = body.replace('"kind": "rerank", ', "")
+        assert_problem(
+            await client.patch(f"/api/models/{model['id']}", content=update, headers=json_headers),
+            422,
+            "validation_error",
+        )
+    assert llm.server.requests == [], "nothing was sent"
+
+
+@pytest.mark.parametrize(("api_key", "base_url", "code"), [("sk-caf\u00e9", "", "auth"), (None, "/a b", "network")])
+async def test_an_endpoint_stored_before_the_rules_fails_classified(
+    llm: RunningModelServer, api_key: str | None, base_url: str, code: str
+) -> None:
+    async with httpx.AsyncClient() as http:
+        endpoint = Endpoint(http, llm.base_url + base_url, api_key, timeout=5.0)
+        model = RoutedModel(model_id=uuid.uuid4(), model="m", endpoints=[endpoint], max_retries=0)
+        for call in (probe(model, ModelKind.LLM), probe(model, ModelKind.EMBEDDING), probe(model, ModelKind.RERANK)):
+            result = await call
+            assert result.error is not None and result.error.code == code, result
+    assert llm.server.requests == []
+
+
 # --- Checks ----------------------------------------------------------------------------------------------------
 
 
@@ -366,7 +425,10 @@ async def test_unsaved_checks_classify_each_failure(
     client: httpx.AsyncClient, owner: dict[str, str], llm: RunningModelServer, reply: ChatReply, code: str
 ) -> None:
     llm.server.enqueue(reply)
-    body = {"kind": "llm", "model": "gpt-test", "base_url": llm.base_url, "timeout_seconds": 1}
+    # Only the timeout case needs a short timeout; with 1 s for every case, a loaded machine turned a slow answer
+    # into `timeout` before it could be classified as what it was.
+    timeout = 1 if code == "timeout" else 30
+    body = {"kind": "llm", "model": "gpt-test", "base_url": llm.base_url, "timeout_seconds": timeout}
     result = (await client.post("/api/models/check", json=body, headers=owner)).json()
     assert result["ok"] is False and result["error"]["code"] == code, result
     assert result["error"]["message"]

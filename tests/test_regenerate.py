@@ -15,9 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from nexent.jobs.registry import JobContext
 from nexent.providers import pool
+from nexent.runtime.jobs import TITLE_CONVERSATION, title_conversation
 from nexent.runtime.models import Conversation
-from tests.conftest import make_settings, serve_in_process, wait_until
+from nexent.runtime.service import RuntimeService
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process, wait_until
 from tests.support.identity import bearer, invite_and_register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
 from tests.test_http import assert_problem
@@ -47,8 +50,12 @@ def _fresh(llm: RunningModelServer) -> Iterator[None]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def server(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[serve_in_process]:
-    overrides: dict[str, Any] = {"database_url": pg_url} if request.param == "postgres" else {}
+async def server(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases
+) -> AsyncIterator[serve_in_process]:
+    overrides: dict[str, Any] = (
+        {"database_url": await pg_databases.create(migrated=True)} if request.param == "postgres" else {}
+    )
     served = serve_in_process(make_settings(tmp_path, builtin_models=False, **overrides))
     async with served:
         yield served
@@ -216,6 +223,62 @@ async def test_two_regenerations_at_once_start_one_run(
     assert runs["total"] == 2 and {r["status"] for r in runs["items"]} == {"completed"}
     detail = (await client.get(f"/api/conversations/{conversation_id}", headers=headers)).json()
     assert [m["content"] for m in detail["messages"]] == ["Hi", "Again."]
+
+
+async def test_a_title_written_meanwhile_does_not_make_the_conversation_busy(
+    server: serve_in_process,
+    client: httpx.AsyncClient,
+    owner: dict[str, Any],
+    llm: RunningModelServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The model's title lands between regenerating's read of the conversation and its claim: it is no new run, so
+    regenerating goes on (it answered 409 `conversation_busy` when the title write moved `updated_at`)."""
+    headers = bearer(owner["access_token"])
+    agent = await make_agent(client, owner)
+    first, _ = await run(client, owner, agent["id"], "Hi")
+    conversation_id = first.headers["x-conversation-id"]
+
+    async def conversation() -> dict[str, Any]:
+        detail: dict[str, Any] = (await client.get(f"/api/conversations/{conversation_id}", headers=headers)).json()
+        return detail
+
+    async def titled() -> bool:
+        return bool((await conversation())["title"] == "A title")
+
+    await wait_until(titled)
+    started = (await client.get(f"/api/runs/{first.headers['x-run-id']}", headers=headers)).json()["created_at"]
+    # The title is background work: the conversation was last updated when its run started.
+    assert (await conversation())["updated_at"] == started
+
+    def respond(request: Any) -> ChatReply:
+        if "Write a title" in json.dumps(request.messages):
+            return ChatReply.text("A better title")
+        return ChatReply.text("Answer again")
+
+    llm.server.responder = respond
+    prepare = RuntimeService.prepare
+
+    async def title_then_prepare(self: RuntimeService, *args: Any, **kwargs: Any) -> Any:
+        # The real title job, run to its end between the read and the claim.
+        context = JobContext(
+            job_id=uuid.uuid4(),
+            name=TITLE_CONVERSATION,
+            payload={"conversation_id": conversation_id, "model_id": None},
+            tenant_id=self.caller.tenant_id,
+            attempt=1,
+            engines=server.app.state.engines,
+        )
+        assert await title_conversation(context) == {"title": "A better title"}
+        return await prepare(self, *args, **kwargs)
+
+    monkeypatch.setattr(RuntimeService, "prepare", title_then_prepare)
+    answer = await regenerate(client, owner, conversation_id)
+    assert answer.status_code == 200, answer.text
+    assert parse_sse(answer.text)[-1]["data"]["answer"] == "Answer again"
+    detail = await conversation()
+    assert detail["title"] == "A better title"
+    assert [m["content"] for m in detail["messages"]] == ["Hi", "Answer again"]
 
 
 async def test_a_conversation_without_a_message_has_nothing_to_regenerate(

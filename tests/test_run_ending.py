@@ -18,18 +18,18 @@ from nexent.runtime.ending import end_elsewhere, end_run
 from nexent.runtime.event_types import MessageDelta, RunCompleted, RunFailed, RunStopped
 from nexent.runtime.events import RunLog, follow
 from nexent.runtime.models import Run, RunEvent, RunStatus
-from tests.conftest import make_settings, started_engines
+from tests.conftest import PostgresDatabases, make_settings, started_engines
 from tests.test_run_owners import distributed
 
 
 @pytest.fixture(params=["embedded", "distributed"])
 async def engines(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str, redis_prefix: str
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases, redis_prefix: str
 ) -> AsyncIterator[Engines]:
     if request.param == "embedded":
         settings = make_settings(tmp_path, builtin_models=False)
     else:
-        settings = distributed(tmp_path, pg_url, redis_prefix)
+        settings = distributed(tmp_path, await pg_databases.create(migrated=True), redis_prefix)
     started = await started_engines(settings, consume_jobs=False)
     yield started
     await writer_for(started).close()

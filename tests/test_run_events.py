@@ -22,7 +22,7 @@ from nexent.identity.models import Tenant
 from nexent.runtime.events import Event, RunLog, channel, follow, stored_events
 from nexent.runtime.models import Run, RunEvent
 from nexent.server import create_app
-from tests.conftest import REDIS_URL, make_settings, started_engines
+from tests.conftest import REDIS_URL, PostgresDatabases, make_settings, started_engines
 from tests.support.identity import PASSWORD
 
 
@@ -33,13 +33,16 @@ class Pair:
 
 
 @pytest.fixture(params=["embedded", "distributed"])
-async def pair(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str, redis_prefix: str) -> AsyncIterator[Pair]:
+async def pair(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases, redis_prefix: str
+) -> AsyncIterator[Pair]:
     if request.param == "embedded":
         engines = await started_engines(make_settings(tmp_path, builtin_models=False), consume_jobs=False)
         yield Pair(engines, engines)
         await writer_for(engines).close()
         await engines.close()
         return
+    pg_url = await pg_databases.create(migrated=True)
     settings = make_settings(
         tmp_path, database_url=pg_url, bus_backend="redis", redis_url=REDIS_URL, redis_prefix=redis_prefix
     )
@@ -189,13 +192,18 @@ async def test_readers_in_the_process_take_a_live_runs_events_from_memory(pair: 
 
 @pytest.fixture(params=["embedded", "distributed"])
 async def served(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str, redis_prefix: str
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases, redis_prefix: str
 ) -> AsyncIterator[tuple[str, Engines]]:
     """The app over real HTTP (uvicorn in this event loop, so the test reaches its engines), and its engines."""
     overrides = (
         {}
         if request.param == "embedded"
-        else {"database_url": pg_url, "bus_backend": "redis", "redis_url": REDIS_URL, "redis_prefix": redis_prefix}
+        else {
+            "database_url": await pg_databases.create(migrated=True),
+            "bus_backend": "redis",
+            "redis_url": REDIS_URL,
+            "redis_prefix": redis_prefix,
+        }
     )
     app = create_app(make_settings(tmp_path, builtin_models=False, **overrides))
     sock = socket.socket()

@@ -27,7 +27,15 @@ from nexent.runtime.events import RunLog, follow
 from nexent.runtime.models import Run, RunEvent, RunOwner, RunStatus
 from nexent.runtime.owners import LOST_CODE, RunOwnership
 from nexent.settings import Service, Settings
-from tests.conftest import REDIS_URL, free_port, make_settings, serve_in_process, started_engines, wait_for_port
+from tests.conftest import (
+    REDIS_URL,
+    PostgresDatabases,
+    free_port,
+    make_settings,
+    serve_in_process,
+    started_engines,
+    wait_for_port,
+)
 from tests.support.identity import bearer, register
 from tests.support.model_server import ChatReply, run_model_server
 from tests.test_runs import parse_sse
@@ -132,12 +140,12 @@ async def _start_and_read_until_a_delta(port: int, agent_id: str, headers: dict[
 
 @pytest.fixture(params=["embedded", "distributed"])
 async def engines(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str, redis_prefix: str
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases, redis_prefix: str
 ) -> AsyncIterator[Engines]:
     if request.param == "embedded":
         settings = make_settings(tmp_path, builtin_models=False, run_owner_lost_seconds=1.5)
     else:
-        settings = distributed(tmp_path, pg_url, redis_prefix)
+        settings = distributed(tmp_path, await pg_databases.create(migrated=True), redis_prefix)
     started = await started_engines(settings, consume_jobs=False)
     yield started
     await writer_for(started).close()

@@ -10,15 +10,17 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import make_settings, serve_in_process
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process
 from tests.test_http import assert_problem
 
 OPERATOR = {"Authorization": "Bearer operator-secret"}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def client(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    overrides = {"database_url": pg_url} if request.param == "postgres" else {}
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases
+) -> AsyncIterator[httpx.AsyncClient]:
+    overrides = {"database_url": await pg_databases.create(migrated=True)} if request.param == "postgres" else {}
     async with serve_in_process(make_settings(tmp_path, **overrides)) as http:
         yield http
 

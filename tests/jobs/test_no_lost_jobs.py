@@ -20,7 +20,7 @@ from nexent.jobs.queue.base import EXIT_BEFORE_DISPATCH_ENV
 from nexent.jobs.sweeps import sweep_once
 from nexent.knowledge.models import KnowledgeDocument
 from nexent.knowledge.service import INDEX_DOCUMENT
-from tests.conftest import make_settings, serve_in_process, started_engines, wait_until
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process, started_engines, wait_until
 from tests.support.identity import bearer, register
 from tests.support.model_server import run_model_server
 from tests.test_cli import Server, cli_env
@@ -113,13 +113,15 @@ async def test_a_server_killed_between_commit_and_dispatch_loses_no_document(tmp
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgres"])
-async def test_the_sweep_resumes_documents_whose_job_is_gone(tmp_path: Path, database: str, pg_url: str) -> None:
+async def test_the_sweep_resumes_documents_whose_job_is_gone(
+    tmp_path: Path, database: str, pg_databases: PostgresDatabases
+) -> None:
     """Documents left `queued` with no job at all (as an upload before jobs were written with their documents
     could leave them) are queued again once nothing changed them for `knowledge_stuck_seconds`, and indexed; one
     left mid-processing after its last allowed attempt fails with `processing_failed`."""
     overrides: dict[str, Any] = {"builtin_models": False, "queue_workers": 0, "knowledge_stuck_seconds": 1.0}
     if database == "postgres":
-        overrides["database_url"] = pg_url
+        overrides["database_url"] = await pg_databases.create(migrated=True)
     settings = make_settings(tmp_path, **overrides)
     with run_model_server(embedding_dim=16) as embedder:
         async with serve_in_process(settings) as client:  # no workers: the upload's job stays queued

@@ -21,7 +21,7 @@ from nexent.jobs.queue.base import UnknownJob
 from nexent.jobs.schemas import JobInfo
 from nexent.jobs.service import get_job
 from nexent.settings import Settings
-from tests.conftest import REDIS_URL, REPO_ROOT, make_settings, started_engines, wait_until
+from tests.conftest import REDIS_URL, REPO_ROOT, PostgresDatabases, make_settings, started_engines, wait_until
 
 
 @dataclass
@@ -115,7 +115,7 @@ QUEUE_SHAPES = [
 
 @pytest.fixture(params=QUEUE_SHAPES)
 async def harness(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str, redis_prefix: str
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases, redis_prefix: str
 ) -> AsyncIterator[QueueHarness]:
     shape: str = request.param
     overrides: dict[str, Any] = {
@@ -124,7 +124,7 @@ async def harness(
         "redis_prefix": redis_prefix,
     }
     if shape.endswith("postgres"):
-        overrides["database_url"] = pg_url
+        overrides["database_url"] = await pg_databases.create(migrated=True)
     if shape.startswith("celery"):
         overrides["queue_backend"] = "celery"
         overrides["celery_queue"] = f"nexent-test-{uuid.uuid4().hex[:8]}"

@@ -50,6 +50,8 @@ from nexent.providers.types import (
     ToolCallDelta,
     ToolSpec,
     Usage,
+    api_key_problem,
+    base_url_problem,
 )
 
 _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens", "prompt is too long")
@@ -240,7 +242,17 @@ class Endpoint:
     def __repr__(self) -> str:
         return f"Endpoint({self.base_url!r})"  # never the key
 
+    def _sendable(self) -> None:
+        """Refuse, classified, an endpoint that no request can carry: one stored before its schema refused it."""
+        if base_url_problem(self.base_url):
+            raise ProviderError(ErrorCode.NETWORK, "The base URL holds spaces or control characters; correct it.")
+        if self.api_key and api_key_problem(self.api_key):
+            raise ProviderError(
+                ErrorCode.AUTH, "The API key holds characters an HTTP header cannot carry; enter it again."
+            )
+
     def _headers(self) -> dict[str, str]:
+        self._sendable()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"

@@ -7,13 +7,26 @@ from datetime import datetime
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from nexent.core.schemas import Patch
 from nexent.providers.models import CheckStatus, ModelKind, ProviderType
+from nexent.providers.types import api_key_problem, base_url_problem
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-ModelName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# The model's id at its server, sent in every request: printable text, no control characters.
+ModelName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 Language = Annotated[str, StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[A-Za-z]{2}$")]
 Languages = Annotated[list[Language], Field(min_length=1, max_length=50)]
 LANGUAGES_DESCRIPTION = (
@@ -26,6 +39,9 @@ BaseUrl = Annotated[str, StringConstraints(strip_whitespace=True, min_length=8, 
 def _check_url(value: str) -> str:
     if not value.startswith(("http://", "https://")):
         raise ValueError("base_url must start with http:// or https://")
+    problem = base_url_problem(value)
+    if problem:
+        raise ValueError(problem)
     parts = urlsplit(value)
     if "@" in parts.netloc:
         raise ValueError("base_url must not carry credentials (user:password@); give the key as api_key")
@@ -38,11 +54,22 @@ def _check_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _check_key(value: SecretStr) -> SecretStr:
+    problem = api_key_problem(value.get_secret_value())
+    if problem:
+        raise ValueError(problem)  # the message never quotes the key, and validation errors never echo the input
+    return value
+
+
+# Sent as `Authorization: Bearer <key>`: only what an HTTP header carries (printable ASCII, no spaces).
+ApiKey = Annotated[SecretStr, AfterValidator(_check_key)]
+
+
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_url: BaseUrl
-    api_key: SecretStr | None = Field(default=None, description="Stored encrypted; never returned.")
+    api_key: ApiKey | None = Field(default=None, description="Stored encrypted; never returned.")
 
     _url = field_validator("base_url")(_check_url)
 
@@ -63,7 +90,7 @@ class ModelSettings(Limits):
     provider: ProviderType = ProviderType.OPENAI_COMPATIBLE
     model: ModelName
     base_url: BaseUrl | None = Field(default=None, description="Shorthand for one endpoint.")
-    api_key: SecretStr | None = Field(default=None, description="Key of the `base_url` endpoint.")
+    api_key: ApiKey | None = Field(default=None, description="Key of the `base_url` endpoint.")
     endpoints: list[EndpointIn] | None = Field(default=None, max_length=20, description="Several servers of one model.")
     languages: list[Language] | None = Field(
         default=None, min_length=1, max_length=50, description=LANGUAGES_DESCRIPTION
@@ -98,7 +125,7 @@ class ModelUpdate(Patch):
     name: Name | None = None
     model: ModelName | None = None
     base_url: BaseUrl | None = None
-    api_key: SecretStr | None = Field(default=None, description="New key for the first endpoint.")
+    api_key: ApiKey | None = Field(default=None, description="New key for the first endpoint.")
     endpoints: list[EndpointIn] | None = Field(default=None, max_length=20)
     context_window: int | None = Field(default=None, ge=256, le=10_000_000)
     max_concurrency: int | None = Field(default=None, ge=1, le=10_000)

@@ -273,9 +273,10 @@ class ProviderService:
             return None
         if not current and data.base_url is None:
             raise BadRequest("This model has no endpoint to set a key on; give base_url.", code="invalid_endpoints")
-        first = EndpointIn(base_url=data.base_url or current[0].base_url, api_key=data.api_key)
+        # Stored URLs are not validated again: one stored before a rule of `EndpointIn` would fail the update.
+        first = EndpointIn.model_construct(base_url=data.base_url or current[0].base_url, api_key=data.api_key)
         rest = [
-            self._endpoint(config.id, EndpointIn(base_url=e.base_url), keep_key=e.api_key_encrypted)
+            self._endpoint(config.id, EndpointIn.model_construct(base_url=e.base_url), keep_key=e.api_key_encrypted)
             for e in current[1:]
         ]
         return [self._endpoint(config.id, first, keep_key=keys.get(first.base_url)), *rest]
@@ -422,6 +423,10 @@ class ProviderService:
     async def usage(
         self, *, group_by: str, since: datetime | None, until: datetime | None, model_id: uuid.UUID | None
     ) -> list[UsageRow]:
+        try:  # stored times are UTC: a time whose UTC form is before the year 1 or after 9999 cannot be compared
+            since, until = (None if at is None else at.astimezone(UTC) for at in (since, until))
+        except OverflowError:
+            raise _window_error("`from` and `to` must be dates between the years 1 and 9999 (UTC).", "from") from None
         rows = await UsageRepository(self.session, self.caller.tenant_id).summary(
             group_by=group_by, since=since, until=until, model_id=model_id
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -40,6 +41,31 @@ class ProviderError(Exception):
 
     def __repr__(self) -> str:
         return f"ProviderError({self.code.value}, {self.message!r})"
+
+
+# What a request line and an `Authorization: Bearer` header can carry. HTTP clients refuse anything else when they
+# build the request (httpx: UnicodeEncodeError, InvalidURL; aiohttp: ValueError), so such a value is refused where it
+# is entered, and an endpoint stored before that rule fails its calls with a classified error.
+_UNSENDABLE_IN_URL = re.compile(r"[\x00-\x20\x7f]")
+_SENDABLE_KEY = re.compile(r"[\x21-\x7e]*")
+
+
+def base_url_problem(url: str) -> str | None:
+    """Why a model server's base URL cannot be sent, or None."""
+    if _UNSENDABLE_IN_URL.search(url):
+        return "base_url must not contain spaces or control characters"
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:
+        return "base_url is not valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
+def api_key_problem(key: str) -> str | None:
+    """Why an API key cannot be sent as a bearer token, or None."""
+    if not _SENDABLE_KEY.fullmatch(key):
+        return "api_key must be printable ASCII without spaces or control characters"
+    return None
 
 
 @dataclass

@@ -169,9 +169,9 @@ async def summary_of(
         logger.warning("could not summarise earlier turns", extra={"conversation_id": str(conversation_id)})
         return None
     async with engines.sessions() as session, session.begin():
-        conversation = await ConversationRepository(session, tenant_id).get(conversation_id)
-        if conversation is not None:
-            conversation.summary, conversation.summarized_messages = summary, len(omitted)
+        await ConversationRepository(session, tenant_id).annotate(
+            conversation_id, summary=summary, summarized_messages=len(omitted)
+        )
     return summary
 
 

@@ -23,6 +23,7 @@ from nexent.providers.models import ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import ProviderError, complete
 from nexent.runtime.activity import quiet
+from nexent.runtime.models import Conversation
 from nexent.runtime.repository import ConversationRepository, MessageRepository
 
 logger = logging.getLogger("nexent.runtime")
@@ -106,9 +107,8 @@ async def title_conversation(ctx: JobContext) -> JobResult:
     if not title:
         return {"skipped": "empty title"}
     async with engines.sessions() as session, session.begin():
-        conversation = await ConversationRepository(session, tenant_id).get(conversation_id)
         # A title the user chose in the meantime wins.
-        if conversation is None or conversation.title != provisional:
-            return {"skipped": "renamed meanwhile"}
-        conversation.title = title
-    return {"title": title}
+        written = await ConversationRepository(session, tenant_id).annotate(
+            conversation_id, Conversation.title == provisional, title=title
+        )
+    return {"title": title} if written else {"skipped": "renamed meanwhile"}

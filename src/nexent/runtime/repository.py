@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, select
+from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.repository import TenantScopedRepository
@@ -111,6 +112,18 @@ class ConversationRepository(TenantScopedRepository[Conversation]):
             .offset(offset)
         )
         return list(rows), await self.count(*conditions)
+
+    async def annotate(self, conversation_id: uuid.UUID, *where: ColumnElement[bool], **values: Any) -> bool:
+        """Store what background work found (a title, a summary) and keep `updated_at`: it moves only when a run
+        starts or the user renames, and regenerating claims the conversation by it (a title written meanwhile made
+        regenerating answer 409 `conversation_busy`). False when the conversation is gone or `where` fails."""
+        result = await self.session.execute(
+            update(Conversation)
+            .where(Conversation.tenant_id == self.tenant_id, Conversation.id == conversation_id, *where)
+            .values(**values, updated_at=Conversation.updated_at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(result, "rowcount", 0))
 
 
 class MessageRepository(TenantScopedRepository[Message]):
