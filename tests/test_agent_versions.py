@@ -17,7 +17,7 @@ import pytest
 
 from nexent.agents import versions
 from nexent.providers import pool
-from tests.conftest import make_settings, serve_in_process
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process
 from tests.support.identity import bearer, invite_and_register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
 from tests.test_http import assert_problem
@@ -40,8 +40,12 @@ def _fresh(llm: RunningModelServer) -> Iterator[None]:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def client(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    overrides: dict[str, Any] = {"database_url": pg_url} if request.param == "postgres" else {}
+async def client(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases
+) -> AsyncIterator[httpx.AsyncClient]:
+    overrides: dict[str, Any] = (
+        {"database_url": await pg_databases.create(migrated=True)} if request.param == "postgres" else {}
+    )
     async with serve_in_process(make_settings(tmp_path, builtin_models=False, **overrides)) as http:
         yield http
 
