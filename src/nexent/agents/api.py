@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import uuid
 from typing import Annotated, Any
 
@@ -33,7 +32,7 @@ from nexent.agents.schemas import (
 from nexent.agents.service import AgentService, tool_catalog
 from nexent.agents.transfer import TransferService, attachment_name
 from nexent.agents.versions import VersionService
-from nexent.core.openapi import openapi_schemas, problems
+from nexent.core.openapi import event_stream_schemas, openapi_schemas, problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import UserCaller
@@ -43,41 +42,14 @@ router = APIRouter(prefix="/api/agents", tags=["agents"])
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
-def _stream_schemas() -> dict[str, dict[str, Any]]:
-    """The components of a generation's stream (`GenerationStreamFrame`): each frame's `data` is its event's JSON
-    without the type (`<Event>Data`)."""
-    components = openapi_schemas(*GENERATION_EVENTS.values())
-    frames: list[dict[str, Any]] = []
-    for event_type, model in GENERATION_EVENTS.items():
-        data = copy.deepcopy(components[model.__name__])
-        data["properties"].pop("type")
-        data["required"] = [name for name in data.get("required", []) if name != "type"]
-        data["title"] = f"{model.__name__}Data"
-        components[f"{model.__name__}Data"] = data
-        frames.append(
-            {
-                "type": "object",
-                "required": ["id", "event", "data"],
-                "properties": {
-                    "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The frame's number, from 1."},
-                    "event": {"const": event_type},
-                    "data": {
-                        "type": "string",
-                        "contentMediaType": "application/json",
-                        "contentSchema": {"$ref": f"#/components/schemas/{model.__name__}Data"},
-                    },
-                },
-            }
-        )
-    components["GenerationStreamFrame"] = {
-        "title": "GenerationStreamFrame",
-        "description": "One frame of a generation's stream.",
-        "oneOf": frames,
-    }
-    return components
-
-
-schemas = _stream_schemas()
+# The OpenAPI document describes the stream frame by frame (component `GenerationStreamFrame`); the app adds these.
+schemas = event_stream_schemas(
+    "GenerationStreamFrame",
+    GENERATION_EVENTS,
+    openapi_schemas(*GENERATION_EVENTS.values()),
+    description="One frame of a generation's stream.",
+    id_description="The frame's number, from 1.",
+)
 GENERATION_STREAM: dict[int | str, dict[str, Any]] = {
     200: {
         "description": "The draft as Server-Sent Events: `id: <n>`, `event: <type>`, `data: <JSON>`: `field.delta`s "

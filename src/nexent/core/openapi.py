@@ -12,7 +12,8 @@ Which errors an operation answers comes from three places, so that no route has 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import copy
+from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
 from typing import Any, TypeVar
 
@@ -60,6 +61,42 @@ def openapi_schemas(*models: type[BaseModel]) -> dict[str, dict[str, Any]]:
         schema = model.model_json_schema(ref_template=REF_TEMPLATE, mode="serialization")
         components.update(schema.pop("$defs", {}))
         components[model.__name__] = schema
+    return components
+
+
+def event_stream_schemas(
+    frame: str,
+    events: Mapping[str, type[BaseModel]],
+    components: dict[str, dict[str, Any]],
+    *,
+    description: str,
+    id_description: str,
+) -> dict[str, dict[str, Any]]:
+    """`components` (the events' schemas) plus, for a Server-Sent Events stream, the component `frame`: one of a
+    frame per event type (`id`, `event: <type>`, `data`: the event's JSON without its `type`, as `<Event>Data`)."""
+    frames: list[dict[str, Any]] = []
+    for event_type, model in events.items():
+        data = copy.deepcopy(components[model.__name__])
+        data["properties"].pop("type")
+        data["required"] = [name for name in data.get("required", []) if name != "type"]
+        data["title"] = f"{model.__name__}Data"
+        components[f"{model.__name__}Data"] = data
+        frames.append(
+            {
+                "type": "object",
+                "required": ["id", "event", "data"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^[0-9]+$", "description": id_description},
+                    "event": {"const": event_type},
+                    "data": {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": {"$ref": f"#/components/schemas/{model.__name__}Data"},
+                    },
+                },
+            }
+        )
+    components[frame] = {"title": frame, "description": description, "oneOf": frames}
     return components
 
 

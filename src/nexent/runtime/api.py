@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import copy
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +16,7 @@ from nexent.agents.api import GENERATION_STREAM, generation_stream
 from nexent.agents.auth import EditableAgent
 from nexent.agents.generation import GenerationService, language_of, transcript_of
 from nexent.agents.schemas import ImproveIn
-from nexent.core.openapi import openapi_schemas, problems
+from nexent.core.openapi import event_stream_schemas, openapi_schemas, problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.container import Engines
 from nexent.engines.deps import EnginesDep, SessionDep
@@ -57,39 +56,13 @@ EVENT_STREAM: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _stream_schemas() -> dict[str, dict[str, Any]]:
-    components = openapi_schemas(RunStreamEvent)
-    frames: list[dict[str, Any]] = []
-    for event_type, model in EVENT_MODELS.items():
-        data = copy.deepcopy(components[model.__name__])
-        data["properties"].pop("type")
-        data["required"] = [name for name in data.get("required", []) if name != "type"]
-        data["title"] = f"{model.__name__}Data"
-        components[f"{model.__name__}Data"] = data
-        frames.append(
-            {
-                "type": "object",
-                "required": ["id", "event", "data"],
-                "properties": {
-                    "id": {"type": "string", "pattern": "^[0-9]+$", "description": "The event's sequence number."},
-                    "event": {"const": event_type},
-                    "data": {
-                        "type": "string",
-                        "contentMediaType": "application/json",
-                        "contentSchema": {"$ref": f"#/components/schemas/{model.__name__}Data"},
-                    },
-                },
-            }
-        )
-    components["RunStreamFrame"] = {
-        "title": "RunStreamFrame",
-        "description": "One frame of a run's stream.",
-        "oneOf": frames,
-    }
-    return components
-
-
-schemas = _stream_schemas()
+schemas = event_stream_schemas(
+    "RunStreamFrame",
+    EVENT_MODELS,
+    openapi_schemas(RunStreamEvent),
+    description="One frame of a run's stream.",
+    id_description="The event's sequence number.",
+)
 
 
 def run_manager(request: Request) -> RunManager:
