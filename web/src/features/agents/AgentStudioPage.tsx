@@ -37,6 +37,7 @@ import { TestsPanel } from "./TestsPanel";
 import { ToolPicker } from "./ToolPicker";
 import type { Names } from "./VersionDiff";
 import { VersionsPanel } from "./VersionsPanel";
+import { ExampleCard } from "./ExampleCard";
 import "./messages";
 import "./builderMessages";
 
@@ -366,27 +367,7 @@ function Editor({
             {(fields, { add, remove }) => (
               <>
                 {fields.map((field, index) => (
-                  <Card
-                    key={field.key}
-                    size="small"
-                    style={{ marginBottom: 12 }}
-                    title={t("agents.example", { n: index + 1 })}
-                    extra={
-                      <Button
-                        type="text"
-                        icon={<DeleteOutlined />}
-                        aria-label={t("agents.removeExample", { n: index + 1 })}
-                        onClick={() => remove(field.name)}
-                      />
-                    }
-                  >
-                    <Form.Item label={t("agents.example.question")} name={[field.name, "question"]}>
-                      <Input.TextArea autoSize={{ minRows: 1, maxRows: 6 }} />
-                    </Form.Item>
-                    <Form.Item label={t("agents.example.answer")} name={[field.name, "answer"]} style={{ marginBottom: 0 }}>
-                      <Input.TextArea autoSize={{ minRows: 2, maxRows: 10 }} />
-                    </Form.Item>
-                  </Card>
+                  <ExampleCard key={field.key} field={field} index={index} onRemove={() => remove(field.name)} style={{ marginBottom: 12 }} />
                 ))}
                 {fields.length < MAX_EXAMPLES ? (
                   <Button icon={<PlusOutlined />} onClick={() => add({ question: "", answer: "" })}>

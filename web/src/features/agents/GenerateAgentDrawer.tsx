@@ -1,6 +1,6 @@
 "use client";
 
-import { DeleteOutlined, PlusOutlined, ReloadOutlined, StopOutlined, ThunderboltOutlined } from "@ant-design/icons";
+import { PlusOutlined, ReloadOutlined, StopOutlined, ThunderboltOutlined } from "@ant-design/icons";
 import { App, Button, Card, Drawer, Flex, Form, Grid, Input, Select, Typography } from "antd";
 import { useRouter } from "next/navigation";
 import { useState } from "react";
@@ -18,6 +18,7 @@ import {
 } from "./api";
 import { FieldState, GenerationNotices, generatedFieldLabel } from "./GenerationNotices";
 import { useGeneration } from "./useGeneration";
+import { ExampleCard } from "./ExampleCard";
 import "./builderMessages";
 
 /** The preview form: the draft as the model wrote it, editable before the agent is created. */
@@ -264,26 +265,7 @@ export function GenerateAgentDrawer({ open, onClose }: { open: boolean; onClose:
                 {(fields, { add, remove }) => (
                   <Flex vertical gap={8} style={{ margin: "8px 0" }}>
                     {fields.map((field, index) => (
-                      <Card
-                        key={field.key}
-                        size="small"
-                        title={t("agents.example", { n: index + 1 })}
-                        extra={
-                          <Button
-                            type="text"
-                            icon={<DeleteOutlined />}
-                            aria-label={t("agents.removeExample", { n: index + 1 })}
-                            onClick={() => remove(field.name)}
-                          />
-                        }
-                      >
-                        <Form.Item label={t("agents.example.question")} name={[field.name, "question"]}>
-                          <Input.TextArea autoSize={{ minRows: 1, maxRows: 4 }} />
-                        </Form.Item>
-                        <Form.Item label={t("agents.example.answer")} name={[field.name, "answer"]} style={{ marginBottom: 0 }}>
-                          <Input.TextArea autoSize={{ minRows: 1, maxRows: 8 }} />
-                        </Form.Item>
-                      </Card>
+                      <ExampleCard key={field.key} field={field} index={index} onRemove={() => remove(field.name)} />
                     ))}
                     <Flex justify="space-between" gap={8} wrap>
                       <Button icon={<PlusOutlined />} onClick={() => add({ question: "", answer: "" })}>
