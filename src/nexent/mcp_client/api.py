@@ -13,8 +13,8 @@ from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, RequirePermission
 from nexent.identity.permissions import Permission
 from nexent.mcp_client.schemas import (
-    McpCheckResult,
     LogLine,
+    McpCheckResult,
     McpServerCreate,
     McpServerRead,
     McpServerUpdate,

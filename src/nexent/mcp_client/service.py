@@ -28,8 +28,8 @@ from nexent.mcp_client.connection import McpFailure, ServerConfig
 from nexent.mcp_client.models import McpServer, ServerStatus, Transport
 from nexent.mcp_client.repository import McpLogRepository, McpServerRepository
 from nexent.mcp_client.schemas import (
-    McpCheckResult,
     LogLine,
+    McpCheckResult,
     McpServerCreate,
     McpServerRead,
     McpServerUpdate,
