@@ -346,6 +346,11 @@ async def test_published_versions_keep_their_tools_schemas(
     assert snapshot["name"] == "web__add" and snapshot["remote_name"] == "add"
     assert snapshot["source"] == {"kind": "mcp", "id": web, "name": "web"}
     assert snapshot["parameters"]["required"] == ["a", "b"]
+    # An exported agent naming the tenant's MCP tool imports with it.
+    document = await client.get(f"/api/agents/{agent.json()['id']}/export", headers=owner["headers"])
+    assert document.status_code == 200, document.text
+    preview = await client.post("/api/agents/import/preview", json=document.json(), headers=owner["headers"])
+    assert preview.json()["agents"][0]["tools"] == [{"name": "web__add", "status": "ok", "message": None}]
     # Its server cannot go while the version uses it.
     refused = await client.delete(f"/api/mcp-servers/{web}", headers=owner["headers"])
     assert_problem(refused, 409, "tool_source_in_use")
