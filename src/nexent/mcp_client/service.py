@@ -371,6 +371,7 @@ class McpToolSource:
         async with engines.sessions() as session:
             server = await McpServerRepository(session, context.tenant_id).get(tool.source.id)
             if server is None or not server.enabled:
+                connections(engines).drop(tool.source.id)  # its process (if local) stops here too
                 raise ToolError(f"The MCP server of {tool.name} was removed or disabled.", "mcp_server_gone")
             config = config_of(engines, server)
         connection = connections(engines).get(config)
