@@ -30,6 +30,8 @@ from nexent.identity.auth import RequireMetricsReader
 from nexent.jobs.queue import build_queue
 from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
+from nexent.mcp_client import api as mcp_client_api
+from nexent.mcp_client.supervisor import configure as configure_mcp
 from nexent.providers import api as providers_api
 from nexent.runtime import api as runtime_api
 from nexent.runtime.execution import RunManager
@@ -40,7 +42,13 @@ logger = logging.getLogger("nexent.server")
 
 # Which domain routers each service serves. Later domains add their routers here.
 SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
-    Service.CONFIG: [*identity_api.routers, *providers_api.routers, *agents_api.routers, *knowledge_api.routers],
+    Service.CONFIG: [
+        *identity_api.routers,
+        *providers_api.routers,
+        *agents_api.routers,
+        *knowledge_api.routers,
+        *mcp_client_api.routers,
+    ],
     # Evaluations start runs: they live where runs execute.
     Service.RUNTIME: [*runtime_api.routers, *evaluation_api.routers],
     Service.MCP: [],
@@ -93,6 +101,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         engines = build_engines(settings, queue=build_queue, consume_jobs=embedded or service in _JOB_CONSUMERS)
         await engines.start()
         app.state.engines = engines
+        # Local MCP servers: allowed by default in the embedded app only (NEXENT_MCP_STDIO decides elsewhere).
+        configure_mcp(engines, embedded=embedded)
         app.state.runs = RunManager(engines)
         if embedded or service is Service.RUNTIME:  # the services that execute runs register as their owner
             await app.state.runs.start()
