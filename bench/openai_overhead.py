@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,8 @@ import uvloop
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from tests.conftest import free_port, wait_for_port  # noqa: E402
 
 from bench.run_latency import (  # noqa: E402 - the repository root is on the path only now
     CLIENT_LIMITS,
@@ -42,7 +45,6 @@ from bench.run_latency import (  # noqa: E402 - the repository root is on the pa
     through_floor,
     through_platform,
 )
-from tests.conftest import free_port, wait_for_port  # noqa: E402
 
 
 async def through_v1(http: httpx.AsyncClient, url: str, key: str, message: str) -> tuple[float, float, bool]:
@@ -151,6 +153,7 @@ async def main() -> None:
                     for path in order:
                         await settle(server.pid)
                         before = cpu_seconds(server.pid)
+                        calls: list[Coroutine[Any, Any, tuple[Any, ...]]]
                         if path == "direct":
                             calls = [direct(http, base, message) for _ in range(level)]
                         elif path == "floor":
