@@ -9,6 +9,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -16,7 +17,10 @@ import httpx2
 import openai
 import pytest
 from openai import AsyncOpenAI
+from sqlalchemy import update
 
+from nexent.core.db import utcnow
+from nexent.northbound.models import IdempotencyKey
 from tests.conftest import make_settings, serve_in_process, wait_until
 from tests.support.identity import bearer, register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
@@ -73,7 +77,7 @@ async def served(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[serv
 async def new_tenant(served: serve_in_process, llm: RunningModelServer, agents: dict[str, bool]) -> Tenant:
     """A tenant with an LLM on the scripted server, the agents named (published or not), and API keys."""
     http = served._client
-    assert http is not None
+    assert http is not None, "the app is not started"
     pair = await register(http, f"openai-{uuid.uuid4().hex[:8]}@example.com")
     headers = bearer(pair["access_token"])
     body = {"name": "Scripted", "kind": "llm", "model": "scripted", "base_url": llm.base_url, "timeout_seconds": 10}
@@ -125,6 +129,7 @@ async def test_models_are_the_published_agents_the_key_may_use(tenant: Tenant) -
 
 async def test_a_completion_answers_in_openais_shape(tenant: Tenant, llm: RunningModelServer) -> None:
     llm.server.enqueue(ChatReply.text("Hello from the helpdesk."))
+    conversations_before = (await tenant.http.get("/api/conversations", headers=tenant.headers)).json()["total"]
     answer = await tenant.openai().chat.completions.create(
         model="helpdesk", messages=[{"role": "user", "content": "Hello?"}], temperature=0.2, max_tokens=50
     )
@@ -140,7 +145,7 @@ async def test_a_completion_answers_in_openais_shape(tenant: Tenant, llm: Runnin
     run = next(r for r in await tenant.runs() if r["id"] == run_id)
     assert run["conversation_id"] is None and run["final_answer"] == "Hello from the helpdesk."
     conversations = await tenant.http.get("/api/conversations", headers=tenant.headers)
-    assert conversations.json()["items"] == []
+    assert conversations.json()["total"] == conversations_before
 
 
 async def test_a_streamed_completion_with_usage(tenant: Tenant, llm: RunningModelServer) -> None:
@@ -241,7 +246,7 @@ async def test_a_failing_run_is_a_server_error(tenant: Tenant, llm: RunningModel
     with pytest.raises(openai.InternalServerError) as failed:
         await tenant.openai().chat.completions.create(model="helpdesk", messages=[{"role": "user", "content": "Hi"}])
     assert failed.value.status_code == 500 and failed.value.type == "server_error"
-    assert failed.value.code == "agent_failed"
+    assert failed.value.code == "agent_failed" and "rejected the request" in failed.value.message
     llm.server.enqueue(ChatReply.error(400, "The model refuses."))
     stream = await tenant.openai().chat.completions.create(
         model="helpdesk", messages=[{"role": "user", "content": "Hi"}], stream=True
@@ -249,7 +254,7 @@ async def test_a_failing_run_is_a_server_error(tenant: Tenant, llm: RunningModel
     with pytest.raises(openai.APIError) as broken:
         async for _ in stream:
             pass
-    assert "refuses" in broken.value.message or broken.value.code == "agent_failed"
+    assert broken.value.code == "agent_failed" and "rejected the request" in broken.value.message
 
 
 async def test_rate_limits_and_quotas_answer_429_with_retry_after(tenant: Tenant) -> None:
@@ -303,12 +308,48 @@ async def test_an_idempotent_retry_runs_once(tenant: Tenant, llm: RunningModelSe
             model="helpdesk", messages=[{"role": "user", "content": "Cancel it."}], extra_headers=key
         )
     assert reused.value.code == "idempotency_key_reused"
+    # After 24 h the key is forgotten: the same key starts a new run, whatever the body.
+    async with tenant.app.state.engines.sessions() as session, session.begin():
+        await session.execute(
+            update(IdempotencyKey)
+            .where(IdempotencyKey.key == key["Idempotency-Key"])
+            .values(created_at=utcnow() - timedelta(hours=24, seconds=1))
+        )
+    llm.server.enqueue(ChatReply.text("Cancelled."))
+    later = await client.chat.completions.create(
+        model="helpdesk", messages=[{"role": "user", "content": "Cancel it."}], extra_headers=key
+    )
+    assert later.id != one.id and later.choices[0].message.content == "Cancelled."
     # Another key owner with the same key: a request of its own.
     llm.server.enqueue(ChatReply.text("Booked again."))
     other = await tenant.openai("limited").chat.completions.with_raw_response.create(
         model="other", messages=messages, extra_headers=key
     )
     assert other.parse().id != one.id and other.headers.get("idempotent-replayed") is None
+
+
+async def test_concurrent_retries_run_once_on_postgresql(
+    pg_url: str, tmp_path_factory: pytest.TempPathFactory, llm: RunningModelServer
+) -> None:
+    """The claim of a key is a unique row: of retries at once, one starts the run (PostgreSQL's locking)."""
+    settings = make_settings(tmp_path_factory.mktemp("openai-pg"), builtin_models=False, database_url=pg_url)
+    served = serve_in_process(settings)
+    async with served:
+        tenant = await new_tenant(served, llm, {"helpdesk": True})
+        llm.server.enqueue(ChatReply.text("Once.").paced(delay=0.3))
+        key = {"Idempotency-Key": "the-one"}
+        answers = await asyncio.gather(
+            *(
+                tenant.openai().chat.completions.create(
+                    model="helpdesk", messages=[{"role": "user", "content": "Once?"}], extra_headers=key
+                )
+                for _ in range(4)
+            )
+        )
+        assert {a.id for a in answers} == {answers[0].id} and {a.choices[0].message.content for a in answers} == {
+            "Once."
+        }
+        assert len(agent_requests(llm)) == 1 and len(await tenant.runs()) == 1
 
 
 async def test_a_conversation_is_stored_when_asked_for(tenant: Tenant, llm: RunningModelServer) -> None:

@@ -192,6 +192,21 @@ class NorthboundService:
         conversation: str | None,
     ) -> Completion:
         """Start the run that answers `body` (or, for a retried `idempotency_key`, find the first request's)."""
+        completion = await self._start(manager, body, idempotency_key=idempotency_key, conversation=conversation)
+        # The request's transaction ends here: answering may take as long as the run, and what signing in wrote
+        # (the key's last use) must not hold the database meanwhile (SQLite has one writer).
+        if self.session.in_transaction():  # starting a run commits it already
+            await self.session.commit()
+        return completion
+
+    async def _start(
+        self,
+        manager: RunManager,
+        body: ChatCompletionRequest,
+        *,
+        idempotency_key: str | None,
+        conversation: str | None,
+    ) -> Completion:
         check_supported(body)
         message, history = split_messages(body.messages)
         conversation_id = _conversation(conversation)
