@@ -21,6 +21,8 @@ from sqlalchemy import update
 
 from nexent.core.db import utcnow
 from nexent.northbound.models import IdempotencyKey
+from nexent.runtime.models import Run, RunOwner
+from nexent.settings import Service
 from tests.conftest import make_settings, serve_in_process, wait_until
 from tests.support.identity import bearer, register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
@@ -409,3 +411,29 @@ async def test_another_tenants_key_sees_none_of_its_agents(
     with pytest.raises(openai.NotFoundError):
         await other.openai().chat.completions.create(model="helpdesk", messages=[{"role": "user", "content": "Hi"}])
     assert "secret-agent" not in [m.id for m in (await tenant.openai().models.list()).data]
+
+
+async def test_the_northbound_service_alone_serves_v1_and_executes_its_runs(
+    tenant: Tenant, llm: RunningModelServer
+) -> None:
+    """The split shape: the northbound process (on the same database) answers `/v1` and runs the agents itself."""
+    settings = tenant.app.state.engines.settings
+    northbound = serve_in_process(settings, service=Service.NORTHBOUND)
+    async with northbound:
+        client = AsyncOpenAI(
+            api_key=tenant.keys["all"],
+            base_url="http://northbound/v1",
+            http_client=httpx2.AsyncClient(transport=httpx2.ASGITransport(app=northbound.app)),
+            max_retries=0,
+        )
+        llm.server.enqueue(ChatReply.text("From the northbound process."))
+        answer = await client.chat.completions.create(model="helpdesk", messages=[{"role": "user", "content": "Hi"}])
+        assert answer.choices[0].message.content == "From the northbound process."
+        # Its run is owned by the northbound process, registered as a run owner (its runs end if it dies).
+        owner_id = northbound.app.state.runs.owner_id
+        async with northbound.app.state.engines.sessions() as session:
+            run = await session.get(Run, uuid.UUID(answer.id.removeprefix("chatcmpl-")))
+            assert run is not None and run.owner_id == owner_id
+            assert await session.get(RunOwner, owner_id) is not None
+        assert northbound._client is not None
+        assert (await northbound._client.get("/api/agents", headers=tenant.headers)).status_code == 404
