@@ -33,6 +33,7 @@ class Tenant:
     app: Any
     http: httpx.AsyncClient
     token: str
+    model_id: str
     keys: dict[str, str]  # name -> secret
 
     @property
@@ -93,7 +94,7 @@ async def new_tenant(served: serve_in_process, llm: RunningModelServer, agents: 
         if published:
             done = await http.post(f"/api/agents/{ids[name]}/publish", json={"note": ""}, headers=headers)
             assert done.status_code in (200, 201), done.text
-    tenant = Tenant(served.app, http, pair["access_token"], {})
+    tenant = Tenant(served.app, http, pair["access_token"], model.json()["id"], {})
     key_specs: dict[str, dict[str, Any]] = {
         "all": {},
         "limited": {"agent_ids": [ids[name] for name in list(agents)[-1:]]},
@@ -176,6 +177,29 @@ async def test_a_streamed_completion_with_usage(tenant: Tenant, llm: RunningMode
     )
     chunks = [chunk async for chunk in plain]
     assert all(c.choices for c in chunks) and chunks[-1].choices[0].finish_reason == "stop"
+
+
+async def test_an_agent_that_calls_a_tool_streams_its_steps(tenant: Tenant, llm: RunningModelServer) -> None:
+    created = await tenant.http.post(
+        "/api/agents",
+        json={"name": "calc", "model_id": tenant.model_id, "tools": [{"name": "calculator"}]},
+        headers=tenant.headers,
+    )
+    assert created.status_code == 201, created.text
+    published = await tenant.http.post(f"/api/agents/{created.json()['id']}/publish", json={}, headers=tenant.headers)
+    assert published.status_code in (200, 201), published.text
+    replies = [
+        ChatReply.tool_call("calculator", {"expression": "6*7"}, content="Let me compute."),
+        ChatReply.text("The answer is 42."),
+    ]
+    messages: Any = [{"role": "user", "content": "What is six times seven?"}]
+    llm.server.enqueue(*replies)
+    whole = await tenant.openai().chat.completions.create(model="calc", messages=messages)
+    assert whole.choices[0].message.content == "The answer is 42."
+    llm.server.enqueue(*replies)
+    stream = await tenant.openai().chat.completions.create(model="calc", messages=messages, stream=True)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "Let me compute.\n\nThe answer is 42."
 
 
 async def test_multi_turn_through_the_messages_array(tenant: Tenant, llm: RunningModelServer) -> None:

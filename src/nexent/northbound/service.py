@@ -239,9 +239,7 @@ class NorthboundService:
         except IntegrityError:  # another request holds the key meanwhile
             existing = await self._find(owner, idempotency_key, since)
             if existing is None:
-                raise IdempotencyKeyInUse(
-                    "A request with this Idempotency-Key is being answered; retry shortly."
-                ) from None
+                raise IdempotencyKeyInUse(_IN_USE) from None
             return await self._replay(existing, digest)
         try:
             run = await self._run(manager, agent, message, history, conversation_id)
@@ -396,10 +394,10 @@ class ChunkTranslator:
     def _text(self, text: str) -> list[dict[str, Any]]:
         if not text:
             return []
-        if self.separate:
+        self.step_text += text
+        if self.separate:  # the separator is the stream's, not the step's text
             text, self.separate = "\n\n" + text, False
         self.streamed = True
-        self.step_text += text
         return [self._chunk({"content": text})]
 
     def feed(self, event: Event) -> list[dict[str, Any]]:
