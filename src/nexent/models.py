@@ -18,6 +18,7 @@ from nexent.identity.models import (
 from nexent.jobs.models import Job
 from nexent.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 from nexent.mcp_client.models import McpServer, McpServerLog
+from nexent.northbound.models import IdempotencyKey
 from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
 from nexent.runtime.models import Conversation, Message, Run, RunEvent
 
@@ -31,6 +32,7 @@ __all__ = [
     "EvaluationCase",
     "Group",
     "GroupMember",
+    "IdempotencyKey",
     "Invitation",
     "Job",
     "KnowledgeBase",

@@ -32,6 +32,7 @@ from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
 from nexent.mcp_client import api as mcp_client_api
 from nexent.mcp_client.supervisor import configure as configure_mcp
+from nexent.northbound import api as northbound_api
 from nexent.providers import api as providers_api
 from nexent.runtime import api as runtime_api
 from nexent.runtime.execution import RunManager
@@ -52,7 +53,7 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
     # Evaluations start runs: they live where runs execute.
     Service.RUNTIME: [*runtime_api.routers, *evaluation_api.routers],
     Service.MCP: [],
-    Service.NORTHBOUND: [],
+    Service.NORTHBOUND: northbound_api.routers,
     Service.DATA_PROCESS: knowledge_api.ingest_routers,
 }
 
@@ -60,7 +61,11 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
 SERVICE_SCHEMAS: dict[Service, dict[str, dict[str, Any]]] = {
     Service.CONFIG: agents_api.schemas,
     Service.RUNTIME: {**runtime_api.schemas, **agents_api.schemas},  # an agent's improvement streams from runtime
+    Service.NORTHBOUND: northbound_api.schemas,
 }
+
+# Processes of these services execute runs (each with its run manager, registered as a run owner).
+_RUN_EXECUTORS = {Service.RUNTIME, Service.NORTHBOUND}
 
 # Processes of these services run background jobs (local worker pool, or the Celery reaper).
 _JOB_CONSUMERS = {Service.DATA_PROCESS}
@@ -82,6 +87,7 @@ class NexentApp(FastAPI):
                 if components.setdefault(name, extra) != extra:
                     raise RuntimeError(f"Two schemas named {name} in the OpenAPI document.")
             document_errors(self, document)
+            northbound_api.document_openai_errors(document)
         return super().openapi()
 
 
@@ -104,7 +110,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         # Local MCP servers: allowed by default in the embedded app only (NEXENT_MCP_STDIO decides elsewhere).
         configure_mcp(engines, embedded=embedded)
         app.state.runs = RunManager(engines)
-        if embedded or service is Service.RUNTIME:  # the services that execute runs register as their owner
+        # The services that execute runs register as their owner (northbound runs the OpenAI-compatible API's).
+        if embedded or service in _RUN_EXECUTORS:
             await app.state.runs.start()
         if embedded:
             await app.state.runs.recover_interrupted()
@@ -133,6 +140,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         redoc_url=None,
     )
     install_error_handlers(app)
+    if embedded or service is Service.NORTHBOUND:
+        northbound_api.openai_errors(app)  # `/v1` answers errors in OpenAI's shape
     app.include_router(health.router)
     app.add_api_route(
         "/metrics",

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, or_, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -133,6 +133,17 @@ class AgentService:
         if found is None:
             raise AgentNotFound(f"No agent {agent_id} in this tenant.")
         return found
+
+    async def published_usable(self, name: str | None = None, *, limit: int = 1000) -> list[Agent]:
+        """The agents with a published version that the caller may use (an API key limited to some agents: only
+        those), by name; with `name`, the one of that name only. What the external APIs offer."""
+        where = self._visible() & Agent.published_version.is_not(None)
+        if self.caller.allowed_agent_ids is not None:
+            where = where & Agent.id.in_(sorted(self.caller.allowed_agent_ids))
+        if name is not None:
+            where = where & (Agent.name == name)
+        rows, _ = await self.agents.page_checked(where=where, flag=true(), name_contains=None, limit=limit, offset=0)
+        return [agent for agent, _ in rows]
 
     async def get_usable(self, agent_id: uuid.UUID) -> Granted[Agent]:
         """The agent, if the caller may use it (a 404 otherwise, as for another tenant's agents)."""
