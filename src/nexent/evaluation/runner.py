@@ -198,8 +198,9 @@ class EvaluationRun:
                 pass
         async with self.engines.sessions() as session, session.begin():
             run = await RuntimeService(session, self.engines, self.caller).get(new.id)
-            with contextlib.suppress(NotFound):  # the user may have deleted it already
-                await ConversationService(session, self.caller).delete(new.conversation_id)
+            if new.conversation_id is not None:
+                with contextlib.suppress(NotFound):  # the user may have deleted it already
+                    await ConversationService(session, self.caller).delete(new.conversation_id)
         return run
 
     async def _check(self, check: dict[str, Any], case: dict[str, Any], answer: str) -> checks.CheckOutcome:

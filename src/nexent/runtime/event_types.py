@@ -61,7 +61,9 @@ class RunStarted(BaseRunEvent):
     run_id: str
     agent_id: str
     agent_version: int | None = Field(default=None, description="The agent's version that runs; None: its draft.")
-    conversation_id: str
+    conversation_id: str | None = Field(
+        default=None, description="The run's conversation; None: a stateless run (the OpenAI-compatible API)."
+    )
 
 
 class ThinkingDelta(AgentEvent):

@@ -27,6 +27,7 @@ from nexent.runtime.activity import executing_run
 from nexent.runtime.builder import (
     AgentBuilder,
     ModelSnapshot,
+    Turn,
     abandon,
     compose_task,
     run_events,
@@ -67,7 +68,7 @@ class NewRun:
     """A run stored by `RuntimeService.start`, with what executing it needs from the request that started it."""
 
     id: uuid.UUID
-    conversation_id: uuid.UUID
+    conversation_id: uuid.UUID | None  # None: a stateless run (`RuntimeService.start_stateless`)
     agent: AgentSpec  # its draft or one of its versions
     model: ModelSnapshot | None  # the agent's model with its endpoints (None: resolved, and reported, when it runs)
     message: str
@@ -75,6 +76,8 @@ class NewRun:
     # Messages of the conversation this run replaces (a regenerated last turn): never fed back to the model. They
     # are deleted with the run's record, which may still be on its way when the run reads the earlier turns.
     replaced_messages: frozenset[uuid.UUID] = frozenset()
+    # The conversation so far of a stateless run (no conversation is read or written): given by the caller.
+    history: tuple[Turn, ...] = ()
 
 
 class RunManager:
@@ -230,13 +233,15 @@ class RunExecution:
         engines, caller, run, log = self.engines, self.caller, self.run, self.log
         agent = run.agent
         async with engines.sessions() as session:
-            turns = (
-                []
-                if run.new_conversation
-                else await history(
+            turns: list[Turn]
+            if run.conversation_id is None:
+                turns = list(run.history)
+            elif run.new_conversation:
+                turns = []
+            else:
+                turns = await history(
                     session, caller.tenant_id, run.conversation_id, run.id, leave_out=run.replaced_messages
                 )
-            )
             builder = AgentBuilder(session, engines, caller, conversation_id=run.conversation_id)
             setup = await builder.build(agent, run.model)
         self.outcome.model_id = str(agent.model_id) if agent.model_id else None
@@ -269,7 +274,7 @@ class RunExecution:
                 run_id=str(run.id),
                 agent_id=str(agent.id),
                 agent_version=agent.version,
-                conversation_id=str(run.conversation_id),
+                conversation_id=str(run.conversation_id) if run.conversation_id is not None else None,
             )
             try:
                 await log.emit(started)
@@ -299,6 +304,9 @@ class RunExecution:
         usage = terminal.usage.model_dump() if terminal.usage is not None else {}
         if isinstance(terminal, RunCompleted):
             answer = str(terminal.answer or "")
+            if run.conversation_id is None:  # stateless: the run's record alone keeps the answer
+                await self._finish(terminal, final_answer=answer, usage=usage)
+                return
             message = message_row(
                 caller.tenant_id,
                 run.conversation_id,

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,7 +23,7 @@ from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.providers.models import ModelKind
 from nexent.providers.service import ProviderService
-from nexent.runtime.builder import ModelSnapshot
+from nexent.runtime.builder import ModelSnapshot, Turn
 from nexent.runtime.conversations import (
     ConversationBusy,
     ConversationService,
@@ -64,6 +66,34 @@ class RuntimeService:
         the record is stored (raising if it could not be: the run then stops without a trace)."""
         run, record = await self.prepare(manager, agent_id, message, conversation_id, version=version)
         await self._launch(manager, run, record)
+        return run
+
+    async def start_stateless(
+        self,
+        manager: RunManager,
+        agent_id: uuid.UUID,
+        message: str,
+        history: Sequence[Turn],
+        version: VersionRef | None = None,
+    ) -> NewRun:
+        """Start a run outside any conversation (the OpenAI-compatible API): the agent's version is picked and
+        checked as by `start`, only the run's record is stored (no conversation, no messages), and the agent gets
+        `history` (earlier `(role, content)` turns, oldest first) as the conversation so far."""
+        manager.check_capacity()
+        agent, model = await self._agent_and_model(agent_id, version)
+        run_id, write = uuid.uuid4(), Write()
+        write.insert(Run, self._run_row(manager, run_id, agent, None, message))
+        await self.session.commit()  # the reads are done
+        run = NewRun(
+            id=run_id,
+            conversation_id=None,
+            agent=agent,
+            model=model,
+            message=message,
+            new_conversation=False,
+            history=tuple(history),
+        )
+        await self._launch(manager, run, write)
         return run
 
     async def regenerate(self, manager: RunManager, conversation_id: uuid.UUID) -> NewRun:
@@ -145,27 +175,7 @@ class RuntimeService:
                 },
             )
         run_id = uuid.uuid4()
-        write.insert(
-            Run,
-            {
-                "id": run_id,
-                "tenant_id": tenant_id,
-                "agent_id": agent.id,
-                "agent_version": agent.version,
-                "conversation_id": conversation_id,
-                "user_id": self.caller.user_id,
-                "status": RunStatus.QUEUED.value,
-                "input": message,
-                "final_answer": None,
-                "error_code": None,
-                "error_message": None,
-                "usage": {},
-                "created_at": now,
-                "started_at": None,
-                "finished_at": None,
-                "owner_id": manager.owner_id,
-            },
-        )
+        write.insert(Run, self._run_row(manager, run_id, agent, conversation_id, message, now))
         write.insert(Message, message_row(tenant_id, conversation_id, run_id, "user", message, now))
         replaced = frozenset(m.id for m in replacing)
         if replaced:
@@ -188,6 +198,35 @@ class RuntimeService:
             replaced_messages=replaced,
         )
         return run, write
+
+    def _run_row(
+        self,
+        manager: RunManager,
+        run_id: uuid.UUID,
+        agent: AgentSpec,
+        conversation_id: uuid.UUID | None,
+        message: str,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """A queued run's `runs` row with every column (rows of one batch are inserted with one statement)."""
+        return {
+            "id": run_id,
+            "tenant_id": self.caller.tenant_id,
+            "agent_id": agent.id,
+            "agent_version": agent.version,
+            "conversation_id": conversation_id,
+            "user_id": self.caller.user_id,
+            "status": RunStatus.QUEUED.value,
+            "input": message,
+            "final_answer": None,
+            "error_code": None,
+            "error_message": None,
+            "usage": {},
+            "created_at": now or utcnow(),
+            "started_at": None,
+            "finished_at": None,
+            "owner_id": manager.owner_id,
+        }
 
     async def _agent_and_model(
         self, agent_id: uuid.UUID, wanted: VersionRef | None
