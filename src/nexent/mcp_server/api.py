@@ -65,6 +65,14 @@ def _current() -> McpRequest:
     return state
 
 
+def _current_or_none() -> McpRequest | None:
+    """The request's caller, or None outside a request to `/mcp` (FastMCP lists components at start-up too)."""
+    try:
+        return _current()
+    except (RuntimeError, KeyError):
+        return None
+
+
 def _error(message: str) -> ToolResult:
     return ToolResult(content=[TextContent(type="text", text=message)], is_error=True)
 
@@ -158,7 +166,9 @@ class CallerTools(Provider):
     """The request's caller's tools, read on each listing (a key sees its agents only, another tenant's never)."""
 
     async def _list_tools(self) -> Sequence[Tool]:
-        request = _current()
+        request = _current_or_none()
+        if request is None:
+            return []
         async with request.engines.sessions() as session:
             service = McpService(session, request.engines, request.caller)
             agents = await service.agent_tools()
