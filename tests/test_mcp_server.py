@@ -29,7 +29,6 @@ from tests.conftest import make_settings, wait_until
 from tests.support.identity import bearer, register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
 
-
 # The test's own HTTP clients log the URLs they call: the server's logs are what must hold no key.
 CLIENT_LOGGERS = ("httpx", "httpx2", "httpcore", "mcp.client", "fastmcp.client")
 

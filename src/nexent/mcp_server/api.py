@@ -10,6 +10,7 @@ tool, plus `knowledge_base_search` over the knowledge bases the key's member may
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -272,7 +273,25 @@ def mount(app: FastAPI, settings: Settings) -> Callable[[], AbstractAsyncContext
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        async with http.router.lifespan_context(http):
+        # FastMCP's session manager holds a task group, which must be left by the task that entered it: a task of
+        # its own, as the app's lifespan may start and end in different tasks (as test fixtures do).
+        started, stop = asyncio.Event(), asyncio.Event()
+
+        async def hold() -> None:
+            async with http.router.lifespan_context(http):
+                started.set()
+                await stop.wait()
+
+        holder = asyncio.create_task(hold(), name="mcp-sessions")
+        waiting = asyncio.create_task(started.wait())
+        await asyncio.wait({holder, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if holder.done():
+            holder.result()  # its start-up error
+        try:
             yield
+        finally:
+            stop.set()
+            await holder
 
     return lifespan
