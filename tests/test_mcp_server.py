@@ -51,6 +51,7 @@ class World:
     base_url: str
     llm: RunningModelServer
     logs: Captured
+    token: str  # A's owner's access token
     key: str  # A's owner's key: every published agent of A
     limited_key: str  # limited to `weather`
     revoked_key: str
@@ -148,6 +149,12 @@ async def world(tmp_path_factory: pytest.TempPathFactory, llm: RunningModelServe
 
             await wait_until(indexed, timeout=60)
 
+            async def summarized() -> bool:  # the knowledge base's summary asks the LLM: done before the tests
+                current = await expect(http.get(f"/api/knowledge-bases/{kb['id']}", headers=bearer(token)), 200)
+                return bool(current["summary"])
+
+            await wait_until(summarized, timeout=60)
+
             other = await register(http, "mcp-other@example.com")
             other_model = {**model, "name": "Other"}
             other_model_id = (
@@ -161,6 +168,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, llm: RunningModelServe
             base_url=base_url,
             llm=llm,
             logs=logs,
+            token=token,
             key=key["secret"],
             limited_key=limited["secret"],
             revoked_key=revoked["secret"],
@@ -236,7 +244,9 @@ async def test_an_agent_call_answers_and_streams_its_answer_as_progress(world: W
         result = await mcp.call_tool(world.weather, {"message": "Weather in Oslo?"}, progress_handler=on_progress)
     assert not result.is_error
     assert text_of(result) == answer
-    assert world.llm.server.requests_to("/chat/completions")[-1].last_user_message.endswith("Weather in Oslo?")
+    assert result.meta is not None and uuid.UUID(result.meta["nexent/run_id"])
+    asked = [r.last_user_message for r in world.llm.server.requests_to("/chat/completions")]
+    assert any(message.endswith("Weather in Oslo?") for message in asked), asked
     # The answer arrived in pieces before the result, in order, numbered upwards.
     assert len(progress) > 1
     assert "".join(message or "" for _, message in progress) == answer
@@ -254,6 +264,22 @@ async def test_a_failing_run_is_a_tool_error_with_its_message(world: World) -> N
         # The session goes on after both.
         world.llm.server.enqueue(ChatReply.text("still here"))
         assert text_of(await mcp.call_tool(world.weather, {"message": "again"})) == "still here"
+
+
+async def test_a_call_the_client_gives_up_on_stops_its_run(world: World) -> None:
+    world.llm.server.enqueue(ChatReply.text("far too late").paced(delay=10.0))
+    async with client(world, world.key) as mcp:
+        with pytest.raises(MCPError, match="[Tt]imed out"):
+            await mcp.call_tool(world.weather, {"message": "take your time"}, timeout=1.0)
+
+    async def stopped() -> bool:
+        async with httpx.AsyncClient(base_url=world.base_url) as http:
+            runs = (await http.get("/api/runs", headers=bearer(world.key))).json()["items"]
+        latest = max(runs, key=lambda run: run["created_at"])
+        assert latest["input"] == "take your time"
+        return bool(latest["status"] == "stopped")
+
+    await wait_until(stopped, timeout=20)
 
 
 async def test_the_search_tool_finds_passages_of_readable_knowledge_bases(world: World) -> None:
@@ -299,6 +325,18 @@ async def test_a_revoked_key_is_refused(world: World) -> None:
     with pytest.raises(MCPError):
         async with client(world, world.revoked_key) as mcp:
             await mcp.list_tools()
+
+
+async def test_a_keys_daily_quota_applies_to_mcp(world: World) -> None:
+    async with httpx.AsyncClient(base_url=world.base_url) as http:
+        key = await expect(
+            http.post("/api/api-keys", json={"name": "quota", "daily_quota": 1}, headers=bearer(world.token)), 201
+        )
+        first = await http.post(key["mcp_url"], json=INITIALIZE, headers=ACCEPT)
+        assert first.status_code == 200, first.text
+        second = await http.post(key["mcp_url"], json=INITIALIZE, headers=ACCEPT)
+    assert (second.status_code, second.json()["code"]) == (429, "quota_exceeded")
+    assert int(second.headers["retry-after"]) > 0
 
 
 async def test_the_connection_url_carries_the_key_and_no_log_line_does(world: World) -> None:

@@ -3,6 +3,7 @@
 import { PlusOutlined } from "@ant-design/icons";
 import { Alert, Button, Flex, Form, Input, InputNumber, Modal, Select, Table, Tag, Typography } from "antd";
 import { useState } from "react";
+import { currentConfig } from "@/api/config";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
@@ -202,9 +203,18 @@ export function ApiKeysTab() {
             <Alert type="warning" showIcon title={t("team.keys.onceWarning")} style={{ marginBottom: 16 }} />
             <CopyField label={t("team.keys.secret")} value={created.secret} />
             <Typography.Paragraph type="secondary">{t("team.keys.usage")}</Typography.Paragraph>
+            <CopyField label={t("team.keys.mcpUrl")} value={mcpConnectionUrl(created.mcp_url)} />
+            <Typography.Paragraph type="secondary">{t("team.keys.mcpUsage")}</Typography.Paragraph>
           </>
         ) : null}
       </Modal>
     </>
   );
+}
+
+/** The MCP connection URL of a new key: its path on the mcp service's address (the UI's own origin unless the
+ * split shape names another one). */
+function mcpConnectionUrl(path: string): string {
+  const base = currentConfig()?.services?.mcp?.url || window.location.origin;
+  return base.replace(/\/$/, "") + path;
 }
