@@ -269,7 +269,7 @@ async def test_a_failing_run_is_a_tool_error_with_its_message(world: World) -> N
 async def test_a_call_the_client_gives_up_on_stops_its_run(world: World) -> None:
     world.llm.server.enqueue(ChatReply.text("far too late").paced(delay=10.0))
     async with client(world, world.key) as mcp:
-        with pytest.raises(MCPError, match="[Tt]imed out"):
+        with pytest.raises(MCPError, match=r"[Tt]imed out"):
             await mcp.call_tool(world.weather, {"message": "take your time"}, timeout=1.0)
 
     async def stopped() -> bool:
