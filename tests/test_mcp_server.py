@@ -25,6 +25,7 @@ from mcp.types import TextContent
 
 from nexent.providers import pool
 from nexent.server import create_app
+from nexent.settings import Service, Settings
 from tests.conftest import make_settings, wait_until
 from tests.support.identity import bearer, register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
@@ -52,6 +53,7 @@ class World:
     llm: RunningModelServer
     logs: Captured
     token: str  # A's owner's access token
+    settings: Settings
     key: str  # A's owner's key: every published agent of A
     limited_key: str  # limited to `weather`
     revoked_key: str
@@ -169,6 +171,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, llm: RunningModelServe
             llm=llm,
             logs=logs,
             token=token,
+            settings=settings,
             key=key["secret"],
             limited_key=limited["secret"],
             revoked_key=revoked["secret"],
@@ -371,6 +374,41 @@ async def test_a_foreign_host_or_origin_is_refused(world: World, headers: dict[s
     async with httpx.AsyncClient(base_url=world.base_url) as http:
         response = await http.post("/mcp", json=INITIALIZE, headers={**ACCEPT, **bearer(world.key), **headers})
     assert response.status_code == status, response.text
+
+
+async def test_the_mcp_service_alone_serves_the_tools_and_executes_their_runs(world: World) -> None:
+    """The split shape: an `mcp` service process (here beside the embedded app, on its database) lists the key's
+    tools and runs the agent itself."""
+    app = create_app(world.settings, service=Service.MCP)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=1))
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        assert not serving.done(), "the mcp service did not start"
+        await asyncio.sleep(0.01)
+    try:
+        world.llm.server.enqueue(ChatReply.text("Answered by the mcp service."))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/mcp/k/{world.limited_key}"
+        async with Client(url) as mcp:
+            assert {tool.name for tool in await mcp.list_tools()} == {world.weather, "knowledge_base_search"}
+            result = await mcp.call_tool(world.weather, {"message": "Who answers?"})
+        assert text_of(result) == "Answered by the mcp service."
+        run_id = result.meta["nexent/run_id"] if result.meta else None
+
+        async def completed() -> bool:  # stored by the mcp process's writer, read through the embedded app
+            async with httpx.AsyncClient(base_url=world.base_url) as http:
+                run = await http.get(f"/api/runs/{run_id}", headers=bearer(world.limited_key))
+            return bool(run.json()["status"] == "completed")
+
+        await wait_until(completed, timeout=20)
+        # Its own app has no REST routes of the other services.
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}") as http:
+            assert (await http.get("/api/agents", headers=bearer(world.key))).status_code == 404
+    finally:
+        server.should_exit = True
+        await serving
+        sock.close()
 
 
 def test_tool_names_are_valid_and_distinct() -> None:
