@@ -210,11 +210,15 @@ async def test_405_names_every_method_of_the_path(app_client: httpx.AsyncClient)
 async def test_the_openapi_document_publishes_every_error_as_a_problem(app_client: httpx.AsyncClient) -> None:
     spec = (await app_client.get("/openapi.json")).json()
     problem = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    # The OpenAI-compatible API answers errors in OpenAI's shape (docs/openai-api.md).
+    openai_error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
     operations = [(path, method, op) for path, ops in spec["paths"].items() for method, op in ops.items()]
     for path, method, op in operations:
         for status, response in op["responses"].items():
             if int(status) >= 400:
-                assert response["content"] == problem, (path, method, status)
+                expected = openai_error if path.startswith("/v1/") else problem
+                assert response["content"] == expected, (path, method, status)
+    assert {"401", "404", "429", "500"} <= set(spec["paths"]["/v1/chat/completions"]["post"]["responses"])
     responses = {(path, method): set(op["responses"]) for path, method, op in operations}
     # From dependencies: signing in (401, and 429 for keys over quota), a permission (403).
     assert {"401", "403", "429"} <= responses[("/api/agents", "get")]

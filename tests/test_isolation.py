@@ -259,6 +259,7 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "chunk_id": lambda t: [t.chunk_id],
     "case_id": lambda t: [t.case_id],
     "evaluation_id": lambda t: [t.evaluation_id],
+    "model": lambda t: [t.agent_name],  # the OpenAI-compatible API's model: a published agent, by name
 }
 
 # Path parameters that are not ids: every tenant has the same values, so only the ids beside them can attack.
@@ -339,6 +340,12 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
     ("PUT", "/api/knowledge-bases/{kb_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
     ("POST", "/api/knowledge-bases/{kb_id}/search"): lambda c: {"query": c.target.document_phrase},
     ("PATCH", "/api/knowledge-bases/{kb_id}/chunks/{chunk_id}"): lambda c: {"text": "Changed by a probe"},
+    # Streamed: the isolation tenants' models do not answer, and a failed run is a 500 of a whole answer.
+    ("POST", "/v1/chat/completions"): lambda c: {
+        "model": c.target.agent_name,
+        "messages": [{"role": "user", "content": "Probe question"}],
+        "stream": True,
+    },
     ("POST", "/api/admin/tenants"): lambda c: {"name": f"Probe tenant {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/admin/tenants/{tenant_id}"): lambda c: {"name": "Renamed by a probe", "status": "disabled"},
 }
@@ -523,13 +530,18 @@ async def call(
 
 
 def problem_code(response: httpx.Response) -> str | None:
-    """The problem document's `code`, or None when the answer is not a problem document."""
-    if response.headers.get("content-type") != PROBLEM_CONTENT_TYPE:
+    """The problem document's `code` (under `/v1`, the OpenAI error's: that API answers in OpenAI's shape), or
+    None when the answer is not one."""
+    openai_shape = response.request.url.path.startswith("/v1/")
+    expected = "application/json" if openai_shape else PROBLEM_CONTENT_TYPE
+    if response.headers.get("content-type") != expected:
         return None
     try:
         body = response.json()
     except ValueError:
         return None
+    if openai_shape:
+        body = body.get("error") if isinstance(body, dict) else None
     code = body.get("code") if isinstance(body, dict) else None
     return code if isinstance(code, str) and code else None
 

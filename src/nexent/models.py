@@ -17,6 +17,7 @@ from nexent.identity.models import (
 )
 from nexent.jobs.models import Job
 from nexent.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeDocument
+from nexent.northbound.models import IdempotencyKey
 from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
 from nexent.runtime.models import Conversation, Message, Run, RunEvent
 
@@ -30,6 +31,7 @@ __all__ = [
     "EvaluationCase",
     "Group",
     "GroupMember",
+    "IdempotencyKey",
     "Invitation",
     "Job",
     "KnowledgeBase",

@@ -31,6 +31,7 @@ from nexent.jobs.queue import build_queue
 from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
 from nexent.mcp_server import api as mcp_api
+from nexent.northbound import api as northbound_api
 from nexent.providers import api as providers_api
 from nexent.runtime import api as runtime_api
 from nexent.runtime.execution import RunManager
@@ -45,7 +46,7 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
     # Evaluations start runs: they live where runs execute.
     Service.RUNTIME: [*runtime_api.routers, *evaluation_api.routers],
     Service.MCP: [],  # the MCP server at /mcp: `mcp_api.mount`
-    Service.NORTHBOUND: [],
+    Service.NORTHBOUND: northbound_api.routers,
     Service.DATA_PROCESS: knowledge_api.ingest_routers,
 }
 
@@ -53,12 +54,14 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
 SERVICE_SCHEMAS: dict[Service, dict[str, dict[str, Any]]] = {
     Service.CONFIG: agents_api.schemas,
     Service.RUNTIME: {**runtime_api.schemas, **agents_api.schemas},  # an agent's improvement streams from runtime
+    Service.NORTHBOUND: northbound_api.schemas,
 }
+
+# Processes of these services execute runs (each with its run manager, registered as a run owner).
+_RUN_EXECUTORS = {Service.RUNTIME, Service.NORTHBOUND, Service.MCP}
 
 # Processes of these services run background jobs (local worker pool, or the Celery reaper).
 _JOB_CONSUMERS = {Service.DATA_PROCESS}
-# Processes of these services execute runs (the MCP server runs agents as tools), and register as their owner.
-_RUN_EXECUTORS = {Service.RUNTIME, Service.MCP}
 
 
 class NexentApp(FastAPI):
@@ -77,6 +80,7 @@ class NexentApp(FastAPI):
                 if components.setdefault(name, extra) != extra:
                     raise RuntimeError(f"Two schemas named {name} in the OpenAPI document.")
             document_errors(self, document)
+            northbound_api.document_openai_errors(document)
         return super().openapi()
 
 
@@ -98,6 +102,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         await engines.start()
         app.state.engines = engines
         app.state.runs = RunManager(engines)
+        # The services that execute runs register as their owner (northbound and mcp run the agents they offer).
         if embedded or service in _RUN_EXECUTORS:
             await app.state.runs.start()
         if embedded:
@@ -128,6 +133,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         redoc_url=None,
     )
     install_error_handlers(app)
+    if embedded or service is Service.NORTHBOUND:
+        northbound_api.openai_errors(app)  # `/v1` answers errors in OpenAI's shape
     app.include_router(health.router)
     app.add_api_route(
         "/metrics",

@@ -66,10 +66,15 @@ def test_team_tabs_invitation_api_key_and_audit_log(page: Page, live: Live) -> N
     # An API key: a missing name is refused; the secret is shown once with a warning, and gone after closing.
     page.get_by_role("tab", name="API keys").click()
     expect(page.get_by_text("No API keys yet")).to_be_visible()
+    # Where OpenAI clients reach the agents (the embedded app's own origin), with an example.
+    base_url = page.get_by_label("Base URL", exact=True)
+    expect(base_url).to_have_value(re.compile(r"^http://127\.0\.0\.1:\d+/v1$"))
+    expect(page.get_by_label("Example (Python, the openai package)")).to_contain_text("chat.completions.create")
     page.get_by_role("button", name="New API key").click()
     page.get_by_role("button", name="Create").click()
     expect(page.get_by_role("dialog").get_by_text("Required")).to_be_visible()
     page.get_by_role("dialog").get_by_label("Name").fill("CI bot")
+    page.get_by_role("dialog").get_by_label("Requests per minute (optional)").fill("60")
     page.get_by_role("button", name="Create").click()
     secret = page.get_by_label("Secret", exact=True)
     expect(secret).to_have_value(re.compile(r"^nxk_"))
@@ -88,11 +93,15 @@ def test_team_tabs_invitation_api_key_and_audit_log(page: Page, live: Live) -> N
         mcp_url.input_value(), json=initialize, headers={"Accept": "application/json, text/event-stream"}
     )
     assert answer.status_code == 200, answer.text
+    # The example for OpenAI clients carries the new key.
+    example = page.get_by_role("dialog").get_by_label("Example (Python, the openai package)")
+    expect(example).to_contain_text(secret_value)
     page.get_by_role("button", name="Close").first.click()
     expect(page.get_by_text(secret_value)).to_have_count(0)
     expect(page.get_by_label("Secret", exact=True)).to_have_count(0)
     row = page.get_by_role("row", name=re.compile("CI bot"))
     expect(row).to_contain_text("Active")
+    expect(row).to_contain_text("60/min")
     shoot(page, "team-api-keys")
 
     # The audit log lists what was done, newest first.

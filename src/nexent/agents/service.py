@@ -107,15 +107,16 @@ class AgentService:
             raise AgentNotFound(f"No agent {agent_id} in this tenant.")
         return found
 
-    async def published_usable(self, limit: int) -> list[tuple[Agent, AgentConfig]]:
-        """The published agents the caller may use (those of an API key limited to some agents), by name, each with
-        its published version; at most `limit` (what the MCP server offers as tools)."""
-        where = self.access.readable(Agent.id) & Agent.published_version.is_not(None)
+    async def published_usable(self, name: str | None = None, *, limit: int = 1000) -> list[Agent]:
+        """The agents with a published version that the caller may use (an API key limited to some agents: only
+        those), by name; with `name`, the one of that name only. What the external APIs offer."""
+        where = self._visible() & Agent.published_version.is_not(None)
         if self.caller.allowed_agent_ids is not None:
             where = where & Agent.id.in_(sorted(self.caller.allowed_agent_ids))
+        if name is not None:
+            where = where & (Agent.name == name)
         rows, _ = await self.agents.page_checked(where=where, flag=true(), name_contains=None, limit=limit, offset=0)
-        configs = await self.versions.published_configs([agent.id for agent, _ in rows])
-        return [(agent, configs[agent.id]) for agent, _ in rows if agent.id in configs]
+        return [agent for agent, _ in rows]
 
     async def get_usable(self, agent_id: uuid.UUID) -> Granted[Agent]:
         """The agent, if the caller may use it (a 404 otherwise, as for another tenant's agents)."""

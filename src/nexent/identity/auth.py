@@ -32,10 +32,17 @@ _bearer = HTTPBearer(auto_error=False, description="An access token or an API ke
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 _TOUCH_INTERVAL = timedelta(minutes=1)
 _DAY_SECONDS = 86_400
+_MINUTE_SECONDS = 60
 
 
 class QuotaExceeded(AppError):
     status, code = 429, "quota_exceeded"
+
+
+class RateLimited(AppError):
+    """An API key sent more requests this minute than its per-minute limit allows."""
+
+    status, code = 429, "rate_limited"
 
 
 @dataclass(frozen=True)
@@ -117,6 +124,15 @@ async def _api_key_caller(secret: str, session: SessionDep, engines: EnginesDep)
     key = await _valid_api_key(session, secret)
     now = utcnow()
     member = await _active_member(session, key.user_id, key.tenant_id)
+    # The minute's limit first: a request it refuses does not count against the day's quota.
+    if key.rate_limit_per_minute is not None:
+        sent = await engines.bus.hit(f"api-key-rate:{key.id}", window_seconds=_MINUTE_SECONDS)
+        if sent > key.rate_limit_per_minute:
+            seconds_left = _MINUTE_SECONDS - int(now.timestamp()) % _MINUTE_SECONDS
+            raise RateLimited(
+                f"This API key's limit of {key.rate_limit_per_minute} requests a minute is reached.",
+                headers={"Retry-After": str(seconds_left)},
+            )
     if key.daily_quota is not None:
         used = await engines.bus.hit(f"api-key-quota:{key.id}", window_seconds=_DAY_SECONDS)
         if used > key.daily_quota:

@@ -158,6 +158,7 @@ class ApiKey(IdMixin, Base):
     secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
     agent_ids: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     daily_quota: Mapped[int | None] = mapped_column(default=None)
+    rate_limit_per_minute: Mapped[int | None] = mapped_column(default=None)
     expires_at: Mapped[datetime | None] = mapped_column(default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(default=None)
     last_used_at: Mapped[datetime | None] = mapped_column(default=None)

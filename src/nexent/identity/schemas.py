@@ -237,6 +237,9 @@ class ApiKeyCreate(Strict):
     agent_ids: list[uuid.UUID] | None = Field(default=None, max_length=200, description="Limit the key to agents.")
     expires_at: datetime | None = None
     daily_quota: int | None = Field(default=None, ge=1, le=10_000_000, description="Requests per UTC day.")
+    rate_limit_per_minute: int | None = Field(
+        default=None, ge=1, le=100_000, description="Requests per minute (a fixed window of one clock minute)."
+    )
 
 
 class ApiKeyRead(BaseModel):
@@ -246,6 +249,7 @@ class ApiKeyRead(BaseModel):
     user_id: uuid.UUID
     agent_ids: list[uuid.UUID] | None
     daily_quota: int | None
+    rate_limit_per_minute: int | None
     expires_at: datetime | None
     revoked: bool
     last_used_at: datetime | None

@@ -72,10 +72,15 @@ class McpService:
 
     async def agent_tools(self) -> list[AgentTool]:
         """The published agents the caller may use, as tools (their published description)."""
-        agents = await AgentService(self.session, self.caller).published_usable(MAX_AGENT_TOOLS)
+        service = AgentService(self.session, self.caller)
+        agents = await service.published_usable(limit=MAX_AGENT_TOOLS)
+        configs = await service.versions.published_configs([agent.id for agent in agents])
         taken: set[str] = set()
         tools = []
-        for agent, config in agents:
+        for agent in agents:
+            config = configs.get(agent.id)
+            if config is None:  # unpublished since
+                continue
             name = tool_name(agent.name, agent.id, taken)
             taken.add(name)
             about = config.description or f"The agent {config.display_name or agent.name}."

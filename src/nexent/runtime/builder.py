@@ -129,6 +129,11 @@ def split_history(message: str, history: list[Turn], context_tokens: int | None)
     return history[cut:], history[:cut]
 
 
+# How earlier turns are labelled; `system` turns are a calling application's instructions (the OpenAI-compatible
+# API's system messages), which do not replace the agent's own.
+_SPEAKERS = {"user": "User", "system": "Instructions from the calling application"}
+
+
 def compose_task(message: str, kept: list[Turn], summary: str | None) -> str:
     """The task smolagents gets: a summary of older turns, the recent turns, then the user's message."""
     if not kept and not summary:
@@ -136,7 +141,7 @@ def compose_task(message: str, kept: list[Turn], summary: str | None) -> str:
     parts = ["Conversation so far:"]
     if summary:
         parts.append(f"(Summary of the earlier part: {summary})")
-    parts.extend(f"{'User' if role == 'user' else 'Assistant'}: {content}" for role, content in kept)
+    parts.extend(f"{_SPEAKERS.get(role, 'Assistant')}: {content}" for role, content in kept)
     return "\n".join(parts) + f"\n\nThe user now says:\n{message}"
 
 

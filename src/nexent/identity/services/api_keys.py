@@ -37,6 +37,7 @@ def _api_key(key: ApiKey) -> ApiKeyRead:
         user_id=key.user_id,
         agent_ids=[uuid.UUID(a) for a in key.agent_ids] if key.agent_ids is not None else None,
         daily_quota=key.daily_quota,
+        rate_limit_per_minute=key.rate_limit_per_minute,
         expires_at=key.expires_at,
         revoked=key.revoked_at is not None,
         last_used_at=key.last_used_at,
@@ -66,6 +67,7 @@ class ApiKeyService:
                 secret_hash=secret.hash,
                 agent_ids=[str(a) for a in data.agent_ids] if data.agent_ids is not None else None,
                 daily_quota=data.daily_quota,
+                rate_limit_per_minute=data.rate_limit_per_minute,
                 expires_at=data.expires_at,
             )
         )

@@ -73,7 +73,8 @@ export function ChatPanel({
     (event: RunEvent) => {
       if (!liveRef.current) return;
       applyEvent(liveRef.current, event);
-      if (event.type === "run.started" && !latest.current.conversationId) {
+      // A run of the chat always has a conversation (only the OpenAI-compatible API starts runs without one).
+      if (event.type === "run.started" && event.conversation_id && !latest.current.conversationId) {
         ownConversation.current = event.conversation_id;
         latest.current.onConversation?.(event.conversation_id);
       }

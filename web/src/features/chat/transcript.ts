@@ -62,7 +62,7 @@ export function applyEvent(turn: Turn, event: RunEvent): void {
   switch (event.type) {
     case "run.started":
       turn.runId = event.run_id;
-      turn.conversationId = event.conversation_id;
+      turn.conversationId = event.conversation_id ?? undefined;
       break;
     case "thinking.delta":
       target.thinking += event.text;

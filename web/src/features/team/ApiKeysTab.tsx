@@ -3,7 +3,6 @@
 import { PlusOutlined } from "@ant-design/icons";
 import { Alert, Button, Flex, Form, Input, InputNumber, Modal, Select, Table, Tag, Typography } from "antd";
 import { useState } from "react";
-import { currentConfig } from "@/api/config";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
@@ -11,6 +10,7 @@ import { ConfirmButton } from "@/ui/ConfirmButton";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
+import { currentConfig, serviceBase } from "@/api/config";
 import { createApiKey, listAgents, listApiKeys, listMembers, revokeApiKey, type ApiKey, type ApiKeyCreated } from "./api";
 import { CopyField, OkTag, useFormatDate } from "./shared";
 import "./messages";
@@ -20,6 +20,45 @@ interface Values {
   agent_ids?: string[];
   expires_at?: string;
   daily_quota?: number | null;
+  rate_limit_per_minute?: number | null;
+}
+
+/** Where OpenAI clients reach the agents: the northbound service's `/v1` (the UI's origin when embedded). */
+function openAIBaseUrl(): string {
+  const base = serviceBase("POST", "/v1/chat/completions") || window.location.origin;
+  return `${base}/v1`;
+}
+
+/** The base URL for OpenAI clients and a short example, with the key's secret when it is known. */
+function OpenAIUsage({ secret }: { secret?: string }) {
+  const t = useT();
+  const baseUrl = openAIBaseUrl();
+  const example = [
+    "from openai import OpenAI",
+    "",
+    `client = OpenAI(base_url="${baseUrl}", api_key="${secret ?? "nxk_..."}")`,
+    "answer = client.chat.completions.create(",
+    `    model="<agent name>",`,
+    `    messages=[{"role": "user", "content": "Hello"}],`,
+    ")",
+    "print(answer.choices[0].message.content)",
+  ].join("\n");
+  return (
+    <section aria-label={t("team.keys.openaiTitle")}>
+      <Typography.Title level={5} style={{ marginTop: 0 }}>
+        {t("team.keys.openaiTitle")}
+      </Typography.Title>
+      <Typography.Paragraph type="secondary">{t("team.keys.openaiHint")}</Typography.Paragraph>
+      <CopyField label={t("team.keys.baseUrl")} value={baseUrl} />
+      <pre
+        aria-label={t("team.keys.example")}
+        tabIndex={0}
+        style={{ overflowX: "auto", fontSize: 12, padding: 12, margin: 0, borderRadius: 6, background: "rgba(127,127,127,0.1)" }}
+      >
+        {example}
+      </pre>
+    </section>
+  );
 }
 
 export function ApiKeysTab() {
@@ -45,6 +84,7 @@ export function ApiKeysTab() {
         agent_ids: values.agent_ids?.length ? values.agent_ids : null,
         expires_at: values.expires_at ? new Date(values.expires_at).toISOString() : null,
         daily_quota: values.daily_quota ?? null,
+        rate_limit_per_minute: values.rate_limit_per_minute ?? null,
       });
       setCreating(false);
       setCreated(key);
@@ -116,6 +156,17 @@ export function ApiKeysTab() {
                       : t("team.keys.agentCount", { count: key.agent_ids.length }),
               },
               {
+                title: t("team.keys.limits"),
+                key: "limits",
+                render: (_, key) =>
+                  [
+                    key.rate_limit_per_minute ? t("team.keys.perMinute", { count: key.rate_limit_per_minute }) : null,
+                    key.daily_quota ? t("team.keys.perDay", { count: key.daily_quota }) : null,
+                  ]
+                    .filter(Boolean)
+                    .join(" · ") || t("team.keys.noLimits"),
+              },
+              {
                 title: t("team.inv.expires"),
                 key: "expires",
                 render: (_, key) => (key.expires_at ? formatDate(key.expires_at) : t("team.keys.noExpiry")),
@@ -154,6 +205,9 @@ export function ApiKeysTab() {
           />
         </Flex>
       )}
+      <div style={{ marginTop: 24 }}>
+        <OpenAIUsage />
+      </div>
       <Modal
         open={creating}
         title={t("team.keys.createTitle")}
@@ -184,6 +238,9 @@ export function ApiKeysTab() {
             <Form.Item name="daily_quota" label={t("team.keys.quota")}>
               <InputNumber min={1} max={10_000_000} style={{ width: 160 }} />
             </Form.Item>
+            <Form.Item name="rate_limit_per_minute" label={t("team.keys.rateLimit")}>
+              <InputNumber min={1} max={100_000} style={{ width: 160 }} />
+            </Form.Item>
           </Flex>
         </Form>
       </Modal>
@@ -205,6 +262,7 @@ export function ApiKeysTab() {
             <Typography.Paragraph type="secondary">{t("team.keys.usage")}</Typography.Paragraph>
             <CopyField label={t("team.keys.mcpUrl")} value={mcpConnectionUrl(created.mcp_url)} />
             <Typography.Paragraph type="secondary">{t("team.keys.mcpUsage")}</Typography.Paragraph>
+            <OpenAIUsage secret={created.secret} />
           </>
         ) : null}
       </Modal>
