@@ -344,7 +344,7 @@ async def test_a_keys_daily_quota_applies_to_mcp(world: World) -> None:
 
 async def test_the_connection_url_carries_the_key_and_no_log_line_does(world: World) -> None:
     world.logs.lines.clear()
-    async with Client(f"{world.base_url}/mcp/k/{world.limited_key}") as mcp:
+    async with Client(f"{world.base_url}/mcp/k/{world.limited_key}/") as mcp:  # a trailing slash is the same URL
         assert {tool.name for tool in await mcp.list_tools()} == {world.weather, "knowledge_base_search"}
         world.llm.server.enqueue(ChatReply.text("Rain."))
         assert text_of(await mcp.call_tool(world.weather, {"message": "Weather?"})) == "Rain."

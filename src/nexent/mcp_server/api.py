@@ -232,7 +232,7 @@ class UrlKeyMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(MCP_KEY_PATH):
-            secret = scope["path"][len(MCP_KEY_PATH) :]
+            secret = scope["path"][len(MCP_KEY_PATH) :].removesuffix("/")  # some clients add a slash
             scope["path"], scope["raw_path"] = MCP_PATH, MCP_PATH.encode()
             scope["headers"] = [
                 *((name, value) for name, value in scope["headers"] if name != b"authorization"),
