@@ -20,6 +20,8 @@ What is checked:
 - operator routes answer 403 to B's owner and B's API key;
 - no answer to B (or to anyone without credentials) contains any of A's ids, names, emails, prefixes or secrets
   that the caller did not send itself, and everything A's owner can read of A is unchanged afterwards;
+- the MCP server (`/mcp`, and a key's connection URL `/mcp/k/<key>`): bad credentials get 401; B's key is offered
+  none of A's agents or knowledge bases, cannot call A's agent's tool, and its search finds nothing of A's;
 - the control: C's owner (and the operator) calling every route with C's own ids and the example bodies gets past
   validation and reads succeed, so B's 404s mean "isolated", not "malformed request".
 
@@ -56,6 +58,7 @@ from fastapi.routing import APIRoute
 
 from nexent.identity.models import Role
 from nexent.identity.tokens import AccessClaims, issue_access_token
+from nexent.mcp_server.api import MCP_PATH
 from nexent.webui import UIRoute
 from tests.conftest import PostgresDatabases, make_settings, serve_in_process, wait_until
 from tests.support.identity import PASSWORD, bearer, register
@@ -425,6 +428,8 @@ def discover(app: FastAPI) -> tuple[list[Endpoint], list[str]]:
         original = getattr(route, "original_route", route)
         if isinstance(original, UIRoute):
             continue  # the web UI's static files: no tenant's data, never an API path (tests/test_webui.py)
+        if getattr(route, "path", None) == MCP_PATH:
+            continue  # the MCP server (JSON-RPC, not REST): `test_mcp_*` below
         path: str | None = getattr(route, "path", None)
         methods: set[str] | None = getattr(route, "methods", None)
         if not path or not methods:
@@ -1095,3 +1100,102 @@ async def test_the_examples_reach_the_handlers(world: World) -> None:
             elif endpoint.method == "GET" and endpoint.kind != "public" and status != 200:
                 failures.append(f"C's owner cannot read C's own data with PATH_PARAMS' values: {exchange.describe()}")
     report(failures, "examples that do not reach their handler")
+
+
+# --- The MCP server --------------------------------------------------------------------------------------------------
+
+# The MCP server answers to loopback host names only (DNS-rebinding protection): call it as 127.0.0.1.
+MCP_URL = f"http://127.0.0.1{MCP_PATH}"
+MCP_ACCEPT = {"Accept": "application/json, text/event-stream"}
+MCP_INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 0,
+    "method": "initialize",
+    "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "iso", "version": "1"}},
+}
+
+
+def mcp_result(response: httpx.Response) -> dict[str, Any]:
+    """The JSON-RPC message of a streamable HTTP answer (an SSE stream of one message, or JSON)."""
+    assert response.status_code == 200, response.text
+    if response.headers["content-type"].startswith("text/event-stream"):
+        data = [line[5:].strip() for line in response.text.splitlines() if line.startswith("data:")]
+        message: dict[str, Any] = json.loads(data[-1])
+        return message
+    return dict(response.json())
+
+
+async def mcp_session(world: World, url: str, headers: dict[str, str]) -> dict[str, str]:
+    """Initialize an MCP session; the headers of its later requests."""
+    response = await world.client.post(url, json=MCP_INITIALIZE, headers={**MCP_ACCEPT, **headers})
+    assert "result" in mcp_result(response), response.text
+    session = {**MCP_ACCEPT, **headers, "mcp-session-id": response.headers["mcp-session-id"]}
+    initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+    assert (await world.client.post(url, json=initialized, headers=session)).status_code == 202
+    return session
+
+
+async def mcp_call(world: World, url: str, session: dict[str, str], method: str, params: dict[str, Any]) -> Any:
+    response = await world.client.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params}, headers=session
+    )
+    return mcp_result(response)
+
+
+def agent_tool_name(tenant: TenantData) -> str:
+    return tenant.agent_name.replace(" ", "_")
+
+
+@pytest.mark.parametrize("variant", [*BAD_CREDENTIALS, "revoked-key-in-url", "unknown-key-in-url"])
+async def test_mcp_without_valid_credentials_answers_401(world: World, variant: str) -> None:
+    url, headers = MCP_URL, {}
+    if variant == "revoked-key-in-url":
+        url = f"{MCP_URL}/k/{world.a.revoked_key_secret}"
+    elif variant == "unknown-key-in-url":
+        url = f"{MCP_URL}/k/nxk_isolation-probe-matches-no-key"
+    else:
+        headers = BAD_CREDENTIALS[variant](world)
+    response = await world.client.post(url, json=MCP_INITIALIZE, headers={**MCP_ACCEPT, **headers})
+    assert response.status_code == 401, response.text
+    assert problem_code(response) is not None
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    leaked = [name for name, value in world.a.markers().items() if value in response.text]
+    assert not leaked, f"LEAK of {leaked}: {response.text}"
+
+
+@pytest.mark.parametrize("how", ["header", "url"])
+async def test_mcp_offers_a_key_nothing_of_another_tenant(world: World, how: str) -> None:
+    def endpoint(tenant: TenantData) -> tuple[str, dict[str, str]]:
+        if how == "url":
+            return f"{MCP_URL}/k/{tenant.api_key_secret}", {}
+        return MCP_URL, bearer(tenant.api_key_secret)
+
+    # The control: A's key is offered A's published agent and a search over A's knowledge base.
+    url, headers = endpoint(world.a)
+    session = await mcp_session(world, url, headers)
+    tools = {tool["name"]: tool for tool in (await mcp_call(world, url, session, "tools/list", {}))["result"]["tools"]}
+    assert set(tools) == {agent_tool_name(world.a), "knowledge_base_search"}, tools
+    assert world.a.kb_name in tools["knowledge_base_search"]["description"]
+
+    # B's key: B's own, nothing of A's, whatever it asks for.
+    url, headers = endpoint(world.b)
+    session = await mcp_session(world, url, headers)
+    answers = [await mcp_call(world, url, session, "tools/list", {})]
+    names = {tool["name"] for tool in answers[0]["result"]["tools"]}
+    assert names == {agent_tool_name(world.b), "knowledge_base_search"}, names
+    a_agent = await mcp_call(
+        world, url, session, "tools/call", {"name": agent_tool_name(world.a), "arguments": {"message": "hi"}}
+    )
+    assert "Unknown tool" in json.dumps(a_agent), a_agent
+    search = await mcp_call(
+        world,
+        url,
+        session,
+        "tools/call",
+        {"name": "knowledge_base_search", "arguments": {"query": world.a.document_phrase, "top_k": 50}},
+    )
+    assert search["result"].get("isError") is not True, search
+    answers += [a_agent, search]
+    text = json.dumps(answers)
+    leaked = [name for name, value in world.a.markers().items() if value in text]
+    assert not leaked, f"LEAK of {leaked}: {text}"

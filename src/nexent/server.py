@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from importlib import resources
 from typing import Any
 
@@ -32,6 +32,7 @@ from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
 from nexent.mcp_client import api as mcp_client_api
 from nexent.mcp_client.supervisor import configure as configure_mcp
+from nexent.mcp_server import api as mcp_api
 from nexent.northbound import api as northbound_api
 from nexent.providers import api as providers_api
 from nexent.runtime import api as runtime_api
@@ -52,7 +53,7 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
     ],
     # Evaluations start runs: they live where runs execute.
     Service.RUNTIME: [*runtime_api.routers, *evaluation_api.routers],
-    Service.MCP: [],
+    Service.MCP: [],  # the MCP server at /mcp: `mcp_api.mount`
     Service.NORTHBOUND: northbound_api.routers,
     Service.DATA_PROCESS: knowledge_api.ingest_routers,
 }
@@ -65,7 +66,7 @@ SERVICE_SCHEMAS: dict[Service, dict[str, dict[str, Any]]] = {
 }
 
 # Processes of these services execute runs (each with its run manager, registered as a run owner).
-_RUN_EXECUTORS = {Service.RUNTIME, Service.NORTHBOUND}
+_RUN_EXECUTORS = {Service.RUNTIME, Service.NORTHBOUND, Service.MCP}
 
 # Processes of these services run background jobs (local worker pool, or the Celery reaper).
 _JOB_CONSUMERS = {Service.DATA_PROCESS}
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     services: Iterable[Service] = [service] if service else list(Service)
     embedded = service is None
     label = service.value if service else "embedded"
+    mcp_lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -110,7 +112,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         # Local MCP servers: allowed by default in the embedded app only (NEXENT_MCP_STDIO decides elsewhere).
         configure_mcp(engines, embedded=embedded)
         app.state.runs = RunManager(engines)
-        # The services that execute runs register as their owner (northbound runs the OpenAI-compatible API's).
+        # The services that execute runs register as their owner (northbound and mcp run the agents they offer).
         if embedded or service in _RUN_EXECUTORS:
             await app.state.runs.start()
         if embedded:
@@ -118,7 +120,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             await fail_interrupted(engines)
         logger.info("service started", extra={"service": label, "version": __version__})
         try:
-            yield
+            async with mcp_lifespan() if mcp_lifespan else nullcontext():
+                yield
         finally:
             await close_evaluations(engines)  # before the run manager: no evaluation starts a run on a closed one
             await app.state.runs.close()
@@ -158,6 +161,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     for svc in services:
         for router in SERVICE_ROUTERS[svc]:
             app.include_router(router)
+    if embedded or service is Service.MCP:
+        mcp_lifespan = mcp_api.mount(app, settings)
     if embedded or service is Service.CONFIG:
         app.include_router(webui.config_router(settings, SERVICE_ROUTERS))
         # The web UI after every route, so that it never shadows one; the status page while it is not built.
@@ -178,6 +183,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         max_body_bytes=settings.max_body_bytes,
         body_limits=[(knowledge_api.UPLOAD_PATH, settings.knowledge_max_upload_bytes)],
     )
+    if embedded or service is Service.MCP:
+        # Outside the request log: the key of an MCP connection URL leaves the path before any log reads it.
+        app.add_middleware(mcp_api.UrlKeyMiddleware)
     if settings.trusted_proxies:
         # Outermost: the client address every request is throttled, logged and audited by is the one a trusted
         # proxy forwarded, else the connection's own. The server itself reads no forwarded header (see `cli.serve`).

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = None
     metrics_token: SecretStr | None = None
     public_url: str | None = None
+    # Host names (besides loopback and those of NEXENT_PUBLIC_URL and the mcp service's URL) that requests to the MCP
+    # server may name in `Host` (DNS-rebinding protection; `*.example.com` patterns allowed).
+    mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # The web UI's static export; unset: `web/out` of the source tree. Not built: `/` shows a status page.
     web_dir: Path | None = None
     # Split shape: where the browser reaches each service (`{"runtime": "https://runtime.example"}`); a service not
@@ -173,7 +176,13 @@ class Settings(BaseSettings):
     search_vector_weight: float = Field(default=0.4, ge=0.0, le=1.0)
 
     @field_validator(
-        "cors_origins", "job_modules", "encryption_keys", "private_endpoints_allow", "trusted_proxies", mode="before"
+        "cors_origins",
+        "job_modules",
+        "encryption_keys",
+        "private_endpoints_allow",
+        "trusted_proxies",
+        "mcp_allowed_hosts",
+        mode="before",
     )
     @classmethod
     def _split_comma_list(cls, value: object) -> object:

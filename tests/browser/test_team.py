@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Live, shoot, sign_in_as
@@ -79,6 +80,19 @@ def test_team_tabs_invitation_api_key_and_audit_log(page: Page, live: Live) -> N
     expect(secret).to_have_value(re.compile(r"^nxk_"))
     secret_value = secret.input_value()
     expect(page.get_by_text("it is shown only once and cannot be recovered")).to_be_visible()
+    # Beside it, the key's MCP connection URL, on the platform's address; the MCP server takes it.
+    mcp_url = page.get_by_label("MCP connection URL", exact=True)
+    expect(mcp_url).to_have_value(f"{live.url}/mcp/k/{secret_value}")
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    answer = httpx.post(
+        mcp_url.input_value(), json=initialize, headers={"Accept": "application/json, text/event-stream"}
+    )
+    assert answer.status_code == 200, answer.text
     # The example for OpenAI clients carries the new key.
     example = page.get_by_role("dialog").get_by_label("Example (Python, the openai package)")
     expect(example).to_contain_text(secret_value)

@@ -153,6 +153,15 @@ async def _api_key_caller(secret: str, session: SessionDep, engines: EnginesDep)
     )
 
 
+async def api_key_caller(secret: str, session: SessionDep, engines: EnginesDep) -> Caller:
+    """The caller of an API key's secret, checked as for `CurrentCaller` (existence, revocation, expiry, the member
+    and tenant still active, the daily quota): for surfaces that take API keys only (the MCP server). Raises 401
+    `invalid_api_key` for anything that is not an API key."""
+    if not secret.startswith(API_KEY_PREFIX):
+        raise Unauthorized("Send an API key (nxk_...).", code="invalid_api_key", headers=_CHALLENGE)
+    return await _api_key_caller(secret, session, engines)
+
+
 CurrentCaller = Annotated[Caller, Depends(get_caller)]
 
 

@@ -256,8 +256,16 @@ class ApiKeyRead(BaseModel):
     created_at: datetime
 
 
+# The MCP connection URL's path for a key: the key carried in the path, for MCP clients that cannot send headers.
+MCP_KEY_PATH = "/mcp/k/"
+
+
 class ApiKeyCreated(ApiKeyRead):
     secret: str = Field(description="Shown once; send it as 'Authorization: Bearer <secret>'.")
+    mcp_url: str = Field(
+        description="Shown once: the MCP connection URL's path (`/mcp/k/<secret>`, on the MCP service's address) "
+        "for MCP clients that cannot send headers; revoking the key revokes it."
+    )
 
 
 # --- Audit log -------------------------------------------------------------------------------------------------

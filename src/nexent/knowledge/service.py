@@ -296,6 +296,11 @@ class KnowledgeService:
         kb, can_edit = found
         return Granted(self.caller, kb, can_edit)
 
+    async def readable(self, kb_ids: Collection[uuid.UUID] | None = None) -> list[KnowledgeBase]:
+        """The knowledge bases the caller may read (those of `kb_ids` when given), by name."""
+        where = self.access.readable(KnowledgeBase.id)
+        return await (self.bases.meeting(where) if kb_ids is None else self.bases.of_ids(kb_ids, where=where))
+
     async def attached(self, kb_ids: Sequence[uuid.UUID]) -> list[KnowledgeBase]:
         """An agent's knowledge bases in this tenant, without share checks: whoever may edit the agent chose them."""
         found = {kb.id: kb for kb in await self.bases.of_ids(kb_ids)}

@@ -14,7 +14,7 @@ from nexent.identity.hooks import existing_agents
 from nexent.identity.models import ApiKey
 from nexent.identity.permissions import Permission
 from nexent.identity.repository import ApiKeyRepository
-from nexent.identity.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
+from nexent.identity.schemas import MCP_KEY_PATH, ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from nexent.identity.services.audit import record
 from nexent.identity.tokens import API_KEY_PREFIX, new_secret
 
@@ -72,7 +72,7 @@ class ApiKeyService:
             )
         )
         await record(self.session, self.caller, "api_key.created", "api_key", key.id, name=key.name)
-        return ApiKeyCreated(**_api_key(key).model_dump(), secret=secret.value)
+        return ApiKeyCreated(**_api_key(key).model_dump(), secret=secret.value, mcp_url=MCP_KEY_PATH + secret.value)
 
     async def _check_agents(self, agent_ids: list[uuid.UUID]) -> None:
         known = await existing_agents(self.session, self.caller.tenant_id, agent_ids)

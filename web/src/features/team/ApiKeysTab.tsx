@@ -10,7 +10,7 @@ import { ConfirmButton } from "@/ui/ConfirmButton";
 import { ErrorAlert } from "@/ui/ErrorAlert";
 import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
-import { serviceBase } from "@/api/config";
+import { currentConfig, serviceBase } from "@/api/config";
 import { createApiKey, listAgents, listApiKeys, listMembers, revokeApiKey, type ApiKey, type ApiKeyCreated } from "./api";
 import { CopyField, OkTag, useFormatDate } from "./shared";
 import "./messages";
@@ -260,10 +260,19 @@ export function ApiKeysTab() {
             <Alert type="warning" showIcon title={t("team.keys.onceWarning")} style={{ marginBottom: 16 }} />
             <CopyField label={t("team.keys.secret")} value={created.secret} />
             <Typography.Paragraph type="secondary">{t("team.keys.usage")}</Typography.Paragraph>
+            <CopyField label={t("team.keys.mcpUrl")} value={mcpConnectionUrl(created.mcp_url)} />
+            <Typography.Paragraph type="secondary">{t("team.keys.mcpUsage")}</Typography.Paragraph>
             <OpenAIUsage secret={created.secret} />
           </>
         ) : null}
       </Modal>
     </>
   );
+}
+
+/** The MCP connection URL of a new key: its path on the mcp service's address (the UI's own origin unless the
+ * split shape names another one). */
+function mcpConnectionUrl(path: string): string {
+  const base = currentConfig()?.services?.mcp?.url || window.location.origin;
+  return base.replace(/\/$/, "") + path;
 }

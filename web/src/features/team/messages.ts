@@ -78,6 +78,9 @@ export const team = defineMessages({
     "team.keys.onceWarning": "Copy the secret now: it is shown only once and cannot be recovered.",
     "team.keys.usage": "Send it as the header Authorization: Bearer <secret>.",
     "team.keys.secret": "Secret",
+    "team.keys.mcpUrl": "MCP connection URL",
+    "team.keys.mcpUsage":
+      "For MCP clients that cannot send headers (the key is in the URL: keep it secret; revoking the key revokes it). Clients that can send headers use /mcp with the header above.",
     "team.keys.prefix": "Prefix",
     "team.keys.lastUsed": "Last used",
     "team.keys.never": "Never",
@@ -175,6 +178,9 @@ export const team = defineMessages({
     "team.keys.onceWarning": "请立即复制密钥：它只显示这一次，之后无法找回。",
     "team.keys.usage": "以请求头 Authorization: Bearer <密钥> 发送。",
     "team.keys.secret": "密钥",
+    "team.keys.mcpUrl": "MCP 连接地址",
+    "team.keys.mcpUsage":
+      "供无法发送请求头的 MCP 客户端使用（地址中包含密钥，请妥善保管；撤销密钥即撤销该地址）。能发送请求头的客户端请使用 /mcp 并附上述请求头。",
     "team.keys.prefix": "前缀",
     "team.keys.lastUsed": "最近使用",
     "team.keys.never": "从未",
