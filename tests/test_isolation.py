@@ -132,6 +132,10 @@ class TenantData:
     document_name: str
     document_phrase: str
     chunk_id: str
+    openapi_source_id: str  # an OpenAPI import, with an API key
+    openapi_source_name: str
+    openapi_base_url: str
+    openapi_secret: str
 
     def visible_markers(self) -> dict[str, str]:
         """What the tenant's owner sees of it; none of it may reach another tenant."""
@@ -168,6 +172,9 @@ class TenantData:
             "knowledge base id": self.kb_id,
             "knowledge base name": self.kb_name,
             "knowledge base description": self.kb_description,
+            "openapi import id": self.openapi_source_id,
+            "openapi import name": self.openapi_source_name,
+            "openapi base url": self.openapi_base_url,
         }
 
     def unlisted_markers(self) -> dict[str, str]:
@@ -195,6 +202,7 @@ class TenantData:
             "api key secret": self.api_key_secret,
             "revoked api key secret": self.revoked_key_secret,
             "model api key": self.model_api_key,
+            "openapi import secret": self.openapi_secret,
         }
 
     def markers(self) -> dict[str, str]:
@@ -256,10 +264,22 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "chunk_id": lambda t: [t.chunk_id],
     "case_id": lambda t: [t.case_id],
     "evaluation_id": lambda t: [t.evaluation_id],
+    "source_id": lambda t: [t.openapi_source_id],
 }
 
 # Path parameters that are not ids: every tenant has the same values, so only the ids beside them can attack.
 SHARED_PARAMS = frozenset({"number"})
+
+
+def openapi_document(label: str) -> dict[str, Any]:
+    """A one-operation OpenAPI document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"{label} inventory", "version": "1"},
+        "paths": {"/items/{item_id}": {"get": {"operationId": "getItem", "summary": "One item.", "parameters": [
+            {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ]}}},
+    }
 
 
 def agent_document(c: Ctx) -> dict[str, Any]:
@@ -297,6 +317,13 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
     ("PATCH", "/api/groups/{group_id}"): lambda c: {"name": "Renamed by a probe", "description": "probed"},
     ("POST", "/api/invitations"): lambda c: {"role": "user", "group_ids": [c.target.group_id]},
     ("POST", "/api/invitations/accept"): lambda c: {"code": UNKNOWN_INVITATION_CODE},
+    ("POST", "/api/openapi-tools/preview"): lambda c: {"document": openapi_document(c.target.label)},
+    ("POST", "/api/openapi-tools"): lambda c: {
+        "name": f"probe_{uuid.uuid4().hex[:8]}",
+        "document": openapi_document(c.target.label),
+        "base_url": "http://127.0.0.1:9/probe",
+    },
+    ("PATCH", "/api/openapi-tools/{source_id}"): lambda c: {"description": "probed", "auth": {"kind": "none"}},
     ("POST", "/api/api-keys"): lambda c: {"name": "Probe key"},
     ("POST", "/api/models"): lambda c: {
         "name": f"Probe model {uuid.uuid4().hex[:8]}",
@@ -741,6 +768,22 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
 
     await wait_until(evaluated, timeout=60)
 
+    openapi_secret = f"{label}-openapi-secret-{uuid.uuid4().hex}"
+    openapi_source = await expect(
+        client.post(
+            "/api/openapi-tools",
+            json={
+                "name": f"{label.lower()}_inventory",
+                "description": f"{title} inventory import",
+                "document": openapi_document(label),
+                "base_url": f"http://127.0.0.1:9/{label}-isolation-inventory",
+                "auth": {"kind": "api_key", "location": "header", "name": "X-Api-Key", "secret": openapi_secret},
+            },
+            headers=headers,
+        ),
+        201,
+    )
+
     return TenantData(
         label=label,
         tenant_id=tenant["id"],
@@ -784,6 +827,10 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         document_name=document["file_name"],
         document_phrase=phrase,
         chunk_id=chunks["items"][0]["id"],
+        openapi_source_id=openapi_source["id"],
+        openapi_source_name=openapi_source["name"],
+        openapi_base_url=openapi_source["base_url"],
+        openapi_secret=openapi_secret,
     )
 
 

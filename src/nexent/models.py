@@ -17,6 +17,7 @@ from nexent.identity.models import (
 )
 from nexent.jobs.models import Job
 from nexent.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeDocument
+from nexent.openapi_tools.models import OpenAPISource
 from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
 from nexent.runtime.models import Conversation, Message, Run, RunEvent
 
@@ -39,6 +40,7 @@ __all__ = [
     "Message",
     "ModelConfig",
     "ModelEndpoint",
+    "OpenAPISource",
     "RefreshToken",
     "ResourceShare",
     "Run",

@@ -30,6 +30,7 @@ from nexent.identity.auth import RequireMetricsReader
 from nexent.jobs.queue import build_queue
 from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
+from nexent.openapi_tools import api as openapi_tools_api
 from nexent.providers import api as providers_api
 from nexent.runtime import api as runtime_api
 from nexent.runtime.execution import RunManager
@@ -40,7 +41,10 @@ logger = logging.getLogger("nexent.server")
 
 # Which domain routers each service serves. Later domains add their routers here.
 SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
-    Service.CONFIG: [*identity_api.routers, *providers_api.routers, *agents_api.routers, *knowledge_api.routers],
+    Service.CONFIG: [
+        *identity_api.routers, *providers_api.routers, *agents_api.routers, *knowledge_api.routers,
+        *openapi_tools_api.routers,
+    ],
     # Evaluations start runs: they live where runs execute.
     Service.RUNTIME: [*runtime_api.routers, *evaluation_api.routers],
     Service.MCP: [],
