@@ -52,7 +52,8 @@ async def test_every_tool_with_its_arguments_and_settings_schema(
     assert set(tools) >= BUILT_IN
     assert set(tools) == {tool.name for tool in registry.all_tools()}
     for tool in tools.values():
-        assert set(tool) == {"name", "description", "parameters", "settings_schema", "managed_settings"}
+        assert set(tool) == {"name", "description", "parameters", "settings_schema", "managed_settings", "source"}
+        assert tool["source"] == {"kind": "builtin", "id": None, "name": "builtin"}
         assert tool["description"].strip()
         assert tool["parameters"]["type"] == "object" and "properties" in tool["parameters"]
         assert tool["settings_schema"]["type"] == "object"

@@ -29,7 +29,7 @@ from nexent.agents.schemas import (
     VersionRef,
     VersionUpdate,
 )
-from nexent.agents.service import AgentService, tool_catalog
+from nexent.agents.service import AgentService, tenant_tool_catalog
 from nexent.agents.transfer import TransferService, attachment_name
 from nexent.agents.versions import VersionService
 from nexent.core.openapi import event_stream_schemas, openapi_schemas, problems
@@ -263,10 +263,11 @@ tools_router = APIRouter(prefix="/api/tools", tags=["agents"])
 
 @tools_router.get(
     "",
-    summary="The tools an agent may be given: description, arguments and the JSON schema of their settings.",
+    summary="The tools an agent of the tenant may be given: the built-in ones and the tenant's MCP servers' and "
+    "OpenAPI imports' tools, with their source, description, arguments and the JSON schema of their settings.",
 )
-async def list_tools(caller: UserCaller) -> list[ToolRead]:
-    return tool_catalog()
+async def list_tools(caller: UserCaller, session: SessionDep) -> list[ToolRead]:
+    return await tenant_tool_catalog(session, caller.tenant_id)
 
 
 routers = [router, tools_router]

@@ -113,10 +113,21 @@ class AgentRead(BaseModel):
     updated_at: datetime
 
 
+class ToolSourceRead(BaseModel):
+    """Where a tool comes from: the platform (`builtin`), or one of the tenant's MCP servers or OpenAPI imports."""
+
+    kind: Literal["builtin", "mcp", "openapi"]
+    id: uuid.UUID | None = Field(default=None, description="The MCP server or OpenAPI import; None for built-ins.")
+    name: str = Field(description="`builtin`, or the server's or import's name (the tool name's prefix).")
+
+
 class ToolRead(BaseModel):
     """A tool an agent may be given, as the catalog describes it."""
 
-    name: str = Field(description="What an agent's `tools` entry names.")
+    name: str = Field(
+        description="What an agent's `tools` entry names: a built-in tool's name, or `<source>__<tool>` for a tool of "
+        "one of the tenant's sources."
+    )
     description: str = Field(description="What the tool does (the model reads it too).")
     parameters: dict[str, Any] = Field(
         description="JSON schema of the arguments the model passes (the OpenAI function-tool `parameters`)."
@@ -128,6 +139,7 @@ class ToolRead(BaseModel):
         description="Settings the platform fills in from the agent itself (e.g. `knowledge_base_ids` from the "
         "agent's knowledge bases); whatever an entry gives for them is replaced."
     )
+    source: ToolSourceRead = Field(description="Where the tool comes from.")
 
 
 class SubAgentPin(BaseModel):
@@ -137,6 +149,17 @@ class SubAgentPin(BaseModel):
 
     agent_id: uuid.UUID
     version: int | None = Field(description="None in a draft: its sub-agents are not pinned.")
+
+
+class ToolSnapshot(BaseModel):
+    """A tenant tool as a version keeps it: what the model was told and where calls go."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    remote_name: str = Field(description="The tool's own name at its source.")
+    source: ToolSourceRead
+    extra: dict[str, Any] = Field(default_factory=dict, description="What the source needs to call it.")
 
 
 class AgentConfig(BaseModel):
@@ -155,6 +178,11 @@ class AgentConfig(BaseModel):
     max_steps: int
     greeting: str
     example_questions: list[str]
+    tool_schemas: list[ToolSnapshot] = Field(
+        default_factory=list,
+        description="In a version: each tenant tool (MCP, OpenAPI) as it was when published, which runs of the "
+        "version use; empty in a draft.",
+    )
 
 
 class PublishIn(BaseModel):

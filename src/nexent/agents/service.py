@@ -19,6 +19,7 @@ from nexent.agents.schemas import (
     AgentUpdate,
     Instructions,
     ToolRead,
+    ToolSourceRead,
     ToolUse,
     VersionRef,
 )
@@ -34,14 +35,18 @@ from nexent.identity.services.sharing import Granted, ResourceAccess, Shareable,
 from nexent.knowledge.service import readable_knowledge_base_ids
 from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import model_facts
-from nexent.tools import registry
+from nexent.tools import registry, sources
 
 RESOURCE = "agent"
 AGENTS = Shareable(RESOURCE, manage=Permission.MANAGE_AGENTS)
 
 
+_BUILTIN = ToolSourceRead(kind="builtin", name="builtin")
+_NO_SETTINGS: dict[str, Any] = {"type": "object", "properties": {}, "additionalProperties": False}
+
+
 def tool_catalog() -> list[ToolRead]:
-    """Every tool an agent may be given, by name: what it does, its arguments and its per-agent settings."""
+    """Every built-in tool, by name: what it does, its arguments and its per-agent settings."""
     return [
         ToolRead(
             name=tool.name,
@@ -49,9 +54,31 @@ def tool_catalog() -> list[ToolRead]:
             parameters=tool.parameters,
             settings_schema=tool.settings_json_schema,
             managed_settings=list(tool.managed_settings),
+            source=_BUILTIN,
         )
         for tool in registry.all_tools()
     ]
+
+
+async def tenant_tool_catalog(session: AsyncSession, tenant_id: uuid.UUID) -> list[ToolRead]:
+    """Every tool an agent of the tenant may be given: the built-in ones, then the tenant's sources' tools (which
+    take no settings), by name."""
+    external = [
+        ToolRead(
+            name=tool.name,
+            description=tool.description,
+            parameters=tool.parameters,
+            settings_schema=_NO_SETTINGS,
+            managed_settings=[],
+            source=source_read(tool.source),
+        )
+        for tool in await sources.tenant_tools(session, tenant_id)
+    ]
+    return sorted([*tool_catalog(), *external], key=lambda t: t.name)
+
+
+def source_read(source: sources.SourceRef) -> ToolSourceRead:
+    return ToolSourceRead.model_validate({"kind": source.kind, "id": source.id, "name": source.name})
 
 
 class AgentNotFound(NotFound):
@@ -189,11 +216,20 @@ class AgentService:
             elif model.kind not in (ModelKind.LLM, ModelKind.VLM):
                 errors.append(_error(["model_id"], f"The model is an {model.kind} model; agents need an llm or vlm."))
         seen: set[str] = set()
+        tenant_tools: set[str] | None = None
         for index, tool in enumerate(agent.tools):
             name = str(tool.get("name"))
             if name in seen:
                 errors.append(_error(["tools", index, "name"], f"The tool {name!r} is listed twice."))
             seen.add(name)
+            if not registry.has(name):  # a tool of one of the tenant's sources (MCP servers, OpenAPI imports)
+                if tenant_tools is None:
+                    tenant_tools = {t.name for t in await sources.tenant_tools(self.session, self.caller.tenant_id)}
+                if name not in tenant_tools:
+                    errors.append(_error(["tools", index], f"No tool named {name!r} in this tenant."))
+                elif tool.get("settings"):
+                    errors.append(_error(["tools", index, "settings"], f"The tool {name!r} takes no settings."))
+                continue
             try:
                 registry.validate_settings(name, tool.get("settings") or {})
             except (registry.UnknownTool, registry.ToolSettingsError) as exc:

@@ -16,7 +16,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +30,7 @@ from nexent.agents.schemas import (
     Instructions,
     PublishIn,
     SubAgentPin,
+    ToolSnapshot,
     ToolUse,
     VersionDiff,
     VersionRead,
@@ -42,6 +43,7 @@ from nexent.identity.services.sharing import Granted
 from nexent.knowledge.service import readable_knowledge_base_ids
 from nexent.providers.models import ModelKind
 from nexent.providers.service import default_model_facts, model_facts
+from nexent.tools import registry, sources
 
 RESOURCE = "agent"
 
@@ -95,6 +97,8 @@ class AgentSpec:
     knowledge_base_ids: list[str]
     sub_agents: list[tuple[uuid.UUID, int | None]]  # a draft's sub-agents run at their published version
     max_steps: int
+    # A version's tenant tools as published (by name); a draft's are looked up when its run starts.
+    tool_schemas: dict[str, sources.ExternalTool] = field(default_factory=dict)
 
     @classmethod
     def of_draft(cls, agent: Agent) -> AgentSpec:
@@ -133,6 +137,9 @@ class AgentSpec:
             knowledge_base_ids=[str(k) for k in config.knowledge_base_ids],
             sub_agents=[(pin.agent_id, pin.version) for pin in config.sub_agents],
             max_steps=config.max_steps,
+            tool_schemas={
+                t.name: sources.ExternalTool.from_snapshot(t.model_dump(mode="json")) for t in config.tool_schemas
+            },
         )
 
 
@@ -156,7 +163,9 @@ def draft_config(agent: Agent) -> AgentConfig:
 
 def fingerprint(config: AgentConfig) -> str:
     """A digest of what a draft or version would do (names and notes aside): equal for equal behaviour."""
-    data = config.model_dump(mode="json", exclude={"display_name", "greeting", "example_questions", "description"})
+    data = config.model_dump(
+        mode="json", exclude={"display_name", "greeting", "example_questions", "description", "tool_schemas"}
+    )
     for pin in data["sub_agents"]:
         pin["version"] = None  # a draft's sub-agents are not pinned: compare what the agent itself says
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
@@ -234,6 +243,7 @@ class VersionService:
         refs = [("model", config.model_id)]
         refs += [("knowledge_base", kb) for kb in config.knowledge_base_ids]
         refs += [("agent", pin.agent_id) for pin in config.sub_agents]
+        refs += list(dict.fromkeys(("tool_source", t.source.id) for t in config.tool_schemas if t.source.id))
         await self.versions.add_refs(version, refs)
         await self.versions.set_published(agent.id, number)
         agent.published_version = number
@@ -269,6 +279,15 @@ class VersionService:
                 errors.append(_error(["sub_agent_ids", index], f"Publish the sub-agent {pin.agent_id} first."))
             else:
                 pin.version = sub.number
+        external = [(index, t.name) for index, t in enumerate(config.tools) if not registry.has(t.name)]
+        if external:  # the tenant's tools as they are now: the version keeps what it was published with
+            offered = {t.name: t for t in await sources.tenant_tools(self.session, tenant)}
+            for index, name in external:
+                tool = offered.get(name)
+                if tool is None:
+                    errors.append(_error(["tools", index], f"No tool named {name!r} in this tenant any more."))
+                else:
+                    config.tool_schemas.append(ToolSnapshot.model_validate(tool.snapshot()))
         return config, errors
 
     async def rollback(self, granted: Granted[Agent], number: int) -> Agent:
@@ -407,6 +426,9 @@ def _flatten(config: AgentConfig) -> dict[str, Any]:
                 flat[f"sub_agents.{pin['agent_id']}"] = pin["version"] if pin["version"] is not None else "unpublished"
         elif key == "knowledge_base_ids":
             flat[key] = sorted(value)
+        elif key == "tool_schemas":
+            for tool in value:
+                flat[f"tool_schemas.{tool['name']}"] = tool
         else:
             flat[key] = value
     return flat

@@ -41,8 +41,8 @@ from nexent.runtime.smol_agents import (
 )
 from nexent.runtime.smol_model import AsyncClientModel, CancelFlag
 from nexent.runtime.smol_tools import make_tool
-from nexent.tools import registry
-from nexent.tools.registry import ToolContext
+from nexent.tools import registry, sources
+from nexent.tools.registry import ToolContext, ToolResult
 
 MAX_SUB_AGENT_DEPTH = 3
 TOOL_TIMEOUT_SECONDS = 120.0
@@ -213,7 +213,7 @@ class AgentBuilder:
                     sub_model, _ = await self._model(sub, None)
                     managed.append(await self._agent(sub, sub_model, depth=depth + 1, names=names))
         common: dict[str, Any] = {
-            "tools": [*(self._tool(*entry) for entry in await self._tool_entries(agent)), final_answer_tool()],
+            "tools": [*await self._tools(agent), final_answer_tool()],
             "model": model,
             "managed_agents": managed or None,
             "max_steps": agent.max_steps,
@@ -255,36 +255,79 @@ class AgentBuilder:
         entries = [(e, d) for e, d in entries if e.get("name") != KNOWLEDGE_TOOL]
         return [*entries, ({"name": KNOWLEDGE_TOOL, "settings": settings}, described)]
 
+    async def _tools(self, agent: AgentSpec) -> list[Any]:
+        """The agent's tools as smolagents tools: built-in ones from the registry, the tenant's (MCP, OpenAPI) from
+        the version's snapshot, or for a draft as its sources offer them now."""
+        built = []
+        live: dict[str, sources.ExternalTool] | None = None
+        for entry, description in await self._tool_entries(agent):
+            name = str(entry["name"])
+            if registry.has(name):
+                built.append(self._tool(entry, description))
+                continue
+            tool = agent.tool_schemas.get(name)
+            if tool is None and agent.version is None:
+                if live is None:
+                    live = {t.name: t for t in await sources.tenant_tools(self.session, self.caller.tenant_id)}
+                tool = live.get(name)
+            if tool is None:  # its source was removed since: the model reads why when it calls it
+                tool = sources.ExternalTool(
+                    name=name,
+                    description="This tool is no longer available.",
+                    parameters={"type": "object", "properties": {}},
+                    source=sources.SourceRef(kind="missing", name="missing"),
+                    remote_name=name,
+                )
+            built.append(self._external_tool(tool))
+        return built
+
+    def _external_tool(self, tool: sources.ExternalTool) -> Any:
+        cancel_event = asyncio.Event()
+
+        async def execute(tool_name: str, arguments: dict[str, Any]) -> str:
+            return self._answer(tool_name, await sources.execute(tool, arguments, self._context(None, cancel_event)))
+
+        # A schema smolagents cannot read still reaches the model; `sources.execute` refuses the calls.
+        spec = tool.openai_spec()
+        if sources.schema_problem(spec["parameters"]) is not None:
+            spec = {**spec, "parameters": {"type": "object", "properties": {}}}
+        return make_tool(spec, execute, self.loop, cancel=self.cancel, timeout=TOOL_TIMEOUT_SECONDS)
+
+    def _context(self, settings: Any, cancel_event: asyncio.Event) -> ToolContext:
+        if self.cancel.is_set():
+            cancel_event.set()
+        return ToolContext(
+            tenant_id=self.caller.tenant_id,
+            storage=self.engines.storage,
+            conversation_id=self.conversation_id,
+            settings=settings,
+            allow_private_network=self.engines.settings.allow_private_fetch,
+            cancel_event=cancel_event,
+            deadline=time.monotonic() + TOOL_TIMEOUT_SECONDS,
+            engines=self.engines,
+            user_id=self.caller.user_id,
+            citation_offset=self.citations,
+        )
+
+    def _answer(self, tool_name: str, result: ToolResult) -> str:
+        """What the model reads of a result; its citations become events of the run."""
+        self.citations += len(result.citations)
+        self.side_events.extend(
+            event_types.Citation(tool=tool_name, title=c.title, url=c.url, snippet=c.snippet, metadata=c.metadata)
+            for c in result.citations
+        )
+        if result.ok:
+            return result.output
+        return json.dumps({"error": result.error_code, "message": result.output})
+
     def _tool(self, entry: dict[str, Any], description: str | None = None) -> Any:
         name = str(entry["name"])
         settings = registry.validate_settings(name, entry.get("settings") or {})
         cancel_event = asyncio.Event()
-        allow_private = self.engines.settings.allow_private_fetch
 
         async def execute(tool_name: str, arguments: dict[str, Any]) -> str:
-            if self.cancel.is_set():
-                cancel_event.set()
-            context = ToolContext(
-                tenant_id=self.caller.tenant_id,
-                storage=self.engines.storage,
-                conversation_id=self.conversation_id,
-                settings=settings,
-                allow_private_network=allow_private,
-                cancel_event=cancel_event,
-                deadline=time.monotonic() + TOOL_TIMEOUT_SECONDS,
-                engines=self.engines,
-                user_id=self.caller.user_id,
-                citation_offset=self.citations,
-            )
-            result = await registry.execute(tool_name, arguments, context)
-            self.citations += len(result.citations)
-            self.side_events.extend(
-                event_types.Citation(tool=tool_name, title=c.title, url=c.url, snippet=c.snippet, metadata=c.metadata)
-                for c in result.citations
-            )
-            if result.ok:
-                return result.output
-            return json.dumps({"error": result.error_code, "message": result.output})
+            context = self._context(settings, cancel_event)
+            return self._answer(tool_name, await registry.execute(tool_name, arguments, context))
 
         spec = registry.openai_spec(name)["function"]
         if description:

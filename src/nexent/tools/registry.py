@@ -45,8 +45,10 @@ __all__ = [
     "default_registry",
     "execute",
     "get",
+    "has",
     "openai_spec",
     "register",
+    "run_bounded",
     "validate_settings",
 ]
 
@@ -239,6 +241,9 @@ class ToolRegistry:
         except KeyError:
             raise UnknownTool(f"No tool named {name!r}.") from None
 
+    def has(self, name: str) -> bool:
+        return name in self._tools
+
     def all_tools(self) -> list[ToolSpec[Any, Any]]:
         return sorted(self._tools.values(), key=lambda tool: tool.name)
 
@@ -277,7 +282,7 @@ class ToolRegistry:
             raise TypeError(f"settings for {name} must be {wanted}, not {type(context.settings).__name__}")
         try:
             context.check()
-            result = await _run_bounded(tool.run(parsed, context), context)
+            result = await run_bounded(tool.run(parsed, context), context)
         except ToolError as exc:
             return ToolResult.failure(exc.code, exc.message)
         except Exception:
@@ -286,7 +291,7 @@ class ToolRegistry:
         return result.bounded()
 
 
-async def _run_bounded(call: Awaitable[ToolResult], context: ToolContext) -> ToolResult:
+async def run_bounded(call: Awaitable[ToolResult], context: ToolContext) -> ToolResult:
     """Await `call`, giving up with `ToolError` when the deadline passes or the run is stopped."""
     task = asyncio.ensure_future(call)
     waiters: set[asyncio.Future[Any]] = {task}
@@ -351,6 +356,11 @@ def register(tool: ToolSpec[Any, Any]) -> ToolSpec[Any, Any]:
 def get(name: str) -> ToolSpec[Any, Any]:
     """A tool of the default registry; raises `UnknownTool`."""
     return default_registry.get(name)
+
+
+def has(name: str) -> bool:
+    """Whether the default registry has a tool named `name` (a built-in tool)."""
+    return default_registry.has(name)
 
 
 def all_tools() -> list[ToolSpec[Any, Any]]:
