@@ -276,9 +276,15 @@ def openapi_document(label: str) -> dict[str, Any]:
     return {
         "openapi": "3.1.0",
         "info": {"title": f"{label} inventory", "version": "1"},
-        "paths": {"/items/{item_id}": {"get": {"operationId": "getItem", "summary": "One item.", "parameters": [
-            {"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}}
-        ]}}},
+        "paths": {
+            "/items/{item_id}": {
+                "get": {
+                    "operationId": "getItem",
+                    "summary": "One item.",
+                    "parameters": [{"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                }
+            }
+        },
     }
 
 

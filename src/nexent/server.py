@@ -42,7 +42,10 @@ logger = logging.getLogger("nexent.server")
 # Which domain routers each service serves. Later domains add their routers here.
 SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
     Service.CONFIG: [
-        *identity_api.routers, *providers_api.routers, *agents_api.routers, *knowledge_api.routers,
+        *identity_api.routers,
+        *providers_api.routers,
+        *agents_api.routers,
+        *knowledge_api.routers,
         *openapi_tools_api.routers,
     ],
     # Evaluations start runs: they live where runs execute.

@@ -44,7 +44,9 @@ async def preview_document(
     summary="Import a document: its chosen operations become tools named `<name>__<tool_name>`.",
     responses=problems(s409="The name is taken (`openapi_source_name_taken`).", s422=_DOCUMENT_ERRORS),
 )
-async def create_import(body: SourceCreate, caller: ManageTools, session: SessionDep, engines: EnginesDep) -> SourceRead:
+async def create_import(
+    body: SourceCreate, caller: ManageTools, session: SessionDep, engines: EnginesDep
+) -> SourceRead:
     return await OpenAPIToolService(session, engines, caller).create(body)
 
 

@@ -73,10 +73,10 @@ def _query_values(value: Any) -> list[str]:
 
 def build_request(
     operation: Operation, base_url: str, arguments: dict[str, Any], credential: Credential
-) -> tuple[str, str, list[tuple[str, str]], dict[str, str], Any]:
+) -> tuple[str, str, list[tuple[str, str | int | float | bool | None]], dict[str, str], Any]:
     """Method, URL, query, headers and JSON body (or None) of one call."""
     path = operation.path
-    query: list[tuple[str, str]] = []
+    query: list[tuple[str, str | int | float | bool | None]] = []
     headers = {"user-agent": USER_AGENT, "accept": "application/json, text/plain;q=0.9, */*;q=0.5"}
     body: Any = None
     for argument, value in arguments.items():
@@ -109,7 +109,7 @@ async def call_operation(
     arguments: dict[str, Any],
     credential: Credential,
     *,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109 (a per-call HTTP timeout, given to httpx)
     max_response_bytes: int,
 ) -> ToolResult:
     """Send one call and give its answer to the model; raises `ToolError` for what the model should read."""

@@ -119,7 +119,7 @@ class _NoAliasLoader(yaml.SafeLoader):
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+            event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(None, None, "YAML aliases (*name) are not accepted", event.start_mark)
         return super().compose_node(parent, index)
 
@@ -317,7 +317,8 @@ def operations(document: ParsedDocument) -> list[Operation]:
         item = _resolve(raw, item)
         if not isinstance(item, Mapping):
             raise InvalidDocument(f"The path {path} is not an object.")
-        shared = item.get("parameters") if isinstance(item.get("parameters"), list) else []
+        shared_raw = item.get("parameters")
+        shared: list[Any] = shared_raw if isinstance(shared_raw, list) else []
         for method in HTTP_METHODS:
             operation = item.get(method)
             if operation is None:
@@ -372,7 +373,7 @@ def _operation(
         places[argument] = ArgumentPlace(location, name)
         if location == "path" or param.get("required"):
             required.append(argument)
-    for (location, name) in merged:
+    for location, name in merged:
         if location == "path" and "{" + name + "}" not in path:
             raise InvalidDocument(f"The path parameter {name!r} of {where} is not in the path.")
     for name in re.findall(r"\{([^}]+)\}", path):

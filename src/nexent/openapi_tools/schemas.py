@@ -5,12 +5,25 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-# The same rule as `tools.sources.SOURCE_NAME_RE`: the name prefixes each tool's name (`<name>__<operation>`).
-NAME_PATTERN = r"^[a-z](?:[a-z0-9]|_(?!_)){0,29}(?<!_)$"
+from nexent.tools.sources import SOURCE_NAME_RE
+
+
+def _source_name(value: str) -> str:
+    if not SOURCE_NAME_RE.match(value):
+        raise ValueError("use 1 to 30 lowercase letters, digits and single underscores, starting with a letter")
+    return value
+
+
+# The name prefixes each of the import's tool names (`<name>__<tool_name>`): `tools.sources.SOURCE_NAME_RE`.
+SourceName = Annotated[
+    str,
+    Field(min_length=1, max_length=30, description="Lowercase letters, digits and single `_`; 1-30 characters."),
+    AfterValidator(_source_name),
+]
 AuthKind = Literal["none", "bearer", "api_key"]
 AuthLocation = Literal["header", "query"]
 _HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
@@ -113,7 +126,7 @@ class _SourceFields(BaseModel):
 class SourceCreate(_SourceFields):
     """An import: a name, the document and the operations chosen."""
 
-    name: str = Field(pattern=NAME_PATTERN, description="Lowercase letters, digits and single `_`; 1-30 characters.")
+    name: SourceName
     document: str | dict[str, Any]
 
 
@@ -121,7 +134,7 @@ class SourceUpdate(_SourceFields):
     """Changes to an import; a new `document` replaces the operations (then `operations` chooses among the new
     ones, or all supported ones)."""
 
-    name: str | None = Field(default=None, pattern=NAME_PATTERN)
+    name: SourceName | None = None
     document: str | dict[str, Any] | None = None
 
 

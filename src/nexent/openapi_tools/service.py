@@ -95,8 +95,8 @@ def _read(source: OpenAPISource) -> SourceRead:
         document_version=source.document_version,
         base_url=source.base_url,
         auth=AuthRead(
-            kind=source.auth_kind,  # type: ignore[arg-type]
-            location=source.auth_location,  # type: ignore[arg-type]
+            kind=source.auth_kind,
+            location=source.auth_location,
             name=source.auth_name or None,
             has_secret=source.secret_encrypted is not None,
         ),
@@ -326,7 +326,9 @@ class OpenAPIToolSource:
                 raise ToolError(f"The OpenAPI import has no operation {tool.remote_name} any more.", "tool_unavailable")
         operation = Operation.from_dict(raw)
         secret = engines.keys.box.decrypt(source.secret_encrypted) if source.secret_encrypted else ""
-        credential = Credential(kind=source.auth_kind, location=source.auth_location, name=source.auth_name, secret=secret)
+        credential = Credential(
+            kind=source.auth_kind, location=source.auth_location, name=source.auth_name, secret=secret
+        )
         async with client_for(policy) as client:
             return await call_operation(
                 client,
