@@ -57,7 +57,7 @@ def _handler(inventory: Inventory) -> type[BaseHTTPRequestHandler]:
             parts = urlsplit(self.path)
             length = int(self.headers.get("content-length") or 0)
             body = json.loads(self.rfile.read(length)) if length else None
-            seen = {
+            seen: dict[str, Any] = {
                 "method": method,
                 "path": parts.path,
                 "query": parse_qs(parts.query),
