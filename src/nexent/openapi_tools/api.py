@@ -13,7 +13,13 @@ from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, RequirePermission
 from nexent.identity.permissions import Permission
-from nexent.openapi_tools.schemas import DocumentIn, DocumentPreview, SourceCreate, SourceRead, SourceUpdate
+from nexent.openapi_tools.schemas import (
+    OpenAPIDocumentIn,
+    OpenAPIImportCreate,
+    OpenAPIImportRead,
+    OpenAPIImportUpdate,
+    OpenAPIPreview,
+)
 from nexent.openapi_tools.service import OpenAPIToolService
 
 router = APIRouter(prefix="/api/openapi-tools", tags=["openapi-tools"])
@@ -33,8 +39,8 @@ _DOCUMENT_ERRORS = (
     responses=problems(s422=_DOCUMENT_ERRORS),
 )
 async def preview_document(
-    body: DocumentIn, caller: ManageTools, session: SessionDep, engines: EnginesDep
-) -> DocumentPreview:
+    body: OpenAPIDocumentIn, caller: ManageTools, session: SessionDep, engines: EnginesDep
+) -> OpenAPIPreview:
     return await OpenAPIToolService(session, engines, caller).preview(body)
 
 
@@ -45,20 +51,22 @@ async def preview_document(
     responses=problems(s409="The name is taken (`openapi_source_name_taken`).", s422=_DOCUMENT_ERRORS),
 )
 async def create_import(
-    body: SourceCreate, caller: ManageTools, session: SessionDep, engines: EnginesDep
-) -> SourceRead:
+    body: OpenAPIImportCreate, caller: ManageTools, session: SessionDep, engines: EnginesDep
+) -> OpenAPIImportRead:
     return await OpenAPIToolService(session, engines, caller).create(body)
 
 
 @router.get("", summary="The tenant's OpenAPI imports, by name (credentials are never returned).")
 async def list_imports(
     caller: ManageTools, session: SessionDep, engines: EnginesDep, page: PageParamsDep
-) -> Page[SourceRead]:
+) -> Page[OpenAPIImportRead]:
     return await OpenAPIToolService(session, engines, caller).list_sources(page)
 
 
 @router.get("/{source_id}", summary="One OpenAPI import with every operation of its document.")
-async def get_import(source_id: uuid.UUID, caller: ManageTools, session: SessionDep, engines: EnginesDep) -> SourceRead:
+async def get_import(
+    source_id: uuid.UUID, caller: ManageTools, session: SessionDep, engines: EnginesDep
+) -> OpenAPIImportRead:
     return await OpenAPIToolService(session, engines, caller).get(source_id)
 
 
@@ -68,8 +76,8 @@ async def get_import(source_id: uuid.UUID, caller: ManageTools, session: Session
     responses=problems(s409="The name is taken (`openapi_source_name_taken`).", s422=_DOCUMENT_ERRORS),
 )
 async def update_import(
-    source_id: uuid.UUID, body: SourceUpdate, caller: ManageTools, session: SessionDep, engines: EnginesDep
-) -> SourceRead:
+    source_id: uuid.UUID, body: OpenAPIImportUpdate, caller: ManageTools, session: SessionDep, engines: EnginesDep
+) -> OpenAPIImportRead:
     return await OpenAPIToolService(session, engines, caller).update(source_id, body)
 
 

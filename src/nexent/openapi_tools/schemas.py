@@ -30,7 +30,7 @@ _HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$"
 _FORBIDDEN_KEY_HEADERS = frozenset({"host", "content-length", "content-type", "transfer-encoding", "connection"})
 
 
-class DocumentIn(BaseModel):
+class OpenAPIDocumentIn(BaseModel):
     """An OpenAPI 3.x document: its text (JSON or YAML) or the parsed JSON object."""
 
     model_config = ConfigDict(extra="forbid")
@@ -38,7 +38,7 @@ class DocumentIn(BaseModel):
     document: str | dict[str, Any] = Field(description="The document: JSON or YAML text, or a JSON object.")
 
 
-class OperationRead(BaseModel):
+class OpenAPIOperationRead(BaseModel):
     """One operation of a document, as a tool."""
 
     tool_name: str = Field(description="The operation's tool name within the import (from its operationId).")
@@ -55,16 +55,16 @@ class OperationRead(BaseModel):
     selected: bool = Field(default=False, description="Whether the import offers it to agents.")
 
 
-class DocumentPreview(BaseModel):
+class OpenAPIPreview(BaseModel):
     """What an import of the document would offer."""
 
     title: str
     version: str
     base_url: str | None = Field(description="The first server's URL when it is absolute; else one must be given.")
-    operations: list[OperationRead]
+    operations: list[OpenAPIOperationRead]
 
 
-class AuthIn(BaseModel):
+class OpenAPIAuthIn(BaseModel):
     """How calls authenticate. `secret` is written, never read back; on a change, leaving it out keeps the one
     stored (when the kind stays the same)."""
 
@@ -86,7 +86,7 @@ class AuthIn(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _named(self) -> AuthIn:
+    def _named(self) -> OpenAPIAuthIn:
         if self.kind == "api_key":
             if not self.name or not re.match(_HEADER_NAME, self.name):
                 raise ValueError("an API key needs the `name` of its header or query parameter (letters, digits, -_)")
@@ -95,14 +95,14 @@ class AuthIn(BaseModel):
         return self
 
 
-class AuthRead(BaseModel):
+class OpenAPIAuthRead(BaseModel):
     kind: AuthKind
     location: AuthLocation
     name: str | None
     has_secret: bool = Field(description="Whether a secret is stored (it is never returned).")
 
 
-class _SourceFields(BaseModel):
+class _ImportFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str | None = Field(default=None, max_length=2000)
@@ -111,7 +111,7 @@ class _SourceFields(BaseModel):
         max_length=2048,
         description="Where calls go (http or https); defaults to the document's first server when that is absolute.",
     )
-    auth: AuthIn | None = None
+    auth: OpenAPIAuthIn | None = None
     timeout_seconds: float | None = Field(default=None, ge=1, le=120, description="Per call.")
     max_response_bytes: int | None = Field(
         default=None, ge=1024, le=2_000_000, description="A longer answer is cut to this size."
@@ -123,14 +123,14 @@ class _SourceFields(BaseModel):
     )
 
 
-class SourceCreate(_SourceFields):
+class OpenAPIImportCreate(_ImportFields):
     """An import: a name, the document and the operations chosen."""
 
     name: SourceName
     document: str | dict[str, Any]
 
 
-class SourceUpdate(_SourceFields):
+class OpenAPIImportUpdate(_ImportFields):
     """Changes to an import; a new `document` replaces the operations (then `operations` chooses among the new
     ones, or all supported ones)."""
 
@@ -138,7 +138,7 @@ class SourceUpdate(_SourceFields):
     document: str | dict[str, Any] | None = None
 
 
-class SourceRead(BaseModel):
+class OpenAPIImportRead(BaseModel):
     """An import (its credential never)."""
 
     id: uuid.UUID
@@ -147,9 +147,11 @@ class SourceRead(BaseModel):
     title: str
     document_version: str
     base_url: str
-    auth: AuthRead
+    auth: OpenAPIAuthRead
     timeout_seconds: float
     max_response_bytes: int
-    operations: list[OperationRead] = Field(description="Every operation of the document; `selected` ones are tools.")
+    operations: list[OpenAPIOperationRead] = Field(
+        description="Every operation of the document; `selected` ones are tools."
+    )
     created_at: datetime
     updated_at: datetime

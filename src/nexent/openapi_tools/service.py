@@ -31,14 +31,14 @@ from nexent.openapi_tools.document import Operation, operations, parse_document
 from nexent.openapi_tools.models import OpenAPISource
 from nexent.openapi_tools.repository import OpenAPISourceRepository
 from nexent.openapi_tools.schemas import (
-    AuthIn,
-    AuthRead,
-    DocumentIn,
-    DocumentPreview,
-    OperationRead,
-    SourceCreate,
-    SourceRead,
-    SourceUpdate,
+    OpenAPIAuthIn,
+    OpenAPIAuthRead,
+    OpenAPIDocumentIn,
+    OpenAPIImportCreate,
+    OpenAPIImportRead,
+    OpenAPIImportUpdate,
+    OpenAPIOperationRead,
+    OpenAPIPreview,
 )
 from nexent.tools.registry import ToolContext, ToolError, ToolResult
 from nexent.tools.sources import ExternalTool, SourceKind, SourceRef, external_name
@@ -69,8 +69,8 @@ class BaseUrlNotAllowed(AppError):
     status, code = 422, "base_url_not_allowed"
 
 
-def _operation_read(op: Operation, *, source_name: str | None, selected: bool) -> OperationRead:
-    return OperationRead(
+def _operation_read(op: Operation, *, source_name: str | None, selected: bool) -> OpenAPIOperationRead:
+    return OpenAPIOperationRead(
         tool_name=op.tool_name,
         tool=external_name(source_name, op.tool_name) if source_name and op.unsupported is None else None,
         operation_id=op.operation_id,
@@ -84,17 +84,17 @@ def _operation_read(op: Operation, *, source_name: str | None, selected: bool) -
     )
 
 
-def _read(source: OpenAPISource) -> SourceRead:
+def _read(source: OpenAPISource) -> OpenAPIImportRead:
     chosen = set(source.selected)
     ops = [Operation.from_dict(item) for item in source.operations]
-    return SourceRead(
+    return OpenAPIImportRead(
         id=source.id,
         name=source.name,
         description=source.description,
         title=source.title,
         document_version=source.document_version,
         base_url=source.base_url,
-        auth=AuthRead(
+        auth=OpenAPIAuthRead(
             kind=source.auth_kind,
             location=source.auth_location,
             name=source.auth_name or None,
@@ -156,9 +156,9 @@ class OpenAPIToolService:
         self.caller = caller
         self.sources = OpenAPISourceRepository(session, caller.tenant_id)
 
-    async def preview(self, data: DocumentIn) -> DocumentPreview:
+    async def preview(self, data: OpenAPIDocumentIn) -> OpenAPIPreview:
         document = parse_document(data.document)
-        return DocumentPreview(
+        return OpenAPIPreview(
             title=document.title,
             version=document.version,
             base_url=document.base_url,
@@ -167,7 +167,7 @@ class OpenAPIToolService:
             ],
         )
 
-    async def create(self, data: SourceCreate) -> SourceRead:
+    async def create(self, data: OpenAPIImportCreate) -> OpenAPIImportRead:
         document = parse_document(data.document)
         ops = operations(document)
         chosen = _choose(ops, data.operations)
@@ -190,7 +190,7 @@ class OpenAPIToolService:
             selected=chosen,
             created_by=self.caller.user_id,
         )
-        self._set_auth(source, data.auth or AuthIn())
+        self._set_auth(source, data.auth or OpenAPIAuthIn())
         try:
             async with self.session.begin_nested():
                 await self.sources.add(source)
@@ -217,7 +217,7 @@ class OpenAPIToolService:
             raise BaseUrlNotAllowed(f"The host {host!r} of the base URL does not resolve.") from None
         return url
 
-    def _set_auth(self, source: OpenAPISource, auth: AuthIn) -> None:
+    def _set_auth(self, source: OpenAPISource, auth: OpenAPIAuthIn) -> None:
         secret = auth.secret.get_secret_value() if auth.secret is not None else None
         if auth.kind == "none":
             source.secret_encrypted = None
@@ -235,14 +235,16 @@ class OpenAPIToolService:
             raise SourceNotFound(f"No OpenAPI import {source_id} in this tenant.")
         return source
 
-    async def get(self, source_id: uuid.UUID) -> SourceRead:
+    async def get(self, source_id: uuid.UUID) -> OpenAPIImportRead:
         return _read(await self._get(source_id))
 
-    async def list_sources(self, page: PageParams) -> Page[SourceRead]:
+    async def list_sources(self, page: PageParams) -> Page[OpenAPIImportRead]:
         rows, total = await self.sources.page(limit=page.limit, offset=page.offset)
-        return Page[SourceRead](items=[_read(s) for s in rows], total=total, limit=page.limit, offset=page.offset)
+        return Page[OpenAPIImportRead](
+            items=[_read(s) for s in rows], total=total, limit=page.limit, offset=page.offset
+        )
 
-    async def update(self, source_id: uuid.UUID, data: SourceUpdate) -> SourceRead:
+    async def update(self, source_id: uuid.UUID, data: OpenAPIImportUpdate) -> OpenAPIImportRead:
         source = await self._get(source_id)
         if data.name is not None and data.name != source.name:
             if await self.sources.by_name(data.name) is not None:
