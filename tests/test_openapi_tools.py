@@ -136,6 +136,24 @@ async def test_preview_lists_each_operation_as_a_tool(
     assert as_json.json()["base_url"] is None
 
 
+# References that fan out: each schema refers to the next eight times, 8^8 nodes once expanded.
+FAN_OUT = json.dumps(
+    {
+        "openapi": "3.0.0",
+        "paths": {"/a": {"post": {"requestBody": {"content": {"application/json": {"schema": {"$ref": "#/s/s0"}}}}}}},
+        "s": {f"s{i}": {"properties": {p: {"$ref": f"#/s/s{i + 1}"} for p in "abcdefgh"}} for i in range(8)}
+        | {"s8": {}},
+    }
+)
+DEEP = (
+    '{"openapi": "3.0.0", "paths": {"/a": {"get": {"parameters": [{"name": "x", "in": "query", "schema": '
+    + '{"items": ' * 100
+    + "{}"
+    + "}" * 100
+    + "}]}}}}"
+)
+
+
 @pytest.mark.parametrize(
     ("text", "says"),
     [
@@ -156,6 +174,8 @@ async def test_preview_lists_each_operation_as_a_tool(
         ('{"openapi": "3.0.0", "paths": {"a": {"get": {}}}}', "does not start with '/'"),
         ('{"openapi": "3.0.0", "paths": {"/a": {"summary": "no operations"}}}', "hold no operation"),
         ("[" + "1," * 1_100_000 + "1]", "larger than"),
+        (FAN_OUT, "expand to more than"),
+        (DEEP, "nested more than 64 levels"),
     ],
     ids=lambda v: v[:30] if isinstance(v, str) else v,
 )

@@ -39,6 +39,8 @@ MAX_OPERATIONS = 300
 MAX_NAME_LENGTH = 48  # leaves room for the source's prefix in a 64-character tool name
 MAX_DESCRIPTION = 1024
 MAX_REF_DEPTH = 24
+MAX_NESTING = 64
+MAX_EXPANDED_NODES = 200_000
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 # Headers that the platform sets itself (or that would change how the request travels): never an argument.
 _RESERVED_HEADERS = frozenset(
@@ -133,10 +135,14 @@ def _load_text(text: str) -> Any:
     if stripped.startswith(("{", "[")):
         try:
             return json.loads(text)
+        except RecursionError:
+            raise InvalidDocument(f"The document is nested more than {MAX_NESTING} levels deep.") from None
         except json.JSONDecodeError as exc:
             raise InvalidDocument(f"The document is not valid JSON: {exc.msg} (line {exc.lineno}).") from None
     try:
         return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader without aliases)
+    except RecursionError:
+        raise InvalidDocument(f"The document is nested more than {MAX_NESTING} levels deep.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
@@ -150,7 +156,11 @@ def parse_document(source: str | Mapping[str, Any]) -> ParsedDocument:
         loaded = _load_text(source)
     else:
         loaded = source
-        if len(json.dumps(loaded, default=str)) > MAX_DOCUMENT_BYTES:
+        try:
+            size = len(json.dumps(loaded, default=str))
+        except RecursionError:
+            raise InvalidDocument(f"The document is nested more than {MAX_NESTING} levels deep.") from None
+        if size > MAX_DOCUMENT_BYTES:
             raise InvalidDocument(f"The document is larger than {MAX_DOCUMENT_BYTES // 1024} KiB.")
     if not isinstance(loaded, Mapping):
         raise InvalidDocument("The document must be an object with `openapi`, `info` and `paths`.")
@@ -224,23 +234,38 @@ def _pointer(raw: Mapping[str, Any], ref: str) -> Any:
     return node
 
 
-def _resolve(raw: Mapping[str, Any], node: Any, seen: tuple[str, ...] = ()) -> Any:
-    """`node` with every local `$ref` replaced by what it points at; a cycle (a recursive schema) or a chain
-    deeper than `MAX_REF_DEPTH` ends in an open schema `{}`."""
-    if isinstance(node, Mapping):
-        ref = node.get("$ref")
-        if isinstance(ref, str):
-            if ref in seen or len(seen) >= MAX_REF_DEPTH:
-                return {}
-            target = _resolve(raw, _pointer(raw, ref), (*seen, ref))
-            siblings = {k: v for k, v in node.items() if k != "$ref"}
-            if siblings and isinstance(target, Mapping):
-                return {**target, **{k: _resolve(raw, v, seen) for k, v in siblings.items()}}
-            return target
-        return {k: _resolve(raw, v, seen) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_resolve(raw, item, seen) for item in node]
-    return node
+class _Resolver:
+    """Replaces local `$ref`s by what they point at. A cycle (a recursive schema) or a chain deeper than
+    `MAX_REF_DEPTH` ends in an open schema `{}`; nesting deeper than `MAX_NESTING` or an expansion past
+    `MAX_EXPANDED_NODES` for the whole document (references that fan out, like YAML's "billion laughs") is
+    refused."""
+
+    def __init__(self, raw: Mapping[str, Any]) -> None:
+        self.raw = raw
+        self.budget = MAX_EXPANDED_NODES
+
+    def resolve(self, node: Any, seen: tuple[str, ...] = (), depth: int = 0) -> Any:
+        self.budget -= 1
+        if self.budget < 0:
+            raise InvalidDocument(
+                f"The document's references expand to more than {MAX_EXPANDED_NODES} schema nodes; simplify it."
+            )
+        if depth > MAX_NESTING:
+            raise InvalidDocument(f"The document is nested more than {MAX_NESTING} levels deep.")
+        if isinstance(node, Mapping):
+            ref = node.get("$ref")
+            if isinstance(ref, str):
+                if ref in seen or len(seen) >= MAX_REF_DEPTH:
+                    return {}
+                target = self.resolve(_pointer(self.raw, ref), (*seen, ref), depth + 1)
+                siblings = {k: v for k, v in node.items() if k != "$ref"}
+                if siblings and isinstance(target, Mapping):
+                    return {**target, **{k: self.resolve(v, seen, depth + 1) for k, v in siblings.items()}}
+                return target
+            return {k: self.resolve(v, seen, depth + 1) for k, v in node.items()}
+        if isinstance(node, list):
+            return [self.resolve(item, seen, depth + 1) for item in node]
+        return node
 
 
 def sanitize_name(text: str) -> str:
@@ -283,9 +308,9 @@ def _param_schema(param: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _json_body(raw: Mapping[str, Any], operation: Mapping[str, Any]) -> tuple[dict[str, Any] | None, bool, str | None]:
+def _json_body(resolver: _Resolver, operation: Mapping[str, Any]) -> tuple[dict[str, Any] | None, bool, str | None]:
     """The JSON body's schema, whether it is required, and why the body cannot be sent (non-JSON only)."""
-    body = _resolve(raw, operation.get("requestBody"))
+    body = resolver.resolve(operation.get("requestBody"))
     if not isinstance(body, Mapping):
         return None, False, None
     content = body.get("content")
@@ -308,13 +333,14 @@ def _json_body(raw: Mapping[str, Any], operation: Mapping[str, Any]) -> tuple[di
 def operations(document: ParsedDocument) -> list[Operation]:
     """Every operation of the document, in document order; those that cannot be tools carry `unsupported`."""
     raw = document.raw
+    resolver = _Resolver(raw)
     found: list[Operation] = []
     taken: set[str] = set()
     paths = raw["paths"]
     for path, item in paths.items():
         if not isinstance(path, str) or not path.startswith("/"):
             raise InvalidDocument(f"The path {str(path)[:100]!r} does not start with '/'.")
-        item = _resolve(raw, item)
+        item = resolver.resolve(item)
         if not isinstance(item, Mapping):
             raise InvalidDocument(f"The path {path} is not an object.")
         shared_raw = item.get("parameters")
@@ -327,14 +353,14 @@ def operations(document: ParsedDocument) -> list[Operation]:
                 raise InvalidDocument(f"The operation {method.upper()} {path} is not an object.")
             if len(found) >= MAX_OPERATIONS:
                 raise InvalidDocument(f"The document has more than {MAX_OPERATIONS} operations.")
-            found.append(_operation(raw, path, method, operation, shared, taken))
+            found.append(_operation(resolver, path, method, operation, shared, taken))
     if not found:
         raise InvalidDocument("The document's `paths` hold no operation.")
     return found
 
 
 def _operation(
-    raw: Mapping[str, Any],
+    resolver: _Resolver,
     path: str,
     method: str,
     operation: Mapping[str, Any],
@@ -351,7 +377,7 @@ def _operation(
 
     merged: dict[tuple[str, str], Mapping[str, Any]] = {}
     for entry in [*shared, *(operation.get("parameters") or [])]:
-        param = _resolve(raw, entry)
+        param = resolver.resolve(entry)
         if not isinstance(param, Mapping) or not isinstance(param.get("name"), str) or "in" not in param:
             raise InvalidDocument(f"A parameter of {where} has no `name` or `in`.")
         merged[(str(param["in"]), str(param["name"]))] = param
@@ -369,7 +395,7 @@ def _operation(
         argument = sanitize_name(name) if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$", name) else name
         if argument in properties:
             argument = f"{location}_{argument}"
-        properties[argument] = _resolve(raw, _param_schema(param))
+        properties[argument] = resolver.resolve(_param_schema(param))
         places[argument] = ArgumentPlace(location, name)
         if location == "path" or param.get("required"):
             required.append(argument)
@@ -379,11 +405,11 @@ def _operation(
     for name in re.findall(r"\{([^}]+)\}", path):
         if ("path", name) not in merged:
             raise InvalidDocument(f"The path {path} names {{{name}}}, but {where} does not define that parameter.")
-    body, body_required, body_problem = _json_body(raw, operation)
+    body, body_required, body_problem = _json_body(resolver, operation)
     unsupported = unsupported or body_problem
     if body is not None:
         argument = "body" if "body" not in properties else "request_body"
-        properties[argument] = _resolve(raw, body)
+        properties[argument] = resolver.resolve(body)
         places[argument] = ArgumentPlace("body", "")
         if body_required:
             required.append(argument)
