@@ -136,6 +136,10 @@ class TenantData:
     openapi_source_name: str
     openapi_base_url: str
     openapi_secret: str
+    mcp_server_id: str
+    mcp_server_name: str
+    mcp_server_url: str
+    mcp_token: str
 
     def visible_markers(self) -> dict[str, str]:
         """What the tenant's owner sees of it; none of it may reach another tenant."""
@@ -175,6 +179,9 @@ class TenantData:
             "openapi import id": self.openapi_source_id,
             "openapi import name": self.openapi_source_name,
             "openapi base url": self.openapi_base_url,
+            "mcp server id": self.mcp_server_id,
+            "mcp server name": self.mcp_server_name,
+            "mcp server url": self.mcp_server_url,
         }
 
     def unlisted_markers(self) -> dict[str, str]:
@@ -203,6 +210,7 @@ class TenantData:
             "revoked api key secret": self.revoked_key_secret,
             "model api key": self.model_api_key,
             "openapi import secret": self.openapi_secret,
+            "mcp server token": self.mcp_token,
         }
 
     def markers(self) -> dict[str, str]:
@@ -265,6 +273,7 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "case_id": lambda t: [t.case_id],
     "evaluation_id": lambda t: [t.evaluation_id],
     "source_id": lambda t: [t.openapi_source_id],
+    "server_id": lambda t: [t.mcp_server_id],
 }
 
 # Path parameters that are not ids: every tenant has the same values, so only the ids beside them can attack.
@@ -344,6 +353,12 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
         "timeout_seconds": 2,
     },
     ("PATCH", "/api/models/{model_id}"): lambda c: {"name": "Renamed by a probe", "is_default": True},
+    ("POST", "/api/mcp-servers"): lambda c: {
+        "name": f"probe_{uuid.uuid4().hex[:8]}",
+        "transport": "http",
+        "url": "http://127.0.0.1:9/probe/mcp",
+    },
+    ("PATCH", "/api/mcp-servers/{server_id}"): lambda c: {"description": "Changed by a probe", "token": "probe"},
     ("POST", "/api/agents"): lambda c: {"name": f"Probe agent {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/agents/{agent_id}"): lambda c: {"description": "Changed by a probe", "max_steps": 3},
     ("PUT", "/api/agents/{agent_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
@@ -789,6 +804,15 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         ),
         201,
     )
+    mcp_token = f"{label}-mcp-token-{uuid.uuid4().hex}"
+    mcp_body = {
+        "name": f"{label}_secret_tools",
+        "description": f"{title} MCP server description",
+        "transport": "http",
+        "url": f"http://127.0.0.1:9/{label}-isolation-mcp",
+        "token": mcp_token,
+    }
+    mcp_server = await expect(client.post("/api/mcp-servers", json=mcp_body, headers=headers), 201)
 
     return TenantData(
         label=label,
@@ -837,6 +861,10 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         openapi_source_name=openapi_source["name"],
         openapi_base_url=openapi_source["base_url"],
         openapi_secret=openapi_secret,
+        mcp_server_id=mcp_server["id"],
+        mcp_server_name=mcp_server["name"],
+        mcp_server_url=mcp_server["url"],
+        mcp_token=mcp_token,
     )
 
 

@@ -46,6 +46,8 @@ def test_the_package_keeps_every_contract() -> None:
         ("knowledge-repository", "agents/service.py", "import nexent.knowledge.repository"),
         ("providers-repository", "knowledge/service.py", "import nexent.providers.repository"),
         ("jobs-repository", "knowledge/jobs.py", "import nexent.jobs.repository"),
+        ("mcp-client-beside", "runtime/builder.py", "import nexent.mcp_client.service"),
+        ("mcp-client-repository", "agents/service.py", "import nexent.mcp_client.repository"),
     ],
 )
 def test_a_broken_rule_is_refused(tmp_path: Path, contract: str, module: str, line: str) -> None:

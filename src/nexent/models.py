@@ -17,6 +17,7 @@ from nexent.identity.models import (
 )
 from nexent.jobs.models import Job
 from nexent.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeDocument
+from nexent.mcp_client.models import McpServer, McpServerLog
 from nexent.openapi_tools.models import OpenAPISource
 from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
 from nexent.runtime.models import Conversation, Message, Run, RunEvent
@@ -36,6 +37,8 @@ __all__ = [
     "KnowledgeBase",
     "KnowledgeChunk",
     "KnowledgeDocument",
+    "McpServer",
+    "McpServerLog",
     "Membership",
     "Message",
     "ModelConfig",

@@ -30,6 +30,8 @@ from nexent.identity.auth import RequireMetricsReader
 from nexent.jobs.queue import build_queue
 from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
+from nexent.mcp_client import api as mcp_client_api
+from nexent.mcp_client.supervisor import configure as configure_mcp
 from nexent.openapi_tools import api as openapi_tools_api
 from nexent.providers import api as providers_api
 from nexent.runtime import api as runtime_api
@@ -47,6 +49,7 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
         *agents_api.routers,
         *knowledge_api.routers,
         *openapi_tools_api.routers,
+        *mcp_client_api.routers,
     ],
     # Evaluations start runs: they live where runs execute.
     Service.RUNTIME: [*runtime_api.routers, *evaluation_api.routers],
@@ -100,6 +103,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         engines = build_engines(settings, queue=build_queue, consume_jobs=embedded or service in _JOB_CONSUMERS)
         await engines.start()
         app.state.engines = engines
+        # Local MCP servers: allowed by default in the embedded app only (NEXENT_MCP_STDIO decides elsewhere).
+        configure_mcp(engines, embedded=embedded)
         app.state.runs = RunManager(engines)
         if embedded or service is Service.RUNTIME:  # the services that execute runs register as their owner
             await app.state.runs.start()

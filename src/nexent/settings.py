@@ -99,6 +99,16 @@ class Settings(BaseSettings):
     # The code sandbox's scratch directory, all files together (a tmpfs when the server runs as root: memory)
     sandbox_disk_mb: int = Field(default=64, ge=1)
 
+    # Tenants' MCP servers (docs/tools.md). Local (stdio) servers run commands on the host: allowed where
+    # `mcp_stdio` is true; unset, only in the embedded shape (the split shape sets it on config and runtime).
+    mcp_stdio: bool | None = None
+    mcp_dir: Path | None = None
+    mcp_list_timeout_seconds: float = Field(default=10.0, gt=0)
+    mcp_breaker_failures: int = Field(default=3, ge=1)
+    mcp_breaker_reset_seconds: float = Field(default=30.0, gt=0)
+    mcp_restart_backoff_max_seconds: float = Field(default=30.0, gt=0)
+    mcp_log_lines: int = Field(default=500, ge=10)
+
     # Knowledge bases
     knowledge_max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     knowledge_max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
@@ -190,6 +200,10 @@ class Settings(BaseSettings):
     @property
     def resolved_storage_dir(self) -> Path:
         return (self.storage_dir or self.data_dir / "objects").resolve()
+
+    @property
+    def resolved_mcp_dir(self) -> Path:
+        return (self.mcp_dir or self.data_dir / "mcp").resolve()
 
     @property
     def resolved_lancedb_dir(self) -> Path:

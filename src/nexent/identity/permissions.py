@@ -12,6 +12,7 @@ class Permission(StrEnum):
     MANAGE_AGENTS = "agents.manage"
     MANAGE_KNOWLEDGE = "knowledge.manage"
     MANAGE_TOOLS = "tools.manage"
+    RUN_LOCAL_TOOLS = "tools.run_local"  # add local (stdio) MCP servers: commands that run on the host
     MANAGE_MODELS = "models.manage"
     MANAGE_OWN_API_KEYS = "api_keys.manage"
     MANAGE_ALL_API_KEYS = "api_keys.manage_all"
@@ -30,6 +31,7 @@ _DEVELOPER = _USER | {
     Permission.MANAGE_OWN_API_KEYS,
 }
 _ADMIN = _DEVELOPER | {
+    Permission.RUN_LOCAL_TOOLS,
     Permission.MANAGE_MODELS,
     Permission.MANAGE_ALL_API_KEYS,
     Permission.MANAGE_MEMBERS,

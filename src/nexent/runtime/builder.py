@@ -287,9 +287,10 @@ class AgentBuilder:
         async def execute(tool_name: str, arguments: dict[str, Any]) -> str:
             return self._answer(tool_name, await sources.execute(tool, arguments, self._context(None, cancel_event)))
 
-        # A schema smolagents cannot read still reaches the model; `sources.execute` refuses the calls.
+        # A wrong schema still reaches the model as it is (smolagents reads unknown types as "any");
+        # `sources.execute` refuses the calls with a clear error.
         spec = tool.openai_spec()
-        if sources.schema_problem(spec["parameters"]) is not None:
+        if not isinstance(spec["parameters"].get("properties", {}), dict):
             spec = {**spec, "parameters": {"type": "object", "properties": {}}}
         return make_tool(spec, execute, self.loop, cancel=self.cancel, timeout=TOOL_TIMEOUT_SECONDS)
 

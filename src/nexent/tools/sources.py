@@ -50,7 +50,7 @@ __all__ = [
 
 logger = logging.getLogger("nexent.tools")
 
-SOURCE_NAME_RE = re.compile(r"^[a-z](?:[a-z0-9]|_(?!_)){0,29}(?<!_)$")
+SOURCE_NAME_RE = re.compile(r"^(?=.{1,30}$)[a-z](?:[a-z0-9]|_[a-z0-9])*$")
 """A source's name: lowercase letters, digits and single underscores, 1 to 30 characters, starting with a letter."""
 TOOL_NAME_RE = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 """An OpenAI function name; `external_name` gives a subset of these (no `-`)."""

@@ -1,7 +1,7 @@
 """openapi tools: a tenant's imports of OpenAPI documents as tools
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-06 13:30:00.000000
 """
 
@@ -14,7 +14,7 @@ import nexent.core.db
 
 
 revision: str = '0017'
-down_revision: str | None = '0013'
+down_revision: str | None = '0015'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
