@@ -6,6 +6,7 @@ reaching the run as tool errors, editing and deleting imports, and published ver
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -289,8 +290,13 @@ async def test_api_errors_reach_the_run_as_tool_errors(
 
 
 async def test_bearer_and_query_keys_are_sent(
-    client: httpx.AsyncClient, owner: dict[str, Any], inventory: Inventory, llm: RunningModelServer
+    client: httpx.AsyncClient,
+    owner: dict[str, Any],
+    inventory: Inventory,
+    llm: RunningModelServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO)
     created = await create_import(
         client, owner, inventory, auth={"kind": "bearer", "secret": "tok-123"}, operations=["list_items"]
     )
@@ -324,6 +330,10 @@ async def test_bearer_and_query_keys_are_sent(
     assert inventory.requests[-1]["query"] == {"key": ["q-secret"]}
     assert "authorization" not in inventory.requests[-1]["headers"]
     assert "q-secret" not in json.dumps(events)
+    # httpx logs each request: the key in the query is not in the line.
+    request_lines = [r.getMessage() for r in caplog.records if r.name == "httpx" and "/v1/items" in r.getMessage()]
+    assert request_lines and not any("q-secret" in line or "tok-123" in line for line in request_lines)
+    assert "q-secret" not in caplog.text
 
 
 # --- Changing and deleting -----------------------------------------------------------------------------------------

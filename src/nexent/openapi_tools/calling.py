@@ -11,6 +11,8 @@ credential nor the full URL (a query key would be in it).
 from __future__ import annotations
 
 import json
+import logging
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -26,6 +28,21 @@ __all__ = ["Credential", "call_operation", "client_for"]
 
 USER_AGENT = "Nexent-OpenAPI-Tool/1.0"
 _ERROR_EXCERPT = 500
+_SENDING: ContextVar[bool] = ContextVar("openapi_tool_sending", default=False)
+
+
+class _DropQuery(logging.Filter):
+    """httpx logs each request's full URL at INFO; during a call of ours the query (an API key may be in it)
+    is left out of that line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if _SENDING.get() and isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], httpx.URL):
+            record.args = (args[0], args[1].copy_with(query=None), *args[2:])
+        return True
+
+
+logging.getLogger("httpx").addFilter(_DropQuery())
 
 
 @dataclass(frozen=True)
@@ -123,6 +140,7 @@ async def call_operation(
         json=body if body is not None else None,
         timeout=httpx.Timeout(timeout),
     )
+    sending = _SENDING.set(True)
     try:
         response = await client.send(request, stream=True)
     except AddressRefused as exc:
@@ -135,6 +153,8 @@ async def call_operation(
         raise ToolError(f"{what} did not answer within {timeout:g} s.", "timeout") from None
     except httpx.HTTPError as exc:
         raise ToolError(f"{what} could not be reached ({type(exc).__name__}).", "network_error") from None
+    finally:
+        _SENDING.reset(sending)
     try:
         chunks: list[bytes] = []
         size = 0

@@ -135,6 +135,10 @@ export function McpServerModal({
           ...(!local && values.token ? { token: values.token } : {}),
           enabled: values.enabled,
           call_timeout_seconds: values.call_timeout_seconds ?? 30,
+          // A local server's resource limits: the server's defaults (docs/tools.md).
+          memory_mb: 1024,
+          cpu_seconds: 600,
+          max_open_files: 256,
         });
         message.success(t("mcp.created", { name: saved.name }));
       }
