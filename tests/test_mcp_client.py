@@ -44,8 +44,8 @@ def llm() -> Iterator[RunningModelServer]:
 
 @pytest.fixture(scope="module")
 def remote() -> Iterator[dict[str, mcp_servers.McpProcess]]:
-    served = {"http": mcp_servers.serve("http"), "sse": mcp_servers.serve("sse")}
-    served["auth"] = mcp_servers.serve("http", token="tok-123")
+    http, sse, auth = mcp_servers.serve_many([("http", None), ("sse", None), ("http", "tok-123")])
+    served = {"http": http, "sse": sse, "auth": auth}
     try:
         yield served
     finally:

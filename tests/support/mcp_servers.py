@@ -118,23 +118,33 @@ class McpProcess:
 
 def serve(mode: str, token: str | None = None, timeout: float = 30.0) -> McpProcess:
     """Start an HTTP (`http`) or SSE (`sse`) server on a free loopback port; returns once it accepts."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = int(sock.getsockname()[1])
-    args = [sys.executable, str(SCRIPT), mode, str(port), *([token] if token else [])]
-    process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+    return serve_many([(mode, token)], timeout)[0]
+
+
+def serve_many(specs: list[tuple[str, str | None]], timeout: float = 30.0) -> list[McpProcess]:
+    """Start several servers (`(mode, token)` each) at once; returns once each accepts."""
+    started: list[tuple[McpProcess, int, str]] = []
+    for mode, token in specs:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        args = [sys.executable, str(SCRIPT), mode, str(port), *([token] if token else [])]
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL)
+        path = "/sse" if mode == "sse" else "/mcp"
+        started.append((McpProcess(process, f"http://127.0.0.1:{port}{path}"), port, mode))
     deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                raise RuntimeError(f"the test MCP server ({mode}) did not start") from None
-            time.sleep(0.05)
-    path = "/sse" if mode == "sse" else "/mcp"
-    return McpProcess(process, f"http://127.0.0.1:{port}{path}")
+    for served, port, mode in started:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if served.process.poll() is not None or time.monotonic() > deadline:
+                    for other, _, _ in started:
+                        other.process.kill()
+                    raise RuntimeError(f"the test MCP server ({mode}) did not start") from None
+                time.sleep(0.05)
+    return [served for served, _, _ in started]
 
 
 if __name__ == "__main__":

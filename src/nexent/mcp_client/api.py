@@ -12,7 +12,14 @@ from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, RequirePermission
 from nexent.identity.permissions import Permission
-from nexent.mcp_client.schemas import CheckResult, LogLine, McpServerCreate, McpServerRead, McpServerUpdate, McpToolRead
+from nexent.mcp_client.schemas import (
+    LogLine,
+    McpCheckResult,
+    McpServerCreate,
+    McpServerRead,
+    McpServerUpdate,
+    McpToolRead,
+)
 from nexent.mcp_client.service import McpServerService
 
 router = APIRouter(prefix="/api/mcp-servers", tags=["mcp-servers"])
@@ -89,7 +96,7 @@ async def delete_server(server_id: ServerId, caller: ManageTools, session: Sessi
 )
 async def check_server(
     server_id: ServerId, caller: ManageTools, session: SessionDep, engines: EnginesDep
-) -> CheckResult:
+) -> McpCheckResult:
     return await McpServerService(session, engines, caller).check(server_id)
 
 

@@ -190,7 +190,7 @@ class McpToolRead(BaseModel):
     problem: str | None = Field(description="Why the tool cannot be called (a schema that is not one); None: fine.")
 
 
-class CheckResult(BaseModel):
+class McpCheckResult(BaseModel):
     status: ServerStatus
     detail: str | None
     latency_ms: float

@@ -28,8 +28,8 @@ from nexent.mcp_client.connection import McpFailure, ServerConfig
 from nexent.mcp_client.models import McpServer, ServerStatus, Transport
 from nexent.mcp_client.repository import McpLogRepository, McpServerRepository
 from nexent.mcp_client.schemas import (
-    CheckResult,
     LogLine,
+    McpCheckResult,
     McpServerCreate,
     McpServerRead,
     McpServerUpdate,
@@ -176,7 +176,7 @@ class McpServerService:
         connections(self.engines).drop(server.id)
         await record(self.session, self.caller, "mcp_server.deleted", RESOURCE, server.id, name=server.name)
 
-    async def check(self, server_id: uuid.UUID) -> CheckResult:
+    async def check(self, server_id: uuid.UUID) -> McpCheckResult:
         """Connect, list the tools (within `NEXENT_MCP_LIST_TIMEOUT_SECONDS`), store them and the status."""
         server = await self._server(server_id)
         connection = connections(self.engines).get(config_of(self.engines, server))
@@ -191,7 +191,7 @@ class McpServerService:
         latency = (time.perf_counter() - started) * 1000
         server.checked_at = utcnow()
         await self.session.flush()
-        return CheckResult(
+        return McpCheckResult(
             status=ServerStatus(server.status),
             detail=server.status_detail,
             latency_ms=round(latency, 1),
