@@ -40,11 +40,12 @@ def new_agent_with_tool(page: Page, name: str, group: str, tool: str) -> None:
     page.get_by_label("Name", exact=True).fill(name)
     page.get_by_label("Model").click()
     page.get_by_title("test-chat (default)").click()
-    page.get_by_role("checkbox", name=tool).check()
+    page.get_by_role("checkbox", name=tool, exact=True).check()
     page.get_by_role("button", name="Create agent").click()
     expect(page.get_by_text(f"{name} was created.")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/agents/edit\?id="))
     page.reload()
-    expect(page.get_by_role("checkbox", name=tool)).to_be_checked()
+    expect(page.get_by_role("checkbox", name=tool, exact=True)).to_be_checked()
 
 
 def test_import_an_openapi_document_and_pick_its_tool(page: Page, live: Live, inventory: Inventory) -> None:
@@ -119,7 +120,8 @@ def test_add_check_and_use_an_mcp_server(page: Page, live: Live, mcp_server: Mcp
     dialog.get_by_label("Name", exact=True).fill("calc")
     dialog.get_by_label("Server URL").fill(mcp_server.url)
     dialog.get_by_label("Bearer token").fill(MCP_TOKEN)
-    dialog.get_by_label("Bearer token").press("Enter")
+    dialog.get_by_role("button", name="Save").focus()
+    page.keyboard.press("Enter")
     expect(page.get_by_text("Added calc.")).to_be_visible()
     row = page.get_by_role("row", name=re.compile("calc"))
     expect(row.get_by_test_id("mcp-status")).to_have_text("Not checked")

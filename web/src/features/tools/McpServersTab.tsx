@@ -3,6 +3,7 @@
 import {
   CheckCircleFilled,
   CheckCircleOutlined,
+  ClockCircleFilled,
   CloseCircleFilled,
   DeleteOutlined,
   EditOutlined,
@@ -11,7 +12,7 @@ import {
   ProfileOutlined,
   ReloadOutlined,
 } from "@ant-design/icons";
-import { Alert, App, Button, Drawer, Flex, Grid, Popconfirm, Space, Table, Tabs, Tag, Tooltip, Typography } from "antd";
+import { Alert, App, Button, Drawer, Flex, Grid, Popconfirm, Space, Table, Tabs, Tag, theme, Tooltip, Typography } from "antd";
 import { useState } from "react";
 import { useLocale, useT } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
@@ -33,19 +34,22 @@ import { McpServerModal } from "./McpServerModal";
 import { SchemaView } from "./SchemaView";
 import "./messages";
 
-const STATUS_COLORS: Record<string, string> = {
-  ok: "success",
-  unknown: "default",
-  disabled: "default",
-  timeout: "warning",
-};
-
-/** A server's health as a badge: a colour, an icon and the words (never the colour alone). */
+/** A server's health as a badge: an icon in the status's colour and the words (the text keeps its contrast). */
 export function StatusBadge({ status }: { status: McpStatus }) {
   const t = useT();
-  const icon = status === "ok" ? <CheckCircleFilled /> : status === "unknown" || status === "disabled" ? <MinusCircleOutlined /> : <CloseCircleFilled />;
+  const { token } = theme.useToken();
+  const icon =
+    status === "ok" ? (
+      <CheckCircleFilled style={{ color: token.colorSuccess }} />
+    ) : status === "unknown" || status === "disabled" ? (
+      <MinusCircleOutlined style={{ color: token.colorTextSecondary }} />
+    ) : status === "timeout" ? (
+      <ClockCircleFilled style={{ color: token.colorWarning }} />
+    ) : (
+      <CloseCircleFilled style={{ color: token.colorError }} />
+    );
   return (
-    <Tag color={STATUS_COLORS[status] ?? "error"} icon={icon} data-testid="mcp-status">
+    <Tag icon={icon} data-testid="mcp-status">
       {t(`mcp.status.${status}` as MessageKey)}
     </Tag>
   );
