@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from nexent.core.db import create_engine
 from nexent.engines.storage.local import LocalStorage
-from nexent.mcp_client.connection import Breaker, McpFailure
+from nexent.mcp_client.connection import Breaker, McpFailure, docker_available
 from nexent.mcp_client.models import ServerStatus
 from nexent.settings import Service, Settings
 from nexent.tools import sources
@@ -346,6 +346,11 @@ async def test_published_versions_keep_their_tools_schemas(
     assert snapshot["name"] == "web__add" and snapshot["remote_name"] == "add"
     assert snapshot["source"] == {"kind": "mcp", "id": web, "name": "web"}
     assert snapshot["parameters"]["required"] == ["a", "b"]
+    # An exported agent naming the tenant's MCP tool imports with it.
+    document = await client.get(f"/api/agents/{agent.json()['id']}/export", headers=owner["headers"])
+    assert document.status_code == 200, document.text
+    preview = await client.post("/api/agents/import/preview", json=document.json(), headers=owner["headers"])
+    assert preview.json()["agents"][0]["tools"] == [{"name": "web__add", "status": "ok", "message": None}]
     # Its server cannot go while the version uses it.
     refused = await client.delete(f"/api/mcp-servers/{web}", headers=owner["headers"])
     assert_problem(refused, 409, "tool_source_in_use")
@@ -418,6 +423,37 @@ async def test_who_may_add_local_servers(client: httpx.AsyncClient, owner: dict[
         pair = await register(config, "split-owner@example.com")
         allowed = await config.post("/api/mcp-servers", json=body, headers=bearer(pair["access_token"]))
         assert allowed.status_code == 201, allowed.text
+
+
+async def test_a_container_runner_needs_a_docker_engine(client: httpx.AsyncClient, owner: dict[str, Any]) -> None:
+    if await docker_available():
+        pytest.skip("a Docker engine answers here: see the next test")
+    body = {"name": "boxed", "transport": "stdio", "image": "python:3.11-slim", "command": "python -m server"}
+    refused = await client.post("/api/mcp-servers", json=body, headers=owner["headers"])
+    assert_problem(refused, 400, "container_runner_unavailable")
+
+
+async def test_a_local_server_runs_in_a_container_where_docker_answers(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    """Needs a Docker engine and, in NEXENT_TEST_MCP_IMAGE, an image whose default command serves
+    `tests/support/mcp_servers.py stdio` (fastmcp installed)."""
+    if not await docker_available():
+        pytest.skip("no Docker engine answers here (docker info)")
+    image = os.environ.get("NEXENT_TEST_MCP_IMAGE")
+    if not image:
+        pytest.skip("NEXENT_TEST_MCP_IMAGE names no image of the test server")
+    server = await add_server(client, owner, name="boxed", transport="stdio", image=image)
+    assert (await check(client, owner, server["id"]))["status"] == "ok"
+    results = await run_agent(
+        client,
+        owner,
+        llm,
+        ["boxed__add", "boxed__env_secret"],
+        ("boxed__add", {"a": 2, "b": 3}),
+        ("boxed__env_secret", {}),
+    )
+    assert [r["output"] for r in results] == ["5", "clean"]
 
 
 def test_tool_names_are_function_names() -> None:

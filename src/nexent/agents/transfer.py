@@ -44,7 +44,7 @@ from nexent.identity.services.sharing import Granted
 from nexent.knowledge.service import KnowledgeBaseLabel, readable_knowledge_bases
 from nexent.providers.models import ModelKind
 from nexent.providers.service import ModelLabel, default_model_facts, model_labels
-from nexent.tools import registry
+from nexent.tools import registry, sources
 
 _SECRET_PARTS = ("token", "secret", "password", "passwd")
 _WORD_BREAK = re.compile(r"[^A-Za-z0-9]+|(?<=[a-z0-9])(?=[A-Z])")
@@ -218,6 +218,8 @@ class TransferService:
         names = await self._final_names(document, warnings)
         models = await model_labels(self.session, self.caller.tenant_id)
         bases = {kb.name.casefold(): kb for kb in await readable_knowledge_bases(self.session, self.caller)}
+        # The tenant's own tools (MCP servers, OpenAPI imports) by name: a document may name them too.
+        tenant_tools = {t.name for t in await sources.tenant_tools(self.session, self.caller.tenant_id)}
         plan = []
         for agent in _creation_order(document):
             model = _map_model(agent.model, models)
@@ -233,7 +235,7 @@ class TransferService:
                 for kb in knowledge
                 if kb.status == "unmapped"
             ]
-            tools = [_check_tool(tool.name, tool.settings) for tool in agent.tools]
+            tools = [_check_tool(tool.name, tool.settings, tenant_tools) for tool in agent.tools]
             warnings += [f"{agent.name}: tool {t.name!r} is left out: {t.message}" for t in tools if t.status != "ok"]
             warnings += [
                 f"{agent.name}: tool {tool.name!r} lost its secret settings on export "
@@ -314,7 +316,11 @@ def _map_knowledge_base(wanted: KnowledgeBaseRef, bases: dict[str, KnowledgeBase
     return KnowledgeBaseMapping(name=wanted.name, status="mapped", knowledge_base_id=found.id)
 
 
-def _check_tool(name: str, settings: dict[str, Any]) -> ToolCheck:
+def _check_tool(name: str, settings: dict[str, Any], tenant_tools: set[str]) -> ToolCheck:
+    if not registry.has(name) and name in tenant_tools:
+        if settings:
+            return ToolCheck(name=name, status="invalid_settings", message=f"The tool {name!r} takes no settings.")
+        return ToolCheck(name=name, status="ok")
     try:
         spec = registry.get(name)
         registry.validate_settings(name, _unmanaged(settings, spec.managed_settings))
@@ -328,7 +334,12 @@ def _check_tool(name: str, settings: dict[str, Any]) -> ToolCheck:
 def _imported_tools(tools: list[ExportedTool], checks: list[ToolCheck]) -> list[ToolUse]:
     """The tools that passed their checks, without the settings the platform fills in."""
     return [
-        ToolUse(name=tool.name, settings=_unmanaged(tool.settings, registry.get(tool.name).managed_settings))
+        ToolUse(
+            name=tool.name,
+            settings=_unmanaged(tool.settings, registry.get(tool.name).managed_settings)
+            if registry.has(tool.name)
+            else {},
+        )
         for tool, check in zip(tools, checks, strict=True)
         if check.status == "ok"
     ]

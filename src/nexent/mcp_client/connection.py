@@ -61,6 +61,7 @@ class ServerConfig:
     transport: str
     url: str | None
     command: str | None
+    image: str | None
     headers: dict[str, str] = field(repr=False)
     env: dict[str, str] = field(repr=False)
     call_timeout: float
@@ -173,6 +174,36 @@ def classify(exc: BaseException, statuses: list[int]) -> McpFailure:
     if isinstance(exc, RuntimeError) and "failed to connect" in str(exc).lower():
         return McpFailure(ServerStatus.UNREACHABLE, f"Could not connect: {_short(exc)}.")
     return McpFailure(ServerStatus.PROTOCOL, f"The server does not speak MCP as expected: {_short(exc)}.")
+
+
+_docker_checked: tuple[float, bool] | None = None
+
+
+async def docker_available() -> bool:
+    """Whether a Docker engine answers here (`docker info`), asked at most once a minute."""
+    global _docker_checked
+    if _docker_checked is not None and time.monotonic() - _docker_checked[0] < 60:
+        return _docker_checked[1]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            "docker",
+            "info",
+            "--format",
+            "{{.ServerVersion}}",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            async with asyncio.timeout(10):
+                answered = await process.wait() == 0
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            answered = False
+    except OSError:  # no docker command
+        answered = False
+    _docker_checked = (time.monotonic(), answered)
+    return answered
 
 
 def _session_dead(transport: StdioTransport) -> bool:
@@ -313,6 +344,8 @@ class Connection:
             return self._stdio
 
     def _new_transport(self) -> StdioTransport:
+        if self.config.image:
+            return self._container_transport()
         config = self.config
         folder = self.folder
         (folder / "tmp").mkdir(parents=True, exist_ok=True)
@@ -344,6 +377,39 @@ class Connection:
         return StdioTransport(
             sys.executable, args, env=env, cwd=str(folder), keep_alive=True, log_file=folder / "stderr.log"
         )
+
+    def _container_transport(self) -> StdioTransport:
+        """`docker run` of the server's image: the limits as the container's (memory, open files, CPU time,
+        processes), no capabilities, its environment passed by name (values never on a command line)."""
+        config = self.config
+        folder = self.folder
+        (folder / "tmp").mkdir(parents=True, exist_ok=True)
+        (folder / "stderr.log").touch()
+        (folder / "pid").unlink(missing_ok=True)
+        assert config.image is not None
+        args = [
+            "run",
+            "--rm",
+            "-i",
+            "--init",
+            f"--label=nexent.mcp_server={config.id}",
+            f"--memory={config.memory_mb}m",
+            f"--ulimit=nofile={config.max_open_files}:{config.max_open_files}",
+            f"--ulimit=cpu={config.cpu_seconds}:{config.cpu_seconds}",
+            "--pids-limit=256",
+            "--cap-drop=ALL",
+            "--security-opt=no-new-privileges",
+            *(f"--env={name}" for name in sorted(config.env)),
+            config.image,
+            *shlex.split(config.command or ""),
+        ]
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "HOME": str(folder),
+            **{k: os.environ[k] for k in ("DOCKER_HOST", "DOCKER_CONTEXT") if k in os.environ},
+            **config.env,
+        }
+        return StdioTransport("docker", args, env=env, cwd=str(folder), keep_alive=True, log_file=folder / "stderr.log")
 
     # --- supervision --------------------------------------------------------------------------------------------
 

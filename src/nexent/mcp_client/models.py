@@ -45,6 +45,7 @@ class McpServer(IdMixin, TimestampMixin, Base):
     transport: Mapped[str] = mapped_column(String(8))
     url: Mapped[str | None] = mapped_column(String(2000), default=None)
     command: Mapped[str | None] = mapped_column(Text, default=None)
+    image: Mapped[str | None] = mapped_column(String(255), default=None)  # stdio in a container of this image
     headers_encrypted: Mapped[str | None] = mapped_column(Text, default=None)
     header_names: Mapped[list[str]] = mapped_column(JSON, default=list)
     env_encrypted: Mapped[str | None] = mapped_column(Text, default=None)

@@ -35,6 +35,14 @@ Command = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=4000),
     Field(description="The command line of a local server (`uvx pkg`, `npx -y pkg`, `python -m module`)."),
 ]
+Image = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=255, pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$"),
+    Field(
+        description="Local servers: run the command in a container of this image (Docker) instead of a process "
+        "of the host; the command is then optional (the image's own)."
+    ),
+]
 Secrets = Annotated[dict[str, SecretStr], Field(max_length=50)]
 CallTimeout = Annotated[float, Field(ge=1, le=600, description="Seconds one tool call may take.")]
 MemoryMb = Annotated[int, Field(ge=128, le=65536, description="Local servers: address space limit (MB).")]
@@ -106,6 +114,7 @@ class McpServerCreate(_Secrets):
     transport: Transport = Field(description="`http` (streamable HTTP) or `sse` with `url`; `stdio` with `command`.")
     url: Url | None = None
     command: Command | None = None
+    image: Image | None = None
     headers: Secrets = Field(
         default_factory=dict, description="Remote servers: HTTP headers sent with every request (stored encrypted)."
     )
@@ -124,13 +133,13 @@ class McpServerCreate(_Secrets):
     @model_validator(mode="after")
     def _fits_transport(self) -> Self:
         if self.transport == Transport.STDIO:
-            if not self.command or self.url:
-                raise ValueError("a stdio server needs a command and no url")
+            if not (self.command or self.image) or self.url:
+                raise ValueError("a stdio server needs a command (or an image) and no url")
             if self.headers or self.token:
                 raise ValueError("a stdio server takes env, not headers or a token")
         else:
-            if not self.url or self.command:
-                raise ValueError(f"an {self.transport.value} server needs a url and no command")
+            if not self.url or self.command or self.image:
+                raise ValueError(f"an {self.transport.value} server needs a url and no command or image")
             if self.env:
                 raise ValueError("a remote server takes headers or a token, not env")
         return self
@@ -146,6 +155,7 @@ class McpServerUpdate(_Secrets, Patch):
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     url: Url | None = None
     command: Command | None = None
+    image: Image | None = None
     headers: Secrets | None = None
     token: SecretStr | None = Field(default=None, max_length=8000)
     env: Secrets | None = None
@@ -165,6 +175,7 @@ class McpServerRead(BaseModel):
     transport: Transport
     url: str | None
     command: str | None
+    image: str | None = Field(description="Local servers run in a container of this image (Docker), if set.")
     header_names: list[str] = Field(description="Headers that are set (their values are never returned).")
     env_names: list[str] = Field(description="Environment variables that are set (values never returned).")
     enabled: bool

@@ -24,7 +24,7 @@ from nexent.identity.auth import Caller
 from nexent.identity.permissions import Permission
 from nexent.identity.services.audit import record
 from nexent.identity.services.tenants import tenant_endpoint_policy
-from nexent.mcp_client.connection import McpFailure, ServerConfig
+from nexent.mcp_client.connection import McpFailure, ServerConfig, docker_available
 from nexent.mcp_client.models import McpServer, ServerStatus, Transport
 from nexent.mcp_client.repository import McpLogRepository, McpServerRepository
 from nexent.mcp_client.schemas import (
@@ -53,6 +53,10 @@ class LocalServersDisabled(AppError):
 
 class McpUrlNotAllowed(BadRequest):
     code = "mcp_url_not_allowed"
+
+
+class ContainerRunnerUnavailable(BadRequest):
+    code = "container_runner_unavailable"
 
 
 class McpServerService:
@@ -93,6 +97,8 @@ class McpServerService:
     async def create(self, data: McpServerCreate) -> McpServerRead:
         if data.transport == Transport.STDIO:
             self._require_local()
+            if data.image:
+                await _require_docker()
         else:
             assert data.url is not None
             await self._check_url(data.url)
@@ -108,6 +114,7 @@ class McpServerService:
             transport=data.transport,
             url=data.url,
             command=data.command,
+            image=data.image,
             enabled=data.enabled,
             call_timeout_seconds=data.call_timeout_seconds,
             memory_mb=data.memory_mb,
@@ -129,8 +136,11 @@ class McpServerService:
             self._require_local()  # whoever changes a local server decides what runs on the host
             if fields & {"url", "headers", "token"}:
                 raise BadRequest("A stdio server takes a command and env, not a url, headers or a token.")
-        elif fields & {"command", "env"}:
-            raise BadRequest("A remote server takes a url, headers or a token, not a command or env.")
+        elif fields & {"command", "env", "image"}:
+            raise BadRequest("A remote server takes a url, headers or a token, not a command, env or image.")
+        if data.image is not None and data.image != server.image:
+            await _require_docker()
+            server.image = data.image
         if data.name is not None and data.name != server.name:
             if await self.servers.name_taken(data.name, except_id=server.id):
                 raise Conflict(f"An MCP server named {data.name!r} exists.", code="mcp_server_name_taken")
@@ -250,6 +260,14 @@ class McpServerService:
         server.env_names = sorted(env)
 
 
+async def _require_docker() -> None:
+    if not await docker_available():
+        raise ContainerRunnerUnavailable(
+            "No Docker engine answers here (`docker info`), so servers cannot run in containers; leave `image` out "
+            "to run the command as a process."
+        )
+
+
 def _decrypt(engines: Engines, encrypted: str | None) -> dict[str, str]:
     if not encrypted:
         return {}
@@ -265,6 +283,7 @@ def config_of(engines: Engines, server: McpServer) -> ServerConfig:
         server.transport,
         server.url,
         server.command,
+        server.image,
         server.headers_encrypted,
         server.env_encrypted,
         server.call_timeout_seconds,
@@ -279,6 +298,7 @@ def config_of(engines: Engines, server: McpServer) -> ServerConfig:
         transport=server.transport,
         url=server.url,
         command=server.command,
+        image=server.image,
         headers=_decrypt(engines, server.headers_encrypted),
         env=_decrypt(engines, server.env_encrypted),
         call_timeout=server.call_timeout_seconds,
@@ -323,6 +343,7 @@ def _read(server: McpServer) -> McpServerRead:
         transport=Transport(server.transport),
         url=server.url,
         command=server.command,
+        image=server.image,
         header_names=list(server.header_names),
         env_names=list(server.env_names),
         enabled=server.enabled,
@@ -371,6 +392,7 @@ class McpToolSource:
         async with engines.sessions() as session:
             server = await McpServerRepository(session, context.tenant_id).get(tool.source.id)
             if server is None or not server.enabled:
+                connections(engines).drop(tool.source.id)  # its process (if local) stops here too
                 raise ToolError(f"The MCP server of {tool.name} was removed or disabled.", "mcp_server_gone")
             config = config_of(engines, server)
         connection = connections(engines).get(config)
