@@ -1,10 +1,13 @@
-"""Journeys of the tools pages: an OpenAPI document imported by paste with an API key, its tools listed and one picked
-in the agent studio; an MCP server (a real FastMCP server over HTTP, with a token) added, checked, its tools and
-logs seen and one of its tools attached in the studio; both pages in Chinese and at phone width."""
+"""Journeys of the tools pages: an OpenAPI document imported by paste with an API key, its tools listed, one picked
+in the agent studio, the import deleted; an MCP server (a real FastMCP server over HTTP, with a token) added,
+checked, its tools and logs seen and one of its tools attached in the studio; a local (stdio) server added with a
+variable and limits, checked, its standard error read in its logs, edited and removed; both pages in Chinese and
+at phone width."""
 
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -12,6 +15,7 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Live, shoot, sign_in_as
 from tests.support.inventory_api import API_KEY, Inventory, document, serve_inventory
+from tests.support.mcp_servers import SCRIPT as SERVER_SCRIPT
 from tests.support.mcp_servers import McpProcess, serve
 
 MCP_TOKEN = "mcp-browser-token"
@@ -104,6 +108,11 @@ def test_import_an_openapi_document_and_pick_its_tool(page: Page, live: Live, in
     expect(page.get_by_role("row", name=re.compile("inventory"))).to_contain_text("4 个工具")
     shoot(page, "tools-openapi-zh")
 
+    # Deleting the import (a draft uses its tool: only published versions hold an import).
+    page.get_by_role("button", name="删除 inventory").click()
+    page.get_by_role("button", name=re.compile(r"^删 ?除$")).click()  # antd spaces two Chinese characters
+    expect(page.get_by_text("还没有 OpenAPI 导入")).to_be_visible()
+
 
 def test_add_check_and_use_an_mcp_server(page: Page, live: Live, mcp_server: McpProcess) -> None:
     tokens = live.register(display_name="Mcp Owner", tenant_name="Mcp Team")
@@ -144,6 +153,37 @@ def test_add_check_and_use_an_mcp_server(page: Page, live: Live, mcp_server: Mcp
     expect(drawer.get_by_role("button", name="Refresh")).to_be_visible()
     page.keyboard.press("Escape")
     expect(drawer).to_be_hidden()
+
+    # A local server from its command line, with a variable and limits; its standard error is in its logs.
+    page.get_by_role("button", name="Add server").click()
+    dialog.get_by_role("radio", name="Local command (stdio)").check()
+    dialog.get_by_label("Name", exact=True).fill("local")
+    dialog.get_by_label("Command line").fill(f"{sys.executable} {SERVER_SCRIPT} stdio")
+    dialog.get_by_role("button", name="Add variable").click()
+    dialog.get_by_label("Variable 1", exact=True).fill("GREETING")
+    dialog.get_by_label("Value 1", exact=True).fill("hello")
+    dialog.get_by_label("Memory (MB)").fill("2048")
+    dialog.get_by_role("button", name="Save").click()
+    expect(page.get_by_text("Added local.")).to_be_visible()
+    local = page.get_by_role("row", name=re.compile("local"))
+    local.get_by_role("button", name="Check local").click()
+    expect(local.get_by_test_id("mcp-status")).to_have_text("Healthy")
+    local.get_by_role("button", name="Details of local").click()
+    drawer = page.get_by_role("dialog", name="Details of local")
+    drawer.get_by_role("tab", name="Logs").click()
+    expect(drawer.get_by_test_id("mcp-logs")).to_contain_text("test server: started")
+    shoot(page, "tools-mcp-logs")
+    page.keyboard.press("Escape")
+
+    # Edit: the saved variable's name is shown, not its value; the limits are kept. Then remove it.
+    local.get_by_role("button", name="Edit local").click()
+    expect(dialog.get_by_text("Saved variables: GREETING.")).to_be_visible()
+    expect(dialog.get_by_label("Memory (MB)")).to_have_value("2048")
+    expect(dialog).not_to_contain_text("hello")
+    dialog.get_by_role("button", name="Cancel").click()
+    local.get_by_role("button", name="Delete local").click()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.get_by_role("row", name=re.compile("local"))).to_have_count(0)
     shoot(page, "tools-mcp")
 
     new_agent_with_tool(page, "Adder", "MCP server calc", "calc__add")

@@ -26,6 +26,9 @@ interface Values {
   env?: Pair[];
   enabled: boolean;
   call_timeout_seconds?: number;
+  memory_mb?: number;
+  cpu_seconds?: number;
+  max_open_files?: number;
 }
 
 function pairs(list: Pair[] | undefined): Record<string, string> {
@@ -101,8 +104,11 @@ export function McpServerModal({
             command: existing.command ?? undefined,
             enabled: existing.enabled,
             call_timeout_seconds: existing.call_timeout_seconds,
+            memory_mb: existing.memory_mb,
+            cpu_seconds: existing.cpu_seconds,
+            max_open_files: existing.max_open_files,
           }
-        : { transport: "http", enabled: true, call_timeout_seconds: 30 },
+        : { transport: "http", enabled: true, call_timeout_seconds: 30, memory_mb: 1024, cpu_seconds: 600, max_open_files: 256 },
     );
   }, [open, existing, form]);
 
@@ -124,6 +130,7 @@ export function McpServerModal({
           ...(local && Object.keys(env).length ? { env } : {}),
           enabled: values.enabled,
           call_timeout_seconds: values.call_timeout_seconds ?? 30,
+          ...(local ? { memory_mb: values.memory_mb, cpu_seconds: values.cpu_seconds, max_open_files: values.max_open_files } : {}),
         });
         message.success(t("common.saved"));
       } else {
@@ -135,10 +142,9 @@ export function McpServerModal({
           ...(!local && values.token ? { token: values.token } : {}),
           enabled: values.enabled,
           call_timeout_seconds: values.call_timeout_seconds ?? 30,
-          // A local server's resource limits: the server's defaults (docs/tools.md).
-          memory_mb: 1024,
-          cpu_seconds: 600,
-          max_open_files: 256,
+          memory_mb: values.memory_mb ?? 1024,
+          cpu_seconds: values.cpu_seconds ?? 600,
+          max_open_files: values.max_open_files ?? 256,
         });
         message.success(t("mcp.created", { name: saved.name }));
       }
@@ -199,6 +205,20 @@ export function McpServerModal({
               <Typography.Paragraph type="secondary">{t("mcp.envKeep", { names: existing.env_names.join(", ") })}</Typography.Paragraph>
             ) : null}
             <PairList name="env" label={t("mcp.env")} addLabel={t("mcp.addEnv")} removeLabel={t("mcp.removeEnv")} />
+            <fieldset style={{ border: 0, margin: 0, padding: 0 }}>
+              <legend style={{ fontSize: 14, marginBottom: 8 }}>{t("mcp.limits")}</legend>
+              <Flex gap={12} wrap>
+                <Form.Item name="memory_mb" label={t("mcp.memory")}>
+                  <InputNumber min={128} max={65536} step={128} />
+                </Form.Item>
+                <Form.Item name="cpu_seconds" label={t("mcp.cpu")}>
+                  <InputNumber min={1} max={86400} />
+                </Form.Item>
+                <Form.Item name="max_open_files" label={t("mcp.openFiles")}>
+                  <InputNumber min={16} max={65536} />
+                </Form.Item>
+              </Flex>
+            </fieldset>
           </>
         ) : (
           <>

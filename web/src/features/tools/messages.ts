@@ -104,6 +104,10 @@ export const tools = defineMessages({
     "mcp.deleteConfirm": "Remove the server {name}? Agents lose its tools.",
     "mcp.created": "Added {name}.",
     "mcp.where": "Where",
+    "mcp.limits": "Limits of the process",
+    "mcp.memory": "Memory (MB)",
+    "mcp.cpu": "CPU time (seconds)",
+    "mcp.openFiles": "Open files",
   },
   zh: {
     "tools.title": "工具",
@@ -207,6 +211,10 @@ export const tools = defineMessages({
     "mcp.deleteConfirm": "移除服务器 {name}？智能体将失去它的工具。",
     "mcp.created": "已添加 {name}。",
     "mcp.where": "地址",
+    "mcp.limits": "进程限制",
+    "mcp.memory": "内存（MB）",
+    "mcp.cpu": "CPU 时间（秒）",
+    "mcp.openFiles": "打开文件数",
   },
 });
 
