@@ -135,6 +135,10 @@ class TenantData:
     document_name: str
     document_phrase: str
     chunk_id: str
+    openapi_source_id: str  # an OpenAPI import, with an API key
+    openapi_source_name: str
+    openapi_base_url: str
+    openapi_secret: str
     mcp_server_id: str
     mcp_server_name: str
     mcp_server_url: str
@@ -175,6 +179,9 @@ class TenantData:
             "knowledge base id": self.kb_id,
             "knowledge base name": self.kb_name,
             "knowledge base description": self.kb_description,
+            "openapi import id": self.openapi_source_id,
+            "openapi import name": self.openapi_source_name,
+            "openapi base url": self.openapi_base_url,
             "mcp server id": self.mcp_server_id,
             "mcp server name": self.mcp_server_name,
             "mcp server url": self.mcp_server_url,
@@ -205,6 +212,7 @@ class TenantData:
             "api key secret": self.api_key_secret,
             "revoked api key secret": self.revoked_key_secret,
             "model api key": self.model_api_key,
+            "openapi import secret": self.openapi_secret,
             "mcp server token": self.mcp_token,
         }
 
@@ -267,12 +275,30 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "chunk_id": lambda t: [t.chunk_id],
     "case_id": lambda t: [t.case_id],
     "evaluation_id": lambda t: [t.evaluation_id],
+    "source_id": lambda t: [t.openapi_source_id],
     "server_id": lambda t: [t.mcp_server_id],
     "model": lambda t: [t.agent_name],  # the OpenAI-compatible API's model: a published agent, by name
 }
 
 # Path parameters that are not ids: every tenant has the same values, so only the ids beside them can attack.
 SHARED_PARAMS = frozenset({"number"})
+
+
+def openapi_document(label: str) -> dict[str, Any]:
+    """A one-operation OpenAPI document."""
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": f"{label} inventory", "version": "1"},
+        "paths": {
+            "/items/{item_id}": {
+                "get": {
+                    "operationId": "getItem",
+                    "summary": "One item.",
+                    "parameters": [{"name": "item_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+                }
+            }
+        },
+    }
 
 
 def agent_document(c: Ctx) -> dict[str, Any]:
@@ -310,6 +336,13 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
     ("PATCH", "/api/groups/{group_id}"): lambda c: {"name": "Renamed by a probe", "description": "probed"},
     ("POST", "/api/invitations"): lambda c: {"role": "user", "group_ids": [c.target.group_id]},
     ("POST", "/api/invitations/accept"): lambda c: {"code": UNKNOWN_INVITATION_CODE},
+    ("POST", "/api/openapi-tools/preview"): lambda c: {"document": openapi_document(c.target.label)},
+    ("POST", "/api/openapi-tools"): lambda c: {
+        "name": f"probe_{uuid.uuid4().hex[:8]}",
+        "document": openapi_document(c.target.label),
+        "base_url": "http://127.0.0.1:9/probe",
+    },
+    ("PATCH", "/api/openapi-tools/{source_id}"): lambda c: {"description": "probed", "auth": {"kind": "none"}},
     ("POST", "/api/api-keys"): lambda c: {"name": "Probe key"},
     ("POST", "/api/models"): lambda c: {
         "name": f"Probe model {uuid.uuid4().hex[:8]}",
@@ -773,6 +806,21 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
 
     await wait_until(evaluated, timeout=60)
 
+    openapi_secret = f"{label}-openapi-secret-{uuid.uuid4().hex}"
+    openapi_source = await expect(
+        client.post(
+            "/api/openapi-tools",
+            json={
+                "name": f"{label.lower()}_inventory",
+                "description": f"{title} inventory import",
+                "document": openapi_document(label),
+                "base_url": f"http://127.0.0.1:9/{label}-isolation-inventory",
+                "auth": {"kind": "api_key", "location": "header", "name": "X-Api-Key", "secret": openapi_secret},
+            },
+            headers=headers,
+        ),
+        201,
+    )
     mcp_token = f"{label}-mcp-token-{uuid.uuid4().hex}"
     mcp_body = {
         "name": f"{label}_secret_tools",
@@ -826,6 +874,10 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         document_name=document["file_name"],
         document_phrase=phrase,
         chunk_id=chunks["items"][0]["id"],
+        openapi_source_id=openapi_source["id"],
+        openapi_source_name=openapi_source["name"],
+        openapi_base_url=openapi_source["base_url"],
+        openapi_secret=openapi_secret,
         mcp_server_id=mcp_server["id"],
         mcp_server_name=mcp_server["name"],
         mcp_server_url=mcp_server["url"],

@@ -50,6 +50,8 @@ def test_the_package_keeps_every_contract() -> None:
         ("mcp-client-repository", "agents/service.py", "import nexent.mcp_client.repository"),
         ("northbound-on-top", "runtime/service.py", "import nexent.northbound.service"),
         ("northbound-repository", "runtime/service.py", "import nexent.northbound.repository"),
+        ("openapi-tools-through-sources", "runtime/builder.py", "import nexent.openapi_tools.service"),
+        ("openapi-tools-repository", "mcp_client/service.py", "import nexent.openapi_tools.repository"),
     ],
 )
 def test_a_broken_rule_is_refused(tmp_path: Path, contract: str, module: str, line: str) -> None:

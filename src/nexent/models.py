@@ -19,6 +19,7 @@ from nexent.jobs.models import Job
 from nexent.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 from nexent.mcp_client.models import McpServer, McpServerLog
 from nexent.northbound.models import IdempotencyKey
+from nexent.openapi_tools.models import OpenAPISource
 from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
 from nexent.runtime.models import Conversation, Message, Run, RunEvent
 
@@ -44,6 +45,7 @@ __all__ = [
     "Message",
     "ModelConfig",
     "ModelEndpoint",
+    "OpenAPISource",
     "RefreshToken",
     "ResourceShare",
     "Run",

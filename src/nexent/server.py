@@ -34,6 +34,7 @@ from nexent.mcp_client import api as mcp_client_api
 from nexent.mcp_client.supervisor import configure as configure_mcp
 from nexent.mcp_server import api as mcp_api
 from nexent.northbound import api as northbound_api
+from nexent.openapi_tools import api as openapi_tools_api
 from nexent.providers import api as providers_api
 from nexent.runtime import api as runtime_api
 from nexent.runtime.execution import RunManager
@@ -49,6 +50,7 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
         *providers_api.routers,
         *agents_api.routers,
         *knowledge_api.routers,
+        *openapi_tools_api.routers,
         *mcp_client_api.routers,
     ],
     # Evaluations start runs: they live where runs execute.

@@ -10,6 +10,7 @@ import type { knowledge } from "@/features/knowledge/messages";
 import type { models } from "@/features/models/messages";
 import type { runs } from "@/features/runs/messages";
 import type { team } from "@/features/team/messages";
+import type { tools } from "@/features/tools/messages";
 
 type All =
   | typeof common
@@ -20,7 +21,8 @@ type All =
   | typeof agentBuilder
   | typeof knowledge
   | typeof models
-  | typeof team;
+  | typeof team
+  | typeof tools;
 
 type Union<T> = T extends { en: infer E } ? E : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;

@@ -7,6 +7,7 @@ import {
   MessageOutlined,
   RobotOutlined,
   TeamOutlined,
+  ToolOutlined,
   UserOutlined,
 } from "@ant-design/icons";
 import { App, Button, Drawer, Dropdown, Grid, Layout, Menu, Select, Space, Typography } from "antd";
@@ -25,6 +26,7 @@ const NAV: { href: string; key: MessageKey; icon: ReactNode }[] = [
   { href: "/agents", key: "nav.agents", icon: <RobotOutlined /> },
   { href: "/knowledge", key: "nav.knowledge", icon: <BookOutlined /> },
   { href: "/models", key: "nav.models", icon: <ApiOutlined /> },
+  { href: "/tools", key: "nav.tools", icon: <ToolOutlined /> },
   { href: "/team", key: "nav.team", icon: <TeamOutlined /> },
 ];
 
