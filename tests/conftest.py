@@ -40,6 +40,21 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 load_job_modules(TEST_JOB_MODULES)
 
 
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under `--dist loadfile` (scripts/test), a test file's tests run on one worker (its module-scoped servers start
+    once), and all browser tests as if they were one file: one after the other on one worker. Two Chromiums and
+    their servers at once on the 2-core CI machine made page waits time out."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class BrowserTestsTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "tests/browser" if nodeid.startswith("tests/browser/") else super()._split_scope(nodeid)
+
+    return BrowserTestsTogether(config, log)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
