@@ -30,6 +30,7 @@ from nexent.identity.auth import RequireMetricsReader
 from nexent.jobs.queue import build_queue
 from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
+from nexent.a2a_client import api as a2a_client_api
 from nexent.mcp_client import api as mcp_client_api
 from nexent.mcp_client.supervisor import configure as configure_mcp
 from nexent.mcp_server import api as mcp_api
@@ -52,6 +53,7 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
         *knowledge_api.routers,
         *openapi_tools_api.routers,
         *mcp_client_api.routers,
+        *a2a_client_api.routers,
     ],
     # Evaluations start runs: they live where runs execute.
     Service.RUNTIME: [*runtime_api.routers, *evaluation_api.routers],

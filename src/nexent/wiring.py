@@ -9,6 +9,7 @@
   gate to `agents.versions`.
 - Agents get the tenant's MCP servers' tools: `mcp_client` provides its tool source to `tools.sources`.
 - Agents get the tools of the tenant's OpenAPI imports: `openapi_tools` provides its tool source to `tools.sources`.
+- Agents get the tenant's remote (A2A) agents as sub-agents: `a2a_client` provides its tool source (kind `a2a`).
 - Agents get the `knowledge_base_search` tool: knowledge registers it into the tool registry when its module is
   imported, which this module does.
 
@@ -24,6 +25,7 @@ from nexent.core.references import provide_users_lookup
 from nexent.evaluation.service import publish_gate
 from nexent.identity.hooks import on_tenant_created, provide_existing_agents
 from nexent.knowledge import tool as knowledge_tool
+from nexent.a2a_client.service import remote_agent_source
 from nexent.mcp_client.service import McpToolSource
 from nexent.openapi_tools.service import openapi_tool_source
 from nexent.providers.builtin import register_builtin_models
@@ -39,3 +41,4 @@ def wire() -> None:
     provide_publish_gate(publish_gate)
     provide_tool_source(McpToolSource())
     provide_tool_source(openapi_tool_source)
+    provide_tool_source(remote_agent_source)
