@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -243,7 +243,6 @@ class Outcome:
     answer: str
     state: str
     task_id: str | None = None
-    chunks: list[str] = field(default_factory=list)
 
 
 OnText = Callable[[str, bool], None]  # (text, is a status message rather than the answer)
@@ -273,7 +272,7 @@ async def send(remote: Remote, task: str, on_text: OnText) -> Outcome:
                         task_id = event.task.id or task_id
                         state = _state(event.task.status.state)
                         for artifact in event.task.artifacts:
-                            text = _text(artifact.parts)
+                            text = _text(artifact.parts, "")
                             if text and artifacts.get(artifact.artifact_id) != text:
                                 artifacts[artifact.artifact_id] = text
                                 on_text(text, False)
@@ -285,7 +284,7 @@ async def send(remote: Remote, task: str, on_text: OnText) -> Outcome:
                     elif kind == "artifact_update":
                         update = event.artifact_update
                         task_id = update.task_id or task_id
-                        text = _text(update.artifact.parts)
+                        text = _text(update.artifact.parts, "")
                         key = update.artifact.artifact_id
                         artifacts[key] = (artifacts.get(key, "") + text) if update.append else text
                         if text:
@@ -338,5 +337,5 @@ def _state(state: int) -> str:
     return name.removeprefix("TASK_STATE_").lower()
 
 
-def _text(parts: Any) -> str:
-    return "\n".join(p.text for p in parts if p.WhichOneof("content") == "text")
+def _text(parts: Any, separator: str = "\n") -> str:
+    return separator.join(p.text for p in parts if p.WhichOneof("content") == "text")
