@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from nexent import __version__, webui
+from nexent.a2a_client import api as a2a_client_api
 from nexent.agents import api as agents_api
 from nexent.core.db import migrate_async
 from nexent.core.errors import install_error_handlers
@@ -30,7 +31,6 @@ from nexent.identity.auth import RequireMetricsReader
 from nexent.jobs.queue import build_queue
 from nexent.jobs.registry import load_job_modules
 from nexent.knowledge import api as knowledge_api
-from nexent.a2a_client import api as a2a_client_api
 from nexent.mcp_client import api as mcp_client_api
 from nexent.mcp_client.supervisor import configure as configure_mcp
 from nexent.mcp_server import api as mcp_api

@@ -19,13 +19,13 @@ agent.
 
 from __future__ import annotations
 
+from nexent.a2a_client.service import remote_agent_source
 from nexent.agents.service import existing_agent_ids
 from nexent.agents.versions import provide_publish_gate, version_users
 from nexent.core.references import provide_users_lookup
 from nexent.evaluation.service import publish_gate
 from nexent.identity.hooks import on_tenant_created, provide_existing_agents
 from nexent.knowledge import tool as knowledge_tool
-from nexent.a2a_client.service import remote_agent_source
 from nexent.mcp_client.service import McpToolSource
 from nexent.openapi_tools.service import openapi_tool_source
 from nexent.providers.builtin import register_builtin_models

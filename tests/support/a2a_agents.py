@@ -35,7 +35,6 @@ from a2a.types import (
     AgentSkill,
     APIKeySecurityScheme,
     Part,
-    SecurityRequirement,
     SecurityScheme,
     StringList,
     Task,
@@ -90,7 +89,9 @@ class _Echo(AgentExecutor):
         await updater.complete()
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
-        updater = TaskUpdater(event_queue=event_queue, task_id=context.task_id or "", context_id=context.context_id or "")
+        updater = TaskUpdater(
+            event_queue=event_queue, task_id=context.task_id or "", context_id=context.context_id or ""
+        )
         await updater.cancel()
 
 
@@ -120,7 +121,9 @@ class _Slow(AgentExecutor):
 
     async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
         self.seen.cancelled.add(context.task_id or "")
-        updater = TaskUpdater(event_queue=event_queue, task_id=context.task_id or "", context_id=context.context_id or "")
+        updater = TaskUpdater(
+            event_queue=event_queue, task_id=context.task_id or "", context_id=context.context_id or ""
+        )
         await updater.cancel()
 
 
@@ -147,9 +150,7 @@ def _card(base: str, name: str, *, streaming: bool = True, api_key: bool = False
     return card
 
 
-def _agent_routes(
-    base_url: str, prefix: str, name: str, executor: AgentExecutor, **card_options: Any
-) -> list[Any]:
+def _agent_routes(base_url: str, prefix: str, name: str, executor: AgentExecutor, **card_options: Any) -> list[Any]:
     card = _card(f"{base_url}{prefix}", name, **card_options)
     handler = DefaultRequestHandler(agent_executor=executor, task_store=InMemoryTaskStore(), agent_card=card)
     return [

@@ -26,7 +26,7 @@ ManageTools = Annotated[Caller, RequirePermission(Permission.MANAGE_TOOLS)]
 AgentId = Annotated[uuid.UUID, Path(description="The remote agent's id.")]
 
 _CARD = (
-    "The card cannot be fetched or is not an A2A 1.0 card (`remote_agent_card_invalid`; `status` says why: "
+    "The card cannot be fetched or is not an A2A 1.0 card (`remote_agent_card_invalid`; `card_status` says why: "
     "unreachable, auth, protocol, timeout)."
 )
 _BAD = (

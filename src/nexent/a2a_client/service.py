@@ -209,7 +209,7 @@ class RemoteAgentService:
                 ) from None
             raise RemoteCardInvalid(
                 f"The agent card at {url} cannot be used ({failure.status.value}): {failure.message}",
-                extra={"status": failure.status.value},
+                extra={"card_status": failure.status.value},
             ) from None
 
     def _secrets(self, agent: RemoteAgent) -> dict[str, str]:
