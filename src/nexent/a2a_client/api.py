@@ -54,54 +54,56 @@ async def list_remote_agents(
     return await RemoteAgentService(session, engines, caller).page(page)
 
 
-@router.get("/{agent_id}", summary="One remote agent.", responses=problems(404))
+@router.get("/{remote_agent_id}", summary="One remote agent.", responses=problems(404))
 async def get_remote_agent(
-    agent_id: AgentId, caller: ManageTools, session: SessionDep, engines: EnginesDep
+    remote_agent_id: AgentId, caller: ManageTools, session: SessionDep, engines: EnginesDep
 ) -> RemoteAgentRead:
-    return await RemoteAgentService(session, engines, caller).get(agent_id)
+    return await RemoteAgentService(session, engines, caller).get(remote_agent_id)
 
 
 @router.get(
-    "/{agent_id}/card", summary="The remote agent's card as last fetched and validated.", responses=problems(404)
+    "/{remote_agent_id}/card", summary="The remote agent's card as last fetched and validated.", responses=problems(404)
 )
 async def get_remote_agent_card(
-    agent_id: AgentId, caller: ManageTools, session: SessionDep, engines: EnginesDep
+    remote_agent_id: AgentId, caller: ManageTools, session: SessionDep, engines: EnginesDep
 ) -> RemoteAgentCard:
-    return await RemoteAgentService(session, engines, caller).card(agent_id)
+    return await RemoteAgentService(session, engines, caller).card(remote_agent_id)
 
 
 @router.patch(
-    "/{agent_id}",
+    "/{remote_agent_id}",
     summary="Change a remote agent; `api_key` and `token` replace the stored credential (empty: removed).",
     responses=problems(404, s400=_BAD, s409="The name is taken (`remote_agent_name_taken`).", s422=_CARD),
 )
 async def update_remote_agent(
-    agent_id: AgentId, body: RemoteAgentUpdate, caller: ManageTools, session: SessionDep, engines: EnginesDep
+    remote_agent_id: AgentId, body: RemoteAgentUpdate, caller: ManageTools, session: SessionDep, engines: EnginesDep
 ) -> RemoteAgentRead:
-    return await RemoteAgentService(session, engines, caller).update(agent_id, body)
+    return await RemoteAgentService(session, engines, caller).update(remote_agent_id, body)
 
 
 @router.delete(
-    "/{agent_id}",
+    "/{remote_agent_id}",
     status_code=204,
     response_class=Response,
     summary="Remove a remote agent.",
     responses=problems(404, s409="A published agent version uses it as a sub-agent (`tool_source_in_use`)."),
 )
-async def delete_remote_agent(agent_id: AgentId, caller: ManageTools, session: SessionDep, engines: EnginesDep) -> None:
-    await RemoteAgentService(session, engines, caller).delete(agent_id)
+async def delete_remote_agent(
+    remote_agent_id: AgentId, caller: ManageTools, session: SessionDep, engines: EnginesDep
+) -> None:
+    await RemoteAgentService(session, engines, caller).delete(remote_agent_id)
 
 
 @router.post(
-    "/{agent_id}/check",
+    "/{remote_agent_id}/check",
     summary="Fetch and validate the card again, then make an authenticated request; the classified status "
     "(ok, unreachable, auth, protocol, timeout) is stored.",
     responses=problems(404),
 )
 async def check_remote_agent(
-    agent_id: AgentId, caller: ManageTools, session: SessionDep, engines: EnginesDep
+    remote_agent_id: AgentId, caller: ManageTools, session: SessionDep, engines: EnginesDep
 ) -> RemoteCheckResult:
-    return await RemoteAgentService(session, engines, caller).check(agent_id)
+    return await RemoteAgentService(session, engines, caller).check(remote_agent_id)
 
 
 routers = [router]
