@@ -115,7 +115,7 @@ async def run_with(
 
 
 def result_of(events: list[dict[str, Any]]) -> dict[str, Any]:
-    results = [e["data"] for e in events if e["type"] == "tool.result"]
+    results: list[dict[str, Any]] = [e["data"] for e in events if e["type"] == "tool.result"]
     assert len(results) == 1, events
     return results[0]
 
@@ -262,7 +262,7 @@ async def test_stopping_the_run_cancels_the_remote_task(
     assert events[-1]["type"] == "run.stopped"
 
     async def remote_cancelled() -> bool:
-        return started <= samples.cancelled
+        return bool(started <= samples.cancelled)
 
     assert await wait_until(remote_cancelled, timeout=10, interval=0.05)
 
