@@ -125,7 +125,8 @@ function AddModal({ open, onClose, onSaved }: { open: boolean; onClose: () => vo
         ...(values.name?.trim() ? { name: values.name.trim() } : {}),
         ...(values.api_key ? { api_key: values.api_key } : {}),
         ...(values.token ? { token: values.token } : {}),
-        ...(values.timeout_seconds ? { timeout_seconds: values.timeout_seconds } : {}),
+        enabled: true,
+        timeout_seconds: values.timeout_seconds ?? 120,
       });
       form.resetFields();
       onSaved();
