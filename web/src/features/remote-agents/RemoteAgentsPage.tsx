@@ -169,6 +169,8 @@ function AddModal({ open, onClose, onSaved }: { open: boolean; onClose: () => vo
         <Form.Item name="timeout_seconds" label={t("remote.timeout")}>
           <InputNumber min={1} max={3600} style={{ width: "100%" }} />
         </Form.Item>
+        {/* Enter in a field submits the form (the visible button is the dialog's). */}
+        <button type="submit" hidden tabIndex={-1} aria-hidden="true" />
       </Form>
     </Modal>
   );
