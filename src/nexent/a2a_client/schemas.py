@@ -40,8 +40,9 @@ def _check_url(url: str | None) -> str | None:
 
 
 def _check_secret(value: SecretStr | None) -> SecretStr | None:
-    if value is not None and any(c in value.get_secret_value() for c in "\r\n\0"):
-        raise ValueError("the value cannot hold line breaks")
+    # Sent in an HTTP header: printable ASCII only (no line breaks, no control characters).
+    if value is not None and not re.fullmatch(r"[\x20-\x7e]*", value.get_secret_value()):
+        raise ValueError("the value must be printable ASCII (it is sent in an HTTP header)")
     return value
 
 

@@ -189,7 +189,7 @@ function CardDetails({ agent }: { agent: RemoteAgent }) {
         items={[
           { key: "agent", label: t("remote.agent"), children: `${agent.agent_name} ${agent.version ? `(${agent.version})` : ""}` },
           { key: "tool", label: t("remote.toolName"), children: <Typography.Text code>{agent.tool_name}</Typography.Text> },
-          { key: "stream", label: t("remote.status"), children: agent.streaming ? t("remote.streaming") : t("remote.notStreaming") },
+          { key: "stream", label: t("remote.answers"), children: agent.streaming ? t("remote.streaming") : t("remote.notStreaming") },
           {
             key: "auth",
             label: t("remote.auth"),
