@@ -9,12 +9,15 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexent.a2a_client.models import RemoteAgent
 from nexent.core.db import create_engine
 from nexent.settings import Settings
 from tests.conftest import make_settings, serve_in_process, wait_until
@@ -337,3 +340,25 @@ async def test_a_published_version_keeps_its_remote_agent(
     await client.delete(f"/api/agents/{agent['id']}", headers=h)
     assert (await client.delete(f"/api/remote-agents/{kept['id']}", headers=h)).status_code == 204
     assert_problem(await client.get(f"/api/remote-agents/{kept['id']}", headers=h), 404, "remote_agent_not_found")
+
+
+async def test_a_card_older_than_the_setting_is_fetched_again_at_use(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer, samples: SampleAgents, settings: Settings
+) -> None:
+    fresh = await add(client, owner, card_url=samples.card_url("echo"), name="refreshed")
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with AsyncSession(engine) as session:
+            row = await session.get(RemoteAgent, uuid.UUID(fresh["id"]))
+            assert row is not None
+            row.card = {**row.card, "description": "An outdated description."}
+            row.card_fetched_at = datetime(2000, 1, 1, tzinfo=UTC)
+            await session.commit()
+    finally:
+        await engine.dispose()
+    stale = (await client.get(f"/api/remote-agents/{fresh['id']}", headers=owner["headers"])).json()
+    assert stale["description"] == "An outdated description."
+    assert result_of(await run_with(client, owner, llm, "refreshed__agent", "again"))["output"] == "echo: again"
+    renewed = (await client.get(f"/api/remote-agents/{fresh['id']}", headers=owner["headers"])).json()
+    assert renewed["description"].startswith("The sample agent Echo Agent")
+    assert renewed["card_fetched_at"] > fresh["card_fetched_at"]
