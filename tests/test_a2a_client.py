@@ -281,7 +281,7 @@ async def test_a_slow_remote_agent_times_out_and_its_task_is_cancelled(
     assert started and started <= samples.cancelled
 
 
-async def test_a_server_that_is_down_or_answers_nonsense_is_a_classified_error(
+async def test_a_server_that_is_down_answers_nonsense_or_fails_is_a_classified_error(
     client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer, samples: SampleAgents
 ) -> None:
     with serve_sample_agents() as short_lived:
@@ -293,6 +293,11 @@ async def test_a_server_that_is_down_or_answers_nonsense_is_a_classified_error(
     result = await check(client, owner, nonsense["id"])
     assert result["status"] == "protocol" and "A2A" in result["detail"]
     assert error_of(await run_with(client, owner, llm, "nonsense__agent", "hi")) == "remote_agent_protocol"
+
+    # A remote task that ends as failed is a failed call that says why.
+    await add(client, owner, card_url=samples.card_url("failing"), name="failing")
+    failed = json.loads(result_of(await run_with(client, owner, llm, "failing__agent", "try"))["output"])
+    assert failed["error"] == "remote_agent_failed" and "The database is on fire." in failed["message"]
 
 
 async def test_cards_that_cannot_be_used_and_bad_input_are_refused(

@@ -6,6 +6,7 @@ together by one uvicorn server in a thread of its own, each under its own path:
 - `/slow`: works until it is cancelled, and records the cancel (`SampleAgents.cancelled`);
 - `/guarded`: like `/echo`, but every request except the card needs the header `X-API-Key: sesame` (as its card
   declares);
+- `/failing`: ends every task as failed, saying why;
 - `/nonsense`: a valid card, but its endpoint answers something that is not A2A;
 - `/old/.well-known/agent-card.json`: an A2A 0.3 card (no 1.0 interface); `/broken/...`: not a card at all.
 """
@@ -127,6 +128,25 @@ class _Slow(AgentExecutor):
         await updater.cancel()
 
 
+class _Failing(AgentExecutor):
+    async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
+        task_id, context_id = context.task_id or "", context.context_id or ""
+        assert context.message is not None
+        await event_queue.enqueue_event(
+            Task(
+                id=task_id,
+                context_id=context_id,
+                status=TaskStatus(state=TaskState.TASK_STATE_SUBMITTED),
+                history=[context.message],
+            )
+        )
+        updater = TaskUpdater(event_queue=event_queue, task_id=task_id, context_id=context_id)
+        await updater.failed(updater.new_agent_message([Part(text="The database is on fire.")]))
+
+    async def cancel(self, context: RequestContext, event_queue: EventQueue) -> None:
+        return None
+
+
 def _card(base: str, name: str, *, streaming: bool = True, api_key: bool = False) -> AgentCard:
     card = AgentCard(
         name=name,
@@ -179,6 +199,7 @@ def _app(seen: SampleAgents) -> Starlette:
         *_agent_routes(base, "/plain", "Plain Agent", _Echo(seen), streaming=False),
         *_agent_routes(base, "/slow", "Slow Agent", _Slow(seen)),
         *_agent_routes(base, "/guarded", "Guarded Agent", _Echo(seen), api_key=True),
+        *_agent_routes(base, "/failing", "Failing Agent", _Failing()),
         *create_agent_card_routes(agent_card=nonsense_card, card_url="/nonsense/.well-known/agent-card.json"),
         Route("/nonsense/", nonsense, methods=["POST"]),
         Route("/old/.well-known/agent-card.json", old_card),
