@@ -44,7 +44,7 @@ import base64
 import itertools
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -61,6 +61,7 @@ from nexent.identity.tokens import AccessClaims, issue_access_token
 from nexent.mcp_server.api import MCP_PATH
 from nexent.webui import UIRoute
 from tests.conftest import PostgresDatabases, make_settings, serve_in_process, wait_until
+from tests.support.a2a_agents import SampleAgents, serve_sample_agents
 from tests.support.identity import PASSWORD, bearer, register
 
 THIS_FILE = "tests/test_isolation.py"
@@ -143,6 +144,10 @@ class TenantData:
     mcp_server_name: str
     mcp_server_url: str
     mcp_token: str
+    remote_agent_id: str  # a remote A2A agent (a sample agent's card), with a bearer token
+    remote_agent_name: str
+    remote_card_url: str
+    remote_token: str
 
     def visible_markers(self) -> dict[str, str]:
         """What the tenant's owner sees of it; none of it may reach another tenant."""
@@ -185,6 +190,9 @@ class TenantData:
             "mcp server id": self.mcp_server_id,
             "mcp server name": self.mcp_server_name,
             "mcp server url": self.mcp_server_url,
+            "remote agent id": self.remote_agent_id,
+            "remote agent name": self.remote_agent_name,
+            "remote agent card url": self.remote_card_url,
         }
 
     def unlisted_markers(self) -> dict[str, str]:
@@ -214,6 +222,7 @@ class TenantData:
             "model api key": self.model_api_key,
             "openapi import secret": self.openapi_secret,
             "mcp server token": self.mcp_token,
+            "remote agent token": self.remote_token,
         }
 
     def markers(self) -> dict[str, str]:
@@ -277,6 +286,7 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "evaluation_id": lambda t: [t.evaluation_id],
     "source_id": lambda t: [t.openapi_source_id],
     "server_id": lambda t: [t.mcp_server_id],
+    "remote_agent_id": lambda t: [t.remote_agent_id],
     "model": lambda t: [t.agent_name],  # the OpenAI-compatible API's model: a published agent, by name
 }
 
@@ -363,6 +373,12 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
         "url": "http://127.0.0.1:9/probe/mcp",
     },
     ("PATCH", "/api/mcp-servers/{server_id}"): lambda c: {"description": "Changed by a probe", "token": "probe"},
+    ("POST", "/api/remote-agents"): lambda c: {
+        "card_url": c.own.remote_card_url,
+        "name": f"probe_{uuid.uuid4().hex[:8]}",
+        "token": "probe",
+    },
+    ("PATCH", "/api/remote-agents/{remote_agent_id}"): lambda c: {"timeout_seconds": 30, "token": "probe"},
     ("POST", "/api/agents"): lambda c: {"name": f"Probe agent {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/agents/{agent_id}"): lambda c: {"description": "Changed by a probe", "max_steps": 3},
     ("PUT", "/api/agents/{agent_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
@@ -674,7 +690,7 @@ def account(pair: dict[str, Any]) -> Account:
     )
 
 
-async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
+async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAgents) -> TenantData:
     """A tenant with an owner, a member invited into a group, a pending invitation, an API key and a revoked one;
     its agent has a published version, a test case and an evaluation."""
     title = label.capitalize()
@@ -830,6 +846,13 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         "token": mcp_token,
     }
     mcp_server = await expect(client.post("/api/mcp-servers", json=mcp_body, headers=headers), 201)
+    remote_token = f"{label}-remote-token-{uuid.uuid4().hex}"
+    remote_body = {
+        "card_url": f"{samples.card_url('echo')}?tenant={label}-isolation-remote",
+        "name": f"{label}_remote_agent",
+        "token": remote_token,
+    }
+    remote = await expect(client.post("/api/remote-agents", json=remote_body, headers=headers), 201)
 
     return TenantData(
         label=label,
@@ -882,12 +905,25 @@ async def build_tenant(client: httpx.AsyncClient, label: str) -> TenantData:
         mcp_server_name=mcp_server["name"],
         mcp_server_url=mcp_server["url"],
         mcp_token=mcp_token,
+        remote_agent_id=remote["id"],
+        remote_agent_name=remote["name"],
+        remote_card_url=remote["card_url"],
+        remote_token=remote_token,
     )
+
+
+@pytest.fixture(scope="module")
+def a2a_samples() -> Iterator[SampleAgents]:
+    with serve_sample_agents() as served:
+        yield served
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 async def world(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, pg_databases: PostgresDatabases
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_databases: PostgresDatabases,
+    a2a_samples: SampleAgents,
 ) -> AsyncIterator[World]:
     """One app on a fresh database with tenants A, B and C, shared by the tests of this module."""
     backend: str = request.param
@@ -900,7 +936,9 @@ async def world(
         # Built at once: most of a tenant's setup is waiting (for its document's indexing, for its background
         # writers), which the three tenants' setups overlap.
         a, b, c = await asyncio.gather(
-            build_tenant(client, "alpha"), build_tenant(client, "bravo"), build_tenant(client, "charlie")
+            build_tenant(client, "alpha", a2a_samples),
+            build_tenant(client, "bravo", a2a_samples),
+            build_tenant(client, "charlie", a2a_samples),
         )
         endpoints, problems = discover(server.app)
         yield World(backend, server.app, client, endpoints, problems, a, b, c)

@@ -1,5 +1,6 @@
 """Every ORM model, imported in one place so migrations and tests see the whole schema."""
 
+from nexent.a2a_client.models import RemoteAgent
 from nexent.agents.models import Agent
 from nexent.core.db import Base
 from nexent.evaluation.models import Evaluation, EvaluationCase
@@ -47,6 +48,7 @@ __all__ = [
     "ModelEndpoint",
     "OpenAPISource",
     "RefreshToken",
+    "RemoteAgent",
     "ResourceShare",
     "Run",
     "RunEvent",

@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, Response
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from nexent import __version__, webui
+from nexent.a2a_client import api as a2a_client_api
 from nexent.agents import api as agents_api
 from nexent.core.db import migrate_async
 from nexent.core.errors import install_error_handlers
@@ -52,6 +53,7 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
         *knowledge_api.routers,
         *openapi_tools_api.routers,
         *mcp_client_api.routers,
+        *a2a_client_api.routers,
     ],
     # Evaluations start runs: they live where runs execute.
     Service.RUNTIME: [*runtime_api.routers, *evaluation_api.routers],

@@ -112,6 +112,11 @@ class Settings(BaseSettings):
     mcp_restart_backoff_max_seconds: float = Field(default=30.0, gt=0)
     mcp_log_lines: int = Field(default=500, ge=10)
 
+    # Tenants' remote (A2A) agents (docs/a2a.md): fetching a card and checking take at most this long; a cached
+    # card older than the age is fetched again when an agent calls the remote agent.
+    a2a_card_timeout_seconds: float = Field(default=10.0, gt=0)
+    a2a_card_max_age_seconds: float = Field(default=3600.0, ge=0)
+
     # Knowledge bases
     knowledge_max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     knowledge_max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)

@@ -9,6 +9,7 @@
   gate to `agents.versions`.
 - Agents get the tenant's MCP servers' tools: `mcp_client` provides its tool source to `tools.sources`.
 - Agents get the tools of the tenant's OpenAPI imports: `openapi_tools` provides its tool source to `tools.sources`.
+- Agents get the tenant's remote (A2A) agents as sub-agents: `a2a_client` provides its tool source (kind `a2a`).
 - Agents get the `knowledge_base_search` tool: knowledge registers it into the tool registry when its module is
   imported, which this module does.
 
@@ -18,6 +19,7 @@ agent.
 
 from __future__ import annotations
 
+from nexent.a2a_client.service import remote_agent_source
 from nexent.agents.service import existing_agent_ids
 from nexent.agents.versions import provide_publish_gate, version_users
 from nexent.core.references import provide_users_lookup
@@ -39,3 +41,4 @@ def wire() -> None:
     provide_publish_gate(publish_gate)
     provide_tool_source(McpToolSource())
     provide_tool_source(openapi_tool_source)
+    provide_tool_source(remote_agent_source)

@@ -114,10 +114,13 @@ class AgentRead(BaseModel):
 
 
 class ToolSourceRead(BaseModel):
-    """Where a tool comes from: the platform (`builtin`), or one of the tenant's MCP servers or OpenAPI imports."""
+    """Where a tool comes from: the platform (`builtin`), one of the tenant's MCP servers or OpenAPI imports, or
+    one of its remote A2A agents (`a2a`: the tool is that agent, used as a sub-agent)."""
 
-    kind: Literal["builtin", "mcp", "openapi"]
-    id: uuid.UUID | None = Field(default=None, description="The MCP server or OpenAPI import; None for built-ins.")
+    kind: Literal["builtin", "mcp", "openapi", "a2a"]
+    id: uuid.UUID | None = Field(
+        default=None, description="The MCP server, OpenAPI import or remote agent; None for built-ins."
+    )
     name: str = Field(description="`builtin`, or the server's or import's name (the tool name's prefix).")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import functools
 import importlib.resources
 import json
@@ -36,6 +37,8 @@ from nexent.runtime.smol_agents import (
     AgentStream,
     PlatformCodeAgent,
     PlatformToolCallingAgent,
+    current_call_id,
+    current_sink,
     final_answer_tool,
     silent_logger,
 )
@@ -290,14 +293,26 @@ class AgentBuilder:
         cancel_event = asyncio.Event()
 
         async def execute(tool_name: str, arguments: dict[str, Any]) -> str:
-            return self._answer(tool_name, await sources.execute(tool, arguments, self._context(None, cancel_event)))
+            # The sink and call id of the agent thread that called (see `make_tool`'s `propagate`): a remote agent
+            # shows its answer as the nested events of this call.
+            context = dataclasses.replace(
+                self._context(None, cancel_event), emit=current_sink.get(), parent_call_id=current_call_id.get()
+            )
+            return self._answer(tool_name, await sources.execute(tool, arguments, context))
 
         # A wrong schema still reaches the model as it is (smolagents reads unknown types as "any");
         # `sources.execute` refuses the calls with a clear error.
         spec = tool.openai_spec()
         if not isinstance(spec["parameters"].get("properties", {}), dict):
             spec = {**spec, "parameters": {"type": "object", "properties": {}}}
-        return make_tool(spec, execute, self.loop, cancel=self.cancel, timeout=TOOL_TIMEOUT_SECONDS)
+        return make_tool(
+            spec,
+            execute,
+            self.loop,
+            cancel=self.cancel,
+            timeout=TOOL_TIMEOUT_SECONDS,
+            propagate=(current_sink, current_call_id),
+        )
 
     def _context(self, settings: Any, cancel_event: asyncio.Event) -> ToolContext:
         if self.cancel.is_set():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import copy
 import json
 import threading
@@ -37,8 +38,10 @@ def make_tool(
     cancel: threading.Event | None = None,
     timeout: float | None = 120.0,
     output_type: str = "any",
+    propagate: tuple[contextvars.ContextVar[Any], ...] = (),
 ) -> Tool:
-    """A Tool instance for one JSON-schema tool spec, doing its work with `executor` on `loop`."""
+    """A Tool instance for one JSON-schema tool spec, doing its work with `executor` on `loop`. The values the
+    calling (agent) thread has for the `propagate` variables are set for the executor on the loop too."""
     key = json.dumps([spec, output_type], sort_keys=True, default=str)
     prototype = _prototypes.get(key)
     if prototype is None:
@@ -49,7 +52,7 @@ def make_tool(
             _prototypes.pop(next(iter(_prototypes)))
         _prototypes[key] = prototype
     tool = copy.copy(prototype)
-    tool.run_context = _RunContext(executor, loop, cancel, timeout)
+    tool.run_context = _RunContext(executor, loop, cancel, timeout, propagate)
     return tool
 
 
@@ -59,6 +62,14 @@ class _RunContext:
     loop: asyncio.AbstractEventLoop
     cancel: threading.Event | None
     timeout: float | None
+    propagate: tuple[contextvars.ContextVar[Any], ...] = ()
+
+
+async def _with_values(values: list[tuple[contextvars.ContextVar[Any], Any]], work: Any) -> Any:
+    """Await `work` with the variables set (in the loop task's own context: nothing leaks out of it)."""
+    for variable, value in values:
+        variable.set(value)
+    return await work
 
 
 _prototypes: dict[str, Tool] = {}
@@ -88,9 +99,10 @@ def _tool_class(spec: dict[str, Any], output_type: str) -> type[Tool]:
         arguments = {k: v for k, v in arguments.items() if v is not None or k in required}
         if run.cancel is not None and run.cancel.is_set():
             raise RunCancelled("stopped before the tool ran")
-        future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(
-            run.executor(tool_name, arguments), run.loop
-        )
+        work = run.executor(tool_name, arguments)
+        if run.propagate:
+            work = _with_values([(v, v.get(None)) for v in run.propagate], work)
+        future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(work, run.loop)
         try:
             waited = 0.0
             while not future.done():  # poll so that a stop request is seen while a slow tool runs

@@ -150,6 +150,10 @@ class ToolContext:
     engines: Engines | None = None
     user_id: uuid.UUID | None = None
     citation_offset: int = 0  # citations the run already numbered: a tool numbers its own from offset + 1
+    # The run's event sink and the id of this call: a tool that runs an agent (a remote sub-agent) shows that
+    # agent's events nested under the call (`parent_call_id`), as local sub-agents' are.
+    emit: Callable[[Any], None] | None = None
+    parent_call_id: str | None = None
 
     def settings_for(self, model: type[S]) -> S:
         """The settings as `model` (its defaults when none were given)."""

@@ -62,6 +62,7 @@ class SourceKind(StrEnum):
     BUILTIN = "builtin"
     MCP = "mcp"
     OPENAPI = "openapi"
+    A2A = "a2a"  # a remote agent, called as a sub-agent
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ import type { agentBuilder } from "@/features/agents/builderMessages";
 import type { chat } from "@/features/chat/messages";
 import type { knowledge } from "@/features/knowledge/messages";
 import type { models } from "@/features/models/messages";
+import type { remoteAgents } from "@/features/remote-agents/messages";
 import type { runs } from "@/features/runs/messages";
 import type { team } from "@/features/team/messages";
 import type { tools } from "@/features/tools/messages";
@@ -22,7 +23,8 @@ type All =
   | typeof knowledge
   | typeof models
   | typeof team
-  | typeof tools;
+  | typeof tools
+  | typeof remoteAgents;
 
 type Union<T> = T extends { en: infer E } ? E : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;

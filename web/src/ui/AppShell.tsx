@@ -2,6 +2,7 @@
 
 import {
   ApiOutlined,
+  ClusterOutlined,
   BookOutlined,
   MenuOutlined,
   MessageOutlined,
@@ -27,6 +28,7 @@ const NAV: { href: string; key: MessageKey; icon: ReactNode }[] = [
   { href: "/knowledge", key: "nav.knowledge", icon: <BookOutlined /> },
   { href: "/models", key: "nav.models", icon: <ApiOutlined /> },
   { href: "/tools", key: "nav.tools", icon: <ToolOutlined /> },
+  { href: "/remote-agents", key: "nav.remoteAgents", icon: <ClusterOutlined /> },
   { href: "/team", key: "nav.team", icon: <TeamOutlined /> },
 ];
 

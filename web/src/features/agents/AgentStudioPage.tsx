@@ -40,6 +40,7 @@ import { VersionsPanel } from "./VersionsPanel";
 import { ExampleCard } from "./ExampleCard";
 import "./messages";
 import "./builderMessages";
+import "@/features/remote-agents/messages";
 
 const MAX_EXAMPLE_QUESTIONS = 10;
 const MAX_EXAMPLES = 20;
@@ -58,6 +59,8 @@ interface DraftValues {
   tools: ToolUse[];
   knowledge_base_ids: string[];
   sub_agent_ids: string[];
+  /** Remote (A2A) agents used as sub-agents: their tool names (they are `tools` entries of the draft). */
+  remote_agents: string[];
   greeting: string;
   example_questions: string[];
 }
@@ -76,11 +79,17 @@ const NEW_DRAFT: DraftValues = {
   tools: [],
   knowledge_base_ids: [],
   sub_agent_ids: [],
+  remote_agents: [],
   greeting: "",
   example_questions: [],
 };
 
-function valuesOf(agent: Agent): DraftValues {
+/** The names of the tenant's remote agents among the catalog's tools. */
+function remoteNames(tools: ToolInfo[]): Set<string> {
+  return new Set(tools.filter((tool) => tool.source.kind === "a2a").map((tool) => tool.name));
+}
+
+function valuesOf(agent: Agent, remote: Set<string>): DraftValues {
   return {
     name: agent.name,
     display_name: agent.display_name,
@@ -93,17 +102,19 @@ function valuesOf(agent: Agent): DraftValues {
       constraints: agent.instructions.constraints ?? "",
       examples: agent.instructions.examples ?? [],
     },
-    tools: agent.tools,
+    tools: agent.tools.filter((tool) => !remote.has(tool.name)),
     knowledge_base_ids: agent.knowledge_base_ids,
     sub_agent_ids: agent.sub_agent_ids,
+    remote_agents: agent.tools.filter((tool) => remote.has(tool.name)).map((tool) => tool.name),
     greeting: agent.greeting,
     example_questions: agent.example_questions,
   };
 }
 
-function bodyOf(values: DraftValues): AgentCreate {
+function bodyOf({ remote_agents, ...values }: DraftValues): AgentCreate {
   return {
     ...values,
+    tools: [...(values.tools ?? []), ...(remote_agents ?? []).map((name) => ({ name }))],
     name: values.name.trim(),
     display_name: (values.display_name ?? "").trim(),
     model_id: values.model_id || null,
@@ -126,6 +137,7 @@ const FIELD_DEPTH: Record<string, number> = {
   tools: 1,
   knowledge_base_ids: 1,
   sub_agent_ids: 1,
+  remote_agents: 1,
   greeting: 1,
   example_questions: 2,
   instructions: 4,
@@ -233,6 +245,7 @@ function Editor({
   const [tab, setTab] = useState(useSearchParams().get("tab") ?? "settings");
   const editable = agent ? agent.can_edit : can("agents.manage");
   const wide = screens.lg ?? true;
+  const remote = useMemo(() => remoteNames(choices.tools), [choices.tools]);
   const names = useMemo<Names>(
     () => ({
       models: new Map(choices.models.map((model) => [model.id, model.name])),
@@ -245,7 +258,7 @@ function Editor({
   const rolledBack = (draft: Agent, number: number) => {
     onSaved(draft);
     form.resetFields();
-    form.setFieldsValue(valuesOf(draft));
+    form.setFieldsValue(valuesOf(draft, remote));
     setDirty(false);
     setRevision((n) => n + 1);
     message.success(t("agents.versions.rolledBack", { n: number }));
@@ -277,7 +290,7 @@ function Editor({
       if (agent) {
         const saved = await updateAgent(agent.id, body);
         onSaved(saved);
-        form.setFieldsValue(valuesOf(saved));
+        form.setFieldsValue(valuesOf(saved, remote));
         setDirty(false);
         message.success(t("agents.savedMessage", { name: agentLabel(saved) }));
       } else {
@@ -304,7 +317,7 @@ function Editor({
     <Form<DraftValues>
       form={form}
       layout="vertical"
-      initialValues={agent ? valuesOf(agent) : NEW_DRAFT}
+      initialValues={agent ? valuesOf(agent, remote) : NEW_DRAFT}
       onFinish={save}
       onValuesChange={() => setDirty(true)}
       disabled={!editable}
@@ -382,7 +395,7 @@ function Editor({
         <Card title={<h2 style={CARD_HEADING}>{t("agents.section.tools")}</h2>} size="small">
           <Typography.Paragraph type="secondary">{t("agents.toolsHint")}</Typography.Paragraph>
           <Form.Item name="tools" style={{ marginBottom: 0 }}>
-            <ToolPicker catalog={choices.tools} disabled={!editable} />
+            <ToolPicker catalog={choices.tools.filter((tool) => !remote.has(tool.name))} disabled={!editable} />
           </Form.Item>
         </Card>
 
@@ -407,6 +420,22 @@ function Editor({
               options={choices.agents
                 .filter((other) => other.id !== agent?.id)
                 .map((other) => ({ value: other.id, label: agentLabel(other) }))}
+            />
+          </Form.Item>
+          <Form.Item
+            label={t("remote.picker")}
+            name="remote_agents"
+            extra={t("remote.pickerHint")}
+            style={{ marginBottom: 0, marginTop: 16 }}
+          >
+            <Select
+              mode="multiple"
+              allowClear
+              optionFilterProp="label"
+              data-testid="remote-agent-picker"
+              options={choices.tools
+                .filter((tool) => tool.source.kind === "a2a")
+                .map((tool) => ({ value: tool.name, label: `${tool.source.name} · ${tool.description.split("\n")[0].replace(/^Remote agent /, "")}`.slice(0, 120) }))}
             />
           </Form.Item>
         </Card>
