@@ -66,7 +66,7 @@ def _base_url(scope: Scope, agent_id: uuid.UUID, settings: Settings) -> str:
         return f"{settings.public_url.rstrip('/')}{A2A_PATH}/{agent_id}"
     headers = Headers(scope=scope)
     host = headers.get("host") or "localhost"
-    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}{A2A_PATH}/{agent_id}"
+    return f"{scope.get('scheme', 'http')}://{host}{scope.get('app_root_path', '')}{A2A_PATH}/{agent_id}"
 
 
 async def _card(request: Request) -> JSONResponse:
@@ -142,7 +142,8 @@ class A2aGate:
                     f"At most {self.settings.a2a_public_rate_per_minute} requests a minute to public A2A agents.",
                     headers={"Retry-After": str(_MINUTE)},
                 )
-            caller = public_caller(agent)
+            async with engines.sessions() as session:
+                caller = await public_caller(session, agent)
             if caller is None:
                 raise _not_served(agent_id)
             return A2aRequest(agent, caller, caller_scope(caller, public=True), engines, parent.state.runs)

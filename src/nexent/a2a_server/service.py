@@ -17,6 +17,7 @@ from a2a.server.agent_execution.agent_executor import AgentExecutor
 from a2a.server.agent_execution.context import RequestContext
 from a2a.server.context import ServerCallContext
 from a2a.server.events.event_queue import EventQueue
+from a2a.server.models import create_task_model
 from a2a.server.tasks.database_task_store import DatabaseTaskStore
 from a2a.server.tasks.task_updater import TaskUpdater
 from a2a.types import (
@@ -27,6 +28,7 @@ from a2a.types import (
     AgentSkill,
     HTTPAuthSecurityScheme,
     ListTasksRequest,
+    ListTasksResponse,
     Part,
     SecurityRequirement,
     SecurityScheme,
@@ -35,18 +37,20 @@ from a2a.types import (
     TaskState,
     TaskStatus,
 )
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import DeclarativeBase
 
 from nexent.agents.models import A2aExposure
 from nexent.agents.service import A2aAgent
 from nexent.core.errors import AppError
 from nexent.engines.container import Engines
-from nexent.identity.auth import Caller
-from nexent.identity.models import Role
+from nexent.identity.auth import Caller, delegated_caller
 from nexent.runtime.events import follow
 from nexent.runtime.execution import RunManager, cancel_key
 from nexent.runtime.service import RuntimeService
 
 TASK_TABLE = "a2a_tasks"
+PUBLIC_SCOPE = "public"
 STATE_KEY = "nexent.a2a"
 SECURITY_SCHEME = "apiKey"
 _RUN_ID = "nexent_run_id"
@@ -66,23 +70,17 @@ class A2aRequest:
     runs: RunManager
 
 
-def public_caller(agent: A2aAgent) -> Caller | None:
-    """Who a public (credential-less) caller runs as: the agent's owner, with chat-only reach to this agent only
-    (API-key permissions, limited to the agent). None when the agent has no owner any more."""
+async def public_caller(session: AsyncSession, agent: A2aAgent) -> Caller | None:
+    """Who a public (credential-less) caller runs as: the agent's owner, with chat-only reach to this agent only.
+    None when the agent has no owner any more (the owner's membership gone or inactive: 401)."""
     if agent.owner_id is None:
         return None
-    return Caller(
-        user_id=agent.owner_id,
-        tenant_id=agent.tenant_id,
-        role=Role.USER,
-        api_key_id=uuid.UUID(int=0),  # not a stored key: only marks the caller as limited to chat
-        allowed_agent_ids=frozenset({agent.agent_id}),
-    )
+    return await delegated_caller(session, agent.owner_id, agent.tenant_id, frozenset({agent.agent_id}))
 
 
 def caller_scope(caller: Caller, *, public: bool) -> str:
     """The scope tasks are stored and read under: the member behind an API key, or `public`."""
-    return "public" if public else f"user:{caller.user_id}"
+    return PUBLIC_SCOPE if public else f"user:{caller.user_id}"
 
 
 def owner_of(context: ServerCallContext) -> str:
@@ -91,9 +89,30 @@ def owner_of(context: ServerCallContext) -> str:
     return f"{request.agent.tenant_id}/{request.agent.agent_id}/{request.scope}"
 
 
-def task_store(engines: Engines) -> DatabaseTaskStore:
+class TaskStore(DatabaseTaskStore):
+    """The SDK's SQL task store, owner-scoped (`owner_of`); a public caller lists only the tasks of a context it
+    names (public callers share one scope per agent: the ids they were given are what they read by)."""
+
+    async def list(self, params: ListTasksRequest, context: ServerCallContext) -> ListTasksResponse:
+        request: A2aRequest = context.state[STATE_KEY]
+        if request.scope == PUBLIC_SCOPE and not params.context_id:
+            return ListTasksResponse(next_page_token="", page_size=params.page_size, total_size=0)
+        return await super().list(params, context)
+
+
+# The SDK's task model, on our table: made once (each store of the SDK would declare it anew).
+class _TaskBase(DeclarativeBase):
+    """Declares the SDK's task model apart from the SDK's own (and from ours: migration 0017 makes the table)."""
+
+
+_TASK_MODEL = create_task_model(TASK_TABLE, _TaskBase)
+
+
+def task_store(engines: Engines) -> TaskStore:
     """The SDK's SQL task store on our database, in the table migration 0017 creates."""
-    return DatabaseTaskStore(engines.db, create_table=False, table_name=TASK_TABLE, owner_resolver=owner_of)
+    store = TaskStore(engines.db, create_table=False, owner_resolver=owner_of)
+    store.task_model = _TASK_MODEL
+    return store
 
 
 def agent_card(agent: A2aAgent, base_url: str) -> AgentCard:
@@ -168,6 +187,7 @@ def capabilities_card() -> AgentCard:
         capabilities=AgentCapabilities(streaming=True, push_notifications=False),
         default_input_modes=["text/plain"],
         default_output_modes=["text/plain"],
+        skills=[AgentSkill(id="chat", name="Chat", description="Answers messages.", tags=["chat"])],
         supported_interfaces=[AgentInterface(protocol_binding="JSONRPC", protocol_version="1.0", url="/")],
     )
 
@@ -175,7 +195,7 @@ def capabilities_card() -> AgentCard:
 class RunExecutor(AgentExecutor):
     """Executes an A2A task as a run of the exposed agent's published version."""
 
-    def __init__(self, store: DatabaseTaskStore) -> None:
+    def __init__(self, store: TaskStore) -> None:
         self.store = store
 
     async def execute(self, context: RequestContext, event_queue: EventQueue) -> None:
