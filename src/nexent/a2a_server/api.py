@@ -130,6 +130,8 @@ class A2aGate:
             agent = await exposed_agent(session, agent_id)
         if agent is None:
             raise _not_served(agent_id)
+        if is_card:  # public for every exposed agent: it says how to authenticate
+            return A2aRequest(agent, _nobody(agent), "none", engines, parent.state.runs)
         scheme, _, secret = Headers(scope=scope).get("authorization", "").partition(" ")
         if scheme.lower() == "bearer" and secret.strip():
             return await self._key_request(engines, parent, agent, secret.strip())
@@ -147,8 +149,6 @@ class A2aGate:
             if caller is None:
                 raise _not_served(agent_id)
             return A2aRequest(agent, caller, caller_scope(caller, public=True), engines, parent.state.runs)
-        if is_card:  # the card says how to authenticate
-            return A2aRequest(agent, _nobody(agent), "none", engines, parent.state.runs)
         raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.", headers=_CHALLENGE)
 
     async def _key_request(self, engines: Engines, parent: Any, agent: A2aAgent, secret: str) -> A2aRequest:
@@ -160,7 +160,7 @@ class A2aGate:
 
 
 def _not_served(agent_id: uuid.UUID) -> NotFound:
-    return NotFound(f"No agent {agent_id} is served over A2A.", code="agent_not_found")
+    return NotFound("No agent is served over A2A at this URL.", code="agent_not_found")
 
 
 def _nobody(agent: A2aAgent) -> Caller:
