@@ -270,7 +270,7 @@ async def test_cancel_stops_the_run(world: World) -> None:
         await stream.aclose()
         canceled = await client.cancel_task(CancelTaskRequest(id=task_id))
         assert canceled.status.state == TaskState.TASK_STATE_CANCELED
-        run_id = str(canceled.metadata["nexent_run_id"])
+        run_id = str(canceled.metadata["nexentRunId"])
 
         async def stopped() -> bool:
             return await run_status(world, run_id) == "stopped"

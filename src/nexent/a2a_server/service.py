@@ -53,8 +53,8 @@ TASK_TABLE = "a2a_tasks"
 PUBLIC_SCOPE = "public"
 STATE_KEY = "nexent.a2a"
 SECURITY_SCHEME = "apiKey"
-_RUN_ID = "nexent_run_id"
-_CONVERSATION_ID = "nexent_conversation_id"
+_RUN_ID = "nexentRunId"  # camelCase, as every key of an A2A JSON document
+_CONVERSATION_ID = "nexentConversationId"
 MAX_MESSAGE_CHARS = 100_000  # as a run started over the API
 
 
