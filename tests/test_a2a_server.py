@@ -9,7 +9,8 @@ import asyncio
 import socket
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any, cast
 
 import httpx
@@ -34,6 +35,7 @@ from a2a.utils.errors import TaskNotCancelableError, TaskNotFoundError
 
 from nexent.providers import pool
 from nexent.server import create_app
+from nexent.settings import Service, Settings
 from tests.conftest import make_settings, wait_until
 from tests.support.identity import bearer, register
 from tests.support.model_server import ChatReply, RecordedRequest, RunningModelServer, run_model_server
@@ -45,6 +47,7 @@ JSONRPC, HTTP_JSON = "JSONRPC", "HTTP+JSON"
 class World:
     base_url: str
     llm: RunningModelServer
+    settings: Settings
     token: str  # A's owner
     key: str  # A's owner's key: every agent of A
     limited_key: str  # limited to `public`
@@ -116,6 +119,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory, llm: RunningModelServe
         yield World(
             base_url=base_url,
             llm=llm,
+            settings=settings,
             token=token,
             key=key["secret"],
             limited_key=limited["secret"],
@@ -151,6 +155,25 @@ def _fresh(llm: RunningModelServer) -> None:
     SCRIPT.clear()
     llm.server.responder = answer_by_question
     pool._unhealthy_until.clear()
+
+
+@asynccontextmanager
+async def serving(settings: Settings, service: Service | None = None) -> AsyncIterator[str]:
+    """Another process's app on the same database (`service`: a split-shape service); its base URL."""
+    app = create_app(settings, service=service)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="on", timeout_graceful_shutdown=1))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    while not server.started:
+        assert not task.done(), "the app did not start"
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
 
 
 async def connect(
@@ -356,3 +379,30 @@ async def test_a_public_agent_answers_without_credentials(world: World) -> None:
     async with await connect(world, world.public, world.limited_key, streaming=False) as client:
         with pytest.raises(TaskNotFoundError):
             await client.get_task(GetTaskRequest(id=task.id))
+
+
+async def test_tasks_survive_a_restart_and_the_northbound_service_serves_them(world: World) -> None:
+    SCRIPT["Remember this task."] = ChatReply.text("Remembered.")
+    async with await connect(world, world.helper, world.key, streaming=False) as client:
+        task, _ = await final_task(client.send_message(ask("Remember this task.")))
+    assert task is not None
+    # A fresh process (nothing in memory of the task): the split shape's northbound service, on the same database,
+    # with a public rate limit of 2 requests a minute.
+    settings = world.settings.model_copy(update={"a2a_public_rate_per_minute": 2})
+    async with serving(settings, Service.NORTHBOUND) as base_url:
+        later = replace(world, base_url=base_url)
+        async with await connect(later, world.helper, world.key, streaming=False) as client:
+            stored = await client.get_task(GetTaskRequest(id=task.id))
+        assert stored.status.state == TaskState.TASK_STATE_COMPLETED and answer_of(stored) == "Remembered."
+        card = f"{base_url}/a2a/{world.public}/.well-known/agent-card.json"
+        async with httpx.AsyncClient() as http:  # public callers: limited per client address (the card is free)
+            assert (await http.get(card)).status_code == 200
+            rpc = {"jsonrpc": "2.0", "id": 1, "method": "ListTasks", "params": {}}
+            headers = {"A2A-Version": "1.0"}
+            for _ in range(2):
+                assert (
+                    await http.post(f"{base_url}/a2a/{world.public}/", json=rpc, headers=headers)
+                ).status_code == 200
+            refused = await http.post(f"{base_url}/a2a/{world.public}/", json=rpc, headers=headers)
+            assert refused.status_code == 429, refused.text
+            assert refused.json()["code"] == "rate_limited" and refused.headers["retry-after"]

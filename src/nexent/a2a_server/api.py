@@ -129,7 +129,7 @@ class A2aGate:
         async with engines.sessions() as session:
             agent = await exposed_agent(session, agent_id)
         if agent is None:
-            raise _not_served(agent_id)
+            raise _not_served()
         if is_card:  # public for every exposed agent: it says how to authenticate
             return A2aRequest(agent, _nobody(agent), "none", engines, parent.state.runs)
         scheme, _, secret = Headers(scope=scope).get("authorization", "").partition(" ")
@@ -147,7 +147,7 @@ class A2aGate:
             async with engines.sessions() as session:
                 caller = await public_caller(session, agent)
             if caller is None:
-                raise _not_served(agent_id)
+                raise _not_served()
             return A2aRequest(agent, caller, caller_scope(caller, public=True), engines, parent.state.runs)
         raise Unauthorized("Send an API key as 'Authorization: Bearer <key>'.", headers=_CHALLENGE)
 
@@ -155,11 +155,11 @@ class A2aGate:
         async with engines.sessions() as session, session.begin():
             caller = await api_key_caller(secret, session, engines)
         if caller.tenant_id != agent.tenant_id or not caller.may_use_agent(agent.agent_id):
-            raise _not_served(agent.agent_id)
+            raise _not_served()
         return A2aRequest(agent, caller, caller_scope(caller, public=False), engines, parent.state.runs)
 
 
-def _not_served(agent_id: uuid.UUID) -> NotFound:
+def _not_served() -> NotFound:
     return NotFound("No agent is served over A2A at this URL.", code="agent_not_found")
 
 
