@@ -96,7 +96,7 @@ class A2aGate:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.apps: dict[int, Starlette] = {}  # per engines (one per app lifespan)
+        self.sdk: tuple[Engines, Starlette] | None = None  # the SDK's app on the engines of the running lifespan
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,10 +118,9 @@ class A2aGate:
         state = scope.setdefault("state", {})
         state[STATE_KEY] = request
         state["nexent.settings"] = self.settings
-        app = self.apps.get(id(engines))
-        if app is None:
-            app = self.apps[id(engines)] = sdk_app(engines)
-        await app(scope, receive, send)
+        if self.sdk is None or self.sdk[0] is not engines:  # first request, or a new lifespan
+            self.sdk = (engines, sdk_app(engines))
+        await self.sdk[1](scope, receive, send)
 
     async def _authorize(
         self, scope: Scope, engines: Engines, parent: Any, agent_id: uuid.UUID, *, is_card: bool
