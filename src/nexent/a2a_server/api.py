@@ -143,8 +143,11 @@ class A2aGate:
                     f"At most {self.settings.a2a_public_rate_per_minute} requests a minute to public A2A agents.",
                     headers={"Retry-After": str(_MINUTE)},
                 )
-            async with engines.sessions() as session:
-                caller = await public_caller(session, agent)
+            try:
+                async with engines.sessions() as session:
+                    caller = await public_caller(session, agent)
+            except AppError:  # the owner is no longer an active member (nor the tenant active)
+                caller = None
             if caller is None:
                 raise _not_served()
             return A2aRequest(agent, caller, caller_scope(caller, public=True), engines, parent.state.runs)
