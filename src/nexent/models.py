@@ -1,5 +1,6 @@
 """Every ORM model, imported in one place so migrations and tests see the whole schema."""
 
+from nexent.a2a_server.models import A2aTask
 from nexent.agents.models import Agent
 from nexent.core.db import Base
 from nexent.evaluation.models import Evaluation, EvaluationCase
@@ -24,6 +25,7 @@ from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
 from nexent.runtime.models import Conversation, Message, Run, RunEvent
 
 __all__ = [
+    "A2aTask",
     "Agent",
     "ApiKey",
     "AuditEvent",

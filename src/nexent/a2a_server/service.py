@@ -17,7 +17,6 @@ from a2a.server.agent_execution.agent_executor import AgentExecutor
 from a2a.server.agent_execution.context import RequestContext
 from a2a.server.context import ServerCallContext
 from a2a.server.events.event_queue import EventQueue
-from a2a.server.models import create_task_model
 from a2a.server.tasks.database_task_store import DatabaseTaskStore
 from a2a.server.tasks.task_updater import TaskUpdater
 from a2a.types import (
@@ -38,8 +37,8 @@ from a2a.types import (
     TaskStatus,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import DeclarativeBase
 
+from nexent.a2a_server.models import A2aTask
 from nexent.agents.models import A2aExposure
 from nexent.agents.service import A2aAgent
 from nexent.core.errors import AppError
@@ -49,7 +48,6 @@ from nexent.runtime.events import follow
 from nexent.runtime.execution import RunManager, cancel_key
 from nexent.runtime.service import RuntimeService
 
-TASK_TABLE = "a2a_tasks"
 PUBLIC_SCOPE = "public"
 STATE_KEY = "nexent.a2a"
 SECURITY_SCHEME = "apiKey"
@@ -101,17 +99,10 @@ class TaskStore(DatabaseTaskStore):
 
 
 # The SDK's task model, on our table: made once (each store of the SDK would declare it anew).
-class _TaskBase(DeclarativeBase):
-    """Declares the SDK's task model apart from the SDK's own (and from ours: migration 0017 makes the table)."""
-
-
-_TASK_MODEL = create_task_model(TASK_TABLE, _TaskBase)
-
-
 def task_store(engines: Engines) -> TaskStore:
     """The SDK's SQL task store on our database, in the table migration 0017 creates."""
     store = TaskStore(engines.db, create_table=False, owner_resolver=owner_of)
-    store.task_model = _TASK_MODEL
+    store.task_model = A2aTask  # ours (made once), not one the store would declare anew
     return store
 
 

@@ -20,7 +20,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("agents", sa.Column("a2a_exposure", sa.String(length=16), server_default="off", nullable=False))
     # The a2a-sdk's SQL task store (`a2a.server.models.TaskMixin`), under our name; `owner` is
-    # "<tenant id>/<agent id>/<caller scope>" (see `nexent.a2a_server.service.owner_of`).
+    # "<tenant id>/<agent id>/<caller scope>" (see `nexent.a2a_server.models`).
     op.create_table(
         "a2a_tasks",
         sa.Column("id", sa.String(length=36), nullable=False),
@@ -35,10 +35,14 @@ def upgrade() -> None:
         sa.Column("metadata", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_a2a_tasks")),
     )
+    op.create_index(op.f("ix_a2a_tasks_id"), "a2a_tasks", ["id"], unique=False)
     op.create_index("ix_a2a_tasks_owner_context", "a2a_tasks", ["owner", "context_id"], unique=False)
+    op.create_index("idx_a2a_tasks_owner_last_updated", "a2a_tasks", ["owner", "last_updated"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("idx_a2a_tasks_owner_last_updated", table_name="a2a_tasks")
     op.drop_index("ix_a2a_tasks_owner_context", table_name="a2a_tasks")
+    op.drop_index(op.f("ix_a2a_tasks_id"), table_name="a2a_tasks")
     op.drop_table("a2a_tasks")
     op.drop_column("agents", "a2a_exposure")
