@@ -56,6 +56,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from nexent.a2a_server.api import A2A_PATH
 from nexent.identity.models import Role
 from nexent.identity.tokens import AccessClaims, issue_access_token
 from nexent.mcp_server.api import MCP_PATH
@@ -479,6 +480,8 @@ def discover(app: FastAPI) -> tuple[list[Endpoint], list[str]]:
             continue  # the web UI's static files: no tenant's data, never an API path (tests/test_webui.py)
         if getattr(route, "path", None) == MCP_PATH:
             continue  # the MCP server (JSON-RPC, not REST): `test_mcp_*` below
+        if getattr(route, "path", None) == A2A_PATH:
+            continue  # the A2A server (a2a-sdk's JSON-RPC and HTTP+JSON bindings): `test_a2a_*` below
         path: str | None = getattr(route, "path", None)
         methods: set[str] | None = getattr(route, "methods", None)
         if not path or not methods:
@@ -761,6 +764,8 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
     )
     note = f"{title} release note of the secret agent"
     await expect(client.post(f"/api/agents/{agent['id']}/publish", json={"note": note}, headers=headers), 201)
+    exposed = {"a2a_exposure": "api_key"}  # served over A2A to its tenant's keys (`test_a2a_*`)
+    await expect(client.patch(f"/api/agents/{agent['id']}", json=exposed, headers=headers), 200)
     question = f"{title} secret question about the merger"
     started = await client.post(f"/api/agents/{agent['id']}/runs", json={"message": question}, headers=headers)
     assert started.status_code == 200, started.text
@@ -1286,6 +1291,75 @@ async def test_mcp_offers_a_key_nothing_of_another_tenant(world: World, how: str
     )
     assert search["result"].get("isError") is not True, search
     answers += [a_agent, search]
+    text = json.dumps(answers)
+    leaked = [name for name, value in world.a.markers().items() if value in text]
+    assert not leaked, f"LEAK of {leaked}: {text}"
+
+
+A2A_VERSION = {"A2A-Version": "1.0"}
+
+
+def a2a_call(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+
+
+def a2a_send(text: str) -> dict[str, Any]:
+    message = {"role": "ROLE_USER", "parts": [{"text": text}], "messageId": str(uuid.uuid4())}
+    return a2a_call("SendMessage", {"message": message, "configuration": {"returnImmediately": True}})
+
+
+@pytest.mark.parametrize("variant", list(BAD_CREDENTIALS))
+async def test_a2a_without_valid_credentials_answers_401(world: World, variant: str) -> None:
+    headers = {**A2A_VERSION, **BAD_CREDENTIALS[variant](world)}
+    for method, path, body in (
+        ("POST", f"{A2A_PATH}/{world.a.agent_id}/", a2a_call("ListTasks", {})),
+        ("POST", f"{A2A_PATH}/{world.a.agent_id}", a2a_send("probe")),
+        ("GET", f"{A2A_PATH}/{world.a.agent_id}/rest/tasks", None),
+    ):
+        response = await world.client.request(method, path, json=body, headers=headers)
+        assert response.status_code == 401, response.text
+        assert problem_code(response) is not None
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        leaked = [name for name, value in world.a.markers().items() if value in response.text]
+        assert not leaked, f"LEAK of {leaked}: {response.text}"
+
+
+async def test_a2a_offers_a_key_nothing_of_another_tenant(world: World) -> None:
+    # The control: A's key reaches A's agent, and its task.
+    a_url, a_key = f"{A2A_PATH}/{world.a.agent_id}/", {**A2A_VERSION, **bearer(world.a.api_key_secret)}
+    sent = await world.client.post(a_url, json=a2a_send(world.a.agent_description), headers=a_key)
+    assert sent.status_code == 200, sent.text
+    task_id = sent.json()["result"]["task"]["id"]
+    got = await world.client.post(a_url, json=a2a_call("GetTask", {"id": task_id}), headers=a_key)
+    assert got.json()["result"]["id"] == task_id, got.text
+
+    # B's key: A's agent is not found, over either binding; A's task is not found through B's own agent.
+    b_key = {**A2A_VERSION, **bearer(world.b.api_key_secret)}
+    answers = []
+    for method, path, body in (
+        ("POST", a_url, a2a_call("GetTask", {"id": task_id})),
+        ("POST", a_url, a2a_send("probe")),
+        ("GET", f"{A2A_PATH}/{world.a.agent_id}/rest/tasks/{task_id}", None),
+    ):
+        response = await world.client.request(method, path, json=body, headers=b_key)
+        assert response.status_code == 404, response.text
+        assert problem_code(response) == "agent_not_found"
+        answers.append(response.text)
+    b_url = f"{A2A_PATH}/{world.b.agent_id}/"
+    for call in (
+        a2a_call("GetTask", {"id": task_id}),
+        a2a_call("CancelTask", {"id": task_id}),
+        a2a_call("SubscribeToTask", {"id": task_id}),
+    ):
+        response = await world.client.post(b_url, json=call, headers=b_key)
+        assert response.status_code == 200, response.text
+        assert "error" in response.text and "result" not in response.text, response.text
+        answers.append(response.text)
+    listed = await world.client.post(b_url, json=a2a_call("ListTasks", {}), headers=b_key)
+    assert task_id not in listed.text, listed.text
+    rest = await world.client.get(f"{A2A_PATH}/{world.b.agent_id}/rest/tasks/{task_id}", headers=b_key)
+    assert rest.status_code == 404, rest.text
+    answers += [listed.text, rest.text]
     text = json.dumps(answers)
     leaked = [name for name, value in world.a.markers().items() if value in text]
     assert not leaked, f"LEAK of {leaked}: {text}"

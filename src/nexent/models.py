@@ -1,6 +1,7 @@
 """Every ORM model, imported in one place so migrations and tests see the whole schema."""
 
 from nexent.a2a_client.models import RemoteAgent
+from nexent.a2a_server.models import A2aTask
 from nexent.agents.models import Agent
 from nexent.core.db import Base
 from nexent.evaluation.models import Evaluation, EvaluationCase
@@ -25,6 +26,7 @@ from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
 from nexent.runtime.models import Conversation, Message, Run, RunEvent
 
 __all__ = [
+    "A2aTask",
     "Agent",
     "ApiKey",
     "AuditEvent",

@@ -15,6 +15,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from nexent import __version__, webui
 from nexent.a2a_client import api as a2a_client_api
+from nexent.a2a_server import api as a2a_api
 from nexent.agents import api as agents_api
 from nexent.core.db import migrate_async
 from nexent.core.errors import install_error_handlers
@@ -167,6 +168,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             app.include_router(router)
     if embedded or service is Service.MCP:
         mcp_lifespan = mcp_api.mount(app, settings)
+    if embedded or service is Service.NORTHBOUND:
+        a2a_api.mount(app, settings)  # our published agents as A2A agents, at /a2a/{agent_id}
     if embedded or service is Service.CONFIG:
         app.include_router(webui.config_router(settings, SERVICE_ROUTERS))
         # The web UI after every route, so that it never shadows one; the status page while it is not built.

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # Host names (besides loopback and those of NEXENT_PUBLIC_URL and the mcp service's URL) that requests to the MCP
     # server may name in `Host` (DNS-rebinding protection; `*.example.com` patterns allowed).
     mcp_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Requests a minute one client address may send to the A2A endpoints of publicly exposed agents.
+    a2a_public_rate_per_minute: int = Field(default=60, ge=1)
     # The web UI's static export; unset: `web/out` of the source tree. Not built: `/` shows a status page.
     web_dir: Path | None = None
     # Split shape: where the browser reaches each service (`{"runtime": "https://runtime.example"}`); a service not

@@ -19,6 +19,14 @@ class AgentType(StrEnum):
     CODE = "code"
 
 
+class A2aExposure(StrEnum):
+    """Whether the agent's published version is served over A2A (`/a2a/{agent_id}`), and to whom."""
+
+    OFF = "off"
+    API_KEY = "api_key"
+    PUBLIC = "public"
+
+
 class Agent(IdMixin, TimestampMixin, Base):
     __tablename__ = "agents"
     __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_agents_tenant_name"),)
@@ -45,6 +53,8 @@ class Agent(IdMixin, TimestampMixin, Base):
     published_version: Mapped[int | None] = mapped_column(default=None)
     # Publishing needs an evaluation of the draft at least this good (0..1), when set.
     min_pass_rate: Mapped[float | None] = mapped_column(Float, default=None)  # FLOAT, as migration 0012 made it
+    # Served over A2A: off, to API keys that may use it, or to anyone (see docs/a2a.md).
+    a2a_exposure: Mapped[str] = mapped_column(String(16), default=A2aExposure.OFF, server_default=A2aExposure.OFF)
 
 
 class AgentVersion(IdMixin, Base):

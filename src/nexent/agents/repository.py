@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Collection
 
 from sqlalchemy import Select, bindparam, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.agents.models import Agent, AgentVersion, AgentVersionRef
 from nexent.core.repository import TenantScopedRepository
@@ -161,3 +162,21 @@ class VersionRepository(TenantScopedRepository[AgentVersion]):
             .order_by(Agent.name, AgentVersion.number)
         )
         return [(name, number) for name, number in rows]
+
+
+async def exposed_over_a2a(session: AsyncSession, agent_id: uuid.UUID) -> tuple[Agent, AgentVersion] | None:
+    """The agent and its published version, if it is exposed over A2A (any tenant: the A2A URL names the agent
+    only; its tenant is what this finds, and every later read is scoped by it)."""
+    row = (
+        await session.execute(
+            select(Agent, AgentVersion)
+            .join(
+                AgentVersion,
+                (AgentVersion.agent_id == Agent.id)
+                & (AgentVersion.tenant_id == Agent.tenant_id)
+                & (AgentVersion.number == Agent.published_version),
+            )
+            .where(Agent.id == agent_id, Agent.a2a_exposure != "off")
+        )
+    ).first()
+    return None if row is None else (row[0], row[1])

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
-from nexent.agents.models import AgentType
+from nexent.agents.models import A2aExposure, AgentType
 from nexent.core.schemas import Patch
 
 AgentName = Annotated[
@@ -86,6 +86,9 @@ class AgentUpdate(Patch):
     greeting: Annotated[str, StringConstraints(max_length=2000)] | None = None
     example_questions: list[ShortText] | None = Field(default=None, max_length=10)
     min_pass_rate: PassRate | None = None
+    a2a_exposure: A2aExposure | None = Field(
+        default=None, description="Serve the published version over A2A: off, to API keys, or publicly."
+    )
 
 
 class AgentRead(BaseModel):
@@ -103,6 +106,7 @@ class AgentRead(BaseModel):
     greeting: str
     example_questions: list[str]
     min_pass_rate: float | None
+    a2a_exposure: A2aExposure = Field(description="Whether the published version is served over A2A, and to whom.")
     published_version: int | None = Field(description="The version chat and the APIs run; None: never published.")
     can_edit: bool = Field(
         description="Whether the caller may change this agent. Those who may not see its published version, not its "

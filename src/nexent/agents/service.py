@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, or_, true
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from nexent.agents.models import Agent, AgentVersion
-from nexent.agents.repository import AgentRepository
+from nexent.agents.models import A2aExposure, Agent, AgentVersion
+from nexent.agents.repository import AgentRepository, exposed_over_a2a
 from nexent.agents.schemas import (
     AgentConfig,
     AgentCreate,
@@ -333,6 +334,7 @@ def _read(agent: Agent, *, can_edit: bool, published: AgentConfig | None = None)
             id=agent.id,
             sub_agent_ids=[pin.agent_id for pin in published.sub_agents],
             min_pass_rate=agent.min_pass_rate,
+            a2a_exposure=agent.a2a_exposure,
             published_version=agent.published_version,
             can_edit=can_edit,
             created_by=agent.created_by,
@@ -354,9 +356,36 @@ def _read(agent: Agent, *, can_edit: bool, published: AgentConfig | None = None)
         greeting=agent.greeting,
         example_questions=agent.example_questions,
         min_pass_rate=agent.min_pass_rate,
+        a2a_exposure=agent.a2a_exposure,
         published_version=agent.published_version,
         can_edit=can_edit,
         created_by=agent.created_by,
         created_at=agent.created_at,
         updated_at=agent.updated_at,
+    )
+
+
+@dataclass(frozen=True)
+class A2aAgent:
+    """An agent exposed over A2A, as its card and its callers see it: its published version."""
+
+    agent_id: uuid.UUID
+    tenant_id: uuid.UUID
+    owner_id: uuid.UUID | None
+    exposure: A2aExposure
+    config: AgentConfig
+
+
+async def exposed_agent(session: AsyncSession, agent_id: uuid.UUID) -> A2aAgent | None:
+    """The agent if it is published and exposed over A2A; None otherwise (also for unknown ids)."""
+    found = await exposed_over_a2a(session, agent_id)
+    if found is None:
+        return None
+    agent, version = found
+    return A2aAgent(
+        agent_id=agent.id,
+        tenant_id=agent.tenant_id,
+        owner_id=agent.created_by,
+        exposure=A2aExposure(agent.a2a_exposure),
+        config=AgentConfig.model_validate(version.config),
     )

@@ -162,6 +162,25 @@ async def api_key_caller(secret: str, session: SessionDep, engines: EnginesDep) 
     return await _api_key_caller(secret, session, engines)
 
 
+# The `api_key_id` of callers acting for a member without a stored key (`delegated_caller`).
+DELEGATED_KEY_ID = uuid.UUID(int=0)
+
+
+async def delegated_caller(
+    session: SessionDep, user_id: uuid.UUID, tenant_id: uuid.UUID, agent_ids: frozenset[uuid.UUID]
+) -> Caller:
+    """A caller acting for a member with an API key's reach (chat only, limited to `agent_ids`) but no key: the
+    public A2A agents run as their owner so. The member and the tenant must be active (401 otherwise)."""
+    member = await _active_member(session, user_id, tenant_id)
+    return Caller(
+        user_id=user_id,
+        tenant_id=tenant_id,
+        role=Role(member.role),
+        api_key_id=DELEGATED_KEY_ID,
+        allowed_agent_ids=agent_ids,
+    )
+
+
 CurrentCaller = Annotated[Caller, Depends(get_caller)]
 
 

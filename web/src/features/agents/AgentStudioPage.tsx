@@ -31,6 +31,7 @@ import { ExportButton } from "./ExportButton";
 import { ImproveButton, type ImprovedInstructions } from "./ImproveDialog";
 import { PublishButton } from "./PublishButton";
 import { PublishStatus } from "./PublishStatus";
+import { A2aPanel } from "./A2aPanel";
 import { SharingPanel } from "./SharingPanel";
 import { TestChatSlot } from "./TestChatSlot";
 import { TestsPanel } from "./TestsPanel";
@@ -471,6 +472,12 @@ function Editor({
             )}
           </Form.List>
         </Card>
+
+        {agent && editable ? (
+          <Card title={<h2 style={CARD_HEADING}>{t("agents.section.a2a")}</h2>} size="small">
+            <A2aPanel agent={agent} onChanged={onSaved} />
+          </Card>
+        ) : null}
 
         {agent && can("agents.manage") ? (
           <Card title={<h2 style={CARD_HEADING}>{t("agents.section.sharing")}</h2>} size="small">
