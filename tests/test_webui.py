@@ -56,8 +56,9 @@ async def test_unknown_paths_get_the_404_page_and_api_paths_never_html(tmp_path:
             assert page.headers["cache-control"] == "no-cache"
         # The gzipped copies are the server's own business, not pages.
         assert (await client.get("/_next/static/chunks/app-1a2b.js.gz")).status_code == 404
-        for path in ["/api/nope", "/api", "/a2a/x", "/mcp/nope"]:
+        for path in ["/api/nope", "/api", "/mcp/nope"]:
             assert_problem(await client.get(path), 404, "not_found")
+        assert_problem(await client.get("/a2a/x"), 404, "agent_not_found")  # the A2A mount: no such exposed agent
         # The OpenAI-compatible API answers in OpenAI's error shape, the MCP server asks for its key: never a page.
         for path, status in [("/v1/nope", 404), ("/v1", 404), ("/v1/models", 401)]:
             answer = await client.get(path)

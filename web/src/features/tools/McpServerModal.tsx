@@ -2,7 +2,7 @@
 
 import { MinusCircleOutlined, PlusOutlined } from "@ant-design/icons";
 import { Alert, App, Button, Flex, Form, Input, InputNumber, Modal, Radio, Space, Switch, Typography } from "antd";
-import { useEffect, useState } from "react";
+import { useLayoutEffect, useState } from "react";
 import { useT } from "@/i18n";
 import { errorMessage } from "@/ui/ErrorAlert";
 import { createServer, updateServer, type McpServer, type McpServerCreate } from "./mcpApi";
@@ -90,7 +90,9 @@ export function McpServerModal({
   const [error, setError] = useState<unknown>(null);
   const transport: Transport = Form.useWatch("transport", form) ?? "http";
 
-  useEffect(() => {
+  // Before the first paint of the opened dialog: a click that lands right away (a quick user, a test) is not undone
+  // by the reset.
+  useLayoutEffect(() => {
     if (!open) return;
     setError(null);
     form.resetFields();
