@@ -35,6 +35,7 @@ import { useMe } from "@/features/auth/SessionProvider";
 import { useLocale, useT } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import { EmptyState } from "@/ui/EmptyState";
+import { CheckResultAlert } from "@/ui/CheckResultAlert";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
@@ -275,12 +276,11 @@ export function RemoteAgentsPage() {
             <Flex vertical gap={16}>
               <Flex justify="flex-end">{addButton}</Flex>
               {lastCheck ? (
-                <Alert
-                  type={lastCheck.result.status === "ok" ? "success" : "warning"}
-                  showIcon
-                  closable={{ onClose: () => setLastCheck(null), "aria-label": t("common.close") }}
+                <CheckResultAlert
+                  ok={lastCheck.result.status === "ok"}
                   title={checkText(t, lastCheck.agent, lastCheck.result)}
-                  data-testid="remote-check-result"
+                  onClose={() => setLastCheck(null)}
+                  testId="remote-check-result"
                 />
               ) : null}
               <Table<RemoteAgent>

@@ -17,6 +17,7 @@ import { useState } from "react";
 import { useLocale, useT } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import { EmptyState } from "@/ui/EmptyState";
+import { CheckResultAlert } from "@/ui/CheckResultAlert";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAction } from "@/ui/useAction";
 import { useAsync } from "@/ui/useAsync";
@@ -197,12 +198,11 @@ export function McpServersTab() {
         <Flex vertical gap={16}>
           <Flex justify="flex-end">{addButton}</Flex>
           {lastCheck ? (
-            <Alert
-              type={lastCheck.result.status === "ok" ? "success" : "warning"}
-              showIcon
-              closable={{ onClose: () => setLastCheck(null), "aria-label": t("common.close") }}
+            <CheckResultAlert
+              ok={lastCheck.result.status === "ok"}
               title={checkText(t, lastCheck.server, lastCheck.result)}
-              data-testid="mcp-check-result"
+              onClose={() => setLastCheck(null)}
+              testId="mcp-check-result"
             />
           ) : null}
           <Table<McpServer>
