@@ -47,6 +47,7 @@ class Chunk:
     source: str | None
     start: int
     end: int
+    caption: str | None = None  # the caption of the table the chunk holds
 
 
 @dataclass
@@ -55,6 +56,7 @@ class _Section:
     path: tuple[str, ...]
     source: str | None
     blocks: list[int] = field(default_factory=list)
+    caption: str | None = None
 
 
 def document_text(doc: ParsedDocument) -> str:
@@ -75,7 +77,7 @@ def _sections(blocks: list[Block]) -> list[_Section]:
     sections: list[_Section] = []
     for index, block in enumerate(blocks):
         if block.kind == "table":
-            sections.append(_Section(True, block.heading_path, block.source, [index]))
+            sections.append(_Section(True, block.heading_path, block.source, [index], block.caption))
         elif block.kind == "heading":
             sections.append(_Section(False, (*block.heading_path, block.text), block.source, [index]))
         else:
@@ -123,7 +125,10 @@ class _Chunker:
                 path = path[:depth]  # the chunk starts with this heading and those below it
                 break
         parts.extend(path)
-        return " > ".join(parts) + "\n\n" if parts else ""
+        lines = [" > ".join(parts)] if parts else []
+        if section.caption:
+            lines.append(section.caption)  # a table's chunks each say which table they hold
+        return "\n".join(lines) + "\n\n" if lines else ""
 
     def emit(self, section: _Section, start: int, end: int, body: str | None = None) -> None:
         while start < end and self.text[start].isspace():
@@ -157,6 +162,7 @@ class _Chunker:
                 source=section.source,
                 start=start,
                 end=end,
+                caption=section.caption,
             )
         )
 

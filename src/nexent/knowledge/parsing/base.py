@@ -49,6 +49,7 @@ class Block:
     page: int | None = None
     heading_path: tuple[str, ...] = ()
     source: str | None = None
+    caption: str | None = None  # a table's caption ("Table 4. ..."), when the document gives one
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ import logging
 import statistics
 import threading
 from dataclasses import dataclass, field
+from typing import Any
 
 import pdfplumber
 import pypdfium2 as pdfium  # type: ignore[import-untyped]
@@ -16,6 +17,8 @@ from PIL import Image
 from .base import ParseFailure, ParseLimits
 from .ocr import ocr_paragraphs
 from .structure import Builder, clean_line
+from .tables import CAPTION, Word
+from .tables import find_tables as find_text_tables
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +171,7 @@ def _render(document: pdfium.PdfDocument, number: int) -> Image.Image:
 
 
 def _find_tables(data: bytes, pages: list[_Page]) -> None:
-    candidates = [page for page in pages if page.has_paths and page.paragraphs]
+    candidates = [page for page in pages if page.paragraphs and not page.scanned]
     if not candidates:
         return
     try:
@@ -180,18 +183,69 @@ def _find_tables(data: bytes, pages: list[_Page]) -> None:
         for info in candidates:
             try:
                 page = plumber.pages[info.number - 1]
-                found = page.find_tables()
-                for table in found:
-                    rows = [[clean_line(cell or "") for cell in row] for row in table.extract(x_tolerance=1.5)]
-                    rows = [row for row in rows if any(row)]
-                    if len(rows) < 2 or max(len(row) for row in rows) < 2:
-                        continue
-                    x0, top, x1, bottom = table.bbox
-                    base = float(page.bbox[3])
-                    info.tables.append(_Table(base - float(top), base - float(bottom), float(x0), float(x1), rows))
+                base = float(page.bbox[3])
+                ruled = _ruled_tables(page, base) if info.has_paths else []
+                words = [
+                    Word(str(w["text"]), float(w["x0"]), float(w["x1"]), float(w["top"]), float(w["bottom"]))
+                    for w in page.extract_words(x_tolerance=1.5, y_tolerance=2)
+                    if w.get("upright", True)  # rotated text is not read as a table
+                ]
+                found = [_Table(base - t.top, base - t.bottom, t.x0, t.x1, t.rows) for t in find_text_tables(words)]
+                info.tables = _choose(ruled, found)
                 page.close()
             except Exception:
                 logger.debug("pdfplumber failed on page %s", info.number, exc_info=True)
+
+
+def _ruled_tables(page: Any, base: float) -> list[_Table]:
+    tables = []
+    for table in page.find_tables():
+        rows = [[clean_line(cell or "") for cell in row] for row in table.extract(x_tolerance=1.5)]
+        rows = [row for row in rows if any(row)]
+        if len(rows) < 2 or max(len(row) for row in rows) < 2:
+            continue
+        x0, top, x1, bottom = table.bbox
+        tables.append(_Table(base - float(top), base - float(bottom), float(x0), float(x1), rows))
+    return tables
+
+
+def _overlap(a: _Table, b: _Table) -> float:
+    """The shared area of two tables as a share of the smaller one."""
+    width = min(a.right, b.right) - max(a.left, b.left)
+    height = min(a.top, b.top) - max(a.bottom, b.bottom)
+    if width <= 0 or height <= 0:
+        return 0.0
+    smaller = min((a.right - a.left) * (a.top - a.bottom), (b.right - b.left) * (b.top - b.bottom))
+    return width * height / max(smaller, 1e-6)
+
+
+def _cells(table: _Table) -> int:
+    return sum(1 for row in table.rows for cell in row if cell)
+
+
+def _choose(ruled: list[_Table], found: list[_Table]) -> list[_Table]:
+    """Per region, the ruled table or the one found by alignment, whichever reads more cells."""
+    chosen = list(ruled)
+    for table in found:
+        rivals = [other for other in chosen if _overlap(table, other) > 0.3]
+        if not rivals:
+            chosen.append(table)
+        elif _cells(table) > sum(_cells(other) for other in rivals):
+            chosen = [other for other in chosen if other not in rivals] + [table]
+    return chosen
+
+
+def _caption(table: _Table, page: _Page, body: float) -> str | None:
+    """The paragraph just above the table (or else just below it) that names it: "Table 4. ..."."""
+    reach = 4 * max(body, 1.0)
+    above = [p for p in page.paragraphs if table.top <= p.lines[-1].bottom <= table.top + reach]
+    below = [p for p in page.paragraphs if table.bottom - reach <= p.top <= table.bottom]
+    above.sort(key=lambda p: p.lines[-1].bottom)
+    below.sort(key=lambda p: -p.top)
+    for paragraph in above[:1] + below[:1]:
+        if CAPTION.match(paragraph.text) and len(paragraph.text) <= 400:
+            return paragraph.text
+    return None
 
 
 def _inside(line: _Line, table: _Table) -> bool:
@@ -258,9 +312,11 @@ def parse_pdf(data: bytes, builder: Builder, limits: ParseLimits) -> tuple[str |
                 builder.add("image_text", text, page.number)
             continue
         pending = sorted(page.tables, key=lambda table: -table.top)
+        captions = {id(table): _caption(table, page, body) for table in pending}
         for paragraph in page.paragraphs:
             while pending and pending[0].top >= paragraph.top:
-                builder.table(pending.pop(0).rows, page.number)
+                table = pending.pop(0)
+                builder.table(table.rows, page.number, captions[id(table)])
             lines = [line for line in paragraph.lines if not any(_inside(line, t) for t in page.tables)]
             if not lines:
                 continue
@@ -270,5 +326,5 @@ def parse_pdf(data: bytes, builder: Builder, limits: ParseLimits) -> tuple[str |
             else:
                 builder.add("paragraph", kept.text, page.number)
         for table in pending:
-            builder.table(table.rows, page.number)
+            builder.table(table.rows, page.number, captions[id(table)])
     return title, count

@@ -124,6 +124,7 @@ class Builder:
         if lines:
             self.blocks.append(Block("list", "\n".join(lines), 0, page, self.path, self.source))
 
-    def table(self, rows: Iterable[Sequence[object]], page: int | None = None) -> None:
+    def table(self, rows: Iterable[Sequence[object]], page: int | None = None, caption: str | None = None) -> None:
+        caption = clean_line(caption or "") or None
         for piece in table_pieces(rows):
-            self.blocks.append(Block("table", piece, 0, page, self.path, self.source))
+            self.blocks.append(Block("table", piece, 0, page, self.path, self.source, caption))

@@ -12,6 +12,7 @@ than none.
 
 from __future__ import annotations
 
+import itertools
 import re
 import statistics
 from collections.abc import Sequence
@@ -95,11 +96,13 @@ LINE_GAP = 2.2  # lines further apart than this many line heights do not belong 
 MIN_TABULAR_LINES = 3  # a table has at least this many lines with text in two or more columns
 MAX_PHRASE_WORDS = 8  # a body line with a longer run of words is prose or a caption, not a table row
 MAX_WORDS_PER_CELL = 4.0  # mean words per cell of a table with few numbers
+MIN_FILLED = 0.45  # share of a table's cells (empty columns aside) that hold text: labels of a chart hold fewer
 MAX_FULL_CELLS = 0.4  # share of a column's cells that fill its width with words: above it, the column is prose
 
-_NUMERIC = re.compile(r"^[\s$€£¥%()+\-–—.,:/*<>≤≥±0-9]+$")
+_NUMERIC = re.compile(r"^[\s$€£¥%()+\-\u2013\u2014.,:/*<>≤≥±0-9]+$")
 _LEADER = re.compile(r"^[.·…_]+$")
-_CAPTION = re.compile(r"^(table|tab\.|figure|fig\.|exhibit|chart|表|图)\s*[\dA-Z]", re.IGNORECASE)
+_MARKER = re.compile(r"^(\(?[0-9]{1,3}[.)]|\(?[a-zA-Z][.)]|[•·▪◦*\u2013-]|\(?[ivxIVX]{1,4}[.)])$")
+CAPTION = re.compile(r"^(table|tab\.|figure|fig\.|exhibit|chart|表|图)\s*[\dA-Z]", re.IGNORECASE)
 
 
 def lines_of(words: Sequence[Word]) -> list[Line]:
@@ -179,7 +182,7 @@ def _separators(lines: list[Line], unit: float) -> list[float]:
     # coverage as steps: (x from, x to, count)
     steps: list[tuple[float, float, int]] = []
     count = 0
-    for (x, delta), (next_x, _) in zip(events, events[1:]):
+    for (x, delta), (next_x, _) in itertools.pairwise(events):
         count += delta
         if next_x > x:
             steps.append((x, next_x, count))
@@ -218,7 +221,7 @@ def _cells(line: Line, separators: list[float], unit: float, header: bool) -> tu
 
 
 def _table(block: list[Line], unit: float) -> TextTable | None:
-    while block and _CAPTION.match(block[0].text):
+    while block and CAPTION.match(block[0].text):
         block = block[1:]
     body = [line for line in block if _tabular(line, unit)]
     if len(body) < MIN_TABULAR_LINES:
@@ -234,12 +237,13 @@ def _table(block: list[Line], unit: float) -> TextTable | None:
             in_header = False
             cells, spanning = _cells(line, separators, unit, False)
         if rows and not cells[0] and not spanning and _continues(rows[-1], cells, in_header):
-            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells)]
+            rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
         else:
             rows.append(cells)
     if not _looks_tabular(rows, block, separators):
         return None
-    return TextTable(rows, min(line.x0 for line in block), block[0].top, max(line.x1 for line in block), block[-1].bottom)
+    left, right = min(line.x0 for line in block), max(line.x1 for line in block)
+    return TextTable(rows, left, block[0].top, right, block[-1].bottom)
 
 
 def _continues(previous: list[str], cells: list[str], in_header: bool) -> bool:
@@ -256,6 +260,12 @@ def _looks_tabular(rows: list[list[str]], block: list[Line], separators: list[fl
     multi = sum(1 for row in rows if sum(1 for cell in row if cell) >= 2)
     if not filled or multi < MIN_TABULAR_LINES:
         return False
+    used = [column for column in range(len(rows[0])) if any(row[column] for row in rows)]
+    if len(filled) < MIN_FILLED * len(rows) * len(used):
+        return False  # scattered labels: a chart or a diagram
+    markers = [row[0] for row in rows if row[0]]
+    if markers and all(_MARKER.match(cell) for cell in markers):
+        return False  # a numbered or bulleted list
     numeric = sum(1 for cell in filled if _NUMERIC.match(cell)) / len(filled)
     words = sum(len(cell.split()) for cell in filled) / len(filled)
     if numeric < 0.25 and words > MAX_WORDS_PER_CELL:
