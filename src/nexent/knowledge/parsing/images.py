@@ -8,7 +8,7 @@ import warnings
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
 from .base import ParseFailure, ParseLimits
-from .ocr import ocr_paragraphs
+from .ocr import ocr_items
 from .structure import Builder
 
 MAX_PIXELS = 120_000_000  # decompression-bomb guard (about 11000 x 11000)
@@ -42,9 +42,12 @@ def parse_image(data: bytes, builder: Builder, limits: ParseLimits) -> int:
         if frames > limits.max_pages:
             raise ParseFailure("too_large", f"The image has more than {limits.max_pages} frames.")
         try:
-            paragraphs = ocr_paragraphs(frame.copy())
+            items = ocr_items(frame.copy())
         except (OSError, ValueError) as exc:
             raise ParseFailure("corrupt_file", "The image could not be decoded.") from exc
-        for paragraph in paragraphs:
-            builder.add("image_text", paragraph, frames)
+        for item in items:
+            if isinstance(item, str):
+                builder.add("image_text", item, frames)
+            else:
+                builder.table(item, frames)
     return frames

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import logging
 import statistics
 import threading
@@ -15,7 +16,7 @@ import pypdfium2.raw as pdfium_c  # type: ignore[import-untyped]
 from PIL import Image
 
 from .base import ParseFailure, ParseLimits
-from .ocr import ocr_paragraphs
+from .ocr import ocr_items
 from .structure import Builder, clean_line
 from .tables import CAPTION, Word
 from .tables import find_tables as find_text_tables
@@ -66,6 +67,7 @@ class _Table:
     left: float
     right: float
     rows: list[list[str]]
+    continues: bool = False  # the rest of the previous page's last table: its rows went there
 
 
 @dataclass
@@ -79,7 +81,7 @@ class _Page:
     has_images: bool = False
     scanned: bool = False
     tables: list[_Table] = field(default_factory=list)
-    ocr_text: list[str] = field(default_factory=list)
+    ocr_items: list[str | list[list[str]]] = field(default_factory=list)
 
 
 def _open(data: bytes) -> pdfium.PdfDocument:
@@ -235,6 +237,29 @@ def _choose(ruled: list[_Table], found: list[_Table]) -> list[_Table]:
     return chosen
 
 
+def _join_across_pages(pages: list[_Page]) -> None:
+    """A table that goes on at the top of the next page, with the same columns, becomes one table.
+
+    It goes on when the next page's first table repeats the header row, or when nothing but a short running
+    header stands above it (at most two lines) and the previous table ends the lower third of its page.
+    """
+    for page, following in itertools.pairwise(pages):
+        if not page.tables or not following.tables:
+            continue
+        last = min(page.tables, key=lambda t: t.bottom)
+        first = max(following.tables, key=lambda t: t.top)
+        if len(last.rows[0]) != len(first.rows[0]) or last.bottom > page.height / 3:
+            continue
+        above = [line for p in following.paragraphs for line in p.lines if line.bottom > first.top + 1]
+        if first.rows[0] == last.rows[0]:
+            last.rows.extend(first.rows[1:])
+        elif len(above) <= 2:
+            last.rows.extend(first.rows)
+        else:
+            continue
+        first.continues = True
+
+
 def _caption(table: _Table, page: _Page, body: float) -> str | None:
     """The paragraph just above the table (or else just below it) that names it: "Table 4. ..."."""
     reach = 4 * max(body, 1.0)
@@ -302,16 +327,20 @@ def parse_pdf(data: bytes, builder: Builder, limits: ParseLimits) -> tuple[str |
                     image = _render(document, page.number)
                 finally:
                     document.close()
-            page.ocr_text = ocr_paragraphs(image)
+            page.ocr_items = ocr_items(image)
 
     body = _body_height(pages)
     levels = _heading_levels(pages, body)
+    _join_across_pages(pages)
     for page in pages:
-        if page.ocr_text:
-            for text in page.ocr_text:
-                builder.add("image_text", text, page.number)
+        if page.ocr_items:
+            for item in page.ocr_items:
+                if isinstance(item, str):
+                    builder.add("image_text", item, page.number)
+                else:
+                    builder.table(item, page.number)
             continue
-        pending = sorted(page.tables, key=lambda table: -table.top)
+        pending = sorted((t for t in page.tables if not t.continues), key=lambda table: -table.top)
         captions = {id(table): _caption(table, page, body) for table in pending}
         for paragraph in page.paragraphs:
             while pending and pending[0].top >= paragraph.top:
