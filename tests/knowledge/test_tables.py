@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ PROSE = (
 )
 
 
-def aligned_table(top: float, rows: list[tuple[str, ...]], size: float = 10) -> str:
+def aligned_table(top: float, rows: Sequence[Sequence[str]], size: float = 10) -> str:
     """Rows drawn as text only: a left-aligned first column and right-aligned number columns, no lines."""
     ops = []
     rights = [230, 300, 370]
