@@ -893,9 +893,12 @@ def test_scanned_benchmark_pdf_is_read_by_ocr() -> None:
     path = BENCH / "pdf" / "unstructured-table-multi-row-column-cells.pdf"
     doc = parse_document(path.read_bytes(), path.name)
     text = document_text(doc)
-    assert all(b.kind == "image_text" for b in doc.blocks)
+    assert {b.kind for b in doc.blocks} == {"image_text", "table"}
     for word in ("Disability", "Participants", "Blind", "Dexterity"):
         assert word in text
+    # the scanned table keeps its rows and columns (the gold CSV beside it)
+    assert has_row(doc, "Blind", "5", "1", "4", "34.5%, n=1", "1199 sec, n=1")
+    assert has_row(doc, "Mobility", "3", "3", "0", "95.4%, n=3", "1416 sec, n=3")
 
 
 def test_multi_page_tiff_frames_are_pages() -> None:

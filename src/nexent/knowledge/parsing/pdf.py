@@ -225,14 +225,22 @@ def _cells(table: _Table) -> int:
     return sum(1 for row in table.rows for cell in row if cell)
 
 
+ALIGNED_OVER_RULED = 2
+
+
 def _choose(ruled: list[_Table], found: list[_Table]) -> list[_Table]:
-    """Per region, the ruled table or the one found by alignment, whichever reads more cells."""
+    """Per region, the ruled table, unless the one found by alignment reads more than twice its cells.
+
+    Ruling lines are the surer sign where a page draws them all; where it draws only some (columns but no rows,
+    a box around the header), the ruled reading merges rows or columns into a few cells. The factor is
+    measured on the ICDAR-2013 sets: F1 0.929/0.926 (US dev/EU) at 2 and at 3, 0.934/0.925 at 1.5, 0.927/0.877 at 1.
+    """
     chosen = list(ruled)
     for table in found:
         rivals = [other for other in chosen if _overlap(table, other) > 0.3]
         if not rivals:
             chosen.append(table)
-        elif _cells(table) > sum(_cells(other) for other in rivals):
+        elif _cells(table) > ALIGNED_OVER_RULED * sum(_cells(other) for other in rivals):
             chosen = [other for other in chosen if other not in rivals] + [table]
     return chosen
 

@@ -134,7 +134,24 @@ def find_tables(words: Sequence[Word]) -> list[TextTable]:
         table = _table(block, unit)
         if table is not None:
             tables.append(table)
+            continue
+        # Refused as a whole (prose columns above a table, say): each part between two non-table lines may
+        # still be a table on its own.
+        for part in _parts(block, unit):
+            table = _table(part, unit)
+            if table is not None:
+                tables.append(table)
     return tables
+
+
+def _parts(block: list[Line], unit: float) -> list[list[Line]]:
+    parts: list[list[Line]] = [[]]
+    for line in block:
+        if _tabular(line, unit):
+            parts[-1].append(line)
+        elif parts[-1]:
+            parts.append([])
+    return [part for part in parts if len(part) >= MIN_TABULAR_LINES and len(part) < len(block)]
 
 
 def _tabular(line: Line, unit: float) -> bool:
@@ -157,7 +174,7 @@ def _blocks(lines: list[Line], unit: float) -> list[list[Line]]:
         elif current:
             current.append(line)
             others += 1
-            if others > 3:
+            if others > 3 or CAPTION.match(line.text):  # a caption starts the next table
                 del current[-others:]
                 blocks.append([])
                 others = 0
@@ -226,6 +243,7 @@ def _table(block: list[Line], unit: float) -> TextTable | None:
     body = [line for line in block if _tabular(line, unit)]
     if len(body) < MIN_TABULAR_LINES:
         return None
+    unit = statistics.median(line.height for line in body)  # tables are often set smaller than the text
     separators = _separators(body, unit)
     if not separators:
         return None
