@@ -84,18 +84,23 @@ def test_a_wrapped_cell_stays_in_its_row() -> None:
     assert has_row(doc, "South", "534", "0.9", "8")
 
 
-def test_a_table_going_on_over_the_next_page_is_one_table() -> None:
+def test_a_table_going_on_over_the_next_page_reads_as_one_table() -> None:
     header = ("Region", "Ships", "Tonnes", "Berths")
     first = [header] + [(f"Port {i}", str(100 + i), f"{i}.5", str(i)) for i in range(40)]
-    second = [header] + [(f"Port {i}", str(100 + i), f"{i}.5", str(i)) for i in range(40, 52)]
+    rest = [(f"Port {i}", str(100 + i), f"{i}.5", str(i)) for i in range(40, 52)]  # no header repeated
     page1 = pdf_text(72, 760, 11, "Table 2. Ports") + aligned_table(740, first)
-    page2 = pdf_text(72, 770, 8, "Harbour report 2024") + aligned_table(740, second)
+    page2 = pdf_text(72, 770, 8, "Harbour report 2024") + aligned_table(740, rest)
     doc = parse_document(pdf_bytes([page1, page2]), "ports.pdf", limits=NO_OCR)
     rows = table_rows(doc)
     assert [row[0] for row in rows if row[0].startswith("Port ")] == [f"Port {i}" for i in range(52)]
-    # one table of 52 rows, in blocks of 50 rows that repeat the header (two tables would be 40 and 12)
-    assert [block.text.count("\n| Port ") for block in tables(doc)] == [50, 2]
-    assert [(block.caption, block.page) for block in tables(doc)] == [("Table 2. Ports", 1)] * 2
+    # each page's part is a block on its own page, with the table's header and caption: pieces of one table
+    blocks = tables(doc)
+    assert [(block.page, block.caption) for block in blocks] == [(1, "Table 2. Ports"), (2, "Table 2. Ports")]
+    assert all(block.text.startswith("| Region | Ships | Tonnes | Berths |") for block in blocks)
+    # a table further down the next page, under text, is a table of its own
+    page2 = prose(770, PROSE * 2) + aligned_table(680, [header, *rest])
+    doc = parse_document(pdf_bytes([page1, page2]), "ports.pdf", limits=NO_OCR)
+    assert [(block.page, block.caption) for block in tables(doc)] == [(1, "Table 2. Ports"), (2, None)]
 
 
 def test_prose_lists_and_page_columns_are_not_tables() -> None:

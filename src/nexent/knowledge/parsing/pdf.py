@@ -67,7 +67,7 @@ class _Table:
     left: float
     right: float
     rows: list[list[str]]
-    continues: bool = False  # the rest of the previous page's last table: its rows went there
+    caption: str | None = None
 
 
 @dataclass
@@ -246,10 +246,12 @@ def _choose(ruled: list[_Table], found: list[_Table]) -> list[_Table]:
 
 
 def _join_across_pages(pages: list[_Page]) -> None:
-    """A table that goes on at the top of the next page, with the same columns, becomes one table.
+    """A table that goes on at the top of the next page, with the same columns, reads as the same table.
 
-    It goes on when the next page's first table repeats the header row, or when nothing but a short running
-    header stands above it (at most two lines) and the previous table ends the lower third of its page.
+    It goes on when the previous table ends in the lower third of its page and nothing but a running header (at
+    most two lines; three with the header row repeated, for a "continued" caption) stands above it. The
+    part on the next page then gets the table's header and caption, so that its blocks (each on its own page, for
+    citations) read as pieces of one table, as a long table's blocks do.
     """
     for page, following in itertools.pairwise(pages):
         if not page.tables or not following.tables:
@@ -259,13 +261,12 @@ def _join_across_pages(pages: list[_Page]) -> None:
         if len(last.rows[0]) != len(first.rows[0]) or last.bottom > page.height / 3:
             continue
         above = [line for p in following.paragraphs for line in p.lines if line.bottom > first.top + 1]
-        if first.rows[0] == last.rows[0]:
-            last.rows.extend(first.rows[1:])
-        elif len(above) <= 2:
-            last.rows.extend(first.rows)
-        else:
-            continue
-        first.continues = True
+        repeated = first.rows[0] == last.rows[0]
+        if len(above) > (3 if repeated else 2):
+            continue  # text above it: a table of its own
+        if not repeated:
+            first.rows.insert(0, last.rows[0])
+        first.caption = last.caption
 
 
 def _caption(table: _Table, page: _Page, body: float) -> str | None:
@@ -339,6 +340,9 @@ def parse_pdf(data: bytes, builder: Builder, limits: ParseLimits) -> tuple[str |
 
     body = _body_height(pages)
     levels = _heading_levels(pages, body)
+    for page in pages:
+        for table in page.tables:
+            table.caption = _caption(table, page, body)
     _join_across_pages(pages)
     for page in pages:
         if page.ocr_items:
@@ -348,12 +352,11 @@ def parse_pdf(data: bytes, builder: Builder, limits: ParseLimits) -> tuple[str |
                 else:
                     builder.table(item, page.number)
             continue
-        pending = sorted((t for t in page.tables if not t.continues), key=lambda table: -table.top)
-        captions = {id(table): _caption(table, page, body) for table in pending}
+        pending = sorted(page.tables, key=lambda table: -table.top)
         for paragraph in page.paragraphs:
             while pending and pending[0].top >= paragraph.top:
                 table = pending.pop(0)
-                builder.table(table.rows, page.number, captions[id(table)])
+                builder.table(table.rows, page.number, table.caption)
             lines = [line for line in paragraph.lines if not any(_inside(line, t) for t in page.tables)]
             if not lines:
                 continue
@@ -363,5 +366,5 @@ def parse_pdf(data: bytes, builder: Builder, limits: ParseLimits) -> tuple[str |
             else:
                 builder.add("paragraph", kept.text, page.number)
         for table in pending:
-            builder.table(table.rows, page.number, captions[id(table)])
+            builder.table(table.rows, page.number, table.caption)
     return title, count
