@@ -5,6 +5,9 @@ duplicate, malformed output changes nothing, `memory.saved`), and no memory cros
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,11 +17,11 @@ import httpx
 import pytest
 
 from nexent.providers import pool
-from tests.conftest import PostgresDatabases, make_settings, serve_in_process
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process, wait_until
 from tests.support.identity import bearer, invite_and_register
-from tests.support.model_server import RunningModelServer, run_model_server
+from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
 from tests.test_http import assert_problem
-from tests.test_runs import make_agent, new_owner
+from tests.test_runs import make_agent, new_owner, parse_sse, run
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,7 @@ async def server(
     overrides: dict[str, Any] = (
         {"database_url": await pg_databases.create(migrated=True)} if request.param == "postgres" else {}
     )
-    served = serve_in_process(make_settings(tmp_path, builtin_models=False, **overrides))
+    served = serve_in_process(make_settings(tmp_path, builtin_models=False, memory_enabled=True, **overrides))
     async with served:
         yield served
 
@@ -199,3 +202,253 @@ async def test_settings_per_level_and_per_agent(client: httpx.AsyncClient, owner
     assert (await client.get("/api/memory/settings", headers=user["headers"])).json()["agents_turned_off"] == [
         agent["id"]
     ]
+
+
+# --- recall and extraction through real runs --------------------------------------------------------------------
+
+
+class Scripted:
+    """The model's side of memory: each extraction prompt answers with `facts` (or `extraction`, raw text), each
+    decision prompt with `decide(prompt)`; agent turns answer `Noted.`."""
+
+    def __init__(self, llm: RunningModelServer) -> None:
+        self.facts: list[dict[str, str]] = []
+        self.extraction: str | None = None
+        self.decide: Any = None
+        llm.server.responder = self.respond
+
+    def respond(self, request: Any) -> ChatReply:
+        text = json.dumps(request.messages)
+        if "Read the conversation turn below" in text:
+            return ChatReply.text(self.extraction or json.dumps({"facts": self.facts}))
+        if "New facts were learned" in text:
+            prompt = request.messages[-1]["content"]
+            return ChatReply.text(self.decide(prompt) if self.decide else '{"decisions": []}')
+        if "Write a title" in text:
+            return ChatReply.text("A title")
+        return ChatReply.text("Noted.")
+
+
+def agent_prompts(llm: RunningModelServer) -> list[str]:
+    """What agents sent the model (memory's own prompts and titles left out)."""
+    prompts = [json.dumps(r.messages) for r in llm.server.chat_requests]
+    return [p for p in prompts if "long-term memory of an assistant" not in p and "Write a title" not in p]
+
+
+def extraction_prompts(llm: RunningModelServer) -> list[str]:
+    return [
+        json.dumps(r.messages)
+        for r in llm.server.chat_requests
+        if "Read the conversation turn" in json.dumps(r.messages)
+    ]
+
+
+async def share(
+    client: httpx.AsyncClient, owner: dict[str, Any], agent: dict[str, Any], members: list[dict[str, Any]]
+) -> None:
+    """Publish `agent` and share it with a group of `members`, so that they may run it."""
+    group = (
+        await client.post("/api/groups", json={"name": f"G {uuid.uuid4().hex[:6]}"}, headers=owner["headers"])
+    ).json()
+    for someone in members:
+        added = await client.put(f"/api/groups/{group['id']}/members/{someone['user_id']}", headers=owner["headers"])
+        assert added.status_code < 300, added.text
+    shared = await client.put(
+        f"/api/agents/{agent['id']}/shares/{group['id']}", json={"permission": "read"}, headers=owner["headers"]
+    )
+    assert shared.status_code == 200, shared.text
+    assert (await client.post(f"/api/agents/{agent['id']}/publish", headers=owner["headers"])).status_code == 201
+
+
+async def recalled(events: list[dict[str, Any]]) -> list[str]:
+    return [m["text"] for e in events if e["type"] == "memory.recalled" for m in e["data"]["memories"]]
+
+
+async def test_a_fact_stated_in_one_conversation_is_recalled_in_the_next(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    scripted = Scripted(llm)
+    scripted.facts = [{"text": "The user's dog is called Rex.", "level": "user"}]
+    agent = await make_agent(client, owner)
+    response, events = await run(client, owner, agent["id"], "My dog is called Rex.")
+    assert events[-1]["type"] == "run.completed" and not await recalled(events)
+    saved = await wait_until(lambda: memories(client, owner))
+    assert [m["text"] for m in saved] == ["The user's dog is called Rex."]
+    assert saved[0]["source_run_id"] == response.headers["x-run-id"] and saved[0]["level"] == "user"
+
+    # The run's log gets memory.saved after its end; a stream that follows from there gets it and ends.
+    run_id, last = response.headers["x-run-id"], events[-1]["id"]
+
+    async def saved_event() -> list[dict[str, Any]]:
+        replay = await client.get(f"/api/runs/{run_id}/events", params={"after": last}, headers=owner["headers"])
+        return [e for e in parse_sse(replay.text) if e["type"] == "memory.saved"]
+
+    (event,) = await wait_until(saved_event)
+    assert event["id"] == last + 1
+    assert event["data"] == {
+        "added": [{"id": saved[0]["id"], "level": "user", "text": saved[0]["text"]}],
+        "updated": [],
+    }
+
+    scripted.facts = []
+    _, events = await run(client, owner, agent["id"], "What is my dog called?")
+    assert [e["type"] for e in events[:2]] == ["run.started", "memory.recalled"]
+    assert await recalled(events) == ["The user's dog is called Rex."]
+    assert events[1]["data"]["memories"][0] == {"id": saved[0]["id"], "level": "user", "text": saved[0]["text"]}
+    last_prompt = agent_prompts(llm)[-1]
+    assert "What you remember" in last_prompt and "The user's dog is called Rex." in last_prompt
+
+
+async def test_a_changed_fact_updates_the_memory_instead_of_adding_one(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    scripted = Scripted(llm)
+    agent = await make_agent(client, owner)
+    old = await remember(client, owner, "The user lives in Paris.")
+    scripted.facts = [{"text": "The user lives in Berlin.", "level": "user"}]
+
+    def decide(prompt: str) -> str:
+        match = re.search(r"memory ([0-9a-f-]{36}): The user lives in Paris\.", prompt)
+        assert match, prompt
+        return json.dumps(
+            {
+                "decisions": [
+                    {"fact": 0, "action": "UPDATE", "memory_id": match.group(1), "text": "The user lives in Berlin."}
+                ]
+            }
+        )
+
+    scripted.decide = decide
+    await run(client, owner, agent["id"], "I moved to Berlin last month.")
+
+    async def moved() -> list[dict[str, Any]]:
+        items = await memories(client, owner)
+        return items if any("Berlin" in m["text"] for m in items) else []
+
+    items = await wait_until(moved)
+    assert [(m["id"], m["text"]) for m in items] == [(old["id"], "The user lives in Berlin.")]
+
+    # The same fact again: the model says it is known, nothing changes.
+    scripted.decide = lambda prompt: '{"decisions": [{"fact": 0, "action": "NONE"}]}'
+    before = len(extraction_prompts(llm))
+    await run(client, owner, agent["id"], "Remember, I live in Berlin.")
+    await wait_until(lambda: _count_at_least(llm, before + 1))
+    await asyncio.sleep(0.5)
+    assert [(m["id"], m["text"]) for m in await memories(client, owner)] == [(old["id"], "The user lives in Berlin.")]
+
+
+async def _count_at_least(llm: RunningModelServer, n: int) -> bool:
+    return len(extraction_prompts(llm)) >= n
+
+
+async def test_malformed_model_output_leaves_memories_unchanged(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    scripted = Scripted(llm)
+    agent = await make_agent(client, owner)
+    kept = await remember(client, owner, "The user drinks tea.")
+    for extraction, decide in (
+        ("Sure! The user now drinks coffee.", None),  # no JSON at all
+        ('{"facts": "coffee"}', None),  # JSON of another shape
+        (json.dumps({"facts": [{"text": "The user drinks coffee."}]}), "UPDATE everything"),  # decisions not JSON
+        (json.dumps({"facts": [{"text": "The user drinks coffee."}]}), '{"decisions": 3}'),
+    ):
+        scripted.extraction = extraction
+        scripted.decide = (lambda prompt, d=decide: d) if decide else None
+        before = len(extraction_prompts(llm))
+        _, events = await run(client, owner, agent["id"], "I switched to coffee.")
+        assert events[-1]["type"] == "run.completed"
+        await wait_until(lambda b=before: _count_at_least(llm, b + 1))
+        await asyncio.sleep(0.5)
+        assert [(m["id"], m["text"]) for m in await memories(client, owner)] == [(kept["id"], "The user drinks tea.")]
+
+
+async def test_opt_out_per_level_and_per_agent(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    scripted = Scripted(llm)
+    agent = await make_agent(client, owner)
+    user = await member(client, owner)
+    await share(client, owner, agent, [user])
+    await remember(client, user, "The user's name is Ada.")
+    await remember(client, user, "With this agent the user writes Rust.", level="user_agent", agent_id=agent["id"])
+    await remember(client, owner, "The company is called Acme.", level="tenant")
+
+    async def texts(who: dict[str, Any], message: str = "Tell me about my name, Rust and the company.") -> set[str]:
+        _, events = await run(client, who, agent["id"], message)
+        assert events and events[-1]["type"] == "run.completed", events
+        return set(await recalled(events))
+
+    everything = {"The user's name is Ada.", "With this agent the user writes Rust.", "The company is called Acme."}
+    assert await texts(user) == everything
+
+    await client.put("/api/memory/settings", json={"levels": {"user": False}}, headers=user["headers"])
+    assert await texts(user) == everything - {"The user's name is Ada."}
+    await client.put(
+        "/api/memory/settings",
+        json={"levels": {"user": True, "tenant": False, "user_agent": False}},
+        headers=user["headers"],
+    )
+    assert await texts(user) == {"The user's name is Ada."}
+
+    # Personal levels off: nothing recalled from them and nothing extracted.
+    scripted.facts = [{"text": "The user likes jazz.", "level": "user"}]
+    await client.put(
+        "/api/memory/settings",
+        json={"levels": {"user": False, "user_agent": False, "tenant": True}},
+        headers=user["headers"],
+    )
+    before = len(extraction_prompts(llm))
+    assert await texts(user, "I like jazz.") == {"The company is called Acme."}
+    await asyncio.sleep(1.0)
+    assert len(extraction_prompts(llm)) == before
+
+    # The user turns this agent off: no memory at all in its runs.
+    await client.put(
+        "/api/memory/settings",
+        json={"levels": {"user": True, "user_agent": True, "tenant": True}, "disabled_agent_ids": [agent["id"]]},
+        headers=user["headers"],
+    )
+    assert await texts(user) == set()
+    await asyncio.sleep(1.0)
+    assert len(extraction_prompts(llm)) == before
+    await client.put("/api/memory/settings", json={"disabled_agent_ids": []}, headers=user["headers"])
+    assert await texts(user) == everything
+
+    # A manager turns the agent's memory off: for everyone.
+    await client.put(f"/api/memory/agents/{agent['id']}", json={"enabled": False}, headers=owner["headers"])
+    assert await texts(user) == set()
+    assert await texts(owner) == set()
+    await asyncio.sleep(1.0)
+    assert len(extraction_prompts(llm)) == before
+
+
+async def test_no_memory_crosses_users_or_tenants(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    Scripted(llm)
+    agent = await make_agent(client, owner)
+    alice = await member(client, owner)
+    bob = await member(client, owner)
+    await share(client, owner, agent, [alice, bob])
+    secret = "The user's locker code is 4417."
+    await remember(client, alice, secret)
+    await remember(
+        client, alice, "With this agent the user's locker code is 4417.", level="user_agent", agent_id=agent["id"]
+    )
+    other = await memory_owner(client, llm)
+    other_agent = await make_agent(client, other)
+    await remember(client, owner, "The tenant's locker code is 9000.", level="tenant")
+
+    question = "What is my locker code?"
+    _, events = await run(client, alice, agent["id"], question)
+    assert secret in await recalled(events)
+    _, events = await run(client, bob, agent["id"], question)
+    assert await recalled(events) == ["The tenant's locker code is 9000."]
+    _, events = await run(client, other, other_agent["id"], question, version="draft")
+    assert await recalled(events) == []
+    assert not any("4417" in p for p in agent_prompts(llm)[1:])
+    assert not any("9000" in p for p in agent_prompts(llm)[2:])
+    # Lists and searches: Bob and the other tenant see none of Alice's memories.
+    assert [m["text"] for m in await memories(client, bob, q="locker code")] == ["The tenant's locker code is 9000."]
+    assert await memories(client, other, q="locker code") == []

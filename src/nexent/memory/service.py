@@ -42,7 +42,7 @@ from nexent.memory.schemas import (
     RecalledMemory,
 )
 from nexent.providers.models import ModelKind
-from nexent.providers.service import ProviderService
+from nexent.providers.service import ProviderService, default_model_facts
 from nexent.providers.types import ProviderError
 
 logger = logging.getLogger("nexent.memory")
@@ -307,25 +307,36 @@ class MemoryIndexes:
         return await self.engines.search.search(index.index_name, request)
 
 
-async def recall(engines: Engines, caller: Caller, agent_id: uuid.UUID | None, message: str) -> list[RecalledMemory]:
+@dataclass(frozen=True)
+class Recall:
+    """What memory gives a run: the memories recalled, and whether its turn may be extracted afterwards."""
+
+    memories: list[RecalledMemory]
+    extract: bool
+
+
+async def recall(engines: Engines, caller: Caller, agent_id: uuid.UUID | None, message: str) -> Recall:
     """The memories a run of `caller` with `agent_id` recalls for `message`: the most relevant of the scopes the run
     may see, within the token budget. Never raises: memory must not fail a run."""
     settings = engines.settings
     budget = settings.memory_recall_tokens
-    if not settings.memory_enabled or budget <= 0 or not message.strip():
-        return []
+    if not settings.memory_enabled:
+        return Recall([], False)
     try:
         async with engines.sessions() as session:
             found = await switches(session, engines, caller.tenant_id, caller.user_id, agent_id)
-            if found.index is None or not found.levels:
-                return []
+            extract = bool(found.levels & PERSONAL_LEVELS)
+            if extract and found.index is None:  # no memory yet: one can be saved only with an embedding model
+                extract = await default_model_facts(session, caller.tenant_id, ModelKind.EMBEDDING) is not None
+            if found.index is None or not found.levels or budget <= 0 or not message.strip():
+                return Recall([], extract)
             indexes = MemoryIndexes(session, engines, caller)
             hits = await indexes.search(
                 found.index, message, found.scopes(caller.user_id, agent_id), top_k=settings.memory_recall_top_k
             )
     except Exception:
         logger.warning("memory recall failed; the run goes on without it", exc_info=True)
-        return []
+        return Recall([], False)
     recalled: list[RecalledMemory] = []
     used = 0
     for hit in hits:
@@ -335,7 +346,7 @@ async def recall(engines: Engines, caller: Caller, agent_id: uuid.UUID | None, m
         used += cost
         level = str(hit.metadata.get("level", MemoryLevel.USER.value))
         recalled.append(RecalledMemory(id=str(uuid.UUID(hit.id)), level=MemoryLevel(level), text=hit.text))
-    return recalled
+    return Recall(recalled, extract)
 
 
 def remembered_section(memories: Sequence[RecalledMemory]) -> str:
