@@ -7,6 +7,7 @@ import type { agents } from "@/features/agents/messages";
 import type { agentBuilder } from "@/features/agents/builderMessages";
 import type { chat } from "@/features/chat/messages";
 import type { knowledge } from "@/features/knowledge/messages";
+import type { memory } from "@/features/memory/messages";
 import type { models } from "@/features/models/messages";
 import type { remoteAgents } from "@/features/remote-agents/messages";
 import type { runs } from "@/features/runs/messages";
@@ -21,6 +22,7 @@ type All =
   | typeof agents
   | typeof agentBuilder
   | typeof knowledge
+  | typeof memory
   | typeof models
   | typeof team
   | typeof tools

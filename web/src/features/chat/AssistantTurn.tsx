@@ -1,12 +1,12 @@
 "use client";
 
 import { Think, ThoughtChain, type ThoughtChainItemType } from "@ant-design/x";
-import { Alert, Button, Flex, Space, Tag, Tooltip, Typography } from "antd";
-import { BulbOutlined, CopyOutlined, FileSearchOutlined, FieldTimeOutlined, RedoOutlined } from "@ant-design/icons";
+import { Alert, Button, Collapse, Flex, Space, Tag, Tooltip, Typography } from "antd";
+import { BulbOutlined, CopyOutlined, DatabaseOutlined, EditOutlined, PlusCircleOutlined, FileSearchOutlined, FieldTimeOutlined, RedoOutlined } from "@ant-design/icons";
 import Link from "next/link";
 import { App } from "antd";
 import { useT } from "@/i18n";
-import type { Citation, Step, Turn } from "./transcript";
+import type { Citation, Learned, RememberedFact, Step, Turn } from "./transcript";
 import { Markdown } from "./Markdown";
 import "./messages";
 
@@ -44,6 +44,59 @@ function stepItems(steps: Step[], t: ReturnType<typeof useT>): ThoughtChainItemT
   }));
 }
 
+/** "Remembered N things": the memories the run started with, folded away. */
+function Recalled({ memories }: { memories: RememberedFact[] }) {
+  const t = useT();
+  return (
+    <Collapse
+      size="small"
+      ghost
+      data-testid="memory-recalled"
+      items={[
+        {
+          key: "recalled",
+          label: (
+            <Typography.Text type="secondary">
+              <DatabaseOutlined />{" "}
+              {memories.length === 1 ? t("chat.memory.recalledOne") : t("chat.memory.recalled", { n: memories.length })}
+            </Typography.Text>
+          ),
+          children: (
+            <ul className="nx-memory-list" style={{ margin: 0, paddingInlineStart: 20 }}>
+              {memories.map((memory) => (
+                <li key={memory.id}>{memory.text}</li>
+              ))}
+            </ul>
+          ),
+        },
+      ]}
+    />
+  );
+}
+
+/** "Learned: ..." and "Updated: ...": what memory kept from the turn, with a way to the memory page. */
+function LearnedNote({ learned }: { learned: Learned }) {
+  const t = useT();
+  if (!learned.added.length && !learned.updated.length) return null;
+  return (
+    <Flex vertical gap={2} data-testid="memory-learned" role="status">
+      {learned.added.map((memory) => (
+        <Typography.Text key={`a-${memory.id}`} type="secondary" style={{ fontSize: 13 }}>
+          <PlusCircleOutlined /> {t("chat.memory.learned", { text: memory.text })}
+        </Typography.Text>
+      ))}
+      {learned.updated.map((memory) => (
+        <Typography.Text key={`u-${memory.id}`} type="secondary" style={{ fontSize: 13 }}>
+          <EditOutlined /> {t("chat.memory.updated", { text: memory.text })}
+        </Typography.Text>
+      ))}
+      <Link href="/memory" style={{ fontSize: 13 }}>
+        {t("chat.memory.manage")}
+      </Link>
+    </Flex>
+  );
+}
+
 export function AssistantTurn({
   turn,
   onRegenerate,
@@ -58,6 +111,7 @@ export function AssistantTurn({
   const running = turn.status === "running";
   return (
     <Flex vertical gap={8} className="nx-turn" aria-busy={running}>
+      {turn.recalled.length ? <Recalled memories={turn.recalled} /> : null}
       {turn.thinking ? (
         <Think
           icon={<BulbOutlined />}
@@ -89,6 +143,7 @@ export function AssistantTurn({
           ))}
         </ul>
       ) : null}
+      {turn.learned ? <LearnedNote learned={turn.learned} /> : null}
       {!running ? (
         <Space size="small" wrap>
           {turn.usage ? (

@@ -28,6 +28,9 @@ export function ChatPage() {
   const [drawer, setDrawer] = useState(false);
   const [renaming, setRenaming] = useState<Conversation | null>(null);
   const [title, setTitle] = useState("");
+  // Bumped by New chat: the panel starts afresh even when the address does not change (a conversation the panel
+  // created names itself in the address without Next knowing).
+  const [fresh, setFresh] = useState(0);
 
   const current = conversations.data?.items.find((item) => item.id === conversationId);
   const agentId = params.get("agent") ?? current?.agent_id ?? agents.data?.items[0]?.id ?? null;
@@ -76,7 +79,15 @@ export function ChatPage() {
 
   const list = (
     <Flex vertical gap={8} style={{ minWidth: 0 }}>
-      <Button type="primary" icon={<PlusOutlined />} onClick={() => go({ agent: agentId })} block>
+      <Button
+        type="primary"
+        icon={<PlusOutlined />}
+        onClick={() => {
+          setFresh((n) => n + 1);
+          go({ agent: agentId });
+        }}
+        block
+      >
         {t("chat.new")}
       </Button>
       <Input.Search
@@ -175,7 +186,7 @@ export function ChatPage() {
         {agent ? (
           <div style={{ flex: 1, minHeight: 0 }}>
             <ChatPanel
-              key={agent.id}
+              key={`${agent.id}:${fresh}`}
               agent={agent}
               conversationId={conversationId}
               onConversation={(id) => {

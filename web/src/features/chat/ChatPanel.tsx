@@ -6,10 +6,21 @@ import { memo, useCallback, useEffect, useRef, useState } from "react";
 import { followRun, type RunEvent } from "@/api/stream";
 import { useT } from "@/i18n";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
-import { agentLabel, latestRun, readConversation, regenerate, startRun, stopRun, type Agent, type RunVersion } from "./api";
+import {
+  agentLabel,
+  awaitMemorySaved,
+  latestRun,
+  memoryLearns,
+  readConversation,
+  regenerate,
+  startRun,
+  stopRun,
+  type Agent,
+  type RunVersion,
+} from "./api";
 import { AssistantTurn } from "./AssistantTurn";
 import { CitationDrawer } from "./CitationDrawer";
-import { applyEvent, emptyTurn, turnFromMessage, type Citation, type Turn } from "./transcript";
+import { applyEvent, emptyTurn, learnedOf, turnFromMessage, type Citation, type Turn } from "./transcript";
 import "./messages";
 
 /** One answer; a finished one is not rendered again while the next one streams. */
@@ -83,13 +94,39 @@ export function ChatPanel({
     [render],
   );
 
+  // Memory learns from a completed turn after the run's end: wait for its memory.saved while this panel shows it.
+  const watching = useRef<AbortController>(new AbortController());
+  useEffect(() => () => watching.current.abort(), []);
+  const learns = useRef<Promise<boolean> | null>(null);
+  const watchLearned = useCallback((turn: Turn) => {
+    const runId = turn.runId;
+    if (turn.status !== "completed" || !runId || turn.learned) return;
+    const signal = watching.current.signal;
+    learns.current ??= memoryLearns().catch(() => false);
+    void (async () => {
+      if (!(await learns.current)) return;
+      const event = await awaitMemorySaved(runId, turn.lastSeq, signal);
+      if (!event || signal.aborted) return;
+      setEntries((previous) =>
+        previous.map((entry) =>
+          entry.role === "assistant" && entry.turn.runId === runId
+            ? { ...entry, turn: { ...entry.turn, learned: learnedOf(event) } }
+            : entry,
+        ),
+      );
+    })();
+  }, []);
+
   const finish = useCallback(() => {
     const turn = liveRef.current;
     // The same key as the live answer had: React keeps what it rendered instead of building it again.
-    if (turn) setEntries((previous) => [...previous, { key: answerKey(turn), role: "assistant", turn: { ...turn } }]);
+    if (turn) {
+      setEntries((previous) => [...previous, { key: answerKey(turn), role: "assistant", turn: { ...turn } }]);
+      watchLearned(turn);
+    }
     liveRef.current = null;
     setLive(null);
-  }, []);
+  }, [watchLearned]);
 
   /** Follow a run after `turn.lastSeq` until it ends (its stored events first, then live). */
   const follow = useCallback(
@@ -104,6 +141,8 @@ export function ChatPanel({
   useEffect(() => {
     if (conversationId && ownConversation.current === conversationId) return; // created here: all on screen
     abort.current?.abort();
+    watching.current.abort();
+    watching.current = new AbortController();
     liveRef.current = null;
     setLive(null);
     setError(null);

@@ -80,3 +80,47 @@ export function regenerate(
 export function agentLabel(agent: { name: string; display_name?: string | null }): string {
   return agent.display_name?.trim() || agent.name;
 }
+
+/** How long a finished turn waits for memory's `memory.saved` (extraction runs in the background after the end). */
+const LEARNED_WAIT_MS = 90_000;
+
+/** Whether the caller's runs may learn memories at all (the platform's switch and the caller's personal levels). */
+export async function memoryLearns(): Promise<boolean> {
+  const settings = await unwrap(api.GET("/api/memory/settings"));
+  return settings.enabled && (settings.levels.user || settings.levels.user_agent);
+}
+
+/**
+ * Wait for what memory saved from a run that has ended (`memory.saved`, written after the terminal event): its
+ * events after `afterSeq`, until that event comes, `signal` aborts or a time limit passes. Resolves to the event, or
+ * null when nothing was saved in time.
+ */
+export async function awaitMemorySaved(
+  runId: string,
+  afterSeq: number,
+  signal: AbortSignal,
+): Promise<Extract<RunEvent, { type: "memory.saved" }> | null> {
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  signal.addEventListener("abort", stop);
+  const timer = setTimeout(stop, LEARNED_WAIT_MS);
+  let saved: Extract<RunEvent, { type: "memory.saved" }> | null = null;
+  try {
+    const request = new Request(`/api/runs/${encodeURIComponent(runId)}/events`, {
+      headers: { Accept: "text/event-stream", "Last-Event-ID": String(afterSeq) },
+      signal: controller.signal,
+    });
+    await readRunStream(request, (event) => {
+      if (event.type === "memory.saved") {
+        saved = event;
+        controller.abort();
+      }
+    });
+  } catch {
+    // aborted (the time limit, the page left) or refused: nothing learned to show
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener("abort", stop);
+  }
+  return saved;
+}

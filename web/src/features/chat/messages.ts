@@ -34,6 +34,11 @@ export const chat = defineMessages({
     "chat.citation.passage": "Cited passage",
     "chat.citation.page": "Page",
     "chat.citation.download": "Download the document",
+    "chat.memory.recalled": "Remembered {n} things",
+    "chat.memory.recalledOne": "Remembered 1 thing",
+    "chat.memory.learned": "Learned: {text}",
+    "chat.memory.updated": "Updated: {text}",
+    "chat.memory.manage": "Manage memory",
   },
   zh: {
     "chat.new": "新对话",
@@ -67,6 +72,11 @@ export const chat = defineMessages({
     "chat.citation.passage": "引用的段落",
     "chat.citation.page": "页码",
     "chat.citation.download": "下载文档",
+    "chat.memory.recalled": "记起了 {n} 件事",
+    "chat.memory.recalledOne": "记起了 1 件事",
+    "chat.memory.learned": "学到：{text}",
+    "chat.memory.updated": "更新：{text}",
+    "chat.memory.manage": "管理记忆",
   },
 });
 

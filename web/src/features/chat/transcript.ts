@@ -3,6 +3,19 @@ import type { RunEvent } from "@/api/stream";
 
 export type Citation = Schemas["CitationData"];
 export type Usage = Schemas["Usage"];
+/** A memory as a run's events show it (`memory.recalled`, `memory.saved`). */
+export type RememberedFact = Extract<RunEvent, { type: "memory.recalled" }>["memories"][number];
+type SavedEvent = Extract<RunEvent, { type: "memory.saved" }>;
+
+/** What the extraction after a run saved: facts added, and facts whose text it replaced. */
+export interface Learned {
+  added: RememberedFact[];
+  updated: RememberedFact[];
+}
+
+export function learnedOf(event: SavedEvent): Learned {
+  return { added: event.added ?? [], updated: event.updated ?? [] };
+}
 
 /** A tool call (or a sub-agent call) and what came of it; a sub-agent's own events nest in `inner`. */
 export interface Step {
@@ -22,6 +35,10 @@ export interface Turn {
   thinking: string;
   steps: Step[];
   citations: Citation[];
+  /** The memories added to the run's context before it started. */
+  recalled: RememberedFact[];
+  /** What memory learned from the turn (it comes after the run's end). */
+  learned?: Learned;
   usage?: Usage | null;
   status: "running" | "completed" | "failed" | "stopped";
   error?: string | null;
@@ -31,7 +48,7 @@ export interface Turn {
 }
 
 export function emptyTurn(): Turn {
-  return { text: "", thinking: "", steps: [], citations: [], status: "running", lastSeq: 0 };
+  return { text: "", thinking: "", steps: [], citations: [], recalled: [], status: "running", lastSeq: 0 };
 }
 
 function stringify(value: unknown): string {
@@ -97,6 +114,12 @@ export function applyEvent(turn: Turn, event: RunEvent): void {
     case "citation":
       turn.citations.push(event);
       break;
+    case "memory.recalled":
+      target.recalled = [...target.recalled, ...event.memories];
+      break;
+    case "memory.saved":
+      turn.learned = learnedOf(event);
+      break;
     case "agent.completed":
       if (parent) {
         parent.inner.status = "completed";
@@ -150,6 +173,7 @@ export function turnFromMessage(message: Schemas["MessageRead"]): Turn {
       inner: emptyTurn(),
     })),
     citations: message.citations as Citation[],
+    recalled: [],
     usage: (message.usage as Usage | undefined) ?? null,
     status: "completed",
     runId: message.run_id ?? undefined,

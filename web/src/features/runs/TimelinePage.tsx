@@ -74,6 +74,15 @@ export function TimelinePage() {
   if (!runId) return <EmptyState title={t("runs.missing")} />;
   const data = run.data;
   const steps = rows(events);
+  const recalled = events.flatMap((event) => (event.type === "memory.recalled" ? event.memories : []));
+  const saved = events.flatMap((event) =>
+    event.type === "memory.saved"
+      ? [
+          ...(event.added ?? []).map((memory) => t("runs.memory.added", { text: memory.text })),
+          ...(event.updated ?? []).map((memory) => t("runs.memory.updated", { text: memory.text })),
+        ]
+      : [],
+  );
   return (
     <Flex vertical gap={16}>
       <Typography.Title level={1} style={{ fontSize: 24, margin: 0 }}>
@@ -107,6 +116,25 @@ export function TimelinePage() {
                 : []),
             ]}
           />
+        </Card>
+      ) : null}
+      {recalled.length || saved.length ? (
+        <Card size="small" title={<h2 style={{ fontSize: 16, margin: 0, fontWeight: 600 }}>{t("runs.memory")}</h2>} data-testid="timeline-memory">
+          {recalled.length ? (
+            <>
+              <Typography.Text strong>{t("runs.memory.recalled", { n: recalled.length })}</Typography.Text>
+              <ul style={{ marginTop: 4 }}>
+                {recalled.map((memory) => (
+                  <li key={memory.id}>{memory.text}</li>
+                ))}
+              </ul>
+            </>
+          ) : null}
+          {saved.map((line, index) => (
+            <div key={index}>
+              <Typography.Text>{line}</Typography.Text>
+            </div>
+          ))}
         </Card>
       ) : null}
       {live && data && (data.status === "running" || data.status === "queued") ? <Alert type="info" title={t("runs.live")} /> : null}

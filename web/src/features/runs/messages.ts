@@ -18,6 +18,10 @@ export const runs = defineMessages({
     "runs.error": "Error",
     "runs.live": "Live: updates as the run goes on.",
     "runs.noSteps": "No step recorded yet.",
+    "runs.memory": "Memory",
+    "runs.memory.recalled": "Recalled before the run ({n})",
+    "runs.memory.added": "Learned: {text}",
+    "runs.memory.updated": "Updated: {text}",
   },
   zh: {
     "runs.title": "运行时间线",
@@ -35,6 +39,10 @@ export const runs = defineMessages({
     "runs.error": "错误",
     "runs.live": "实时：随运行更新。",
     "runs.noSteps": "尚无步骤记录。",
+    "runs.memory": "记忆",
+    "runs.memory.recalled": "运行前记起（{n}）",
+    "runs.memory.added": "学到：{text}",
+    "runs.memory.updated": "更新：{text}",
   },
 });
 
