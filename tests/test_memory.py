@@ -171,7 +171,7 @@ async def test_admins_manage_tenant_and_agent_memories(client: httpx.AsyncClient
         json={"text": "x", "level": "user_agent", "agent_id": str(uuid.uuid4())},
         headers=owner["headers"],
     )
-    assert_problem(unknown, 422, "unknown_agent")
+    assert_problem(unknown, 404, "agent_not_found")
 
 
 async def test_settings_per_level_and_per_agent(client: httpx.AsyncClient, owner: dict[str, Any]) -> None:
@@ -190,7 +190,7 @@ async def test_settings_per_level_and_per_agent(client: httpx.AsyncClient, owner
     bad = await client.put(
         "/api/memory/settings", json={"disabled_agent_ids": [str(uuid.uuid4())]}, headers=user["headers"]
     )
-    assert_problem(bad, 422, "unknown_agent")
+    assert_problem(bad, 404, "agent_not_found")
 
     switch = f"/api/memory/agents/{agent['id']}"
     assert_problem(await client.put(switch, json={"enabled": False}, headers=user["headers"]), 403, "permission_denied")

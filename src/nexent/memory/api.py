@@ -37,8 +37,9 @@ AgentId = Annotated[uuid.UUID, Path(description="The agent's id.")]
 
 _MODEL = "The tenant has no default embedding model (`no_default_model`)."
 _EMBED = "The embedding model failed (`model_call_failed`)."
+_AGENT = "`agent_id` names no agent of the tenant (`agent_not_found`)."
 _SCOPE = (
-    "`agent_id` does not fit the level (`invalid_memory_scope`), or names no agent of the tenant (`unknown_agent`)."
+    "`agent_id` does not fit the level (`invalid_memory_scope`)."
 )
 
 
@@ -59,7 +60,7 @@ async def list_memories(
     "/api/memories",
     status_code=status.HTTP_201_CREATED,
     summary="Add a memory: the caller's own (`user`, `user_agent`), or (managers) the tenant's or an agent's.",
-    responses=problems(403, s409=_MODEL, s422=_SCOPE, s502=_EMBED),
+    responses=problems(403, s404=_AGENT, s409=_MODEL, s422=_SCOPE, s502=_EMBED),
 )
 async def create_memory(body: MemoryCreate, caller: UserCaller, session: SessionDep, engines: EnginesDep) -> MemoryRead:
     service = MemoryService(session, engines, caller)
@@ -108,7 +109,7 @@ async def get_memory_settings(caller: UserCaller, session: SessionDep, engines: 
 @router.put(
     "/api/memory/settings",
     summary="Turn the caller's memory on or off per level, and off for some agents (no recall, no extraction).",
-    responses=problems(s422="An agent of `disabled_agent_ids` is not an agent of the tenant (`unknown_agent`)."),
+    responses=problems(s404="An agent of `disabled_agent_ids` is not an agent of the tenant (`agent_not_found`)."),
 )
 async def update_memory_settings(
     body: MemorySettingsUpdate, caller: UserCaller, session: SessionDep, engines: EnginesDep
@@ -119,7 +120,7 @@ async def update_memory_settings(
 @router.get(
     "/api/memory/agents/{agent_id}",
     summary="Whether an agent's runs use memory.",
-    responses=problems(s422="No such agent in the tenant (`unknown_agent`)."),
+    responses=problems(s404=_AGENT),
 )
 async def get_agent_memory(
     agent_id: AgentId, caller: MemoryManager, session: SessionDep, engines: EnginesDep
@@ -130,7 +131,7 @@ async def get_agent_memory(
 @router.put(
     "/api/memory/agents/{agent_id}",
     summary="Turn memory on or off for every run of an agent.",
-    responses=problems(s422="No such agent in the tenant (`unknown_agent`)."),
+    responses=problems(s404=_AGENT),
 )
 async def set_agent_memory(
     agent_id: AgentId, body: AgentMemorySettingUpdate, caller: MemoryManager, session: SessionDep, engines: EnginesDep

@@ -55,8 +55,8 @@ class MemoryNotFound(NotFound):
     code = "memory_not_found"
 
 
-class UnknownAgent(AppError):
-    status, code = 422, "unknown_agent"
+class UnknownAgent(NotFound):
+    code = "agent_not_found"
 
 
 class InvalidMemoryScope(AppError):
