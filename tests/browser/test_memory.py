@@ -168,3 +168,23 @@ def test_learned_recalled_managed_and_turned_off(
     expect(page.get_by_role("switch", name="我的", exact=True)).not_to_be_checked()
     expect(page.get_by_test_id("memory-item").first).to_contain_text("手动添加")
     shoot(page, "memory-zh")
+
+
+def test_a_manager_turns_an_agents_memory_off_in_the_studio(page: Page, live: Live, owner: dict[str, Any]) -> None:
+    agent = owner["agent"]
+    sign_in_as(page, owner)
+    page.goto(f"/agents/edit?id={agent['id']}")
+    use = page.get_by_role("checkbox", name="Use memory")
+    expect(use).to_be_checked()
+    use.focus()
+    page.keyboard.press("Space")
+    expect(page.get_by_text("Memory turned off for this agent.")).to_be_visible()
+    expect(use).not_to_be_checked()
+    setting = live.api("GET", f"/api/memory/agents/{agent['id']}", owner["access_token"])
+    assert setting.json() == {"agent_id": agent["id"], "enabled": False}
+
+    # The Memory page says so beside the member's own switches.
+    page.goto("/memory")
+    expect(page.get_by_text(f"Turned off for everyone by an admin: {agent['name']}")).to_be_visible()
+    expect(page.get_by_text("Nothing remembered yet")).to_be_visible()
+    shoot(page, "memory-empty")

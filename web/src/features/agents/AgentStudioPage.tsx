@@ -7,6 +7,7 @@ import { useRouter, useSearchParams } from "next/navigation";
 import { useMemo, useState } from "react";
 import { ApiError } from "@/api/problem";
 import { useMe } from "@/features/auth/SessionProvider";
+import { AgentMemoryCard } from "@/features/memory/AgentMemoryCard";
 import { useT } from "@/i18n";
 import { AppShell } from "@/ui/AppShell";
 import { ErrorAlert } from "@/ui/ErrorAlert";
@@ -484,6 +485,8 @@ function Editor({
             <SharingPanel agentId={agent.id} />
           </Card>
         ) : null}
+
+        {agent && can("memory.manage") ? <AgentMemoryCard agentId={agent.id} /> : null}
       </Flex>
     </Form>
   );
