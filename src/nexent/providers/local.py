@@ -176,9 +176,7 @@ class _EmbeddingBatcher:
             texts = [text for part, _ in batch for text in part]
             try:
                 model = self.runtime.get()
-                vectors = model.encode(
-                    texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
-                )
+                vectors = _encode(model, texts)
                 counts = [len(ids) for ids in model.tokenizer(texts, truncation=True)["input_ids"]]
             except Exception as exc:
                 for _, future in batch:
@@ -189,6 +187,29 @@ class _EmbeddingBatcher:
                 end = offset + len(part)
                 future.set_result((vectors[offset:end].tolist(), sum(counts[offset:end])))
                 offset = end
+
+
+# Batches this small (queries: a search, a run's memory recall) are encoded on one thread. Splitting one short
+# text over several threads gains nothing and waits for the slowest core: on a 2-core machine busy with other work,
+# one query took 12.7 ms (p50) on one thread and 324 ms on two (bench/memory_recall.py, docs/benchmarks.md).
+SMALL_BATCH = 16
+
+
+def _encode(model: Any, texts: list[str]) -> Any:
+    import torch
+
+    previous = torch.get_num_threads()
+    if len(texts) > SMALL_BATCH or previous == 1:
+        return model.encode(
+            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+    torch.set_num_threads(1)
+    try:
+        return model.encode(
+            texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False
+        )
+    finally:
+        torch.set_num_threads(previous)
 
 
 _embedding_batcher = _EmbeddingBatcher(_embeddings)
