@@ -94,14 +94,18 @@ export function ChatPanel({
     [render],
   );
 
-  // Memory learns from a completed turn after the run's end: wait for its memory.saved while this panel shows it.
-  const watching = useRef<AbortController>(new AbortController());
-  useEffect(() => () => watching.current.abort(), []);
+  // Memory learns from a completed turn after the run's end: wait for its memory.saved while this panel shows it,
+  // for the latest finished turn only (one connection: a browser has few per server).
+  const watching = useRef<AbortController | null>(null);
+  useEffect(() => () => watching.current?.abort(), []);
   const learns = useRef<Promise<boolean> | null>(null);
   const watchLearned = useCallback((turn: Turn) => {
     const runId = turn.runId;
     if (turn.status !== "completed" || !runId || turn.learned) return;
-    const signal = watching.current.signal;
+    watching.current?.abort();
+    const controller = new AbortController();
+    watching.current = controller;
+    const signal = controller.signal;
     learns.current ??= memoryLearns().catch(() => false);
     void (async () => {
       if (!(await learns.current)) return;
@@ -141,8 +145,7 @@ export function ChatPanel({
   useEffect(() => {
     if (conversationId && ownConversation.current === conversationId) return; // created here: all on screen
     abort.current?.abort();
-    watching.current.abort();
-    watching.current = new AbortController();
+    watching.current?.abort();
     liveRef.current = null;
     setLive(null);
     setError(null);
