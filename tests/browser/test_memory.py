@@ -172,6 +172,7 @@ def test_learned_recalled_managed_and_turned_off(
 
 def test_a_manager_turns_an_agents_memory_off_in_the_studio(page: Page, live: Live, owner: dict[str, Any]) -> None:
     agent = owner["agent"]
+    page.context.add_init_script("window.localStorage.setItem('nexent.theme', 'dark')")
     sign_in_as(page, owner)
     page.goto(f"/agents/edit?id={agent['id']}")
     use = page.get_by_role("checkbox", name="Use memory")
@@ -183,8 +184,9 @@ def test_a_manager_turns_an_agents_memory_off_in_the_studio(page: Page, live: Li
     setting = live.api("GET", f"/api/memory/agents/{agent['id']}", owner["access_token"])
     assert setting.json() == {"agent_id": agent["id"], "enabled": False}
 
-    # The Memory page says so beside the member's own switches.
+    # The Memory page (in the dark theme) says so beside the member's own switches.
     page.goto("/memory")
     expect(page.get_by_text(f"Turned off for everyone by an admin: {agent['name']}")).to_be_visible()
     expect(page.get_by_text("Nothing remembered yet")).to_be_visible()
-    shoot(page, "memory-empty")
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+    shoot(page, "memory-empty-dark")
