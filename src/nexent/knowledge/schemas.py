@@ -197,6 +197,7 @@ class ChunkRead(BaseModel):
     start_offset: int
     end_offset: int
     edited: bool
+    caption: str | None = Field(description="The caption of the table the chunk holds, when the document gives one.")
     updated_at: datetime
 
 

@@ -1024,5 +1024,6 @@ def _read_chunk(chunk: KnowledgeChunk) -> ChunkRead:
         start_offset=chunk.start_offset,
         end_offset=chunk.end_offset,
         edited=chunk.edited,
+        caption=chunk.caption,
         updated_at=chunk.updated_at,
     )
