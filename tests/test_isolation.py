@@ -136,6 +136,7 @@ class TenantData:
     document_id: str
     document_name: str
     document_phrase: str
+    table_cell: str  # a cell of the document's table
     chunk_id: str
     openapi_source_id: str  # an OpenAPI import, with an API key
     openapi_source_name: str
@@ -204,6 +205,7 @@ class TenantData:
             "document id": self.document_id,
             "document file name": self.document_name,
             "document text": self.document_phrase,
+            "document table cell": self.table_cell,
             "chunk id": self.chunk_id,
             "test case id": self.case_id,
             "test case question": self.case_question,
@@ -770,14 +772,16 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
     started = await client.post(f"/api/agents/{agent['id']}/runs", json={"message": question}, headers=headers)
     assert started.status_code == 200, started.text
 
-    # A knowledge base on the tenant's built-in embedding model, with one indexed document.
+    # A knowledge base on the tenant's built-in embedding model, with one indexed document that holds a table.
     kb_body = {"name": f"{title} Secret Knowledge", "description": f"{title} knowledge description"}
     kb = await expect(client.post("/api/knowledge-bases", json=kb_body, headers=headers), 201)
     phrase = f"{title} confidential acquisition memo"
+    cell = f"{title} secret ledger entry"
+    memo = f"{phrase}: the board approved it.\n\n| Item | Amount |\n| --- | --- |\n| {cell} | 40 |\n"
     uploaded = await expect(
         client.post(
             f"/api/knowledge-bases/{kb['id']}/documents",
-            files=[("file", (f"{label}-board-memo.txt", f"{phrase}: the board approved it.".encode(), "text/plain"))],
+            files=[("file", (f"{label}-board-memo.md", memo.encode(), "text/markdown"))],
             headers=headers,
         ),
         201,
@@ -795,6 +799,8 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
     chunks = await expect(
         client.get(f"/api/knowledge-bases/{kb['id']}/documents/{document['id']}/chunks", headers=headers), 200
     )
+    tables = await client.get(f"/api/knowledge-bases/{kb['id']}/documents/{document['id']}/tables", headers=headers)
+    assert tables.status_code == 200 and [t["rows"] for t in tables.json()] == [[[cell, "40"]]], tables.text
 
     async def background_done() -> bool:
         # The conversation's title and the knowledge base's summary each try the unreachable default LLM once;
@@ -901,6 +907,7 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
         document_id=document["id"],
         document_name=document["file_name"],
         document_phrase=phrase,
+        table_cell=cell,
         chunk_id=chunks["items"][0]["id"],
         openapi_source_id=openapi_source["id"],
         openapi_source_name=openapi_source["name"],
