@@ -226,9 +226,15 @@ async def stop_run(run_id: uuid.UUID, caller: Chatter, session: SessionDep, engi
 
 @router.get("/api/conversations", summary="The caller's conversations, latest first.")
 async def list_conversations(
-    caller: Chatter, session: SessionDep, engines: EnginesDep, page: PageParamsDep
+    caller: Chatter,
+    session: SessionDep,
+    engines: EnginesDep,
+    page: PageParamsDep,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Only conversations whose title contains this (any case).")
+    ] = None,
 ) -> Page[ConversationRead]:
-    return await ConversationService(session, caller).list_conversations(page)
+    return await ConversationService(session, caller).list_conversations(page, title_contains=q)
 
 
 @router.get("/api/conversations/{conversation_id}", summary="A conversation with its messages.")

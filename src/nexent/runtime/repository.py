@@ -102,8 +102,14 @@ class ConversationRepository(TenantScopedRepository[Conversation]):
         )
         return result
 
-    async def list_page(self, *, reach: Reach, limit: int, offset: int) -> tuple[list[Conversation], int]:
+    async def list_page(
+        self, *, reach: Reach, limit: int, offset: int, title_contains: str | None = None
+    ) -> tuple[list[Conversation], int]:
+        """A page of the conversations `reach` reaches (those whose title contains `title_contains`, in any case,
+        when given), latest first, and their total."""
         conditions = reach.conditions(Conversation)
+        if title_contains and title_contains.strip():
+            conditions.append(Conversation.title.icontains(title_contains.strip(), autoescape=True))
         rows = await self.session.scalars(
             self.select()
             .where(*conditions)
