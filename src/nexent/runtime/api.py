@@ -27,7 +27,14 @@ from nexent.runtime.event_types import EVENT_MODELS, RunStreamEvent
 from nexent.runtime.events import follow, sse_frame
 from nexent.runtime.execution import RunManager
 from nexent.runtime.models import RunStatus
-from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, RunCreate, RunRead
+from nexent.runtime.schemas import (
+    ConversationDetail,
+    ConversationRead,
+    ConversationUpdate,
+    RunCreate,
+    RunRead,
+    RunTimeline,
+)
 from nexent.runtime.service import RuntimeService
 
 router = APIRouter(tags=["runs"])
@@ -181,6 +188,14 @@ async def list_runs(
 @router.get("/api/runs/{run_id}", summary="A run's state, answer, error and usage.")
 async def get_run(run_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep) -> RunRead:
     return await RuntimeService(session, engines, caller).get(run_id)
+
+
+@router.get(
+    "/api/runs/{run_id}/timeline",
+    summary="Where a run's time went: each step with its model call and tool calls, their durations and tokens.",
+)
+async def run_timeline(run_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep) -> RunTimeline:
+    return await RuntimeService(session, engines, caller).timeline(run_id)
 
 
 @router.get(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -82,6 +83,16 @@ class RunEventRepository(TenantScopedRepository[RunEvent]):
     async def after(self, run_id: uuid.UUID, seq: int, *, limit: int = 1000) -> list[RunEvent]:
         rows = await self.session.scalars(
             self.select().where(RunEvent.run_id == run_id, RunEvent.seq > seq).order_by(RunEvent.seq).limit(limit)
+        )
+        return list(rows)
+
+    async def of_types(self, run_id: uuid.UUID, types: Iterable[str], *, limit: int = 10_000) -> list[RunEvent]:
+        """The run's events of these types, in order (the first `limit`)."""
+        rows = await self.session.scalars(
+            self.select()
+            .where(RunEvent.run_id == run_id, RunEvent.type.in_(sorted(types)))
+            .order_by(RunEvent.seq)
+            .limit(limit)
         )
         return list(rows)
 
