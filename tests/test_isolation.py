@@ -16,7 +16,9 @@ What is checked:
   body) with A's ids, and every mix of A's and B's ids, get 404, or 403 `api_key_not_allowed`/`permission_denied`
   when refused before any lookup; routes in `BY_NAME` (agent import, whose documents name models and knowledge
   bases) answer without any of A's ids instead: A's names match nothing;
-- B's lists (every GET without path parameters) show nothing of A, while A's owner sees all of A in them;
+- B's lists (every GET without path parameters) show nothing of A, while A's owner sees all of A in them; those
+  that search (`?q=`: agents, knowledge bases, conversations by title) find nothing of A by any of A's names or
+  ids, while A's owner finds A's things with them;
 - operator routes answer 403 to B's owner and B's API key;
 - no answer to B (or to anyone without credentials) contains any of A's ids, names, emails, prefixes or secrets
   that the caller did not send itself, and everything A's owner can read of A is unchanged afterwards;
@@ -451,6 +453,7 @@ class Endpoint:
     path_format: str
     params: tuple[str, ...]
     has_body: bool
+    query: tuple[str, ...] = ()  # the query parameters it takes
 
     @property
     def key(self) -> Key:
@@ -494,8 +497,17 @@ def discover(app: FastAPI) -> tuple[list[Endpoint], list[str]]:
         has_body = isinstance(original, APIRoute) and getattr(route, "body_field", None) is not None
         params = tuple(getattr(route, "param_convertors", {}))
         path_format: str = getattr(route, "path_format", path)
-        endpoints.extend(Endpoint(m, path, path_format, params, has_body) for m in sorted(methods))
+        query = query_params(original.dependant) if isinstance(original, APIRoute) else ()
+        endpoints.extend(Endpoint(m, path, path_format, params, has_body, query) for m in sorted(methods))
     return endpoints, problems
+
+
+def query_params(dependant: Any) -> tuple[str, ...]:
+    """The names of the query parameters a route takes, its dependencies' included."""
+    names = [field.alias for field in dependant.query_params]
+    for dependency in dependant.dependencies:
+        names.extend(query_params(dependency))
+    return tuple(names)
 
 
 def table_problems(endpoints: Iterable[Endpoint]) -> list[str]:
@@ -583,7 +595,9 @@ async def call(
     caller: str,
     headers: dict[str, str],
     ctx: Ctx,
+    query: dict[str, str] | None = None,
 ) -> Exchange:
+    """`query`: parameters besides those the route needs (`QUERIES`); the exchange's URL shows them as sent."""
     url = endpoint.path_format.format(**values)
     body = body_for(endpoint, ctx)
     upload = UPLOADS.get(endpoint.key)
@@ -593,9 +607,10 @@ async def call(
         headers=headers,
         json=body,
         files=upload(ctx) if upload else None,
-        params=QUERIES.get(endpoint.key, {}),
+        params={**QUERIES.get(endpoint.key, {}), **(query or {})},
     )
-    return Exchange(endpoint, caller, url, body, headers, response)
+    shown = url + "".join(f"{'&' if i else '?'}{k}={v}" for i, (k, v) in enumerate((query or {}).items()))
+    return Exchange(endpoint, caller, shown, body, headers, response)
 
 
 def problem_code(response: httpx.Response) -> str | None:
@@ -1149,6 +1164,46 @@ async def test_lists_show_nothing_of_another_tenant(world: World, caller: str) -
         seen += exchange.response.text
     unseen = [label for label, value in world.a.visible_markers().items() if value not in seen]
     assert not unseen, f"A's owner does not see these of A in any list; the leak check is blind to them: {unseen}"
+
+
+# The query parameter of the lists that search (agents, knowledge bases, conversations by title...).
+SEARCH = "q"
+# The longest search every such list accepts (agents take 80 characters); a longer marker is searched by its start.
+SEARCH_LENGTH = 80
+
+
+@pytest.mark.parametrize("caller", list(ATTACKERS))
+async def test_searches_find_nothing_of_another_tenant(world: World, caller: str) -> None:
+    """Every list that searches (`?q=`), asked for each of A's names, titles, emails and ids: nothing of A. The
+    same searches by A's owner find A's things, so the searches reach the data they would leak."""
+    headers = ATTACKERS[caller](world)
+    ctx = Ctx(target=world.a, own=world.b)
+    markers = world.a.markers()
+    searches = [e for e in world.of_kind("tenant") if e.method == "GET" and not e.params and SEARCH in e.query]
+    assert searches, f"no list takes ?{SEARCH}=: this test is blind"
+    terms = [value[:SEARCH_LENGTH] for value in world.a.visible_markers().values()]
+    failures: list[str] = []
+    for endpoint in searches:
+        for term in terms:
+            exchange = await call(
+                world.client, endpoint, {}, caller=caller, headers=headers, ctx=ctx, query={SEARCH: term}
+            )
+            check_leaks(exchange, markers, failures)
+            status, code = exchange.response.status_code, problem_code(exchange.response)
+            refused = status == 403 and code in REFUSED_BEFORE_LOOKUP and caller == "b-api-key"
+            if status != 200 and not refused:
+                failures.append(f"expected 200 (B's owner may search every list of B): {exchange.describe()}")
+    report(failures, f"searches that fail or leak to {caller}")
+
+    owner = bearer(world.a.owner.access_token)
+    for endpoint in searches:
+        found = False
+        for term in terms:
+            exchange = await call(
+                world.client, endpoint, {}, caller="A's owner", headers=owner, ctx=ctx, query={SEARCH: term}
+            )
+            found = found or (exchange.response.status_code == 200 and bool(exchange.response.json()["items"]))
+        assert found, f"{endpoint}: A's owner finds nothing of A by any of its names; this test is blind to it"
 
 
 @pytest.mark.parametrize("caller", list(ATTACKERS))
