@@ -4,6 +4,7 @@ agent loads a skill on demand (`skill.loaded`), reads its files and runs its scr
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -106,3 +107,30 @@ async def test_a_published_version_runs_the_skill_version_it_pinned(
         extra = {} if version is None else {"version": version}
         _, events = await run(client, owner, agent["id"], "Go.", **extra)
         assert [e["data"]["version"] for e in events if e["type"] == "skill.loaded"] == [expected]
+
+
+async def test_a_run_runs_a_skill_script_in_the_sandbox(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    files = {
+        **default_files(),
+        "scripts/summarise.py": "import os, sys\nprint('rows:', len(sys.argv) - 1, sorted(os.environ))\n",
+    }
+    skill = await skill_for(client, owner, files)
+    agent = await make_agent(client, owner, skill_ids=[skill["id"]])
+    llm.server.enqueue(
+        ChatReply.tool_call(
+            "run_skill_script", {"name": "csv-summary", "path": "scripts/summarise.py", "args": ["a", "b", "c"]}
+        ),
+        ChatReply.tool_call("run_skill_script", {"name": "csv-summary", "path": "reference/format.md"}),
+        ChatReply.text("Done."),
+        ChatReply.text('"T"'),
+    )
+    _, events = await run(client, owner, agent["id"], "Summarise.")
+    assert events[-1]["type"] == "run.completed", events[-1]
+    ran, refused = (json.loads(output) for output in results(events, "run_skill_script"))
+    assert refused["error"] == "not_a_script"
+    if os.geteuid() == 0:
+        assert ran["exit_code"] == 0 and ran["stdout"] == "rows: 3 ['HOME', 'LANG', 'PATH', 'TMPDIR']\n"
+    else:
+        assert ran["error"] == "script_not_run"

@@ -33,7 +33,7 @@ from nexent.providers.service import ProviderService
 from nexent.providers.types import complete
 from nexent.runtime import event_types
 from nexent.runtime.sandbox import SandboxExecutor
-from nexent.runtime.skills import RunSkills, ScriptRunner, skills_instructions, skills_of
+from nexent.runtime.skills import RunSkills, ScriptRunner, script_runner, skills_instructions, skills_of
 from nexent.runtime.smol_agents import (
     AgentStream,
     PlatformCodeAgent,
@@ -243,9 +243,14 @@ class AgentBuilder:
             )
         return PlatformToolCallingAgent(prompt_templates=copy.deepcopy(_tool_calling_prompts()), **common)
 
-    def _script_runner(self) -> ScriptRunner | None:
-        """How the run's skills run their scripts: in the sandbox's script mode (None: scripts do not run)."""
-        return None
+    def _script_runner(self) -> ScriptRunner:
+        """How the run's skills run their scripts: in the sandbox's script mode (docs/skills.md)."""
+        return functools.partial(
+            script_runner,
+            cancel=self.cancel,
+            disk_mb=self.engines.settings.sandbox_disk_mb,
+            network=self.engines.settings.skills_network,
+        )
 
     async def _tool_entries(self, agent: AgentSpec) -> list[tuple[dict[str, Any], str | None]]:
         """The agent's tools with their settings, and the knowledge search tool when it has knowledge bases (its

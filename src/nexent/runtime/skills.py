@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.engines.storage.base import ObjectStorage
 from nexent.runtime import event_types
+from nexent.runtime.sandbox import SandboxError, run_script
 from nexent.runtime.smol_tools import make_tool
 from nexent.skills.service import LoadedSkill, SkillFileNotFound, load_for_run, loaded_file
 
@@ -90,6 +91,27 @@ def skills_instructions(skills: list[LoadedSkill]) -> str:
 ScriptRunner = Callable[[LoadedSkill, dict[str, bytes], str, list[str]], str]
 """Runs a skill's script (blocking; in a thread): the skill, its files, the script's path and its arguments; answers
 what the model reads."""
+
+
+def script_runner(
+    skill: LoadedSkill,
+    files: dict[str, bytes],
+    path: str,
+    args: list[str],
+    *,
+    cancel: threading.Event,
+    disk_mb: int,
+    network: bool,
+) -> str:
+    """Run a skill's script in the sandbox's script mode; the network only if its manifest asks and the platform
+    allows it (`NEXENT_SKILLS_NETWORK`)."""
+    try:
+        result = run_script(
+            files, path, args, disk_mb=disk_mb, allow_network=network and skill.manifest.network, cancel=cancel
+        )
+    except SandboxError as exc:
+        return json.dumps({"error": "script_not_run", "message": str(exc)})
+    return json.dumps(result, ensure_ascii=False)
 
 
 class RunSkills:
