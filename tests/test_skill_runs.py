@@ -17,7 +17,7 @@ from nexent.providers import pool
 from tests.conftest import make_settings, serve_in_process
 from tests.support.identity import bearer
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
-from tests.test_runs import make_agent, new_owner, run
+from tests.test_runs import make_agent, new_owner, parse_sse, run
 from tests.test_skills import default_files, make_zip, upload_zip
 
 
@@ -134,3 +134,47 @@ async def test_a_run_runs_a_skill_script_in_the_sandbox(
         assert ran["exit_code"] == 0 and ran["stdout"] == "rows: 3 ['HOME', 'LANG', 'PATH', 'TMPDIR']\n"
     else:
         assert ran["error"] == "script_not_run"
+
+
+DRAFT = """```markdown
+---
+name: pdf-forms
+description: Fills PDF forms from a table of answers. Use it when a user sends a form.
+---
+
+# PDF forms
+
+1. Read the form's fields.
+2. Fill them.
+```"""
+
+
+async def test_a_skill_is_drafted_by_a_model_and_nothing_is_stored(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    headers = bearer(owner["access_token"])
+    llm.server.enqueue(ChatReply.text(DRAFT).paced(chunk_size=7))
+    response = await client.post("/api/skills/generate", json={"description": "Fill PDF forms."}, headers=headers)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = parse_sse(response.text)
+    deltas = [e["data"]["delta"] for e in events if e["type"] == "skill.delta"]
+    assert len(deltas) > 3 and "".join(deltas) == DRAFT
+    final = events[-1]
+    assert final["type"] == "skill.completed"
+    assert (final["data"]["name"], final["data"]["content"].startswith("---\nname: pdf-forms")) == ("pdf-forms", True)
+    assert "Fill PDF forms." in json.dumps(llm.server.chat_requests[0].messages)
+    assert (await client.get("/api/skills", headers=headers)).json()["total"] == 0
+
+    # A draft that does not parse still comes back, with what to fix.
+    llm.server.enqueue(ChatReply.text("---\nname: Bad Name\ndescription: d\n---\nbody"))
+    response = await client.post("/api/skills/generate", json={"description": "x"}, headers=headers)
+    final = parse_sse(response.text)[-1]
+    assert final["data"]["problem"]["field"] == "name" and "name" not in final["data"]
+
+    llm.server.enqueue(*[ChatReply.error(500, "boom")] * 3)
+    response = await client.post("/api/skills/generate", json={"description": "x"}, headers=headers)
+    assert parse_sse(response.text)[-1]["type"] == "skill.failed"
+    refused = await client.post(
+        "/api/skills/generate", json={"description": "x", "model_id": str(uuid.uuid4())}, headers=headers
+    )
+    assert refused.status_code == 422 and refused.json()["code"] == "invalid_generation"
