@@ -1,7 +1,7 @@
 """skills: SKILL.md folders kept as immutable versions (files in object storage); agents attach them
 
 Revision ID: 0020
-Revises: 0018
+Revises: 0019
 Create Date: 2026-12-06 16:47:59.461432
 """
 
