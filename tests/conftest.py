@@ -278,6 +278,8 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "private_endpoints_allow": ["127.0.0.1"],
         # Tests register many users from one address; tests of the sign-up limit set their own.
         "register_max_attempts": 10_000,
+        # Memory's extraction is a model call after every run: only the tests of memory turn it on.
+        "memory_enabled": False,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

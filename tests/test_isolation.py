@@ -158,6 +158,10 @@ class TenantData:
     skill_name: str
     skill_description: str
     skill_phrase: str  # in its instructions
+    memory_id: str  # the owner's own memory
+    memory_text: str
+    agent_memory_id: str  # a memory of the agent (every member reads it)
+    agent_memory_text: str
 
     def visible_markers(self) -> dict[str, str]:
         """What the tenant's owner sees of it; none of it may reach another tenant."""
@@ -202,6 +206,10 @@ class TenantData:
             "mcp server url": self.mcp_server_url,
             "remote agent id": self.remote_agent_id,
             "remote agent name": self.remote_agent_name,
+            "memory id": self.memory_id,
+            "memory text": self.memory_text,
+            "agent memory id": self.agent_memory_id,
+            "agent memory text": self.agent_memory_text,
             "remote agent card url": self.remote_card_url,
             "skill id": self.skill_id,
             "skill name": self.skill_name,
@@ -302,6 +310,7 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "source_id": lambda t: [t.openapi_source_id],
     "server_id": lambda t: [t.mcp_server_id],
     "remote_agent_id": lambda t: [t.remote_agent_id],
+    "memory_id": lambda t: [t.memory_id, t.agent_memory_id],
     "model": lambda t: [t.agent_name],  # the OpenAI-compatible API's model: a published agent, by name
     "skill_id": lambda t: [t.skill_id],
     "path": lambda t: [SKILL_FILE],  # a file of a skill: every tenant's skill has it
@@ -407,6 +416,10 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
         "token": "probe",
     },
     ("PATCH", "/api/remote-agents/{remote_agent_id}"): lambda c: {"timeout_seconds": 30, "token": "probe"},
+    ("POST", "/api/memories"): lambda c: {"text": "Probe fact.", "level": "user_agent", "agent_id": c.target.agent_id},
+    ("PATCH", "/api/memories/{memory_id}"): lambda c: {"text": "Changed by a probe."},
+    ("PUT", "/api/memory/settings"): lambda c: {"disabled_agent_ids": [c.target.agent_id]},
+    ("PUT", "/api/memory/agents/{agent_id}"): lambda c: {"enabled": True},
     ("POST", "/api/agents"): lambda c: {"name": f"Probe agent {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/agents/{agent_id}"): lambda c: {"description": "Changed by a probe", "max_steps": 3},
     ("PUT", "/api/agents/{agent_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
@@ -902,6 +915,18 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
 
     await wait_until(evaluated, timeout=60)
 
+    memory_text = f"{title} owner remembers secret fact {uuid.uuid4().hex}"
+    memory = await expect(client.post("/api/memories", json={"text": memory_text}, headers=headers), 201)
+    agent_memory_text = f"{title} agent remembers secret fact {uuid.uuid4().hex}"
+    agent_memory = await expect(
+        client.post(
+            "/api/memories",
+            json={"text": agent_memory_text, "level": "agent", "agent_id": agent["id"]},
+            headers=headers,
+        ),
+        201,
+    )
+
     openapi_secret = f"{label}-openapi-secret-{uuid.uuid4().hex}"
     openapi_source = await expect(
         client.post(
@@ -987,6 +1012,10 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
         mcp_server_url=mcp_server["url"],
         mcp_token=mcp_token,
         remote_agent_id=remote["id"],
+        memory_id=memory["id"],
+        memory_text=memory_text,
+        agent_memory_id=agent_memory["id"],
+        agent_memory_text=agent_memory_text,
         remote_agent_name=remote["name"],
         remote_card_url=remote["card_url"],
         remote_token=remote_token,

@@ -31,6 +31,11 @@ SAMPLES: list[et.BaseRunEvent] = [
     et.StepCompleted(agent=None, parent_call_id=None, kind="planning", plan="1. look", usage=None),
     et.Citation(tool="webpage", title="A page", url="https://example.com", snippet="text", metadata={"n": 1}),
     et.SkillLoaded(name="csv-summary", version=2),
+    et.MemoryRecalled(memories=[et.RememberedFact(id="m1", level="user", text="The user likes tea.")]),
+    et.MemorySaved(
+        added=[et.RememberedFact(id="m2", level="user_agent", text="The user's project is Apollo.")],
+        updated=[et.RememberedFact(id="m1", level="user", text="The user likes coffee.")],
+    ),
     et.AgentCompleted(**NESTED, answer="sub answer", state="success", usage=USAGE),
     et.RunCompleted(agent="main", parent_call_id=None, answer="done", state="max_steps", usage=USAGE),
     et.RunFailed(code="worker_lost", message="The process stopped."),

@@ -20,6 +20,7 @@ from nexent.identity.models import (
 from nexent.jobs.models import Job
 from nexent.knowledge.models import KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 from nexent.mcp_client.models import McpServer, McpServerLog
+from nexent.memory.models import Memory, MemoryAgentSettings, MemoryIndex, MemoryUserSettings
 from nexent.northbound.models import IdempotencyKey
 from nexent.openapi_tools.models import OpenAPISource
 from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
@@ -46,6 +47,10 @@ __all__ = [
     "McpServer",
     "McpServerLog",
     "Membership",
+    "Memory",
+    "MemoryAgentSettings",
+    "MemoryIndex",
+    "MemoryUserSettings",
     "Message",
     "ModelConfig",
     "ModelEndpoint",

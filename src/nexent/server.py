@@ -35,6 +35,7 @@ from nexent.knowledge import api as knowledge_api
 from nexent.mcp_client import api as mcp_client_api
 from nexent.mcp_client.supervisor import configure as configure_mcp
 from nexent.mcp_server import api as mcp_api
+from nexent.memory import api as memory_api
 from nexent.northbound import api as northbound_api
 from nexent.openapi_tools import api as openapi_tools_api
 from nexent.providers import api as providers_api
@@ -57,6 +58,7 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
         *mcp_client_api.routers,
         *a2a_client_api.routers,
         *skills_api.routers,
+        *memory_api.routers,
     ],
     # Evaluations start runs: they live where runs execute.
     Service.RUNTIME: [*runtime_api.routers, *evaluation_api.routers],

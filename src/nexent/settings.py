@@ -183,6 +183,10 @@ class Settings(BaseSettings):
     milvus_token: SecretStr | None = None
     search_fusion: Literal["minmax", "dbsf", "rrf"] = "minmax"
     search_vector_weight: float = Field(default=0.4, ge=0.0, le=1.0)
+    # Memory (docs/memory.md): recall before a run, extraction after it
+    memory_enabled: bool = True
+    memory_recall_tokens: int = Field(default=400, ge=0, le=100_000)
+    memory_recall_top_k: int = Field(default=8, ge=1, le=100)
 
     @field_validator(
         "cors_origins",

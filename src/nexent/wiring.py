@@ -10,6 +10,8 @@
 - Agents get the tenant's MCP servers' tools: `mcp_client` provides its tool source to `tools.sources`.
 - Agents get the tools of the tenant's OpenAPI imports: `openapi_tools` provides its tool source to `tools.sources`.
 - Agents get the tenant's remote (A2A) agents as sub-agents: `a2a_client` provides its tool source (kind `a2a`).
+- Memory's extraction reports what it saved as the run's `memory.saved` event: `runtime` registers the recorder
+  into `memory.jobs`.
 - Agents get the `knowledge_base_search` tool: knowledge registers it into the tool registry when its module is
   imported, which this module does.
 
@@ -27,8 +29,10 @@ from nexent.evaluation.service import publish_gate
 from nexent.identity.hooks import on_tenant_created, provide_existing_agents
 from nexent.knowledge import tool as knowledge_tool
 from nexent.mcp_client.service import McpToolSource
+from nexent.memory.jobs import on_memory_saved
 from nexent.openapi_tools.service import openapi_tool_source
 from nexent.providers.builtin import register_builtin_models
+from nexent.runtime.jobs import record_memory_saved
 from nexent.tools.sources import provide_tool_source
 
 __all__ = ["knowledge_tool", "wire"]
@@ -42,3 +46,4 @@ def wire() -> None:
     provide_tool_source(McpToolSource())
     provide_tool_source(openapi_tool_source)
     provide_tool_source(remote_agent_source)
+    on_memory_saved(record_memory_saved)

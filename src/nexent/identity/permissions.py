@@ -20,6 +20,7 @@ class Permission(StrEnum):
     MANAGE_INVITATIONS = "invitations.manage"
     MANAGE_GROUPS = "groups.manage"
     READ_AUDIT_LOG = "audit.read"
+    MANAGE_MEMORY = "memory.manage"  # the tenant's and agents' memories, and agents' memory switches
     MANAGE_TENANT = "tenant.manage"
 
 
@@ -38,6 +39,7 @@ _ADMIN = _DEVELOPER | {
     Permission.MANAGE_INVITATIONS,
     Permission.MANAGE_GROUPS,
     Permission.READ_AUDIT_LOG,
+    Permission.MANAGE_MEMORY,
 }
 _OWNER = _ADMIN | {Permission.MANAGE_TENANT}
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from nexent.engines.container import Engines
 
 # Modules that define the platform's own handlers; `NEXENT_JOB_MODULES` adds more.
-BUILTIN_JOB_MODULES = ("nexent.jobs.handlers", "nexent.runtime.jobs", "nexent.knowledge.jobs")
+BUILTIN_JOB_MODULES = ("nexent.jobs.handlers", "nexent.runtime.jobs", "nexent.knowledge.jobs", "nexent.memory.jobs")
 
 
 @dataclass(frozen=True)

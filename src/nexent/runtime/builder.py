@@ -138,11 +138,12 @@ def split_history(message: str, history: list[Turn], context_tokens: int | None)
 _SPEAKERS = {"user": "User", "system": "Instructions from the calling application"}
 
 
-def compose_task(message: str, kept: list[Turn], summary: str | None) -> str:
-    """The task smolagents gets: a summary of older turns, the recent turns, then the user's message."""
+def compose_task(message: str, kept: list[Turn], summary: str | None, remembered: str | None = None) -> str:
+    """The task smolagents gets: what the agent remembers (memory), a summary of older turns, the recent turns, then
+    the user's message."""
     if not kept and not summary:
-        return message
-    parts = ["Conversation so far:"]
+        return f"{remembered}\n\nThe user now says:\n{message}" if remembered else message
+    parts = [f"{remembered}\n", "Conversation so far:"] if remembered else ["Conversation so far:"]
     if summary:
         parts.append(f"(Summary of the earlier part: {summary})")
     parts.extend(f"{_SPEAKERS.get(role, 'Assistant')}: {content}" for role, content in kept)

@@ -188,6 +188,31 @@ class RunStopped(AgentEvent):
     usage: Usage | None = None
 
 
+class RememberedFact(BaseModel):
+    """A memory as a run's events show it."""
+
+    id: str
+    level: Literal["tenant", "agent", "user", "user_agent"]
+    text: str
+
+
+class MemoryRecalled(BaseRunEvent):
+    """The memories added to the run's context before the agent started (docs/memory.md); right after
+    `run.started`, only when there are some."""
+
+    type: Literal["memory.recalled"] = "memory.recalled"
+    memories: list[RememberedFact]
+
+
+class MemorySaved(BaseRunEvent):
+    """What the extraction after the run saved: memories added, and memories whose text it replaced. It comes
+    after the terminal event (a stream still following the run gets it live; it is stored in the run's log)."""
+
+    type: Literal["memory.saved"] = "memory.saved"
+    added: list[RememberedFact] = Field(default_factory=list)
+    updated: list[RememberedFact] = Field(default_factory=list)
+
+
 AnyRunEvent = Annotated[
     RunStarted
     | ThinkingDelta
@@ -201,7 +226,9 @@ AnyRunEvent = Annotated[
     | AgentCompleted
     | RunCompleted
     | RunFailed
-    | RunStopped,
+    | RunStopped
+    | MemoryRecalled
+    | MemorySaved,
     Field(discriminator="type"),
 ]
 TerminalEvent = RunCompleted | RunFailed | RunStopped
@@ -231,6 +258,8 @@ EVENT_MODELS: dict[str, type[BaseRunEvent]] = {
         RunCompleted,
         RunFailed,
         RunStopped,
+        MemoryRecalled,
+        MemorySaved,
     )
 }
 

@@ -19,12 +19,13 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from sqlalchemy import Executable
+from sqlalchemy.exc import IntegrityError
 
 from nexent.core.batch import FLUSH_INTERVAL_SECONDS, ModelRow, Write, writer_for
 from nexent.core.db import utcnow
 from nexent.engines.container import Engines
 from nexent.runtime.event_types import AnyRunEvent, BaseRunEvent, parse_event
-from nexent.runtime.models import TERMINAL_EVENTS, RunEvent
+from nexent.runtime.models import AFTER_END_EVENTS, TERMINAL_EVENTS, RunEvent
 from nexent.runtime.repository import RunEventRepository
 
 logger = logging.getLogger("nexent.runtime")
@@ -206,6 +207,39 @@ class RunLog:
         await self.writer.flush()
 
 
+async def append_after_end(
+    engines: Engines, tenant_id: uuid.UUID, run_id: uuid.UUID, event: BaseRunEvent
+) -> Event | None:
+    """Add `event` after the end of a run that has ended (memory's `memory.saved`): stored at the end of its log,
+    then published, so a stream still following the run gets it and a replay finds it. None when the run has no
+    log (deleted)."""
+    for _ in range(3):  # another such event may take the same number at once: take the next one
+        try:
+            async with engines.sessions() as session, session.begin():
+                last = await RunEventRepository(session, tenant_id).last_seq(run_id)
+                if last == 0:
+                    return None
+                stored = Event.of(last + 1, event)
+                session.add(
+                    RunEvent(
+                        tenant_id=tenant_id,
+                        run_id=run_id,
+                        seq=stored.seq,
+                        type=stored.type,
+                        data=stored.data,
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            continue
+        try:
+            await engines.bus.publish(channel(run_id), stored.to_message())
+        except Exception:
+            logger.warning("could not publish an event after a run's end", extra={"run_id": str(run_id)}, exc_info=True)
+        return stored
+    return None
+
+
 async def stored_events(engines: Engines, tenant_id: uuid.UUID, run_id: uuid.UUID, after: int) -> list[Event]:
     async with engines.sessions() as session:
         rows = await RunEventRepository(session, tenant_id).after(run_id, after)
@@ -223,11 +257,14 @@ async def follow(
         backlog = log.backlog(tenant_id, last) if log is not None else None
         if backlog is None:
             backlog = await stored_events(engines, tenant_id, run_id, last)
+        ended = False
         for event in backlog:
             yield event
             last = event.seq
-            if event.type in TERMINAL_EVENTS:
-                return
+            # Events written after the end (memory.saved) come with the replay of an ended run.
+            ended = ended or event.type in TERMINAL_EVENTS or event.type in AFTER_END_EVENTS
+        if ended:
+            return
         while True:
             try:
                 # A timeout scope, not `wait_for`: that wraps every wait in a task of its own (one per event and
@@ -242,7 +279,7 @@ async def follow(
                 for event in caught_up:
                     yield event
                     last = event.seq
-                    if event.type in TERMINAL_EVENTS:
+                    if event.type in TERMINAL_EVENTS or event.type in AFTER_END_EVENTS:
                         return
                 continue
             seq = int(message["seq"])
@@ -255,7 +292,7 @@ async def follow(
             event = Event.from_message(message)
             yield event
             last = seq
-            if event.type in TERMINAL_EVENTS:
+            if event.type in TERMINAL_EVENTS or event.type in AFTER_END_EVENTS:
                 return
 
 

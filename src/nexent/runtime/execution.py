@@ -22,6 +22,8 @@ from nexent.core.errors import AppError
 from nexent.engines.bus.base import cancel_channel
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
+from nexent.memory.jobs import extraction_payload
+from nexent.memory.service import Recall, recall, remembered_section
 from nexent.runtime import metrics
 from nexent.runtime.activity import executing_run
 from nexent.runtime.builder import (
@@ -39,6 +41,8 @@ from nexent.runtime.ending import end_elsewhere, end_run, status_of
 from nexent.runtime.event_types import (
     BaseRunEvent,
     Citation,
+    MemoryRecalled,
+    RememberedFact,
     RunCompleted,
     RunFailed,
     RunStarted,
@@ -47,7 +51,7 @@ from nexent.runtime.event_types import (
     ToolCall,
 )
 from nexent.runtime.events import Event, RunLog
-from nexent.runtime.jobs import request_title
+from nexent.runtime.jobs import request_memory, request_title
 from nexent.runtime.models import Message, Run, RunStatus
 from nexent.runtime.owners import RunOwnership
 from nexent.runtime.repository import RunRepository
@@ -177,6 +181,7 @@ class RunOutcome:
     citations: list[dict[str, Any]] = field(default_factory=list)
     terminal: TerminalEvent | None = None
     ended: bool = False
+    extract_memory: bool = False  # the turn may be extracted into memories (memory is on for this run)
     status: str | None = None  # how it ended: a run status, or "ended_elsewhere" (another end came first)
 
 
@@ -230,26 +235,46 @@ class RunExecution:
                 metrics.RUN_DURATION.labels(self.outcome.status).observe(time.monotonic() - self.handed_over)
 
     async def _execute(self) -> None:
-        engines, caller, run, log = self.engines, self.caller, self.run, self.log
+        engines, caller, run = self.engines, self.caller, self.run
         agent = run.agent
-        async with engines.sessions() as session:
-            turns: list[Turn]
-            if run.conversation_id is None:
-                turns = list(run.history)
-            elif run.new_conversation:
-                turns = []
-            else:
-                turns = await history(
-                    session, caller.tenant_id, run.conversation_id, run.id, leave_out=run.replaced_messages
-                )
-            builder = AgentBuilder(session, engines, caller, conversation_id=run.conversation_id)
-            setup = await builder.build(agent, run.model)
-        self.outcome.model_id = str(agent.model_id) if agent.model_id else None
-        kept, omitted = split_history(run.message, turns, setup.context_window)
-        # Outside any transaction: a summary is a model call, and nothing should hold the database meanwhile.
-        client = setup.model.client
-        summary = await summary_of(engines, caller.tenant_id, run.conversation_id, omitted, client) if omitted else None
-        task = compose_task(run.message, kept, summary)
+        # Memory is searched while the history is read and the agent built (its own session).
+        recalling = asyncio.create_task(recall(engines, caller, agent.id, run.message))
+        try:
+            async with engines.sessions() as session:
+                turns, setup = await self._prepare(session)
+            self.outcome.model_id = str(agent.model_id) if agent.model_id else None
+            kept, omitted = split_history(run.message, turns, setup.context_window)
+            # Outside any transaction: a summary is a model call, and nothing should hold the database meanwhile.
+            client = setup.model.client
+            summary = (
+                await summary_of(engines, caller.tenant_id, run.conversation_id, omitted, client) if omitted else None
+            )
+            remembered: Recall = await recalling
+        finally:
+            recalling.cancel()  # done already, unless the run failed before it was needed
+        self.outcome.extract_memory = remembered.extract and run.conversation_id is not None
+        memory = remembered_section(remembered.memories) if remembered.memories else None
+        task = compose_task(run.message, kept, summary, memory)
+        await self._run_agent(setup, task, remembered)
+
+    async def _prepare(self, session: Any) -> tuple[list[Turn], Any]:
+        """The earlier turns fed back to the model, and the agent built."""
+        caller, run = self.caller, self.run
+        turns: list[Turn]
+        if run.conversation_id is None:
+            turns = list(run.history)
+        elif run.new_conversation:
+            turns = []
+        else:
+            turns = await history(
+                session, caller.tenant_id, run.conversation_id, run.id, leave_out=run.replaced_messages
+            )
+        builder = AgentBuilder(session, self.engines, caller, conversation_id=run.conversation_id)
+        return turns, await builder.build(run.agent, run.model)
+
+    async def _run_agent(self, setup: Any, task: str, remembered: Recall) -> None:
+        engines, run, log = self.engines, self.run, self.log
+        agent = run.agent
         async with engines.bus.subscribe(cancel_channel(cancel_key(run.id))) as signals:
             watcher = asyncio.create_task(_watch_cancel(signals, setup.cancel))
             stream = start_agent(setup, task)  # its model call goes out while the record is being committed
@@ -279,6 +304,9 @@ class RunExecution:
             try:
                 await log.emit(started)
                 metrics.RUNS_STARTED.inc()
+                if remembered.memories:
+                    facts = [RememberedFact(id=m.id, level=m.level.value, text=m.text) for m in remembered.memories]
+                    await log.emit(MemoryRecalled(memories=facts))
                 async for event in run_events(setup, stream):
                     await self._record(event)
             finally:
@@ -321,6 +349,17 @@ class RunExecution:
             ended = await self._finish(terminal, then=[(Message, message)], final_answer=answer, usage=usage)
             if ended is not None and run.new_conversation:
                 request_title(self.engines, caller.tenant_id, run.conversation_id, outcome.model_id)
+            if ended is not None and outcome.extract_memory:
+                payload = extraction_payload(
+                    user_id=caller.user_id,
+                    agent_id=run.agent.id,
+                    model_id=outcome.model_id,
+                    run_id=run.id,
+                    conversation_id=run.conversation_id,
+                    message=run.message,
+                    answer=answer,
+                )
+                request_memory(self.engines, caller.tenant_id, payload)
         elif isinstance(terminal, RunStopped):
             await self._finish(terminal, usage=usage)
         else:

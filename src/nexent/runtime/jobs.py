@@ -1,4 +1,5 @@
-"""Background work of the runtime: titling new conversations with the model.
+"""Background work of the runtime: titling new conversations with the model; queueing memory extraction after a
+turn (the job itself is memory's, `nexent.memory.jobs`).
 
 Titles are low priority: a title asked for while runs execute in this process is queued once the process is
 quiet (no run executing), and the job itself waits for a quiet moment too, each at most
@@ -19,10 +20,13 @@ from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.identity.models import Role
 from nexent.jobs.registry import JobContext, JobResult, PermanentJobError, job_handler
+from nexent.memory.jobs import EXTRACT
 from nexent.providers.models import ModelKind
 from nexent.providers.service import ProviderService
 from nexent.providers.types import ProviderError, complete
 from nexent.runtime.activity import quiet
+from nexent.runtime.event_types import MemorySaved, RememberedFact
+from nexent.runtime.events import append_after_end
 from nexent.runtime.models import Conversation
 from nexent.runtime.repository import ConversationRepository, MessageRepository
 
@@ -37,12 +41,12 @@ _TITLE_PROMPT = (
 
 
 class _TitleRequests:
-    """Titles asked for by this process's runs, queued as jobs once the process is quiet (a part of its
-    `ProcessState`: those still waiting when it stops are not written)."""
+    """Titles (and memory extractions) asked for by this process's runs, queued as jobs once the process is quiet
+    (a part of its `ProcessState`: those still waiting when it stops are not written)."""
 
     def __init__(self, engines: Engines) -> None:
         self.engines = engines
-        self.pending: list[tuple[uuid.UUID, dict[str, Any]]] = []
+        self.pending: list[tuple[str, uuid.UUID, dict[str, Any]]] = []
         self.task: asyncio.Task[None] | None = None
 
     async def close(self) -> None:
@@ -53,8 +57,8 @@ class _TitleRequests:
                 await self.task
             self.task = None
 
-    def add(self, tenant_id: uuid.UUID, payload: dict[str, Any]) -> None:
-        self.pending.append((tenant_id, payload))
+    def add(self, tenant_id: uuid.UUID, payload: dict[str, Any], name: str = "") -> None:
+        self.pending.append((name or TITLE_CONVERSATION, tenant_id, payload))
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._enqueue_when_quiet(), name="nexent-title-requests")
 
@@ -62,17 +66,39 @@ class _TitleRequests:
         while self.pending:
             await quiet(TITLE_MAX_DELAY_SECONDS)
             batch, self.pending = self.pending, []
-            for tenant_id, payload in batch:
+            for name, tenant_id, payload in batch:
                 try:
-                    await self.engines.queue.enqueue(TITLE_CONVERSATION, payload, tenant_id=tenant_id, max_attempts=2)
+                    await self.engines.queue.enqueue(name, payload, tenant_id=tenant_id, max_attempts=2)
                 except Exception:
-                    logger.warning("could not queue a conversation title", exc_info=True)
+                    logger.warning("could not queue a background job of a run", extra={"job": name}, exc_info=True)
 
 
 def request_title(engines: Engines, tenant_id: uuid.UUID, conversation_id: uuid.UUID, model_id: str | None) -> None:
     """Have the model title a new conversation, when this process has a quiet moment."""
     requests = engines.process.part(_TitleRequests, lambda: _TitleRequests(engines))
     requests.add(tenant_id, {"conversation_id": str(conversation_id), "model_id": model_id})
+
+
+def request_memory(engines: Engines, tenant_id: uuid.UUID, payload: dict[str, Any]) -> None:
+    """Have memory extract the facts of a finished turn (`memory.jobs.extraction_payload`), when this process has a
+    quiet moment."""
+    requests = engines.process.part(_TitleRequests, lambda: _TitleRequests(engines))
+    requests.add(tenant_id, payload, EXTRACT)
+
+
+async def record_memory_saved(
+    engines: Engines,
+    tenant_id: uuid.UUID,
+    run_id: uuid.UUID,
+    added: list[dict[str, Any]],
+    updated: list[dict[str, Any]],
+) -> None:
+    """What memory's extraction saved, as the run's `memory.saved` event (after its end; `nexent.wiring`)."""
+    event = MemorySaved(
+        added=[RememberedFact.model_validate(m) for m in added],
+        updated=[RememberedFact.model_validate(m) for m in updated],
+    )
+    await append_after_end(engines, tenant_id, run_id, event)
 
 
 @job_handler(TITLE_CONVERSATION)

@@ -23,6 +23,8 @@ class RunStatus(StrEnum):
 
 FINISHED_RUN_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.STOPPED})
 TERMINAL_EVENTS = frozenset({"run.completed", "run.failed", "run.stopped"})
+# Events written after a run ended (memory's extraction): a stream that replays them ends after them too.
+AFTER_END_EVENTS = frozenset({"memory.saved"})
 
 
 class Conversation(IdMixin, TimestampMixin, Base):
