@@ -16,7 +16,9 @@ What is checked:
   body) with A's ids, and every mix of A's and B's ids, get 404, or 403 `api_key_not_allowed`/`permission_denied`
   when refused before any lookup; routes in `BY_NAME` (agent import, whose documents name models and knowledge
   bases) answer without any of A's ids instead: A's names match nothing;
-- B's lists (every GET without path parameters) show nothing of A, while A's owner sees all of A in them;
+- B's lists (every GET without path parameters) show nothing of A, while A's owner sees all of A in them; those
+  that search (`?q=`: agents, knowledge bases, conversations by title) find nothing of A by any of A's names or
+  ids, while A's owner finds A's things with them;
 - operator routes answer 403 to B's owner and B's API key;
 - no answer to B (or to anyone without credentials) contains any of A's ids, names, emails, prefixes or secrets
   that the caller did not send itself, and everything A's owner can read of A is unchanged afterwards;
@@ -41,9 +43,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import itertools
 import json
 import uuid
+import zipfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -136,6 +140,7 @@ class TenantData:
     document_id: str
     document_name: str
     document_phrase: str
+    table_cell: str  # a cell of the document's table
     chunk_id: str
     openapi_source_id: str  # an OpenAPI import, with an API key
     openapi_source_name: str
@@ -149,6 +154,10 @@ class TenantData:
     remote_agent_name: str
     remote_card_url: str
     remote_token: str
+    skill_id: str  # a skill with a reference file
+    skill_name: str
+    skill_description: str
+    skill_phrase: str  # in its instructions
     memory_id: str  # the owner's own memory
     memory_text: str
     agent_memory_id: str  # a memory of the agent (every member reads it)
@@ -202,6 +211,9 @@ class TenantData:
             "agent memory id": self.agent_memory_id,
             "agent memory text": self.agent_memory_text,
             "remote agent card url": self.remote_card_url,
+            "skill id": self.skill_id,
+            "skill name": self.skill_name,
+            "skill description": self.skill_description,
         }
 
     def unlisted_markers(self) -> dict[str, str]:
@@ -212,10 +224,12 @@ class TenantData:
             "document id": self.document_id,
             "document file name": self.document_name,
             "document text": self.document_phrase,
+            "document table cell": self.table_cell,
             "chunk id": self.chunk_id,
             "test case id": self.case_id,
             "test case question": self.case_question,
             "evaluation id": self.evaluation_id,
+            "skill instructions": self.skill_phrase,
         }
 
     def secret_markers(self) -> dict[str, str]:
@@ -298,10 +312,22 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "remote_agent_id": lambda t: [t.remote_agent_id],
     "memory_id": lambda t: [t.memory_id, t.agent_memory_id],
     "model": lambda t: [t.agent_name],  # the OpenAI-compatible API's model: a published agent, by name
+    "skill_id": lambda t: [t.skill_id],
+    "path": lambda t: [SKILL_FILE],  # a file of a skill: every tenant's skill has it
 }
 
 # Path parameters that are not ids: every tenant has the same values, so only the ids beside them can attack.
-SHARED_PARAMS = frozenset({"number"})
+SHARED_PARAMS = frozenset({"number", "path"})
+SKILL_FILE = "reference/notes.md"
+
+
+def skill_zip(name: str, description: str, body: str) -> bytes:
+    """A skill's folder as a ZIP: SKILL.md and a reference file."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr(f"{name}/SKILL.md", f"---\nname: {name}\ndescription: {description}\n---\n\n{body}\n")
+        archive.writestr(f"{name}/{SKILL_FILE}", f"Notes of {name}.\n")
+    return out.getvalue()
 
 
 def openapi_document(label: str) -> dict[str, Any]:
@@ -328,6 +354,7 @@ def agent_document(c: Ctx) -> dict[str, Any]:
         "name": f"Probe import {uuid.uuid4().hex[:8]}",
         "model": {"name": c.target.model_name, "kind": "llm", "model": "probe"},
         "knowledge_bases": [{"name": c.target.kb_name}],
+        "skills": [c.target.skill_name],
     }
     return {"format": "nexent.agent", "format_version": 1, "root": "a1", "agents": [agent]}
 
@@ -424,6 +451,10 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
         "messages": [{"role": "user", "content": "Probe question"}],
         "stream": True,
     },
+    ("PATCH", "/api/skills/{skill_id}"): lambda c: {"description": "Changed by a probe", "note": "probed"},
+    ("PUT", "/api/skills/{skill_id}/files/{path:path}"): lambda c: {"content": "Changed by a probe"},
+    ("PUT", "/api/skills/{skill_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
+    ("POST", "/api/skills/generate"): lambda c: {"description": "A skill that answers probe questions."},
     ("POST", "/api/admin/tenants"): lambda c: {"name": f"Probe tenant {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/admin/tenants/{tenant_id}"): lambda c: {"name": "Renamed by a probe", "status": "disabled"},
 }
@@ -432,6 +463,13 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
 UPLOADS: dict[Key, Callable[[Ctx], list[tuple[str, tuple[str, bytes, str]]]]] = {
     ("POST", "/api/knowledge-bases/{kb_id}/documents"): lambda c: [
         ("file", ("probe.txt", f"Probe upload into {c.target.label}.".encode(), "text/plain"))
+    ],
+    ("POST", "/api/skills"): lambda c: [
+        ("archive", ("probe.zip", skill_zip(f"probe-{uuid.uuid4().hex[:8]}", "Probe.", "Probe."), "application/zip"))
+    ],
+    # The caller's own skill's name: a new version of the target's skill, were it reachable.
+    ("POST", "/api/skills/{skill_id}/versions"): lambda c: [
+        ("archive", ("probe.zip", skill_zip(c.own.skill_name, "Changed by a probe.", "Probe."), "application/zip"))
     ],
 }
 
@@ -462,6 +500,7 @@ class Endpoint:
     path_format: str
     params: tuple[str, ...]
     has_body: bool
+    query: tuple[str, ...] = ()  # the query parameters it takes
 
     @property
     def key(self) -> Key:
@@ -505,8 +544,17 @@ def discover(app: FastAPI) -> tuple[list[Endpoint], list[str]]:
         has_body = isinstance(original, APIRoute) and getattr(route, "body_field", None) is not None
         params = tuple(getattr(route, "param_convertors", {}))
         path_format: str = getattr(route, "path_format", path)
-        endpoints.extend(Endpoint(m, path, path_format, params, has_body) for m in sorted(methods))
+        query = query_params(original.dependant) if isinstance(original, APIRoute) else ()
+        endpoints.extend(Endpoint(m, path, path_format, params, has_body, query) for m in sorted(methods))
     return endpoints, problems
+
+
+def query_params(dependant: Any) -> tuple[str, ...]:
+    """The names of the query parameters a route takes, its dependencies' included."""
+    names = [field.alias for field in dependant.query_params]
+    for dependency in dependant.dependencies:
+        names.extend(query_params(dependency))
+    return tuple(names)
 
 
 def table_problems(endpoints: Iterable[Endpoint]) -> list[str]:
@@ -594,7 +642,9 @@ async def call(
     caller: str,
     headers: dict[str, str],
     ctx: Ctx,
+    query: dict[str, str] | None = None,
 ) -> Exchange:
+    """`query`: parameters besides those the route needs (`QUERIES`); the exchange's URL shows them as sent."""
     url = endpoint.path_format.format(**values)
     body = body_for(endpoint, ctx)
     upload = UPLOADS.get(endpoint.key)
@@ -604,9 +654,10 @@ async def call(
         headers=headers,
         json=body,
         files=upload(ctx) if upload else None,
-        params=QUERIES.get(endpoint.key, {}),
+        params={**QUERIES.get(endpoint.key, {}), **(query or {})},
     )
-    return Exchange(endpoint, caller, url, body, headers, response)
+    shown = url + "".join(f"{'&' if i else '?'}{k}={v}" for i, (k, v) in enumerate((query or {}).items()))
+    return Exchange(endpoint, caller, shown, body, headers, response)
 
 
 def problem_code(response: httpx.Response) -> str | None:
@@ -783,14 +834,36 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
     started = await client.post(f"/api/agents/{agent['id']}/runs", json={"message": question}, headers=headers)
     assert started.status_code == 200, started.text
 
-    # A knowledge base on the tenant's built-in embedding model, with one indexed document.
+    # A skill (its name in the format's lowercase form).
+    skill_phrase = f"{title} secret skill instructions"
+    skill = await expect(
+        client.post(
+            "/api/skills",
+            files=[
+                (
+                    "archive",
+                    (
+                        "skill.zip",
+                        skill_zip(f"{label}-secret-skill", f"{title} skill description", skill_phrase),
+                        "application/zip",
+                    ),
+                )
+            ],
+            headers=headers,
+        ),
+        201,
+    )
+
+    # A knowledge base on the tenant's built-in embedding model, with one indexed document that holds a table.
     kb_body = {"name": f"{title} Secret Knowledge", "description": f"{title} knowledge description"}
     kb = await expect(client.post("/api/knowledge-bases", json=kb_body, headers=headers), 201)
     phrase = f"{title} confidential acquisition memo"
+    cell = f"{title} secret ledger entry"
+    memo = f"{phrase}: the board approved it.\n\n| Item | Amount |\n| --- | --- |\n| {cell} | 40 |\n"
     uploaded = await expect(
         client.post(
             f"/api/knowledge-bases/{kb['id']}/documents",
-            files=[("file", (f"{label}-board-memo.txt", f"{phrase}: the board approved it.".encode(), "text/plain"))],
+            files=[("file", (f"{label}-board-memo.md", memo.encode(), "text/markdown"))],
             headers=headers,
         ),
         201,
@@ -808,6 +881,8 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
     chunks = await expect(
         client.get(f"/api/knowledge-bases/{kb['id']}/documents/{document['id']}/chunks", headers=headers), 200
     )
+    tables = await client.get(f"/api/knowledge-bases/{kb['id']}/documents/{document['id']}/tables", headers=headers)
+    assert tables.status_code == 200 and [t["rows"] for t in tables.json()] == [[[cell, "40"]]], tables.text
 
     async def background_done() -> bool:
         # The conversation's title and the knowledge base's summary each try the unreachable default LLM once;
@@ -926,6 +1001,7 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
         document_id=document["id"],
         document_name=document["file_name"],
         document_phrase=phrase,
+        table_cell=cell,
         chunk_id=chunks["items"][0]["id"],
         openapi_source_id=openapi_source["id"],
         openapi_source_name=openapi_source["name"],
@@ -943,6 +1019,10 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
         remote_agent_name=remote["name"],
         remote_card_url=remote["card_url"],
         remote_token=remote_token,
+        skill_id=skill["id"],
+        skill_name=skill["name"],
+        skill_description=skill["description"],
+        skill_phrase=skill_phrase,
     )
 
 
@@ -1171,6 +1251,46 @@ async def test_lists_show_nothing_of_another_tenant(world: World, caller: str) -
         seen += exchange.response.text
     unseen = [label for label, value in world.a.visible_markers().items() if value not in seen]
     assert not unseen, f"A's owner does not see these of A in any list; the leak check is blind to them: {unseen}"
+
+
+# The query parameter of the lists that search (agents, knowledge bases, conversations by title...).
+SEARCH = "q"
+# The longest search every such list accepts (agents take 80 characters); a longer marker is searched by its start.
+SEARCH_LENGTH = 80
+
+
+@pytest.mark.parametrize("caller", list(ATTACKERS))
+async def test_searches_find_nothing_of_another_tenant(world: World, caller: str) -> None:
+    """Every list that searches (`?q=`), asked for each of A's names, titles, emails and ids: nothing of A. The
+    same searches by A's owner find A's things, so the searches reach the data they would leak."""
+    headers = ATTACKERS[caller](world)
+    ctx = Ctx(target=world.a, own=world.b)
+    markers = world.a.markers()
+    searches = [e for e in world.of_kind("tenant") if e.method == "GET" and not e.params and SEARCH in e.query]
+    assert searches, f"no list takes ?{SEARCH}=: this test is blind"
+    terms = [value[:SEARCH_LENGTH] for value in world.a.visible_markers().values()]
+    failures: list[str] = []
+    for endpoint in searches:
+        for term in terms:
+            exchange = await call(
+                world.client, endpoint, {}, caller=caller, headers=headers, ctx=ctx, query={SEARCH: term}
+            )
+            check_leaks(exchange, markers, failures)
+            status, code = exchange.response.status_code, problem_code(exchange.response)
+            refused = status == 403 and code in REFUSED_BEFORE_LOOKUP and caller == "b-api-key"
+            if status != 200 and not refused:
+                failures.append(f"expected 200 (B's owner may search every list of B): {exchange.describe()}")
+    report(failures, f"searches that fail or leak to {caller}")
+
+    owner = bearer(world.a.owner.access_token)
+    for endpoint in searches:
+        found = False
+        for term in terms:
+            exchange = await call(
+                world.client, endpoint, {}, caller="A's owner", headers=owner, ctx=ctx, query={SEARCH: term}
+            )
+            found = found or (exchange.response.status_code == 200 and bool(exchange.response.json()["items"]))
+        assert found, f"{endpoint}: A's owner finds nothing of A by any of its names; this test is blind to it"
 
 
 @pytest.mark.parametrize("caller", list(ATTACKERS))

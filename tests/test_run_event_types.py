@@ -30,6 +30,7 @@ SAMPLES: list[et.BaseRunEvent] = [
     et.StepCompleted(**NESTED, kind="action", step=1, usage=USAGE, error=None, is_final_answer=False, duration=0.25),
     et.StepCompleted(agent=None, parent_call_id=None, kind="planning", plan="1. look", usage=None),
     et.Citation(tool="webpage", title="A page", url="https://example.com", snippet="text", metadata={"n": 1}),
+    et.SkillLoaded(name="csv-summary", version=2),
     et.MemoryRecalled(memories=[et.RememberedFact(id="m1", level="user", text="The user likes tea.")]),
     et.MemorySaved(
         added=[et.RememberedFact(id="m2", level="user_agent", text="The user's project is Apollo.")],

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from nexent.providers import pool
+from nexent.runtime.timeline import LoggedEvent, build_timeline
 from tests.conftest import make_settings, serve_in_process, wait_until
 from tests.support.identity import bearer, invite_and_register, register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
@@ -312,6 +314,94 @@ async def test_a_run_can_be_stopped(client: httpx.AsyncClient, owner: dict[str, 
     _, events = await asyncio.wait_for(runner, timeout=10)
     assert events[-1]["type"] == "run.stopped"
     assert (await client.get(f"/api/runs/{run_id}", headers=headers)).json()["status"] == "stopped"
+
+
+async def test_a_runs_timeline_times_its_model_calls_and_tool_calls(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    helper = await make_agent(client, owner, name="Researcher", description="Looks things up.")
+    boss = await make_agent(client, owner, name="Boss", sub_agent_ids=[helper["id"]])
+    llm.server.enqueue(
+        ChatReply.tool_call("researcher", {"task": "Find the capital of France."}).paced(delay=0.3),
+        ChatReply.text("Paris is the capital.").paced(delay=0.4),  # the sub-agent's answer: the call's time
+        ChatReply.text("The capital of France is Paris."),
+    )
+    response, events = await run(client, owner, boss["id"], "Capital of France?")
+    assert events[-1]["type"] == "run.completed"
+    headers = bearer(owner["access_token"])
+    timeline = (await client.get(f"/api/runs/{response.headers['x-run-id']}/timeline", headers=headers)).json()
+
+    call = next(e["data"] for e in events if e["type"] == "tool.call")
+    steps = timeline["steps"]
+    # In the order the steps ended: the sub-agent's step (under the call), then the two steps of the run's agent.
+    assert [(s["agent"], s["parent_call_id"], s["step"]) for s in steps] == [
+        ("researcher", call["call_id"], 1),
+        (call["agent"], None, 1),
+        (call["agent"], None, 2),
+    ]
+    inner, calling, answering = steps
+    (timed,) = calling["tool_calls"]
+    assert timed["call_id"] == call["call_id"] and timed["name"] == "researcher" and timed["kind"] == "tool"
+    assert timed["arguments"] == {"task": "Find the capital of France."} and "Paris" in str(timed["output"])
+    # The call lasted as long as the sub-agent's model took, at least, and no longer than its step (the times are
+    # when the events were logged: a few milliseconds late, hence the margins below).
+    assert 0.35 <= timed["duration"] <= calling["duration"]
+    assert timed["started_at"] < timed["finished_at"] <= calling["finished_at"]
+    # Each step opens with its model call: its time (the scripted delay) and the step's tokens.
+    step_events = [e["data"] for e in events if e["type"] == "step.completed"]
+    assert [s["usage"] for s in steps] == [e["usage"] for e in step_events]
+    assert calling["model_call"]["usage"] == calling["usage"] and calling["usage"]["input_tokens"] > 0
+    assert 0.25 <= calling["model_call"]["duration"] < 0.3 + timed["duration"]
+    assert calling["model_call"]["finished_at"] <= timed["started_at"]
+    assert 0.35 <= inner["model_call"]["duration"] <= inner["duration"]
+    assert answering["tool_calls"] == [] and answering["is_final_answer"] is True
+    assert answering["model_call"]["finished_at"] == answering["finished_at"]
+    assert timeline["open_tool_calls"] == []
+    assert timeline["started_at"] <= calling["started_at"] and timeline["finished_at"] >= answering["finished_at"]
+
+    # Someone else's run has no timeline for them.
+    stranger = await register(client, "stranger-timeline@example.com")
+    assert_problem(
+        await client.get(
+            f"/api/runs/{response.headers['x-run-id']}/timeline", headers=bearer(stranger["access_token"])
+        ),
+        404,
+        "run_not_found",
+    )
+
+
+def test_a_timeline_of_a_run_under_way_keeps_its_unanswered_calls_open() -> None:
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+
+    def at(seconds: float) -> datetime:
+        return start + timedelta(seconds=seconds)
+
+    run_id = uuid.uuid4()
+    events = [
+        LoggedEvent("run.started", {"run_id": str(run_id), "agent_id": "a"}, at(0)),
+        LoggedEvent("code", {"agent": "main", "call_id": "c1", "code": "print(1)"}, at(1.5)),
+        LoggedEvent(
+            "tool.result", {"agent": "main", "call_id": "c1", "name": "python_interpreter", "output": "1"}, at(2)
+        ),
+        # A planning step has no duration of its own: it starts when the agent's previous step ended.
+        LoggedEvent("step.completed", {"agent": "main", "kind": "action", "step": 1, "duration": 2.0}, at(2)),
+        LoggedEvent(
+            "step.completed",
+            {"agent": "main", "kind": "planning", "usage": {"input_tokens": 5, "output_tokens": 2}},
+            at(3),
+        ),
+        LoggedEvent(
+            "tool.call", {"agent": "main", "call_id": "t1", "name": "web_search", "arguments": {"q": "x"}}, at(4)
+        ),
+    ]
+    timeline = build_timeline(run_id, events)
+    code, planning = timeline.steps
+    assert code.started_at == at(0) and code.model_call.duration == 1.5 and code.tool_calls[0].kind == "code"
+    assert code.tool_calls[0].name == "python_interpreter" and code.tool_calls[0].duration == 0.5
+    assert planning.started_at == at(2) and planning.duration == 1.0 and planning.model_call.usage is not None
+    assert timeline.finished_at is None
+    (open_call,) = timeline.open_tool_calls
+    assert open_call.call_id == "t1" and open_call.finished_at is None and open_call.duration is None
 
 
 async def test_runs_and_conversations_are_private(

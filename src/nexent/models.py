@@ -25,6 +25,7 @@ from nexent.northbound.models import IdempotencyKey
 from nexent.openapi_tools.models import OpenAPISource
 from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
 from nexent.runtime.models import Conversation, Message, Run, RunEvent
+from nexent.skills.models import Skill, SkillVersion
 
 __all__ = [
     "A2aTask",
@@ -59,6 +60,8 @@ __all__ = [
     "ResourceShare",
     "Run",
     "RunEvent",
+    "Skill",
+    "SkillVersion",
     "Tenant",
     "UsageRecord",
     "User",

@@ -42,6 +42,7 @@ from nexent.providers import api as providers_api
 from nexent.runtime import api as runtime_api
 from nexent.runtime.execution import RunManager
 from nexent.settings import Service, Settings, get_settings
+from nexent.skills import api as skills_api
 from nexent.wiring import wire
 
 logger = logging.getLogger("nexent.server")
@@ -56,6 +57,7 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
         *openapi_tools_api.routers,
         *mcp_client_api.routers,
         *a2a_client_api.routers,
+        *skills_api.routers,
         *memory_api.routers,
     ],
     # Evaluations start runs: they live where runs execute.
@@ -67,7 +69,7 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
 
 # Schemas that routes of a service refer to by name only (see `NexentApp`).
 SERVICE_SCHEMAS: dict[Service, dict[str, dict[str, Any]]] = {
-    Service.CONFIG: agents_api.schemas,
+    Service.CONFIG: {**agents_api.schemas, **skills_api.schemas},
     Service.RUNTIME: {**runtime_api.schemas, **agents_api.schemas},  # an agent's improvement streams from runtime
     Service.NORTHBOUND: northbound_api.schemas,
 }

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -124,10 +125,11 @@ def browser(playwright: Playwright) -> Iterator[Browser]:
     browser.close()
 
 
-@pytest.fixture
-def page(browser: Browser, live: Live) -> Iterator[Page]:
-    """A fresh browser profile at 1280 x 800 in English; fails the test on any console error or page error."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live.url, locale="en-US")
+@contextmanager
+def watched_page(browser: Browser, base_url: str) -> Iterator[Page]:
+    """A page in a fresh browser profile at 1280 x 800 in English, against `base_url`; fails the test on any console
+    error or page error it did not allow (`allow_console_error`)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=base_url, locale="en-US")
     context.set_default_timeout(15_000)
     page = context.new_page()
     errors: list[str] = []
@@ -139,10 +141,19 @@ def page(browser: Browser, live: Live) -> Iterator[Page]:
 
     page.on("console", on_console)
     page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
-    yield page
-    context.close()
-    del _allowed[id(page)]
+    try:
+        yield page
+    finally:
+        context.close()
+        del _allowed[id(page)]
     assert not errors, "\n".join(errors)
+
+
+@pytest.fixture
+def page(browser: Browser, live: Live) -> Iterator[Page]:
+    """A watched page (`watched_page`) against the platform under test."""
+    with watched_page(browser, live.url) as page:
+        yield page
 
 
 _allowed: dict[int, list[str]] = {}
@@ -161,6 +172,25 @@ def sign_in_as(page: Page, tokens: dict[str, Any]) -> None:
         "expiresAt": 4_102_444_800_000,
     }
     page.context.add_init_script(f"window.localStorage.setItem('nexent.session', {json.dumps(json.dumps(session))})")
+
+
+def store_session(page: Page, tokens: dict[str, Any]) -> None:
+    """Sign the browser in once with `tokens` (on the sign-in page), unlike `sign_in_as`, whose session comes back
+    on every load: for journeys that change the session themselves (a tenant switch, a sign-out)."""
+    session = {
+        "accessToken": tokens["access_token"],
+        "refreshToken": tokens["refresh_token"],
+        "expiresAt": 4_102_444_800_000,
+    }
+    page.goto("/signin")
+    page.evaluate("session => window.localStorage.setItem('nexent.session', JSON.stringify(session))", session)
+
+
+def sign_out(page: Page) -> None:
+    """Sign out from the account menu of a signed-in page."""
+    page.get_by_role("button", name="Account").click()
+    page.get_by_role("menuitem", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/signin"))
 
 
 def check_accessibility(page: Page) -> None:

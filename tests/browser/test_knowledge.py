@@ -72,8 +72,8 @@ def test_create_upload_watch_chunks_and_search(page: Page, live: Live) -> None:
     # The good document's chunks, in a drawer with its own address.
     page.get_by_role("button", name="Chunks guide.md").click()
     expect(page).to_have_url(re.compile(r"&doc="))
-    drawer = page.get_by_role("dialog")
-    expect(drawer.get_by_text("Chunks of guide.md")).to_be_visible()
+    drawer = page.get_by_role("dialog", name="guide.md")
+    expect(drawer.get_by_role("tab", name="Chunks")).to_have_attribute("aria-selected", "true")
     expect(drawer).to_contain_text("Grind the beans finely")
     drawer.get_by_role("button", name="Edit chunk 1").click()
     drawer.get_by_label("Text of chunk 1").fill("Grind the beans finely, just before brewing, with a burr grinder.")

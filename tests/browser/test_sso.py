@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, expect
 
-from tests.browser.conftest import check_accessibility
+from tests.browser.conftest import check_accessibility, watched_page
 from tests.support.oidc_provider import RunningProvider, run_provider
 from tests.test_cli import Server, cli_env
 
@@ -37,18 +37,13 @@ def test_single_sign_on_returns_to_the_ui_signed_in(
     browser: Browser, sso_server: tuple[Server, RunningProvider]
 ) -> None:
     server, _ = sso_server
-    context = browser.new_context(base_url=server.url)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto("/chat")
-    expect(page).to_have_url(re.compile(r"/signin\?next="))
-    check_accessibility(page)
-    page.get_by_role("link", name="Sign in with single sign-on").click()
-    # The provider approves at once and sends the browser back through the platform into the UI.
-    expect(page).to_have_url(re.compile(r"/chat$"), timeout=20_000)
-    page.get_by_role("button", name="Account").click()
-    expect(page.get_by_text("carol@example.com")).to_be_visible()
-    assert "access_token" not in page.url
-    context.close()
-    assert not errors, errors
+    with watched_page(browser, server.url) as page:  # fails on any console error, as every browser test
+        page.goto("/chat")
+        expect(page).to_have_url(re.compile(r"/signin\?next="))
+        check_accessibility(page)
+        page.get_by_role("link", name="Sign in with single sign-on").click()
+        # The provider approves at once and sends the browser back through the platform into the UI.
+        expect(page).to_have_url(re.compile(r"/chat$"), timeout=20_000)
+        page.get_by_role("button", name="Account").click()
+        expect(page.get_by_text("carol@example.com")).to_be_visible()
+        assert "access_token" not in page.url

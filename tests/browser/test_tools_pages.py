@@ -167,7 +167,8 @@ def test_add_check_and_use_an_mcp_server(page: Page, live: Live, mcp_server: Mcp
     expect(page.get_by_text("Added local.")).to_be_visible()
     local = page.get_by_role("row", name=re.compile("local"))
     local.get_by_role("button", name="Check local").click()
-    expect(local.get_by_test_id("mcp-status")).to_have_text("Healthy")
+    # The check starts the server process first (Python importing FastMCP: seconds on a loaded machine).
+    expect(local.get_by_test_id("mcp-status")).to_have_text("Healthy", timeout=30_000)
     local.get_by_role("button", name="Details of local").click()
     drawer = page.get_by_role("dialog", name="Details of local")
     drawer.get_by_role("tab", name="Logs").click()

@@ -45,6 +45,8 @@ class Agent(IdMixin, TimestampMixin, Base):
     tools: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     sub_agent_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
     knowledge_base_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Skills the agent may load on demand (ids; a published version pins each to its newest version then).
+    skill_ids: Mapped[list[str]] = mapped_column(JSON, default=list, server_default="[]")
     max_steps: Mapped[int] = mapped_column(default=10)
     greeting: Mapped[str] = mapped_column(Text, default="")
     example_questions: Mapped[list[str]] = mapped_column(JSON, default=list)

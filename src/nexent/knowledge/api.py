@@ -36,6 +36,7 @@ from nexent.knowledge.schemas import (
     ChunkUpdate,
     DocumentMetadataIn,
     DocumentRead,
+    DocumentTable,
     KnowledgeBaseCreate,
     KnowledgeBaseRead,
     KnowledgeBaseUpdate,
@@ -185,6 +186,16 @@ async def list_chunks(
     kb: ReadableKnowledgeBase, doc_id: uuid.UUID, session: SessionDep, engines: EnginesDep, page: PageParamsDep
 ) -> Page[ChunkRead]:
     return await KnowledgeService(session, engines, kb.caller).list_chunks(kb, doc_id, page)
+
+
+@router.get(
+    "/{kb_id}/documents/{doc_id}/tables",
+    summary="A document's tables in order: caption, header and rows, each rebuilt from its table chunks.",
+)
+async def list_tables(
+    kb: ReadableKnowledgeBase, doc_id: uuid.UUID, session: SessionDep, engines: EnginesDep
+) -> list[DocumentTable]:
+    return await KnowledgeService(session, engines, kb.caller).list_tables(kb, doc_id)
 
 
 @router.get(

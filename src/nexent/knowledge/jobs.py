@@ -247,6 +247,7 @@ class DocumentBatch:
                     start_offset=piece.start,
                     end_offset=piece.end,
                     edited=False,
+                    caption=piece.caption,
                 )
                 for piece in pieces
             ]

@@ -122,3 +122,5 @@ class KnowledgeChunk(IdMixin, TimestampMixin, Base):
     start_offset: Mapped[int] = mapped_column(default=0)
     end_offset: Mapped[int] = mapped_column(default=0)
     edited: Mapped[bool] = mapped_column(default=False)
+    # The caption of the table a table chunk holds ("Table 4. ..."), when the document gives one.
+    caption: Mapped[str | None] = mapped_column(Text, default=None)

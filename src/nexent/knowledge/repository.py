@@ -152,6 +152,15 @@ class ChunkRepository(TenantScopedRepository[KnowledgeChunk]):
         )
         return list(rows), await self.count(condition)
 
+    async def tables_of(self, doc_id: uuid.UUID) -> list[KnowledgeChunk]:
+        """The document's table chunks, in order."""
+        rows = await self.session.scalars(
+            self.select()
+            .where(KnowledgeChunk.document_id == doc_id, KnowledgeChunk.kind == "table")
+            .order_by(KnowledgeChunk.position)
+        )
+        return list(rows)
+
     async def in_kb(self, kb_id: uuid.UUID, chunk_id: uuid.UUID) -> KnowledgeChunk | None:
         result: KnowledgeChunk | None = await self.session.scalar(
             self.select().where(KnowledgeChunk.id == chunk_id, KnowledgeChunk.knowledge_base_id == kb_id)

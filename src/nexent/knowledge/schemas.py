@@ -197,7 +197,22 @@ class ChunkRead(BaseModel):
     start_offset: int
     end_offset: int
     edited: bool
+    caption: str | None = Field(description="The caption of the table the chunk holds, when the document gives one.")
     updated_at: datetime
+
+
+class DocumentTable(BaseModel):
+    """One table of a document, rebuilt from its table chunks (a long table's pieces joined again)."""
+
+    index: int = Field(description="The table's order in the document, from 0.")
+    page: int | None = Field(description="The page (or slide) the table starts on.")
+    page_end: int | None = Field(description="The page it ends on.")
+    caption: str | None = Field(description='Its caption ("Table 4. ..."), when the document gives one.')
+    heading_path: list[str] = Field(description="The headings the table sits under.")
+    source: str | None = Field(description="The archive member or sheet the table comes from.")
+    header: list[str] = Field(description="The header row's cells.")
+    rows: list[list[str]] = Field(description="The body rows' cells, the header not repeated.")
+    chunk_ids: list[uuid.UUID] = Field(description="The chunks that hold the table, in order.")
 
 
 class ChunkDetail(ChunkRead):

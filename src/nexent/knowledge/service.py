@@ -48,6 +48,7 @@ from nexent.knowledge.schemas import (
     DocumentError,
     DocumentRead,
     DocumentRow,
+    DocumentTable,
     KnowledgeBaseCreate,
     KnowledgeBaseRead,
     KnowledgeBaseUpdate,
@@ -62,6 +63,7 @@ from nexent.knowledge.schemas import (
     UploadedDocument,
     UploadResult,
 )
+from nexent.knowledge.tables import document_tables
 from nexent.providers.models import ModelKind
 from nexent.providers.service import ProviderService, default_model_facts, model_facts
 from nexent.providers.types import ProviderError
@@ -712,6 +714,11 @@ class KnowledgeService:
             items=[_read_chunk(c) for c in chunks], total=total, limit=page.limit, offset=page.offset
         )
 
+    async def list_tables(self, granted: Granted[KnowledgeBase], doc_id: uuid.UUID) -> list[DocumentTable]:
+        """The document's tables in order, each rebuilt from its table chunks (a long table's pieces joined)."""
+        doc = await self._document(granted.resource, doc_id)
+        return document_tables(await self.chunks.tables_of(doc.id))
+
     async def get_chunk(self, granted: Granted[KnowledgeBase], chunk_id: uuid.UUID) -> ChunkDetail:
         """One chunk with its document's file name and metadata (what a citation links to)."""
         kb = granted.resource
@@ -1024,5 +1031,6 @@ def _read_chunk(chunk: KnowledgeChunk) -> ChunkRead:
         start_offset=chunk.start_offset,
         end_offset=chunk.end_offset,
         edited=chunk.edited,
+        caption=chunk.caption,
         updated_at=chunk.updated_at,
     )

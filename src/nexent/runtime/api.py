@@ -27,7 +27,14 @@ from nexent.runtime.event_types import EVENT_MODELS, RunStreamEvent
 from nexent.runtime.events import follow, sse_frame
 from nexent.runtime.execution import RunManager
 from nexent.runtime.models import RunStatus
-from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, RunCreate, RunRead
+from nexent.runtime.schemas import (
+    ConversationDetail,
+    ConversationRead,
+    ConversationUpdate,
+    RunCreate,
+    RunRead,
+    RunTimeline,
+)
 from nexent.runtime.service import RuntimeService
 
 router = APIRouter(tags=["runs"])
@@ -184,6 +191,14 @@ async def get_run(run_id: uuid.UUID, caller: Chatter, session: SessionDep, engin
 
 
 @router.get(
+    "/api/runs/{run_id}/timeline",
+    summary="Where a run's time went: each step with its model call and tool calls, their durations and tokens.",
+)
+async def run_timeline(run_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep) -> RunTimeline:
+    return await RuntimeService(session, engines, caller).timeline(run_id)
+
+
+@router.get(
     "/api/runs/{run_id}/events",
     summary="Replay a run's events after a sequence number, then follow it.",
     response_class=StreamingResponse,  # no content of its own in the OpenAPI document: see EVENT_STREAM
@@ -226,9 +241,15 @@ async def stop_run(run_id: uuid.UUID, caller: Chatter, session: SessionDep, engi
 
 @router.get("/api/conversations", summary="The caller's conversations, latest first.")
 async def list_conversations(
-    caller: Chatter, session: SessionDep, engines: EnginesDep, page: PageParamsDep
+    caller: Chatter,
+    session: SessionDep,
+    engines: EnginesDep,
+    page: PageParamsDep,
+    q: Annotated[
+        str | None, Query(max_length=200, description="Only conversations whose title contains this (any case).")
+    ] = None,
 ) -> Page[ConversationRead]:
-    return await ConversationService(session, caller).list_conversations(page)
+    return await ConversationService(session, caller).list_conversations(page, title_contains=q)
 
 
 @router.get("/api/conversations/{conversation_id}", summary="A conversation with its messages.")

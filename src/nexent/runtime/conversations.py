@@ -107,8 +107,12 @@ class ConversationService:
             raise NothingToRegenerate("The conversation has no message to answer again.")
         return conversation, conversation.agent_id, turn
 
-    async def list_conversations(self, page: PageParams) -> Page[ConversationRead]:
-        rows, total = await self.conversations.list_page(reach=self.reach, limit=page.limit, offset=page.offset)
+    async def list_conversations(
+        self, page: PageParams, *, title_contains: str | None = None
+    ) -> Page[ConversationRead]:
+        rows, total = await self.conversations.list_page(
+            reach=self.reach, title_contains=title_contains, limit=page.limit, offset=page.offset
+        )
         return Page[ConversationRead](
             items=[ConversationRead.model_validate(c) for c in rows], total=total, limit=page.limit, offset=page.offset
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +86,16 @@ class RunEventRepository(TenantScopedRepository[RunEvent]):
         )
         return list(rows)
 
+    async def of_types(self, run_id: uuid.UUID, types: Iterable[str], *, limit: int = 10_000) -> list[RunEvent]:
+        """The run's events of these types, in order (the first `limit`)."""
+        rows = await self.session.scalars(
+            self.select()
+            .where(RunEvent.run_id == run_id, RunEvent.type.in_(sorted(types)))
+            .order_by(RunEvent.seq)
+            .limit(limit)
+        )
+        return list(rows)
+
     async def last_seq(self, run_id: uuid.UUID) -> int:
         value = await self.session.scalar(
             select(func.max(RunEvent.seq)).where(RunEvent.tenant_id == self.tenant_id, RunEvent.run_id == run_id)
@@ -102,8 +113,14 @@ class ConversationRepository(TenantScopedRepository[Conversation]):
         )
         return result
 
-    async def list_page(self, *, reach: Reach, limit: int, offset: int) -> tuple[list[Conversation], int]:
+    async def list_page(
+        self, *, reach: Reach, limit: int, offset: int, title_contains: str | None = None
+    ) -> tuple[list[Conversation], int]:
+        """A page of the conversations `reach` reaches (those whose title contains `title_contains`, in any case,
+        when given), latest first, and their total."""
         conditions = reach.conditions(Conversation)
+        if title_contains and title_contains.strip():
+            conditions.append(Conversation.title.icontains(title_contains.strip(), autoescape=True))
         rows = await self.session.scalars(
             self.select()
             .where(*conditions)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from nexent.agents.schemas import VersionRef
+from nexent.runtime.event_types import Usage
 from nexent.runtime.models import RunStatus
 
 
@@ -73,3 +74,54 @@ class ConversationUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class ToolCallTiming(BaseModel):
+    """A tool call of a run's timeline: from its `tool.call` (or `code`) event to its `tool.result`."""
+
+    call_id: str
+    kind: Literal["tool", "code"] = Field(description="`code`: a code agent's code step.")
+    name: str
+    arguments: Any = None
+    output: Any = None
+    error: str | None = None
+    started_at: datetime
+    finished_at: datetime | None = Field(default=None, description="None: no result yet.")
+    duration: float | None = Field(default=None, description="Seconds from the call to its result.")
+
+
+class ModelCallTiming(BaseModel):
+    """The model call that opens a step: from the step's start until the model asked for its first tool call (or,
+    without one, the step's end), with the step's tokens."""
+
+    started_at: datetime
+    finished_at: datetime
+    duration: float = Field(description="Seconds.")
+    usage: Usage | None = None
+
+
+class TimelineStep(BaseModel):
+    """A step of one agent of the run (`agent` and `parent_call_id` as in the run's events)."""
+
+    agent: str | None
+    parent_call_id: str | None
+    kind: Literal["action", "planning"]
+    step: int | None
+    started_at: datetime
+    finished_at: datetime
+    duration: float = Field(description="Seconds.")
+    usage: Usage | None = None
+    error: str | None = None
+    is_final_answer: bool | None = None
+    model_call: ModelCallTiming
+    tool_calls: list[ToolCallTiming]
+
+
+class RunTimeline(BaseModel):
+    """Where a run's time went: its steps in the order they ended, each with its model call and tool calls."""
+
+    run_id: uuid.UUID
+    started_at: datetime | None
+    finished_at: datetime | None = Field(description="None: the run is still going on.")
+    steps: list[TimelineStep]
+    open_tool_calls: list[ToolCallTiming] = Field(description="Calls of steps still under way.")

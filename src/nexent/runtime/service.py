@@ -33,8 +33,9 @@ from nexent.runtime.conversations import (
 )
 from nexent.runtime.execution import NewRun, RunManager, cancel_key
 from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
-from nexent.runtime.repository import RunRepository, no_unfinished_run
-from nexent.runtime.schemas import RunRead
+from nexent.runtime.repository import RunEventRepository, RunRepository, no_unfinished_run
+from nexent.runtime.schemas import RunRead, RunTimeline
+from nexent.runtime.timeline import TIMELINE_EVENTS, LoggedEvent, build_timeline
 
 
 class RunNotFound(NotFound):
@@ -273,6 +274,12 @@ class RuntimeService:
 
     async def get(self, run_id: uuid.UUID) -> RunRead:
         return RunRead.model_validate(await self._run(run_id))
+
+    async def timeline(self, run_id: uuid.UUID) -> RunTimeline:
+        """The run's steps, model calls and tool calls with their durations and tokens, from its stored events."""
+        run = await self._run(run_id)
+        events = await RunEventRepository(self.session, self.caller.tenant_id).of_types(run.id, TIMELINE_EVENTS)
+        return build_timeline(run.id, (LoggedEvent(e.type, e.data, e.created_at) for e in events))
 
     async def stop(self, run_id: uuid.UUID) -> RunRead:
         """Ask the process executing the run to stop it; it ends with `run.stopped` within about a second."""

@@ -54,7 +54,8 @@ export async function apiFetch(input: Request): Promise<Response> {
     if (token && !headers.has("Authorization")) headers.set("Authorization", `Bearer ${token}`);
     return fetch(target, { method: input.method, headers, body, signal: input.signal });
   };
-  const isAuthRoute = url.pathname.startsWith("/api/auth/");
+  // The routes that trade credentials for tokens take none; switching tenants is done by a signed-in caller.
+  const isAuthRoute = url.pathname.startsWith("/api/auth/") && url.pathname !== "/api/auth/switch-tenant";
   let response = await send(isAuthRoute ? null : await validAccessToken());
   if (response.status === 401 && !isAuthRoute && getSession()) {
     const refreshed = await refreshSession();

@@ -95,6 +95,7 @@ def _document(answer: dict[str, Any]) -> ParsedDocument:
             page=None if item["page"] is None else int(item["page"]),
             heading_path=tuple(str(part) for part in item["heading_path"]),
             source=None if item["source"] is None else str(item["source"]),
+            caption=None if item.get("caption") is None else str(item["caption"]),
         )
         for item in answer["blocks"]
     ]

@@ -97,7 +97,7 @@ MIN_TABULAR_LINES = 3  # a table has at least this many lines with text in two o
 MAX_PHRASE_WORDS = 8  # a body line with a longer run of words is prose or a caption, not a table row
 MAX_WORDS_PER_CELL = 4.0  # mean words per cell of a table with few numbers
 MIN_FILLED = 0.45  # share of a table's cells (empty columns aside) that hold text: labels of a chart hold fewer
-MAX_FULL_CELLS = 0.4  # share of a column's cells that fill its width with words: above it, the column is prose
+MAX_PROSE_CELLS = 0.4  # share of a column's cells that are runs of five or more words: above it, it is prose
 
 _NUMERIC = re.compile(r"^[\s$€£¥%()+\-\u2013\u2014.,:/*<>≤≥±0-9]+$")
 _LEADER = re.compile(r"^[.·…_]+$")
@@ -145,13 +145,14 @@ def find_tables(words: Sequence[Word]) -> list[TextTable]:
 
 
 def _parts(block: list[Line], unit: float) -> list[list[Line]]:
+    """The runs of tabular lines inside a block, each shorter than the block."""
     parts: list[list[Line]] = [[]]
     for line in block:
         if _tabular(line, unit):
             parts[-1].append(line)
         elif parts[-1]:
             parts.append([])
-    return [part for part in parts if len(part) >= MIN_TABULAR_LINES and len(part) < len(block)]
+    return [part for part in parts if MIN_TABULAR_LINES <= len(part) < len(block)]
 
 
 def _tabular(line: Line, unit: float) -> bool:
@@ -258,22 +259,22 @@ def _table(block: list[Line], unit: float) -> TextTable | None:
             rows[-1] = [f"{a} {b}".strip() for a, b in zip(rows[-1], cells, strict=True)]
         else:
             rows.append(cells)
-    if not _looks_tabular(rows, block, separators):
+    if not _looks_tabular(rows, separators):
         return None
     left, right = min(line.x0 for line in block), max(line.x1 for line in block)
     return TextTable(rows, left, block[0].top, right, block[-1].bottom)
 
 
 def _continues(previous: list[str], cells: list[str], in_header: bool) -> bool:
+    """Whether a line (its first column empty) holds the second lines of cells of the row above."""
     filled = [i for i, cell in enumerate(cells) if cell]
-    if not filled:
-        return False
-    if in_header:
+    if not filled or in_header:
         return False
     return len(filled) < sum(1 for cell in previous if cell) and all(previous[i] for i in filled)
 
 
-def _looks_tabular(rows: list[list[str]], block: list[Line], separators: list[float]) -> bool:
+def _looks_tabular(rows: list[list[str]], separators: list[float]) -> bool:
+    """Whether the rows read as a table rather than as prose, a list, a form or a chart's labels."""
     filled = [cell for row in rows for cell in row if cell]
     multi = sum(1 for row in rows if sum(1 for cell in row if cell) >= 2)
     if not filled or multi < MIN_TABULAR_LINES:
@@ -294,13 +295,13 @@ def _looks_tabular(rows: list[list[str]], block: list[Line], separators: list[fl
 
 
 def _prose_columns(rows: list[list[str]]) -> bool:
-    """Whether a column reads as running text: most of its cells are long runs of words ending mid-sentence."""
+    """Whether a column reads as running text: many of its cells are runs of five or more words."""
     width = len(rows[0])
     for column in range(width):
         cells = [row[column] for row in rows if row[column]]
         if len(cells) < 4:
             continue
         long = sum(1 for cell in cells if len(cell.split()) >= 5 and not _NUMERIC.match(cell))
-        if long / len(cells) > MAX_FULL_CELLS:
+        if long / len(cells) > MAX_PROSE_CELLS:
             return True
     return False

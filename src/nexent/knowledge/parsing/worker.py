@@ -68,6 +68,7 @@ def _answer(header: dict[str, Any], data: bytes, ceiling: int) -> dict[str, Any]
                 "page": block.page,
                 "heading_path": list(block.heading_path),
                 "source": block.source,
+                "caption": block.caption,
             }
             for block in parsed.blocks
         ],

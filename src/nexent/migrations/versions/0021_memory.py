@@ -1,7 +1,7 @@
 """memory: memories at four levels, the tenant's memory index, memory switches per user and per agent
 
 Revision ID: 0021
-Revises: 0018
+Revises: 0020
 Create Date: 2026-12-06 16:49:57.778971
 """
 
@@ -14,7 +14,7 @@ import nexent.core.db
 
 
 revision: str = '0021'
-down_revision: str | None = '0018'
+down_revision: str | None = '0020'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,6 +1,6 @@
 "use client";
 
-import { App, Button, Flex, Form } from "antd";
+import { App, Button, Flex } from "antd";
 import { useRouter, useSearchParams } from "next/navigation";
 import { useState } from "react";
 import { useT } from "@/i18n";
@@ -8,6 +8,7 @@ import { ErrorAlert } from "@/ui/ErrorAlert";
 import { acceptInvitation, switchTenant } from "./api";
 import { Input } from "./inputs";
 import { AuthCard } from "./AuthCard";
+import { AuthField } from "./AuthField";
 import { useSession } from "./SessionProvider";
 
 /** `/invite?code=...`: a signed-in person accepts and moves to the workspace; anyone else signs up with the code. */
@@ -38,11 +39,15 @@ export function InvitePage() {
   return (
     <AuthCard title={t("auth.invite.title")}>
       <ErrorAlert error={error} />
-      <Form layout="vertical">
-        <Form.Item label={t("auth.invite.code")} required>
-          <Input value={code} onChange={(event) => setCode(event.target.value)} autoComplete="off" />
-        </Form.Item>
-      </Form>
+      <AuthField id="invitation_code" label={t("auth.invite.code")}>
+        <Input
+          id="invitation_code"
+          value={code}
+          onChange={(event) => setCode(event.target.value)}
+          autoComplete="off"
+          aria-required
+        />
+      </AuthField>
       {session ? (
         <Button type="primary" block loading={busy} disabled={!code.trim()} onClick={accept}>
           {t("auth.invite.accept")}

@@ -5,6 +5,7 @@ import { Alert, Button, Collapse, Flex, Space, Tag, Tooltip, Typography } from "
 import { BulbOutlined, CopyOutlined, DatabaseOutlined, EditOutlined, PlusCircleOutlined, FileSearchOutlined, FieldTimeOutlined, RedoOutlined } from "@ant-design/icons";
 import Link from "next/link";
 import { App } from "antd";
+import { useState } from "react";
 import { useT } from "@/i18n";
 import type { Citation, Learned, RememberedFact, Step, Turn } from "./transcript";
 import { Markdown } from "./Markdown";
@@ -109,15 +110,23 @@ export function AssistantTurn({
   const t = useT();
   const { message } = App.useApp();
   const running = turn.status === "running";
+  const [thoughtsOpen, setThoughtsOpen] = useState(false); // collapsed until asked for
   return (
     <Flex vertical gap={8} className="nx-turn" aria-busy={running}>
       {turn.recalled.length ? <Recalled memories={turn.recalled} /> : null}
       {turn.thinking ? (
         <Think
           icon={<BulbOutlined />}
-          title={running && !turn.text ? t("chat.thinking") : t("chat.thought")}
+          // The panel opens on a click of its status line, a plain element: the title is a button inside it, so the
+          // keyboard reaches it (its click goes on to the line) and it says whether the panel is open.
+          title={
+            <button type="button" className="nx-plain-button" aria-expanded={thoughtsOpen}>
+              {running && !turn.text ? t("chat.thinking") : t("chat.thought")}
+            </button>
+          }
           loading={running && !turn.text}
-          defaultExpanded={false}
+          expanded={thoughtsOpen}
+          onExpand={setThoughtsOpen}
         >
           <Typography.Paragraph style={{ whiteSpace: "pre-wrap", marginBottom: 0 }}>{turn.thinking}</Typography.Paragraph>
         </Think>

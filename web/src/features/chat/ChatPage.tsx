@@ -2,16 +2,17 @@
 
 import { Conversations } from "@ant-design/x";
 import { DeleteOutlined, EditOutlined, EllipsisOutlined, PlusOutlined, UnorderedListOutlined } from "@ant-design/icons";
-import { App, Button, Drawer, Flex, Grid, Input, Modal, Select, Spin } from "antd";
+import { App, Button, Drawer, Flex, Grid, Input, Modal, Select, Spin, Typography } from "antd";
 import Link from "next/link";
 import { useRouter, useSearchParams } from "next/navigation";
-import { useMemo, useState } from "react";
+import { useEffect, useState } from "react";
 import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
-import { agentLabel, deleteConversation, listAgents, listConversations, renameConversation, type Conversation } from "./api";
+import { agentLabel, deleteConversation, listAgents, readConversation, renameConversation, type Conversation } from "./api";
 import { ChatPanel } from "./ChatPanel";
+import { useConversationList } from "./useConversationList";
 import "./messages";
 
 export function ChatPage() {
@@ -23,16 +24,37 @@ export function ChatPage() {
   const wide = screens.md ?? true;
   const conversationId = params.get("c");
   const agents = useAsync(listAgents, []);
-  const conversations = useAsync(listConversations, []);
   const [search, setSearch] = useState("");
+  const conversations = useConversationList(search);
   const [drawer, setDrawer] = useState(false);
   const [renaming, setRenaming] = useState<Conversation | null>(null);
   const [title, setTitle] = useState("");
   // Bumped by New chat: the panel starts afresh even when the address does not change (a conversation the panel
   // created names itself in the address without Next knowing).
   const [fresh, setFresh] = useState(0);
+  // The open conversation when the list does not show it (an older one, or one found by a search since cleared).
+  const [opened, setOpened] = useState<{ id: string; conversation?: Conversation; error?: unknown } | null>(null);
 
-  const current = conversations.data?.items.find((item) => item.id === conversationId);
+  const listed = conversations.items.find((item) => item.id === conversationId);
+  useEffect(() => {
+    if (!conversationId) return;
+    if (listed) {
+      // Kept for when the list no longer shows it (a search typed or cleared): the chat stays as it is.
+      if (opened?.conversation !== listed) setOpened({ id: conversationId, conversation: listed });
+      return;
+    }
+    if (!conversations.loaded || opened?.id === conversationId) return;
+    setOpened({ id: conversationId });
+    const settle = (found: { conversation?: Conversation; error?: unknown }) =>
+      setOpened((previous) => (previous?.id === conversationId ? { id: conversationId, ...found } : previous));
+    readConversation(conversationId).then(
+      (conversation) => settle({ conversation }),
+      (error: unknown) => settle({ error }),
+    );
+  }, [conversationId, listed, conversations.loaded, opened]);
+  const current = listed ?? (opened?.id === conversationId ? opened.conversation : undefined);
+  // Which agent a conversation is held with is known once it is found (else the panel would start with another).
+  const finding = conversationId != null && !current && !params.get("agent");
   const agentId = params.get("agent") ?? current?.agent_id ?? agents.data?.items[0]?.id ?? null;
   const agent = agents.data?.items.find((item) => item.id === agentId);
 
@@ -42,12 +64,6 @@ export function ChatPage() {
     router.push(`/chat${next.size ? `?${next}` : ""}`);
     setDrawer(false);
   };
-
-  const filtered = useMemo(
-    () =>
-      (conversations.data?.items ?? []).filter((item) => item.title.toLowerCase().includes(search.trim().toLowerCase())),
-    [conversations.data, search],
-  );
 
   const remove = (item: Conversation) =>
     modal.confirm({
@@ -96,14 +112,20 @@ export function ChatPage() {
         allowClear
         value={search}
         onChange={(event) => setSearch(event.target.value)}
+        loading={conversations.loading && search.trim() !== ""}
       />
       <ErrorAlert error={conversations.error} onRetry={conversations.reload} />
+      {conversations.loaded && !conversations.loading && search.trim() && conversations.items.length === 0 ? (
+        <Typography.Text type="secondary" role="status">
+          {t("chat.noMatches", { query: search.trim() })}
+        </Typography.Text>
+      ) : null}
       <nav aria-label={t("chat.conversations")}>
         <Conversations
           activeKey={conversationId ?? undefined}
           onActiveChange={(key) => go({ c: String(key) })}
           // By keyboard too: each title is a link (Enter opens it, through the item's own click) and each menu a button.
-          items={filtered.map((item) => ({
+          items={conversations.items.map((item) => ({
             key: item.id,
             title: item.title,
             label: (
@@ -136,7 +158,7 @@ export function ChatPage() {
               domEvent.stopPropagation();
               // By Enter: the key must not go on to press the dialog's first button, which takes the focus now.
               domEvent.preventDefault();
-              const item = filtered.find((entry) => entry.id === conversation.key);
+              const item = conversations.items.find((entry) => entry.id === conversation.key);
               if (!item) return;
               if (key === "rename") {
                 setTitle(item.title);
@@ -146,6 +168,11 @@ export function ChatPage() {
           })}
         />
       </nav>
+      {conversations.items.length < conversations.total ? (
+        <Button onClick={conversations.more} loading={conversations.loading} block>
+          {search.trim() ? t("chat.moreMatches") : t("chat.olderConversations")}
+        </Button>
+      ) : null}
     </Flex>
   );
 
@@ -183,7 +210,11 @@ export function ChatPage() {
             showSearch={{ optionFilterProp: "label" }}
           />
         </Flex>
-        {agent ? (
+        {finding && opened?.error ? (
+          <ErrorAlert error={opened.error} />
+        ) : finding ? (
+          <Spin style={{ display: "block", margin: "20vh auto" }} />
+        ) : agent ? (
           <div style={{ flex: 1, minHeight: 0 }}>
             <ChatPanel
               key={`${agent.id}:${fresh}`}

@@ -14,8 +14,13 @@ export function readAgent(id: string) {
   return unwrap(api.GET("/api/agents/{agent_id}", { params: { path: { agent_id: id } } }));
 }
 
-export function listConversations(offset = 0) {
-  return unwrap(api.GET("/api/conversations", { params: { query: { limit: 100, offset } } }));
+/** A page of the caller's conversations, latest first; with `q`, only those whose title contains it. */
+export function listConversations(params: { q?: string; limit: number; offset: number }) {
+  return unwrap(
+    api.GET("/api/conversations", {
+      params: { query: { q: params.q?.trim() || undefined, limit: params.limit, offset: params.offset } },
+    }),
+  );
 }
 
 export function readConversation(id: string) {

@@ -1,16 +1,17 @@
 "use client";
 
 import { DeleteOutlined, EditOutlined } from "@ant-design/icons";
-import { App, Button, Drawer, Grid, Input, List, Popconfirm, Space, Tag, Typography } from "antd";
-import { useState } from "react";
+import { App, Button, Drawer, Grid, Input, List, Popconfirm, Space, Tabs, Tag, Typography } from "antd";
+import { useEffect, useState } from "react";
 import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { deleteChunk, listChunks, updateChunk, type Chunk, type KbDocument, type KnowledgeBase } from "./api";
+import { DocumentTables } from "./DocumentTables";
 import "./messages";
 
-/** A document's chunks in order: read, edit the text (embedded again at once), delete. */
+/** A document's view: its chunks in order (read, edit the text, embedded again at once, delete) and its tables. */
 export function ChunksDrawer({
   kb,
   document,
@@ -24,20 +25,45 @@ export function ChunksDrawer({
 }) {
   const t = useT();
   const screens = Grid.useBreakpoint();
-  // Read again when the document's chunk count changes (it became ready, or was re-indexed).
-  const chunks = useAsync(
-    async () => (docId ? listChunks(kb.id, docId) : undefined),
-    [kb.id, docId, document?.chunk_count, document?.status],
-  );
-  const items = chunks.data?.items ?? [];
+  const [view, setView] = useState("chunks");
+  useEffect(() => setView("chunks"), [docId]);
   return (
     <Drawer
       open={!!docId}
       onClose={onClose}
-      title={t("kb.chunks.title", { name: document?.file_name ?? "" })}
+      title={document?.file_name ?? ""}
       size={screens.md ? 720 : "100%"}
       closable={{ "aria-label": t("common.close") }}
     >
+      {docId ? (
+        <Tabs
+          activeKey={view}
+          onChange={setView}
+          items={[
+            {
+              key: "chunks",
+              label: t("kb.docView.chunks"),
+              children: <ChunkList kb={kb} document={document} docId={docId} />,
+            },
+            {
+              key: "tables",
+              label: t("kb.docView.tables"),
+              children: <DocumentTables kb={kb} document={document} docId={docId} />,
+            },
+          ]}
+        />
+      ) : null}
+    </Drawer>
+  );
+}
+
+function ChunkList({ kb, document, docId }: { kb: KnowledgeBase; document: KbDocument | null; docId: string }) {
+  const t = useT();
+  // Read again when the document's chunk count changes (it became ready, or was re-indexed).
+  const chunks = useAsync(() => listChunks(kb.id, docId), [kb.id, docId, document?.chunk_count, document?.status]);
+  const items = chunks.data?.items ?? [];
+  return (
+    <>
       <ErrorAlert error={chunks.error} onRetry={chunks.reload} />
       {!chunks.loading && !chunks.error && items.length === 0 ? (
         <EmptyState title={t("kb.chunks.empty")} />
@@ -75,7 +101,7 @@ export function ChunksDrawer({
           />
         </>
       )}
-    </Drawer>
+    </>
   );
 }
 

@@ -1,7 +1,7 @@
 "use client";
 
 import { Alert, App, Form, Input, InputNumber, Modal, Select, Space } from "antd";
-import { useEffect, useState } from "react";
+import { useEffect, useLayoutEffect, useState } from "react";
 import { useT } from "@/i18n";
 import { errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
@@ -42,7 +42,8 @@ export function KbFormModal({
   const embedding = models.data?.[0].items ?? [];
   const rerank = models.data?.[1].items ?? [];
 
-  useEffect(() => {
+  // Before the first paint of the opened dialog: a click that lands right away is not undone by the reset.
+  useLayoutEffect(() => {
     if (!open) return;
     setError(null);
     form.resetFields();

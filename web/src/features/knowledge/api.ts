@@ -9,6 +9,7 @@ export type KnowledgeBaseUpdate = Schemas["KnowledgeBaseUpdate"];
 export type KbDocument = Schemas["DocumentRead"];
 export type DocumentStatus = Schemas["DocumentStatus"];
 export type Chunk = Schemas["ChunkRead"];
+export type DocumentTable = Schemas["DocumentTable"];
 export type Model = Schemas["ModelRead"];
 export type Group = Schemas["GroupRead"];
 export type Share = Schemas["ShareRead"];
@@ -84,6 +85,9 @@ export const listChunks = (id: string, doc_id: string) =>
       params: { path: { kb_id: id, doc_id }, query: { limit: 200 } },
     }),
   );
+/** The document's tables in order, each rebuilt from its table chunks (caption, header, rows). */
+export const listTables = (id: string, doc_id: string) =>
+  unwrap(api.GET("/api/knowledge-bases/{kb_id}/documents/{doc_id}/tables", { params: { path: { kb_id: id, doc_id } } }));
 export const updateChunk = (id: string, chunk_id: string, text: string) =>
   unwrap(
     api.PATCH("/api/knowledge-bases/{kb_id}/chunks/{chunk_id}", {

@@ -1,7 +1,7 @@
 "use client";
 
 import { Alert, App, Button, Checkbox, Collapse, Form, Input, InputNumber, Modal, Radio, Select, Space } from "antd";
-import { useEffect, useState } from "react";
+import { useLayoutEffect, useState } from "react";
 import { useLocale, useT, type Locale } from "@/i18n";
 import type { MessageKey } from "@/i18n/messages";
 import { errorMessage } from "@/ui/ErrorAlert";
@@ -62,7 +62,8 @@ export function ModelForm({
   const apiKey = Form.useWatch("api_key", form);
   const editing = model !== null;
 
-  useEffect(() => {
+  // Before the first paint of the opened dialog: a click that lands right away is not undone by the reset.
+  useLayoutEffect(() => {
     if (!open) return;
     setError(null);
     setCheck(null);

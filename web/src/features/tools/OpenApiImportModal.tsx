@@ -2,7 +2,7 @@
 
 import { UploadOutlined } from "@ant-design/icons";
 import { Alert, App, Button, Checkbox, Collapse, Flex, Form, Input, InputNumber, Modal, Radio, Space, Tag, Typography, Upload } from "antd";
-import { useEffect, useState } from "react";
+import { useLayoutEffect, useState } from "react";
 import { useT } from "@/i18n";
 import { errorMessage } from "@/ui/ErrorAlert";
 import {
@@ -113,7 +113,8 @@ export function OpenApiImportModal({
   const [error, setError] = useState<unknown>(null);
   const authKind = Form.useWatch("auth_kind", form) ?? "none";
 
-  useEffect(() => {
+  // Before the first paint of the opened dialog: a click that lands right away is not undone by the reset.
+  useLayoutEffect(() => {
     if (!open) return;
     setError(null);
     setReadDocument(null);
