@@ -30,6 +30,7 @@ SAMPLES: list[et.BaseRunEvent] = [
     et.StepCompleted(**NESTED, kind="action", step=1, usage=USAGE, error=None, is_final_answer=False, duration=0.25),
     et.StepCompleted(agent=None, parent_call_id=None, kind="planning", plan="1. look", usage=None),
     et.Citation(tool="webpage", title="A page", url="https://example.com", snippet="text", metadata={"n": 1}),
+    et.SkillLoaded(name="csv-summary", version=2),
     et.AgentCompleted(**NESTED, answer="sub answer", state="success", usage=USAGE),
     et.RunCompleted(agent="main", parent_call_id=None, answer="done", state="max_steps", usage=USAGE),
     et.RunFailed(code="worker_lost", message="The process stopped."),

@@ -29,7 +29,13 @@ import pytest
 from smolagents.default_tools import FinalAnswerTool
 from smolagents.tools import Tool
 
-from nexent.runtime.sandbox import DEFAULT_AUTHORIZED_IMPORTS, WORKER_SCRIPT, SandboxError, SandboxExecutor
+from nexent.runtime.sandbox import (
+    DEFAULT_AUTHORIZED_IMPORTS,
+    WORKER_SCRIPT,
+    SandboxError,
+    SandboxExecutor,
+    run_script,
+)
 from nexent.runtime.smol_model import RunCancelled
 
 CANARY = f"canary-{uuid.uuid4().hex}"
@@ -940,3 +946,139 @@ def test_forged_protocol_messages_cannot_hang_the_server(tight: SandboxExecutor,
     # A malformed call is refused without running anything.
     forged = grab + "channel.send({'op': 'call', 'tool': 'no_such_tool', 'args': 1, 'kwargs': []})\nchannel.recv()"
     assert tight(forged).output == {"op": "result", "ok": False, "error": "NameError: no tool named 'no_such_tool'"}
+
+
+# --- script mode: a skill's scripts (run_script) ----------------------------------------------------------------
+
+SCRIPT_ESCAPES: dict[str, str] = {
+    "server environment": "import os\nprint(dict(os.environ))\nprint(open('/proc/self/environ').read())",
+    "parent environment": "print(open('/proc/1/environ').read())",
+    "write the skill folder": (
+        "for target in ('/skill/SKILL.md', '/skill/new.txt', '/skill/scripts/x.py'):\n"
+        "    try:\n        open(target, 'a').write('pwned'); print('ESCAPED', target)\n"
+        "    except OSError as exc:\n        print('refused', target, exc)\n"
+        "import os\ntry:\n    os.chmod('/skill/SKILL.md', 0o666); print('ESCAPED chmod')\nexcept OSError as exc:\n"
+        "    print('refused chmod', exc)"
+    ),
+    "read files outside": (
+        "import os\nfor target in ({canary!r}, '/etc/shadow', '/proc/1/cmdline', {source!r}):\n"
+        "    try:\n        print('ESCAPED', open(target).read()[:100])\n"
+        "    except OSError as exc:\n        print('refused', target, type(exc).__name__)\n"
+        "print(sorted(os.listdir('/')))"
+    ),
+    "write outside": "open({pwned!r}, 'w').write('x')\nprint('ESCAPED')",
+    "mount or chroot back": (
+        "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+        "print('mount', libc.mount(b'/', b'/scratch', None, 0x1000, None))\n"
+        "print('chroot', libc.chroot(b'/scratch'))\nos.setuid(0)\nprint('ESCAPED')"
+    ),
+    "memory bomb": "x = bytearray(4 << 30)\nprint('ESCAPED', len(x))",
+}
+
+
+@pytest.fixture(scope="module")
+def script_files() -> dict[str, bytes]:
+    return {"SKILL.md": b"---\nname: s\ndescription: d\n---\n", "scripts/info.py": b"print('ok')\n"}
+
+
+def _script(files: dict[str, bytes], source: str, args: list[str] | None = None, **options: Any) -> dict[str, Any]:
+    path = "scripts/attempt.sh" if source.startswith("#!/bin/sh") else "scripts/attempt.py"
+    return dict(run_script({**files, path: source.encode()}, path, args or [], **{"timeout_seconds": 10, **options}))
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose command line holds `marker` (the machine may run other sandboxes as uid 65534 too)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                    if marker.encode() in handle.read():
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+needs_root = pytest.mark.skipif(not IS_ROOT, reason="script mode runs only where the server is root")
+
+
+@needs_root
+def test_a_script_runs_with_its_files_and_arguments(script_files: dict[str, bytes]) -> None:
+    source = (
+        "import os, sys\nprint(sys.argv[1:], os.getcwd(), os.getuid())\nprint(open('/skill/SKILL.md').read()[:3])\n"
+        "open('note.txt', 'w').write('scratch is writable')\nprint(open('note.txt').read())\n"
+        "print('err', file=sys.stderr)\nsys.exit(3)"
+    )
+    result = _script(script_files, source, ["--x", "y z"], max_output_chars=1000)
+    assert result["exit_code"] == 3 and result["stderr"] == "err\n"
+    assert result["stdout"].splitlines() == ["['--x', 'y z'] /scratch 65534", "---", "scratch is writable"]
+    shell = run_script({**script_files, "run.sh": b'echo "shell $1"; id -u; pwd\n'}, "run.sh", ["hi"])
+    assert shell["stdout"].split() == ["shell", "hi", "65534", "/scratch"] and shell["exit_code"] == 0
+
+
+@needs_root
+@pytest.mark.parametrize("name", sorted(SCRIPT_ESCAPES))
+def test_script_escape_attempt_fails_safely(name: str, script_files: dict[str, bytes], canary_file: Path) -> None:
+    source = SCRIPT_ESCAPES[name].format(canary=str(canary_file), pwned=PWNED, source=__file__)
+    result = _script(script_files, source)
+    everything = json.dumps(result)
+    assert "ESCAPED" not in result["stdout"], result
+    assert CANARY not in everything and "NEXENT" not in everything and "root:" not in everything
+    assert not os.path.exists(PWNED)
+    if name == "read files outside":
+        assert "['bin', 'dev', 'etc', 'lib'" in result["stdout"] and "scratch" in result["stdout"]
+    if name == "memory bomb":
+        assert result["exit_code"] != 0 and "MemoryError" in result["stderr"]
+
+
+@needs_root
+def test_scripts_reach_the_network_only_when_allowed(script_files: dict[str, bytes], listener: _Listener) -> None:
+    source = (
+        f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {listener.port}), timeout=2)\n"
+        "    print('CONNECTED')\n"
+        "except OSError as exc:\n    print('refused', exc)\n"
+    )
+    closed = _script(script_files, source)
+    assert "CONNECTED" not in closed["stdout"] and not listener.accepted()
+    opened = _script(script_files, source, allow_network=True)
+    assert "CONNECTED" in opened["stdout"] and listener.accepted(wait=2)
+
+
+@needs_root
+def test_scripts_cannot_spawn_beyond_their_limit_and_leave_nothing_behind(script_files: dict[str, bytes]) -> None:
+    spawner = (
+        "import subprocess, sys\nstarted = 0\ntry:\n    for _ in range(200):\n"
+        "        subprocess.Popen(['/bin/sh', '-c', 'sleep 60; true', sys.argv[1]]); started += 1\n"
+        "except OSError as exc:\n    print('refused', type(exc).__name__)\nprint('started', started)\n"
+    )
+    marker = f"marker-{uuid.uuid4().hex}"
+    result = _script(script_files, spawner, [marker], max_processes=16)
+    assert "refused" in result["stdout"]
+    assert int(result["stdout"].split("started")[1]) < 16
+    bomb = _script(script_files, "#!/bin/sh\nbomb() { bomb | bomb & }\nbomb\nsleep 30\n", [marker], timeout_seconds=3)
+    assert bomb["timed_out"] or bomb["exit_code"] is not None
+    deadline = time.monotonic() + 5
+    while _processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _processes_with(marker) == []  # the PID namespace ended with the script: no sleeper, no bomb left
+
+
+@needs_root
+def test_script_limits_time_cpu_and_output(script_files: dict[str, bytes]) -> None:
+    started = time.monotonic()
+    slept = _script(script_files, "import time\ntime.sleep(60)", timeout_seconds=1)
+    assert slept["timed_out"] and slept["exit_code"] is None and time.monotonic() - started < 10
+    burned = _script(script_files, "while True:\n    pass", timeout_seconds=20, cpu_seconds=1)
+    assert burned["exit_code"] not in (0, None) and not burned["timed_out"]
+    flood = _script(script_files, "while True:\n    print('x' * 1000)", max_output_chars=2000)
+    assert flood["killed"] == "output limit" and flood["truncated"]
+    assert len(flood["stdout"]) < 2200
+    disk = _script(script_files, "open('big', 'wb').write(b'x' * (100 << 20))\nprint('ESCAPED')", disk_mb=8)
+    assert "ESCAPED" not in disk["stdout"] and disk["exit_code"] != 0
+
+
+@pytest.mark.skipif(IS_ROOT, reason="as root the script runs")
+def test_without_root_scripts_are_refused(script_files: dict[str, bytes]) -> None:
+    with pytest.raises(SandboxError, match="not run"):
+        run_script(script_files, "scripts/info.py", [])

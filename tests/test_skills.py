@@ -313,3 +313,68 @@ async def test_another_tenant_cannot_see_a_skill(client: httpx.AsyncClient, owne
         assert_problem(response, 404, "skill_not_found")
     # The same name is free in another tenant.
     assert (await upload_zip(client, other["access_token"], make_zip(default_files()))).status_code == 201
+
+
+async def add_llm(client: httpx.AsyncClient, token: str) -> str:
+    response = await client.post(
+        "/api/models",
+        json={"name": "m-llm", "kind": "llm", "model": "x", "base_url": "http://127.0.0.1:9/v1"},
+        headers=bearer(token),
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def test_agents_attach_skills_pinned_at_publish(client: httpx.AsyncClient, owner: dict[str, Any]) -> None:
+    token = owner["access_token"]
+    skill = await upload(client, token)
+    url = f"/api/skills/{skill['id']}"
+    model_id = await add_llm(client, token)
+    created = await client.post(
+        "/api/agents",
+        json={"name": "analyst", "model_id": model_id, "skill_ids": [skill["id"]]},
+        headers=bearer(token),
+    )
+    assert created.status_code == 201, created.text
+    agent = created.json()
+    assert agent["skill_ids"] == [skill["id"]]
+
+    # Unknown skills (and another tenant's) are refused by name of the field.
+    other = await register(client, f"other-{uuid.uuid4().hex[:6]}@example.com")
+    foreign = await upload(client, other["access_token"], "foreign-skill")
+    refused = await client.patch(
+        f"/api/agents/{agent['id']}", json={"skill_ids": [skill["id"], foreign["id"]]}, headers=bearer(token)
+    )
+    assert_problem(refused, 422, "invalid_agent")
+    assert [e["loc"] for e in refused.json()["errors"]] == [["body", "skill_ids", "1"]]
+    assert_problem(
+        await client.post(
+            "/api/agents", json={"name": "thief", "skill_ids": [skill["id"]]}, headers=bearer(other["access_token"])
+        ),
+        422,
+        "invalid_agent",
+    )
+
+    # While no version uses it, the skill may be deleted; a published version pins it and keeps it.
+    published = await client.post(f"/api/agents/{agent['id']}/publish", json={}, headers=bearer(token))
+    assert published.status_code == 201, published.text
+    assert published.json()["config"]["skills"] == [{"skill_id": skill["id"], "name": "csv-summary", "version": 1}]
+    await client.put(f"{url}/files/x.md", json={"content": "x"}, headers=bearer(token))  # version 2
+    version = (await client.get(f"/api/agents/{agent['id']}/versions/1", headers=bearer(token))).json()
+    assert version["config"]["skills"][0]["version"] == 1
+    in_use = assert_problem(await client.delete(url, headers=bearer(token)), 409, "skill_in_use")
+    assert in_use["used_by"] == ["agent 'analyst' version 1"]
+
+    # Export names the skill; import maps the name back onto the tenant's skill of that name.
+    document = (await client.get(f"/api/agents/{agent['id']}/export", headers=bearer(token))).json()
+    assert document["agents"][0]["skills"] == ["csv-summary"]
+    preview = await client.post("/api/agents/import/preview", json=document, headers=bearer(other["access_token"]))
+    assert preview.json()["agents"][0]["skills"] == [{"name": "csv-summary", "status": "unmapped", "skill_id": None}]
+    imported = await client.post("/api/agents/import", json=document, headers=bearer(token))
+    assert imported.status_code == 201, imported.text
+    copy = (await client.get(f"/api/agents/{imported.json()['root_agent_id']}", headers=bearer(token))).json()
+    assert copy["skill_ids"] == [skill["id"]]
+
+    # Once no enabled version uses it (and the drafts drop it), it may go.
+    await client.patch(f"/api/agents/{agent['id']}/versions/1", json={"disabled": True}, headers=bearer(token))
+    assert (await client.delete(url, headers=bearer(token))).status_code == 204

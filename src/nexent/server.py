@@ -67,7 +67,7 @@ SERVICE_ROUTERS: dict[Service, list[APIRouter]] = {
 
 # Schemas that routes of a service refer to by name only (see `NexentApp`).
 SERVICE_SCHEMAS: dict[Service, dict[str, dict[str, Any]]] = {
-    Service.CONFIG: agents_api.schemas,
+    Service.CONFIG: {**agents_api.schemas, **skills_api.schemas},
     Service.RUNTIME: {**runtime_api.schemas, **agents_api.schemas},  # an agent's improvement streams from runtime
     Service.NORTHBOUND: northbound_api.schemas,
 }

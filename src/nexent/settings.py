@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     run_owner_lost_seconds: float = Field(default=30.0, gt=0)
     # The code sandbox's scratch directory, all files together (a tmpfs when the server runs as root: memory)
     sandbox_disk_mb: int = Field(default=64, ge=1)
+    # Skill scripts whose SKILL.md says `network: true` get the network only where this is true (docs/skills.md).
+    skills_network: bool = False
 
     # Tenants' MCP servers (docs/tools.md). Local (stdio) servers run commands on the host: allowed where
     # `mcp_stdio` is true; unset, only in the embedded shape (the split shape sets it on config and runtime).

@@ -61,6 +61,9 @@ class AgentCreate(BaseModel):
     knowledge_base_ids: list[uuid.UUID] = Field(
         default_factory=list, max_length=20, description="Knowledge bases the agent searches (knowledge_base_search)."
     )
+    skill_ids: list[uuid.UUID] = Field(
+        default_factory=list, max_length=20, description="Skills the agent may load on demand (docs/skills.md)."
+    )
     max_steps: int = Field(default=10, ge=1, le=50)
     greeting: Annotated[str, StringConstraints(max_length=2000)] = ""
     example_questions: list[ShortText] = Field(default_factory=list, max_length=10)
@@ -82,6 +85,7 @@ class AgentUpdate(Patch):
     tools: list[ToolUse] | None = Field(default=None, max_length=50)
     sub_agent_ids: list[uuid.UUID] | None = Field(default=None, max_length=20)
     knowledge_base_ids: list[uuid.UUID] | None = Field(default=None, max_length=20)
+    skill_ids: list[uuid.UUID] | None = Field(default=None, max_length=20)
     max_steps: int | None = Field(default=None, ge=1, le=50)
     greeting: Annotated[str, StringConstraints(max_length=2000)] | None = None
     example_questions: list[ShortText] | None = Field(default=None, max_length=10)
@@ -102,6 +106,7 @@ class AgentRead(BaseModel):
     tools: list[ToolUse]
     sub_agent_ids: list[uuid.UUID]
     knowledge_base_ids: list[uuid.UUID]
+    skill_ids: list[uuid.UUID] = Field(default_factory=list)
     max_steps: int
     greeting: str
     example_questions: list[str]
@@ -158,6 +163,16 @@ class SubAgentPin(BaseModel):
     version: int | None = Field(description="None in a draft: its sub-agents are not pinned.")
 
 
+class SkillUse(BaseModel):
+    """A skill as a version uses it: pinned to the skill's newest version when this one was published."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    skill_id: uuid.UUID
+    name: str = Field(default="", description="The skill's name when published.")
+    version: int | None = Field(default=None, description="None in a draft: the skill's newest version is used.")
+
+
 class ToolSnapshot(BaseModel):
     """A tenant tool as a version keeps it: what the model was told and where calls go."""
 
@@ -182,6 +197,7 @@ class AgentConfig(BaseModel):
     tools: list[ToolUse]
     knowledge_base_ids: list[uuid.UUID]
     sub_agents: list[SubAgentPin]
+    skills: list[SkillUse] = Field(default_factory=list)
     max_steps: int
     greeting: str
     example_questions: list[str]
@@ -291,6 +307,9 @@ class ExportedAgent(BaseModel):
     min_pass_rate: PassRate | None = None
     model: ModelRef | None = Field(default=None, description="None: the tenant's default model.")
     knowledge_bases: list[KnowledgeBaseRef] = Field(default_factory=list, max_length=20)
+    skills: list[Annotated[str, StringConstraints(min_length=1, max_length=64)]] = Field(
+        default_factory=list, max_length=20, description="The skills the agent uses, by name."
+    )
     sub_agents: list[TransferRef] = Field(default_factory=list, max_length=20)
 
 
@@ -382,6 +401,12 @@ class KnowledgeBaseMapping(BaseModel):
     knowledge_base_id: uuid.UUID | None = None
 
 
+class SkillMapping(BaseModel):
+    name: str
+    status: Literal["mapped", "unmapped"] = Field(description="`unmapped`: none you may read by that name; left out.")
+    skill_id: uuid.UUID | None = None
+
+
 class ToolCheck(BaseModel):
     name: str
     status: Literal["ok", "unknown", "invalid_settings"] = Field(description="Anything but `ok` is left out.")
@@ -395,6 +420,7 @@ class AgentPreview(BaseModel):
     final_name: str = Field(description="The name it gets: `name (2)` when the name is taken.")
     model: ModelMapping
     knowledge_bases: list[KnowledgeBaseMapping]
+    skills: list[SkillMapping] = Field(default_factory=list)
     tools: list[ToolCheck]
     sub_agents: list[str]
 

@@ -36,6 +36,7 @@ from nexent.identity.services.sharing import Granted, ResourceAccess, Shareable,
 from nexent.knowledge.service import readable_knowledge_base_ids
 from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
 from nexent.providers.service import model_facts
+from nexent.skills.service import readable_skills
 from nexent.tools import registry, sources
 
 RESOURCE = "agent"
@@ -256,6 +257,14 @@ class AgentService:
             for index, kb_id in enumerate(agent.knowledge_base_ids)
             if uuid.UUID(kb_id) not in known
         )
+        # Skills too: the agent loads them for all its users; attach only what the editor may read.
+        skill_ids = [uuid.UUID(s) for s in agent.skill_ids or []]
+        readable = {skill.id for skill in await readable_skills(self.session, self.caller, skill_ids)}
+        errors.extend(
+            _error(["skill_ids", index], f"No skill {skill_id} in this tenant.")
+            for index, skill_id in enumerate(skill_ids)
+            if skill_id not in readable
+        )
         if errors:
             raise InvalidAgent("The agent is not valid.", extra={"errors": errors})
 
@@ -318,7 +327,7 @@ def _apply(agent: Agent, values: dict[str, Any]) -> None:
             agent.duty = instructions.get("duty", "")
             agent.constraints = instructions.get("constraints", "")
             agent.examples = list(instructions.get("examples", []))
-        elif field in ("sub_agent_ids", "knowledge_base_ids"):
+        elif field in ("sub_agent_ids", "knowledge_base_ids", "skill_ids"):
             setattr(agent, field, list(dict.fromkeys(str(s) for s in value)))
         elif field == "tools":
             agent.tools = [dict(t) for t in value]
@@ -330,9 +339,10 @@ def _read(agent: Agent, *, can_edit: bool, published: AgentConfig | None = None)
     """The agent as the caller sees it: its draft, or its published version for those who may not edit it."""
     if published is not None:
         return AgentRead(
-            **published.model_dump(exclude={"sub_agents"}),
+            **published.model_dump(exclude={"sub_agents", "skills"}),
             id=agent.id,
             sub_agent_ids=[pin.agent_id for pin in published.sub_agents],
+            skill_ids=[use.skill_id for use in published.skills],
             min_pass_rate=agent.min_pass_rate,
             a2a_exposure=agent.a2a_exposure,
             published_version=agent.published_version,
@@ -352,6 +362,7 @@ def _read(agent: Agent, *, can_edit: bool, published: AgentConfig | None = None)
         tools=[ToolUse(**t) for t in agent.tools],
         sub_agent_ids=[uuid.UUID(s) for s in agent.sub_agent_ids],
         knowledge_base_ids=[uuid.UUID(s) for s in agent.knowledge_base_ids],
+        skill_ids=[uuid.UUID(s) for s in agent.skill_ids or []],
         max_steps=agent.max_steps,
         greeting=agent.greeting,
         example_questions=agent.example_questions,

@@ -31,6 +31,7 @@ from nexent.agents.schemas import (
     KnowledgeBaseRef,
     ModelMapping,
     ModelRef,
+    SkillMapping,
     ToolCheck,
     ToolUse,
 )
@@ -44,6 +45,7 @@ from nexent.identity.services.sharing import Granted
 from nexent.knowledge.service import KnowledgeBaseLabel, readable_knowledge_bases
 from nexent.providers.models import ModelKind
 from nexent.providers.service import ModelLabel, default_model_facts, model_labels
+from nexent.skills.service import ids_by_name, names_of
 from nexent.tools import registry, sources
 
 _SECRET_PARTS = ("token", "secret", "password", "passwd")
@@ -140,9 +142,14 @@ class TransferService:
                     queue.append((sub, key[1]))
                 sub_refs.append(refs[key])
             bases = await readable_knowledge_bases(self.session, self.caller, config.knowledge_base_ids)
-            exported.append(
-                _exported(refs[(current.resource.id, number)], current.resource, config, sub_refs, models, bases)
-            )
+            skill_names = await names_of(self.session, self.caller.tenant_id, [s.skill_id for s in config.skills])
+            item = _exported(refs[(current.resource.id, number)], current.resource, config, sub_refs, models, bases)
+            item.skills = [
+                use.name or skill_names[use.skill_id]
+                for use in config.skills
+                if use.name or use.skill_id in skill_names
+            ]
+            exported.append(item)
         try:
             return AgentDocument(
                 format=DOCUMENT_FORMAT, format_version=1, exported_at=utcnow(), root="a1", agents=exported
@@ -197,6 +204,7 @@ class TransferService:
                     tools=_imported_tools(source.tools, step.tools),
                     sub_agent_ids=[created[ref] for ref in step.sub_agents],
                     knowledge_base_ids=[kb.knowledge_base_id for kb in step.knowledge_bases if kb.knowledge_base_id],
+                    skill_ids=[skill.skill_id for skill in step.skills if skill.skill_id],
                     max_steps=source.max_steps,
                     greeting=source.greeting,
                     example_questions=source.example_questions,
@@ -220,6 +228,7 @@ class TransferService:
         bases = {kb.name.casefold(): kb for kb in await readable_knowledge_bases(self.session, self.caller)}
         # The tenant's own tools (MCP servers, OpenAPI imports) by name: a document may name them too.
         tenant_tools = {t.name for t in await sources.tenant_tools(self.session, self.caller.tenant_id)}
+        skills = await ids_by_name(self.session, self.caller, {name for a in document.agents for name in a.skills})
         plan = []
         for agent in _creation_order(document):
             model = _map_model(agent.model, models)
@@ -234,6 +243,17 @@ class TransferService:
                 f"{agent.name}: no knowledge base named {kb.name!r} that you may read; it is left out."
                 for kb in knowledge
                 if kb.status == "unmapped"
+            ]
+            skill_maps = [
+                SkillMapping(name=name, status="mapped", skill_id=skills[name])
+                if name in skills
+                else SkillMapping(name=name, status="unmapped")
+                for name in dict.fromkeys(agent.skills)
+            ]
+            warnings += [
+                f"{agent.name}: no skill named {s.name!r} that you may read; it is left out."
+                for s in skill_maps
+                if s.status == "unmapped"
             ]
             tools = [_check_tool(tool.name, tool.settings, tenant_tools) for tool in agent.tools]
             warnings += [f"{agent.name}: tool {t.name!r} is left out: {t.message}" for t in tools if t.status != "ok"]
@@ -251,6 +271,7 @@ class TransferService:
                     final_name=names[agent.ref],
                     model=model,
                     knowledge_bases=knowledge,
+                    skills=skill_maps,
                     tools=tools,
                     sub_agents=list(dict.fromkeys(agent.sub_agents)),
                 )

@@ -29,6 +29,7 @@ from nexent.agents.schemas import (
     FieldChange,
     Instructions,
     PublishIn,
+    SkillUse,
     SubAgentPin,
     ToolSnapshot,
     ToolUse,
@@ -43,6 +44,7 @@ from nexent.identity.services.sharing import Granted
 from nexent.knowledge.service import readable_knowledge_base_ids
 from nexent.providers.models import ModelKind
 from nexent.providers.service import default_model_facts, model_facts
+from nexent.skills.service import pin_latest
 from nexent.tools import registry, sources
 
 RESOURCE = "agent"
@@ -97,6 +99,8 @@ class AgentSpec:
     knowledge_base_ids: list[str]
     sub_agents: list[tuple[uuid.UUID, int | None]]  # a draft's sub-agents run at their published version
     max_steps: int
+    # The skills (id, pinned version; None in a draft: the newest) the run may load.
+    skills: list[tuple[uuid.UUID, int | None]] = field(default_factory=list)
     # A version's tenant tools as published (by name); a draft's are looked up when its run starts.
     tool_schemas: dict[str, sources.ExternalTool] = field(default_factory=dict)
 
@@ -117,6 +121,7 @@ class AgentSpec:
             knowledge_base_ids=list(agent.knowledge_base_ids),
             sub_agents=[(uuid.UUID(s), None) for s in agent.sub_agent_ids],
             max_steps=agent.max_steps,
+            skills=[(uuid.UUID(s), None) for s in agent.skill_ids or []],
         )
 
     @classmethod
@@ -137,6 +142,7 @@ class AgentSpec:
             knowledge_base_ids=[str(k) for k in config.knowledge_base_ids],
             sub_agents=[(pin.agent_id, pin.version) for pin in config.sub_agents],
             max_steps=config.max_steps,
+            skills=[(use.skill_id, use.version) for use in config.skills],
             tool_schemas={
                 t.name: sources.ExternalTool.from_snapshot(t.model_dump(mode="json")) for t in config.tool_schemas
             },
@@ -155,6 +161,7 @@ def draft_config(agent: Agent) -> AgentConfig:
         tools=[ToolUse(**t) for t in agent.tools],
         knowledge_base_ids=[uuid.UUID(k) for k in agent.knowledge_base_ids],
         sub_agents=[SubAgentPin(agent_id=uuid.UUID(s), version=None) for s in agent.sub_agent_ids],
+        skills=[SkillUse(skill_id=uuid.UUID(s)) for s in agent.skill_ids or []],
         max_steps=agent.max_steps,
         greeting=agent.greeting,
         example_questions=list(agent.example_questions),
@@ -168,6 +175,7 @@ def fingerprint(config: AgentConfig) -> str:
     )
     for pin in data["sub_agents"]:
         pin["version"] = None  # a draft's sub-agents are not pinned: compare what the agent itself says
+    data["skills"] = [use["skill_id"] for use in data.get("skills", [])]  # nor its skills
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
@@ -243,6 +251,7 @@ class VersionService:
         refs = [("model", config.model_id)]
         refs += [("knowledge_base", kb) for kb in config.knowledge_base_ids]
         refs += [("agent", pin.agent_id) for pin in config.sub_agents]
+        refs += [("skill", use.skill_id) for use in config.skills]
         refs += list(dict.fromkeys(("tool_source", t.source.id) for t in config.tool_schemas if t.source.id))
         await self.versions.add_refs(version, refs)
         await self.versions.set_published(agent.id, number)
@@ -279,6 +288,15 @@ class VersionService:
                 errors.append(_error(["sub_agent_ids", index], f"Publish the sub-agent {pin.agent_id} first."))
             else:
                 pin.version = sub.number
+        if config.skills:  # each skill pinned to its newest version
+            wanted = [use.skill_id for use in config.skills]
+            latest = {found.skill_id: found for found in await pin_latest(self.session, tenant, wanted)}
+            for index, use in enumerate(config.skills):
+                found = latest.get(use.skill_id)
+                if found is None:
+                    errors.append(_error(["skill_ids", index], f"No skill {use.skill_id} in this tenant now."))
+                else:
+                    use.name, use.version = found.name, found.version
         external = [(index, t.name) for index, t in enumerate(config.tools) if not registry.has(t.name)]
         if external:  # the tenant's tools as they are now: the version keeps what it was published with
             offered = {t.name: t for t in await sources.tenant_tools(self.session, tenant)}
@@ -303,6 +321,7 @@ class VersionService:
         agent.tools = [t.model_dump() for t in config.tools]
         agent.knowledge_base_ids = [str(k) for k in config.knowledge_base_ids]
         agent.sub_agent_ids = [str(pin.agent_id) for pin in config.sub_agents]
+        agent.skill_ids = [str(use.skill_id) for use in config.skills]
         agent.greeting, agent.example_questions = config.greeting, list(config.example_questions)
         await self.session.flush()
         await record(self.session, self.caller, "agent.rolled_back", RESOURCE, agent.id, version=number)

@@ -33,6 +33,7 @@ from nexent.providers.service import ProviderService
 from nexent.providers.types import complete
 from nexent.runtime import event_types
 from nexent.runtime.sandbox import SandboxExecutor
+from nexent.runtime.skills import RunSkills, ScriptRunner, script_runner, skills_instructions, skills_of
 from nexent.runtime.smol_agents import (
     AgentStream,
     PlatformCodeAgent,
@@ -220,14 +221,16 @@ class AgentBuilder:
                     # A sub-agent thinks with its own model, not its parent's.
                     sub_model, _ = await self._model(sub, None)
                     managed.append(await self._agent(sub, sub_model, depth=depth + 1, names=names))
+        skills = await skills_of(self.session, self.caller.tenant_id, agent.skills)
+        skill_tools = RunSkills(skills, self.engines.storage, self.side_events.append, self._script_runner())
         common: dict[str, Any] = {
-            "tools": [*await self._tools(agent), final_answer_tool()],
+            "tools": [*await self._tools(agent), *skill_tools.tools(self.loop, self.cancel), final_answer_tool()],
             "model": model,
             "managed_agents": managed or None,
             "max_steps": agent.max_steps,
             "name": _identifier(agent.name, names) if depth else None,
             "description": (agent.description or f"The agent {agent.name}.") if depth else None,
-            "instructions": instructions_of(agent) or None,
+            "instructions": "\n\n".join(p for p in (instructions_of(agent), skills_instructions(skills)) if p) or None,
             "logger": silent_logger(),
             "stream_outputs": False,
         }
@@ -239,6 +242,15 @@ class AgentBuilder:
                 executor=executor, additional_authorized_imports=list(executor.authorized_imports), **common
             )
         return PlatformToolCallingAgent(prompt_templates=copy.deepcopy(_tool_calling_prompts()), **common)
+
+    def _script_runner(self) -> ScriptRunner:
+        """How the run's skills run their scripts: in the sandbox's script mode (docs/skills.md)."""
+        return functools.partial(
+            script_runner,
+            cancel=self.cancel,
+            disk_mb=self.engines.settings.sandbox_disk_mb,
+            network=self.engines.settings.skills_network,
+        )
 
     async def _tool_entries(self, agent: AgentSpec) -> list[tuple[dict[str, Any], str | None]]:
         """The agent's tools with their settings, and the knowledge search tool when it has knowledge bases (its

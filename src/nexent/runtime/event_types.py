@@ -135,6 +135,14 @@ class Citation(BaseRunEvent):
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class SkillLoaded(BaseRunEvent):
+    """The agent loaded a skill's instructions (`load_skill`, docs/skills.md): which one, at which version."""
+
+    type: Literal["skill.loaded"] = "skill.loaded"
+    name: str
+    version: int
+
+
 Answer = str | int | float | bool | None
 
 
@@ -189,6 +197,7 @@ AnyRunEvent = Annotated[
     | Code
     | StepCompleted
     | Citation
+    | SkillLoaded
     | AgentCompleted
     | RunCompleted
     | RunFailed
@@ -217,6 +226,7 @@ EVENT_MODELS: dict[str, type[BaseRunEvent]] = {
         Code,
         StepCompleted,
         Citation,
+        SkillLoaded,
         AgentCompleted,
         RunCompleted,
         RunFailed,

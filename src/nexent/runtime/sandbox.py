@@ -507,3 +507,149 @@ class SandboxExecutor(PythonExecutor):  # type: ignore[misc]
 
 
 __all__ = ["DEFAULT_AUTHORIZED_IMPORTS", "SandboxError", "SandboxExecutor"]
+
+
+# --- script mode: a skill's script (docs/skills.md) -------------------------------------------------------------
+
+SCRIPT_LAUNCHER = Path(__file__).with_name("script_worker.py")
+SCRIPT_SETUP_FAILED = 125  # the launcher's status when isolation could not be set up (the script did not run)
+
+
+class ScriptResult(dict[str, Any]):
+    """What a script did: `exit_code`, `stdout`, `stderr` (each cut at the limit), `truncated`, `timed_out`."""
+
+
+def run_script(
+    files: dict[str, bytes],
+    path: str,
+    args: list[str],
+    *,
+    timeout_seconds: float = 30.0,
+    cpu_seconds: int = 20,
+    memory_mb: int = 512,
+    disk_mb: int = DEFAULT_DISK_MB,
+    max_output_chars: int = 20_000,
+    max_processes: int = 32,
+    allow_network: bool = False,
+    cancel: threading.Event | None = None,
+) -> ScriptResult:
+    """Run a skill's script (`path`, a `.py` or `.sh` among `files`) in script mode and wait for it (blocking).
+
+    The launcher (`script_worker.py`, whose docstring lists the layers) gives the script a root of its own: the
+    system's programs read-only, the skill's files read-only at `/skill`, a `disk_mb` tmpfs at `/scratch` as its
+    working directory, no other file of the server's, an empty environment, uid 65534, no network unless
+    `allow_network`, a PID namespace (nothing it starts outlives it) and kernel limits (CPU, memory, file size,
+    open files, processes). Here: a wall clock (`timeout_seconds`, the process group killed past it), the run's stop
+    flag, and output cut at `max_output_chars` per stream (a script that writes more than ten times that is killed).
+    Needs a server running as root (as in containers); elsewhere it raises `SandboxError` and runs nothing."""
+    if os.geteuid() != 0:
+        raise SandboxError(
+            "Skill scripts run only where the platform can isolate them (a server running as root, as in its "
+            "containers); this one cannot, so the script was not run."
+        )
+    base = tempfile.mkdtemp(prefix="nexent-script-")
+    try:
+        os.chmod(base, 0o755)  # noqa: S103 - the script's user (65534) must reach its files; they hold no secret
+        skill_dir = os.path.join(base, "skill")
+        for relative, data in files.items():
+            target = os.path.join(skill_dir, *relative.split("/"))
+            os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+            with open(target, "wb") as handle:
+                handle.write(data)
+            os.chmod(target, 0o644)  # readable by the script's user (65534), writable by nobody there
+        root = os.path.join(base, "root")
+        os.mkdir(root, 0o755)
+        config = {
+            "root": root,
+            "skill": skill_dir,
+            "path": path,
+            "args": args,
+            "cpu_seconds": cpu_seconds,
+            "memory_mb": memory_mb,
+            "disk_mb": disk_mb,
+            "file_size_mb": min(FILE_SIZE_MB, disk_mb),
+            "max_processes": max_processes,
+            "allow_network": allow_network,
+        }
+        return _supervise(
+            [sys.executable, "-I", "-B", str(SCRIPT_LAUNCHER), json.dumps(config)],
+            timeout_seconds=timeout_seconds,
+            max_output_chars=max_output_chars,
+            cancel=cancel,
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _supervise(
+    command: list[str], *, timeout_seconds: float, max_output_chars: int, cancel: threading.Event | None
+) -> ScriptResult:
+    proc = subprocess.Popen(  # noqa: S603 - our interpreter and launcher, no shell
+        command,
+        env={},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        close_fds=True,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    streams = {proc.stdout.fileno(): bytearray(), proc.stderr.fileno(): bytearray()}
+    seen = dict.fromkeys(streams, 0)
+    deadline = time.monotonic() + timeout_seconds
+    timed_out = flooded = False
+    open_fds = set(streams)
+    cap = max_output_chars * 4  # bytes kept per stream (UTF-8), cut to characters below
+    try:
+        while open_fds:
+            if cancel is not None and cancel.is_set():
+                _kill_group(proc)
+                raise RunCancelled("stopped while a skill script was running")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                timed_out = True
+                break
+            ready, _, _ = select.select(list(open_fds), [], [], min(left, _POLL_SECONDS))
+            for fd in ready:
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    open_fds.discard(fd)
+                    continue
+                seen[fd] += len(chunk)
+                kept = streams[fd]
+                kept += chunk[: max(0, cap - len(kept))]
+                if seen[fd] > cap * 10:
+                    flooded = True
+            if flooded:
+                break
+        if not timed_out and not flooded:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            timed_out = proc.poll() is None
+    finally:
+        _kill_group(proc)
+        proc.stdout.close()
+        proc.stderr.close()
+    code = proc.returncode
+    out, err = (bytes(b).decode("utf-8", "replace") for b in streams.values())
+    if code == SCRIPT_SETUP_FAILED and err.startswith("sandbox setup failed"):
+        raise SandboxError(f"The script could not be isolated, so it was not run ({err.strip()[:300]}).")
+    truncated = any(seen[fd] > len(b) for fd, b in streams.items()) or len(out) > max_output_chars
+    return ScriptResult(
+        exit_code=None if timed_out or flooded else code,
+        stdout=_truncate(out, max_output_chars),
+        stderr=_truncate(err, max_output_chars),
+        truncated=truncated or len(err) > max_output_chars,
+        timed_out=timed_out,
+        killed="output limit" if flooded else ("time limit" if timed_out else None),
+    )
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)

@@ -7,8 +7,9 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Path, Query, Response, UploadFile, status
+from fastapi.responses import StreamingResponse
 
-from nexent.core.openapi import problems
+from nexent.core.openapi import event_stream_schemas, openapi_schemas, problems
 from nexent.core.pagination import Page, PageParamsDep
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import UserCaller
@@ -16,10 +17,30 @@ from nexent.identity.schemas import ShareIn, ShareRead
 from nexent.skills import archive
 from nexent.skills.archive import SkillArchiveInvalid, SkillFiles, SkillTooLarge
 from nexent.skills.auth import EditableSkill, ManagedSkill, ReadableSkill, SkillManager
-from nexent.skills.schemas import SkillDetail, SkillFileRead, SkillFileWrite, SkillRead, SkillUpdate, SkillVersionRead
+from nexent.skills.generation import SkillGenerationService, sse_frames
+from nexent.skills.schemas import (
+    SKILL_DRAFT_EVENTS,
+    SkillDetail,
+    SkillFileRead,
+    SkillFileWrite,
+    SkillGenerateIn,
+    SkillRead,
+    SkillUpdate,
+    SkillVersionRead,
+)
 from nexent.skills.service import SkillService
 
 router = APIRouter(prefix="/api/skills", tags=["skills"])
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+# The OpenAPI document describes the draft's stream frame by frame (component `SkillDraftStreamFrame`).
+schemas = event_stream_schemas(
+    "SkillDraftStreamFrame",
+    SKILL_DRAFT_EVENTS,
+    openapi_schemas(*SKILL_DRAFT_EVENTS.values()),
+    description="One frame of a skill draft's stream.",
+    id_description="The frame's number, from 1.",
+)
 
 UPLOAD_PROBLEMS = problems(
     s409="A skill of that name exists (`skill_name_taken`).",
@@ -75,6 +96,28 @@ async def create_skill(
 ) -> SkillDetail:
     upload = await _read_upload(archive, file)
     return await SkillService(session, engines.storage, caller).create(upload)
+
+
+@router.post(
+    "/generate",
+    summary="Draft a SKILL.md from a description with an LLM, streamed (SSE); nothing is stored.",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The draft as Server-Sent Events: `skill.delta`s, then `skill.completed` or `skill.failed`.",
+            "content": {"text/event-stream": {"schema": {"$ref": "#/components/schemas/SkillDraftStreamFrame"}}},
+        },
+        **problems(
+            s404="The tenant has no default LLM (`no_default_model`), or no such model.",
+            s422="The body is not valid, or `model_id` is not an LLM of the tenant (`invalid_generation`).",
+        ),
+    },
+)
+async def generate_skill(
+    body: SkillGenerateIn, caller: SkillManager, session: SessionDep, engines: EnginesDep
+) -> StreamingResponse:
+    generation = await SkillGenerationService(session, engines, caller).generate(body)
+    return StreamingResponse(sse_frames(generation.events()), media_type="text/event-stream", headers=SSE_HEADERS)
 
 
 @router.get("", summary="Skills the caller may use: all of them for those who manage tools, else shared ones.")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -91,3 +91,52 @@ class SkillPin(BaseModel):
     skill_id: uuid.UUID
     name: str
     version: int
+
+
+# --- a SKILL.md drafted by a model (`skills/generation.py`) --------------------------------------------------------
+
+
+class BaseSkillDraftEvent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: str
+
+
+class SkillDraftDelta(BaseSkillDraftEvent):
+    """Text of the SKILL.md as the model writes it."""
+
+    type: Literal["skill.delta"] = "skill.delta"
+    delta: str
+
+
+class SkillDraftProblem(BaseModel):
+    code: str
+    message: str
+    field: str | None = None
+
+
+class SkillDraftCompleted(BaseSkillDraftEvent):
+    """The whole draft: `content` is the SKILL.md to edit and save (nothing is stored); `name` and `description`
+    are its front matter's when it parses, else `problem` says what the editor must fix first."""
+
+    type: Literal["skill.completed"] = "skill.completed"
+    content: str
+    name: str | None = None
+    description: str | None = None
+    problem: SkillDraftProblem | None = None
+
+
+class SkillDraftFailed(BaseSkillDraftEvent):
+    """The model failed (`code`: the provider's error code, `timeout`, `internal_error`); `content` is what came."""
+
+    type: Literal["skill.failed"] = "skill.failed"
+    code: str
+    message: str
+    content: str
+
+
+SKILL_DRAFT_EVENTS: dict[str, type[BaseSkillDraftEvent]] = {
+    "skill.delta": SkillDraftDelta,
+    "skill.completed": SkillDraftCompleted,
+    "skill.failed": SkillDraftFailed,
+}

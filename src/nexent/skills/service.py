@@ -370,7 +370,6 @@ class LoadedSkill:
     version: int
     manifest: Manifest
     files: list[str]
-    row: SkillVersion
 
     @property
     def name(self) -> str:
@@ -378,19 +377,21 @@ class LoadedSkill:
 
 
 async def load_for_run(
-    session: AsyncSession, tenant_id: uuid.UUID, pins: Collection[SkillPin] | None, draft_ids: Collection[uuid.UUID]
+    session: AsyncSession, tenant_id: uuid.UUID, uses: Collection[tuple[uuid.UUID, int | None]]
 ) -> list[LoadedSkill]:
-    """The skills a run uses: the pinned versions of a published agent version (`pins`), else the newest versions
-    of the draft's skills (`draft_ids`). Skills deleted since are left out."""
-    versions = SkillVersionRepository(session, tenant_id)
-    if pins is None:
-        pins = await pin_latest(session, tenant_id, draft_ids)
-    rows = {(v.skill_id, v.number): v for v in await versions.pinned([(p.skill_id, p.version) for p in pins])}
+    """The skills a run uses, in order: (skill, version) pairs, a version of None meaning the skill's newest (a
+    draft's). Skills or versions deleted since are left out. No share checks: whoever edited the agent chose them,
+    and they serve every user of it, as its knowledge bases do."""
+    if not uses:
+        return []
+    latest = {p.skill_id: p.version for p in await pin_latest(session, tenant_id, [i for i, v in uses if v is None])}
+    pins = [(skill_id, version if version is not None else latest.get(skill_id, 0)) for skill_id, version in uses]
+    found = await SkillVersionRepository(session, tenant_id).pinned(pins)
+    rows = {(v.skill_id, v.number): v for v in found}
     loaded = []
     for pin in pins:
-        row = rows.get((pin.skill_id, pin.version))
+        row = rows.get(pin)
         if row is not None:
-            session.expunge(row)
             loaded.append(
                 LoadedSkill(
                     skill_id=row.skill_id,
@@ -398,11 +399,16 @@ async def load_for_run(
                     version=row.number,
                     manifest=manifest_of(row),
                     files=[entry["path"] for entry in row.files],
-                    row=row,
                 )
             )
     return loaded
 
 
 async def loaded_file(storage: ObjectStorage, skill: LoadedSkill, path: str) -> bytes:
-    return await file_bytes(storage, skill.row, path)
+    """One file of a skill a run loaded (`SkillFileNotFound` when it has none of that path)."""
+    if path not in skill.files:
+        raise SkillFileNotFound(f"No file {path[:200]!r} in the skill {skill.name!r}.")
+    try:
+        return await storage.get(storage_key(skill.tenant_id, skill.skill_id, skill.version, path))
+    except ObjectNotFound:
+        raise SkillFileNotFound(f"The file {path[:200]!r} is missing from storage.") from None
