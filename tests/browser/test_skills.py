@@ -1,7 +1,8 @@
 """Journeys of the skills pages: a skill uploaded as a ZIP made here, listed, opened, its SKILL.md edited beside its
 preview into a new version, a text file edited, a bad archive's refusal shown in plain words, the skill shared with a
-group, exported, a delete refused because agents use it (the answer is staged: no agent attaches skills yet) and then
-deleted; the pages at 1280 and 390 pixels and in Chinese."""
+group, exported and deleted; a skill drafted with AI by keyboard (streamed, edited, created), attached to an agent in
+the studio, and its delete refused while the published agent uses it; the pages at 1280 and 390 pixels and in
+Chinese."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import json
 import re
 import zipfile
 
-from playwright.sync_api import FilePayload, Page, Route, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from tests.browser.conftest import Live, allow_console_error, shoot, sign_in_as
+from tests.support.model_server import ChatReply
 
 SKILL_MD = """---
 name: release-notes
@@ -156,36 +158,83 @@ def test_upload_edit_share_and_delete_a_skill(page: Page, live: Live) -> None:
     shoot(page, "skills-zh")
     page.evaluate("window.localStorage.setItem('nexent.locale', 'en')")
 
-    # A delete refused because agents use it: the answer the server gives then (staged), the agents named.
-    allow_console_error(page, "409")
-
-    def in_use(route: Route) -> None:
-        if route.request.method != "DELETE":
-            route.fallback()
-            return
-        problem = {
-            "type": "about:blank",
-            "title": "Conflict",
-            "status": 409,
-            "detail": "This skill is used by Changelog bot; disable those versions or delete their agents first.",
-            "code": "skill_in_use",
-            "used_by": ["Changelog bot"],
-        }
-        route.fulfill(status=409, content_type="application/problem+json", body=json.dumps(problem))
-
-    page.route(re.compile(rf"/api/skills/{skill_id}$"), in_use)
+    # Deleted.
     page.goto("/skills")
-    page.get_by_role("button", name="Delete release-notes").click()
-    page.get_by_role("button", name="Delete", exact=True).click()
-    expect(page.get_by_test_id("skill-in-use")).to_contain_text("Used by: Changelog bot.")
-    page.unroute(re.compile(rf"/api/skills/{skill_id}$"))
-    in_use_alert = page.get_by_test_id("skill-in-use")
-    in_use_alert.get_by_role("button", name="Close").click()
-    expect(in_use_alert).to_have_count(0)
-    # The first confirmation has finished closing (a click on its trigger meanwhile is lost).
-    expect(page.locator(".ant-popover:not(.ant-popover-hidden)")).to_have_count(0)
-
     page.get_by_role("button", name="Delete release-notes").click()
     page.get_by_role("button", name="Delete", exact=True).click()
     expect(page.get_by_text("No skills yet")).to_be_visible()
     assert live.api("GET", f"/api/skills/{skill_id}", token).status_code == 404
+
+
+DRAFTED = """---
+name: meeting-minutes
+description: Turns a meeting transcript into minutes with decisions and action items.
+---
+
+# Meeting minutes
+
+1. List the **decisions**.
+2. List the action items with their owners.
+"""
+
+
+def test_draft_a_skill_attach_it_to_an_agent_and_delete_refused(page: Page, live: Live) -> None:
+    tokens = live.register()
+    token = tokens["access_token"]
+    live.add_model(token, "scripted-llm")
+    sign_in_as(page, tokens)
+    page.goto("/skills")
+
+    # Draft with AI, by keyboard: the SKILL.md streams into an editable text, then becomes the skill's version 1.
+    live.llm.server.enqueue(ChatReply.text(DRAFTED).paced(chunk_delay=0.02, chunk_size=12))
+    page.get_by_role("button", name="Draft with AI").first.click()
+    drawer = page.get_by_role("dialog", name="Draft a skill with AI")
+    expect(drawer.get_by_label("What should the skill teach an agent?")).to_be_focused()
+    page.keyboard.type("Minutes of a meeting from its transcript.")
+    page.keyboard.press("Control+Enter")
+    expect(drawer.get_by_test_id("skill-draft-status")).to_have_text(
+        "The draft is ready: edit it, then create the skill."
+    )
+    text = drawer.get_by_label("Drafted SKILL.md")
+    expect(text).to_have_value(DRAFTED)
+    expect(drawer.get_by_role("region", name="Preview").locator("strong")).to_have_text("decisions")
+    sent = live.llm.server.last_request("/v1/chat/completions")
+    assert "Minutes of a meeting from its transcript." in json.dumps(sent.messages)
+    text.fill(DRAFTED.replace("with their owners", "with their owners and dates"))
+    shoot(page, "skill-draft")
+    drawer.get_by_role("button", name="Create skill").click()
+    expect(page.get_by_text("meeting-minutes was added.")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/skills\?id="))
+    expect(page.get_by_label("Text of SKILL.md")).to_have_value(re.compile("owners and dates"))
+    skill_id = page.url.split("id=")[1].split("&")[0]
+
+    # The studio's skill picker: a new agent with the skill attached.
+    page.goto("/agents/edit")
+    page.get_by_label("Name", exact=True).fill("Minute taker")
+    page.get_by_label("Model").click()
+    page.get_by_title("scripted-llm (default)").click()
+    page.get_by_role("combobox", name=re.compile("^Skills")).click()
+    page.keyboard.type("meeting")
+    page.keyboard.press("Enter")
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Create agent").click()
+    expect(page.get_by_text("Minute taker was created.")).to_be_visible()
+    expect(page).to_have_url(re.compile(r"/agents/edit\?id="))
+    agent_id = page.url.split("id=")[1].split("&")[0]
+    agent = live.api("GET", f"/api/agents/{agent_id}", token).json()
+    assert agent["skill_ids"] == [skill_id]
+    page.reload()
+    expect(page.get_by_test_id("skill-picker")).to_contain_text("meeting-minutes")
+    shoot(page, "agent-studio-skills")
+    published = live.api("POST", f"/api/agents/{agent_id}/publish", token, json={})
+    assert published.status_code in (200, 201), published.text
+
+    # Its delete is refused while the published agent uses it: the agents are named.
+    allow_console_error(page, "409")
+    page.goto("/skills")
+    page.get_by_role("button", name="Delete meeting-minutes").click()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.get_by_test_id("skill-in-use")).to_contain_text("meeting-minutes cannot be deleted: agents use it.")
+    expect(page.get_by_test_id("skill-in-use")).to_contain_text("Used by: agent 'Minute taker' version 1.")
+    shoot(page, "skills-in-use")
+    assert live.api("GET", f"/api/skills/{skill_id}", token).status_code == 200

@@ -1,6 +1,6 @@
 "use client";
 
-import { DeleteOutlined, UploadOutlined } from "@ant-design/icons";
+import { DeleteOutlined, RobotOutlined, UploadOutlined } from "@ant-design/icons";
 import { Alert, App, Button, Flex, Grid, Modal, Popconfirm, Space, Table, Tag, Tooltip, Typography } from "antd";
 import Link from "next/link";
 import { useState } from "react";
@@ -11,6 +11,7 @@ import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { createSkill, deleteSkill, listGroups, listShares, listSkills, type Skill, type SharePermission } from "./api";
+import { DraftSkillDrawer } from "./DraftSkillDrawer";
 import { SkillUploader } from "./SkillUploader";
 import "./messages";
 
@@ -69,6 +70,7 @@ export function SkillsListPage() {
   const screens = Grid.useBreakpoint();
   const state = useAsync(loadList, []);
   const [uploading, setUploading] = useState(false);
+  const [drafting, setDrafting] = useState(false);
   const [inUse, setInUse] = useState<{ name: string; users: string[] } | null>(null);
   const manager = can("tools.manage");
   const skills = state.data?.skills ?? [];
@@ -87,9 +89,14 @@ export function SkillsListPage() {
   };
 
   const uploadButton = manager ? (
-    <Button type="primary" icon={<UploadOutlined />} onClick={() => setUploading(true)}>
-      {t("skills.upload")}
-    </Button>
+    <Flex gap={8} wrap justify="center">
+      <Button type="primary" icon={<UploadOutlined />} onClick={() => setUploading(true)}>
+        {t("skills.upload")}
+      </Button>
+      <Button icon={<RobotOutlined />} onClick={() => setDrafting(true)}>
+        {t("skills.draft.open")}
+      </Button>
+    </Flex>
   ) : null;
 
   return (
@@ -184,6 +191,7 @@ export function SkillsListPage() {
           />
         </Flex>
       )}
+      <DraftSkillDrawer open={drafting} onClose={() => setDrafting(false)} />
       <Modal
         open={uploading}
         title={t("skills.uploadTitle")}

@@ -1,5 +1,6 @@
 import { api, apiFetch, unwrap, type Schemas } from "@/api/client";
 import { ApiError, problemOf } from "@/api/problem";
+import { readEventStream } from "@/api/stream";
 
 export type Skill = Schemas["SkillRead"];
 export type SkillDetail = Schemas["SkillDetail"];
@@ -97,4 +98,25 @@ export function formatBytes(bytes: number): string {
   if (kb < 1024) return `${kb < 10 ? kb.toFixed(1) : Math.round(kb)} KB`;
   const mb = kb / 1024;
   return `${mb < 10 ? mb.toFixed(1) : Math.round(mb)} MB`;
+}
+
+export type DraftCompleted = Schemas["SkillDraftCompleted"];
+export type DraftFailed = Schemas["SkillDraftFailed"];
+export type DraftEvent = Schemas["SkillDraftDelta"] | DraftCompleted | DraftFailed;
+
+/** Draft a SKILL.md from a description with the tenant's LLM: the stream's events, in order. Nothing is stored. */
+export function streamDraft(description: string, onEvent: (event: DraftEvent) => void, signal: AbortSignal): Promise<void> {
+  const request = new Request("/api/skills/generate", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+    body: JSON.stringify({ description }),
+    signal,
+  });
+  return readEventStream(request, (type, data) => onEvent({ ...(data as object), type } as DraftEvent));
+}
+
+/** A new skill from one SKILL.md text (a drafted one, say). */
+export function createFromManifest(content: string): Promise<SkillDetail> {
+  const file = new File([content], "SKILL.md", { type: "text/markdown" });
+  return createSkill({ kind: "files", files: [{ path: "SKILL.md", file }] });
 }
