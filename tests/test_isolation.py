@@ -41,9 +41,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import io
 import itertools
 import json
 import uuid
+import zipfile
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -149,6 +151,10 @@ class TenantData:
     remote_agent_name: str
     remote_card_url: str
     remote_token: str
+    skill_id: str  # a skill with a reference file
+    skill_name: str
+    skill_description: str
+    skill_phrase: str  # in its instructions
 
     def visible_markers(self) -> dict[str, str]:
         """What the tenant's owner sees of it; none of it may reach another tenant."""
@@ -194,6 +200,9 @@ class TenantData:
             "remote agent id": self.remote_agent_id,
             "remote agent name": self.remote_agent_name,
             "remote agent card url": self.remote_card_url,
+            "skill id": self.skill_id,
+            "skill name": self.skill_name,
+            "skill description": self.skill_description,
         }
 
     def unlisted_markers(self) -> dict[str, str]:
@@ -208,6 +217,7 @@ class TenantData:
             "test case id": self.case_id,
             "test case question": self.case_question,
             "evaluation id": self.evaluation_id,
+            "skill instructions": self.skill_phrase,
         }
 
     def secret_markers(self) -> dict[str, str]:
@@ -289,10 +299,22 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "server_id": lambda t: [t.mcp_server_id],
     "remote_agent_id": lambda t: [t.remote_agent_id],
     "model": lambda t: [t.agent_name],  # the OpenAI-compatible API's model: a published agent, by name
+    "skill_id": lambda t: [t.skill_id],
+    "path": lambda t: [SKILL_FILE],  # a file of a skill: every tenant's skill has it
 }
 
 # Path parameters that are not ids: every tenant has the same values, so only the ids beside them can attack.
-SHARED_PARAMS = frozenset({"number"})
+SHARED_PARAMS = frozenset({"number", "path"})
+SKILL_FILE = "reference/notes.md"
+
+
+def skill_zip(name: str, description: str, body: str) -> bytes:
+    """A skill's folder as a ZIP: SKILL.md and a reference file."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr(f"{name}/SKILL.md", f"---\nname: {name}\ndescription: {description}\n---\n\n{body}\n")
+        archive.writestr(f"{name}/{SKILL_FILE}", f"Notes of {name}.\n")
+    return out.getvalue()
 
 
 def openapi_document(label: str) -> dict[str, Any]:
@@ -319,6 +341,7 @@ def agent_document(c: Ctx) -> dict[str, Any]:
         "name": f"Probe import {uuid.uuid4().hex[:8]}",
         "model": {"name": c.target.model_name, "kind": "llm", "model": "probe"},
         "knowledge_bases": [{"name": c.target.kb_name}],
+        "skills": [c.target.skill_name],
     }
     return {"format": "nexent.agent", "format_version": 1, "root": "a1", "agents": [agent]}
 
@@ -411,6 +434,10 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
         "messages": [{"role": "user", "content": "Probe question"}],
         "stream": True,
     },
+    ("PATCH", "/api/skills/{skill_id}"): lambda c: {"description": "Changed by a probe", "note": "probed"},
+    ("PUT", "/api/skills/{skill_id}/files/{path:path}"): lambda c: {"content": "Changed by a probe"},
+    ("PUT", "/api/skills/{skill_id}/shares/{group_id}"): lambda c: {"permission": "edit"},
+    ("POST", "/api/skills/generate"): lambda c: {"description": "A skill that answers probe questions."},
     ("POST", "/api/admin/tenants"): lambda c: {"name": f"Probe tenant {uuid.uuid4().hex[:8]}"},
     ("PATCH", "/api/admin/tenants/{tenant_id}"): lambda c: {"name": "Renamed by a probe", "status": "disabled"},
 }
@@ -419,6 +446,13 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
 UPLOADS: dict[Key, Callable[[Ctx], list[tuple[str, tuple[str, bytes, str]]]]] = {
     ("POST", "/api/knowledge-bases/{kb_id}/documents"): lambda c: [
         ("file", ("probe.txt", f"Probe upload into {c.target.label}.".encode(), "text/plain"))
+    ],
+    ("POST", "/api/skills"): lambda c: [
+        ("archive", ("probe.zip", skill_zip(f"probe-{uuid.uuid4().hex[:8]}", "Probe.", "Probe."), "application/zip"))
+    ],
+    # The caller's own skill's name: a new version of the target's skill, were it reachable.
+    ("POST", "/api/skills/{skill_id}/versions"): lambda c: [
+        ("archive", ("probe.zip", skill_zip(c.own.skill_name, "Changed by a probe.", "Probe."), "application/zip"))
     ],
 }
 
@@ -770,6 +804,26 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
     started = await client.post(f"/api/agents/{agent['id']}/runs", json={"message": question}, headers=headers)
     assert started.status_code == 200, started.text
 
+    # A skill (its name in the format's lowercase form).
+    skill_phrase = f"{title} secret skill instructions"
+    skill = await expect(
+        client.post(
+            "/api/skills",
+            files=[
+                (
+                    "archive",
+                    (
+                        "skill.zip",
+                        skill_zip(f"{label}-secret-skill", f"{title} skill description", skill_phrase),
+                        "application/zip",
+                    ),
+                )
+            ],
+            headers=headers,
+        ),
+        201,
+    )
+
     # A knowledge base on the tenant's built-in embedding model, with one indexed document.
     kb_body = {"name": f"{title} Secret Knowledge", "description": f"{title} knowledge description"}
     kb = await expect(client.post("/api/knowledge-bases", json=kb_body, headers=headers), 201)
@@ -914,6 +968,10 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
         remote_agent_name=remote["name"],
         remote_card_url=remote["card_url"],
         remote_token=remote_token,
+        skill_id=skill["id"],
+        skill_name=skill["name"],
+        skill_description=skill["description"],
+        skill_phrase=skill_phrase,
     )
 
 

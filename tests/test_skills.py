@@ -378,3 +378,7 @@ async def test_agents_attach_skills_pinned_at_publish(client: httpx.AsyncClient,
     # Once no enabled version uses it (and the drafts drop it), it may go.
     await client.patch(f"/api/agents/{agent['id']}/versions/1", json={"disabled": True}, headers=bearer(token))
     assert (await client.delete(url, headers=bearer(token))).status_code == 204
+    enabled = await client.patch(
+        f"/api/agents/{agent['id']}/versions/1", json={"disabled": False}, headers=bearer(token)
+    )
+    assert assert_problem(enabled, 409, "version_broken")["missing"] == ["skill csv-summary"]

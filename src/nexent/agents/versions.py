@@ -44,7 +44,7 @@ from nexent.identity.services.sharing import Granted
 from nexent.knowledge.service import readable_knowledge_base_ids
 from nexent.providers.models import ModelKind
 from nexent.providers.service import default_model_facts, model_facts
-from nexent.skills.service import pin_latest
+from nexent.skills.service import load_for_run, pin_latest
 from nexent.tools import registry, sources
 
 RESOURCE = "agent"
@@ -354,6 +354,10 @@ class VersionService:
         for pin in config.sub_agents:
             if await self.versions.number(pin.agent_id, pin.version or 0) is None:
                 missing.append(f"sub-agent {pin.agent_id} version {pin.version}")
+        if config.skills:
+            uses = [(use.skill_id, use.version) for use in config.skills]
+            present = {s.skill_id for s in await load_for_run(self.session, self.caller.tenant_id, uses)}
+            missing += [f"skill {use.name or use.skill_id}" for use in config.skills if use.skill_id not in present]
         if missing:
             raise Conflict(
                 f"Version {version.number} cannot run again: {', '.join(missing)} no longer exist.",

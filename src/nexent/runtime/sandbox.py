@@ -32,6 +32,11 @@ Defense layers, outermost first:
   filter, not a boundary: `string.Formatter().get_field("0.__globals__...")` and the like read dunder attributes
   in C. tests/test_sandbox.py runs such bypasses and shows the layers above stopping what they reach.
 
+Script mode (`run_script`, docs/skills.md): a skill's `.py` or `.sh` script runs as a program, not through the
+interpreter, so it gets a root of its own instead of the audit hook: `script_worker.py` builds it (namespaces,
+the system read-only, the skill's files read-only, a scratch tmpfs, uid 65534, kernel limits) and this module
+adds the wall clock, the stop flag and the output caps. It needs a server running as root; elsewhere it refuses.
+
 Failures (errors in the code, timeouts, memory or CPU exhaustion, a crashed worker) raise `SandboxError`, which
 CodeAgent turns into an error observation for the model; a worker that was killed or ran out of memory is
 replaced by a fresh one at the next step (variables from earlier steps are then lost, the agent's variables
