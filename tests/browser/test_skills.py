@@ -229,6 +229,14 @@ def test_draft_a_skill_attach_it_to_an_agent_and_delete_refused(page: Page, live
     published = live.api("POST", f"/api/agents/{agent_id}/publish", token, json={})
     assert published.status_code in (200, 201), published.text
 
+    # A new version of the skill: the draft (which uses the newest) differs from the published version (pinned).
+    edited = live.api("PUT", f"/api/skills/{skill_id}/files/notes.md", token, json={"content": "More."})
+    assert edited.status_code == 200, edited.text
+    page.goto(f"/agents/edit?id={agent_id}&tab=versions")
+    expect(page.get_by_text("Unpublished changes")).to_be_visible()
+    expect(page.locator("ins")).to_contain_text("meeting-minutes v2")
+    expect(page.locator("del")).to_contain_text("meeting-minutes v1")
+
     # Its delete is refused while the published agent uses it: the agents are named.
     allow_console_error(page, "409")
     page.goto("/skills")

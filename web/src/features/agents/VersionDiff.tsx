@@ -28,6 +28,7 @@ const FIELD_LABELS: Record<string, Parameters<Translate>[0]> = {
   max_steps: "agents.field.maxSteps",
   greeting: "agents.field.greeting",
   example_questions: "agents.field.exampleQuestions",
+  skills: "skills.picker",
 };
 
 export function fieldLabel(field: string, names: Names, t: Translate): string {
@@ -143,6 +144,19 @@ function linesOf(change: Change, names: Names, t: Translate): Line[] {
     return [
       ...old.filter((item) => !now.includes(item)).map((item): Line => ({ marker: "-", text: label(item) })),
       ...now.filter((item) => !old.includes(item)).map((item): Line => ({ marker: "+", text: label(item) })),
+    ];
+  }
+  if (field === "skills") {
+    // Each skill as "name v3" (the version it is pinned to), removed and added.
+    const shownSkill = (use: unknown) => {
+      const { skill_id, name, version } = (use ?? {}) as { skill_id?: string; name?: string; version?: number | null };
+      return `${name || t("agents.diff.unknown", { id: String(skill_id ?? "") })}${version ? ` v${version}` : ""}`;
+    };
+    const old = (Array.isArray(before) ? before : []).map(shownSkill);
+    const now = (Array.isArray(after) ? after : []).map(shownSkill);
+    return [
+      ...old.filter((item) => !now.includes(item)).map((item): Line => ({ marker: "-", text: item })),
+      ...now.filter((item) => !old.includes(item)).map((item): Line => ({ marker: "+", text: item })),
     ];
   }
   if (field === "instructions.examples") {
