@@ -246,3 +246,36 @@ def test_draft_a_skill_attach_it_to_an_agent_and_delete_refused(page: Page, live
     expect(page.get_by_test_id("skill-in-use")).to_contain_text("Used by: agent 'Minute taker' version 1.")
     shoot(page, "skills-in-use")
     assert live.api("GET", f"/api/skills/{skill_id}", token).status_code == 200
+
+
+def test_draft_refused_failed_and_stopped(page: Page, live: Live) -> None:
+    tokens = live.register()
+    sign_in_as(page, tokens)
+    page.goto("/skills")
+    page.get_by_role("button", name="Draft with AI").first.click()
+    drawer = page.get_by_role("dialog", name="Draft a skill with AI")
+    description = drawer.get_by_label("What should the skill teach an agent?")
+    description.fill("Sort receipts by month.")
+
+    # Refused before the stream: the workspace has no model.
+    allow_console_error(page, "404")
+    drawer.get_by_role("button", name="Generate").click()
+    expect(drawer.get_by_role("alert")).to_be_visible()
+    live.add_model(tokens["access_token"], "scripted-llm")
+
+    # The model fails: its message and code.
+    live.llm.server.enqueue(ChatReply.error(401, "bad key"))
+    drawer.get_by_role("button", name="Generate").click()
+    expect(drawer.get_by_test_id("skill-draft-status")).to_have_text("The model failed.")
+    expect(drawer.get_by_role("alert")).to_contain_text("The model failed:")
+
+    # Stopped while it writes: what was written stays, editable.
+    live.llm.server.enqueue(ChatReply.text(DRAFTED).paced(chunk_delay=0.3, chunk_size=8))
+    drawer.get_by_role("button", name="Generate").click()
+    text = drawer.get_by_label("Drafted SKILL.md")
+    expect(text).to_have_value(re.compile("^---\nname"))
+    drawer.get_by_role("button", name="Stop").click()
+    expect(drawer.get_by_test_id("skill-draft-status")).to_have_text("Stopped: what was written is kept.")
+    expect(text).to_be_editable()
+    assert len(text.input_value()) < len(DRAFTED)
+    shoot(page, "skill-draft-stopped")
