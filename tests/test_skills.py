@@ -362,6 +362,10 @@ async def test_agents_attach_skills_pinned_at_publish(client: httpx.AsyncClient,
     await client.put(f"{url}/files/x.md", json={"content": "x"}, headers=bearer(token))  # version 2
     version = (await client.get(f"/api/agents/{agent['id']}/versions/1", headers=bearer(token))).json()
     assert version["config"]["skills"][0]["version"] == 1
+    diff = await client.get(f"/api/agents/{agent['id']}/compare?base=1&target=draft", headers=bearer(token))
+    assert diff.status_code == 200, diff.text
+    changes = {c["field"]: (c["before"], c["after"]) for c in diff.json()["changes"]}
+    assert changes == {f"skills.{skill['id']}": (1, 2)}  # publishing now would pin version 2
     in_use = assert_problem(await client.delete(url, headers=bearer(token)), 409, "skill_in_use")
     assert in_use["used_by"] == ["agent 'analyst' version 1"]
 

@@ -447,6 +447,9 @@ def _flatten(config: AgentConfig) -> dict[str, Any]:
         elif key == "sub_agents":  # absent: None; present but never published: "unpublished"
             for pin in value:
                 flat[f"sub_agents.{pin['agent_id']}"] = pin["version"] if pin["version"] is not None else "unpublished"
+        elif key == "skills":  # by id: a version's pinned version, a draft's "newest"
+            for use in value:
+                flat[f"skills.{use['skill_id']}"] = use["version"] if use["version"] is not None else "newest"
         elif key == "knowledge_base_ids":
             flat[key] = sorted(value)
         elif key == "tool_schemas":

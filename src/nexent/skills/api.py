@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated
 
@@ -67,7 +68,7 @@ async def _read_upload(archive_file: UploadFile | None, files: list[UploadFile] 
         data = await archive_file.read(cap + 1)
         if len(data) > cap:
             raise SkillTooLarge(f"The archive is larger than {cap} bytes.")
-        return archive.from_zip(data)
+        return await asyncio.to_thread(archive.from_zip, data)  # inflating is CPU work: off the event loop
     assert files is not None
     if len(files) > archive.MAX_FILES:
         raise SkillTooLarge(f"A skill holds at most {archive.MAX_FILES} files.")

@@ -167,7 +167,7 @@ class SkillService:
         """The version's files as a ZIP (one top folder named after the skill) and the file name to give it."""
         version = await self.version(granted, number)
         files = await self._files(version)
-        return f"{version.name}-v{version.number}.zip", archive.to_zip(version.name, files)
+        return f"{version.name}-v{version.number}.zip", await asyncio.to_thread(archive.to_zip, version.name, files)
 
     # --- writing ------------------------------------------------------------------------------------------------
 
