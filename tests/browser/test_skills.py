@@ -234,8 +234,9 @@ def test_draft_a_skill_attach_it_to_an_agent_and_delete_refused(page: Page, live
     assert edited.status_code == 200, edited.text
     page.goto(f"/agents/edit?id={agent_id}&tab=versions")
     expect(page.get_by_text("Unpublished changes")).to_be_visible()
-    expect(page.locator("ins")).to_contain_text("meeting-minutes v2")
-    expect(page.locator("del")).to_contain_text("meeting-minutes v1")
+    expect(page.get_by_text("Skill: meeting-minutes", exact=True)).to_be_visible()
+    expect(page.locator("del")).to_contain_text("its v1")
+    expect(page.locator("ins")).to_contain_text("its v2")  # publishing now would pin version 2
 
     # Its delete is refused while the published agent uses it: the agents are named.
     allow_console_error(page, "409")

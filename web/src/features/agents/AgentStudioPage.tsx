@@ -17,6 +17,7 @@ import {
   listAllAgents,
   listChatModels,
   listKnowledgeBases,
+  listSkillNames,
   listTools,
   agentLabel,
   updateAgent,
@@ -180,6 +181,7 @@ interface Choices {
   knowledgeBases: KnowledgeBase[];
   agents: Agent[];
   tools: ToolInfo[];
+  skills: Map<string, string>;
 }
 
 function Studio() {
@@ -187,13 +189,14 @@ function Studio() {
   const id = useSearchParams().get("id");
   const agent = useAsync(() => (id ? getAgent(id) : Promise.resolve(null)), [id]);
   const choices = useAsync<Choices>(async () => {
-    const [models, knowledgeBases, agents, tools] = await Promise.all([
+    const [models, knowledgeBases, agents, tools, skills] = await Promise.all([
       listChatModels(),
       listKnowledgeBases(),
       listAllAgents(),
       listTools(),
+      listSkillNames().catch(() => new Map<string, string>()),
     ]);
-    return { models, knowledgeBases, agents, tools };
+    return { models, knowledgeBases, agents, tools, skills };
   }, []);
 
   const back = (
@@ -257,6 +260,7 @@ function Editor({
       models: new Map(choices.models.map((model) => [model.id, model.name])),
       knowledgeBases: new Map(choices.knowledgeBases.map((kb) => [kb.id, kb.name])),
       agents: new Map(choices.agents.map((other) => [other.id, agentLabel(other)])),
+      skills: choices.skills,
     }),
     [choices],
   );

@@ -11,6 +11,8 @@ export interface Names {
   models: Map<string, string>;
   knowledgeBases: Map<string, string>;
   agents: Map<string, string>;
+  /** Skills by id (those the caller may see). */
+  skills?: Map<string, string>;
 }
 
 type Line = { marker: "+" | "-" | "@" | " "; text: string };
@@ -28,11 +30,14 @@ const FIELD_LABELS: Record<string, Parameters<Translate>[0]> = {
   max_steps: "agents.field.maxSteps",
   greeting: "agents.field.greeting",
   example_questions: "agents.field.exampleQuestions",
-  skills: "skills.picker",
 };
 
 export function fieldLabel(field: string, names: Names, t: Translate): string {
   if (field.startsWith("tools.")) return t("agents.diff.tool", { name: field.slice("tools.".length) });
+  if (field.startsWith("skills.")) {
+    const id = field.slice("skills.".length);
+    return t("agents.diff.skill", { name: names.skills?.get(id) ?? t("agents.diff.unknown", { id }) });
+  }
   if (field.startsWith("sub_agents.")) {
     const id = field.slice("sub_agents.".length);
     return t("agents.diff.subAgent", { name: names.agents.get(id) ?? t("agents.diff.unknown", { id }) });
@@ -146,19 +151,6 @@ function linesOf(change: Change, names: Names, t: Translate): Line[] {
       ...now.filter((item) => !old.includes(item)).map((item): Line => ({ marker: "+", text: label(item) })),
     ];
   }
-  if (field === "skills") {
-    // Each skill as "name v3" (the version it is pinned to), removed and added.
-    const shownSkill = (use: unknown) => {
-      const { skill_id, name, version } = (use ?? {}) as { skill_id?: string; name?: string; version?: number | null };
-      return `${name || t("agents.diff.unknown", { id: String(skill_id ?? "") })}${version ? ` v${version}` : ""}`;
-    };
-    const old = (Array.isArray(before) ? before : []).map(shownSkill);
-    const now = (Array.isArray(after) ? after : []).map(shownSkill);
-    return [
-      ...old.filter((item) => !now.includes(item)).map((item): Line => ({ marker: "-", text: item })),
-      ...now.filter((item) => !old.includes(item)).map((item): Line => ({ marker: "+", text: item })),
-    ];
-  }
   if (field === "instructions.examples") {
     const key = (example: unknown) => JSON.stringify(example);
     const old = Array.isArray(before) ? before : [];
@@ -199,6 +191,9 @@ function show(field: string, value: unknown, names: Names, t: Translate): string
   }
   if (field.startsWith("sub_agents.")) {
     return typeof value === "number" ? t("agents.diff.pinned", { n: value }) : t("agents.diff.unpinned");
+  }
+  if (field.startsWith("skills.")) {
+    return typeof value === "number" ? t("agents.diff.pinned", { n: value }) : t("agents.diff.newestSkill");
   }
   if (value == null || value === "") return t("agents.diff.empty");
   if (typeof value === "string" || typeof value === "number") return String(value);
