@@ -10,6 +10,7 @@ import type { knowledge } from "@/features/knowledge/messages";
 import type { models } from "@/features/models/messages";
 import type { remoteAgents } from "@/features/remote-agents/messages";
 import type { runs } from "@/features/runs/messages";
+import type { skills } from "@/features/skills/messages";
 import type { team } from "@/features/team/messages";
 import type { tools } from "@/features/tools/messages";
 
@@ -24,7 +25,8 @@ type All =
   | typeof models
   | typeof team
   | typeof tools
-  | typeof remoteAgents;
+  | typeof remoteAgents
+  | typeof skills;
 
 type Union<T> = T extends { en: infer E } ? E : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;

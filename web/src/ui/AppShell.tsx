@@ -6,6 +6,7 @@ import {
   BookOutlined,
   MenuOutlined,
   MessageOutlined,
+  ReadOutlined,
   RobotOutlined,
   TeamOutlined,
   ToolOutlined,
@@ -28,6 +29,7 @@ const NAV: { href: string; key: MessageKey; icon: ReactNode }[] = [
   { href: "/knowledge", key: "nav.knowledge", icon: <BookOutlined /> },
   { href: "/models", key: "nav.models", icon: <ApiOutlined /> },
   { href: "/tools", key: "nav.tools", icon: <ToolOutlined /> },
+  { href: "/skills", key: "nav.skills", icon: <ReadOutlined /> },
   { href: "/remote-agents", key: "nav.remoteAgents", icon: <ClusterOutlined /> },
   { href: "/team", key: "nav.team", icon: <TeamOutlined /> },
 ];
