@@ -127,7 +127,7 @@ async def list_skills(
     session: SessionDep,
     engines: EnginesDep,
     page: PageParamsDep,
-    q: Annotated[str | None, Query(max_length=64, description="Substring of the name.")] = None,
+    q: Annotated[str | None, Query(max_length=80, description="Substring of the name.")] = None,
 ) -> Page[SkillRead]:
     return await SkillService(session, engines.storage, caller).list_skills(page, query=q)
 

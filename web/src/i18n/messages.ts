@@ -11,6 +11,7 @@ import type { memory } from "@/features/memory/messages";
 import type { models } from "@/features/models/messages";
 import type { remoteAgents } from "@/features/remote-agents/messages";
 import type { runs } from "@/features/runs/messages";
+import type { skills } from "@/features/skills/messages";
 import type { team } from "@/features/team/messages";
 import type { tools } from "@/features/tools/messages";
 
@@ -26,7 +27,8 @@ type All =
   | typeof models
   | typeof team
   | typeof tools
-  | typeof remoteAgents;
+  | typeof remoteAgents
+  | typeof skills;
 
 type Union<T> = T extends { en: infer E } ? E : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;

@@ -7,6 +7,7 @@ import {
   BulbOutlined,
   MenuOutlined,
   MessageOutlined,
+  ReadOutlined,
   RobotOutlined,
   TeamOutlined,
   ToolOutlined,
@@ -30,6 +31,7 @@ const NAV: { href: string; key: MessageKey; icon: ReactNode }[] = [
   { href: "/memory", key: "nav.memory", icon: <BulbOutlined /> },
   { href: "/models", key: "nav.models", icon: <ApiOutlined /> },
   { href: "/tools", key: "nav.tools", icon: <ToolOutlined /> },
+  { href: "/skills", key: "nav.skills", icon: <ReadOutlined /> },
   { href: "/remote-agents", key: "nav.remoteAgents", icon: <ClusterOutlined /> },
   { href: "/team", key: "nav.team", icon: <TeamOutlined /> },
 ];

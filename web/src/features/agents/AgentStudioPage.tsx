@@ -18,6 +18,7 @@ import {
   listAllAgents,
   listChatModels,
   listKnowledgeBases,
+  listSkillNames,
   listTools,
   agentLabel,
   updateAgent,
@@ -37,6 +38,7 @@ import { SharingPanel } from "./SharingPanel";
 import { TestChatSlot } from "./TestChatSlot";
 import { TestsPanel } from "./TestsPanel";
 import { ToolPicker } from "./ToolPicker";
+import { SkillPicker } from "@/features/skills/SkillPicker";
 import type { Names } from "./VersionDiff";
 import { VersionsPanel } from "./VersionsPanel";
 import { ExampleCard } from "./ExampleCard";
@@ -60,6 +62,7 @@ interface DraftValues {
   instructions: { duty: string; constraints: string; examples: { question: string; answer: string }[] };
   tools: ToolUse[];
   knowledge_base_ids: string[];
+  skill_ids: string[];
   sub_agent_ids: string[];
   /** Remote (A2A) agents used as sub-agents: their tool names (they are `tools` entries of the draft). */
   remote_agents: string[];
@@ -80,6 +83,7 @@ const NEW_DRAFT: DraftValues = {
   instructions: { duty: "", constraints: "", examples: [] },
   tools: [],
   knowledge_base_ids: [],
+  skill_ids: [],
   sub_agent_ids: [],
   remote_agents: [],
   greeting: "",
@@ -106,6 +110,7 @@ function valuesOf(agent: Agent, remote: Set<string>): DraftValues {
     },
     tools: agent.tools.filter((tool) => !remote.has(tool.name)),
     knowledge_base_ids: agent.knowledge_base_ids,
+    skill_ids: agent.skill_ids ?? [],
     sub_agent_ids: agent.sub_agent_ids,
     remote_agents: agent.tools.filter((tool) => remote.has(tool.name)).map((tool) => tool.name),
     greeting: agent.greeting,
@@ -138,6 +143,7 @@ const FIELD_DEPTH: Record<string, number> = {
   max_steps: 1,
   tools: 1,
   knowledge_base_ids: 1,
+  skill_ids: 1,
   sub_agent_ids: 1,
   remote_agents: 1,
   greeting: 1,
@@ -176,6 +182,7 @@ interface Choices {
   knowledgeBases: KnowledgeBase[];
   agents: Agent[];
   tools: ToolInfo[];
+  skills: Map<string, string>;
 }
 
 function Studio() {
@@ -183,13 +190,14 @@ function Studio() {
   const id = useSearchParams().get("id");
   const agent = useAsync(() => (id ? getAgent(id) : Promise.resolve(null)), [id]);
   const choices = useAsync<Choices>(async () => {
-    const [models, knowledgeBases, agents, tools] = await Promise.all([
+    const [models, knowledgeBases, agents, tools, skills] = await Promise.all([
       listChatModels(),
       listKnowledgeBases(),
       listAllAgents(),
       listTools(),
+      listSkillNames().catch(() => new Map<string, string>()),
     ]);
-    return { models, knowledgeBases, agents, tools };
+    return { models, knowledgeBases, agents, tools, skills };
   }, []);
 
   const back = (
@@ -253,6 +261,7 @@ function Editor({
       models: new Map(choices.models.map((model) => [model.id, model.name])),
       knowledgeBases: new Map(choices.knowledgeBases.map((kb) => [kb.id, kb.name])),
       agents: new Map(choices.agents.map((other) => [other.id, agentLabel(other)])),
+      skills: choices.skills,
     }),
     [choices],
   );
@@ -398,6 +407,9 @@ function Editor({
           <Typography.Paragraph type="secondary">{t("agents.toolsHint")}</Typography.Paragraph>
           <Form.Item name="tools" style={{ marginBottom: 0 }}>
             <ToolPicker catalog={choices.tools.filter((tool) => !remote.has(tool.name))} disabled={!editable} />
+          </Form.Item>
+          <Form.Item label={t("skills.picker")} name="skill_ids" extra={t("skills.picker.hint")} style={{ marginBottom: 0, marginTop: 16 }}>
+            <SkillPicker disabled={!editable} />
           </Form.Item>
         </Card>
 

@@ -11,6 +11,8 @@ export interface Names {
   models: Map<string, string>;
   knowledgeBases: Map<string, string>;
   agents: Map<string, string>;
+  /** Skills by id (those the caller may see). */
+  skills?: Map<string, string>;
 }
 
 type Line = { marker: "+" | "-" | "@" | " "; text: string };
@@ -32,6 +34,10 @@ const FIELD_LABELS: Record<string, Parameters<Translate>[0]> = {
 
 export function fieldLabel(field: string, names: Names, t: Translate): string {
   if (field.startsWith("tools.")) return t("agents.diff.tool", { name: field.slice("tools.".length) });
+  if (field.startsWith("skills.")) {
+    const id = field.slice("skills.".length);
+    return t("agents.diff.skill", { name: names.skills?.get(id) ?? t("agents.diff.unknown", { id }) });
+  }
   if (field.startsWith("sub_agents.")) {
     const id = field.slice("sub_agents.".length);
     return t("agents.diff.subAgent", { name: names.agents.get(id) ?? t("agents.diff.unknown", { id }) });
@@ -185,6 +191,9 @@ function show(field: string, value: unknown, names: Names, t: Translate): string
   }
   if (field.startsWith("sub_agents.")) {
     return typeof value === "number" ? t("agents.diff.pinned", { n: value }) : t("agents.diff.unpinned");
+  }
+  if (field.startsWith("skills.")) {
+    return typeof value === "number" ? t("agents.diff.pinned", { n: value }) : t("agents.diff.newestSkill");
   }
   if (value == null || value === "") return t("agents.diff.empty");
   if (typeof value === "string" || typeof value === "number") return String(value);

@@ -51,6 +51,12 @@ export async function listChatModels(): Promise<Model[]> {
   return [...llm.items, ...vlm.items];
 }
 
+/** The skills the caller may use, for naming them (the diff names a skill by its id). */
+export async function listSkillNames(): Promise<Map<string, string>> {
+  const page = await unwrap(api.GET("/api/skills", { params: { query: { limit: 200 } } }));
+  return new Map(page.items.map((skill) => [skill.id, skill.name]));
+}
+
 export async function listKnowledgeBases(): Promise<KnowledgeBase[]> {
   return (await unwrap(api.GET("/api/knowledge-bases", { params: { query: { limit: PICKER_LIMIT } } }))).items;
 }

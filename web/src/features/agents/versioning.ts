@@ -19,7 +19,7 @@ export function changesOf(changes: FieldChange[]): Change[] {
     before,
     after,
     lines: lines ?? null,
-    kind: field.startsWith("tools.") || field.startsWith("sub_agents.") ? presence(before, after) : "changed",
+    kind: /^(tools|sub_agents|skills)\./.test(field) ? presence(before, after) : "changed",
   }));
 }
 
