@@ -96,18 +96,26 @@ def web_build() -> None:
     subprocess.run([str(REPO_ROOT / "scripts" / "web")], check=True, cwd=REPO_ROOT, timeout=600)
 
 
-@pytest.fixture(scope="session")
-def live(web_build: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    tmp = tmp_path_factory.mktemp("browser")
+@contextmanager
+def start_live(tmp: Path, **extra: str) -> Iterator[Live]:
+    """A real server with the built UI and a scripted model server of its own."""
     with run_model_server(api_key="sk-test") as llm:
         # No built-in models: the journeys add the scripted one, and loading the local ones costs seconds.
         # Every test signs up a tenant of its own from this one address: no sign-up throttle.
-        env = cli_env(tmp, NEXENT_BUILTIN_MODELS="false", NEXENT_REGISTER_MAX_ATTEMPTS="100000")
+        env = cli_env(tmp, NEXENT_BUILTIN_MODELS="false", NEXENT_REGISTER_MAX_ATTEMPTS="100000", **extra)
         server = Server(env)
         try:
             yield Live(server.url, llm, Path(env["NEXENT_DATA_DIR"]))
         finally:
             server.stop()
+
+
+@pytest.fixture(scope="session")
+def live(web_build: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    # Memory's extraction asks the model after every run: it would take replies queued for the journeys' own
+    # calls. The memory journeys start a server of their own with it on (tests/browser/test_memory.py).
+    with start_live(tmp_path_factory.mktemp("browser"), NEXENT_MEMORY_ENABLED="false") as server:
+        yield server
 
 
 # Per module, not per session: Playwright's sync API runs an event loop in the main thread while it is started,

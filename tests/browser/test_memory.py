@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import Live, shoot, sign_in_as
+from tests.browser.conftest import Live, shoot, sign_in_as, start_live
 from tests.support.model_server import ChatReply
 
 DOG = "The user's dog is called Rex."
@@ -37,6 +37,13 @@ class Scripted:
         if "Write a title" in text:
             return ChatReply.text('"A title"')
         return ChatReply.text("Noted.")
+
+
+@pytest.fixture(scope="module")
+def live(web_build: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """This module's own server, with memory on (the shared one has it off)."""
+    with start_live(tmp_path_factory.mktemp("memory")) as server:
+        yield server
 
 
 @pytest.fixture
