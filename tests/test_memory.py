@@ -1,7 +1,8 @@
-"""Memory over HTTP, on SQLite and PostgreSQL, with the scripted model server as the LLM and the embedding model:
-members' own memories and the tenant's and agents' (permissions, 403/404), search, switches per level and per
-agent; recall before a run (`memory.recalled`, the model sees it), extraction after it (ADD, UPDATE instead of a
-duplicate, malformed output changes nothing, `memory.saved`), and no memory crossing users or tenants."""
+"""Memory over HTTP, on SQLite with LanceDB and on PostgreSQL with Milvus (Lite), with the scripted model server as
+the LLM and the embedding model: members' own memories and the tenant's and agents' (permissions, 403/404), search,
+switches per level and per agent; recall before a run (`memory.recalled`, the model sees it), extraction after it
+(ADD, UPDATE instead of a duplicate, malformed output changes nothing, `memory.saved`), and no memory crossing users
+or tenants."""
 
 from __future__ import annotations
 
@@ -42,8 +43,15 @@ def _fresh(llm: RunningModelServer) -> Iterator[None]:
 async def server(
     request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases
 ) -> AsyncIterator[serve_in_process]:
+    # PostgreSQL with Milvus (Milvus Lite), the distributed shape's engines; SQLite with LanceDB, the embedded one.
     overrides: dict[str, Any] = (
-        {"database_url": await pg_databases.create(migrated=True)} if request.param == "postgres" else {}
+        {
+            "database_url": await pg_databases.create(migrated=True),
+            "search_backend": "milvus",
+            "milvus_uri": str(tmp_path / "milvus.db"),
+        }
+        if request.param == "postgres"
+        else {}
     )
     served = serve_in_process(make_settings(tmp_path, builtin_models=False, memory_enabled=True, **overrides))
     async with served:
