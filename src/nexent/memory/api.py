@@ -38,9 +38,7 @@ AgentId = Annotated[uuid.UUID, Path(description="The agent's id.")]
 _MODEL = "The tenant has no default embedding model (`no_default_model`)."
 _EMBED = "The embedding model failed (`model_call_failed`)."
 _AGENT = "`agent_id` names no agent of the tenant (`agent_not_found`)."
-_SCOPE = (
-    "`agent_id` does not fit the level (`invalid_memory_scope`)."
-)
+_SCOPE = "`agent_id` does not fit the level (`invalid_memory_scope`)."
 
 
 @router.get("/api/memories", summary="Memories the caller reads, newest first; `q` searches them by meaning.")
