@@ -242,7 +242,7 @@ async def main(args: argparse.Namespace) -> None:
     misses = [(s["needs"], s["recalled"][:3]) for s in first_on if s["needs"] not in s["recalled"]]
 
     def median(mode: str, key: str) -> float:
-        return float(round(statistics.median(float(s[key]) for s in samples[mode]), 2))
+        return round(float(statistics.median(float(s[key]) for s in samples[mode])), 2)
 
     result = {
         "recall": round(sum(hits) / len(hits), 3),

@@ -26,6 +26,8 @@ def cli_env(tmp_path: Path, **extra: str) -> dict[str, str]:
         "NEXENT_ADMIN_TOKEN": "cli-operator",
         "NEXENT_JOB_POLL_SECONDS": "0.2",
         "NEXENT_PRIVATE_ENDPOINTS_ALLOW": "127.0.0.1",  # the scripted model servers listen on loopback
+        # Memory's extraction is a model call after every run: off, as in `make_settings` (tests/test_memory.py).
+        "NEXENT_MEMORY_ENABLED": "false",
         "PYTHONPATH": str(REPO_ROOT),
     }
     env.update(extra)

@@ -1,7 +1,8 @@
-"""Memory over HTTP, on SQLite and PostgreSQL, with the scripted model server as the LLM and the embedding model:
-members' own memories and the tenant's and agents' (permissions, 403/404), search, switches per level and per
-agent; recall before a run (`memory.recalled`, the model sees it), extraction after it (ADD, UPDATE instead of a
-duplicate, malformed output changes nothing, `memory.saved`), and no memory crossing users or tenants."""
+"""Memory over HTTP, on SQLite with LanceDB and on PostgreSQL with Milvus (Lite), with the scripted model server as
+the LLM and the embedding model: members' own memories and the tenant's and agents' (permissions, 403/404), search,
+switches per level and per agent; recall before a run (`memory.recalled`, the model sees it), extraction after it
+(ADD, UPDATE instead of a duplicate, malformed output changes nothing, `memory.saved`), and no memory crossing users
+or tenants."""
 
 from __future__ import annotations
 
@@ -42,8 +43,15 @@ def _fresh(llm: RunningModelServer) -> Iterator[None]:
 async def server(
     request: pytest.FixtureRequest, tmp_path: Path, pg_databases: PostgresDatabases
 ) -> AsyncIterator[serve_in_process]:
+    # PostgreSQL with Milvus (Milvus Lite), the distributed shape's engines; SQLite with LanceDB, the embedded one.
     overrides: dict[str, Any] = (
-        {"database_url": await pg_databases.create(migrated=True)} if request.param == "postgres" else {}
+        {
+            "database_url": await pg_databases.create(migrated=True),
+            "search_backend": "milvus",
+            "milvus_uri": str(tmp_path / "milvus.db"),
+        }
+        if request.param == "postgres"
+        else {}
     )
     served = serve_in_process(make_settings(tmp_path, builtin_models=False, memory_enabled=True, **overrides))
     async with served:
@@ -452,3 +460,36 @@ async def test_no_memory_crosses_users_or_tenants(
     # Lists and searches: Bob and the other tenant see none of Alice's memories.
     assert [m["text"] for m in await memories(client, bob, q="locker code")] == ["The tenant's locker code is 9000."]
     assert await memories(client, other, q="locker code") == []
+
+
+async def test_a_new_default_embedding_model_re_embeds_every_memory(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    Scripted(llm)
+    agent = await make_agent(client, owner)
+    first = await remember(client, owner, "The user's car is a blue Volvo.")
+    second = await remember(client, owner, "The user's favourite food is ramen.")
+    new_model = await client.post(
+        "/api/models",
+        json={"name": "Embedder 2", "kind": "embedding", "model": "scripted-embedding-2", "base_url": llm.base_url},
+        headers=owner["headers"],
+    )
+    assert new_model.status_code == 201, new_model.text
+    model_id = new_model.json()["id"]
+    made_default = await client.patch(f"/api/models/{model_id}", json={"is_default": True}, headers=owner["headers"])
+    assert made_default.status_code == 200, made_default.text
+    # The next write notices the new default model: a new index is built in the background, every memory in it.
+    third = await remember(client, owner, "The user's bike is red.")
+
+    async def re_embedded() -> bool:
+        items = await memories(client, owner)
+        return len(items) == 3 and all(m["embedding_model_id"] == model_id for m in items)
+
+    await wait_until(re_embedded)
+    requested = [
+        json.dumps(r.json) for r in llm.server.embedding_requests if r.json.get("model") == "scripted-embedding-2"
+    ]
+    assert any("blue Volvo" in r for r in requested) and any("ramen" in r for r in requested)
+    _, events = await run(client, owner, agent["id"], "What car do I drive?")
+    assert "The user's car is a blue Volvo." in await recalled(events)
+    assert {first["id"], second["id"], third["id"]} == {m["id"] for m in await memories(client, owner, q="car")}
