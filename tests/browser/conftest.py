@@ -112,9 +112,9 @@ def start_live(tmp: Path, **extra: str) -> Iterator[Live]:
 
 @pytest.fixture(scope="session")
 def live(web_build: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    # Memory's extraction asks the model after every run: it would take replies queued for the journeys' own
-    # calls. The memory journeys start a server of their own with it on (tests/browser/test_memory.py).
-    with start_live(tmp_path_factory.mktemp("browser"), NEXENT_MEMORY_ENABLED="false") as server:
+    # Without memory (cli_env's default): its extraction asks the model after every run and would take replies
+    # queued for the journeys' own calls. The memory journeys start a server of their own with it on.
+    with start_live(tmp_path_factory.mktemp("browser")) as server:
         yield server
 
 

@@ -42,7 +42,7 @@ class Scripted:
 @pytest.fixture(scope="module")
 def live(web_build: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     """This module's own server, with memory on (the shared one has it off)."""
-    with start_live(tmp_path_factory.mktemp("memory")) as server:
+    with start_live(tmp_path_factory.mktemp("memory"), NEXENT_MEMORY_ENABLED="true") as server:
         yield server
 
 
