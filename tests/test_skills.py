@@ -386,3 +386,48 @@ async def test_agents_attach_skills_pinned_at_publish(client: httpx.AsyncClient,
         f"/api/agents/{agent['id']}/versions/1", json={"disabled": False}, headers=bearer(token)
     )
     assert assert_problem(enabled, 409, "version_broken")["missing"] == ["skill csv-summary"]
+
+
+async def test_a_tenants_owners_and_admins_let_its_skill_scripts_use_the_network(
+    client: httpx.AsyncClient, owner: dict[str, Any]
+) -> None:
+    token = owner["access_token"]
+    admin = await invite_and_register(client, token, f"admin-{uuid.uuid4().hex[:6]}@example.com", role="admin")
+    developer = await invite_and_register(client, token, f"dev-{uuid.uuid4().hex[:6]}@example.com", role="developer")
+    user = await invite_and_register(client, token, f"user-{uuid.uuid4().hex[:6]}@example.com", role="user")
+    tenant = await client.get("/api/tenant", headers=bearer(user["access_token"]))
+    assert tenant.status_code == 200 and tenant.json()["id"] == owner["tenant"]["id"]
+    assert tenant.json()["skills_network"] is False
+
+    for member in (developer, user):
+        refused = await client.patch(
+            "/api/tenant", json={"skills_network": True}, headers=bearer(member["access_token"])
+        )
+        assert_problem(refused, 403, "permission_denied")
+    assert (await client.get("/api/tenant", headers=bearer(token))).json()["skills_network"] is False
+
+    turned_on = await client.patch("/api/tenant", json={"skills_network": True}, headers=bearer(admin["access_token"]))
+    assert turned_on.status_code == 200 and turned_on.json()["skills_network"] is True
+    assert (await client.get("/api/tenant", headers=bearer(user["access_token"]))).json()["skills_network"] is True
+    turned_off = await client.patch("/api/tenant", json={"skills_network": False}, headers=bearer(token))
+    assert turned_off.json()["skills_network"] is False
+    assert_problem(
+        await client.patch("/api/tenant", json={"name": "x"}, headers=bearer(token)), 422, "validation_error"
+    )
+    events = (await client.get("/api/audit-log?action=tenant.settings_updated", headers=bearer(token))).json()
+    assert [(e["details"], e["actor_user_id"]) for e in events["items"]] == [
+        ({"skills_network": False}, owner["user"]["id"]),
+        ({"skills_network": True}, admin["user"]["id"]),
+    ]
+
+    # Another tenant's owner changes only its own tenant; the operator sees and sets the flag too.
+    stranger = await register(client, f"stranger-{uuid.uuid4().hex[:6]}@example.com")
+    theirs = await client.patch("/api/tenant", json={"skills_network": True}, headers=bearer(stranger["access_token"]))
+    assert theirs.json()["id"] == stranger["tenant"]["id"] and theirs.json()["skills_network"] is True
+    assert (await client.get("/api/tenant", headers=bearer(token))).json()["skills_network"] is False
+    operator = {"Authorization": "Bearer operator-secret"}
+    by_operator = await client.patch(
+        f"/api/admin/tenants/{owner['tenant']['id']}", json={"skills_network": True}, headers=operator
+    )
+    assert by_operator.status_code == 200 and by_operator.json()["skills_network"] is True
+    assert (await client.get("/api/tenant", headers=bearer(token))).json()["skills_network"] is True

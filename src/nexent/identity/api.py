@@ -43,6 +43,7 @@ from nexent.identity.schemas import (
     TenantBrief,
     TenantCreate,
     TenantRead,
+    TenantSettingsUpdate,
     TenantUpdate,
     TokenPair,
     UserRead,
@@ -53,7 +54,7 @@ from nexent.identity.services.groups import GroupService
 from nexent.identity.services.invitations import InvitationService, accept_invitation
 from nexent.identity.services.members import MemberService
 from nexent.identity.services.signin import AuthService
-from nexent.identity.services.tenants import TenantService
+from nexent.identity.services.tenants import OwnTenantService, TenantService
 
 # --- Sign-in ---------------------------------------------------------------------------------------------------
 
@@ -399,6 +400,28 @@ async def list_audit_events(
     return await AuditService(session, caller).list(page, action=action, resource_type=resource_type)
 
 
+# --- The caller's tenant --------------------------------------------------------------------------------------
+
+tenant_router = APIRouter(prefix="/api/tenant", tags=["tenant"])
+
+
+@tenant_router.get("", summary="The caller's tenant and its settings.")
+async def read_tenant(caller: UserCaller, session: SessionDep) -> TenantRead:
+    return await OwnTenantService(session, caller).get()
+
+
+@tenant_router.patch(
+    "",
+    summary="Change the caller's tenant's settings: whether its skills' scripts may use the network.",
+)
+async def update_own_tenant(
+    body: TenantSettingsUpdate,
+    caller: Annotated[Caller, RequirePermission(Permission.SKILLS_NETWORK)],
+    session: SessionDep,
+) -> TenantRead:
+    return await OwnTenantService(session, caller).update(body)
+
+
 # --- Operator: tenants -----------------------------------------------------------------------------------------
 
 tenants_router = APIRouter(prefix="/api/admin/tenants", tags=["operator"])
@@ -447,5 +470,6 @@ routers = [
     invitations_router,
     api_keys_router,
     audit_router,
+    tenant_router,
     tenants_router,
 ]

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexent.core.db import Base, IdMixin, TimestampMixin, utcnow
@@ -48,6 +48,9 @@ class Tenant(IdMixin, TimestampMixin, Base):
     # Private hosts and networks this tenant's model endpoints may use besides the operator's global list
     # (`NEXENT_PRIVATE_ENDPOINTS_ALLOW`); only a platform operator sets it.
     private_endpoints: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Whether the scripts of this tenant's skills may use the network (when their SKILL.md asks and the operator's
+    # `NEXENT_SKILLS_NETWORK` allows it); set by the tenant's owners and admins.
+    skills_network: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class User(IdMixin, TimestampMixin, Base):

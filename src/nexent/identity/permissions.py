@@ -22,6 +22,7 @@ class Permission(StrEnum):
     READ_AUDIT_LOG = "audit.read"
     MANAGE_MEMORY = "memory.manage"  # the tenant's and agents' memories, and agents' memory switches
     MANAGE_TENANT = "tenant.manage"
+    SKILLS_NETWORK = "skills.network"  # let the scripts of the tenant's skills use the network (docs/skills.md)
 
 
 _USER = {Permission.CHAT}
@@ -40,6 +41,7 @@ _ADMIN = _DEVELOPER | {
     Permission.MANAGE_GROUPS,
     Permission.READ_AUDIT_LOG,
     Permission.MANAGE_MEMORY,
+    Permission.SKILLS_NETWORK,
 }
 _OWNER = _ADMIN | {Permission.MANAGE_TENANT}
 

@@ -48,6 +48,10 @@ class TenantRepository:
         entries = await self.session.scalar(select(Tenant.private_endpoints).where(Tenant.id == tenant_id))
         return list(entries or [])
 
+    async def skills_network(self, tenant_id: uuid.UUID) -> bool:
+        """Whether the tenant lets its skills' scripts use the network (false when there is no such tenant)."""
+        return bool(await self.session.scalar(select(Tenant.skills_network).where(Tenant.id == tenant_id)))
+
     async def get_by_slug(self, slug: str) -> Tenant | None:
         result: Tenant | None = await self.session.scalar(select(Tenant).where(Tenant.slug == slug))
         return result

@@ -39,6 +39,10 @@ AllowEntry = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 class TenantUpdate(Strict):
     name: TenantName | None = None
     status: TenantStatus | None = None
+    skills_network: bool | None = Field(
+        default=None,
+        description="Whether the scripts of the tenant's skills may use the network (see `PATCH /api/tenant`).",
+    )
     private_endpoints: list[AllowEntry] | None = Field(
         default=None,
         max_length=100,
@@ -52,6 +56,16 @@ class TenantUpdate(Strict):
         return None if value is None else AddressPolicy.parse(value).entries
 
 
+class TenantSettingsUpdate(Strict):
+    """What a tenant's owners and admins change about their own tenant."""
+
+    skills_network: bool | None = Field(
+        default=None,
+        description="Whether the scripts of the tenant's skills may use the network: only those whose SKILL.md says "
+        "`network: true`, and only where the platform's `NEXENT_SKILLS_NETWORK` allows it.",
+    )
+
+
 class TenantRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -61,6 +75,11 @@ class TenantRead(BaseModel):
     status: TenantStatus
     private_endpoints: list[str] = Field(
         default_factory=list, description="Private hosts and networks this tenant's model endpoints may use."
+    )
+    skills_network: bool = Field(
+        default=False,
+        description="Whether the scripts of the tenant's skills may use the network (when their SKILL.md asks and "
+        "the platform's `NEXENT_SKILLS_NETWORK` allows it).",
     )
     created_at: datetime
     updated_at: datetime

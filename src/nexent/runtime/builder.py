@@ -26,6 +26,7 @@ from nexent.agents.models import AgentType
 from nexent.agents.versions import AgentSpec, VersionService
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
+from nexent.identity.services.tenants import tenant_skills_network
 from nexent.knowledge.service import KnowledgeService
 from nexent.knowledge.tool import NAME as KNOWLEDGE_TOOL
 from nexent.providers.models import ModelConfig, ModelEndpoint, ModelKind
@@ -179,11 +180,16 @@ class AgentBuilder:
         self.side_events: list[event_types.BaseRunEvent] = []
         self.citations = 0
         self.models: dict[uuid.UUID | None, tuple[AsyncClientModel, int | None]] = {}  # by the agents' model id
+        self.skills_network = False  # whether skill scripts that ask for the network get it, read in build()
 
     async def build(self, agent: AgentSpec, model_config: ModelSnapshot | None = None) -> RunSetup:
         """The agent (its draft or a version) ready to run; `model_config` is the agent's model with its endpoints,
         when already loaded."""
         model, context_window = await self._model(agent, model_config)
+        # The operator's master switch and the tenant's own: both must allow it (and the skill's SKILL.md ask).
+        self.skills_network = self.engines.settings.skills_network and await tenant_skills_network(
+            self.session, self.caller.tenant_id
+        )
         smol_agent = await self._agent(agent, model, depth=0, names=set())
         return RunSetup(
             agent=smol_agent,
@@ -250,7 +256,7 @@ class AgentBuilder:
             script_runner,
             cancel=self.cancel,
             disk_mb=self.engines.settings.sandbox_disk_mb,
-            network=self.engines.settings.skills_network,
+            network=self.skills_network,
         )
 
     async def _tool_entries(self, agent: AgentSpec) -> list[tuple[dict[str, Any], str | None]]:

@@ -103,8 +103,8 @@ def script_runner(
     disk_mb: int,
     network: bool,
 ) -> str:
-    """Run a skill's script in the sandbox's script mode; the network only if its manifest asks and the platform
-    allows it (`NEXENT_SKILLS_NETWORK`)."""
+    """Run a skill's script in the sandbox's script mode; the network only if its manifest asks and `network` allows
+    it (the platform's `NEXENT_SKILLS_NETWORK` and the tenant's `skills_network`, as the run's builder read them)."""
     try:
         result = run_script(
             files, path, args, disk_mb=disk_mb, allow_network=network and skill.manifest.network, cancel=cancel

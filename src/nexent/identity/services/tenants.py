@@ -17,12 +17,12 @@ from nexent.core.errors import Conflict, NotFound
 from nexent.core.netpolicy import AddressPolicy
 from nexent.core.pagination import Page, PageParams
 from nexent.core.process import ProcessState
-from nexent.identity.auth import Operator
+from nexent.identity.auth import Caller, Operator
 from nexent.identity.hooks import tenant_created
 from nexent.identity.models import Tenant, TenantStatus
 from nexent.identity.repository import TenantRepository, record_platform_audit
-from nexent.identity.schemas import TenantCreate, TenantRead, TenantUpdate
-from nexent.identity.services.audit import audit_event
+from nexent.identity.schemas import TenantCreate, TenantRead, TenantSettingsUpdate, TenantUpdate
+from nexent.identity.services.audit import audit_event, record
 from nexent.settings import Settings
 
 
@@ -77,6 +77,44 @@ async def tenant_endpoint_policy(session: AsyncSession, process: ProcessState, t
     """The private hosts and networks that the operator allowed this tenant's model endpoints (besides the
     platform's list)."""
     return await process.part(TenantEndpointPolicies, TenantEndpointPolicies).get(session, tenant_id)
+
+
+async def tenant_skills_network(session: AsyncSession, tenant_id: uuid.UUID) -> bool:
+    """Whether the tenant's owners and admins let the scripts of its skills use the network (one of the three
+    conditions, docs/skills.md)."""
+    return await TenantRepository(session).skills_network(tenant_id)
+
+
+class OwnTenantService:
+    """A tenant's own settings, read by its members and changed by its owners and admins."""
+
+    def __init__(self, session: AsyncSession, caller: Caller) -> None:
+        self.session = session
+        self.caller = caller
+        self.repository = TenantRepository(session)
+
+    async def get(self) -> TenantRead:
+        return TenantRead.model_validate(await self._get())
+
+    async def _get(self) -> Tenant:
+        tenant = await self.repository.get(self.caller.tenant_id)
+        if tenant is None:  # the caller's credential named it: deleted meanwhile
+            raise TenantNotFound(f"No tenant {self.caller.tenant_id}.")
+        return tenant
+
+    async def update(self, data: TenantSettingsUpdate) -> TenantRead:
+        tenant = await self._get()
+        changes = {
+            field: value
+            for field, value in data.model_dump(exclude_none=True).items()
+            if getattr(tenant, field) != value
+        }
+        for field, value in changes.items():
+            setattr(tenant, field, value)
+        await self.session.flush()
+        if changes:
+            await record(self.session, self.caller, "tenant.settings_updated", "tenant", tenant.id, **changes)
+        return TenantRead.model_validate(tenant)
 
 
 class TenantService:
