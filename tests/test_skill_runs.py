@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -14,11 +15,11 @@ import httpx
 import pytest
 
 from nexent.providers import pool
-from tests.conftest import make_settings, serve_in_process
+from tests.conftest import PostgresDatabases, make_settings, serve_in_process
 from tests.support.identity import bearer
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
 from tests.test_runs import make_agent, new_owner, parse_sse, run
-from tests.test_skills import default_files, make_zip, upload_zip
+from tests.test_skills import default_files, make_zip, skill_md, upload_zip
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +135,95 @@ async def test_a_run_runs_a_skill_script_in_the_sandbox(
         assert ran["exit_code"] == 0 and ran["stdout"] == "rows: 3 ['HOME', 'LANG', 'PATH', 'TMPDIR']\n"
     else:
         assert ran["error"] == "script_not_run"
+
+
+@pytest.fixture
+def listener() -> Iterator[socket.socket]:
+    """A TCP listener on 127.0.0.1 that a skill's script tries to reach."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        yield server
+
+
+def _reaching(port: int) -> dict[str, bytes | str]:
+    """A skill whose SKILL.md asks for the network and whose script says whether it reached `port`."""
+    manifest = skill_md().replace("allowed-tools:", "network: true\nallowed-tools:", 1)
+    script = (
+        f"import socket\ntry:\n    socket.create_connection(('127.0.0.1', {port}), timeout=2).close()\n"
+        "    print('CONNECTED')\nexcept OSError as exc:\n    print('refused', exc)\n"
+    )
+    return {**default_files(), "SKILL.md": manifest, "scripts/reach.py": script}
+
+
+async def _reach(client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer, skill_id: str) -> str:
+    """Run an agent whose model calls the skill's script once; the script's output. (Titles are written when the
+    process is quiet, so the model answers by what it is asked, not from a queue.)"""
+
+    def respond(request: Any) -> ChatReply:
+        if "Write a title" in json.dumps(request.messages):
+            return ChatReply.text("Reaching")
+        if "exit_code" in json.dumps(request.messages[-1]):
+            return ChatReply.text("Done.")
+        return ChatReply.tool_call("run_skill_script", {"name": "csv-summary", "path": "scripts/reach.py"})
+
+    agent = await make_agent(client, owner, skill_ids=[skill_id])
+    llm.server.responder = respond
+    try:
+        _, events = await run(client, owner, agent["id"], "Reach.")
+    finally:
+        llm.server.responder = None
+    assert events[-1]["type"] == "run.completed", events[-1]
+    (output,) = results(events, "run_skill_script")
+    ran = json.loads(output)
+    assert ran.get("exit_code") == 0, ran
+    stdout: str = ran["stdout"]
+    return stdout
+
+
+async def _network(client: httpx.AsyncClient, owner: dict[str, Any], on: bool) -> None:
+    response = await client.patch("/api/tenant", json={"skills_network": on}, headers=bearer(owner["access_token"]))
+    assert response.status_code == 200 and response.json()["skills_network"] is on, response.text
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="skill scripts run only as root (the sandbox's script mode)")
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_a_script_reaches_the_network_only_where_its_tenant_and_the_operator_allow_it(
+    database: str,
+    tmp_path: Path,
+    pg_databases: PostgresDatabases,
+    llm: RunningModelServer,
+    listener: socket.socket,
+) -> None:
+    port = int(listener.getsockname()[1])
+    overrides: dict[str, Any] = (
+        {"database_url": await pg_databases.create(migrated=True)} if database == "postgres" else {}
+    )
+    settings = make_settings(tmp_path, builtin_models=False, skills_network=True, **overrides)
+    async with serve_in_process(settings) as client:
+        owner = await new_owner(client, llm, f"net-{uuid.uuid4().hex[:6]}@example.com")
+        other = await new_owner(client, llm, f"net-other-{uuid.uuid4().hex[:6]}@example.com")
+        skill = await skill_for(client, owner, _reaching(port))
+        others = await skill_for(client, other, _reaching(port))
+        assert skill["network"] is True and others["network"] is True
+
+        # The operator allows it and the manifest asks, but the tenant has not turned it on.
+        assert (await _reach(client, owner, llm, skill["id"])).startswith("refused")
+        await _network(client, owner, True)
+        assert await _reach(client, owner, llm, skill["id"]) == "CONNECTED\n"
+        # Another tenant's scripts stay off the network.
+        assert (await _reach(client, other, llm, others["id"])).startswith("refused")
+        await _network(client, owner, False)
+        assert (await _reach(client, owner, llm, skill["id"])).startswith("refused")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="skill scripts run only as root (the sandbox's script mode)")
+async def test_without_the_operators_switch_a_tenant_cannot_open_the_network(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer, listener: socket.socket
+) -> None:
+    skill = await skill_for(client, owner, _reaching(int(listener.getsockname()[1])))
+    await _network(client, owner, True)
+    assert (await _reach(client, owner, llm, skill["id"])).startswith("refused")
 
 
 DRAFT = """```markdown
