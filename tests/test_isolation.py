@@ -377,6 +377,7 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
         "refresh_token": c.own.owner.refresh_token,
     },
     ("PATCH", "/api/me"): lambda c: {"display_name": "Renamed By A Probe"},
+    ("PATCH", "/api/tenant"): lambda c: {"skills_network": False},
     ("POST", "/api/me/password"): lambda c: {"current_password": PASSWORD, "new_password": PASSWORD},
     ("PATCH", "/api/members/{user_id}"): lambda c: {"role": "user", "status": "deactivated"},
     ("POST", "/api/groups"): lambda c: {"name": f"Probe group {uuid.uuid4().hex[:8]}"},
