@@ -13,7 +13,6 @@ import {
   Modal,
   Popconfirm,
   Row,
-  Select,
   Spin,
   Table,
   Tabs,
@@ -26,8 +25,8 @@ import { useEffect, useState } from "react";
 import { Markdown } from "@/features/chat/Markdown";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useLocale, useT } from "@/i18n";
-import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
+import { GroupSharing } from "@/ui/GroupSharing";
 import { useAsync } from "@/ui/useAsync";
 import {
   deleteShare,
@@ -43,7 +42,6 @@ import {
   readSkill,
   uploadVersion,
   writeFile,
-  type SharePermission,
   type SkillDetail,
   type SkillVersion,
 } from "./api";
@@ -417,72 +415,28 @@ function VersionsTable({
   );
 }
 
-type Access = SharePermission | "none";
-
 /** Which groups may use (read) or change (edit) the skill; each change is saved at once. */
 function SharingPanel({ skillId }: { skillId: string }) {
   const t = useT();
-  const { message } = App.useApp();
-  const state = useAsync(async () => {
-    const [groups, shares] = await Promise.all([listGroups(), listShares(skillId)]);
-    return { groups: groups.items, shares: new Map(shares.map((share) => [share.group_id, share.permission])) };
-  }, [skillId]);
-  const [busy, setBusy] = useState<string | null>(null);
-  const change = async (groupId: string, access: Access) => {
-    setBusy(groupId);
-    try {
-      if (access === "none") await deleteShare(skillId, groupId);
-      else await putShare(skillId, groupId, access);
-      state.setData((previous) => {
-        const shares = new Map(previous?.shares);
-        if (access === "none") shares.delete(groupId);
-        else shares.set(groupId, access);
-        return { groups: previous?.groups ?? [], shares };
-      });
-      message.success(t("common.saved"));
-    } catch (error) {
-      message.error(errorMessage(error, t));
-    } finally {
-      setBusy(null);
-    }
-  };
-  if (state.error) return <ErrorAlert error={state.error} onRetry={state.reload} />;
-  if (!state.data) return <Spin />;
-  if (!state.data.groups.length) {
-    return (
-      <EmptyState
-        title={t("skills.share.noGroups")}
-        hint={t("skills.share.noGroupsHint")}
-        action={<Link href="/team?tab=groups">{t("skills.share.toTeam")}</Link>}
-      />
-    );
-  }
-  const options = [
-    { value: "none", label: t("skills.share.none") },
-    { value: "read", label: t("skills.share.read") },
-    { value: "edit", label: t("skills.share.edit") },
-  ];
   return (
-    <>
-      <Typography.Paragraph type="secondary">{t("skills.share.hint")}</Typography.Paragraph>
-      <ul style={{ listStyle: "none", margin: 0, padding: 0, maxWidth: 560 }}>
-        {state.data.groups.map((group) => (
-          <li key={group.id} style={{ display: "flex", justifyContent: "space-between", alignItems: "center", gap: 12, padding: "6px 0" }}>
-            <Typography.Text ellipsis style={{ minWidth: 0 }}>
-              {group.name}
-            </Typography.Text>
-            <Select
-              aria-label={t("skills.share.accessOf", { name: group.name })}
-              value={state.data?.shares.get(group.id) ?? "none"}
-              loading={busy === group.id}
-              disabled={busy === group.id}
-              onChange={(access: Access) => change(group.id, access)}
-              options={options}
-              style={{ width: 150, flex: "none" }}
-            />
-          </li>
-        ))}
-      </ul>
-    </>
+    <GroupSharing
+      resourceId={skillId}
+      load={async () => {
+        const [groups, shares] = await Promise.all([listGroups(), listShares(skillId)]);
+        return { groups: groups.items, shares };
+      }}
+      share={(groupId, access) => putShare(skillId, groupId, access)}
+      unshare={(groupId) => deleteShare(skillId, groupId)}
+      texts={{
+        hint: t("skills.share.hint"),
+        none: t("skills.share.none"),
+        read: t("skills.share.read"),
+        edit: t("skills.share.edit"),
+        accessOf: (name) => t("skills.share.accessOf", { name }),
+        noGroups: t("skills.share.noGroups"),
+        noGroupsHint: t("skills.share.noGroupsHint"),
+        toTeam: t("skills.share.toTeam"),
+      }}
+    />
   );
 }
