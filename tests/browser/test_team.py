@@ -128,6 +128,7 @@ def test_a_user_sees_only_the_tabs_their_role_allows(page: Page, live: Live) -> 
     expect(page.get_by_role("tab", name="Members")).to_be_visible()
     expect(page.get_by_role("tab", name="Audit log")).to_have_count(0)
     expect(page.get_by_role("tab", name="Invitations")).to_have_count(0)
+    expect(page.get_by_role("tab", name="Workspace")).to_have_count(0)
     expect(page.get_by_role("table")).to_contain_text("Boss")
     expect(page.get_by_role("button", name="Remove")).to_have_count(0)
     page.goto("/models")
@@ -139,3 +140,27 @@ def test_a_user_sees_only_the_tabs_their_role_allows(page: Page, live: Live) -> 
     page.goto("/team")
     expect(page.get_by_role("heading", name="团队")).to_be_visible()
     expect(page.get_by_role("tab", name="成员")).to_be_visible()
+
+
+def test_an_owner_lets_skill_scripts_use_the_network(page: Page, live: Live) -> None:
+    owner = live.register(display_name="Net Owner", tenant_name="Network Team")
+    assert live.api("GET", "/api/tenant", owner["access_token"]).json()["skills_network"] is False
+    sign_in_as(page, owner)
+
+    page.goto("/team")
+    page.get_by_role("tab", name="Workspace").click()
+    expect(page).to_have_url(re.compile(r"tab=workspace"))
+    switch = page.get_by_role("switch", name="Skill scripts may use the network")
+    expect(switch).not_to_be_checked()
+    expect(page.get_by_text("network: true")).to_be_visible()
+    # By keyboard, once the tenant is read: it saves at once and says so.
+    expect(switch).to_be_enabled()
+    switch.focus()
+    page.keyboard.press("Space")
+    expect(page.get_by_text("Skill scripts may now use the network.")).to_be_visible()
+    expect(switch).to_be_checked()
+
+    page.reload()
+    expect(page.get_by_role("switch", name="Skill scripts may use the network")).to_be_checked()
+    assert live.api("GET", "/api/tenant", owner["access_token"]).json()["skills_network"] is True
+    shoot(page, "team-workspace")

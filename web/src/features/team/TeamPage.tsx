@@ -11,6 +11,7 @@ import { AuditTab } from "./AuditTab";
 import { GroupsTab } from "./GroupsTab";
 import { InvitationsTab } from "./InvitationsTab";
 import { MembersTab } from "./MembersTab";
+import { WorkspaceTab } from "./WorkspaceTab";
 import "./messages";
 
 const TABS: { key: string; label: MessageKey; permission: string | null; render: () => ReactNode }[] = [
@@ -19,9 +20,10 @@ const TABS: { key: string; label: MessageKey; permission: string | null; render:
   { key: "invitations", label: "team.tab.invitations", permission: "invitations.manage", render: () => <InvitationsTab /> },
   { key: "api-keys", label: "team.tab.apiKeys", permission: "api_keys.manage", render: () => <ApiKeysTab /> },
   { key: "audit", label: "team.tab.audit", permission: "audit.read", render: () => <AuditTab /> },
+  { key: "workspace", label: "team.tab.workspace", permission: "skills.network", render: () => <WorkspaceTab /> },
 ];
 
-/** `/team?tab=members|groups|invitations|api-keys|audit`: the tabs the caller's role allows. */
+/** `/team?tab=members|groups|invitations|api-keys|audit|workspace`: the tabs the caller's role allows. */
 export function TeamPage() {
   const t = useT();
   const { can } = useMe();
@@ -41,7 +43,7 @@ export function TeamPage() {
         activeKey={active}
         onChange={select}
         destroyOnHidden
-        // On a phone five tabs overflow into a menu that breaks the tab list's roles: a select names the section.
+        // On a phone six tabs overflow into a menu that breaks the tab list's roles: a select names the section.
         renderTabBar={
           screens.sm === false
             ? () => (

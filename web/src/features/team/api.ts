@@ -73,3 +73,9 @@ export async function listAgents(): Promise<{ id: string; name: string }[]> {
   const page = await unwrap(api.GET("/api/agents", { params: { query: { limit: 200 } } }));
   return page.items.map((agent) => ({ id: agent.id, name: agent.name }));
 }
+
+export type Tenant = Schemas["TenantRead"];
+
+export const getTenant = () => unwrap(api.GET("/api/tenant"));
+
+export const updateTenant = (body: Schemas["TenantSettingsUpdate"]) => unwrap(api.PATCH("/api/tenant", { body }));
