@@ -182,6 +182,8 @@ def test_a_member_of_two_workspaces_switches_between_them_by_mouse_and_by_keyboa
     expect(page.get_by_text("Now in Beta Labs.")).to_be_visible()
     expect(page).to_have_url(re.compile(r"/chat"))
     page.get_by_role("navigation", name="Menu").get_by_role("link", name="Agents", exact=True).click()
+    # The chat (which names its agent twice) stays until the agents page replaces it.
+    expect(page).to_have_url(re.compile(r"/agents"))
     expect(agents.get_by_text("beta-helper")).to_be_visible()
     expect(agents.get_by_text("alpha-helper")).to_have_count(0)
 
