@@ -593,7 +593,10 @@ class GenerationService:
                     f"{problem} A draft is written by an llm or vlm model of the tenant.",
                     extra={"errors": [{"loc": ["body", "model_id"], "msg": problem, "type": "invalid_reference"}]},
                 )
-        client, _ = await self.providers.client_and_config(model_id, ModelKind.LLM, agent_id=agent_id)
+        # A person waits for the draft: over the model's per-minute limit it fails at once, it does not wait a minute.
+        client, _ = await self.providers.client_and_config(
+            model_id, ModelKind.LLM, agent_id=agent_id, wait_for_rate=False
+        )
         model: ChatModel = client
         return model
 

@@ -332,10 +332,17 @@ class ProviderService:
         return await self._client(config, endpoints, agent_id=agent_id)
 
     async def client_and_config(
-        self, model_id: uuid.UUID | None, kind: ModelKind, *, agent_id: uuid.UUID | None = None
+        self,
+        model_id: uuid.UUID | None,
+        kind: ModelKind,
+        *,
+        agent_id: uuid.UUID | None = None,
+        wait_for_rate: bool = True,
     ) -> tuple[Any, ModelConfig]:
         """The client of a configured model (the tenant's default of `kind` when `model_id` is None) and its
-        configuration (a run also needs its context window)."""
+        configuration (a run also needs its context window). `wait_for_rate=False`: a call over the model's
+        per-minute limit fails at once (`rate_limited`) instead of waiting for the next window (drafts a person
+        waits for)."""
         if model_id is not None:
             config = await self._get(model_id)
         else:
@@ -344,7 +351,7 @@ class ProviderService:
                 raise NoDefaultModel(f"This tenant has no default {kind.value} model; add one under models.")
             config = default
         endpoints = (await self.endpoints.of_models([config.id]))[config.id]
-        return await self._client(config, endpoints, agent_id=agent_id), config
+        return await self._client(config, endpoints, agent_id=agent_id, wait_for_rate=wait_for_rate), config
 
     async def _client(
         self,

@@ -132,7 +132,8 @@ class SkillGenerationService:
                     f"{problem} A draft is written by an llm or vlm model of the tenant.",
                     extra={"errors": [{"loc": ["body", "model_id"], "msg": problem, "type": "invalid_reference"}]},
                 )
-        client, _ = await self.providers.client_and_config(data.model_id, ModelKind.LLM)
+        # A person waits for the draft: over the model's per-minute limit it fails at once, it does not wait a minute.
+        client, _ = await self.providers.client_and_config(data.model_id, ModelKind.LLM, wait_for_rate=False)
         messages: list[Message] = [
             {"role": "system", "content": SYSTEM_PROMPT},
             {"role": "user", "content": data.description},
