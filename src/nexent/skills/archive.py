@@ -153,6 +153,7 @@ def from_zip(data: bytes) -> SkillFiles:
         try:
             with archive.open(info) as handle:
                 content = handle.read(budget + 1)
+        # zipfile raises NotImplementedError for compression methods it cannot read, RuntimeError for encryption.
         except (zipfile.BadZipFile, NotImplementedError, ValueError, OSError, EOFError, RuntimeError):
             raise SkillArchiveInvalid(f"The entry {path[:80]!r} cannot be read.") from None
         budget -= len(content)
