@@ -15,14 +15,25 @@ target_metadata = Base.metadata
 
 
 def _configure(connection: Connection) -> None:
+    sqlite = is_sqlite(connection.engine.url.render_as_string(hide_password=True))
+    if sqlite:
+        # SQLite alters a table by copying it and dropping the old one; with foreign keys on, that drop cascades to
+        # every row that references the table (0022 recreated `tenants` and emptied models and knowledge bases).
+        # The pragma only takes effect outside a transaction, so it comes before the migrations' transaction.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()  # ends SQLAlchemy's autobegun transaction, or Alembic would not commit its own
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
-        render_as_batch=is_sqlite(connection.engine.url.render_as_string(hide_password=True)),
+        render_as_batch=sqlite,
         compare_type=True,
     )
     with context.begin_transaction():
         context.run_migrations()
+        if sqlite:
+            broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+            if broken:
+                raise RuntimeError(f"the migration left rows whose references are gone: {broken[:5]}")
 
 
 async def _run_online() -> None:
