@@ -364,6 +364,84 @@ def purge_jobs(
     typer.echo(_run(action))
 
 
+@admin.command("backup")
+def backup_command(
+    file: Annotated[str, typer.Argument(help="The backup file to write (a .tar.gz archive).")],
+) -> None:
+    """Back up the whole deployment: every table's rows, every stored object and a manifest (docs/backups.md)."""
+    from pathlib import Path
+
+    from nexent.backup.archive import BackupError
+    from nexent.backup.service import backup
+
+    path = Path(file)
+    if path.exists():
+        typer.echo(f"{path} exists already; choose another name.", err=True)
+        raise typer.Exit(2)
+
+    async def action(engines: Engines) -> str:
+        result = await backup(engines, path, progress=lambda line: typer.echo(line, err=True))
+        return json.dumps(result.summary(), indent=2)
+
+    try:
+        typer.echo(_run(action))
+    except BackupError as exc:
+        typer.echo(f"Backup refused: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+@admin.command("restore")
+def restore_command(
+    file: Annotated[str, typer.Argument(help="A backup written by `nexent admin backup`.")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace everything the target holds (by default it must be empty).")
+    ] = False,
+) -> None:
+    """Restore a backup into this deployment (services stopped), migrate it to this version and rebuild the
+    search indexes. Needs the NEXENT_SECRET_KEY of the deployment that wrote it."""
+    from pathlib import Path
+
+    from nexent.backup.archive import BackupError
+    from nexent.backup.service import restore
+
+    async def action(engines: Engines) -> tuple[str, bool]:
+        result = await restore(engines, Path(file), force=force, progress=lambda line: typer.echo(line, err=True))
+        return json.dumps(result.summary(), indent=2), not result.index_errors
+
+    try:
+        summary, complete = _run(action)
+    except BackupError as exc:
+        typer.echo(f"Restore refused: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(summary)
+    if not complete:
+        typer.echo("Some search indexes could not be rebuilt; fix the models, then run `nexent admin rebuild-search`.")
+        raise typer.Exit(1)
+
+
+@admin.command("rebuild-search")
+def rebuild_search_command() -> None:
+    """Build every knowledge and memory search index anew from the database (after a restore whose embedding
+    models failed, or a lost index)."""
+    from nexent.backup.service import RestoreResult, head_revision, rebuild_search
+
+    async def action(engines: Engines) -> RestoreResult:
+        head = head_revision(engines.settings.resolved_database_url)
+        result = RestoreResult(head, head, {}, 0)
+        await rebuild_search(engines, result)
+        return result
+
+    result = _run(action)
+    typer.echo(
+        json.dumps(
+            {k: v for k, v in result.summary().items() if k in ("chunks_indexed", "memories_indexed", "index_errors")},
+            indent=2,
+        )
+    )
+    if result.index_errors:
+        raise typer.Exit(1)
+
+
 @admin.command("check")
 def check() -> None:
     """Check that every configured engine answers; exits 1 if one does not."""

@@ -501,3 +501,39 @@ async def resume_stuck_documents(engines: Engines) -> int:
     for doc in resumed:
         await events.publish_document(engines, doc)
     return len(resumed)
+
+
+async def rebuild_indexes(engines: Engines, tenant_id: uuid.UUID) -> int:
+    """Build every search index of the tenant's knowledge bases anew from the chunks the database holds (their
+    vectors are not kept there: each chunk is embedded again with its index's model). A restored backup calls it
+    (`nexent admin restore`, `nexent admin rebuild-search`). Returns how many chunks were indexed; an index whose
+    model was deleted is left empty (as its searches already were)."""
+    async with engines.sessions() as session:
+        bases = await KnowledgeBaseRepository(session, tenant_id).meeting(KnowledgeBase.id.is_not(None))
+    indexed = 0
+    for kb in bases:
+        docs: dict[uuid.UUID, KnowledgeDocument] = {}
+        for name, model_id, dimension, analysis in live_indexes(kb):
+            await engines.search.drop_index(name)
+            await engines.search.create_index(name, dimension)
+            if model_id is None:
+                continue
+            async with engines.sessions() as session:
+                client = await ProviderService(session, engines, acting_caller(tenant_id, kb.created_by)).client(
+                    model_id
+                )
+                if not docs:
+                    docs = {d.id: d for d in await DocumentRepository(session, tenant_id).of_kb(kb.id)}
+            embedder = Embedder(client, purpose="reembed", dimension=dimension)
+            after: uuid.UUID | None = None
+            while True:
+                async with engines.sessions() as session:
+                    batch = await ChunkRepository(session, tenant_id).batch_of_kb(kb.id, after=after, limit=EMBED_BATCH)
+                if not batch:
+                    break
+                vectors = await embedder.embed([c.text for c in batch])
+                rows = [indexed_chunk(c, v, docs[c.document_id], analysis) for c, v in zip(batch, vectors, strict=True)]
+                for offset in range(0, len(rows), INDEX_BATCH):
+                    await engines.search.upsert(name, rows[offset : offset + INDEX_BATCH])
+                after, indexed = batch[-1].id, indexed + len(batch)
+    return indexed

@@ -294,3 +294,35 @@ async def reembed(ctx: JobContext) -> JobResult:
         await MemoryRepository(session, tenant_id).mark_model(index.embedding_model_id)
     await engines.search.drop_index(old)
     return {"memories": done}
+
+
+async def rebuild_index(engines: Engines, tenant_id: uuid.UUID) -> int:
+    """Build the tenant's memory index (and the one a re-embedding is filling) anew from the memories the database
+    holds, embedding each again with the index's model: a restored backup calls it. Returns how many memories were
+    indexed."""
+    caller = Caller(user_id=uuid.UUID(int=0), tenant_id=tenant_id, role=Role.USER)
+    async with engines.sessions() as session:
+        index = await MemorySettingsRepository(session, tenant_id).index()
+    if index is None:
+        return 0
+    targets = [(index.index_name, index.embedding_model_id, index.dimension)]
+    if index.pending_index_name and index.pending_dimension:
+        targets.append((index.pending_index_name, index.pending_model_id, index.pending_dimension))
+    indexed = 0
+    for name, model_id, dimension in targets:
+        await engines.search.drop_index(name)
+        await engines.search.create_index(name, dimension)
+        if model_id is None:
+            continue
+        async with engines.sessions() as session:
+            client = await ProviderService(session, engines, caller).client(model_id)
+        after: uuid.UUID | None = None
+        while True:
+            async with engines.sessions() as session:
+                batch = await MemoryRepository(session, tenant_id).all_ids_after(after, REEMBED_BATCH)
+            if not batch:
+                break
+            vectors = await _embed(client, [m.text for m in batch])
+            await engines.search.upsert(name, [_chunk(m, v) for m, v in zip(batch, vectors, strict=True)])
+            after, indexed = batch[-1].id, indexed + len(batch)
+    return indexed

@@ -1,0 +1,1 @@
+"""Backups of a whole deployment and their restore (docs/backups.md)."""
