@@ -57,6 +57,8 @@ class Manifest(BaseModel):
     objects: int = Field(ge=0)
     object_bytes: int = Field(ge=0)
     checksums: dict[str, str]  # member name -> SHA-256 (hex) of its bytes
+    # A known text encrypted with the deployment's secret box: restore checks that its keys read the secrets.
+    key_check: str
 
 
 def _sha256_file(file: IO[bytes]) -> tuple[str, int]:

@@ -32,6 +32,7 @@ from nexent.backup.archive import (
     Manifest,
     TableEntry,
 )
+from nexent.core.crypto import SecretDecryptionError
 from nexent.core.db import alembic_config, is_sqlite, migrate_async, utcnow
 from nexent.engines.container import Engines
 from nexent.knowledge.jobs import rebuild_indexes
@@ -41,6 +42,7 @@ from nexent.models import Base
 logger = logging.getLogger("nexent.backup")
 
 Progress = Callable[[str], None]
+KEY_CHECK = "nexent-backup-key-check"
 
 
 def _quiet(_: str) -> None:
@@ -135,6 +137,7 @@ async def backup(engines: Engines, path: Path, progress: Progress = _quiet) -> B
             objects=len(keys),
             object_bytes=total,
             checksums=writer.checksums,
+            key_check=engines.keys.box.encrypt(KEY_CHECK),
         )
         await asyncio.to_thread(writer.close, manifest)
     except BaseException:
@@ -199,6 +202,15 @@ async def restore(engines: Engines, path: Path, *, force: bool = False, progress
 
 async def _restore(engines: Engines, reader: ArchiveReader, url: str, force: bool, progress: Progress) -> RestoreResult:
     manifest = reader.manifest
+    try:
+        readable = engines.keys.box.decrypt(manifest.key_check) == KEY_CHECK
+    except SecretDecryptionError:
+        readable = False
+    if not readable:
+        raise BackupError(
+            "This deployment's encryption keys cannot read the backup's secrets: set NEXENT_ENCRYPTION_KEYS (or copy "
+            "secret-keys.json into the data directory) as in the deployment that wrote it."
+        )
     async with engines.db.connect() as conn:
         current = await rows.revision(conn)
         counts = await rows.count_rows(conn)
