@@ -136,7 +136,11 @@ async def observe(client: httpx.AsyncClient, headers: dict[str, str], facts: dic
         "agents": [(a["id"], a["name"]) for a in (await get("/api/agents"))["items"]],
         "agent": {k: v for k, v in (await get(f"/api/agents/{facts['agent_id']}")).items() if k != "updated_at"},
         "conversations": [
-            (c["id"], c["title"], [(m["role"], m["content"]) for m in (await get(f"/api/conversations/{c['id']}"))["messages"]])
+            (
+                c["id"],
+                c["title"],
+                [(m["role"], m["content"]) for m in (await get(f"/api/conversations/{c['id']}"))["messages"]],
+            )
             for c in conversations
         ],
         "documents": [(d["id"], d["file_name"], d["status"], d["chunk_count"]) for d in documents],
@@ -155,7 +159,12 @@ async def sign_in(client: httpx.AsyncClient, email: str) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("source", "target"),
-    [("embedded", "embedded"), ("distributed", "distributed"), ("embedded", "distributed"), ("distributed", "embedded")],
+    [
+        ("embedded", "embedded"),
+        ("distributed", "distributed"),
+        ("embedded", "distributed"),
+        ("distributed", "embedded"),
+    ],
 )
 async def test_a_restored_deployment_answers_the_same(
     shapes: Shapes, llm: RunningModelServer, tmp_path: Path, source: str, target: str
@@ -164,7 +173,8 @@ async def test_a_restored_deployment_answers_the_same(
     async with serve_in_process(before_settings) as client:
         facts = await populate(client, llm)
         before = await observe(client, await sign_in(client, facts["email"]), facts)
-    assert before["hits"][(QUERIES[0], "bm25")] and before["memories"] and before["conversations"]
+    assert before["hits"][(QUERIES[0], "bm25")] and before["hits"][(QUERIES[1], "vector")]
+    assert before["memories"] and before["recalled"] and before["conversations"][0][2]
 
     file = tmp_path / "nexent.backup"
     engines = await started_engines(before_settings, consume_jobs=False, migrate=False)
