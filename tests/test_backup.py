@@ -343,6 +343,8 @@ def test_the_command_line(tmp_path: Path, sqlite_template: Path) -> None:
     summary = json.loads(nexent(source, "admin", "backup", str(file)).stdout)
     assert summary["tables"]["tenants"] == 1 and summary["revision"] == "0022"
 
+    again = nexent(source, "admin", "backup", str(file), check=False)
+    assert again.returncode == 2 and "exists already" in again.stderr
     refused = nexent(source, "admin", "restore", str(file), check=False)  # the source is not empty
     assert refused.returncode == 2 and "not empty" in refused.stderr and "--force" in refused.stderr
     forced = json.loads(nexent(source, "admin", "restore", str(file), "--force").stdout)
