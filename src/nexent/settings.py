@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     a2a_card_timeout_seconds: float = Field(default=10.0, gt=0)
     a2a_card_max_age_seconds: float = Field(default=3600.0, ge=0)
 
+    # Speech input: the largest recording a transcription takes (docs/models.md#speech-to-text)
+    speech_max_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
     # Knowledge bases
     knowledge_max_file_bytes: int = Field(default=50 * 1024 * 1024, gt=0)
     knowledge_max_upload_bytes: int = Field(default=200 * 1024 * 1024, gt=0)

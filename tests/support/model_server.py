@@ -2,7 +2,8 @@
 
 It is a real HTTP server (FastAPI served by uvicorn in a background thread), not a mock of any client. It serves
 `GET /v1/models`, `POST /v1/chat/completions` (plain JSON and SSE streaming, with reasoning and tool call deltas),
-`POST /v1/embeddings` and `POST /v1/rerank` (every path also without the `/v1` prefix). Tests queue replies that
+`POST /v1/embeddings`, `POST /v1/rerank` and `POST /v1/audio/transcriptions` (it answers `transcription_text` and
+records what it received in `transcriptions`) (every path also without the `/v1` prefix). Tests queue replies that
 chat requests consume in order (per model, then global); with nothing queued the server echoes the last user
 message. Every request is recorded, and the number of concurrent requests is tracked.
 
@@ -67,6 +68,7 @@ DEFAULT_MODELS = ("test-chat", "test-embed", "test-rerank")
 CHAT_PATH = "/chat/completions"
 EMBEDDINGS_PATH = "/embeddings"
 RERANK_PATH = "/rerank"
+TRANSCRIPTIONS_PATH = "/audio/transcriptions"
 MODELS_PATH = "/models"
 _TRANSPORT_KEY = "nexent.model_server.transport"
 _WORD = re.compile(r"\w+")
@@ -458,6 +460,8 @@ class ModelServer:
         self._embeddings: deque[ServiceReply] = deque()
         self._rerank: deque[ServiceReply] = deque()
         self._requests: list[RecordedRequest] = []
+        self.transcription_text = "Scripted transcription."
+        self.transcriptions: list[dict[str, Any]] = []  # model, file_name, content_type, size of each recording
         self._in_flight = 0
         self._max_in_flight = 0
         self._ids = 0
@@ -505,6 +509,8 @@ class ModelServer:
             self._embeddings.clear()
             self._rerank.clear()
             self._requests.clear()
+            self.transcriptions.clear()
+            self.transcription_text = "Scripted transcription."
             self._max_in_flight = self._in_flight
         self.resume()
 
@@ -614,6 +620,7 @@ class ModelServer:
             app.add_api_route(prefix + CHAT_PATH, self._chat_completions, methods=["POST"])
             app.add_api_route(prefix + EMBEDDINGS_PATH, self._create_embeddings, methods=["POST"])
             app.add_api_route(prefix + RERANK_PATH, self._rerank_documents, methods=["POST"])
+            app.add_api_route(prefix + TRANSCRIPTIONS_PATH, self._transcribe, methods=["POST"])
         return app
 
     async def _begin(self, request: Request) -> tuple[RecordedRequest, Response | None]:
@@ -892,6 +899,27 @@ class ModelServer:
         if reply.malformed == "missing_data":
             del result["data"]
         return JSONResponse(result, headers=dict(reply.headers))
+
+    async def _transcribe(self, request: Request) -> Response:
+        """Speech to text: the scripted `transcription_text` for any multipart recording (`file` and `model`)."""
+        _, early = await self._begin(request)
+        if early is not None:
+            return early
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return self._error(400, "'file' (a recording) is required", None, None, {})
+        data = await upload.read()
+        with self._lock:
+            self.transcriptions.append(
+                {
+                    "model": form.get("model"),
+                    "file_name": upload.filename,
+                    "content_type": upload.content_type,
+                    "size": len(data),
+                }
+            )
+        return JSONResponse({"text": self.transcription_text})
 
     async def _rerank_documents(self, request: Request) -> Response:
         record, reply, early = await self._service_outcome(request, self._rerank)

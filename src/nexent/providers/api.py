@@ -1,11 +1,11 @@
-"""Model routes: `/api/models` (configurations and checks) and `/api/usage`."""
+"""Model routes: `/api/models` (configurations and checks), `/api/usage` and `/api/speech` (speech input)."""
 
 from __future__ import annotations
 
 import uuid
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, File, Query, Response, UploadFile, status
 from pydantic import AwareDatetime
 
 from nexent.core.openapi import problems
@@ -20,6 +20,8 @@ from nexent.providers.schemas import (
     ModelRead,
     ModelSettings,
     ModelUpdate,
+    SpeechSettings,
+    Transcription,
     UsageRow,
     UsageSeries,
 )
@@ -147,4 +149,32 @@ async def read_usage_series(
     )
 
 
-routers = [router, usage_router]
+speech_router = APIRouter(prefix="/api/speech", tags=["speech"])
+
+
+@speech_router.get("", summary="The speech input the tenant offers (whether a speech-to-text model is configured).")
+async def get_speech(caller: CurrentCaller, session: SessionDep, engines: EnginesDep) -> SpeechSettings:
+    return await ProviderService(session, engines, caller).speech()
+
+
+@speech_router.post(
+    "/transcriptions",
+    summary="Transcribe a recording with the tenant's speech-to-text model.",
+    responses=problems(
+        s404="The tenant has no speech-to-text (`stt`) model (`no_transcription_model`).",
+        s413="The recording is larger than `NEXENT_SPEECH_MAX_BYTES` (`audio_too_large`).",
+        s415="The recording is empty or not audio in a known format (`unsupported_audio`).",
+        s502="The speech-to-text model failed (`transcription_failed`, with `model_error`).",
+    ),
+)
+async def transcribe(
+    file: Annotated[UploadFile, File(description="The recording: WebM, Ogg, WAV, MP3, MP4/M4A or FLAC.")],
+    caller: CurrentCaller,
+    session: SessionDep,
+    engines: EnginesDep,
+) -> Transcription:
+    audio = await file.read(engines.settings.speech_max_bytes + 1)
+    return await ProviderService(session, engines, caller).transcribe(audio)
+
+
+routers = [router, usage_router, speech_router]

@@ -17,6 +17,7 @@ class ModelKind(StrEnum):
     EMBEDDING = "embedding"
     RERANK = "rerank"
     VLM = "vlm"
+    STT = "stt"  # speech to text: an OpenAI-compatible `/audio/transcriptions`
 
 
 class ProviderType(StrEnum):

@@ -334,13 +334,41 @@ class Endpoint:
             raise ProviderError(ErrorCode.BAD_RESPONSE, "The rerank answer refers to documents that were not sent.")
         return sorted(results, key=lambda pair: pair[1], reverse=True)
 
-    async def _post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    async def transcribe(self, model: str, audio: bytes, file_name: str, content_type: str) -> str:
+        """Speech to text (`/audio/transcriptions`, multipart): the recording's text."""
+        data = await self._post_json(
+            "/audio/transcriptions",
+            form={"model": model, "response_format": "json"},
+            files={"file": (file_name, audio, content_type)},
+        )
+        text = data.get("text")
+        if not isinstance(text, str):
+            raise ProviderError(ErrorCode.BAD_RESPONSE, "The transcription answer has no text.")
+        return text
+
+    async def _post_json(
+        self,
+        path: str,
+        body: dict[str, Any] | None = None,
+        *,
+        form: dict[str, str] | None = None,
+        files: dict[str, tuple[str, bytes, str]] | None = None,
+    ) -> dict[str, Any]:
+        """POST a JSON body (or a multipart form with files) and read a JSON answer."""
+        headers = self._headers()
+        if files is not None:
+            headers.pop("Content-Type")  # httpx sets the multipart boundary
         try:
             if env_proxy(self.base_url) is not None:
                 await self._check_proxied_target()
-            response = await self.http.post(
-                f"{self.base_url}{path}", json=body, headers=self._headers(), timeout=self.timeout
-            )
+            if files is not None:
+                response = await self.http.post(
+                    f"{self.base_url}{path}", data=form, files=files, headers=headers, timeout=self.timeout
+                )
+            else:
+                response = await self.http.post(
+                    f"{self.base_url}{path}", json=body, headers=headers, timeout=self.timeout
+                )
         except AddressRefused:
             raise self._refused() from None
         except httpx.TimeoutException:

@@ -36,7 +36,7 @@ class CallReport:
     """What one call cost and how it went; written to the usage table and the metrics."""
 
     model_id: uuid.UUID | None
-    operation: str  # chat, embed, rerank
+    operation: str  # chat, embed, rerank, transcribe
     usage: Usage
     latency_ms: float
     ttft_ms: float | None
@@ -84,7 +84,7 @@ def _semaphore(model_id: uuid.UUID, limit: int) -> asyncio.Semaphore:
 
 
 class RoutedModel:
-    """Chat, embedding or rerank calls to one logical model."""
+    """Chat, embedding, rerank or transcription calls to one logical model."""
 
     def __init__(
         self,
@@ -228,6 +228,11 @@ class RoutedModel:
             "rerank", lambda e: e.rerank(self.model, query, documents, top_n)
         )
         return result
+
+    async def transcribe(self, audio: bytes, file_name: str, content_type: str) -> str:
+        """Speech to text with this (`stt`) model."""
+        text: str = await self._call("transcribe", lambda e: e.transcribe(self.model, audio, file_name, content_type))
+        return text
 
     async def _call(self, operation: str, call: Callable[[Endpoint], Awaitable[Any]]) -> Any:
         started = time.perf_counter()

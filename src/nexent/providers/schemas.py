@@ -219,3 +219,14 @@ class UsageSeries(BaseModel):
     model_id: uuid.UUID | None
     agent_id: uuid.UUID | None
     buckets: list[UsageBucket]
+
+
+class SpeechSettings(BaseModel):
+    """What speech input the caller's tenant offers."""
+
+    transcription: bool = Field(description="A speech-to-text (`stt`) model is configured: recordings can be sent.")
+    max_bytes: int = Field(description="The largest recording a transcription takes.")
+
+
+class Transcription(BaseModel):
+    text: str = Field(description="What the recording says, as the speech-to-text model wrote it.")

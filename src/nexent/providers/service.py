@@ -38,10 +38,13 @@ from nexent.providers.schemas import (
     ModelRead,
     ModelSettings,
     ModelUpdate,
+    SpeechSettings,
+    Transcription,
     UsageBucket,
     UsageRow,
     UsageSeries,
 )
+from nexent.providers.speech import checked_recording, silent_wav
 from nexent.providers.types import ChatModel, EmbeddingModel, ErrorCode, ProviderError, RerankModel, complete
 
 logger = logging.getLogger("nexent.providers")
@@ -96,6 +99,16 @@ class ModelNotFound(NotFound):
 
 class NoDefaultModel(NotFound):
     code = "no_default_model"
+
+
+class NoTranscriptionModel(NoDefaultModel):
+    code = "no_transcription_model"
+
+
+class TranscriptionFailed(AppError):
+    """The speech-to-text model did not answer; `model_error` carries the provider's classification."""
+
+    status, code = 502, "transcription_failed"
 
 
 class EndpointNotAllowed(BadRequest):
@@ -394,6 +407,27 @@ class ProviderService:
             on_usage=sink,
         )
 
+    # --- speech input -------------------------------------------------------------------------------------------
+
+    async def speech(self) -> SpeechSettings:
+        """What speech input the tenant offers: whether a transcription (`stt`) model is configured."""
+        default = await self.models.default_of(ModelKind.STT)
+        return SpeechSettings(transcription=default is not None, max_bytes=self.engines.settings.speech_max_bytes)
+
+    async def transcribe(self, audio: bytes) -> Transcription:
+        """The text of a recording, from the tenant's default `stt` model (its `/audio/transcriptions`)."""
+        file_name, content_type = checked_recording(audio, self.engines.settings.speech_max_bytes)
+        if await self.models.default_of(ModelKind.STT) is None:
+            raise NoTranscriptionModel("This tenant has no speech-to-text model; add one of kind stt under models.")
+        client = await self.default_client(ModelKind.STT)
+        try:
+            text = await client.transcribe(audio, file_name, content_type)
+        except ProviderError as exc:
+            raise TranscriptionFailed(
+                f"The speech-to-text model failed: {exc.message}", extra={"model_error": {"code": exc.code.value}}
+            ) from None
+        return Transcription(text=text.strip())
+
     # --- checks -------------------------------------------------------------------------------------------------
 
     async def check(self, model_id: uuid.UUID) -> CheckResult:
@@ -546,7 +580,8 @@ def _read(config: ModelConfig, endpoints: list[ModelEndpoint]) -> ModelRead:
 
 
 async def probe(client: Any, kind: ModelKind) -> CheckResult:
-    """One real, tiny call: a one-word completion, an embedding (its size), or a rerank of two documents."""
+    """One real, tiny call: a one-word completion, an embedding (its size), a rerank of two documents, or the
+    transcription of a fifth of a second of silence."""
     started = time.perf_counter()
     dimension: int | None = None
     try:
@@ -555,6 +590,8 @@ async def probe(client: Any, kind: ModelKind) -> CheckResult:
         elif kind == ModelKind.EMBEDDING:
             vectors, _ = await client.embed(["dimension probe"])
             dimension = len(vectors[0])
+        elif kind == ModelKind.STT:
+            await client.transcribe(silent_wav(), "probe.wav", "audio/wav")
         else:
             await client.rerank("probe", ["a first document", "a second document"])
     except ProviderError as exc:
