@@ -64,6 +64,7 @@ from nexent.a2a_server.api import A2A_PATH
 from nexent.identity.models import Role
 from nexent.identity.tokens import AccessClaims, issue_access_token
 from nexent.mcp_server.api import MCP_PATH
+from nexent.providers.speech import silent_wav
 from nexent.webui import UIRoute
 from tests.conftest import PostgresDatabases, make_settings, serve_in_process, wait_until
 from tests.support.a2a_agents import SampleAgents, serve_sample_agents
@@ -468,6 +469,8 @@ UPLOADS: dict[Key, Callable[[Ctx], list[tuple[str, tuple[str, bytes, str]]]]] = 
     ("POST", "/api/skills"): lambda c: [
         ("archive", ("probe.zip", skill_zip(f"probe-{uuid.uuid4().hex[:8]}", "Probe.", "Probe."), "application/zip"))
     ],
+    # A recording: the caller's tenant's speech-to-text model (none in these tenants: a typed 404), nothing of A's.
+    ("POST", "/api/speech/transcriptions"): lambda c: [("file", ("probe.wav", silent_wav(0.05), "audio/wav"))],
     # The caller's own skill's name: a new version of the target's skill, were it reachable.
     ("POST", "/api/skills/{skill_id}/versions"): lambda c: [
         ("archive", ("probe.zip", skill_zip(c.own.skill_name, "Changed by a probe.", "Probe."), "application/zip"))

@@ -12,6 +12,7 @@ import type { models } from "@/features/models/messages";
 import type { remoteAgents } from "@/features/remote-agents/messages";
 import type { runs } from "@/features/runs/messages";
 import type { skills } from "@/features/skills/messages";
+import type { speech } from "@/features/chat/speechMessages";
 import type { team } from "@/features/team/messages";
 import type { tools } from "@/features/tools/messages";
 
@@ -28,7 +29,8 @@ type All =
   | typeof team
   | typeof tools
   | typeof remoteAgents
-  | typeof skills;
+  | typeof skills
+  | typeof speech;
 
 type Union<T> = T extends { en: infer E } ? E : never;
 type UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;

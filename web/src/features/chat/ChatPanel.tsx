@@ -20,6 +20,7 @@ import {
 } from "./api";
 import { AssistantTurn } from "./AssistantTurn";
 import { CitationDrawer } from "./CitationDrawer";
+import { SpeechInput } from "./SpeechInput";
 import { applyEvent, emptyTurn, learnedOf, turnFromMessage, type Citation, type Turn } from "./transcript";
 import "./messages";
 
@@ -274,6 +275,7 @@ export function ChatPanel({
         onCancel={() => void stop()}
         placeholder={t("chat.placeholder", { name: agentLabel(agent) })}
         aria-label={t("chat.input")}
+        suffix={(send) => <Flex gap={4} align="center"><SpeechInput disabled={live != null} onText={(text) => setInput((v) => (v.trim() ? `${v.trimEnd()} ${text}` : text))} />{send}</Flex>}
       />
       <Typography.Text type="secondary" style={{ fontSize: 12 }}>
         {t("chat.hint")}

@@ -95,7 +95,7 @@ function ModelList() {
           <Flex justify="flex-end">{addButton}</Flex>
           {KINDS.map((kind) => {
             const rows = list.filter((model) => model.kind === kind);
-            if (rows.length === 0 && (kind === "rerank" || kind === "vlm")) return null;
+            if (rows.length === 0 && (kind === "rerank" || kind === "vlm" || kind === "stt")) return null;
             return (
               <Card
                 key={kind}

@@ -8,7 +8,7 @@ export type CheckResult = Schemas["CheckResult"];
 export type UsageRow = Schemas["UsageRow"];
 export type ModelKind = Model["kind"];
 
-export const KINDS: ModelKind[] = ["llm", "embedding", "rerank", "vlm"];
+export const KINDS: ModelKind[] = ["llm", "embedding", "rerank", "vlm", "stt"];
 
 /** The built-in offline models (docs/models.md): the API has no list of them, their names are fixed. */
 export const BUILTIN_MODELS: { kind: ModelKind; model: string }[] = [
