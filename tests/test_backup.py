@@ -8,6 +8,7 @@ a newer format or revision, a non-empty target, other encryption keys. The comma
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
 import json
 import shutil
@@ -211,14 +212,20 @@ async def test_refusals_change_nothing(shapes: Shapes, llm: RunningModelServer, 
     finally:
         await engines.close()
 
-    def rewrite(name: str, change: Any) -> Path:
-        """A copy of the backup with its manifest changed by `change`."""
+    def rewrite(name: str, change: Any, members: dict[str, Any] | None = None) -> Path:
+        """A copy of the backup with its manifest changed by `change`, and members changed by `members` (their
+        checksums kept right, so the change reaches the restore)."""
         out = tmp_path / name
+        sums: dict[str, str] = {}
         with tarfile.open(file, "r:gz") as src, tarfile.open(out, "w:gz") as dst:
             for member in src.getmembers():
                 data = src.extractfile(member).read()  # type: ignore[union-attr]
+                if members and member.name in members:
+                    data = members[member.name](data)
+                    sums[member.name] = hashlib.sha256(data).hexdigest()
                 if member.name == MANIFEST:
                     manifest = json.loads(data)
+                    manifest["checksums"].update(sums)
                     change(manifest)
                     data = json.dumps(manifest).encode()
                 member.size = len(data)
@@ -247,6 +254,12 @@ async def test_refusals_change_nothing(shapes: Shapes, llm: RunningModelServer, 
         rewrite("newer-revision.backup", lambda m: m.update(revision="9999_future")): "does not know",
         rewrite("damaged.backup", damage): "checksum",
         rewrite("other-keys.backup", lambda m: m.update(key_check=SecretBox([KEY]).encrypt("x"))): "encryption keys",
+        # A row twice, in one of the last tables: the database refuses it after every earlier table was written.
+        rewrite(
+            "duplicate-row.backup",
+            lambda m: None,
+            {"database/knowledge_chunks.jsonl": lambda data: data + data.splitlines(keepends=True)[-1]},
+        ): "could not be written",
     }
     empty = await shapes.settings("embedded", "empty")
     engines = await started_engines(empty, consume_jobs=False)
@@ -254,7 +267,7 @@ async def test_refusals_change_nothing(shapes: Shapes, llm: RunningModelServer, 
         for path, message in cases.items():
             with pytest.raises(BackupError, match=message):
                 await restore(engines, path)
-        assert await engines.storage.list("") == []
+        assert await engines.storage.list("") == []  # the objects written before the rows' failure went again
         async with engines.db.connect() as conn:
             from nexent.backup.repository import count_rows
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
+from sqlalchemy.exc import SQLAlchemyError
 
 from nexent import __version__
 from nexent.backup import repository as rows
@@ -264,6 +265,16 @@ async def _wipe(engines: Engines, objects: list[str]) -> None:
 
 
 async def _load_rows(engines: Engines, reader: ArchiveReader, manifest: Manifest) -> dict[str, int]:
+    """Every row of the backup, in one transaction: all of them or (on any failure) none."""
+    try:
+        return await _insert_all(engines, reader, manifest)
+    except SQLAlchemyError as exc:
+        raise BackupError(
+            f"The backup's rows could not be written, and none was kept: {type(exc).__name__}: {str(exc)[:300]}"
+        ) from None
+
+
+async def _insert_all(engines: Engines, reader: ArchiveReader, manifest: Manifest) -> dict[str, int]:
     loaded: dict[str, int] = {}
     async with engines.db.begin() as conn:
         present = set(await rows.table_names(conn))
