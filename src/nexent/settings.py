@@ -46,6 +46,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # With traces on (the OTEL_* variables, docs/observability.md): a span for every SQL statement too.
+    trace_sql: bool = False
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     admin_token: SecretStr | None = None

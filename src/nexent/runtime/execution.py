@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import update
 
 from nexent.agents.versions import AgentSpec
+from nexent.core import tracing
 from nexent.core.batch import ModelRow, Write, writer_for
 from nexent.core.db import utcnow
 from nexent.core.errors import AppError
@@ -214,6 +215,20 @@ class RunExecution:
 
     async def execute(self) -> None:
         run = self.run
+        attributes = {
+            "nexent.run.id": str(run.id),
+            "nexent.agent.id": str(run.agent.id),
+            "nexent.agent.version": run.agent.version,
+            "nexent.tenant.id": str(self.caller.tenant_id),
+            "nexent.run.queued_seconds": round(time.monotonic() - self.handed_over, 6),
+        }
+        with tracing.span("run", attributes) as span:
+            await self._traced_execute()
+            if self.outcome.status is not None:
+                span.set_attribute("nexent.run.status", self.outcome.status)
+
+    async def _traced_execute(self) -> None:
+        run = self.run
         try:
             await self._execute()
         except _NeverStored:
@@ -300,6 +315,7 @@ class RunExecution:
                 agent_id=str(agent.id),
                 agent_version=agent.version,
                 conversation_id=str(run.conversation_id) if run.conversation_id is not None else None,
+                trace_id=tracing.current_trace_id(),
             )
             try:
                 await log.emit(started)
