@@ -22,6 +22,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nexent.core.context import current_request_id
+from nexent.core.metrics import observe_error
 from nexent.core.tracing import current_trace_id
 
 logger = logging.getLogger("nexent.errors")
@@ -96,7 +97,9 @@ class PayloadTooLarge(AppError):
 
 
 def problem_body(status: int, code: str, detail: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An RFC 9457 problem document, with the current request id and trace id (`trace_id`, when traced)."""
+    """An RFC 9457 problem document, with the current request id and trace id (`trace_id`, when traced); counted
+    in `nexent_errors_total` (source `http`)."""
+    observe_error("http", code)
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": _title(status),

@@ -20,6 +20,7 @@ from nexent.core import tracing
 from nexent.core.batch import ModelRow, Write, writer_for
 from nexent.core.db import utcnow
 from nexent.core.errors import AppError
+from nexent.core.metrics import observe_error
 from nexent.engines.bus.base import cancel_channel
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
@@ -247,6 +248,7 @@ class RunExecution:
             await self.log.close()
             if self.outcome.status is not None:
                 metrics.RUNS_FINISHED.labels(self.outcome.status).inc()
+                metrics.AGENT_RUNS.labels(str(run.agent.id), self.outcome.status).inc()
                 metrics.RUN_DURATION.labels(self.outcome.status).observe(time.monotonic() - self.handed_over)
 
     async def _execute(self) -> None:
@@ -390,6 +392,8 @@ class RunExecution:
         """End the run (`ending.end_run`), noting how it ended."""
         ended = await end_run(self.log, event, then=then, **fields)
         self.outcome.status = status_of(event).value if ended is not None else "ended_elsewhere"
+        if ended is not None and isinstance(event, RunFailed):
+            observe_error("run", event.code or "failed")  # errors by class, beside the problems of requests
         return ended
 
 
