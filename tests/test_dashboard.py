@@ -143,12 +143,21 @@ async def test_every_metric_of_the_dashboard_is_served_by_the_platform(tmp_path:
             "NEXENT_MODEL_PRICES": json.dumps({"scripted": [1_000_000, 2_000_000]}),
         }
     )
-    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": REPO_ROOT}
-    server = subprocess.Popen([sys.executable, "-m", "nexent", "serve", "--port", str(server_port)], env=env, **quiet)
+
+    def start(*command: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "nexent", *command],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    server = start("serve", "--port", str(server_port))
     worker: subprocess.Popen[bytes] | None = None
     try:
         await asyncio.to_thread(wait_for_port, server_port, 90)
-        worker = subprocess.Popen([sys.executable, "-m", "nexent", "worker"], env=env, **quiet)
+        worker = start("worker")
         scrape = {"Authorization": f"Bearer {TOKEN}"}
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{server_port}", timeout=60) as http:
             owner = await register(http, f"dash-{uuid.uuid4().hex[:6]}@example.com")

@@ -111,7 +111,10 @@ def instrument_app(app: Any) -> None:
         return
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls=EXCLUDED_URLS, tracer_provider=_provider)
+    # No span per ASGI message: an SSE stream sends one per event, which would triple a run's spans.
+    FastAPIInstrumentor.instrument_app(
+        app, excluded_urls=EXCLUDED_URLS, tracer_provider=_provider, exclude_spans=["receive", "send"]
+    )
 
 
 def shutdown_tracing() -> None:
