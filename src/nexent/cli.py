@@ -26,6 +26,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from nexent.core.db import downgrade, migrate
 from nexent.core.logging import configure_logging
 from nexent.core.metrics import MetricsServer
+from nexent.core.tracing import configure_tracing
 from nexent.engines.container import Engines, build_engines
 from nexent.jobs.handlers import PURGE_JOBS
 from nexent.jobs.queue import build_queue
@@ -97,6 +98,8 @@ def worker(
     if concurrency is not None:
         settings = settings.model_copy(update={"queue_workers": concurrency})
     load_job_modules(settings.job_modules)
+    # Before the engines (SQL statements may be traced) and before Celery forks its pool (the children inherit it).
+    configure_tracing("worker", sql=settings.trace_sql)
     if settings.queue_backend == "celery":
         _celery_worker(settings)
     else:

@@ -23,6 +23,7 @@ from nexent.core.logging import configure_logging
 from nexent.core.middleware import REQUEST_ID_HEADER, RequestContextMiddleware
 from nexent.core.openapi import document_errors
 from nexent.core.text_input import refuse_nul
+from nexent.core.tracing import configure_tracing, instrument_app
 from nexent.engines import health
 from nexent.engines.container import build_engines
 from nexent.evaluation import api as evaluation_api
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     services: Iterable[Service] = [service] if service else list(Service)
     embedded = service is None
     label = service.value if service else "embedded"
+    configure_tracing(label, sql=settings.trace_sql)  # before any engine: SQL statements may be traced
     mcp_lifespan: Callable[[], AbstractAsyncContextManager[None]] | None = None
 
     @asynccontextmanager
@@ -201,6 +203,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         # Outermost: the client address every request is throttled, logged and audited by is the one a trusted
         # proxy forwarded, else the connection's own. The server itself reads no forwarded header (see `cli.serve`).
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+    instrument_app(app)  # outermost: the request's span is current in every middleware, log line and problem
     return app
 
 

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "console"] = "json"
+    # With traces on (the OTEL_* variables, docs/observability.md): a span for every SQL statement too.
+    trace_sql: bool = False
+    # Prices of models for the cost metric, by the provider's model name: `{"gpt-4o": [2.5, 10.0]}` is 2.5 per
+    # million prompt tokens and 10 per million completion tokens (in whatever currency the operator counts).
+    model_prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=25 * 1024 * 1024, gt=0)
     admin_token: SecretStr | None = None

@@ -2,8 +2,8 @@
 
 Services raise `AppError` subclasses; the handlers registered by `install_error_handlers` turn them, FastAPI's
 validation errors and Starlette's HTTP errors into `application/problem+json` answers with
-`type`, `title`, `status`, `detail`, `code` and the request id. Bad input is always a 4xx, never a 500;
-unexpected errors become a 500 problem in `RequestContextMiddleware`.
+`type`, `title`, `status`, `detail`, `code`, the request id and, when tracing is on, the trace id (`trace_id`).
+Bad input is always a 4xx, never a 500; unexpected errors become a 500 problem in `RequestContextMiddleware`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nexent.core.context import current_request_id
+from nexent.core.metrics import observe_error
+from nexent.core.tracing import current_trace_id
 
 logger = logging.getLogger("nexent.errors")
 
@@ -95,7 +97,9 @@ class PayloadTooLarge(AppError):
 
 
 def problem_body(status: int, code: str, detail: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """An RFC 9457 problem document, with the current request id."""
+    """An RFC 9457 problem document, with the current request id and trace id (`trace_id`, when traced); counted
+    in `nexent_errors_total` (source `http`)."""
+    observe_error("http", code)
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": _title(status),
@@ -106,6 +110,9 @@ def problem_body(status: int, code: str, detail: str, extra: dict[str, Any] | No
     request_id = current_request_id()
     if request_id:
         body["request_id"] = request_id
+    trace_id = current_trace_id()
+    if trace_id:
+        body["trace_id"] = trace_id
     if extra:
         body.update(extra)
     return body

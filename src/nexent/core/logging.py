@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy.exc import StatementError
 
 from nexent.core.context import current_request_id
+from nexent.core.tracing import current_span_ids
 
 # Modules of the database drivers and of SQLAlchemy's adapters around them: their errors may quote values.
 _DATABASE_ERROR_MODULES = ("asyncpg", "sqlite3", "aiosqlite", "psycopg", "sqlalchemy.dialects", "sqlalchemy.connectors")
@@ -108,6 +109,9 @@ class JsonFormatter(logging.Formatter):
         request_id = current_request_id()
         if request_id:
             entry["request_id"] = request_id
+        ids = current_span_ids()
+        if ids is not None:
+            entry["trace_id"], entry["span_id"] = ids
         for key, value in vars(record).items():
             if key not in _STANDARD_ATTRS and not key.startswith("_"):
                 entry[key] = value

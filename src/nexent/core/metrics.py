@@ -1,5 +1,5 @@
-"""Prometheus metrics: request counts and latency by service, route and status; the exposition, and the small
-`/metrics` server of processes without an app (`nexent worker`)."""
+"""Prometheus metrics: request counts and latency by service, route and status, errors by class; the exposition, and
+the small `/metrics` server of processes without an app (`nexent worker`)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,19 @@ HTTP_LATENCY = Histogram(
     ["service", "method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+
+ERRORS = Counter(
+    "nexent_errors_total",
+    "Errors by where they were met (`http`: a problem document answered; `run`: a run that failed; `unhandled`: an "
+    "exception no handler expected) and their class (the problem's or the run's stable `code`, or the exception's "
+    "type).",
+    ["source", "code"],
+)
+
+
+def observe_error(source: str, code: str) -> None:
+    """Count one error; `code` is a stable code or a class name, never free text (the label set stays bounded)."""
+    ERRORS.labels(source, code[:64]).inc()
 
 
 def observe_request(service: str, method: str, route: str, status: int, seconds: float) -> None:

@@ -16,7 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from nexent.core.context import RequestInfo, reset_request, set_request
 from nexent.core.errors import PROBLEM_CONTENT_TYPE, PayloadTooLarge, problem_body
-from nexent.core.metrics import observe_request
+from nexent.core.metrics import observe_error, observe_request
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -72,8 +72,9 @@ class RequestContextMiddleware:
                 await _send_problem(send_with_id, 413, "payload_too_large", detail)
                 return
             await self.app(scope, _limited_receive(receive, limit), send_with_id)
-        except Exception:
+        except Exception as exc:
             error_logger.exception("unhandled error", extra={"path": scope["path"]})
+            observe_error("unhandled", type(exc).__name__)
             if response_started:
                 raise
             await _send_problem(

@@ -51,6 +51,9 @@ class Problem(BaseModel):
     detail: str = Field(description="What went wrong, for a person.")
     code: str = Field(description="What went wrong, for a program: stable, snake_case.")
     request_id: str | None = Field(default=None, description="The request's id, as in the X-Request-ID header.")
+    trace_id: str | None = Field(
+        default=None, description="The request's OpenTelemetry trace (32 hex digits), when tracing is on."
+    )
     errors: list[ProblemError] | None = Field(default=None, description="The invalid parts (400 and 422).")
 
 

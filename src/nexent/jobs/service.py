@@ -14,6 +14,7 @@ import time
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from nexent.core import tracing
 from nexent.core.logging import describe_database_error, is_database_error
 from nexent.jobs.metrics import JOBS_STARTED, observe_finished
 from nexent.jobs.models import JobStatus
@@ -62,10 +63,12 @@ async def run_job(engines: Engines, job_id: uuid.UUID, *, worker: str) -> bool:
             return False
         job = await repo.get(job_id)
         assert job is not None
+        payload = dict(job.payload)
+        parent = payload.pop(tracing.TRACE_KEY, None)  # the trace of whoever queued it (`tracing.with_trace`)
         context = JobContext(
             job_id=job.id,
             name=job.name,
-            payload=dict(job.payload),
+            payload=payload,
             tenant_id=job.tenant_id,
             attempt=job.attempts,
             engines=engines,
@@ -84,8 +87,11 @@ async def run_job(engines: Engines, job_id: uuid.UUID, *, worker: str) -> bool:
     started = time.perf_counter()
     outcome = "failed"
     renewer = asyncio.create_task(_renew_lease(engines, job_id, worker, lease))
+    attributes = {"nexent.job.id": str(job_id), "nexent.job.name": context.name, "nexent.job.attempt": context.attempt}
+    job_span = tracing.span(f"job {context.name}", attributes, parent=parent if isinstance(parent, dict) else None)
     try:
-        result = await handler(context)
+        with job_span:
+            result = await handler(context)
     except PermanentJobError as exc:
         await _record(engines, job_id, worker, JobStatus.FAILED, None, _describe(exc))
         logger.warning("job failed permanently", extra=log_extra)

@@ -29,7 +29,7 @@ from nexent.jobs.sweeps import job_sweep
 from nexent.knowledge import events
 from nexent.knowledge.chunking import Chunk, ChunkSettings, chunk_document
 from nexent.knowledge.embedder import EMBED_BATCH, Embedder, EmbeddingFailed
-from nexent.knowledge.metrics import DOCUMENTS
+from nexent.knowledge.metrics import DOCUMENTS, INDEXED_CHUNKS, INGESTED_BYTES
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 from nexent.knowledge.parsing import Block, ParsedDocument, ParseFailure, ParseLimits, ParserPool, parser_pool
 from nexent.knowledge.repository import (
@@ -310,6 +310,8 @@ class DocumentBatch:
                 finished.append(doc)
             await chunks.add_all([c for w in self.work.values() for c in w.chunks])
         DOCUMENTS.labels("indexed").inc(len(finished))
+        INGESTED_BYTES.inc(sum(doc.size for doc in finished))
+        INDEXED_CHUNKS.inc(sum(doc.chunk_count for doc in finished))
         for doc in finished:
             await events.publish_document(self.engines, doc)
         return len(finished)

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from nexent.core import tracing
 from nexent.core.errors import AppError, Conflict, NotFound
 from nexent.core.pagination import Page, PageParams
 from nexent.core.references import refuse_if_used
@@ -822,6 +823,17 @@ class KnowledgeService:
 
     async def search_bases(self, bases: Sequence[KnowledgeBase], data: SearchIn) -> SearchResult:
         """Search several knowledge bases (an agent's) and merge the hits by score; only indexed documents count."""
+        attributes = {
+            "nexent.knowledge.bases": len(bases),
+            "nexent.knowledge.mode": data.mode,
+            "nexent.knowledge.top_k": data.top_k,
+        }
+        with tracing.span("knowledge.search", attributes) as span:
+            result = await self._search_bases(bases, data)
+            span.set_attribute("nexent.knowledge.hits", len(result.hits))
+            return result
+
+    async def _search_bases(self, bases: Sequence[KnowledgeBase], data: SearchIn) -> SearchResult:
         timings = {"embedding": 0.0, "search": 0.0, "rerank": 0.0}
         vectors: dict[uuid.UUID, list[float]] = {}
         if data.mode != "bm25":

@@ -13,6 +13,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry.trace import Span, SpanKind, StatusCode
+
+from nexent.core import tracing
 from nexent.engines.bus.base import EventBus
 from nexent.providers.openai_compat import Endpoint
 from nexent.providers.types import (
@@ -177,6 +180,36 @@ class RoutedModel:
     ) -> None:
         await report_call(self.on_usage, self.model_id, operation, usage, started, ttft, error)
 
+    def _span_attributes(self, operation: str) -> dict[str, Any]:
+        return {
+            "gen_ai.operation.name": operation,
+            "gen_ai.request.model": self.model,
+            "nexent.model.id": str(self.model_id) if self.model_id else None,
+        }
+
+    @staticmethod
+    def _end_span(
+        span: Span, usage: Usage, started: float, ttft: float | None, error: ErrorCode | None, attempts: int
+    ) -> None:
+        """The call's outcome on its span (OpenTelemetry's GenAI attribute names where there are some)."""
+        if not span.is_recording():
+            return
+        span.set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+        span.set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+        span.set_attribute("nexent.model.attempts", attempts)
+        if ttft is not None:
+            span.set_attribute("nexent.model.time_to_first_token_ms", round((ttft - started) * 1000, 3))
+        if error is not None:
+            span.set_attribute("error.type", error.value)
+            span.set_status(StatusCode.ERROR, error.value)
+        span.end()
+
+    @staticmethod
+    def _retry_event(span: Span, attempt: int, error: ProviderError, wait: float) -> None:
+        if span.is_recording():
+            attributes = {"attempt": attempt + 1, "error.type": error.code.value, "wait_seconds": wait}
+            span.add_event("retry", attributes)
+
     # --- calls --------------------------------------------------------------------------------------------------
 
     async def stream(
@@ -187,9 +220,13 @@ class RoutedModel:
         first: float | None = None
         usage = Usage()
         error: ErrorCode | None = None
+        # Not made current: the generator's yields run in its consumer's context.
+        span = tracing.start_span(f"chat {self.model}", self._span_attributes("chat"), kind=SpanKind.CLIENT)
+        attempts = 0
         try:
             async with self._slot():
                 async for attempt, endpoint in self._attempts():
+                    attempts = attempt + 1
                     try:
                         async for chunk in endpoint.stream_chat(self.model, messages, tools, params):
                             if first is None:
@@ -202,11 +239,13 @@ class RoutedModel:
                         wait = None if first is not None else self._should_retry(exc, attempt, endpoint)
                         if wait is None:
                             raise
+                        self._retry_event(span, attempt, exc, wait)
                         await asyncio.sleep(wait)
         except ProviderError as exc:
             error = exc.code
             raise
         finally:
+            self._end_span(span, usage, started, first, error, attempts)
             await self._report("chat", usage, started, first, error)
 
     async def embed(self, texts: list[str], *, batch_size: int = 64) -> tuple[list[list[float]], Usage]:
@@ -238,15 +277,19 @@ class RoutedModel:
         started = time.perf_counter()
         error: ErrorCode | None = None
         usage = Usage()
+        span = tracing.start_span(f"{operation} {self.model}", self._span_attributes(operation), kind=SpanKind.CLIENT)
+        attempts = 0
         try:
             async with self._slot():
                 async for attempt, endpoint in self._attempts():
+                    attempts = attempt + 1
                     try:
                         result = await call(endpoint)
                     except ProviderError as exc:
                         wait = self._should_retry(exc, attempt, endpoint)
                         if wait is None:
                             raise
+                        self._retry_event(span, attempt, exc, wait)
                         await asyncio.sleep(wait)
                         continue
                     if isinstance(result, tuple) and len(result) == 2 and isinstance(result[1], Usage):
@@ -257,4 +300,5 @@ class RoutedModel:
             error = exc.code
             raise
         finally:
+            self._end_span(span, usage, started, None, error, attempts)
             await self._report(operation, usage, started, None, error)

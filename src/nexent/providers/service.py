@@ -375,7 +375,7 @@ class ProviderService:
         max_retries: int = 2,
         wait_for_rate: bool = True,
     ) -> ChatModel | EmbeddingModel | RerankModel:
-        sink = usage_sink(self.engines, self.caller.tenant_id, config.id, config.kind, agent_id)
+        sink = usage_sink(self.engines, self.caller.tenant_id, config.id, config.kind, agent_id, config.model)
         if config.provider == ProviderType.LOCAL:
             local_model: ChatModel | EmbeddingModel = local.client(
                 config.kind, config.model, on_usage=sink, model_id=config.id
@@ -604,14 +604,22 @@ async def probe(client: Any, kind: ModelKind) -> CheckResult:
 
 
 def usage_sink(
-    engines: Engines, tenant_id: uuid.UUID, model_id: uuid.UUID | None, kind: str, agent_id: uuid.UUID | None
+    engines: Engines,
+    tenant_id: uuid.UUID,
+    model_id: uuid.UUID | None,
+    kind: str,
+    agent_id: uuid.UUID | None,
+    model_name: str = "",
 ) -> Any:
     """Record each call in the usage table and in the Prometheus metrics. The row is stored by the process's
     shared writer (one transaction with whatever else is being written at that moment: with many runs at once,
     a transaction per call was a noticeable part of each run's cost); the call returns once it is stored."""
 
+    price = engines.settings.model_prices.get(model_name)
+
     async def sink(report: CallReport) -> None:
         metrics.observe(tenant_id, model_id, report)
+        metrics.observe_agent(agent_id, model_id, report, price)
         if model_id is None:
             return  # an unsaved model's check
         row = {

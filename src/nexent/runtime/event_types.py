@@ -64,6 +64,9 @@ class RunStarted(BaseRunEvent):
     conversation_id: str | None = Field(
         default=None, description="The run's conversation; None: a stateless run (the OpenAI-compatible API)."
     )
+    trace_id: str | None = Field(
+        default=None, description="The run's OpenTelemetry trace (32 hex digits); None when tracing is off."
+    )
 
 
 class ThinkingDelta(AgentEvent):

@@ -16,9 +16,11 @@ from typing import Any
 from sqlalchemy import update
 
 from nexent.agents.versions import AgentSpec
+from nexent.core import tracing
 from nexent.core.batch import ModelRow, Write, writer_for
 from nexent.core.db import utcnow
 from nexent.core.errors import AppError
+from nexent.core.metrics import observe_error
 from nexent.engines.bus.base import cancel_channel
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
@@ -214,6 +216,20 @@ class RunExecution:
 
     async def execute(self) -> None:
         run = self.run
+        attributes = {
+            "nexent.run.id": str(run.id),
+            "nexent.agent.id": str(run.agent.id),
+            "nexent.agent.version": run.agent.version,
+            "nexent.tenant.id": str(self.caller.tenant_id),
+            "nexent.run.queued_seconds": round(time.monotonic() - self.handed_over, 6),
+        }
+        with tracing.span("run", attributes) as span:
+            await self._traced_execute()
+            if self.outcome.status is not None:
+                span.set_attribute("nexent.run.status", self.outcome.status)
+
+    async def _traced_execute(self) -> None:
+        run = self.run
         try:
             await self._execute()
         except _NeverStored:
@@ -232,6 +248,7 @@ class RunExecution:
             await self.log.close()
             if self.outcome.status is not None:
                 metrics.RUNS_FINISHED.labels(self.outcome.status).inc()
+                metrics.AGENT_RUNS.labels(str(run.agent.id), self.outcome.status).inc()
                 metrics.RUN_DURATION.labels(self.outcome.status).observe(time.monotonic() - self.handed_over)
 
     async def _execute(self) -> None:
@@ -300,6 +317,7 @@ class RunExecution:
                 agent_id=str(agent.id),
                 agent_version=agent.version,
                 conversation_id=str(run.conversation_id) if run.conversation_id is not None else None,
+                trace_id=tracing.current_trace_id(),
             )
             try:
                 await log.emit(started)
@@ -374,6 +392,8 @@ class RunExecution:
         """End the run (`ending.end_run`), noting how it ended."""
         ended = await end_run(self.log, event, then=then, **fields)
         self.outcome.status = status_of(event).value if ended is not None else "ended_elsewhere"
+        if ended is not None and isinstance(event, RunFailed):
+            observe_error("run", event.code or "failed")  # errors by class, beside the problems of requests
         return ended
 
 

@@ -16,6 +16,7 @@ import logging
 import uuid
 from typing import Any
 
+from nexent.core.tracing import with_trace
 from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.identity.models import Role
@@ -58,7 +59,8 @@ class _TitleRequests:
             self.task = None
 
     def add(self, tenant_id: uuid.UUID, payload: dict[str, Any], name: str = "") -> None:
-        self.pending.append((name or TITLE_CONVERSATION, tenant_id, payload))
+        # Queued later, from another task: the job joins the trace of the run that asked for it, not of that task.
+        self.pending.append((name or TITLE_CONVERSATION, tenant_id, with_trace(payload)))
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self._enqueue_when_quiet(), name="nexent-title-requests")
 

@@ -1,5 +1,6 @@
-"""Prometheus metrics of the runs this process executes: started and finished (by outcome), duration, time to the
-agent's first event, and how many are in flight."""
+"""Prometheus metrics of the runs this process executes: started and finished (by outcome, and by agent), duration,
+time to the agent's first event, and how many are in flight. Agent ids are the only per-resource label (bounded by
+the agents that exist); no user id or free text is a label."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ RUNS_FINISHED = Counter(
     "Runs this process executed that ended, by outcome (completed, failed, stopped; ended_elsewhere when another "
     "process had ended the run first).",
     ["outcome"],
+)
+AGENT_RUNS = Counter(
+    "nexent_agent_runs_total",
+    "Runs this process executed that ended, by agent id and status (completed, failed, stopped, ended_elsewhere).",
+    ["agent", "status"],
 )
 RUN_DURATION = Histogram(
     "nexent_run_duration_seconds",

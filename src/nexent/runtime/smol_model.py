@@ -37,6 +37,8 @@ from smolagents.models import (
 from smolagents.monitoring import TokenUsage
 from smolagents.tools import Tool
 
+from nexent.core import tracing
+
 
 class RunCancelled(BaseException):
     """Raised in the agent thread when the run is stopped.
@@ -248,7 +250,7 @@ class AsyncClientModel(Model):
             finally:
                 chunks.put(_DONE)
 
-        future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(pump(), self.loop)
+        future: concurrent.futures.Future[None] = asyncio.run_coroutine_threadsafe(tracing.bind(pump()), self.loop)
         try:
             while True:
                 try:
@@ -382,7 +384,7 @@ class AsyncClientModel(Model):
             self.calls += 1
         sink = current_delta_sink.get()
         future = asyncio.run_coroutine_threadsafe(
-            self._read_reply(wire, tools, params, stop_sequences, sink), self.loop
+            tracing.bind(self._read_reply(wire, tools, params, stop_sequences, sink)), self.loop
         )
         deltas = self._wait(future)
         message = agglomerate_stream_deltas(deltas)

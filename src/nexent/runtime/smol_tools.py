@@ -15,6 +15,7 @@ from typing import Any
 
 from smolagents.tools import AUTHORIZED_TYPES, Tool
 
+from nexent.core import tracing
 from nexent.runtime.smol_model import RunCancelled
 
 AsyncExecutor = Callable[[str, dict[str, Any]], Coroutine[Any, Any, Any]]
@@ -93,6 +94,12 @@ def _tool_class(spec: dict[str, Any], output_type: str) -> type[Tool]:
     tool_name = spec["name"]
 
     def forward(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # A span per call, in the agent's thread; the executor's own work (an MCP or A2A request, a search) nests
+        # under it on the loop (`tracing.bind`).
+        with tracing.span(f"tool {tool_name}", {"nexent.tool.name": tool_name}):
+            return call(self, *args, **kwargs)
+
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
         run: _RunContext = self.run_context
         # Positional arguments happen in CodeAgent code (`search("x")`): map them onto the schema's order.
         arguments = {**dict(zip(order, args, strict=False)), **kwargs}
@@ -102,6 +109,7 @@ def _tool_class(spec: dict[str, Any], output_type: str) -> type[Tool]:
         work = run.executor(tool_name, arguments)
         if run.propagate:
             work = _with_values([(v, v.get(None)) for v in run.propagate], work)
+        work = tracing.bind(work)
         future: concurrent.futures.Future[Any] = asyncio.run_coroutine_threadsafe(work, run.loop)
         try:
             waited = 0.0

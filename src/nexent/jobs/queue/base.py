@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from nexent.core.tracing import with_trace
 from nexent.engines.queue import QueuedJob
 from nexent.jobs.metrics import JOBS_ENQUEUED
 from nexent.jobs.registry import get_handler
@@ -50,7 +51,7 @@ class DatabaseJobs(ABC):
             raise ValueError("max_attempts must be at least 1")
         job = await JobRepository(session).add(
             name,
-            payload or {},
+            with_trace(payload or {}),  # the job's spans join the caller's trace, in whichever process runs it
             tenant_id=tenant_id,
             max_attempts=max_attempts,
             delay_seconds=delay_seconds,
