@@ -12,13 +12,22 @@ ARG NODE_IMAGE=node:22-bookworm-slim
 # (built beforehand by scripts/web, as the tests do where no Node.js image can be pulled).
 ARG UI_SOURCE=build
 
-# ---- Python: the virtual environment with the locked dependencies and Nexent itself -------------------------------
-FROM ${BASE_IMAGE} AS python
+# ---- System: Debian's Python 3.11 and the libraries Nexent needs ----------------------------------------------------
+FROM ${BASE_IMAGE} AS system
 ENV DEBIAN_FRONTEND=noninteractive PYTHONDONTWRITEBYTECODE=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # Python 3.11, and the two libraries the OCR engine's OpenCV needs; tini reaps the children (MCP servers, sandbox).
 RUN apt-get update -qq \
  && apt-get install -y -qq --no-install-recommends python3 python3-venv ca-certificates libgl1 libglib2.0-0 tini \
  && rm -rf /var/lib/apt/lists/*
+
+# ---- The image's requirements: the lock's pins that Nexent needs (a stage of its own, so that an edit of
+# pyproject.toml that changes none of them leaves the dependencies' layer cached) ---------------------------------------
+FROM system AS requirements
+COPY pyproject.toml requirements.lock deploy/image/image_requirements.py /tmp/build/
+RUN python3 /tmp/build/image_requirements.py /tmp/build/pyproject.toml /tmp/build/requirements.lock >/image.lock
+
+# ---- Python: the virtual environment with the locked dependencies and Nexent itself -------------------------------
+FROM system AS python
 # UV_OFFLINE=1: install only from the uv cache mounted at UV_CACHE_DIR (podman build --volume), no network.
 # TORCH_INDEX_URL: a wheel index with PyTorch's CPU build (PyTorch publishes one); unset, the CPU wheel must be in
 # /wheels (a build volume). TORCH_VERSION must match requirements.lock's pin.
@@ -27,16 +36,15 @@ ARG UV_CACHE_DIR=/tmp/uv-cache
 ARG TORCH_INDEX_URL=
 ARG TORCH_VERSION=2.13.0+cpu
 ENV UV_LINK_MODE=copy UV_PYTHON_DOWNLOADS=never
-COPY scripts/uv-requirements.txt pyproject.toml requirements.lock deploy/image/image_requirements.py /tmp/build/
-# uv (pinned with hashes) in its own environment, then the image's environment from the lock: every package with
-# its hash, no resolution (--no-deps), PyTorch's CPU build on its own.
+COPY scripts/uv-requirements.txt /tmp/build/
+COPY --from=requirements /image.lock /tmp/build/image.lock
+# uv (pinned with hashes) in its own environment, then the image's environment: every package with its hash from
+# the lock, no resolution (--no-deps), PyTorch's CPU build on its own.
 RUN mkdir -p /wheels \
  && python3 -m venv /opt/uv \
  && /opt/uv/bin/pip install -q --require-hashes --find-links /wheels ${UV_OFFLINE:+--no-index} \
       -r /tmp/build/uv-requirements.txt \
  && /opt/uv/bin/uv venv -q --python /usr/bin/python3 /opt/nexent \
- && python3 /tmp/build/image_requirements.py /tmp/build/pyproject.toml /tmp/build/requirements.lock \
-      >/tmp/build/image.lock \
  && /opt/uv/bin/uv pip install -q --python /opt/nexent/bin/python --cache-dir "$UV_CACHE_DIR" ${UV_OFFLINE:+--offline} \
       --no-deps --require-hashes -r /tmp/build/image.lock \
  && /opt/uv/bin/uv pip install -q --python /opt/nexent/bin/python --cache-dir "$UV_CACHE_DIR" ${UV_OFFLINE:+--offline} \
@@ -66,9 +74,10 @@ FROM ui-${UI_SOURCE} AS ui
 
 # ---- The image --------------------------------------------------------------------------------------------------------
 FROM python AS nexent
-RUN rm -rf /opt/uv /src /tmp/build /tmp/openapi.json /wheels \
+RUN rm -rf /opt/uv /src /tmp/build /tmp/openapi.json \
  && groupadd --system --gid 10001 nexent \
- && useradd --system --uid 10001 --gid nexent --home-dir /var/lib/nexent --create-home nexent
+ && useradd --system --uid 10001 --gid nexent --home-dir /var/lib/nexent --create-home nexent \
+ && (rmdir /wheels 2>/dev/null || true)
 COPY --from=ui /web/out /opt/nexent/web
 COPY deploy/image/healthcheck.py /opt/nexent/healthcheck.py
 ENV PATH=/opt/nexent/bin:$PATH \

@@ -1,6 +1,7 @@
-"""Print the image's requirements from requirements.lock: the packages Nexent and its `local` extra need, each pinned
-with its hashes as in the lock, less the development tools (the `dev` and `web` extras but the build backend and what only they need) and
-less PyTorch and what only its CUDA build needs (the image installs PyTorch's CPU build on its own).
+"""Print the image's requirements from requirements.lock: the packages Nexent and its `local` extra need (and the
+build backend), each pinned with its hashes as in the lock; not the development tools (the `dev` and `web` extras
+and what only they need), nor PyTorch and what only its CUDA build needs (the image installs PyTorch's CPU build on
+its own).
 
 Usage: python3 image_requirements.py pyproject.toml requirements.lock > image.lock (standard library only: it runs
 before any package is installed). Which package needs which comes from the lock's `# via` comments."""
@@ -53,12 +54,7 @@ def image_requirements(pyproject: str, lock: str) -> str:
         if not more:
             break
         needed |= more
-    lines = [
-        line
-        for name, block, _ in locked
-        if name in needed and not LEFT_OUT.match(name)
-        for line in block
-    ]
+    lines = [line for name, block, _ in locked if name in needed and not LEFT_OUT.match(name) for line in block]
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,191 @@
+"""The one image (Dockerfile): built with Podman on a Debian base made from Debian's packages (scripts/image), it
+migrates a PostgreSQL database as a one-shot container, runs the config and runtime services as two containers of
+the split shape (non-root, read-only root file system, as the Kubernetes manifests run it), answers a run against
+the scripted model server, and reports healthy through its HEALTHCHECK.
+
+Marked `container`: it needs root (or a Podman set up for the user) and takes minutes on a cold machine (the base
+image, then the dependencies' layer); later builds reuse Podman's layers (docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import REDIS_URL, REPO_ROOT, PostgresDatabases, free_port
+from tests.support.identity import PASSWORD
+from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
+
+pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(1800)]
+
+IMAGE = "localhost/nexent:test"
+PODMAN = ["podman", "--runtime", "runc", "--cgroup-manager", "cgroupfs"]
+ENV = {**os.environ, "CONTAINERS_CONF": str(REPO_ROOT / "deploy/image/containers.conf")}
+
+
+def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([*PODMAN, *args], env=ENV, capture_output=True, text=True, timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise AssertionError(f"podman {' '.join(args)} failed ({result.returncode}):\n{result.stderr[-4000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def image() -> str:
+    if os.geteuid() != 0 and shutil.which("podman") is None:
+        pytest.skip("building the image needs root (to install Podman) or Podman")
+    started = time.monotonic()
+    build = subprocess.run(
+        ["bash", "scripts/image", IMAGE], cwd=REPO_ROOT, capture_output=True, text=True, timeout=1500, check=False
+    )
+    assert build.returncode == 0, build.stdout[-3000:] + build.stderr[-3000:]
+    print(f"image built in {time.monotonic() - started:.0f} s")
+    return IMAGE
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[RunningModelServer]:
+    with run_model_server() as served:
+        yield served
+
+
+def parse_sse(text: str) -> list[dict[str, Any]]:
+    events = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in fields:
+            events.append({"type": fields["event"], "data": json.loads(fields.get("data", "{}"))})
+    return events
+
+
+class Containers:
+    """Containers started by one test, removed at its end (their logs shown when it failed)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def run(self, *args: str) -> str:
+        name = f"nexent-test-{uuid.uuid4().hex[:8]}"
+        podman("run", "-d", "--name", name, *args)
+        self.names.append(name)
+        return name
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {n}\n" + podman("logs", n, check=False).stderr[-3000:] for n in self.names)
+
+    def remove(self) -> None:
+        for name in self.names:
+            podman("rm", "-f", "-t", "5", name, check=False)
+
+
+def wait_healthy(url: str, containers: Containers, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} never answered:\n{containers.logs()}")
+
+
+async def test_the_image_migrates_serves_the_split_shape_and_answers_a_run(
+    image: str, llm: RunningModelServer, pg_databases: PostgresDatabases, tmp_path: Path
+) -> None:
+    database_url = await pg_databases.create()  # empty: the migrate container makes the schema
+    data = tmp_path / "objects"
+    data.mkdir()
+    os.chown(data, 10001, 10001)  # the image's user
+    env = {
+        "NEXENT_DATABASE_URL": database_url,
+        "NEXENT_BUS_BACKEND": "redis",
+        "NEXENT_REDIS_URL": REDIS_URL,
+        "NEXENT_REDIS_PREFIX": f"nexent-test:{uuid.uuid4().hex[:12]}:",
+        "NEXENT_STORAGE_DIR": "/srv/objects",
+        "NEXENT_JWT_SECRET": "image-test-jwt-secret-0123456789abcdef",
+        "NEXENT_ENCRYPTION_KEYS": "RkJiw6Xk_XCNd6sF8WqMOMBikZOEyc3qMkkDyQf87sQ=",
+        "NEXENT_ADMIN_TOKEN": "image-test-operator",
+        "NEXENT_BUILTIN_MODELS": "false",
+        "NEXENT_MEMORY_ENABLED": "false",
+        "NEXENT_PRIVATE_ENDPOINTS_ALLOW": "127.0.0.1",
+        "NEXENT_LOG_LEVEL": "WARNING",
+    }
+    env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
+    # As the Kubernetes manifests run it: read-only root, a scratch /tmp, the data directory a volume.
+    common = [
+        "--network",
+        "host",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/var/lib/nexent:rw,mode=1777",
+        "-v",
+        f"{data}:/srv/objects",
+        *env_args,
+    ]
+
+    migrated = podman("run", "--rm", *common, image, "migrate", timeout=300)
+    assert "Database at revision head." in migrated.stdout, migrated.stdout + migrated.stderr
+
+    containers = Containers()
+    try:
+        config_port, runtime_port = free_port(), free_port()
+        config = containers.run(*common, image, "serve", "--service", "config", "--port", str(config_port))
+        runtime = containers.run(*common, image, "serve", "--service", "runtime", "--port", str(runtime_port))
+        config_url, runtime_url = f"http://127.0.0.1:{config_port}", f"http://127.0.0.1:{runtime_port}"
+        wait_healthy(f"{config_url}/readyz", containers)
+        wait_healthy(f"{runtime_url}/readyz", containers)
+
+        # Not root, and the image's HEALTHCHECK finds each service's port from its command line.
+        assert podman("exec", config, "id", "-u").stdout.strip() == "10001"
+        for name in (config, runtime):
+            health = podman("healthcheck", "run", name, check=False)
+            assert health.returncode == 0, health.stdout + health.stderr
+        # config serves the web UI built into the image.
+        page = httpx.get(f"{config_url}/", timeout=10)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+
+        async with httpx.AsyncClient(base_url=config_url, timeout=30) as client:
+            registered = await client.post(
+                "/api/auth/register", json={"email": "image@example.com", "password": PASSWORD}
+            )
+            assert registered.status_code == 201, registered.text
+            headers = {"Authorization": f"Bearer {registered.json()['access_token']}"}
+            model = await client.post(
+                "/api/models",
+                json={"name": "Scripted", "kind": "llm", "model": "scripted", "base_url": llm.base_url},
+                headers=headers,
+            )
+            assert model.status_code == 201, model.text
+            agent = await client.post(
+                "/api/agents", json={"name": "Helper", "model_id": model.json()["id"]}, headers=headers
+            )
+            assert agent.status_code == 201, agent.text
+
+        llm.server.enqueue(ChatReply.text("Hello from the container."), ChatReply.text('"Greeting"'))
+        async with httpx.AsyncClient(base_url=runtime_url, timeout=60) as client:
+            response = await client.post(
+                f"/api/agents/{agent.json()['id']}/runs", json={"message": "Say hello"}, headers=headers
+            )
+        assert response.status_code == 200, response.text
+        events = parse_sse(response.text)
+        assert events[0]["type"] == "run.started", events
+        assert events[-1]["type"] == "run.completed", events
+        assert events[-1]["data"]["answer"] == "Hello from the container."
+        assert llm.server.chat_requests[0].messages[-1]["content"] == "Say hello"
+    except BaseException:
+        print(containers.logs())
+        raise
+    finally:
+        containers.remove()
