@@ -80,14 +80,17 @@ class Containers:
         return name
 
     def logs(self) -> str:
-        return "\n".join(f"--- {n}\n" + podman("logs", n, check=False).stderr[-3000:] for n in self.names)
+        logs = [podman("logs", n, check=False) for n in self.names]
+        return "\n".join(
+            f"--- {n}\n{log.stdout[-2000:]}{log.stderr[-3000:]}" for n, log in zip(self.names, logs, strict=True)
+        )
 
     def remove(self) -> None:
         for name in self.names:
             podman("rm", "-f", "-t", "5", name, check=False)
 
 
-def wait_healthy(url: str, containers: Containers, timeout: float = 120) -> None:
+def wait_healthy(url: str, containers: Containers, *, name: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -96,7 +99,7 @@ def wait_healthy(url: str, containers: Containers, timeout: float = 120) -> None
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"{url} never answered:\n{containers.logs()}")
+    raise AssertionError(f"{name}: {url} never answered:\n{containers.logs()}")
 
 
 async def test_the_image_migrates_serves_the_split_shape_and_answers_a_run(
@@ -119,6 +122,10 @@ async def test_the_image_migrates_serves_the_split_shape_and_answers_a_run(
         "NEXENT_MEMORY_ENABLED": "false",
         "NEXENT_PRIVATE_ENDPOINTS_ALLOW": "127.0.0.1",
         "NEXENT_LOG_LEVEL": "WARNING",
+        # Jobs through Celery on a queue of this test's own (the other tests' workers share the Redis server).
+        "NEXENT_QUEUE_BACKEND": "celery",
+        "NEXENT_CELERY_QUEUE": f"nexent-image-test-{uuid.uuid4().hex[:8]}",
+        "NEXENT_WORKER_METRICS_PORT": str(free_port()),
     }
     env_args = [arg for key, value in env.items() for arg in ("-e", f"{key}={value}")]
     # As the Kubernetes manifests run it: read-only root, a scratch /tmp, the data directory a volume.
@@ -136,22 +143,28 @@ async def test_the_image_migrates_serves_the_split_shape_and_answers_a_run(
 
     containers = Containers()
     try:
-        config_port, runtime_port = free_port(), free_port()
-        config = containers.run(
-            *common, *data_dir("config"), image, "serve", "--service", "config", "--port", str(config_port)
-        )
-        runtime = containers.run(
-            *common, *data_dir("runtime"), image, "serve", "--service", "runtime", "--port", str(runtime_port)
-        )
-        config_url, runtime_url = f"http://127.0.0.1:{config_port}", f"http://127.0.0.1:{runtime_port}"
-        wait_healthy(f"{config_url}/readyz", containers)
-        wait_healthy(f"{runtime_url}/readyz", containers)
+        # Every process of the split shape, each in its container, as the Compose file runs them.
+        ports = {service: free_port() for service in ("config", "runtime", "mcp", "northbound", "data-process")}
+        started = {
+            service: containers.run(
+                *common, *data_dir(service), image, "serve", "--service", service, "--port", str(port)
+            )
+            for service, port in ports.items()
+        }
+        started["worker"] = containers.run(*common, *data_dir("worker"), image, "worker")
+        config, config_url = started["config"], f"http://127.0.0.1:{ports['config']}"
+        runtime_url = f"http://127.0.0.1:{ports['runtime']}"
+        for service, port in ports.items():
+            wait_healthy(f"http://127.0.0.1:{port}/readyz", containers, name=service, timeout=300)
 
-        # Not root, and the image's HEALTHCHECK finds each service's port from its command line.
+        # Not root, and the image's HEALTHCHECK finds each service's port from its command line (the worker's:
+        # its metrics port).
         assert podman("exec", config, "id", "-u").stdout.strip() == "10001"
-        for name in (config, runtime):
-            health = podman("healthcheck", "run", name, check=False)
-            assert health.returncode == 0, health.stdout + health.stderr
+        deadline = time.monotonic() + 60
+        for name in started.values():
+            while (health := podman("healthcheck", "run", name, check=False)).returncode != 0:
+                assert time.monotonic() < deadline, health.stdout + health.stderr + containers.logs()
+                time.sleep(1)
         # config serves the web UI built into the image.
         page = httpx.get(f"{config_url}/", timeout=10)
         assert page.status_code == 200 and "<html" in page.text.lower()
