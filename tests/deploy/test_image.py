@@ -1,7 +1,7 @@
 """The one image (Dockerfile): built with Podman on a Debian base made from Debian's packages (scripts/image), it
-migrates a PostgreSQL database as a one-shot container, runs the config and runtime services as two containers of
-the split shape (non-root, read-only root file system, as the Kubernetes manifests run it), answers a run against
-the scripted model server, and reports healthy through its HEALTHCHECK.
+migrates a PostgreSQL database as a one-shot container, runs the five services and the Celery worker of the split
+shape in a container each (non-root, read-only root file system, as the Kubernetes manifests run it), reports them
+healthy through its HEALTHCHECK, and answers a run against the scripted model server.
 
 Marked `container`: it needs root (or a Podman set up for the user) and takes minutes on a cold machine (the base
 image, then the dependencies' layer); later builds reuse Podman's layers (docs/benchmarks.md)."""
