@@ -15,16 +15,19 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import REDIS_URL, REPO_ROOT, PostgresDatabases, free_port
+from nexent.settings import DEFAULT_PORTS
+from tests.conftest import REDIS_URL, REPO_ROOT, PostgresDatabases, free_port, wait_for_port
 from tests.support.identity import PASSWORD
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
 
+DEFAULT_PORT_OF = {service.value: port for service, port in DEFAULT_PORTS.items()}
 pytestmark = [pytest.mark.container, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 IMAGE = "localhost/nexent:test"
@@ -88,6 +91,44 @@ class Containers:
     def remove(self) -> None:
         for name in self.names:
             podman("rm", "-f", "-t", "5", name, check=False)
+
+
+NGINX = REPO_ROOT / ".tools/nginx/usr/sbin/nginx"
+NGINX_CONF = REPO_ROOT / "deploy/compose/nginx.conf"
+
+
+@contextmanager
+def gateway(ports: dict[str, int], tmp_path: Path) -> Iterator[str]:
+    """The Compose file's nginx.conf, on loopback, its upstreams the containers' ports."""
+    conf = NGINX_CONF.read_text()
+    for service, port in ports.items():
+        conf = conf.replace(f"server {service}:{DEFAULT_PORT_OF[service]};", f"server 127.0.0.1:{port};")
+    assert ":501" not in conf.split("map ")[0].replace("127.0.0.1:", ""), conf
+    port = free_port()
+    prefix = tmp_path / "nginx"
+    prefix.mkdir()
+    conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port};").replace("/tmp/", f"{prefix}/")
+    (prefix / "nginx.conf").write_text(conf)
+    process = subprocess.Popen(
+        [
+            str(NGINX),
+            "-p",
+            str(prefix),
+            "-c",
+            str(prefix / "nginx.conf"),
+            "-e",
+            "stderr",
+            "-g",
+            "daemon off;" + (" user root;" if os.geteuid() == 0 else ""),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def wait_healthy(url: str, containers: Containers, *, name: str, timeout: float = 120) -> None:
@@ -197,6 +238,33 @@ async def test_the_image_migrates_serves_the_split_shape_and_answers_a_run(
         assert events[-1]["type"] == "run.completed", events
         assert events[-1]["data"]["answer"] == "Hello from the container."
         assert "Say hello" in llm.server.chat_requests[0].messages[-1]["content"]
+
+        # The gateway (deploy/compose/nginx.conf, Debian's nginx) in front of the containers: the UI, a run streamed
+        # through it, and the paths of northbound and mcp reaching those services.
+        if NGINX.exists():
+            with gateway(ports, tmp_path) as gateway_url:
+                async with httpx.AsyncClient(base_url=gateway_url, timeout=60) as client:
+                    assert (await client.get("/healthz")).status_code == 200
+                    page = await client.get("/chat/")
+                    assert page.status_code == 200 and "<html" in page.text.lower()
+                    llm.server.reset()  # nothing queued: the model echoes the message (the titles' requests too)
+                    async with client.stream(
+                        "POST",
+                        f"/api/agents/{agent.json()['id']}/runs",
+                        json={"message": "Through the gateway"},
+                        headers=headers,
+                    ) as live:
+                        assert live.headers["content-type"].startswith("text/event-stream")
+                        text = "".join([chunk async for chunk in live.aiter_text()])
+                    assert "Through the gateway" in parse_sse(text)[-1]["data"]["answer"]
+                    # northbound answers /v1 in OpenAI's error shape; mcp asks for its API key.
+                    models = await client.get("/v1/models")
+                    assert models.status_code == 401 and "error" in models.json(), models.text
+                    mcp = await client.post("/mcp", json={})
+                    assert mcp.status_code == 401, mcp.text
+                    assert (await client.get("/metrics")).status_code == 404  # internal only
+        else:
+            print(f"no {NGINX} (scripts/test unpacks it): the gateway was not run")
     except BaseException:
         print(containers.logs())
         raise
