@@ -20,8 +20,6 @@ from nexent.server import create_app
 from nexent.settings import DEFAULT_PORTS, Service, Settings
 from tests.conftest import REPO_ROOT
 
-pytestmark = pytest.mark.container
-
 DEPLOY = REPO_ROOT / "deploy"
 COMPOSE = DEPLOY / "compose"
 NGINX_CONF = COMPOSE / "nginx.conf"
