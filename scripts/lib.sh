@@ -76,3 +76,18 @@ ensure_node() {
   chmod +x .tools/node/bin/npm .tools/node/bin/npx
   export PATH="$PWD/.tools/node/bin:$PATH"
 }
+
+# ensure_nginx: Debian's nginx binary in .tools/nginx, unpacked from its package rather than installed (installing it
+# starts a server on port 80), for the test that runs the deployment's gateway (tests/deploy/test_image.py).
+ensure_nginx() {
+  [ -x .tools/nginx/usr/sbin/nginx ] && return 0
+  command -v apt-get >/dev/null 2>&1 || return 0
+  local dir
+  dir=$(mktemp -d)
+  if ! (cd "$dir" && apt-get download -qq nginx >/dev/null 2>&1); then
+    as_root apt-get update -qq
+    (cd "$dir" && apt-get download -qq nginx >/dev/null 2>&1)
+  fi
+  dpkg-deb -x "$dir"/nginx_*.deb .tools/nginx
+  rm -rf "$dir"
+}
