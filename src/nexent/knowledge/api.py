@@ -235,7 +235,7 @@ _PREVIEW_PROBLEMS = problems(
     s409="The document is not indexed yet (`document_not_indexed`), or its file cannot be previewed "
     "(`preview_failed`, with a `reason`).",
 )
-_IF_NONE_MATCH = Header(default=None, description="An ETag of an earlier answer: 304 when it is still current.")
+_IF_NONE_MATCH = Header(description="An ETag of an earlier answer: 304 when it is still current.")
 
 
 def _preview_answer(preview: PreviewFile) -> Response:
