@@ -277,18 +277,18 @@ async def test_a_pdf_chunk_knows_its_page_and_box(client: httpx.AsyncClient, own
     words: dict[tuple[int, str], tuple[float, float, float, float]] = {}
     seen: set[tuple[int, str]] = set()
     with pdfplumber.open(io.BytesIO(data)) as pdf:
-        for number, page in enumerate(pdf.pages, start=1):
-            for w in page.extract_words():
+        for number, sheet in enumerate(pdf.pages, start=1):
+            for w in sheet.extract_words():
                 key = (number, w["text"].strip("."))
                 if key in seen:  # a word printed twice on the page: which one is meant is unclear
                     words.pop(key, None)
                     continue
                 seen.add(key)
                 words[key] = (
-                    w["x0"] / page.width,
-                    w["top"] / page.height,
-                    w["x1"] / page.width,
-                    w["bottom"] / page.height,
+                    w["x0"] / sheet.width,
+                    w["top"] / sheet.height,
+                    w["x1"] / sheet.width,
+                    w["bottom"] / sheet.height,
                 )
 
     def holds(box: list[float], word: tuple[float, float, float, float]) -> bool:

@@ -61,7 +61,7 @@ def _webp(image: Image.Image, width: int) -> bytes:
             height, width = MAX_PAGE_HEIGHT, max(1, round(image.width * MAX_PAGE_HEIGHT / image.height))
         image = image.resize((width, height), Image.Resampling.LANCZOS)
     out = io.BytesIO()
-    image.save(out, format="WEBP", quality=WEBP_QUALITY, method=4)
+    image.save(out, format="WEBP", quality=WEBP_QUALITY, method=2)
     return out.getvalue()
 
 
@@ -165,14 +165,21 @@ class _PageText:
 
 def _page_text(page: pdfium.PdfPage) -> _PageText:
     textpage = page.get_textpage()
+    count = textpage.count_chars()
+    # One UTF-16 unit per character index (PDFium's own text, generated spaces and line breaks included).
+    raw = textpage.get_text_range(0, count) if count else ""
+    if len(raw) != count:  # characters outside the BMP: read them one by one
+        raw = "".join(chr(pdfium_c.FPDFText_GetUnicode(textpage, i) or 32) for i in range(count))
     letters: list[str] = []
     index: list[int] = []
-    for i in range(textpage.count_chars()):
-        code = pdfium_c.FPDFText_GetUnicode(textpage, i)
-        if not code or 0xD800 <= code <= 0xDFFF:
+    for i, ch in enumerate(raw):
+        if ch.isascii():
+            if ch.isalnum():
+                letters.append(ch.lower())
+                index.append(i)
             continue
-        for ch in _letters(chr(code)):
-            letters.append(ch)
+        for letter in _letters(ch):
+            letters.append(letter)
             index.append(i)
     left, bottom, right, top = page.get_cropbox()
     return _PageText("".join(letters), index, textpage, (left, bottom, right, top))

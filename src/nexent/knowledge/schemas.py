@@ -198,8 +198,10 @@ class ChunkRead(BaseModel):
     end_offset: int
     edited: bool
     caption: str | None = Field(description="The caption of the table the chunk holds, when the document gives one.")
-    box: tuple[float, float, float, float] | None = Field(
+    box: list[float] | None = Field(
         default=None,
+        min_length=4,
+        max_length=4,
         description="Where the text is on its first page (PDFs with a text layer): `[x0, y0, x1, y1]`, fractions "
         "of the page's width and height from its top left corner.",
     )
@@ -267,8 +269,10 @@ class SearchHitRead(BaseModel):
     bm25_rank: int | None
     vector_rank: int | None
     metadata: dict[str, Any] = Field(default_factory=dict, description="The document's metadata (upload, row).")
-    box: tuple[float, float, float, float] | None = Field(
+    box: list[float] | None = Field(
         default=None,
+        min_length=4,
+        max_length=4,
         description="Where the text is on its first page (PDFs with a text layer): `[x0, y0, x1, y1]`, fractions "
         "of the page's width and height from its top left corner.",
     )

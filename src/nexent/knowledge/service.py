@@ -1122,10 +1122,10 @@ def _read_chunk(chunk: KnowledgeChunk) -> ChunkRead:
     )
 
 
-def _box(value: list[float] | None) -> tuple[float, float, float, float] | None:
+def _box(value: list[float] | None) -> list[float] | None:
     if not value or len(value) != 4:
         return None
-    return (float(value[0]), float(value[1]), float(value[2]), float(value[3]))
+    return [float(v) for v in value]
 
 
 # --- previews in object storage ----------------------------------------------------------------------------------

@@ -65,7 +65,7 @@ def format_passages(result: SearchResult, offset: int = 0) -> tuple[str, list[Ci
                     "document_id": str(hit.document_id),
                     "chunk_id": str(hit.chunk_id),
                     "page": hit.page,
-                    "box": list(hit.box) if hit.box else None,
+                    "box": hit.box,
                     "heading_path": hit.heading_path,
                     "score": round(hit.score, 4),
                 },
