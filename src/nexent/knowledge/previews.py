@@ -24,7 +24,8 @@ PREVIEW_VERSION = 1  # part of every ETag: a change in rendering changes it
 PAGE_WIDTH = 1000  # pixels of a page image's width
 MAX_PAGE_HEIGHT = 4000  # a very tall page is scaled down to this height instead
 THUMBNAIL_WIDTH = 200
-MAX_IMAGE_PIXELS = 120_000_000  # as the parser: larger images are refused
+# Decoded in the server's process (the parser's limit is 120 megapixels, in its workers): at most 200 MB of RGBA.
+MAX_IMAGE_PIXELS = 50_000_000
 TEXT_PREVIEW_CHARS = 64 * 1024
 EAGER_PAGES = 20  # pages rendered by the background job; later ones on first request
 WEBP_QUALITY = 80
