@@ -223,7 +223,7 @@ async def test_a_file_that_cannot_be_rendered_records_its_failure_and_indexing_i
     assert_problem(failed, 409, "preview_failed")
     assert failed.json()["reason"] == "corrupt_file"
     assert (await client.get(f"{base}/pages/1", headers=owner["headers"])).status_code == 200  # still stored
-    # Re-indexing fails the document (its file is damaged); the preview job is not run for it.
+    # The document itself stays indexed and searchable: previews never change its state.
     listing = await client.get(f"/api/knowledge-bases/{kb['id']}/documents", headers=owner["headers"])
     assert listing.json()["items"][0]["status"] == "indexed"
 
