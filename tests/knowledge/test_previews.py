@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pdfplumber
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 from nexent.knowledge.chunking import ChunkSettings, chunk_document, document_text
 from nexent.knowledge.parsing import parse_document
@@ -226,6 +226,32 @@ async def test_a_file_that_cannot_be_rendered_records_its_failure_and_indexing_i
     # The document itself stays indexed and searchable: previews never change its state.
     listing = await client.get(f"/api/knowledge-bases/{kb['id']}/documents", headers=owner["headers"])
     assert listing.json()["items"][0]["status"] == "indexed"
+
+
+async def test_the_background_job_records_a_failure_and_the_document_stays_indexed(
+    client: httpx.AsyncClient, owner: dict[str, Any], tmp_path: Path
+) -> None:
+    """An image the parser reads (scaled down for OCR) but too large to decode for a preview (over 50 megapixels):
+    the job records why, the document is indexed and searchable, its text preview works."""
+    poster = Image.new("L", (8000, 7000), color=255)
+    ImageDraw.Draw(poster).text((200, 3000), "SAFETY FIRST", fill=0, font=ImageFont.load_default(size=900))
+    kb, docs = await index_files(client, owner, [("poster.png", image_bytes(poster, "png"), "image/png")])
+    doc = docs["poster.png"]
+    base = f"/api/knowledge-bases/{kb['id']}/documents/{doc['id']}/preview"
+
+    async def recorded() -> dict[str, Any] | None:
+        info: dict[str, Any] = (await client.get(base, headers=owner["headers"])).json()
+        return info if info["error"] else None
+
+    info = await wait_until(recorded, timeout=30)
+    assert info["error"] == {"code": "too_large", "message": "The image is too large to preview."}
+    assert preview_objects(tmp_path, doc["id"]) == ["error.json", "text.txt"]
+    refused = await client.get(f"{base}/thumbnail", headers=owner["headers"])
+    assert_problem(refused, 409, "preview_failed")
+    assert refused.json()["reason"] == "too_large"
+    assert "SAFETY" in (await client.get(f"{base}/text", headers=owner["headers"])).text.upper()
+    hits = (await search(client, owner, kb["id"], "safety first", mode="bm25"))["hits"]
+    assert [h["document_id"] for h in hits] == [doc["id"]] and hits[0]["box"] is None
 
 
 async def test_previews_follow_the_documents_permissions(
