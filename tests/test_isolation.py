@@ -67,6 +67,7 @@ from nexent.mcp_server.api import MCP_PATH
 from nexent.providers.speech import silent_wav
 from nexent.webui import UIRoute
 from tests.conftest import PostgresDatabases, make_settings, serve_in_process, wait_until
+from tests.knowledge.test_parsing import pdf_bytes, pdf_text
 from tests.support.a2a_agents import SampleAgents, serve_sample_agents
 from tests.support.identity import PASSWORD, bearer, register
 
@@ -143,6 +144,8 @@ class TenantData:
     document_phrase: str
     table_cell: str  # a cell of the document's table
     chunk_id: str
+    pdf_document_id: str  # a PDF beside it, for the page images of previews
+    pdf_phrase: str
     openapi_source_id: str  # an OpenAPI import, with an API key
     openapi_source_name: str
     openapi_base_url: str
@@ -227,6 +230,8 @@ class TenantData:
             "document text": self.document_phrase,
             "document table cell": self.table_cell,
             "chunk id": self.chunk_id,
+            "pdf document id": self.pdf_document_id,
+            "pdf document text": self.pdf_phrase,
             "test case id": self.case_id,
             "test case question": self.case_question,
             "evaluation id": self.evaluation_id,
@@ -315,10 +320,18 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "model": lambda t: [t.agent_name],  # the OpenAI-compatible API's model: a published agent, by name
     "skill_id": lambda t: [t.skill_id],
     "path": lambda t: [SKILL_FILE],  # a file of a skill: every tenant's skill has it
+    "page": lambda t: ["1"],  # a page of a document's preview: every tenant's PDF has a page 1
+}
+
+# (path, parameter) -> the values for that route only, where the route needs another instance than PATH_PARAMS
+# gives (page images and thumbnails exist for PDFs and images only, not for the tenant's Markdown document).
+ROUTE_PARAMS: dict[tuple[str, str], Callable[[TenantData], list[str]]] = {
+    ("/api/knowledge-bases/{kb_id}/documents/{doc_id}/preview/pages/{page}", "doc_id"): lambda t: [t.pdf_document_id],
+    ("/api/knowledge-bases/{kb_id}/documents/{doc_id}/preview/thumbnail", "doc_id"): lambda t: [t.pdf_document_id],
 }
 
 # Path parameters that are not ids: every tenant has the same values, so only the ids beside them can attack.
-SHARED_PARAMS = frozenset({"number", "path"})
+SHARED_PARAMS = frozenset({"number", "path", "page"})
 SKILL_FILE = "reference/notes.md"
 
 
@@ -582,7 +595,7 @@ def fail_with_table_problem(problem: str) -> NoReturn:
 
 
 def param_values(endpoint: Endpoint, name: str, tenant: TenantData) -> list[str]:
-    getter = PATH_PARAMS.get(name)
+    getter = ROUTE_PARAMS.get((endpoint.path, name)) or PATH_PARAMS.get(name)
     if getter is None:
         fail_with_table_problem(
             f"{endpoint}: unknown path parameter {{{name}}}; add to PATH_PARAMS in {THIS_FILE} how to get a "
@@ -864,22 +877,31 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
     phrase = f"{title} confidential acquisition memo"
     cell = f"{title} secret ledger entry"
     memo = f"{phrase}: the board approved it.\n\n| Item | Amount |\n| --- | --- |\n| {cell} | 40 |\n"
+    pdf_phrase = f"{title} blueprint of the vault"
+    blueprint = pdf_bytes([pdf_text(72, 700, 12, pdf_phrase)])
     uploaded = await expect(
         client.post(
             f"/api/knowledge-bases/{kb['id']}/documents",
-            files=[("file", (f"{label}-board-memo.md", memo.encode(), "text/markdown"))],
+            files=[
+                ("file", (f"{label}-board-memo.md", memo.encode(), "text/markdown")),
+                ("file", (f"{label}-blueprint.pdf", blueprint, "application/pdf")),
+            ],
             headers=headers,
         ),
         201,
     )
     document = uploaded["documents"][0]["document"]
+    pdf_document = uploaded["documents"][1]["document"]
 
     async def indexed() -> bool:
-        current = await expect(
-            client.get(f"/api/knowledge-bases/{kb['id']}/documents/{document['id']}", headers=headers), 200
-        )
-        assert current["status"] != "failed", current
-        return bool(current["status"] == "indexed")
+        for doc in (document, pdf_document):
+            current = await expect(
+                client.get(f"/api/knowledge-bases/{kb['id']}/documents/{doc['id']}", headers=headers), 200
+            )
+            assert current["status"] != "failed", current
+            if current["status"] != "indexed":
+                return False
+        return True
 
     await wait_until(indexed, timeout=60)
     chunks = await expect(
@@ -1007,6 +1029,8 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
         document_phrase=phrase,
         table_cell=cell,
         chunk_id=chunks["items"][0]["id"],
+        pdf_document_id=pdf_document["id"],
+        pdf_phrase=pdf_phrase,
         openapi_source_id=openapi_source["id"],
         openapi_source_name=openapi_source["name"],
         openapi_base_url=openapi_source["base_url"],

@@ -11,7 +11,8 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
-from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Query, Response, UploadFile, status
+from fastapi import Path as FastPath
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import StringConstraints, ValidationError
 
@@ -40,11 +41,12 @@ from nexent.knowledge.schemas import (
     KnowledgeBaseCreate,
     KnowledgeBaseRead,
     KnowledgeBaseUpdate,
+    PreviewRead,
     SearchIn,
     SearchResult,
     UploadResult,
 )
-from nexent.knowledge.service import MAX_FILES_PER_UPLOAD, IncomingFile, KnowledgeService
+from nexent.knowledge.service import MAX_FILES_PER_UPLOAD, IncomingFile, KnowledgeService, PreviewFile
 
 router = APIRouter(prefix="/api/knowledge-bases", tags=["knowledge"])
 ingest_router = APIRouter(prefix="/api/knowledge-bases", tags=["knowledge"])
@@ -223,6 +225,98 @@ async def download_document(
             "Cache-Control": "private, no-store",
         },
     )
+
+
+# --- previews -------------------------------------------------------------------------------------------------
+
+PREVIEW_MAX_AGE = 3600  # seconds a browser keeps a preview before asking again (with If-None-Match)
+_PREVIEW_PROBLEMS = problems(
+    s404="No such document, page or preview (`preview_not_found`: a format with a text preview only).",
+    s409="The document is not indexed yet (`document_not_indexed`), or its file cannot be previewed "
+    "(`preview_failed`, with a `reason`).",
+)
+_IF_NONE_MATCH = Header(description="An ETag of an earlier answer: 304 when it is still current.")
+
+
+def _preview_answer(preview: PreviewFile) -> Response:
+    headers = {
+        "ETag": preview.etag,
+        "Cache-Control": f"private, max-age={PREVIEW_MAX_AGE}",
+        "X-Content-Type-Options": "nosniff",
+    }
+    if preview.data is None:
+        return Response(status_code=304, headers=headers)
+    return Response(preview.data, media_type=preview.media_type, headers=headers)
+
+
+def _binary(media_type: str) -> dict[int | str, dict[str, Any]]:
+    return {
+        200: {"content": {media_type: {"schema": {"type": "string", "format": "binary"}}}},
+        304: {"description": "The copy named by If-None-Match is current."},
+        **_PREVIEW_PROBLEMS,
+    }
+
+
+@router.get(
+    "/{kb_id}/documents/{doc_id}/preview",
+    summary="What can be seen of a document: its kind (page images or text only) and page count.",
+)
+async def get_preview(
+    kb: ReadableKnowledgeBase, doc_id: uuid.UUID, session: SessionDep, engines: EnginesDep
+) -> PreviewRead:
+    return await KnowledgeService(session, engines, kb.caller).preview(kb, doc_id)
+
+
+@router.get(
+    "/{kb_id}/documents/{doc_id}/preview/pages/{page}",
+    summary="One page of a PDF (or frame of an image) as a WebP image; made on the first request when missing.",
+    response_class=Response,
+    responses=_binary("image/webp"),
+)
+async def get_preview_page(
+    kb: ReadableKnowledgeBase,
+    doc_id: uuid.UUID,
+    page: Annotated[int, FastPath(ge=1, le=100_000, description="From 1.")],
+    session: SessionDep,
+    engines: EnginesDep,
+    if_none_match: Annotated[str | None, _IF_NONE_MATCH] = None,
+) -> Response:
+    service = KnowledgeService(session, engines, kb.caller)
+    return _preview_answer(await service.preview_file(kb, doc_id, f"page-{page}", if_none_match))
+
+
+@router.get(
+    "/{kb_id}/documents/{doc_id}/preview/thumbnail",
+    summary="A small image of a PDF's first page or of an image document (WebP).",
+    response_class=Response,
+    responses=_binary("image/webp"),
+)
+async def get_preview_thumbnail(
+    kb: ReadableKnowledgeBase,
+    doc_id: uuid.UUID,
+    session: SessionDep,
+    engines: EnginesDep,
+    if_none_match: Annotated[str | None, _IF_NONE_MATCH] = None,
+) -> Response:
+    service = KnowledgeService(session, engines, kb.caller)
+    return _preview_answer(await service.preview_file(kb, doc_id, "thumbnail", if_none_match))
+
+
+@router.get(
+    "/{kb_id}/documents/{doc_id}/preview/text",
+    summary="The start of a document's parsed text (up to 64 KiB), as plain text.",
+    response_class=Response,
+    responses=_binary("text/plain"),
+)
+async def get_preview_text(
+    kb: ReadableKnowledgeBase,
+    doc_id: uuid.UUID,
+    session: SessionDep,
+    engines: EnginesDep,
+    if_none_match: Annotated[str | None, _IF_NONE_MATCH] = None,
+) -> Response:
+    service = KnowledgeService(session, engines, kb.caller)
+    return _preview_answer(await service.preview_file(kb, doc_id, "text", if_none_match))
 
 
 def content_disposition(file_name: str) -> str:

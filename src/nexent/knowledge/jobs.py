@@ -11,6 +11,7 @@ worker killed mid-document leaves nothing half-indexed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -27,11 +28,12 @@ from nexent.jobs.registry import JobContext, JobResult, PermanentJobError, job_h
 from nexent.jobs.service import unfinished_payloads
 from nexent.jobs.sweeps import job_sweep
 from nexent.knowledge import events
-from nexent.knowledge.chunking import Chunk, ChunkSettings, chunk_document
+from nexent.knowledge.chunking import Chunk, ChunkSettings, chunk_document, document_text
 from nexent.knowledge.embedder import EMBED_BATCH, Embedder, EmbeddingFailed
 from nexent.knowledge.metrics import DOCUMENTS, INDEXED_CHUNKS, INGESTED_BYTES
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
 from nexent.knowledge.parsing import Block, ParsedDocument, ParseFailure, ParseLimits, ParserPool, parser_pool
+from nexent.knowledge.previews import EAGER_PAGES, TEXT_PREVIEW_CHARS, Box, ChunkSpan, locate_chunks
 from nexent.knowledge.repository import (
     ChunkRepository,
     DocumentRepository,
@@ -40,12 +42,16 @@ from nexent.knowledge.repository import (
 )
 from nexent.knowledge.service import (
     INDEX_DOCUMENT,
+    PREVIEW,
     REEMBED,
     SUMMARIZE,
     acting_caller,
     indexed_chunk,
     live_indexes,
+    preview_key,
+    preview_pages,
     queue_processing,
+    stored_preview,
 )
 from nexent.providers.models import ModelKind
 from nexent.providers.service import NoDefaultModel, ProviderService
@@ -92,6 +98,7 @@ class _Work:
     chunks: list[KnowledgeChunk] = field(default_factory=list)
     format: str | None = None
     page_count: int | None = None
+    text: str | None = None  # the start of the parsed text, stored as the document's text preview
 
 
 class DocumentBatch:
@@ -220,8 +227,10 @@ class DocumentBatch:
                 if w.doc.row_id is not None:  # a row of a structured import: its text, stored as is
                     parsed = ParsedDocument(format=w.doc.format or "txt", blocks=[Block("paragraph", data.decode())])
                     pieces = chunk_document(parsed, chunk_settings)
+                    boxes: list[Box | None] = [None] * len(pieces)
+                    w.text = document_text(parsed)[:TEXT_PREVIEW_CHARS]
                 else:
-                    parsed, pieces = await asyncio.to_thread(
+                    parsed, pieces, boxes, w.text = await asyncio.to_thread(
                         _parse_and_chunk, data, w.doc, limits, chunk_settings, pool
                     )
             except ParseFailure as failure:
@@ -248,8 +257,9 @@ class DocumentBatch:
                     end_offset=piece.end,
                     edited=False,
                     caption=piece.caption,
+                    box=list(box) if box else None,
                 )
-                for piece in pieces
+                for piece, box in zip(pieces, boxes, strict=True)
             ]
         return failures
 
@@ -314,7 +324,28 @@ class DocumentBatch:
         INDEXED_CHUNKS.inc(sum(doc.chunk_count for doc in finished))
         for doc in finished:
             await events.publish_document(self.engines, doc)
+        await self._previews(finished)
         return len(finished)
+
+    async def _previews(self, finished: list[KnowledgeDocument]) -> None:
+        """Store each document's text preview and queue the rendering of its pages. Previews help people read
+        what was indexed; a failure here is logged (and made again on the first request), never the document's."""
+        with_pages = []
+        for doc in finished:
+            w = self.work.get(doc.id)
+            try:
+                if w is not None and w.text is not None:
+                    await self.engines.storage.put(preview_key(doc, "text.txt"), w.text.encode())
+                await self.engines.storage.delete(preview_key(doc, "error.json"))
+            except Exception:
+                logger.warning("could not store the text preview of document %s", doc.id, exc_info=True)
+            if preview_pages(doc):
+                with_pages.append(str(doc.id))
+        if with_pages:
+            try:
+                await self.engines.queue.enqueue(PREVIEW, {"documents": with_pages}, tenant_id=self.tenant_id)
+            except Exception:
+                logger.warning("could not queue the previews of %d document(s)", len(with_pages), exc_info=True)
 
 
 def _failed(code: str, message: str) -> dict[str, Any]:
@@ -323,9 +354,19 @@ def _failed(code: str, message: str) -> dict[str, Any]:
 
 def _parse_and_chunk(
     data: bytes, doc: KnowledgeDocument, limits: ParseLimits, settings: ChunkSettings, pool: ParserPool
-) -> tuple[ParsedDocument, list[Chunk]]:
+) -> tuple[ParsedDocument, list[Chunk], list[Box | None], str]:
+    """The parsed document, its chunks, where each chunk is on its page (PDFs) and the text preview."""
     parsed = pool.parse(data, doc.file_name, doc.content_type, limits)
-    return parsed, chunk_document(parsed, settings)
+    chunks = chunk_document(parsed, settings)
+    text = document_text(parsed)
+    boxes: list[Box | None] = [None] * len(chunks)
+    if parsed.format == "pdf":
+        spans = [ChunkSpan(text[c.start : c.end], c.page, c.page_end) for c in chunks]
+        try:  # positions are a help for citations: a failure leaves the chunks without, never the document
+            boxes = locate_chunks(data, spans)
+        except Exception:
+            logger.warning("could not locate the chunks of document %s on their pages", doc.id, exc_info=True)
+    return parsed, chunks, boxes, text[:TEXT_PREVIEW_CHARS]
 
 
 def _ids(ctx: JobContext, *keys: str) -> tuple[uuid.UUID, ...]:
@@ -356,6 +397,43 @@ async def index_documents(ctx: JobContext) -> JobResult:
             message = "Processing failed repeatedly; re-index the document to retry."
             await batch.fail({doc_id: ("processing_failed", message) for doc_id in batch.work})
         raise
+
+
+@job_handler(PREVIEW)
+async def generate_previews(ctx: JobContext) -> JobResult:
+    """Render the thumbnail and the first `EAGER_PAGES` pages of indexed PDFs and images into object storage
+    (later pages are rendered on their first request). A document that cannot be previewed gets its failure
+    recorded beside its previews (`error.json`, shown by `GET .../preview`); the job goes on with the others."""
+    if ctx.tenant_id is None:
+        raise PermanentJobError("a knowledge job needs its tenant")
+    try:
+        ids = [uuid.UUID(str(item)) for item in ctx.payload["documents"]]
+    except (KeyError, TypeError, ValueError):
+        raise PermanentJobError("a preview job needs its documents") from None
+    engines = ctx.engines
+    async with engines.sessions() as session:
+        docs = await DocumentRepository(session, ctx.tenant_id).of_ids(ids)
+    rendered = failed = 0
+    for doc in docs.values():
+        if doc.status != DocumentStatus.INDEXED:
+            continue
+        parts = ["thumbnail", *(f"page-{n}" for n in range(1, min(preview_pages(doc), EAGER_PAGES) + 1))]
+        try:
+            for part in parts:
+                await stored_preview(engines, doc, part)
+                rendered += 1
+        except Exception as exc:  # recorded for the document, whatever it was; the others still get theirs
+            failed += 1
+            code = str(getattr(exc, "extra", {}).get("reason") or getattr(exc, "code", "preview_failed"))
+            message = str(getattr(exc, "detail", "")) or "The document's pages could not be rendered."
+            logger.warning("preview of document %s failed: %s", doc.id, code, exc_info=not hasattr(exc, "code"))
+            try:
+                await engines.storage.put(
+                    preview_key(doc, "error.json"), json.dumps({"code": code, "message": message}).encode()
+                )
+            except Exception:
+                logger.warning("could not record the preview failure of document %s", doc.id, exc_info=True)
+    return {"rendered": rendered, "failed": failed}
 
 
 @job_handler(REEMBED)

@@ -124,3 +124,6 @@ class KnowledgeChunk(IdMixin, TimestampMixin, Base):
     edited: Mapped[bool] = mapped_column(default=False)
     # The caption of the table a table chunk holds ("Table 4. ..."), when the document gives one.
     caption: Mapped[str | None] = mapped_column(Text, default=None)
+    # Where the chunk's text is on its first page (PDFs with a text layer): [x0, y0, x1, y1], fractions of the
+    # page from its top left corner (knowledge/previews.py).
+    box: Mapped[list[float] | None] = mapped_column(JSON, default=None)

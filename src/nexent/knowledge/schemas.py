@@ -198,6 +198,13 @@ class ChunkRead(BaseModel):
     end_offset: int
     edited: bool
     caption: str | None = Field(description="The caption of the table the chunk holds, when the document gives one.")
+    box: list[float] | None = Field(
+        default=None,
+        min_length=4,
+        max_length=4,
+        description="Where the text is on its first page (PDFs with a text layer): `[x0, y0, x1, y1]`, fractions "
+        "of the page's width and height from its top left corner.",
+    )
     updated_at: datetime
 
 
@@ -262,6 +269,13 @@ class SearchHitRead(BaseModel):
     bm25_rank: int | None
     vector_rank: int | None
     metadata: dict[str, Any] = Field(default_factory=dict, description="The document's metadata (upload, row).")
+    box: list[float] | None = Field(
+        default=None,
+        min_length=4,
+        max_length=4,
+        description="Where the text is on its first page (PDFs with a text layer): `[x0, y0, x1, y1]`, fractions "
+        "of the page's width and height from its top left corner.",
+    )
 
 
 class SearchTimings(BaseModel):
@@ -299,3 +313,23 @@ class DocumentEvent(BaseModel):
     progress: float
     error: DocumentError | None
     chunk_count: int
+
+
+class PreviewError(BaseModel):
+    code: str = Field(description="`corrupt_file`, `encrypted`, `too_large`, `file_missing` or `preview_failed`.")
+    message: str
+
+
+class PreviewRead(BaseModel):
+    """What can be seen of a document: page images (PDFs, images), a thumbnail, its parsed text."""
+
+    document_id: uuid.UUID
+    kind: Literal["pdf", "image", "text"] | None = Field(
+        description="`pdf` and `image`: page images and a thumbnail; `text`: the parsed text only; null until "
+        "the document is indexed."
+    )
+    page_count: int = Field(description="Page images available (`.../preview/pages/{page}`, from 1).")
+    page_width: int | None = Field(description="The page images' width in pixels.")
+    thumbnail: bool = Field(description="Whether `.../preview/thumbnail` has an image.")
+    text: bool = Field(description="Whether `.../preview/text` has the parsed text.")
+    error: PreviewError | None = Field(description="Why the background job could not make the page images.")

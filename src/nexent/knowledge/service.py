@@ -36,9 +36,19 @@ from nexent.identity.schemas import ShareRead
 from nexent.identity.services.audit import record
 from nexent.identity.services.sharing import Granted, ResourceAccess, Shareable, ShareService
 from nexent.knowledge import events
+from nexent.knowledge.chunking import document_text
 from nexent.knowledge.embedder import Embedder, EmbeddingFailed
 from nexent.knowledge.models import FINAL_STATUSES, DocumentStatus, KnowledgeBase, KnowledgeChunk, KnowledgeDocument
-from nexent.knowledge.parsing import ParseFailure, detect_format
+from nexent.knowledge.parsing import ParseFailure, ParseLimits, detect_format, parser_pool
+from nexent.knowledge.previews import (
+    PAGE_WIDTH,
+    PREVIEW_VERSION,
+    TEXT_PREVIEW_CHARS,
+    THUMBNAIL_WIDTH,
+    PreviewFailed,
+    preview_kind,
+    render_page,
+)
 from nexent.knowledge.repository import ChunkRepository, DocumentRepository, KnowledgeBaseRepository
 from nexent.knowledge.rows import Row, RowFileRefused, RowLimits, RowOptions, row_format, split_rows
 from nexent.knowledge.schemas import (
@@ -53,6 +63,8 @@ from nexent.knowledge.schemas import (
     KnowledgeBaseCreate,
     KnowledgeBaseRead,
     KnowledgeBaseUpdate,
+    PreviewError,
+    PreviewRead,
     ReembedState,
     RejectedFile,
     RejectedRow,
@@ -74,6 +86,7 @@ KNOWLEDGE = Shareable(RESOURCE, manage=Permission.MANAGE_KNOWLEDGE)
 INDEX_DOCUMENT = "knowledge.index_document"
 REEMBED = "knowledge.reembed"
 SUMMARIZE = "knowledge.summarize"
+PREVIEW = "knowledge.preview"
 MAX_FILES_PER_UPLOAD = 100
 
 
@@ -91,6 +104,31 @@ class ChunkNotFound(NotFound):
 
 class DocumentFileMissing(NotFound):
     code = "file_missing"
+
+
+class PreviewNotFound(NotFound):
+    """The document has no such preview: no page of that number, or no page images for its format."""
+
+    code = "preview_not_found"
+
+
+class PreviewNotReady(Conflict):
+    code = "document_not_indexed"
+
+
+class PreviewUnavailable(Conflict):
+    """The file cannot be previewed; `reason` is a stable code (`corrupt_file`, `encrypted`, `too_large`...)."""
+
+    code = "preview_failed"
+
+
+@dataclass(frozen=True)
+class PreviewFile:
+    """A preview's bytes (None when the caller's copy is current: answer 304), its media type and ETag."""
+
+    data: bytes | None
+    media_type: str
+    etag: str
 
 
 @dataclass(frozen=True)
@@ -450,6 +488,7 @@ class KnowledgeService:
             if name:
                 await self.engines.search.drop_index(name)
         await self._in_storage([doc.storage_key for doc in docs])  # deleted
+        await self._in_storage(await self.engines.storage.list(f"knowledge/{kb.tenant_id}/{kb.id}/"))  # previews
         await record(self.session, self.caller, "knowledge_base.deleted", RESOURCE, kb.id, name=kb.name)
 
     # --- sharing ------------------------------------------------------------------------------------------------
@@ -701,6 +740,7 @@ class KnowledgeService:
             if name:
                 await self.engines.search.delete(name, document_id=doc.id.hex)
         await self.engines.storage.delete(doc.storage_key)
+        await self._in_storage(await self.engines.storage.list(preview_prefix(doc)))
         await record(self.session, self.caller, "knowledge_document.deleted", RESOURCE, kb.id, document=str(doc.id))
 
     # --- chunks -------------------------------------------------------------------------------------------------
@@ -742,6 +782,50 @@ class KnowledgeService:
         except ObjectNotFound:
             raise DocumentFileMissing(f"The stored file of document {doc_id} is gone.") from None
         return StoredFile(document=doc, content=content)
+
+    # --- previews -----------------------------------------------------------------------------------------------
+
+    async def preview(self, granted: Granted[KnowledgeBase], doc_id: uuid.UUID) -> PreviewRead:
+        """What can be previewed of a document: its kind, its pages, and a failure the preview job recorded."""
+        doc = await self._document(granted.resource, doc_id)
+        indexed = doc.status == DocumentStatus.INDEXED
+        kind = preview_kind(doc.format) if indexed else None
+        error = None
+        try:
+            recorded = json.loads(await self.engines.storage.get(preview_key(doc, "error.json")))
+            error = PreviewError(code=str(recorded["code"]), message=str(recorded["message"]))
+        except (ObjectNotFound, ValueError, KeyError, TypeError):
+            pass
+        pages = preview_pages(doc) if kind is not None else 0
+        return PreviewRead(
+            document_id=doc.id,
+            kind=kind,
+            page_count=pages,
+            page_width=PAGE_WIDTH if pages else None,
+            thumbnail=pages > 0,
+            text=indexed,
+            error=error,
+        )
+
+    async def preview_file(
+        self, granted: Granted[KnowledgeBase], doc_id: uuid.UUID, part: str, if_none_match: str | None
+    ) -> PreviewFile:
+        """One preview of a document (`page-<n>`, `thumbnail` or `text`) from object storage, made and stored on
+        the first request when missing; no bytes when `if_none_match` names its current ETag."""
+        doc = await self._document(granted.resource, doc_id)
+        if doc.status != DocumentStatus.INDEXED:
+            raise PreviewNotReady("The document is not indexed yet; its preview comes once it is.")
+        if part != "text":
+            pages = preview_pages(doc)
+            if not pages:
+                raise PreviewNotFound(f"A {doc.format} document has a text preview only, no page images.")
+            if part.startswith("page-") and not 1 <= int(part.removeprefix("page-")) <= pages:
+                raise PreviewNotFound(f"The document has {pages} page(s).")
+        etag = preview_etag(doc, part)
+        media_type = "text/plain; charset=utf-8" if part == "text" else "image/webp"
+        if if_none_match is not None and etag in {tag.strip() for tag in if_none_match.split(",")}:
+            return PreviewFile(None, media_type, etag)
+        return PreviewFile(await stored_preview(self.engines, doc, part), media_type, etag)
 
     async def _chunk(self, kb: KnowledgeBase, chunk_id: uuid.UUID) -> KnowledgeChunk:
         chunk = await self.chunks.in_kb(kb.id, chunk_id)
@@ -904,6 +988,7 @@ class KnowledgeService:
                     bm25_rank=hit.bm25_rank,
                     vector_rank=hit.vector_rank,
                     metadata=dict(docs[chunk.document_id].doc_metadata),
+                    box=_box(chunk.box),
                 )
             )
         return SearchResult(
@@ -1044,5 +1129,87 @@ def _read_chunk(chunk: KnowledgeChunk) -> ChunkRead:
         end_offset=chunk.end_offset,
         edited=chunk.edited,
         caption=chunk.caption,
+        box=_box(chunk.box),
         updated_at=chunk.updated_at,
     )
+
+
+def _box(value: list[float] | None) -> list[float] | None:
+    if not value or len(value) != 4:
+        return None
+    return [float(v) for v in value]
+
+
+# --- previews in object storage ----------------------------------------------------------------------------------
+
+
+def preview_prefix(doc: KnowledgeDocument) -> str:
+    """Where a document's previews live: beside its file, under the same knowledge base prefix."""
+    return f"{doc.storage_key}.preview/"
+
+
+def preview_key(doc: KnowledgeDocument, name: str) -> str:
+    return preview_prefix(doc) + name
+
+
+def _part_file(part: str) -> str:
+    return "text.txt" if part == "text" else f"{part}.webp"
+
+
+def preview_pages(doc: KnowledgeDocument) -> int:
+    """How many page images the document has: a PDF's pages, an image's frames, none for other formats."""
+    kind = preview_kind(doc.format)
+    if kind == "text":
+        return 0
+    return max(doc.page_count or 1, 1)
+
+
+def preview_etag(doc: KnowledgeDocument, part: str) -> str:
+    """Made from the file's content hash and the renderer's version (and, for the text, when it was indexed, as
+    a newer parser may read it differently): the same for as long as the stored preview is."""
+    stamp = f"-{int(doc.indexed_at.timestamp())}" if part == "text" and doc.indexed_at else ""
+    return f'"{doc.content_hash[:24]}-v{PREVIEW_VERSION}-{part}{stamp}"'
+
+
+async def stored_preview(engines: Engines, doc: KnowledgeDocument, part: str) -> bytes:
+    """A preview from object storage, or made now from the document's file and stored (`PreviewUnavailable` when
+    the file cannot be previewed, `DocumentFileMissing` when it is gone)."""
+    key = preview_key(doc, _part_file(part))
+    try:
+        return await engines.storage.get(key)
+    except ObjectNotFound:
+        pass
+    data = await make_preview(engines, doc, part)
+    await engines.storage.put(key, data)
+    return data
+
+
+async def make_preview(engines: Engines, doc: KnowledgeDocument, part: str) -> bytes:
+    try:
+        source = await engines.storage.get(doc.storage_key)
+    except ObjectNotFound:
+        raise DocumentFileMissing(f"The stored file of document {doc.id} is gone.") from None
+    try:
+        if part == "text":
+            return (await asyncio.to_thread(_parsed_text, engines, doc, source)).encode()
+        kind = preview_kind(doc.format)
+        if part == "thumbnail":
+            return await asyncio.to_thread(render_page, kind, source, 1, THUMBNAIL_WIDTH)
+        return await asyncio.to_thread(render_page, kind, source, int(part.removeprefix("page-")))
+    except PreviewFailed as failure:
+        raise PreviewUnavailable(failure.message, extra={"reason": failure.code}) from None
+    except IndexError:
+        raise PreviewNotFound(f"The document has no {part}.") from None
+    except ParseFailure as failure:
+        raise PreviewUnavailable(failure.message, extra={"reason": failure.code}) from None
+
+
+def _parsed_text(engines: Engines, doc: KnowledgeDocument, source: bytes) -> str:
+    """The start of the document's parsed text, for documents indexed before text previews were stored."""
+    if doc.row_id is not None:
+        return source.decode()[:TEXT_PREVIEW_CHARS]
+    settings = engines.settings
+    limits = ParseLimits(max_bytes=settings.knowledge_max_file_bytes, ocr=settings.knowledge_ocr)
+    pool = parser_pool(settings.knowledge_parse_memory_mb, settings.knowledge_parse_processes)
+    parsed = pool.parse(source, doc.file_name, doc.content_type, limits)
+    return document_text(parsed)[:TEXT_PREVIEW_CHARS]

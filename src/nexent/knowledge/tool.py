@@ -65,6 +65,7 @@ def format_passages(result: SearchResult, offset: int = 0) -> tuple[str, list[Ci
                     "document_id": str(hit.document_id),
                     "chunk_id": str(hit.chunk_id),
                     "page": hit.page,
+                    "box": hit.box,
                     "heading_path": hit.heading_path,
                     "score": round(hit.score, 4),
                 },

@@ -1,12 +1,13 @@
 "use client";
 
-import { Button, Descriptions, Drawer, Spin, Typography } from "antd";
+import { Button, Descriptions, Drawer, Grid, Spin, Typography } from "antd";
 import { DownloadOutlined } from "@ant-design/icons";
 import { useEffect, useState } from "react";
 import { apiFetch } from "@/api/client";
 import { ApiError, problemOf } from "@/api/problem";
 import { useT } from "@/i18n";
 import { ErrorAlert } from "@/ui/ErrorAlert";
+import { DocumentPreview, type PageBox } from "@/features/knowledge/DocumentPreview";
 import type { Citation } from "./transcript";
 import "./messages";
 
@@ -24,6 +25,7 @@ function meta(citation: Citation, key: string): string | undefined {
 /** A cited passage: the whole chunk from its knowledge base (with the reader's permissions), and its document. */
 export function CitationDrawer({ citation, onClose }: { citation: Citation | null; onClose: () => void }) {
   const t = useT();
+  const screens = Grid.useBreakpoint();
   const [chunk, setChunk] = useState<ChunkView | null>(null);
   const [error, setError] = useState<unknown>(null);
   const kb = citation ? meta(citation, "knowledge_base_id") : undefined;
@@ -60,6 +62,8 @@ export function CitationDrawer({ citation, onClose }: { citation: Citation | nul
   };
 
   const page = citation ? meta(citation, "page") : undefined;
+  const rawBox = (citation?.metadata as Record<string, unknown> | undefined)?.box;
+  const box = Array.isArray(rawBox) && rawBox.length === 4 ? (rawBox.map(Number) as unknown as PageBox) : null;
   const details = [
     ...(page ? [{ key: "page", label: t("chat.citation.page"), children: page }] : []),
     ...(citation?.url
@@ -68,7 +72,13 @@ export function CitationDrawer({ citation, onClose }: { citation: Citation | nul
   ];
 
   return (
-    <Drawer open={citation != null} onClose={onClose} title={citation?.title} size={520}>
+    <Drawer
+      open={citation != null}
+      onClose={onClose}
+      title={citation?.title}
+      size={screens.md ? 640 : "100%"}
+      closable={{ "aria-label": t("common.close") }}
+    >
       {citation ? (
         <>
           <ErrorAlert error={error} />
@@ -82,6 +92,12 @@ export function CitationDrawer({ citation, onClose }: { citation: Citation | nul
             <Button icon={<DownloadOutlined />} onClick={download}>
               {t("chat.citation.download")}
             </Button>
+          ) : null}
+          {kb && documentId && page ? (
+            <section aria-label={t("chat.citation.preview")} style={{ marginTop: 16 }}>
+              <Typography.Title level={5}>{t("chat.citation.preview")}</Typography.Title>
+              <DocumentPreview kbId={kb} docId={documentId} page={Number(page)} box={box} />
+            </section>
           ) : null}
         </>
       ) : null}

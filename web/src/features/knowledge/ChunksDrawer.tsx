@@ -8,6 +8,7 @@ import { EmptyState } from "@/ui/EmptyState";
 import { ErrorAlert, errorMessage } from "@/ui/ErrorAlert";
 import { useAsync } from "@/ui/useAsync";
 import { deleteChunk, listChunks, updateChunk, type Chunk, type KbDocument, type KnowledgeBase } from "./api";
+import { DocumentPreview } from "./DocumentPreview";
 import { DocumentTables } from "./DocumentTables";
 import "./messages";
 
@@ -49,6 +50,11 @@ export function ChunksDrawer({
               key: "tables",
               label: t("kb.docView.tables"),
               children: <DocumentTables kb={kb} document={document} docId={docId} />,
+            },
+            {
+              key: "preview",
+              label: t("kb.docView.preview"),
+              children: <DocumentPreview kbId={kb.id} docId={docId} status={document?.status} />,
             },
           ]}
         />

@@ -85,6 +85,9 @@ export const listChunks = (id: string, doc_id: string) =>
       params: { path: { kb_id: id, doc_id }, query: { limit: 200 } },
     }),
   );
+/** What can be previewed of a document: page images (PDFs, images) or its text only. */
+export const readPreview = (id: string, doc_id: string) =>
+  unwrap(api.GET("/api/knowledge-bases/{kb_id}/documents/{doc_id}/preview", { params: { path: { kb_id: id, doc_id } } }));
 /** The document's tables in order, each rebuilt from its table chunks (caption, header, rows). */
 export const listTables = (id: string, doc_id: string) =>
   unwrap(api.GET("/api/knowledge-bases/{kb_id}/documents/{doc_id}/tables", { params: { path: { kb_id: id, doc_id } } }));
