@@ -6,6 +6,13 @@ import { useT } from "@/i18n";
 import type { AttachmentState } from "./events";
 import "./messages";
 
+const READY = {
+  context: "attach.ready.context",
+  index: "attach.ready.index",
+  image: "attach.ready.image",
+  ocr: "attach.ready.ocr",
+} as const;
+
 /** How a run prepared the message's attachments (its `attachment.*` events), one line each. */
 export function AttachmentProgress({ items }: { items: AttachmentState[] }) {
   const t = useT();
@@ -18,7 +25,7 @@ export function AttachmentProgress({ items }: { items: AttachmentState[] }) {
             ? t("attach.processing", { name: item.name })
             : item.status === "failed"
               ? t("attach.failedRun", { name: item.name, reason: item.reason ?? "" })
-              : t(`attach.ready.${item.mode ?? "context"}`, { name: item.name });
+              : t(READY[item.mode ?? "context"], { name: item.name });
         const icon =
           item.status === "processing" ? <LoadingOutlined /> : item.status === "failed" ? <WarningOutlined /> : <CheckCircleOutlined />;
         return (
