@@ -1,7 +1,7 @@
 "use client";
 
 import { FileOutlined } from "@ant-design/icons";
-import { App, Button, Image } from "antd";
+import { App, Button, Image, Tooltip } from "antd";
 import { useEffect, useState } from "react";
 import { useT } from "@/i18n";
 import { errorMessage } from "@/ui/ErrorAlert";
@@ -44,17 +44,19 @@ function DocumentChip({ attachment }: { attachment: Attachment }) {
   const t = useT();
   const { message } = App.useApp();
   return (
-    <Button
-      size="small"
-      icon={<FileOutlined />}
-      aria-label={t("attach.download", { name: attachment.name })}
-      onClick={() => downloadAttachment(attachment).catch((error: unknown) => message.error(errorMessage(error, t)))}
-      data-testid="attachment-chip"
-      style={{ maxWidth: 260 }}
-    >
-      <span style={{ overflow: "hidden", textOverflow: "ellipsis" }}>{attachment.name}</span>
-      <span style={{ opacity: 0.6 }}>{sizeLabel(attachment.size)}</span>
-    </Button>
+    <Tooltip title={t("attach.download", { name: attachment.name })}>
+      <Button
+        size="small"
+        icon={<FileOutlined />}
+        onClick={() => downloadAttachment(attachment).catch((error: unknown) => message.error(errorMessage(error, t)))}
+        data-testid="attachment-chip"
+        style={{ maxWidth: 260 }}
+      >
+        <span style={{ overflow: "hidden", textOverflow: "ellipsis" }}>
+          {attachment.name} · {sizeLabel(attachment.size)}
+        </span>
+      </Button>
+    </Tooltip>
   );
 }
 
