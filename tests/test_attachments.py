@@ -20,7 +20,7 @@ from tests.conftest import PostgresDatabases, make_settings, serve_in_process
 from tests.support.identity import bearer, invite_and_register
 from tests.support.model_server import ChatReply, RunningModelServer, run_model_server
 from tests.test_http import assert_problem
-from tests.test_runs import make_agent, new_owner, run
+from tests.test_runs import make_agent, new_owner, parse_sse, run
 
 S3_ACCESS_KEY, S3_SECRET_KEY = "nexent-test", "nexent-test-secret"
 MAX_FILE_BYTES = 300_000
@@ -143,6 +143,24 @@ async def test_a_document_is_attached_used_in_the_answer_and_listed_with_the_mes
     # Sent once: a second message cannot carry it again.
     again, _ = await run(client, owner, agent["id"], "Again", attachment_ids=[notes["id"]])
     assert_problem(again, 422, "invalid_attachment")
+
+
+async def test_regenerating_an_answer_keeps_the_message_s_attachments(
+    client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    agent = await make_agent(client, owner)
+    notes = await uploaded(client, owner, "notes.md", NOTES.encode(), "text/markdown")
+    response, _ = await run(client, owner, agent["id"], "The code?", attachment_ids=[notes["id"]])
+    conversation_id = response.headers["x-conversation-id"]
+    llm.server.reset()
+    again = await client.post(f"/api/conversations/{conversation_id}/regenerate", headers=owner["headers"])
+    assert again.status_code == 200, again.text
+    events = parse_sse(again.text)
+    assert [r["attachment_id"] for r in of_type(events, "attachment.ready")] == [notes["id"]]
+    assert "PURPLE-42" in llm.server.chat_requests[0].last_user_message
+    detail = (await client.get(f"/api/conversations/{conversation_id}", headers=owner["headers"])).json()
+    users = [m for m in detail["messages"] if m["role"] == "user"]
+    assert len(users) == 1 and [a["id"] for a in users[0]["attachments"]] == [notes["id"]]
 
 
 async def test_an_image_goes_to_a_model_that_takes_images(

@@ -10,11 +10,12 @@ import base64
 import io
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image, ImageDraw
-from playwright.sync_api import Page, expect
+from playwright.sync_api import FilePayload, Page, expect
 
 from tests.browser.conftest import Live, allow_console_error, shoot, sign_in_as
 
@@ -81,12 +82,11 @@ def test_a_document_and_an_image_are_attached_sent_and_used(page: Page, live: Li
     expect(page.get_by_text("I read files.")).to_be_visible()
 
     # The button's file picker: a document, and an empty file that is refused alone.
-    page.get_by_test_id("attach-input").set_input_files(
-        [
-            {"name": "notes.txt", "mimeType": "text/plain", "buffer": NOTES.encode()},
-            {"name": "empty.txt", "mimeType": "text/plain", "buffer": b""},
-        ]
-    )
+    files: list[FilePayload] = [
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": NOTES.encode()},
+        {"name": "empty.txt", "mimeType": "text/plain", "buffer": b""},
+    ]
+    page.get_by_test_id("attach-input").set_input_files(files)
     png = sign_png()
     drop_file(page, "sign.png", "image/png", png)
     pending = page.get_by_test_id("pending-attachments")
@@ -122,4 +122,4 @@ def test_a_document_and_an_image_are_attached_sent_and_used(page: Page, live: Li
     with page.expect_download() as download:
         sent.get_by_role("button", name=re.compile("notes.txt")).click()
     assert download.value.suggested_filename == "notes.txt"
-    assert open(download.value.path(), "rb").read() == NOTES.encode()
+    assert Path(download.value.path()).read_bytes() == NOTES.encode()

@@ -194,7 +194,12 @@ class RuntimeService:
         if attachments:  # after the inserts (a batch inserts first): the conversation exists by then
             write.execute(
                 update(Attachment)
-                .where(Attachment.tenant_id == tenant_id, Attachment.id.in_(sorted(a.id for a in attachments)))
+                .where(
+                    Attachment.tenant_id == tenant_id,
+                    Attachment.id.in_(sorted(a.id for a in attachments)),
+                    # Not taken meanwhile by another message (a regenerated turn's are in this conversation).
+                    Attachment.conversation_id.is_(None) | (Attachment.conversation_id == conversation_id),
+                )
                 .values(conversation_id=conversation_id, message_id=user_message["id"])
             )
         replaced = frozenset(m.id for m in replacing)
