@@ -279,6 +279,17 @@ async def test_attachments_are_readable_only_by_who_reads_the_conversation(
     assert (await client.get(path, headers=bearer(own_key.json()["secret"]))).status_code == 200
     assert (await client.get(path, headers=owner["headers"])).status_code == 200
 
+    # Lists show it to the same callers only.
+    def listed(response: httpx.Response) -> list[str]:
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert listed(await client.get("/api/attachments", headers=owner["headers"])) == [notes["id"]]
+    assert listed(await client.get("/api/attachments", headers=bearer(own_key.json()["secret"]))) == [notes["id"]]
+    assert listed(await client.get("/api/attachments", params={"unsent": True}, headers=owner["headers"])) == []
+    for headers in (member["headers"], bearer(stranger["access_token"]), bearer(other_key.json()["secret"])):
+        assert listed(await client.get("/api/attachments", headers=headers)) == []
+
 
 async def test_attachments_are_removed_with_their_conversation(
     server: serve_in_process, client: httpx.AsyncClient, owner: dict[str, Any]

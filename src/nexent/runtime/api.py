@@ -314,6 +314,23 @@ async def upload_attachment(
 
 
 @router.get(
+    "/api/attachments",
+    summary="The caller's attachments, latest first: those not sent yet, and those of the conversations they read.",
+)
+async def list_attachments(
+    caller: Chatter,
+    session: SessionDep,
+    engines: EnginesDep,
+    page: PageParamsDep,
+    conversation_id: Annotated[uuid.UUID | None, Query(description="Only those of this conversation.")] = None,
+    unsent: Annotated[bool, Query(description="Only those no message carries yet.")] = False,
+) -> Page[AttachmentRead]:
+    return await AttachmentService(session, engines, caller).list_attachments(
+        page, conversation_id=conversation_id, unsent=unsent
+    )
+
+
+@router.get(
     "/api/attachments/{attachment_id}",
     summary="Download an attachment (an image inline, a document as a file); only for who may read its "
     "conversation (an unsent one: its uploader).",

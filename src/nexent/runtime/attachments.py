@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.db import utcnow
 from nexent.core.errors import AppError, NotFound
+from nexent.core.pagination import Page, PageParams
 from nexent.engines.container import Engines
 from nexent.engines.storage.base import ObjectNotFound
 from nexent.identity.auth import Caller
@@ -129,8 +130,19 @@ class AttachmentService:
             raise AttachmentNotFound(f"No attachment {attachment_id} of yours.")
         return row
 
-    async def get(self, attachment_id: uuid.UUID) -> AttachmentRead:
-        return AttachmentRead.model_validate(await self._readable(attachment_id))
+    async def list_attachments(
+        self, page: PageParams, *, conversation_id: uuid.UUID | None, unsent: bool
+    ) -> Page[AttachmentRead]:
+        rows, total = await self.attachments.list_page(
+            reach=reach_of(self.caller),
+            conversation_id=conversation_id,
+            unsent=unsent,
+            limit=page.limit,
+            offset=page.offset,
+        )
+        return Page[AttachmentRead](
+            items=[AttachmentRead.model_validate(r) for r in rows], total=total, limit=page.limit, offset=page.offset
+        )
 
     async def open(self, attachment_id: uuid.UUID) -> OpenedAttachment:
         row = await self._readable(attachment_id)

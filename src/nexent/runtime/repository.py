@@ -184,16 +184,38 @@ class AttachmentRepository(TenantScopedRepository[Attachment]):
     async def readable(self, attachment_id: uuid.UUID, reach: Reach) -> Attachment | None:
         """The attachment, if `reach` reaches it: one not sent yet only its uploader's (whatever agents the key is
         limited to: it belongs to no conversation yet), a sent one whoever reaches its conversation."""
+        result: Attachment | None = await self.session.scalar(
+            self.select().where(Attachment.id == attachment_id, self._reached(reach))
+        )
+        return result
+
+    def _reached(self, reach: Reach) -> ColumnElement[bool]:
         unsent = (Attachment.conversation_id.is_(None)) & (Attachment.user_id == reach.user_id)
         in_reach = exists().where(
             Conversation.tenant_id == self.tenant_id,
             Conversation.id == Attachment.conversation_id,
             *reach.conditions(Conversation),
         )
-        result: Attachment | None = await self.session.scalar(
-            self.select().where(Attachment.id == attachment_id, unsent | in_reach)
+        return unsent | in_reach
+
+    async def list_page(
+        self, *, reach: Reach, conversation_id: uuid.UUID | None, unsent: bool, limit: int, offset: int
+    ) -> tuple[list[Attachment], int]:
+        """A page of the attachments `reach` reaches (of one conversation, or only those not sent yet), latest
+        first, and their total."""
+        conditions = [self._reached(reach)]
+        if conversation_id is not None:
+            conditions.append(Attachment.conversation_id == conversation_id)
+        if unsent:
+            conditions.append(Attachment.conversation_id.is_(None))
+        rows = await self.session.scalars(
+            self.select()
+            .where(*conditions)
+            .order_by(Attachment.created_at.desc(), Attachment.id)
+            .limit(limit)
+            .offset(offset)
         )
-        return result
+        return list(rows), await self.count(*conditions)
 
     async def unsent(self, user_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> list[Attachment]:
         """The user's attachments among `ids` that no message carries yet."""
