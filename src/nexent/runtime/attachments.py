@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.db import utcnow
@@ -319,10 +319,10 @@ def _check_image(data: bytes) -> None:
     try:
         with Image.open(io.BytesIO(data)) as image:
             image.verify()
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-        raise FileRefused("The image is damaged or not an image.", code="corrupt_file") from None
     except Image.DecompressionBombError:
         raise FileRefused("The image has too many pixels.", code="too_large", status=413) from None
+    except Exception:  # Pillow raises many kinds on damaged data (OSError, SyntaxError, struct.error, ...)
+        raise FileRefused("The image is damaged or not an image.", code="corrupt_file") from None
 
 
 def _clean_file_name(name: str) -> str:
