@@ -23,6 +23,7 @@ from nexent.engines.container import Engines
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, RequirePermission
 from nexent.identity.permissions import Permission
+from nexent.knowledge.reading import MEDIA_TYPES
 from nexent.runtime.attachments import AttachmentService
 from nexent.runtime.conversations import ConversationService
 from nexent.runtime.event_types import EVENT_MODELS, RunStreamEvent
@@ -336,7 +337,13 @@ async def list_attachments(
     "conversation (an unsent one: its uploader).",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}},
+        200: {
+            "description": "The file, with its format's content type.",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in sorted({*MEDIA_TYPES.values(), "application/octet-stream"})
+            },
+        },
         **problems(s404="No such attachment of yours, or its file is gone (`file_missing`)."),
     },
 )
