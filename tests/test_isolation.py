@@ -136,6 +136,8 @@ class TenantData:
     run_id: str
     conversation_id: str
     conversation_title: str
+    attachment_id: str  # a file sent with the run's message
+    attachment_name: str
     kb_id: str
     kb_name: str
     kb_description: str
@@ -199,6 +201,8 @@ class TenantData:
             "run id": self.run_id,
             "conversation id": self.conversation_id,
             "conversation title": self.conversation_title,
+            "attachment id": self.attachment_id,
+            "attachment name": self.attachment_name,
             "knowledge base id": self.kb_id,
             "knowledge base name": self.kb_name,
             "knowledge base description": self.kb_description,
@@ -308,6 +312,7 @@ PATH_PARAMS: dict[str, Callable[[TenantData], list[str]]] = {
     "number": lambda t: ["1"],  # an agent's version: every tenant's agent has a version 1
     "run_id": lambda t: [t.run_id],
     "conversation_id": lambda t: [t.conversation_id],
+    "attachment_id": lambda t: [t.attachment_id],
     "kb_id": lambda t: [t.kb_id],
     "doc_id": lambda t: [t.document_id],
     "chunk_id": lambda t: [t.chunk_id],
@@ -476,6 +481,7 @@ BODIES: dict[Key, Callable[[Ctx], dict[str, Any]]] = {
 
 # (method, path) -> multipart files for routes that take uploads instead of a JSON body.
 UPLOADS: dict[Key, Callable[[Ctx], list[tuple[str, tuple[str, bytes, str]]]]] = {
+    ("POST", "/api/attachments"): lambda c: [("file", ("probe.txt", b"Probe attachment.", "text/plain"))],
     ("POST", "/api/knowledge-bases/{kb_id}/documents"): lambda c: [
         ("file", ("probe.txt", f"Probe upload into {c.target.label}.".encode(), "text/plain"))
     ],
@@ -848,7 +854,20 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
     exposed = {"a2a_exposure": "api_key"}  # served over A2A to its tenant's keys (`test_a2a_*`)
     await expect(client.patch(f"/api/agents/{agent['id']}", json=exposed, headers=headers), 200)
     question = f"{title} secret question about the merger"
-    started = await client.post(f"/api/agents/{agent['id']}/runs", json={"message": question}, headers=headers)
+    attachment_name = f"{title} secret attachment.txt"
+    attachment = await expect(
+        client.post(
+            "/api/attachments",
+            files=[("file", (attachment_name, f"{title} attached secret".encode(), "text/plain"))],
+            headers=headers,
+        ),
+        201,
+    )
+    started = await client.post(
+        f"/api/agents/{agent['id']}/runs",
+        json={"message": question, "attachment_ids": [attachment["id"]]},
+        headers=headers,
+    )
     assert started.status_code == 200, started.text
 
     # A skill (its name in the format's lowercase form).
@@ -1021,6 +1040,8 @@ async def build_tenant(client: httpx.AsyncClient, label: str, samples: SampleAge
         run_id=started.headers["x-run-id"],
         conversation_id=started.headers["x-conversation-id"],
         conversation_title=question,
+        attachment_id=attachment["id"],
+        attachment_name=attachment_name,
         kb_id=kb["id"],
         kb_name=kb["name"],
         kb_description=kb["description"],

@@ -24,13 +24,14 @@ from nexent.memory.models import Memory, MemoryAgentSettings, MemoryIndex, Memor
 from nexent.northbound.models import IdempotencyKey
 from nexent.openapi_tools.models import OpenAPISource
 from nexent.providers.models import ModelConfig, ModelEndpoint, UsageRecord
-from nexent.runtime.models import Conversation, Message, Run, RunEvent
+from nexent.runtime.models import Attachment, Conversation, Message, Run, RunEvent
 from nexent.skills.models import Skill, SkillVersion
 
 __all__ = [
     "A2aTask",
     "Agent",
     "ApiKey",
+    "Attachment",
     "AuditEvent",
     "Base",
     "Conversation",

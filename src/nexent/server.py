@@ -194,7 +194,11 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         RequestContextMiddleware,
         service=label,
         max_body_bytes=settings.max_body_bytes,
-        body_limits=[(knowledge_api.UPLOAD_PATH, settings.knowledge_max_upload_bytes)],
+        body_limits=[
+            (knowledge_api.UPLOAD_PATH, settings.knowledge_max_upload_bytes),
+            # One file and its multipart framing: the file itself is checked against the limit by the route.
+            (runtime_api.ATTACHMENT_UPLOAD_PATH, settings.knowledge_max_file_bytes + 64 * 1024),
+        ],
     )
     if embedded or service is Service.MCP:
         # Outside the request log: the key of an MCP connection URL leaves the path before any log reads it.

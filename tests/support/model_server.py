@@ -5,7 +5,8 @@ It is a real HTTP server (FastAPI served by uvicorn in a background thread), not
 `POST /v1/embeddings`, `POST /v1/rerank` and `POST /v1/audio/transcriptions` (it answers `transcription_text` and
 records what it received in `transcriptions`) (every path also without the `/v1` prefix). Tests queue replies that
 chat requests consume in order (per model, then global); with nothing queued the server echoes the last user
-message. Every request is recorded, and the number of concurrent requests is tracked.
+message (and describes the images it carried: content parts `image_url`, see `RecordedRequest.images`).
+Every request is recorded, and the number of concurrent requests is tracked.
 
 Typical use::
 
@@ -53,6 +54,7 @@ __all__ = [
     "ChatReply",
     "ConnectionDropped",
     "ModelServer",
+    "ReceivedImage",
     "RecordedRequest",
     "RunningModelServer",
     "ServiceReply",
@@ -369,6 +371,30 @@ class ServiceReply:
 
 
 @dataclass(frozen=True)
+class ReceivedImage:
+    """An image a chat request carried: its URL's media type and, for a data URL, its bytes."""
+
+    url: str
+    media_type: str | None
+    data: bytes
+
+    @classmethod
+    def of(cls, url: str) -> ReceivedImage:
+        if url.startswith("data:") and "," in url:
+            header, payload = url[5:].split(",", 1)
+            media_type = header.split(";", 1)[0] or None
+            try:
+                data = base64.b64decode(payload) if header.endswith(";base64") else payload.encode()
+            except ValueError:
+                data = b""
+            return cls(url=url[:64], media_type=media_type, data=data)
+        return cls(url=url, media_type=None, data=b"")
+
+    def describe(self) -> str:
+        return f"{self.media_type or 'url'} {len(self.data)} bytes sha256:{hashlib.sha256(self.data).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
 class RecordedRequest:
     """A request as the server received it; `headers` has lower-case names, `body` is the parsed JSON or None."""
 
@@ -418,6 +444,20 @@ class RecordedRequest:
             if message.get("role") == "user":
                 return _content_text(message.get("content"))
         return ""
+
+    @property
+    def images(self) -> list[ReceivedImage]:
+        """The images of every message (content parts `image_url`, data URLs decoded), in order."""
+        found: list[ReceivedImage] = []
+        for message in self.messages:
+            content = message.get("content")
+            if not isinstance(content, list):
+                continue
+            for part in content:
+                if isinstance(part, dict) and part.get("type") == "image_url":
+                    url = (part.get("image_url") or {}).get("url", "")
+                    found.append(ReceivedImage.of(str(url)))
+        return found
 
     def header(self, name: str) -> str | None:
         """A header by case-insensitive name."""
@@ -698,7 +738,9 @@ class ModelServer:
                     return queue.popleft()
         if self.responder is not None:
             return self.responder(record)
-        return ChatReply.text(f"echo: {record.last_user_message}")
+        images = record.images
+        seen = f" [images: {'; '.join(i.describe() for i in images)}]" if images else ""
+        return ChatReply.text(f"echo: {record.last_user_message}{seen}")
 
     async def _chat_completions(self, request: Request) -> Response:
         record, denied = await self._begin(request)

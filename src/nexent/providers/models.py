@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from nexent.core.db import Base, IdMixin, TimestampMixin, utcnow
@@ -49,6 +49,8 @@ class ModelConfig(IdMixin, TimestampMixin, Base):
     max_concurrency: Mapped[int | None] = mapped_column(default=None)
     requests_per_minute: Mapped[int | None] = mapped_column(default=None)
     timeout_seconds: Mapped[float] = mapped_column(default=60.0)
+    # An LLM that also takes images (content parts `image_url`); models of kind `vlm` always do.
+    accepts_images: Mapped[bool] = mapped_column(default=False, server_default=false())
     is_default: Mapped[bool] = mapped_column(default=False)
     check_status: Mapped[str] = mapped_column(String(16), default=CheckStatus.UNKNOWN)
     check_error_code: Mapped[str | None] = mapped_column(String(32), default=None)

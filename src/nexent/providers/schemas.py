@@ -81,6 +81,12 @@ class Limits(BaseModel):
     timeout_seconds: float = Field(default=60.0, gt=0, le=3600)
 
 
+ACCEPTS_IMAGES_DESCRIPTION = (
+    "An LLM that also takes images: chat attachments reach it as image content parts (a `vlm` model always "
+    "does); otherwise their OCR text and a caption stand in."
+)
+
+
 class ModelSettings(Limits):
     """What a connectivity check needs: everything but the name."""
 
@@ -95,6 +101,7 @@ class ModelSettings(Limits):
     languages: list[Language] | None = Field(
         default=None, min_length=1, max_length=50, description=LANGUAGES_DESCRIPTION
     )
+    accepts_images: bool = Field(default=False, description=ACCEPTS_IMAGES_DESCRIPTION)
 
     _url = field_validator("base_url")(lambda value: _check_url(value) if value is not None else None)
 
@@ -136,6 +143,8 @@ class ModelUpdate(Patch):
         default=None, min_length=1, max_length=50, description=LANGUAGES_DESCRIPTION
     )
 
+    accepts_images: bool | None = Field(default=None, description=ACCEPTS_IMAGES_DESCRIPTION)
+
     nullable = frozenset({"languages"})
 
     _url = field_validator("base_url")(lambda value: _check_url(value) if value is not None else None)
@@ -168,6 +177,7 @@ class ModelRead(BaseModel):
     context_window: int | None
     dimension: int | None
     languages: list[str] | None = Field(description=LANGUAGES_DESCRIPTION)
+    accepts_images: bool = Field(description=ACCEPTS_IMAGES_DESCRIPTION)
     max_concurrency: int | None
     requests_per_minute: int | None
     timeout_seconds: float

@@ -178,6 +178,7 @@ class ProviderService:
             timeout_seconds=data.timeout_seconds,
             dimension=local.dimension_of(data.model) if data.provider == ProviderType.LOCAL else None,
             languages=_languages(data),
+            accepts_images=data.accepts_images,
         )
         if data.is_default or await self.models.count_of_kind(data.kind) == 0:
             await self.models.clear_default(data.kind)
@@ -564,6 +565,7 @@ def _read(config: ModelConfig, endpoints: list[ModelEndpoint]) -> ModelRead:
         context_window=config.context_window,
         dimension=config.dimension,
         languages=config.languages,
+        accepts_images=bool(config.accepts_images),
         max_concurrency=config.max_concurrency,
         requests_per_minute=config.requests_per_minute,
         timeout_seconds=config.timeout_seconds,

@@ -7,8 +7,9 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, File, Header, Query, Request, Response, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import StreamingResponse
 
@@ -22,12 +23,15 @@ from nexent.engines.container import Engines
 from nexent.engines.deps import EnginesDep, SessionDep
 from nexent.identity.auth import Caller, RequirePermission
 from nexent.identity.permissions import Permission
+from nexent.knowledge.reading import MEDIA_TYPES
+from nexent.runtime.attachments import AttachmentService
 from nexent.runtime.conversations import ConversationService
 from nexent.runtime.event_types import EVENT_MODELS, RunStreamEvent
 from nexent.runtime.events import follow, sse_frame
 from nexent.runtime.execution import RunManager
 from nexent.runtime.models import RunStatus
 from nexent.runtime.schemas import (
+    AttachmentRead,
     ConversationDetail,
     ConversationRead,
     ConversationUpdate,
@@ -40,6 +44,7 @@ from nexent.runtime.service import RuntimeService
 router = APIRouter(tags=["runs"])
 Chatter = Annotated[Caller, RequirePermission(Permission.CHAT)]
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+ATTACHMENT_UPLOAD_PATH = r"/api/attachments"
 
 # A run's events count from 1 in a 32-bit column (`run_events.seq`): no run has a later event, so a resume point
 # past it is a client's mistake, answered 422 before any query.
@@ -97,6 +102,7 @@ def event_stream(engines: Engines, caller: Caller, run_id: uuid.UUID, after: int
         **problems(
             s403="Only those who may edit the agent run its draft.",
             s404="No such agent, or no such version (`version_not_found`).",
+            s422="An attachment is not yours, or was sent already (`invalid_attachment`).",
             s409="The version is disabled (`version_disabled`), or the agent has no published version "
             "(`agent_not_published`).",
             s429="Too many runs of this tenant are going on; `Retry-After` says when.",
@@ -109,7 +115,7 @@ async def start_run(
     manager = run_manager(request)
     # start() returns once the run is stored (it must never be lost); its agent is already on its way.
     run = await RuntimeService(session, engines, caller).start(
-        manager, agent_id, body.message, body.conversation_id, body.version
+        manager, agent_id, body.message, body.conversation_id, body.version, body.attachment_ids
     )
     response = event_stream(engines, caller, run.id, after=0)
     response.headers["X-Run-Id"] = str(run.id)
@@ -217,6 +223,17 @@ async def run_events(
     return event_stream(engines, caller, run_id, after=resume)
 
 
+def content_disposition(file_name: str, *, inline: bool) -> str:
+    """`inline` or `attachment`, with an ASCII fallback `filename` and the exact name as `filename*` (RFC 6266,
+    RFC 5987)."""
+    fallback = "".join(ch if " " <= ch <= "~" and ch not in '"\\%' else "_" for ch in file_name).strip() or "file"
+    kind = "inline" if inline else "attachment"
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(file_name, safe=_RFC5987_SAFE)}"
+
+
+_RFC5987_SAFE = "!#$&+^`|"  # attr-chars that `quote` would escape (letters, digits and `-._~` it keeps)
+
+
 def resume_point(last_event_id: str | None) -> int:
     """The sequence number in a `Last-Event-ID` header (none or empty: from the start); 422 if it is not one."""
     if not last_event_id:
@@ -272,7 +289,80 @@ async def rename_conversation(
 async def delete_conversation(
     conversation_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep
 ) -> None:
-    await ConversationService(session, caller).delete(conversation_id)
+    await AttachmentService(session, engines, caller).delete_conversation(conversation_id)
+
+
+@router.post(
+    "/api/attachments",
+    summary="Upload a file or image for a chat message to come (multipart field `file`); a run sends it by its id "
+    "(`attachment_ids`).",
+    status_code=201,
+    responses=problems(
+        s413="The file is larger than the knowledge file limit (`too_large`).",
+        s415="Not a format the knowledge parsers read (`unsupported_format`).",
+        s422="The file is empty (`empty`), or a damaged image (`corrupt_file`).",
+    ),
+)
+async def upload_attachment(
+    caller: Chatter,
+    session: SessionDep,
+    engines: EnginesDep,
+    file: Annotated[UploadFile, File(description="The file: a document in a knowledge format, or an image.")],
+) -> AttachmentRead:
+    limit = engines.settings.knowledge_max_file_bytes
+    data = await file.read(limit + 1)
+    return await AttachmentService(session, engines, caller).upload(file.filename or "unnamed", file.content_type, data)
+
+
+@router.get(
+    "/api/attachments",
+    summary="The caller's attachments, latest first: those not sent yet, and those of the conversations they read.",
+)
+async def list_attachments(
+    caller: Chatter,
+    session: SessionDep,
+    engines: EnginesDep,
+    page: PageParamsDep,
+    conversation_id: Annotated[uuid.UUID | None, Query(description="Only those of this conversation.")] = None,
+    unsent: Annotated[bool, Query(description="Only those no message carries yet.")] = False,
+) -> Page[AttachmentRead]:
+    return await AttachmentService(session, engines, caller).list_attachments(
+        page, conversation_id=conversation_id, unsent=unsent
+    )
+
+
+@router.get(
+    "/api/attachments/{attachment_id}",
+    summary="Download an attachment (an image inline, a document as a file); only for who may read its "
+    "conversation (an unsent one: its uploader).",
+    response_class=StreamingResponse,
+    responses={
+        200: {
+            "description": "The file, with its format's content type.",
+            "content": {
+                media: {"schema": {"type": "string", "format": "binary"}}
+                for media in sorted({*MEDIA_TYPES.values(), "application/octet-stream"})
+            },
+        },
+        **problems(s404="No such attachment of yours, or its file is gone (`file_missing`)."),
+    },
+)
+async def download_attachment(
+    attachment_id: uuid.UUID, caller: Chatter, session: SessionDep, engines: EnginesDep
+) -> StreamingResponse:
+    opened = await AttachmentService(session, engines, caller).open(attachment_id)
+    row = opened.attachment
+    return StreamingResponse(
+        opened.content,
+        headers={
+            "Content-Type": row.content_type,
+            "Content-Disposition": content_disposition(row.name, inline=row.kind == "image"),
+            "Content-Length": str(row.size),
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+            "Cache-Control": "private, max-age=3600",
+        },
+    )
 
 
 routers = [router]

@@ -215,7 +215,9 @@ class AgentBuilder:
         else:
             client, config = await self.providers.client_and_config(agent.model_id, ModelKind.LLM, agent_id=agent.id)
         name = str(agent.model_id) if agent.model_id is not None else "default"
-        return AsyncClientModel(client, self.loop, model_id=name, cancel=self.cancel), config.context_window
+        model = AsyncClientModel(client, self.loop, model_id=name, cancel=self.cancel)
+        model.accepts_images = config.kind == ModelKind.VLM or bool(config.accepts_images)
+        return model, config.context_window
 
     async def _agent(self, agent: AgentSpec, model: AsyncClientModel, *, depth: int, names: set[str]) -> Any:
         managed = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
@@ -18,8 +19,20 @@ from nexent.identity.auth import Caller
 from nexent.providers.types import ProviderError
 from nexent.runtime.builder import Turn, summarize
 from nexent.runtime.models import Conversation, Message
-from nexent.runtime.repository import ConversationRepository, MessageRepository, Reach, RunRepository
-from nexent.runtime.schemas import ConversationDetail, ConversationRead, ConversationUpdate, MessageRead
+from nexent.runtime.repository import (
+    AttachmentRepository,
+    ConversationRepository,
+    MessageRepository,
+    Reach,
+    RunRepository,
+)
+from nexent.runtime.schemas import (
+    AttachmentRead,
+    ConversationDetail,
+    ConversationRead,
+    ConversationUpdate,
+    MessageRead,
+)
 
 logger = logging.getLogger("nexent.runtime")
 
@@ -120,9 +133,16 @@ class ConversationService:
     async def get(self, conversation_id: uuid.UUID) -> ConversationDetail:
         conversation = await self.owned(conversation_id)
         messages = await self.messages.of_conversation(conversation.id)
+        attached: dict[uuid.UUID, list[AttachmentRead]] = defaultdict(list)
+        for row in await AttachmentRepository(self.session, self.caller.tenant_id).of_conversation(conversation.id):
+            if row.message_id is not None:
+                attached[row.message_id].append(AttachmentRead.model_validate(row))
         return ConversationDetail(
             **ConversationRead.model_validate(conversation).model_dump(),
-            messages=[MessageRead.model_validate(m) for m in messages],
+            messages=[
+                MessageRead.model_validate(m).model_copy(update={"attachments": attached.get(m.id, [])})
+                for m in messages
+            ],
         )
 
     async def turns_with(self, conversation_id: uuid.UUID, agent_id: uuid.UUID) -> list[tuple[str, str, list[Any]]]:

@@ -216,6 +216,45 @@ class MemorySaved(BaseRunEvent):
     updated: list[RememberedFact] = Field(default_factory=list)
 
 
+AttachmentMode = Literal["context", "index", "image", "ocr"]
+
+
+class AttachmentProcessing(BaseRunEvent):
+    """An attachment of the run's message is being prepared (parsed, read by OCR) before the agent starts
+    (docs/attachments.md); one per attachment, right after `run.started`."""
+
+    type: Literal["attachment.processing"] = "attachment.processing"
+    attachment_id: str
+    name: str
+    kind: Literal["document", "image"]
+
+
+class AttachmentReady(BaseRunEvent):
+    """An attachment is ready, and how the agent gets it (`mode`): `context` (its text in the agent's context),
+    `index` (too long for that: searched through the conversation's index), `image` (sent to the model as an image),
+    `ocr` (the model takes no images: the image's OCR text and a caption stand in; `note` says so)."""
+
+    type: Literal["attachment.ready"] = "attachment.ready"
+    attachment_id: str
+    name: str
+    kind: Literal["document", "image"]
+    mode: AttachmentMode
+    tokens: int | None = Field(default=None, description="About how many tokens of text the agent gets from it.")
+    note: str | None = None
+
+
+class AttachmentFailed(BaseRunEvent):
+    """An attachment could not be prepared (`code`: `corrupt_file`, `encrypted`, `empty`, `too_large`,
+    `unsupported_format`, `missing`); the run goes on with the others and tells the agent so."""
+
+    type: Literal["attachment.failed"] = "attachment.failed"
+    attachment_id: str
+    name: str
+    kind: Literal["document", "image"]
+    code: str
+    reason: str
+
+
 AnyRunEvent = Annotated[
     RunStarted
     | ThinkingDelta
@@ -231,7 +270,10 @@ AnyRunEvent = Annotated[
     | RunFailed
     | RunStopped
     | MemoryRecalled
-    | MemorySaved,
+    | MemorySaved
+    | AttachmentProcessing
+    | AttachmentReady
+    | AttachmentFailed,
     Field(discriminator="type"),
 ]
 TerminalEvent = RunCompleted | RunFailed | RunStopped
@@ -263,6 +305,9 @@ EVENT_MODELS: dict[str, type[BaseRunEvent]] = {
         RunStopped,
         MemoryRecalled,
         MemorySaved,
+        AttachmentProcessing,
+        AttachmentReady,
+        AttachmentFailed,
     )
 }
 

@@ -28,6 +28,7 @@ from nexent.memory.jobs import extraction_payload
 from nexent.memory.service import Recall, recall, remembered_section
 from nexent.runtime import metrics
 from nexent.runtime.activity import executing_run
+from nexent.runtime.attachments import AttachmentRef, prepare_attachments
 from nexent.runtime.builder import (
     AgentBuilder,
     ModelSnapshot,
@@ -84,6 +85,8 @@ class NewRun:
     replaced_messages: frozenset[uuid.UUID] = frozenset()
     # The conversation so far of a stateless run (no conversation is read or written): given by the caller.
     history: tuple[Turn, ...] = ()
+    # The files the user's message carries, prepared before the agent starts (`runtime.attachments`).
+    attachments: tuple[AttachmentRef, ...] = ()
 
 
 class RunManager:
@@ -213,6 +216,7 @@ class RunExecution:
         # When the run manager got the run (`time.monotonic()`): the run's clock starts.
         self.handed_over = time.monotonic() if handed_over is None else handed_over
         self.first_event = False
+        self.started = False  # `run.started` sent
 
     async def execute(self) -> None:
         run = self.run
@@ -260,7 +264,8 @@ class RunExecution:
             async with engines.sessions() as session:
                 turns, setup = await self._prepare(session)
             self.outcome.model_id = str(agent.model_id) if agent.model_id else None
-            kept, omitted = split_history(run.message, turns, setup.context_window)
+            message = await self._with_attachments(setup)
+            kept, omitted = split_history(message, turns, setup.context_window)
             # Outside any transaction: a summary is a model call, and nothing should hold the database meanwhile.
             client = setup.model.client
             summary = (
@@ -271,8 +276,49 @@ class RunExecution:
             recalling.cancel()  # done already, unless the run failed before it was needed
         self.outcome.extract_memory = remembered.extract and run.conversation_id is not None
         memory = remembered_section(remembered.memories) if remembered.memories else None
-        task = compose_task(run.message, kept, summary, memory)
+        task = compose_task(message, kept, summary, memory)
         await self._run_agent(setup, task, remembered)
+
+    async def _with_attachments(self, setup: Any) -> str:
+        """The user's message with what the agent gets from its attachments (their images go to the model).
+        Their preparation streams as events, so the run is stored and started first."""
+        run = self.run
+        if not run.attachments:
+            return run.message
+        try:
+            if not await _is_stored(self.stored):
+                raise _NeverStored
+            await self._started()
+            prepared = await prepare_attachments(
+                self.engines,
+                self.caller,
+                run.attachments,
+                accepts_images=setup.model.accepts_images,
+                context_window=setup.context_window,
+                emit=self.log.emit,
+            )
+        except BaseException:
+            await asyncio.to_thread(setup.cleanup)
+            raise
+        setup.model.images = prepared.images
+        return prepared.task(run.message)
+
+    async def _started(self) -> None:
+        """Send `run.started` (once)."""
+        if self.started:
+            return
+        self.started = True
+        run = self.run
+        await self.log.emit(
+            RunStarted(
+                run_id=str(run.id),
+                agent_id=str(run.agent.id),
+                agent_version=run.agent.version,
+                conversation_id=str(run.conversation_id) if run.conversation_id is not None else None,
+                trace_id=tracing.current_trace_id(),
+            )
+        )
+        metrics.RUNS_STARTED.inc()
 
     async def _prepare(self, session: Any) -> tuple[list[Turn], Any]:
         """The earlier turns fed back to the model, and the agent built."""
@@ -291,7 +337,6 @@ class RunExecution:
 
     async def _run_agent(self, setup: Any, task: str, remembered: Recall) -> None:
         engines, run, log = self.engines, self.run, self.log
-        agent = run.agent
         async with engines.bus.subscribe(cancel_channel(cancel_key(run.id))) as signals:
             watcher = asyncio.create_task(_watch_cancel(signals, setup.cancel))
             stream = start_agent(setup, task)  # its model call goes out while the record is being committed
@@ -312,16 +357,8 @@ class RunExecution:
             # Stored with the next batch of events; a run that already ended keeps its state.
             running = update(Run).where(Run.id == run.id, Run.status == RunStatus.QUEUED)
             writer_for(engines).add(Write().execute(running.values(status=RunStatus.RUNNING, started_at=utcnow())))
-            started = RunStarted(
-                run_id=str(run.id),
-                agent_id=str(agent.id),
-                agent_version=agent.version,
-                conversation_id=str(run.conversation_id) if run.conversation_id is not None else None,
-                trace_id=tracing.current_trace_id(),
-            )
             try:
-                await log.emit(started)
-                metrics.RUNS_STARTED.inc()
+                await self._started()
                 if remembered.memories:
                     facts = [RememberedFact(id=m.id, level=m.level.value, text=m.text) for m in remembered.memories]
                     await log.emit(MemoryRecalled(memories=facts))

@@ -110,3 +110,31 @@ class RunEvent(Base):
     type: Mapped[str] = mapped_column(String(40))
     data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AttachmentKind(StrEnum):
+    DOCUMENT = "document"
+    IMAGE = "image"
+
+
+class Attachment(IdMixin, Base):
+    """A file a user attached to a chat message: uploaded first (`conversation_id` None), then bound to the user
+    message of the run that sent it. Its bytes are in object storage (`storage_key`); it goes with the conversation."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (Index("ix_attachments_tenant_conversation", "tenant_id", "conversation_id"),)
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), default=None
+    )
+    # The user message that carries it (no foreign key: the message is written by the run's batch).
+    message_id: Mapped[uuid.UUID | None] = mapped_column(default=None)
+    name: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(120))
+    kind: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int]
+    storage_key: Mapped[str] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

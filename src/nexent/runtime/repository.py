@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from nexent.core.repository import TenantScopedRepository
-from nexent.runtime.models import Conversation, Message, Run, RunEvent, RunStatus
+from nexent.runtime.models import Attachment, Conversation, Message, Run, RunEvent, RunStatus
 
 
 @dataclass(frozen=True)
@@ -174,5 +174,70 @@ class MessageRepository(TenantScopedRepository[Message]):
             .where(Message.conversation_id == conversation_id)
             .order_by(Message.created_at, Message.id)
             .limit(limit)
+        )
+        return list(rows)
+
+
+class AttachmentRepository(TenantScopedRepository[Attachment]):
+    model = Attachment
+
+    async def readable(self, attachment_id: uuid.UUID, reach: Reach) -> Attachment | None:
+        """The attachment, if `reach` reaches it: one not sent yet only its uploader's (whatever agents the key is
+        limited to: it belongs to no conversation yet), a sent one whoever reaches its conversation."""
+        result: Attachment | None = await self.session.scalar(
+            self.select().where(Attachment.id == attachment_id, self._reached(reach))
+        )
+        return result
+
+    def _reached(self, reach: Reach) -> ColumnElement[bool]:
+        unsent = (Attachment.conversation_id.is_(None)) & (Attachment.user_id == reach.user_id)
+        in_reach = exists().where(
+            Conversation.tenant_id == self.tenant_id,
+            Conversation.id == Attachment.conversation_id,
+            *reach.conditions(Conversation),
+        )
+        return unsent | in_reach
+
+    async def list_page(
+        self, *, reach: Reach, conversation_id: uuid.UUID | None, unsent: bool, limit: int, offset: int
+    ) -> tuple[list[Attachment], int]:
+        """A page of the attachments `reach` reaches (of one conversation, or only those not sent yet), latest
+        first, and their total."""
+        conditions = [self._reached(reach)]
+        if conversation_id is not None:
+            conditions.append(Attachment.conversation_id == conversation_id)
+        if unsent:
+            conditions.append(Attachment.conversation_id.is_(None))
+        rows = await self.session.scalars(
+            self.select()
+            .where(*conditions)
+            .order_by(Attachment.created_at.desc(), Attachment.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return list(rows), await self.count(*conditions)
+
+    async def unsent(self, user_id: uuid.UUID, ids: Iterable[uuid.UUID]) -> list[Attachment]:
+        """The user's attachments among `ids` that no message carries yet."""
+        rows = await self.session.scalars(
+            self.select().where(
+                Attachment.id.in_(sorted(set(ids))),
+                Attachment.user_id == user_id,
+                Attachment.conversation_id.is_(None),
+            )
+        )
+        return list(rows)
+
+    async def of_conversation(self, conversation_id: uuid.UUID) -> list[Attachment]:
+        rows = await self.session.scalars(
+            self.select()
+            .where(Attachment.conversation_id == conversation_id)
+            .order_by(Attachment.created_at, Attachment.id)
+        )
+        return list(rows)
+
+    async def of_message(self, message_id: uuid.UUID) -> list[Attachment]:
+        rows = await self.session.scalars(
+            self.select().where(Attachment.message_id == message_id).order_by(Attachment.created_at, Attachment.id)
         )
         return list(rows)

@@ -10,7 +10,25 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from nexent.agents.schemas import VersionRef
 from nexent.runtime.event_types import Usage
-from nexent.runtime.models import RunStatus
+from nexent.runtime.models import AttachmentKind, RunStatus
+
+MAX_ATTACHMENTS = 10
+
+
+class AttachmentRead(BaseModel):
+    """A file attached to a chat message (`conversation_id` and `message_id` None until a run sends it)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    name: str
+    content_type: str = Field(description="The type it is downloaded with.")
+    kind: AttachmentKind
+    format: str = Field(description="The knowledge format it was read as (`pdf`, `docx`, `png`, ...).")
+    size: int = Field(description="Bytes.")
+    conversation_id: uuid.UUID | None
+    message_id: uuid.UUID | None
+    created_at: datetime
 
 
 class RunCreate(BaseModel):
@@ -22,6 +40,11 @@ class RunCreate(BaseModel):
         default=None,
         description="The agent's version to run, or `draft` (for those who may edit it). Default: the published "
         "version; the draft for editors while the agent has none.",
+    )
+    attachment_ids: list[uuid.UUID] = Field(
+        default_factory=list,
+        max_length=MAX_ATTACHMENTS,
+        description="Files uploaded with `POST /api/attachments` that this message carries (not sent before).",
     )
 
 
@@ -54,6 +77,7 @@ class MessageRead(BaseModel):
     citations: list[dict[str, Any]]
     usage: dict[str, Any]
     created_at: datetime
+    attachments: list[AttachmentRead] = Field(default_factory=list, description="Files a user message carries.")
 
 
 class ConversationRead(BaseModel):

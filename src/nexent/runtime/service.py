@@ -23,6 +23,7 @@ from nexent.engines.container import Engines
 from nexent.identity.auth import Caller
 from nexent.providers.models import ModelKind
 from nexent.providers.service import ProviderService
+from nexent.runtime.attachments import AttachmentRef, AttachmentService
 from nexent.runtime.builder import ModelSnapshot, Turn
 from nexent.runtime.conversations import (
     ConversationBusy,
@@ -32,8 +33,8 @@ from nexent.runtime.conversations import (
     reach_of,
 )
 from nexent.runtime.execution import NewRun, RunManager, cancel_key
-from nexent.runtime.models import FINISHED_RUN_STATUSES, Conversation, Message, Run, RunStatus
-from nexent.runtime.repository import RunEventRepository, RunRepository, no_unfinished_run
+from nexent.runtime.models import FINISHED_RUN_STATUSES, Attachment, Conversation, Message, Run, RunStatus
+from nexent.runtime.repository import AttachmentRepository, RunEventRepository, RunRepository, no_unfinished_run
 from nexent.runtime.schemas import RunRead, RunTimeline
 from nexent.runtime.timeline import TIMELINE_EVENTS, LoggedEvent, build_timeline
 
@@ -61,11 +62,14 @@ class RuntimeService:
         message: str,
         conversation_id: uuid.UUID | None,
         version: VersionRef | None = None,
+        attachment_ids: Sequence[uuid.UUID] = (),
     ) -> NewRun:
         """Start a run: its record (the user's message and a queued run, with the conversation) is committed
         by the process's batch writer while the run already builds its agent and calls the model; this returns once
         the record is stored (raising if it could not be: the run then stops without a trace)."""
-        run, record = await self.prepare(manager, agent_id, message, conversation_id, version=version)
+        run, record = await self.prepare(
+            manager, agent_id, message, conversation_id, version=version, attachment_ids=attachment_ids
+        )
         await self._launch(manager, run, record)
         return run
 
@@ -109,8 +113,10 @@ class RuntimeService:
         version: VersionRef | None = None
         if replaced is not None:
             version = replaced.agent_version if replaced.agent_version is not None else "draft"
+        # The replaced message's attachments go with the new one.
+        carried = await AttachmentRepository(self.session, self.caller.tenant_id).of_message(turn[0].id)
         run, record = await self.prepare(
-            manager, agent_id, turn[0].content, conversation.id, replacing=turn, version=version
+            manager, agent_id, turn[0].content, conversation.id, replacing=turn, version=version, carried=carried
         )
         # Stored only if no run started in the conversation since it was read (the claims of one batch all run
         # before their rows go in, so the unfinished-run check alone would let two of one batch through).
@@ -146,6 +152,8 @@ class RuntimeService:
         *,
         replacing: Sequence[Message] = (),
         version: VersionRef | None = None,
+        attachment_ids: Sequence[uuid.UUID] = (),
+        carried: Sequence[Attachment] = (),
     ) -> tuple[NewRun, Write]:
         """Read what a new run needs and build its record (not stored yet); `replacing` are messages of the
         conversation the run replaces (deleted with the record); `version` the agent's version to run (see
@@ -153,6 +161,10 @@ class RuntimeService:
         manager.check_capacity()
         # Loaded here, in the request's session: the run then needs no database read to start.
         agent, model = await self._agent_and_model(agent_id, version)
+        attachments = [
+            *carried,
+            *await AttachmentService(self.session, self.engines, self.caller).for_run(attachment_ids),
+        ]
         tenant_id, now = self.caller.tenant_id, utcnow()
         new_conversation = conversation_id is None
         write = Write()
@@ -177,7 +189,19 @@ class RuntimeService:
             )
         run_id = uuid.uuid4()
         write.insert(Run, self._run_row(manager, run_id, agent, conversation_id, message, now))
-        write.insert(Message, message_row(tenant_id, conversation_id, run_id, "user", message, now))
+        user_message = message_row(tenant_id, conversation_id, run_id, "user", message, now)
+        write.insert(Message, user_message)
+        if attachments:  # after the inserts (a batch inserts first): the conversation exists by then
+            write.execute(
+                update(Attachment)
+                .where(
+                    Attachment.tenant_id == tenant_id,
+                    Attachment.id.in_(sorted(a.id for a in attachments)),
+                    # Not taken meanwhile by another message (a regenerated turn's are in this conversation).
+                    Attachment.conversation_id.is_(None) | (Attachment.conversation_id == conversation_id),
+                )
+                .values(conversation_id=conversation_id, message_id=user_message["id"])
+            )
         replaced = frozenset(m.id for m in replacing)
         if replaced:
             write.execute(
@@ -197,6 +221,7 @@ class RuntimeService:
             message=message,
             new_conversation=new_conversation,
             replaced_messages=replaced,
+            attachments=tuple(AttachmentRef.of(a) for a in attachments),
         )
         return run, write
 

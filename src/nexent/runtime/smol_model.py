@@ -100,6 +100,17 @@ current_delta_sink: contextvars.ContextVar[Callable[[ChatMessageStreamDelta], No
 )
 
 
+def _add_images(wire: list[dict[str, Any]], images: list[str]) -> None:
+    """The images as content parts of the first user message (the task), after its text."""
+    for message in wire:
+        if message["role"] == "user":
+            text = message["content"] if isinstance(message["content"], str) else str(message["content"] or "")
+            parts: list[dict[str, Any]] = [{"type": "text", "text": text}]
+            parts.extend({"type": "image_url", "image_url": {"url": url}} for url in images)
+            message["content"] = parts
+            return
+
+
 def tool_spec(tool: Tool) -> dict[str, Any]:
     """OpenAI function-tool spec: the original JSON schema for tools built from one (see tools_factory), else
     smolagents' own conversion (final_answer, managed agents, hand-written tools)."""
@@ -196,6 +207,10 @@ class AsyncClientModel(Model):
         self.output_tokens = 0
         self.calls = 0
         self._local = threading.local()  # tool names of this thread's last call (for parse_tool_calls)
+        # Whether the model takes images (a `vlm`, or an LLM configured so), and the images of the run's message
+        # (data URLs), sent with the first user message (the task) of every call.
+        self.accepts_images = False
+        self.images: list[str] = []
 
     @property
     def supports_stop_parameter(self) -> bool:
@@ -225,6 +240,8 @@ class AsyncClientModel(Model):
             **kwargs,
         )
         wire = [{"role": MessageRole(m["role"]).value, "content": m["content"]} for m in kw.pop("messages")]
+        if self.images:
+            _add_images(wire, self.images)
         tools = [tool_spec(t) for t in tools_to_call_from] if tools_to_call_from else None
         if tools and self.tool_choice is not None:
             kw.setdefault("tool_choice", self.tool_choice)

@@ -33,7 +33,7 @@ export function refreshSession(): Promise<Session | null> {
   return refreshing;
 }
 
-async function validAccessToken(): Promise<string | null> {
+export async function validAccessToken(): Promise<string | null> {
   let session = getSession();
   if (session && session.expiresAt - EARLY_REFRESH_MS < Date.now()) session = await refreshSession();
   return session?.accessToken ?? null;

@@ -6,6 +6,7 @@ import { auth } from "@/features/auth/messages";
 import type { agents } from "@/features/agents/messages";
 import type { agentBuilder } from "@/features/agents/builderMessages";
 import type { chat } from "@/features/chat/messages";
+import type { attachments } from "@/features/chat/attachments/messages";
 import type { knowledge } from "@/features/knowledge/messages";
 import type { memory } from "@/features/memory/messages";
 import type { models } from "@/features/models/messages";
@@ -20,6 +21,7 @@ type All =
   | typeof common
   | typeof auth
   | typeof chat
+  | typeof attachments
   | typeof runs
   | typeof agents
   | typeof agentBuilder

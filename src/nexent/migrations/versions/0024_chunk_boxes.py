@@ -1,7 +1,7 @@
 """chunk boxes: where a PDF chunk's text is on its first page
 
 Revision ID: 0024
-Revises: 0022
+Revises: 0023
 Create Date: 2026-12-06 19:50:00.000000
 """
 

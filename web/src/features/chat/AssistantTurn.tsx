@@ -9,6 +9,7 @@ import { useState } from "react";
 import { useT } from "@/i18n";
 import type { Citation, Learned, RememberedFact, Step, Turn } from "./transcript";
 import { Markdown } from "./Markdown";
+import { AttachmentProgress } from "./attachments/AttachmentProgress";
 import "./messages";
 
 function stepItems(steps: Step[], t: ReturnType<typeof useT>): ThoughtChainItemType[] {
@@ -113,6 +114,7 @@ export function AssistantTurn({
   const [thoughtsOpen, setThoughtsOpen] = useState(false); // collapsed until asked for
   return (
     <Flex vertical gap={8} className="nx-turn" aria-busy={running}>
+      {turn.attachments?.length ? <AttachmentProgress items={turn.attachments} /> : null}
       {turn.recalled.length ? <Recalled memories={turn.recalled} /> : null}
       {turn.thinking ? (
         <Think

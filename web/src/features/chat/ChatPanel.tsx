@@ -21,6 +21,11 @@ import {
 import { AssistantTurn } from "./AssistantTurn";
 import { CitationDrawer } from "./CitationDrawer";
 import { SpeechInput } from "./SpeechInput";
+import type { Attachment } from "./attachments/api";
+import { AttachButton, PendingFiles } from "./attachments/AttachmentBar";
+import { MessageAttachments } from "./attachments/MessageAttachments";
+import { useAttachments } from "./attachments/useAttachments";
+import { useFileDrop } from "./attachments/useFileDrop";
 import { applyEvent, emptyTurn, learnedOf, turnFromMessage, type Citation, type Turn } from "./transcript";
 import "./messages";
 
@@ -37,7 +42,9 @@ function answerKey(turn: Turn): string {
   return turn.runId ? `a-${turn.runId}` : "live";
 }
 
-type Entry = { key: string; role: "user"; text: string } | { key: string; role: "assistant"; turn: Turn };
+type Entry =
+  | { key: string; role: "user"; text: string; attachments?: Attachment[] }
+  | { key: string; role: "assistant"; turn: Turn };
 
 /**
  * A conversation with one agent: history, the live answer as it streams (rendered at most once a frame), stop, and
@@ -62,6 +69,8 @@ export function ChatPanel({
   const [error, setError] = useState<unknown>(null);
   const [live, setLive] = useState<Turn | null>(null);
   const [citation, setCitation] = useState<Citation | null>(null);
+  const files = useAttachments();
+  const drop = useFileDrop(files.add);
   const liveRef = useRef<Turn | null>(null);
   const frame = useRef(0);
   const abort = useRef<AbortController | null>(null);
@@ -164,7 +173,7 @@ export function ChatPanel({
       setEntries(
         messages.map((item) =>
           item.role === "user"
-            ? { key: item.id, role: "user" as const, text: item.content }
+            ? { key: item.id, role: "user" as const, text: item.content, attachments: item.attachments }
             : { key: item.id, role: "assistant" as const, turn: turnFromMessage(item) },
         ),
       );
@@ -180,10 +189,17 @@ export function ChatPanel({
   const send = (text: string) => {
     const content = text.trim();
     if (!content || liveRef.current) return;
+    if (files.uploading) {
+      message.warning(t("attach.waiting"));
+      return;
+    }
+    const attached = files.files.flatMap((file) => (file.status === "done" && file.attachment ? [file.attachment] : []));
     setInput("");
-    setEntries((previous) => [...previous, { key: `u-${Date.now()}`, role: "user", text: content }]);
+    files.clear();
+    setEntries((previous) => [...previous, { key: `u-${Date.now()}`, role: "user", text: content, attachments: attached }]);
     const conversation = conversationId ?? ownConversation.current;
-    void stream((signal) => startRun(agent.id, { message: content, conversation_id: conversation, version }, onEvent, signal));
+    const body = { message: content, conversation_id: conversation, version, attachment_ids: attached.map((a) => a.id) };
+    void stream((signal) => startRun(agent.id, body, onEvent, signal));
   };
 
   /** The last answer again: it leaves the transcript and a new run answers the same message. */
@@ -232,7 +248,12 @@ export function ChatPanel({
   const empty = items.length === 0;
 
   return (
-    <Flex vertical gap={12} style={{ height: "100%", minHeight: 0 }}>
+    <Flex vertical gap={12} style={{ height: "100%", minHeight: 0, position: "relative" }} {...drop.handlers}>
+      {drop.over ? (
+        <div className="nx-drop-overlay" aria-hidden>
+          {t("attach.drop")}
+        </div>
+      ) : null}
       <div style={{ flex: 1, overflowY: "auto", minHeight: 0 }} aria-live="polite" data-testid="transcript">
         {empty ? (
           <Flex vertical gap={16} style={{ padding: "24px 0" }}>
@@ -253,7 +274,10 @@ export function ChatPanel({
           <Flex vertical gap={16}>
             {items.map((entry) =>
               entry.role === "user" ? (
-                <Bubble key={entry.key} placement="end" content={entry.text} />
+                <Flex key={entry.key} vertical align="end" gap={4}>
+                  <MessageAttachments attachments={entry.attachments ?? []} />
+                  <Bubble placement="end" content={entry.text} />
+                </Flex>
               ) : (
                 <AnswerBubble
                   key={entry.key}
@@ -274,6 +298,9 @@ export function ChatPanel({
         loading={live != null}
         onCancel={() => void stop()}
         placeholder={t("chat.placeholder", { name: agentLabel(agent) })}
+        header={files.files.length ? <PendingFiles files={files.files} onRemove={files.remove} /> : undefined}
+        prefix={<AttachButton onFiles={files.add} disabled={files.full} />}
+        onPasteFile={(pasted) => files.add(pasted)}
         aria-label={t("chat.input")}
         suffix={(send) => <Flex gap={4} align="center"><SpeechInput disabled={live != null} onText={(text) => setInput((v) => (v.trim() ? `${v.trimEnd()} ${text}` : text))} />{send}</Flex>}
       />

@@ -1,5 +1,6 @@
 import type { Schemas } from "@/api/client";
 import type { RunEvent } from "@/api/stream";
+import { applyAttachmentEvent, type AttachmentState } from "./attachments/events";
 
 export type Citation = Schemas["CitationData"];
 export type Usage = Schemas["Usage"];
@@ -37,6 +38,8 @@ export interface Turn {
   citations: Citation[];
   /** The memories added to the run's context before it started. */
   recalled: RememberedFact[];
+  /** How the message's attachments were prepared before the agent started (`attachment.*` events). */
+  attachments?: AttachmentState[];
   /** What memory learned from the turn (it comes after the run's end). */
   learned?: Learned;
   usage?: Usage | null;
@@ -119,6 +122,11 @@ export function applyEvent(turn: Turn, event: RunEvent): void {
       break;
     case "memory.saved":
       turn.learned = learnedOf(event);
+      break;
+    case "attachment.processing":
+    case "attachment.ready":
+    case "attachment.failed":
+      turn.attachments = applyAttachmentEvent(turn.attachments ?? [], event);
       break;
     case "agent.completed":
       if (parent) {

@@ -32,6 +32,7 @@ interface Values {
   timeout_seconds?: number | null;
   is_default?: boolean;
   languages?: string[];
+  accepts_images?: boolean;
 }
 
 // The languages offered for an embedding model (any other ISO 639-1 code can be typed).
@@ -80,6 +81,7 @@ export function ModelForm({
         requests_per_minute: model.requests_per_minute,
         timeout_seconds: model.timeout_seconds,
         languages: model.languages ?? [],
+        accepts_images: model.accepts_images,
       });
     } else {
       form.setFieldsValue({ provider: "openai_compatible", kind: "llm", timeout_seconds: 60 });
@@ -94,6 +96,7 @@ export function ModelForm({
       requests_per_minute: values.requests_per_minute ?? null,
       timeout_seconds: values.timeout_seconds ?? 60,
       ...(values.kind === "embedding" && values.languages?.length ? { languages: values.languages } : {}),
+      accepts_images: values.kind === "llm" ? (values.accepts_images ?? false) : false,
     };
     if (values.provider === "local") return { kind: values.kind, provider: "local", model: values.model, ...limits };
     return {
@@ -142,6 +145,7 @@ export function ModelForm({
           requests_per_minute: values.requests_per_minute ?? undefined,
           timeout_seconds: values.timeout_seconds ?? 60,
           ...(model.kind === "embedding" ? { languages: values.languages?.length ? values.languages : null } : {}),
+          ...(model.kind === "llm" ? { accepts_images: values.accepts_images ?? false } : {}),
         });
         message.success(t("common.saved"));
       } else {
@@ -253,6 +257,11 @@ export function ModelForm({
               placeholder={t("models.languagesAny")}
               options={LANGUAGE_CODES.map((code) => ({ value: code, label: `${code} · ${languageName(code, locale)}` }))}
             />
+          </Form.Item>
+        ) : null}
+        {kind === "llm" ? (
+          <Form.Item name="accepts_images" valuePropName="checked" extra={t("models.acceptsImagesHint")}>
+            <Checkbox data-testid="accepts-images">{t("models.acceptsImages")}</Checkbox>
           </Form.Item>
         ) : null}
         <Collapse
