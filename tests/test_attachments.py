@@ -380,6 +380,14 @@ async def test_a_long_document_is_indexed_for_the_conversation_searched_and_dele
         await client.get(f"/api/knowledge-bases/{kb.id}", headers=owner["headers"]), 404, "knowledge_base_not_found"
     )
 
+    # Nor can an agent be given it.
+    attach = await client.post(
+        "/api/agents",
+        json={"name": "Snoop", "model_id": owner["model_id"], "knowledge_base_ids": [str(kb.id)]},
+        headers=owner["headers"],
+    )
+    assert attach.status_code == 422, attach.text
+
     # A later turn of the conversation keeps the tool.
     conversation_id = response.headers["x-conversation-id"]
     assert str(kb.conversation_id) == conversation_id
