@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image, ImageDraw, ImageFont
+from sqlalchemy import select
 
+from nexent.knowledge.models import KnowledgeBase, KnowledgeDocument
 from nexent.providers import pool
 from tests.conftest import PostgresDatabases, make_settings, serve_in_process
 from tests.support.identity import bearer, invite_and_register
@@ -310,3 +312,99 @@ async def test_attachments_are_removed_with_their_conversation(
         gone = await client.get(f"/api/attachments/{attachment['id']}", headers=owner["headers"])
         assert_problem(gone, 404, "attachment_not_found")
     assert await storage.list("attachments/") == []
+
+
+def long_document(needle: str, size: int = 200_000) -> bytes:
+    """About `size` bytes of varied plain text with `needle` as one paragraph in the middle."""
+    topics = ["harbour", "orchard", "turbine", "lantern", "meadow", "glacier", "quarry", "violin", "compass", "pottery"]
+    paragraphs: list[str] = []
+    number = 0
+    while sum(len(p) + 2 for p in paragraphs) < size:
+        topic = topics[number % len(topics)]
+        paragraphs.append(
+            f"Section {number}. The {topic} report number {number} notes routine observations about the {topic} "
+            f"and its upkeep in week {number % 52}; nothing unusual was recorded by the staff on duty that day."
+        )
+        number += 1
+    paragraphs.insert(len(paragraphs) // 2, needle)
+    return "\n\n".join(paragraphs).encode()
+
+
+async def test_a_long_document_is_indexed_for_the_conversation_searched_and_deleted_with_it(
+    server: serve_in_process, client: httpx.AsyncClient, owner: dict[str, Any], llm: RunningModelServer
+) -> None:
+    embedder = await client.post(
+        "/api/models",
+        json={"name": "Embedder", "kind": "embedding", "model": "scripted-embedding", "base_url": llm.base_url},
+        headers=owner["headers"],
+    )
+    assert embedder.status_code == 201 and embedder.json()["is_default"] is True, embedder.text
+    agent = await make_agent(client, owner)
+    needle = "The vault of project Osprey opens with the passphrase MARIGOLD-77."
+    data = long_document(needle)
+    assert 190_000 < len(data) < MAX_FILE_BYTES
+    handbook = await uploaded(client, owner, "handbook.txt", data, "text/plain")
+    llm.server.enqueue(
+        ChatReply.tool_call("attached_documents_search", {"query": "vault Osprey passphrase"}),
+        ChatReply.text("The passphrase is MARIGOLD-77 [1]."),
+    )
+
+    response, events = await run(
+        client, owner, agent["id"], "What opens the Osprey vault?", attachment_ids=[handbook["id"]]
+    )
+    assert response.status_code == 200, response.text
+    types = [e["type"] for e in events]
+    assert types[:3] == ["run.started", "attachment.processing", "attachment.ready"], types
+    ready = of_type(events, "attachment.ready")[0]
+    assert ready["attachment_id"] == handbook["id"] and ready["mode"] == "index" and ready["tokens"] > 6_000
+    first = llm.server.chat_requests[0]
+    # The agent is told the document is searchable, not given it whole, and its tool names the file.
+    assert "attached_documents_search" in first.last_user_message and "MARIGOLD" not in first.last_user_message
+    [tool] = [t for t in first.tools or [] if t["function"]["name"] == "attached_documents_search"]
+    assert "handbook.txt" in tool["function"]["description"]
+    # The search found the needle, the model read it, and the answer uses it with its citation.
+    assert "MARIGOLD-77" in str(llm.server.chat_requests[1].messages[-1]["content"])  # the tool's answer
+    citations = of_type(events, "citation")
+    assert any("MARIGOLD-77" in (c["snippet"] or "") and c["title"] == "handbook.txt" for c in citations), citations
+    assert (
+        events[-1]["type"] == "run.completed" and events[-1]["data"]["answer"] == "The passphrase is MARIGOLD-77 [1]."
+    )
+
+    # The conversation's index is nobody's knowledge base: not listed, not found by id.
+    listed = await client.get("/api/knowledge-bases", headers=owner["headers"])
+    assert listed.status_code == 200 and listed.json()["total"] == 0 and listed.json()["items"] == []
+    engines = server.app.state.engines
+    async with engines.sessions() as session:
+        [kb] = (await session.scalars(select(KnowledgeBase).where(KnowledgeBase.conversation_id.is_not(None)))).all()
+    assert_problem(
+        await client.get(f"/api/knowledge-bases/{kb.id}", headers=owner["headers"]), 404, "knowledge_base_not_found"
+    )
+
+    # Nor can an agent be given it.
+    attach = await client.post(
+        "/api/agents",
+        json={"name": "Snoop", "model_id": owner["model_id"], "knowledge_base_ids": [str(kb.id)]},
+        headers=owner["headers"],
+    )
+    assert attach.status_code == 422, attach.text
+
+    # A later turn of the conversation keeps the tool.
+    conversation_id = response.headers["x-conversation-id"]
+    assert str(kb.conversation_id) == conversation_id
+    llm.server.reset()
+    later, _ = await run(client, owner, agent["id"], "And again?", conversation_id=conversation_id)
+    assert later.status_code == 200, later.text
+    names = [t["function"]["name"] for t in llm.server.chat_requests[0].tools or []]
+    assert "attached_documents_search" in names
+
+    # Deleting the conversation deletes its index: rows, search index and files.
+    assert await engines.storage.list(f"knowledge/{kb.tenant_id}/{kb.id}/")
+    deleted = await client.delete(f"/api/conversations/{conversation_id}", headers=owner["headers"])
+    assert deleted.status_code == 204
+    async with engines.sessions() as session:
+        assert await session.get(KnowledgeBase, kb.id) is None
+        assert (
+            await session.scalars(select(KnowledgeDocument).where(KnowledgeDocument.knowledge_base_id == kb.id))
+        ).all() == []
+    assert await engines.storage.list(f"knowledge/{kb.tenant_id}/{kb.id}/") == []
+    assert await engines.storage.list("attachments/") == []

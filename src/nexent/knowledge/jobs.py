@@ -497,6 +497,8 @@ async def summarize(ctx: JobContext) -> JobResult:
             kb = await KnowledgeBaseRepository(session, tenant_id).get(kb_id)
             if kb is None:
                 return {"skipped": "deleted"}
+            if kb.conversation_id is not None:  # a conversation's index is searched by its file names alone
+                return {"skipped": "conversation index"}
             latest = await session.scalar(
                 select(func.max(KnowledgeDocument.indexed_at)).where(
                     KnowledgeDocument.tenant_id == tenant_id, KnowledgeDocument.knowledge_base_id == kb_id

@@ -58,6 +58,10 @@ class KnowledgeBase(IdMixin, TimestampMixin, Base):
     analysis_version: Mapped[int] = mapped_column(default=ANALYSIS_VERSION)
     # Hybrid search: the vector side's weight, set by an editor; None: chosen per query (docs/search.md).
     vector_weight: Mapped[float | None] = mapped_column(default=None)
+    # Set for a conversation's index of its long attachments (docs/attachments.md): hidden from every list, search
+    # and picker, searched only by that conversation's runs, deleted with it. Knowledge knows no conversations, so
+    # this is a plain id, not a foreign key.
+    conversation_id: Mapped[uuid.UUID | None] = mapped_column(default=None, index=True)
     chunk_target_chars: Mapped[int] = mapped_column(default=1200)
     chunk_overlap_chars: Mapped[int] = mapped_column(default=150)
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)

@@ -40,6 +40,13 @@ class KnowledgeBaseRepository(TenantScopedRepository[KnowledgeBase]):
         rows = await self.session.scalars(self.select().where(where).order_by(KnowledgeBase.name, KnowledgeBase.id))
         return list(rows)
 
+    async def of_conversation(self, conversation_id: uuid.UUID) -> KnowledgeBase | None:
+        """The conversation's index of its attachments, if it has one."""
+        result: KnowledgeBase | None = await self.session.scalar(
+            self.select().where(KnowledgeBase.conversation_id == conversation_id).order_by(KnowledgeBase.created_at)
+        )
+        return result
+
     async def lock(self, kb_id: uuid.UUID) -> KnowledgeBase | None:
         """The knowledge base, locked for update where the database can (PostgreSQL)."""
         result: KnowledgeBase | None = await self.session.scalar(

@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from sqlalchemy import and_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -177,6 +178,19 @@ class IncomingFile:
     too_large: bool = False
 
 
+# A knowledge base users see: not a conversation's index of its attachments, which only that conversation's runs
+# search (docs/attachments.md).
+SHARED_BASE = KnowledgeBase.conversation_id.is_(None)
+# How long a run waits for its long attachments to be indexed before it fails them.
+CONVERSATION_INDEX_WAIT_SECONDS = 300.0
+
+
+class ConversationFileNotIndexed(AppError):
+    """An attachment could not be indexed for its conversation; `code` says why (the upload's or parse's code)."""
+
+    status, code = 422, "not_indexed"
+
+
 def acting_caller(tenant_id: uuid.UUID, user_id: uuid.UUID | None) -> Caller:
     """Who background work and agents' searches act for: the user behind them, with a member's rights, in
     their tenant (model usage is metered to it)."""
@@ -223,7 +237,7 @@ async def readable_knowledge_base_ids(
     editor may attach to it (an agent searches its knowledge bases for all its users)."""
     access = ResourceAccess(session, caller, KNOWLEDGE)
     bases = await KnowledgeBaseRepository(session, caller.tenant_id).of_ids(
-        kb_ids, where=access.readable(KnowledgeBase.id)
+        kb_ids, where=and_(access.readable(KnowledgeBase.id), SHARED_BASE)
     )
     return {kb.id for kb in bases}
 
@@ -250,7 +264,7 @@ async def readable_knowledge_bases(
     name."""
     access = ResourceAccess(session, caller, KNOWLEDGE)
     repository = KnowledgeBaseRepository(session, caller.tenant_id)
-    where = access.readable(KnowledgeBase.id)
+    where = and_(access.readable(KnowledgeBase.id), SHARED_BASE)
     bases = await (repository.meeting(where) if kb_ids is None else repository.of_ids(kb_ids, where=where))
     return sorted(
         (KnowledgeBaseLabel(kb.id, kb.name, kb.description, kb.summary or "") for kb in bases), key=lambda kb: kb.name
@@ -330,7 +344,9 @@ class KnowledgeService:
         """The knowledge base if the caller may read it (a 404 otherwise, as for another tenant's), and whether they
         may change it: what `knowledge/auth.py` gives the routes."""
         found = await self.bases.get_checked(
-            kb_id, where=self.access.readable(KnowledgeBase.id), flag=self.access.editable(KnowledgeBase.id)
+            kb_id,
+            where=and_(self.access.readable(KnowledgeBase.id), SHARED_BASE),
+            flag=self.access.editable(KnowledgeBase.id),
         )
         if found is None:
             raise KnowledgeBaseNotFound(f"No knowledge base {kb_id} in this tenant.")
@@ -339,7 +355,7 @@ class KnowledgeService:
 
     async def readable(self, kb_ids: Collection[uuid.UUID] | None = None) -> list[KnowledgeBase]:
         """The knowledge bases the caller may read (those of `kb_ids` when given), by name."""
-        where = self.access.readable(KnowledgeBase.id)
+        where = and_(self.access.readable(KnowledgeBase.id), SHARED_BASE)
         return await (self.bases.meeting(where) if kb_ids is None else self.bases.of_ids(kb_ids, where=where))
 
     async def attached(self, kb_ids: Sequence[uuid.UUID]) -> list[KnowledgeBase]:
@@ -413,7 +429,7 @@ class KnowledgeService:
 
     async def list_bases(self, page: PageParams, *, query: str | None) -> Page[KnowledgeBaseRead]:
         rows, total = await self.bases.page_checked(
-            where=self.access.readable(KnowledgeBase.id),
+            where=and_(self.access.readable(KnowledgeBase.id), SHARED_BASE),
             flag=self.access.editable(KnowledgeBase.id),
             name_contains=query,
             limit=page.limit,
@@ -490,6 +506,64 @@ class KnowledgeService:
         await self._in_storage([doc.storage_key for doc in docs])  # deleted
         await self._in_storage(await self.engines.storage.list(f"knowledge/{kb.tenant_id}/{kb.id}/"))  # previews
         await record(self.session, self.caller, "knowledge_base.deleted", RESOURCE, kb.id, name=kb.name)
+
+    # --- a conversation's index of its long attachments ---------------------------------------------------------
+
+    async def conversation_index(self, conversation_id: uuid.UUID) -> tuple[uuid.UUID, list[str]] | None:
+        """The conversation's index and the names of the files indexed in it, when it has any."""
+        kb = await self.bases.of_conversation(conversation_id)
+        if kb is None:
+            return None
+        docs = await self.documents.of_kb(kb.id, statuses=[DocumentStatus.INDEXED.value])
+        if not docs:
+            return None
+        return kb.id, sorted({doc.file_name for doc in docs})
+
+    async def index_conversation_file(
+        self, conversation_id: uuid.UUID, file_name: str, content_type: str | None, data: bytes
+    ) -> uuid.UUID:
+        """Add a file to the conversation's index (made at its first file, with the tenant's default embedding
+        model), through the same upload and processing as any knowledge base's; committed, its job dispatched.
+        Answers the document's id; `wait_indexed` waits for it."""
+        kb = await self.bases.of_conversation(conversation_id)
+        if kb is None:
+            created = await self.create(KnowledgeBaseCreate(name=f"Conversation {conversation_id.hex}"))
+            kb = await self.bases.get(created.id)
+            assert kb is not None
+            kb.conversation_id = conversation_id
+            kb.description = "The documents attached to a conversation."
+            await self.session.flush()
+        result = await self.upload(Granted(self.caller, kb, True), [IncomingFile(file_name, content_type, data)], {})
+        await self.session.commit()
+        await self.start_jobs()
+        if result.rejected:
+            error = result.rejected[0].error
+            raise ConversationFileNotIndexed(error.message, code=error.code)
+        return result.documents[0].document.id
+
+    async def wait_indexed(self, doc_id: uuid.UUID) -> int:
+        """Wait until the document is indexed (its chunk count), or fail with its error."""
+        deadline = time.monotonic() + CONVERSATION_INDEX_WAIT_SECONDS
+        while True:
+            async with self.engines.sessions() as session:
+                doc = await DocumentRepository(session, self.caller.tenant_id).get(doc_id)
+            if doc is None:
+                raise ConversationFileNotIndexed("The document was deleted while it was indexed.", code="missing")
+            if doc.status == DocumentStatus.INDEXED:
+                return doc.chunk_count
+            if doc.status == DocumentStatus.FAILED:
+                raise ConversationFileNotIndexed(
+                    doc.error_message or "The document could not be indexed.", code=doc.error_code or "not_indexed"
+                )
+            if time.monotonic() > deadline:
+                raise ConversationFileNotIndexed("The document took too long to index.", code="timeout")
+            await asyncio.sleep(0.2)
+
+    async def delete_conversation_bases(self, conversation_id: uuid.UUID) -> None:
+        """Delete the conversation's index: its rows, search index and files."""
+        kb = await self.bases.of_conversation(conversation_id)
+        if kb is not None:
+            await self.delete(Granted(self.caller, kb, True))
 
     # --- sharing ------------------------------------------------------------------------------------------------
 

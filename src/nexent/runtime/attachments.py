@@ -31,10 +31,12 @@ from nexent.knowledge.reading import (
     media_type_of,
     read_text,
 )
+from nexent.knowledge.service import KnowledgeService
 from nexent.memory.service import estimate_tokens
 from nexent.providers.models import ModelKind
 from nexent.providers.service import NoDefaultModel, ProviderService
 from nexent.providers.types import ProviderError, complete
+from nexent.runtime.builder import ATTACHMENT_SEARCH_TOOL
 from nexent.runtime.conversations import ConversationService, reach_of
 from nexent.runtime.event_types import AttachmentFailed, AttachmentProcessing, AttachmentReady, BaseRunEvent
 from nexent.runtime.models import Attachment, AttachmentKind
@@ -181,6 +183,7 @@ class AttachmentService:
         conversations = ConversationService(self.session, self.caller)
         conversation = await conversations.owned(conversation_id)
         keys = [a.storage_key for a in await self.attachments.of_conversation(conversation.id)]
+        await KnowledgeService(self.session, self.engines, self.caller).delete_conversation_bases(conversation.id)
         await conversations.delete(conversation.id)
         for key in keys:
             with contextlib.suppress(ObjectNotFound):
@@ -196,6 +199,8 @@ class PreparedAttachments:
 
     sections: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # data URLs
+    # The conversation's index and the files it holds, when a document of this message went into it.
+    index: tuple[uuid.UUID, list[str]] | None = None
 
     def task(self, message: str) -> str:
         if not self.sections:
@@ -214,9 +219,11 @@ async def prepare_attachments(
     accepts_images: bool,
     context_window: int | None,
     emit: Emit,
+    conversation_id: uuid.UUID | None = None,
 ) -> PreparedAttachments:
     """Read each attachment and say how the agent gets it (`attachment.processing`, then `attachment.ready` or
-    `attachment.failed`); one that fails fails alone, and the agent is told."""
+    `attachment.failed`); one that fails fails alone, and the agent is told. A document too long for what is left
+    of the budget goes into the conversation's index (when the run has a conversation), searched by a tool."""
     prepared = PreparedAttachments()
     budget = int(context_window * CONTEXT_SHARE) if context_window else DEFAULT_CONTEXT_BUDGET
     for ref in attachments:
@@ -237,6 +244,18 @@ async def prepare_attachments(
             else:
                 read = await read_text(engines, data, ref.name, ref.content_type)
                 tokens = estimate_tokens(read.text)
+                if tokens > budget and conversation_id is not None:
+                    prepared.index = await _index(engines, caller, conversation_id, ref, data)
+                    prepared.sections.append(
+                        f'<attachment name="{_attr(ref.name)}" type="document" mode="index">\n'
+                        f"Too long to read whole (about {tokens} tokens): search it with the "
+                        f"{ATTACHMENT_SEARCH_TOOL} tool.\n</attachment>"
+                    )
+                    ready = AttachmentReady(
+                        attachment_id=str(ref.id), name=ref.name, kind=kind, mode="index", tokens=tokens
+                    )
+                    await emit(ready)
+                    continue
                 if tokens > budget:
                     raise FileUnreadable(
                         "too_large",
@@ -251,9 +270,25 @@ async def prepare_attachments(
             await _failed(prepared, ref, kind, "missing", "The file is no longer in storage.", emit)
         except FileUnreadable as failure:
             await _failed(prepared, ref, kind, failure.code, failure.message, emit)
+        except AppError as failure:  # indexing failed (no embedding model, the model's error, a parse failure)
+            await _failed(prepared, ref, kind, failure.code, failure.detail, emit)
         else:
             await emit(ready)
     return prepared
+
+
+async def _index(
+    engines: Engines, caller: Caller, conversation_id: uuid.UUID, ref: AttachmentRef, data: bytes
+) -> tuple[uuid.UUID, list[str]]:
+    """Index the document in the conversation's index and wait until it is searchable: the index and its files."""
+    async with engines.sessions() as session:
+        service = KnowledgeService(session, engines, caller)
+        doc_id = await service.index_conversation_file(conversation_id, ref.name, ref.content_type, data)
+        await service.wait_indexed(doc_id)
+        index = await service.conversation_index(conversation_id)
+    if index is None:
+        raise FileUnreadable("not_indexed", "The document was indexed, then deleted.")
+    return index
 
 
 async def _failed(

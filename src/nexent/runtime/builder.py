@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,9 @@ TOOL_TIMEOUT_SECONDS = 120.0
 # Room kept for the agent's own prompt, tools and answer when earlier turns are fed back (characters ~ tokens * 4).
 _HISTORY_SHARE_OF_CONTEXT = 0.5
 _DEFAULT_CONTEXT_TOKENS = 8192
+# The tool that searches the conversation's index of its long attachments (the knowledge search tool's work, under
+# its own name, so that an agent with knowledge bases has both).
+ATTACHMENT_SEARCH_TOOL = "attached_documents_search"
 
 
 @functools.cache
@@ -77,6 +80,8 @@ class RunSetup:
     side_events: list[event_types.BaseRunEvent] = field(default_factory=list)
     # Every model of the run (sub-agents run on their own): the run's usage is theirs together.
     models: list[AsyncClientModel] = field(default_factory=list)
+    # Gives the top-level agent the search tool over the conversation's index (its id, the files it holds).
+    install_index: Callable[[uuid.UUID, list[str]], None] | None = None
 
     @property
     def token_usage(self) -> TokenUsage:
@@ -191,6 +196,17 @@ class AgentBuilder:
             self.session, self.caller.tenant_id
         )
         smol_agent = await self._agent(agent, model, depth=0, names=set())
+
+        def install_index(kb_id: uuid.UUID, files: list[str]) -> None:
+            tool = self._attachment_search(kb_id, files)
+            smol_agent.tools[tool.name] = tool
+
+        if self.conversation_id is not None:  # a later turn keeps the conversation's index
+            index = await KnowledgeService(self.session, self.engines, self.caller).conversation_index(
+                self.conversation_id
+            )
+            if index is not None:
+                install_index(*index)
         return RunSetup(
             agent=smol_agent,
             model=model,
@@ -199,6 +215,7 @@ class AgentBuilder:
             context_window=context_window,
             side_events=self.side_events,
             models=[m for m, _ in self.models.values()],
+            install_index=install_index,
         )
 
     async def _model(self, agent: AgentSpec, loaded: ModelSnapshot | None) -> tuple[AsyncClientModel, int | None]:
@@ -374,6 +391,26 @@ class AgentBuilder:
         spec = registry.openai_spec(name)["function"]
         if description:
             spec = {**spec, "description": description}
+        return make_tool(spec, execute, self.loop, cancel=self.cancel, timeout=TOOL_TIMEOUT_SECONDS)
+
+    def _attachment_search(self, kb_id: uuid.UUID, files: list[str]) -> Any:
+        """The search tool over the conversation's index, its description naming the files it holds."""
+        settings = registry.validate_settings(KNOWLEDGE_TOOL, {"knowledge_base_ids": [str(kb_id)]})
+        cancel_event = asyncio.Event()
+
+        async def execute(tool_name: str, arguments: dict[str, Any]) -> str:
+            context = self._context(settings, cancel_event)
+            return self._answer(tool_name, await registry.execute(KNOWLEDGE_TOOL, arguments, context))
+
+        named = ", ".join(files[:20]) + (f" and {len(files) - 20} more" if len(files) > 20 else "")
+        spec = {
+            **registry.openai_spec(KNOWLEDGE_TOOL)["function"],
+            "name": ATTACHMENT_SEARCH_TOOL,
+            "description": "Search the documents attached to this conversation that are too long to read whole ("
+            + named
+            + ") and return numbered passages with their source. Use it for questions about them, and cite the "
+            "passages you use by number.",
+        }
         return make_tool(spec, execute, self.loop, cancel=self.cancel, timeout=TOOL_TIMEOUT_SECONDS)
 
 

@@ -296,11 +296,14 @@ class RunExecution:
                 accepts_images=setup.model.accepts_images,
                 context_window=setup.context_window,
                 emit=self.log.emit,
+                conversation_id=run.conversation_id,
             )
         except BaseException:
             await asyncio.to_thread(setup.cleanup)
             raise
         setup.model.images = prepared.images
+        if prepared.index is not None and setup.install_index is not None:
+            setup.install_index(*prepared.index)
         return prepared.task(run.message)
 
     async def _started(self) -> None:
