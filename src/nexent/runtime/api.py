@@ -340,7 +340,8 @@ async def list_attachments(
         200: {
             "description": "The file, with its format's content type.",
             "content": {
-                media: {"schema": {"type": "string", "format": "binary"}}
+                # A JSON file is any JSON value; every other format is bytes.
+                media: {"schema": {} if media == "application/json" else {"type": "string", "format": "binary"}}
                 for media in sorted({*MEDIA_TYPES.values(), "application/octet-stream"})
             },
         },
