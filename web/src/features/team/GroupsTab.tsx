@@ -2,7 +2,7 @@
 
 import { DeleteOutlined, EditOutlined, PlusOutlined } from "@ant-design/icons";
 import { App, Button, Card, Flex, Form, Input, Modal, Popconfirm, Select, Space, Tag, Typography } from "antd";
-import { useEffect, useState } from "react";
+import { useLayoutEffect, useState } from "react";
 import { useMe } from "@/features/auth/SessionProvider";
 import { useT } from "@/i18n";
 import { EmptyState } from "@/ui/EmptyState";
@@ -134,7 +134,8 @@ function GroupForm({ group, onClose, onSaved }: { group: Group | "new" | null; o
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<unknown>(null);
   const existing = group && group !== "new" ? group : null;
-  useEffect(() => {
+  // Before the first paint of the opened dialog: typing that lands right away is not undone by the reset.
+  useLayoutEffect(() => {
     if (group === null) return;
     setError(null);
     form.setFieldsValue({ name: existing?.name ?? "", description: existing?.description ?? "" });
