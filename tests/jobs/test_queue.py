@@ -8,7 +8,8 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,30 @@ from nexent.jobs.schemas import JobInfo
 from nexent.jobs.service import get_job
 from nexent.settings import Settings
 from tests.conftest import REDIS_URL, REPO_ROOT, PostgresDatabases, make_settings, started_engines, wait_until
+
+
+@contextmanager
+def worker_process(env: dict[str, str], log_path: Path, concurrency: int = 2) -> Iterator[subprocess.Popen[bytes]]:
+    """`nexent worker` in its own process group, logging to `log_path`; stopped with SIGTERM (SIGKILL after 20 s)."""
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "nexent", "worker", "--concurrency", str(concurrency)],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            yield worker
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGTERM)
+                try:
+                    worker.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    os.killpg(worker.pid, signal.SIGKILL)
+                    worker.wait()
 
 
 @dataclass

@@ -24,7 +24,7 @@ from tests.conftest import (
     wait_for_port,
     wait_until,
 )
-from tests.jobs.test_queue import settings_env
+from tests.jobs.test_queue import settings_env, worker_process
 from tests.support.identity import bearer, register
 from tests.support.model_server import run_model_server
 
@@ -51,50 +51,34 @@ async def test_worker_metrics_count_the_jobs_it_ran(tmp_path: Path, pg_url: str,
         "NEXENT_METRICS_TOKEN": TOKEN,
         "NEXENT_JOB_SWEEP_SECONDS": "0.3",
     }
-    log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "nexent", "worker", "--concurrency", "2"],
-        env=env,
-        cwd=REPO_ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
     try:
-        wait_for_port(port, timeout=60)
-        ok = await producer.queue.enqueue("test.echo", {"text": "counted"})
-        failed = await producer.queue.enqueue("test.permanent")
-        await producer.queue.enqueue("test.echo", delay_seconds=3600)  # waits: the queue's depth shows it
+        with worker_process(env, tmp_path / "worker.log"):
+            wait_for_port(port, timeout=60)
+            ok = await producer.queue.enqueue("test.echo", {"text": "counted"})
+            failed = await producer.queue.enqueue("test.permanent")
+            await producer.queue.enqueue("test.echo", delay_seconds=3600)  # waits: the queue's depth shows it
 
-        async def finished() -> bool:
-            jobs = [await get_job(producer, job_id) for job_id in (ok, failed)]
-            return all(j is not None and j.status in ("succeeded", "failed") for j in jobs)
+            async def finished() -> bool:
+                jobs = [await get_job(producer, job_id) for job_id in (ok, failed)]
+                return all(j is not None and j.status in ("succeeded", "failed") for j in jobs)
 
-        await wait_until(finished, timeout=60, interval=0.1)
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-            assert (await client.get("/metrics")).status_code == 401
-            assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
+            await wait_until(finished, timeout=60, interval=0.1)
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+                assert (await client.get("/metrics")).status_code == 401
+                assert (await client.get("/metrics", headers={"Authorization": "Bearer wrong"})).status_code == 401
 
-            async def scraped() -> str | None:
-                response = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
-                assert response.status_code == 200, response.text
-                text = response.text
-                return text if 'nexent_jobs_queue_depth{job="test.echo",status="queued"} 1.0' in text else None
+                async def scraped() -> str | None:
+                    response = await client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+                    assert response.status_code == 200, response.text
+                    text = response.text
+                    return text if 'nexent_jobs_queue_depth{job="test.echo",status="queued"} 1.0' in text else None
 
-            text = await wait_until(scraped, timeout=30, interval=0.3)
-        assert 'nexent_jobs_started_total{job="test.echo"} 1.0' in text
-        assert 'nexent_jobs_finished_total{job="test.echo",outcome="succeeded"} 1.0' in text
-        assert 'nexent_jobs_finished_total{job="test.permanent",outcome="failed"} 1.0' in text
-        assert 'nexent_job_duration_seconds_count{job="test.echo",outcome="succeeded"} 1.0' in text
+                text = await wait_until(scraped, timeout=30, interval=0.3)
+            assert 'nexent_jobs_started_total{job="test.echo"} 1.0' in text
+            assert 'nexent_jobs_finished_total{job="test.echo",outcome="succeeded"} 1.0' in text
+            assert 'nexent_jobs_finished_total{job="test.permanent",outcome="failed"} 1.0' in text
+            assert 'nexent_job_duration_seconds_count{job="test.echo",outcome="succeeded"} 1.0' in text
     finally:
-        if worker.poll() is None:
-            os.killpg(worker.pid, signal.SIGTERM)
-            try:
-                worker.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(worker.pid, signal.SIGKILL)
-                worker.wait()
-        log.close()
         await producer.close()
 
 

@@ -7,9 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import signal
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -18,7 +15,7 @@ import pytest
 from nexent.core.tracing import TRACE_KEY
 from nexent.jobs.service import get_job
 from tests.conftest import REDIS_URL, REPO_ROOT, make_settings, started_engines, wait_until
-from tests.jobs.test_queue import settings_env
+from tests.jobs.test_queue import settings_env, worker_process
 from tests.support.otlp_receiver import ReceivedSpan, run_otlp_receiver
 
 
@@ -46,41 +43,25 @@ async def test_a_job_run_by_a_worker_process_joins_the_trace_that_queued_it(
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
             "OTEL_BSP_SCHEDULE_DELAY": "100",
         }
-        log = (tmp_path / "worker.log").open("wb")
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "nexent", "worker", "--concurrency", "2"],
-            env=env,
-            cwd=REPO_ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
         try:
-            payload = {"text": "traced", TRACE_KEY: {"traceparent": f"00-{trace_id}-{parent_id}-01"}}
-            job_id = await producer.queue.enqueue("test.echo", payload)
+            with worker_process(env, tmp_path / "worker.log"):
+                payload = {"text": "traced", TRACE_KEY: {"traceparent": f"00-{trace_id}-{parent_id}-01"}}
+                job_id = await producer.queue.enqueue("test.echo", payload)
 
-            async def finished() -> bool:
+                async def finished() -> bool:
+                    job = await get_job(producer, job_id)
+                    return job is not None and job.status == "succeeded"
+
+                await wait_until(finished, timeout=90, interval=0.2)
                 job = await get_job(producer, job_id)
-                return job is not None and job.status == "succeeded"
+                assert job is not None and job.result is not None
+                assert job.result["echo"] == {"text": "traced"}  # the handler never saw the trace context
 
-            await wait_until(finished, timeout=90, interval=0.2)
-            job = await get_job(producer, job_id)
-            assert job is not None and job.result is not None
-            assert job.result["echo"] == {"text": "traced"}  # the handler never saw the trace context
+                def exported(spans: list[ReceivedSpan]) -> bool:
+                    return any(s.name == "job test.echo" for s in spans)
 
-            def exported(spans: list[ReceivedSpan]) -> bool:
-                return any(s.name == "job test.echo" for s in spans)
-
-            spans = await asyncio.to_thread(receiver.receiver.wait_for, exported, timeout=60)
+                spans = await asyncio.to_thread(receiver.receiver.wait_for, exported, timeout=60)
         finally:
-            if worker.poll() is None:
-                os.killpg(worker.pid, signal.SIGTERM)
-                try:
-                    worker.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(worker.pid, signal.SIGKILL)
-                    worker.wait()
-            log.close()
             await producer.close()
     (span,) = [s for s in spans if s.name == "job test.echo"]
     assert (span.trace_id, span.parent_span_id) == (trace_id, parent_id)
